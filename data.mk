@@ -1,0 +1,1 @@
+# data.mk - installed data: config example, nginx config, www, crontab

@@ -1,0 +1,1 @@
+# src/bench/local.mk - rules for src/bench (included by the top Makefile.am)

@@ -1,0 +1,62 @@
+/* api.h - what crosstalkd and crosstalk-fcgi share of the HTTP API: request
+ * bodies, errors, and response bodies, so both answer byte for byte alike */
+#ifndef CT_API_H
+#define CT_API_H
+
+#include <stddef.h>
+
+#include "event.h"
+#include "names.h"
+
+/* An error answer: HTTP status, a stable code, and a human message. */
+struct api_error {
+    int status;
+    const char *code;   /* static string, e.g. "bad_name" */
+    char message[200];
+};
+
+/* Fills err; `fmt` is the human message. Returns -1 so callers can write
+ * `return api_fail(err, 400, "bad_json", "...")`. */
+int api_fail(struct api_error *err, int status, const char *code,
+             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* The JSON body {"error":code,"message":...}; newly allocated. */
+char *api_error_json(const struct api_error *err, size_t *len);
+
+/* POST /api/register body {"name":"alice"}. On success returns 0 and copies
+ * the name into `name`; otherwise -1 with err set (400 bad JSON, wrong type,
+ * missing or bad name). */
+int api_parse_register(const char *body, size_t len,
+                       char name[NAME_USER_MAX + 1], struct api_error *err);
+
+/* POST .../messages body {"text":"hi"} (other fields are ignored). On success
+ * returns 0 and *text gets a newly allocated copy, *text_len its length.
+ * Errors: 400 bad JSON / not an object / text missing or not a string /
+ * empty / invalid UTF-8; 413 text over max_bytes. */
+int api_parse_message(const char *body, size_t len, size_t max_bytes,
+                      char **text, size_t *text_len, struct api_error *err);
+
+/* A WebSocket client frame: {"type":"message","text":...} or
+ * {"type":"typing"}. Returns EVENT_MESSAGE (with *text set as above),
+ * EVENT_TYPING, or -1 with err set. */
+int api_parse_client_frame(const char *body, size_t len, size_t max_bytes,
+                           char **text, size_t *text_len,
+                           struct api_error *err);
+
+/* {"name":...,"token":...} */
+char *api_register_json(const char *name, const char *token, size_t *len);
+
+/* {"events":[<json>,...],"last_id":"..."}: joins already encoded events.
+ * last_id is the id of the newest stored event in the list or, when none
+ * is, the caller's `since` ("0-0" when there was none). Newly allocated. */
+char *api_events_json(const char *const *jsons, const size_t *lens, size_t n,
+                      const char *last_id, size_t *len);
+
+/* {"online":[...]} */
+char *api_online_json(const char *const *names, size_t n, size_t *len);
+
+/* {"rooms":[{"name":...,"last_ts":...},...]} */
+char *api_rooms_json(const char *const *names, const long long *last_ts,
+                     size_t n, size_t *len);
+
+#endif

@@ -1,0 +1,49 @@
+/* keys.h - the Redis key names of DESIGN.md and the Lua scripts every writer
+ * runs, so crosstalkd, crosstalk-fcgi and crosstalk-backup agree */
+#ifndef CT_KEYS_H
+#define CT_KEYS_H
+
+#include <stddef.h>
+
+#define KEYS_MAX 128
+
+/* Each writes the key into buf (KEYS_MAX bytes) and returns buf. */
+char *keys_room_log(char *buf, const char *room);   /* ct:room:{room}:log */
+char *keys_user(char *buf, const char *name);       /* ct:user:{name} */
+char *keys_token(char *buf, const char *hash);      /* ct:token:{sha256} */
+char *keys_presence(char *buf, const char *room);   /* ct:presence:{room} */
+char *keys_bus(char *buf, const char *room);        /* ct:bus:{room} */
+char *keys_backup(char *buf, const char *room);     /* ct:backup:{room} */
+#define KEYS_ROOMS "ct:rooms"
+#define KEYS_BUS_PATTERN "ct:bus:*"
+#define KEYS_BUS_PREFIX "ct:bus:"
+#define KEYS_BACKUP_LOCK "ct:backup:lock"
+
+/* A Lua script and its SHA-1 (hex), run with EVALSHA and, on NOSCRIPT,
+ * with EVAL. */
+struct keys_script {
+    const char *name;
+    const char *body;
+    char sha[41];
+};
+
+/* The append script: KEYS = {room log, ct:rooms}, ARGV = {room, from, text,
+ * bus channel}. XADDs the message with its ts, bumps ct:rooms, PUBLISHes the
+ * event JSON with its new id, all atomically; returns {id, ts}. */
+extern struct keys_script keys_append_script;
+/* The register script: KEYS = {ct:user:{name}, ct:token:{hash}}, ARGV =
+ * {hash, created ms, name}. Returns 1 when created, 0 when the name is
+ * taken (and then writes nothing). */
+extern struct keys_script keys_register_script;
+
+/* Computes the scripts' SHA-1s; call once at start-up. */
+void keys_init(void);
+
+/* Argument vectors for the append script: fills argv/lens (8 entries) and
+ * returns the count. `bufs` must hold 2 * KEYS_MAX bytes and outlive use.
+ * `evalsha` picks EVALSHA+sha or EVAL+body. */
+int keys_append_argv(const char **argv, size_t *lens, char *bufs, int evalsha,
+                     const char *room, const char *from, const char *text,
+                     size_t text_len);
+
+#endif

@@ -1,0 +1,2 @@
+/* main.c - crosstalkd: start-up, signals, shutdown */
+int main(void) { return 0; }

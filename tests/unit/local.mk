@@ -1,0 +1,1 @@
+# tests/unit/local.mk - C unit tests (TAP), run by make check
