@@ -39,9 +39,12 @@ extern struct keys_script keys_register_script;
 /* Computes the scripts' SHA-1s; call once at start-up. */
 void keys_init(void);
 
-/* Argument vectors for the append script: fills argv/lens (8 entries) and
- * returns the count. `bufs` must hold 2 * KEYS_MAX bytes and outlive use.
- * `evalsha` picks EVALSHA+sha or EVAL+body. */
+/* Argument vectors for the append script: fills argv/lens
+ * (KEYS_APPEND_ARGC = 9 entries: EVALSHA sha 2 log ct:rooms room from text
+ * channel) and returns the count. `bufs` must hold 2 * KEYS_MAX bytes and
+ * outlive use; argv[7] is `text` itself, lens[7] is text_len. `evalsha`
+ * picks EVALSHA+sha or EVAL+body. */
+#define KEYS_APPEND_ARGC 9
 int keys_append_argv(const char **argv, size_t *lens, char *bufs, int evalsha,
                      const char *room, const char *from, const char *text,
                      size_t text_len);

@@ -17,8 +17,9 @@ int reply_events(const struct redisReply *r, const char *room,
                  struct event **evs, size_t *n);
 void reply_free_events(struct event *evs, size_t n);
 
-/* The id of a one-entry-or-more XRANGE/XREVRANGE reply's first entry, or ""
- * ... copied into buf (STREAMID_STRLEN). Returns 0 or -1 when empty. */
+/* Copies the id of an XRANGE/XREVRANGE reply's first entry into buf
+ * (STREAMID_STRLEN bytes) and returns 0; returns -1 with buf "" when the
+ * reply is empty or not an array. */
 int reply_first_id(const struct redisReply *r, char *buf);
 
 #endif

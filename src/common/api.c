@@ -1,0 +1,299 @@
+/* api.c - request bodies, errors and response bodies of the HTTP API, shared
+ * by crosstalkd and crosstalk-fcgi */
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "utf8.h"
+#include "xmalloc.h"
+
+int
+api_fail(struct api_error *err, int status, const char *code,
+         const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL)
+        return -1;
+    err->status = status;
+    err->code = code;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Serialises o (and drops it) into a newly allocated string. */
+static char *
+finish(json_object *o, size_t *len)
+{
+    const char *s;
+    size_t n;
+    char *out;
+
+    s = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+    out = xstrndup(s, n);
+    json_object_put(o);
+    if (len != NULL)
+        *len = n;
+    return out;
+}
+
+char *
+api_error_json(const struct api_error *err, size_t *len)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "error", json_object_new_string(err->code));
+    json_object_object_add(o, "message", json_object_new_string(err->message));
+    return finish(o, len);
+}
+
+/* Parses body as exactly one JSON object, blanks around it allowed; on
+ * anything else returns NULL with a 400 bad_json in err. */
+static json_object *
+parse_object(const char *body, size_t len, struct api_error *err)
+{
+    json_tokener *tok = NULL;
+    json_object *o = NULL;
+    size_t end;
+
+    if (body == NULL || len > INT32_MAX) {
+        api_fail(err, 400, API_BAD_JSON, "the body is not JSON");
+        return NULL;
+    }
+    tok = json_tokener_new();
+    if (tok == NULL) {
+        api_fail(err, 400, API_BAD_JSON, "the body is not JSON");
+        return NULL;
+    }
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    o = json_tokener_parse_ex(tok, body, (int)len);
+    if (o == NULL || json_tokener_get_error(tok) != json_tokener_success) {
+        api_fail(err, 400, API_BAD_JSON, "the body is not JSON");
+        goto err;
+    }
+    for (end = json_tokener_get_parse_end(tok); end < len; end++) {
+        if (body[end] == '\0' || strchr(" \t\r\n", body[end]) == NULL) {
+            api_fail(err, 400, API_BAD_JSON,
+                     "the body has data after its JSON value");
+            goto err;
+        }
+    }
+    if (!json_object_is_type(o, json_type_object)) {
+        api_fail(err, 400, API_BAD_JSON, "the body is not a JSON object");
+        goto err;
+    }
+    json_tokener_free(tok);
+    return o;
+err:
+    json_object_put(o);
+    json_tokener_free(tok);
+    return NULL;
+}
+
+/* The string member `key` of o, or NULL with a 400 bad_request in err when
+ * it is missing or not a string. */
+static json_object *
+get_string(json_object *o, const char *key, struct api_error *err)
+{
+    json_object *v;
+
+    if (!json_object_object_get_ex(o, key, &v)) {
+        api_fail(err, 400, API_BAD_REQUEST, "\"%s\" is missing", key);
+        return NULL;
+    }
+    if (!json_object_is_type(v, json_type_string)) {
+        api_fail(err, 400, API_BAD_REQUEST, "\"%s\" must be a string", key);
+        return NULL;
+    }
+    return v;
+}
+
+int
+api_parse_register(const char *body, size_t len,
+                   char name[NAME_USER_MAX + 1], struct api_error *err)
+{
+    json_object *o, *v;
+    const char *s;
+    size_t n;
+    int rc = -1;
+
+    if ((o = parse_object(body, len, err)) == NULL)
+        return -1;
+    if ((v = get_string(o, "name", err)) == NULL)
+        goto done;
+    s = json_object_get_string(v);
+    n = (size_t)json_object_get_string_len(v);
+    if (!names_user_valid(s, n)) {
+        api_fail(err, 400, API_BAD_NAME,
+                 "a name is 1 to %d of A-Z a-z 0-9 _ . -", NAME_USER_MAX);
+        goto done;
+    }
+    memcpy(name, s, n);
+    name[n] = '\0';
+    rc = 0;
+done:
+    json_object_put(o);
+    return rc;
+}
+
+/* Checks and copies the "text" member of o. */
+static int
+take_text(json_object *o, size_t max_bytes, char **text, size_t *text_len,
+          struct api_error *err)
+{
+    json_object *v;
+    const char *s;
+    size_t n;
+
+    if ((v = get_string(o, "text", err)) == NULL)
+        return -1;
+    s = json_object_get_string(v);
+    n = (size_t)json_object_get_string_len(v);
+    if (n == 0)
+        return api_fail(err, 400, API_EMPTY_TEXT, "the text is empty");
+    if (n > max_bytes)
+        return api_fail(err, 413, API_TOO_LARGE,
+                        "the text is %zu bytes, more than %zu", n, max_bytes);
+    if (!utf8_valid(s, n))
+        return api_fail(err, 400, API_BAD_UTF8,
+                        "the text is not valid UTF-8");
+    /* Readers of stored text are C code: a NUL would cut it short. */
+    if (memchr(s, '\0', n) != NULL)
+        return api_fail(err, 400, API_BAD_UTF8,
+                        "the text contains a NUL character");
+    *text = xmalloc(n + 1);
+    memcpy(*text, s, n);
+    (*text)[n] = '\0';
+    *text_len = n;
+    return 0;
+}
+
+int
+api_parse_message(const char *body, size_t len, size_t max_bytes,
+                  char **text, size_t *text_len, struct api_error *err)
+{
+    json_object *o;
+    int rc;
+
+    *text = NULL;
+    *text_len = 0;
+    if ((o = parse_object(body, len, err)) == NULL)
+        return -1;
+    rc = take_text(o, max_bytes, text, text_len, err);
+    json_object_put(o);
+    return rc;
+}
+
+int
+api_parse_client_frame(const char *body, size_t len, size_t max_bytes,
+                       char **text, size_t *text_len, struct api_error *err)
+{
+    json_object *o, *v;
+    const char *type;
+    int rc = -1;
+
+    *text = NULL;
+    *text_len = 0;
+    if ((o = parse_object(body, len, err)) == NULL)
+        return -1;
+    if ((v = get_string(o, "type", err)) == NULL)
+        goto done;
+    type = json_object_get_string(v);
+    if (strcmp(type, "message") == 0) {
+        if (take_text(o, max_bytes, text, text_len, err) == 0)
+            rc = EVENT_MESSAGE;
+    } else if (strcmp(type, "typing") == 0) {
+        rc = EVENT_TYPING;
+    } else {
+        api_fail(err, 400, API_BAD_REQUEST,
+                 "\"type\" must be \"message\" or \"typing\"");
+    }
+done:
+    json_object_put(o);
+    return rc;
+}
+
+char *
+api_register_json(const char *name, const char *token, size_t *len)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "name", json_object_new_string(name));
+    json_object_object_add(o, "token", json_object_new_string(token));
+    return finish(o, len);
+}
+
+char *
+api_events_json(const char *const *jsons, const size_t *lens, size_t n,
+                const char *last_id, size_t *len)
+{
+    json_object *id = json_object_new_string(last_id != NULL ? last_id : "");
+    const char *idjson;
+    size_t idlen, total, i, off;
+    char *out;
+
+    idjson = json_object_to_json_string_length(
+        id, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &idlen);
+    total = strlen("{\"events\":[],\"last_id\":}") + idlen;
+    for (i = 0; i < n; i++)
+        total += lens[i] + 1;
+    out = xmalloc(total + 1);
+    off = 0;
+    memcpy(out + off, "{\"events\":[", 11);
+    off += 11;
+    for (i = 0; i < n; i++) {
+        if (i > 0)
+            out[off++] = ',';
+        memcpy(out + off, jsons[i], lens[i]);
+        off += lens[i];
+    }
+    memcpy(out + off, "],\"last_id\":", 12);
+    off += 12;
+    memcpy(out + off, idjson, idlen);
+    off += idlen;
+    out[off++] = '}';
+    out[off] = '\0';
+    json_object_put(id);
+    if (len != NULL)
+        *len = off;
+    return out;
+}
+
+char *
+api_online_json(const char *const *names, size_t n, size_t *len)
+{
+    json_object *o = json_object_new_object();
+    json_object *arr = json_object_new_array();
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        json_object_array_add(arr, json_object_new_string(names[i]));
+    json_object_object_add(o, "online", arr);
+    return finish(o, len);
+}
+
+char *
+api_rooms_json(const char *const *names, const long long *last_ts, size_t n,
+               size_t *len)
+{
+    json_object *o = json_object_new_object();
+    json_object *arr = json_object_new_array();
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        json_object *r = json_object_new_object();
+
+        json_object_object_add(r, "name", json_object_new_string(names[i]));
+        json_object_object_add(r, "last_ts",
+                               json_object_new_int64(last_ts[i]));
+        json_object_array_add(arr, r);
+    }
+    json_object_object_add(o, "rooms", arr);
+    return finish(o, len);
+}

@@ -1,0 +1,129 @@
+/* keys.c - Redis key names and the Lua scripts every writer runs */
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "keys.h"
+
+/*
+ * The one write path of DESIGN.md. ts comes from the server's clock so
+ * every writer agrees; it is formatted with %d because a Lua number would
+ * otherwise go to XADD as "1.7e+12". cjson escapes '/' as "\/", which any
+ * JSON reader (event_from_json included) takes as '/'.
+ */
+static const char append_body[] =
+    "local t = redis.call('TIME')\n"
+    "local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local tss = string.format('%d', ts)\n"
+    "local id = redis.call('XADD', KEYS[1], '*', 'from', ARGV[2], "
+    "'text', ARGV[3], 'ts', tss)\n"
+    "redis.call('ZADD', KEYS[2], tss, ARGV[1])\n"
+    "redis.call('PUBLISH', ARGV[4], cjson.encode({id = id, room = ARGV[1], "
+    "type = 'message', from = ARGV[2], text = ARGV[3], ts = ts}))\n"
+    "return {id, tss}\n";
+
+/* Creating the user and its token lookup together, or neither: a taken
+ * name writes nothing. */
+static const char register_body[] =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'token_sha256', ARGV[1], "
+    "'created', ARGV[2])\n"
+    "redis.call('SET', KEYS[2], ARGV[3])\n"
+    "return 1\n";
+
+struct keys_script keys_append_script = {"append", append_body, ""};
+struct keys_script keys_register_script = {"register", register_body, ""};
+
+static char *
+key(char *buf, const char *prefix, const char *name, const char *suffix)
+{
+    snprintf(buf, KEYS_MAX, "%s%s%s", prefix, name, suffix);
+    return buf;
+}
+
+char *
+keys_room_log(char *buf, const char *room)
+{
+    return key(buf, "ct:room:", room, ":log");
+}
+
+char *
+keys_user(char *buf, const char *name)
+{
+    return key(buf, "ct:user:", name, "");
+}
+
+char *
+keys_token(char *buf, const char *hash)
+{
+    return key(buf, "ct:token:", hash, "");
+}
+
+char *
+keys_presence(char *buf, const char *room)
+{
+    return key(buf, "ct:presence:", room, "");
+}
+
+char *
+keys_bus(char *buf, const char *room)
+{
+    return key(buf, KEYS_BUS_PREFIX, room, "");
+}
+
+char *
+keys_backup(char *buf, const char *room)
+{
+    return key(buf, "ct:backup:", room, "");
+}
+
+static void
+script_sha(struct keys_script *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0, i;
+
+    if (!EVP_Digest(s->body, strlen(s->body), md, &n, EVP_sha1(), NULL) ||
+        n != 20) {
+        /* EVALSHA then fails with NOSCRIPT and callers fall back to EVAL. */
+        snprintf(s->sha, sizeof(s->sha), "%040d", 0);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        s->sha[2 * i] = hex[md[i] >> 4];
+        s->sha[2 * i + 1] = hex[md[i] & 15];
+    }
+    s->sha[40] = '\0';
+}
+
+void
+keys_init(void)
+{
+    script_sha(&keys_append_script);
+    script_sha(&keys_register_script);
+}
+
+int
+keys_append_argv(const char **argv, size_t *lens, char *bufs, int evalsha,
+                 const char *room, const char *from, const char *text,
+                 size_t text_len)
+{
+    int n = 0;
+
+    if (evalsha && keys_append_script.sha[0] == '\0')
+        keys_init();
+    argv[n++] = evalsha ? "EVALSHA" : "EVAL";
+    argv[n++] = evalsha ? keys_append_script.sha : keys_append_script.body;
+    argv[n++] = "2";
+    argv[n++] = keys_room_log(bufs, room);
+    argv[n++] = KEYS_ROOMS;
+    argv[n++] = room;
+    argv[n++] = from;
+    argv[n++] = text;
+    argv[n++] = keys_bus(bufs + KEYS_MAX, room);
+    for (int i = 0; i < n; i++)
+        lens[i] = strlen(argv[i]);
+    lens[7] = text_len;
+    return n;
+}

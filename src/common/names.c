@@ -1,0 +1,42 @@
+/* names.c - user and room names */
+#include "names.h"
+
+static bool
+user_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+           (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+}
+
+static bool
+room_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+}
+
+bool
+names_user_valid(const char *s, size_t len)
+{
+    size_t i;
+
+    if (s == NULL || len == 0 || len > NAME_USER_MAX)
+        return false;
+    for (i = 0; i < len; i++)
+        if (!user_char((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+bool
+names_room_valid(const char *s, size_t len)
+{
+    size_t i;
+
+    if (s == NULL || len == 0 || len > NAME_ROOM_MAX)
+        return false;
+    for (i = 0; i < len; i++)
+        if (!room_char((unsigned char)s[i]))
+            return false;
+    return true;
+}

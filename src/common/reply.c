@@ -1,0 +1,122 @@
+/* reply.c - hiredis replies turned into our types */
+#include <hiredis/hiredis.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "reply.h"
+#include "xmalloc.h"
+
+static bool
+is_string(const redisReply *r)
+{
+    return r != NULL &&
+           (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
+}
+
+/* Parses the ts field: digits only, as the append script writes it. */
+static int
+parse_ts(const char *s, size_t len, int64_t *out)
+{
+    int64_t v = 0;
+    size_t i;
+
+    if (len == 0 || len > 18)
+        return -1;
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* Turns one [id, [field, value, ...]] entry into a message event. */
+static int
+entry_event(const redisReply *e, const char *room, struct event *ev)
+{
+    const redisReply *id, *fields, *from = NULL, *text = NULL, *ts = NULL;
+    struct streamid sid;
+    int64_t tsv;
+    size_t i;
+
+    if (e == NULL || e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+        return -1;
+    id = e->element[0];
+    fields = e->element[1];
+    if (!is_string(id) || streamid_parse(id->str, id->len, &sid) < 0 ||
+        fields == NULL || fields->type != REDIS_REPLY_ARRAY)
+        return -1;
+    for (i = 0; i + 1 < fields->elements; i += 2) {
+        const redisReply *f = fields->element[i], *v = fields->element[i + 1];
+
+        if (!is_string(f) || !is_string(v))
+            continue;
+        if (f->len == 4 && memcmp(f->str, "from", 4) == 0)
+            from = v;
+        else if (f->len == 4 && memcmp(f->str, "text", 4) == 0)
+            text = v;
+        else if (f->len == 2 && memcmp(f->str, "ts", 2) == 0)
+            ts = v;
+    }
+    if (from == NULL || text == NULL || ts == NULL ||
+        !names_user_valid(from->str, from->len) ||
+        parse_ts(ts->str, ts->len, &tsv) < 0)
+        return -1;
+    event_init_message(ev, room, id->str, from->str, text->str, text->len,
+                       tsv);
+    return 0;
+}
+
+int
+reply_events(const struct redisReply *r, const char *room,
+             struct event **evs, size_t *n)
+{
+    size_t i;
+
+    *evs = NULL;
+    *n = 0;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
+        return -1;
+    *evs = xcalloc(r->elements, sizeof(**evs));
+    for (i = 0; i < r->elements; i++) {
+        if (entry_event(r->element[i], room, &(*evs)[*n]) < 0) {
+            log_warn("room %s: skipping a malformed stream entry", room);
+            continue;
+        }
+        (*n)++;
+    }
+    return 0;
+}
+
+void
+reply_free_events(struct event *evs, size_t n)
+{
+    size_t i;
+
+    if (evs == NULL)
+        return;
+    for (i = 0; i < n; i++)
+        event_clear(&evs[i]);
+    free(evs);
+}
+
+int
+reply_first_id(const struct redisReply *r, char *buf)
+{
+    const redisReply *e, *id;
+    struct streamid sid;
+
+    buf[0] = '\0';
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements == 0)
+        return -1;
+    e = r->element[0];
+    if (e == NULL || e->type != REDIS_REPLY_ARRAY || e->elements < 1)
+        return -1;
+    id = e->element[0];
+    if (!is_string(id) || streamid_parse(id->str, id->len, &sid) < 0)
+        return -1;
+    streamid_format(&sid, buf);
+    return 0;
+}

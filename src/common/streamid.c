@@ -1,0 +1,70 @@
+/* streamid.c - Redis stream ids: parse, compare, format */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "streamid.h"
+
+/* Parses a run of decimal digits that fits 64 bits; -1 on an empty run,
+ * a non-digit or overflow. */
+static int
+parse_u64(const char *s, size_t len, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t i;
+
+    if (len == 0)
+        return -1;
+    for (i = 0; i < len; i++) {
+        unsigned d;
+
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+int
+streamid_parse(const char *s, size_t len, struct streamid *out)
+{
+    struct streamid id = {0, 0};
+    size_t dash;
+
+    if (s == NULL)
+        return -1;
+    for (dash = 0; dash < len && s[dash] != '-'; dash++)
+        ;
+    if (parse_u64(s, dash, &id.ms) < 0)
+        return -1;
+    if (dash < len && parse_u64(s + dash + 1, len - dash - 1, &id.seq) < 0)
+        return -1;
+    *out = id;
+    return 0;
+}
+
+int
+streamid_cmp(const struct streamid *a, const struct streamid *b)
+{
+    if (a->ms != b->ms)
+        return a->ms < b->ms ? -1 : 1;
+    if (a->seq != b->seq)
+        return a->seq < b->seq ? -1 : 1;
+    return 0;
+}
+
+char *
+streamid_format(const struct streamid *id, char *buf)
+{
+    snprintf(buf, STREAMID_STRLEN, "%" PRIu64 "-%" PRIu64, id->ms, id->seq);
+    return buf;
+}
+
+bool
+streamid_is_zero(const struct streamid *id)
+{
+    return id->ms == 0 && id->seq == 0;
+}
