@@ -1,1 +1,33 @@
 # tests/unit/local.mk - C unit tests (TAP), run by make check
+LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
+
+UNIT_TESTS = \
+	tests/unit/test_names tests/unit/test_utf8 tests/unit/test_streamid \
+	tests/unit/test_event tests/unit/test_api tests/unit/test_query \
+	tests/unit/test_config tests/unit/test_auth tests/unit/test_keys \
+	tests/unit/test_reply
+check_PROGRAMS += $(UNIT_TESTS)
+TESTS += $(UNIT_TESTS)
+EXTRA_DIST += tests/unit/tap.h
+
+tests_unit_test_names_SOURCES = tests/unit/test_names.c tests/unit/tap.h
+tests_unit_test_names_LDADD = $(COMMON_LIBS)
+tests_unit_test_utf8_SOURCES = tests/unit/test_utf8.c tests/unit/tap.h
+tests_unit_test_utf8_LDADD = $(COMMON_LIBS)
+tests_unit_test_streamid_SOURCES = tests/unit/test_streamid.c tests/unit/tap.h
+tests_unit_test_streamid_LDADD = $(COMMON_LIBS)
+tests_unit_test_event_SOURCES = tests/unit/test_event.c tests/unit/tap.h
+tests_unit_test_event_LDADD = $(COMMON_LIBS)
+tests_unit_test_api_SOURCES = tests/unit/test_api.c tests/unit/tap.h
+tests_unit_test_api_LDADD = $(COMMON_LIBS)
+tests_unit_test_query_SOURCES = tests/unit/test_query.c tests/unit/tap.h
+tests_unit_test_query_LDADD = $(COMMON_LIBS)
+tests_unit_test_config_SOURCES = tests/unit/test_config.c tests/unit/tap.h
+tests_unit_test_config_LDADD = $(COMMON_LIBS)
+tests_unit_test_auth_SOURCES = tests/unit/test_auth.c tests/unit/tap.h
+tests_unit_test_auth_LDADD = $(COMMON_LIBS)
+tests_unit_test_keys_SOURCES = tests/unit/test_keys.c tests/unit/tap.h
+tests_unit_test_keys_LDADD = $(COMMON_LIBS)
+tests_unit_test_reply_SOURCES = tests/unit/test_reply.c tests/unit/tap.h
+tests_unit_test_reply_CFLAGS = $(AM_CFLAGS) $(HIREDIS_CFLAGS)
+tests_unit_test_reply_LDADD = $(COMMON_LIBS)

@@ -1,0 +1,195 @@
+/* test_api.c - request body parsers and response bodies */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "tap.h"
+
+/* Asserts that a message body fails with status and code. */
+static void
+msg_fails(const char *body, size_t max, int status, const char *code)
+{
+    struct api_error err = {0, NULL, ""};
+    char *text = (char *)"sentinel";
+    size_t len = 99;
+    int rc = api_parse_message(body, strlen(body), max, &text, &len, &err);
+
+    ok(rc == -1 && err.status == status && err.code != NULL &&
+           strcmp(err.code, code) == 0 && text == NULL && err.message[0],
+       "message %s -> %d %s (got %d %s: %s)", body, status, code, err.status,
+       err.code ? err.code : "-", err.message);
+}
+
+static void
+reg_fails(const char *body, int status, const char *code)
+{
+    struct api_error err = {0, NULL, ""};
+    char name[NAME_USER_MAX + 1];
+
+    ok(api_parse_register(body, strlen(body), name, &err) == -1 &&
+           err.status == status && err.code && strcmp(err.code, code) == 0,
+       "register %s -> %d %s (got %d %s)", body, status, code, err.status,
+       err.code ? err.code : "-");
+}
+
+static void
+frame_fails(const char *body, int status, const char *code)
+{
+    struct api_error err = {0, NULL, ""};
+    char *text = NULL;
+    size_t len;
+
+    ok(api_parse_client_frame(body, strlen(body), 10, &text, &len, &err) ==
+               -1 &&
+           err.status == status && err.code && strcmp(err.code, code) == 0 &&
+           text == NULL,
+       "frame %s -> %d %s (got %d %s)", body, status, code, err.status,
+       err.code ? err.code : "-");
+}
+
+int
+main(void)
+{
+    struct api_error err;
+    char name[NAME_USER_MAX + 1];
+    char *text, *json;
+    size_t len;
+
+    is_int(api_fail(&err, 413, API_TOO_LARGE, "over %d", 5), -1,
+           "api_fail returns -1");
+    is_int(err.status, 413, "  status");
+    is_str(err.code, "too_large", "  code");
+    is_str(err.message, "over 5", "  message");
+    api_fail(&err, 400, API_BAD_JSON, "bad \"quote\"");
+    json = api_error_json(&err, &len);
+    is_str(json, "{\"error\":\"bad_json\",\"message\":\"bad \\\"quote\\\"\"}",
+           "error JSON, message escaped");
+    is_int(len, strlen(json), "  length");
+    free(json);
+
+    is_int(api_parse_register("{\"name\":\"alice\"}", 16, name, &err), 0,
+           "register body");
+    is_str(name, "alice", "  name");
+    is_int(api_parse_register(" {\"name\":\"a.b-c_1\",\"x\":[1]} ",
+                              strlen(" {\"name\":\"a.b-c_1\",\"x\":[1]} "),
+                              name, &err),
+           0, "register with blanks and an extra field");
+    is_str(name, "a.b-c_1", "  name");
+    reg_fails("", 400, API_BAD_JSON);
+    reg_fails("name=alice", 400, API_BAD_JSON);
+    reg_fails("[\"alice\"]", 400, API_BAD_JSON);
+    reg_fails("\"alice\"", 400, API_BAD_JSON);
+    reg_fails("{\"name\":\"alice\"", 400, API_BAD_JSON);
+    reg_fails("{\"name\":\"alice\"}{}", 400, API_BAD_JSON);
+    reg_fails("{\"name\":\"alice\"} x", 400, API_BAD_JSON);
+    reg_fails("{}", 400, API_BAD_REQUEST);
+    reg_fails("{\"name\":42}", 400, API_BAD_REQUEST);
+    reg_fails("{\"name\":null}", 400, API_BAD_REQUEST);
+    reg_fails("{\"name\":\"\"}", 400, API_BAD_NAME);
+    reg_fails("{\"name\":\"al ice\"}", 400, API_BAD_NAME);
+    reg_fails("{\"name\":\"abcdefghijklmnopqrstuvwxyz0123456\"}", 400,
+              API_BAD_NAME);
+    reg_fails("{\"name\":\"a\\u0000b\"}", 400, API_BAD_NAME);
+
+    is_int(api_parse_message("{\"text\":\"hi \\u00e9\"}", 20, 100, &text,
+                             &len, &err),
+           0, "message body");
+    is_str(text, "hi \xc3\xa9", "  text decoded");
+    is_int(len, 5, "  length in bytes");
+    free(text);
+    is_int(api_parse_message("{\"text\":\"12345\"}", 16, 5, &text, &len,
+                             &err),
+           0, "text of exactly max bytes");
+    free(text);
+    msg_fails("{\"text\":\"123456\"}", 5, 413, API_TOO_LARGE);
+    msg_fails("{\"text\":\"\xc3\xa9\xc3\xa9\xc3\xa9\"}", 5, 413,
+              API_TOO_LARGE);
+    msg_fails("", 100, 400, API_BAD_JSON);
+    msg_fails("hello", 100, 400, API_BAD_JSON);
+    msg_fails("{\"text\":\"hi\"", 100, 400, API_BAD_JSON);
+    msg_fails("{\"text\":\"hi\"}]", 100, 400, API_BAD_JSON);
+    msg_fails("{\"text\":\"hi\",}", 100, 400, API_BAD_JSON);
+    msg_fails("[{\"text\":\"hi\"}]", 100, 400, API_BAD_JSON);
+    msg_fails("null", 100, 400, API_BAD_JSON);
+    msg_fails("{}", 100, 400, API_BAD_REQUEST);
+    msg_fails("{\"txt\":\"hi\"}", 100, 400, API_BAD_REQUEST);
+    msg_fails("{\"text\":5}", 100, 400, API_BAD_REQUEST);
+    msg_fails("{\"text\":[\"hi\"]}", 100, 400, API_BAD_REQUEST);
+    msg_fails("{\"text\":null}", 100, 400, API_BAD_REQUEST);
+    msg_fails("{\"text\":\"\"}", 100, 400, API_EMPTY_TEXT);
+    msg_fails("{\"text\":\"\xc0\xaf\"}", 100, 400, API_BAD_UTF8);
+    msg_fails("{\"text\":\"\xed\xa0\x80\"}", 100, 400, API_BAD_UTF8);
+    msg_fails("{\"text\":\"ab\xff\"}", 100, 400, API_BAD_UTF8);
+    msg_fails("{\"text\":\"a\\u0000b\"}", 100, 400, API_BAD_UTF8);
+    {
+        struct api_error e2;
+        char *t2 = NULL;
+        size_t l2;
+        const char body[] = "{\"text\":\"hi\"}\0garbage";
+
+        ok(api_parse_message(body, sizeof(body) - 1, 100, &t2, &l2, &e2) ==
+               -1,
+           "a NUL after the object is trailing garbage");
+        free(t2);
+    }
+
+    is_int(api_parse_client_frame("{\"type\":\"message\",\"text\":\"yo\"}",
+                                  strlen("{\"type\":\"message\",\"text\":"
+                                         "\"yo\"}"),
+                                  10, &text, &len, &err),
+           EVENT_MESSAGE, "message frame");
+    is_str(text, "yo", "  text");
+    free(text);
+    text = NULL;
+    is_int(api_parse_client_frame("{\"type\":\"typing\"}", 17, 10, &text,
+                                  &len, &err),
+           EVENT_TYPING, "typing frame");
+    ok(text == NULL, "  no text");
+    frame_fails("{\"text\":\"yo\"}", 400, API_BAD_REQUEST);
+    frame_fails("{\"type\":\"shout\"}", 400, API_BAD_REQUEST);
+    frame_fails("{\"type\":1}", 400, API_BAD_REQUEST);
+    frame_fails("{\"type\":\"message\"}", 400, API_BAD_REQUEST);
+    frame_fails("{\"type\":\"message\",\"text\":\"\"}", 400, API_EMPTY_TEXT);
+    frame_fails("{\"type\":\"message\",\"text\":\"01234567890\"}", 413,
+                API_TOO_LARGE);
+    frame_fails("{\"type\":\"message\",\"text\":\"\xe2\x82\"}", 400,
+                API_BAD_UTF8);
+    frame_fails("not json", 400, API_BAD_JSON);
+
+    json = api_register_json("alice", "tok-_", &len);
+    is_str(json, "{\"name\":\"alice\",\"token\":\"tok-_\"}", "register JSON");
+    free(json);
+
+    {
+        const char *evs[] = {"{\"a\":1}", "{\"b\":2}"};
+        size_t lens[] = {7, 7};
+
+        json = api_events_json(evs, lens, 2, "5-1", &len);
+        is_str(json, "{\"events\":[{\"a\":1},{\"b\":2}],\"last_id\":\"5-1\"}",
+               "events JSON joins");
+        is_int(len, strlen(json), "  length");
+        free(json);
+        json = api_events_json(NULL, NULL, 0, "0-0", &len);
+        is_str(json, "{\"events\":[],\"last_id\":\"0-0\"}", "no events");
+        free(json);
+    }
+    {
+        const char *who[] = {"alice", "bob"};
+        const char *rooms[] = {"lobby", "dev"};
+        const long long ts[] = {1732230000000LL, 5};
+
+        json = api_online_json(who, 2, &len);
+        is_str(json, "{\"online\":[\"alice\",\"bob\"]}", "online JSON");
+        free(json);
+        json = api_online_json(NULL, 0, &len);
+        is_str(json, "{\"online\":[]}", "nobody online");
+        free(json);
+        json = api_rooms_json(rooms, ts, 2, &len);
+        is_str(json,
+               "{\"rooms\":[{\"name\":\"lobby\",\"last_ts\":1732230000000},"
+               "{\"name\":\"dev\",\"last_ts\":5}]}",
+               "rooms JSON");
+        free(json);
+    }
+    return tap_done();
+}

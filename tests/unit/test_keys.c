@@ -1,0 +1,96 @@
+/* test_keys.c - Redis key names, script digests and EVAL argument vectors */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "keys.h"
+#include "tap.h"
+
+/* The SHA-1 that `sha1sum` gives for body, which is what Redis's
+ * SCRIPT LOAD answers: computed outside our code on purpose. */
+static int
+sha1sum(const char *body, char out[41])
+{
+    char path[] = "/tmp/crosstalk-test-keys.XXXXXX", cmd[128];
+    int fd = mkstemp(path);
+    FILE *p;
+    int rc = -1;
+
+    if (fd < 0)
+        return -1;
+    if (write(fd, body, strlen(body)) != (ssize_t)strlen(body))
+        goto done;
+    snprintf(cmd, sizeof(cmd), "sha1sum %s", path);
+    if ((p = popen(cmd, "r")) == NULL)
+        goto done;
+    if (fread(out, 1, 40, p) == 40)
+        rc = 0;
+    out[40] = '\0';
+    pclose(p);
+done:
+    close(fd);
+    unlink(path);
+    return rc;
+}
+
+int
+main(void)
+{
+    char buf[KEYS_MAX], sha[41], bufs[2 * KEYS_MAX];
+    const char *argv[KEYS_APPEND_ARGC];
+    size_t lens[KEYS_APPEND_ARGC];
+    char room64[65];
+    int n;
+
+    is_str(keys_room_log(buf, "lobby"), "ct:room:lobby:log", "room log key");
+    is_str(keys_user(buf, "alice"), "ct:user:alice", "user key");
+    is_str(keys_token(buf, "ab12"), "ct:token:ab12", "token key");
+    is_str(keys_presence(buf, "lobby"), "ct:presence:lobby", "presence key");
+    is_str(keys_bus(buf, "lobby"), "ct:bus:lobby", "bus channel");
+    is_str(keys_backup(buf, "lobby"), "ct:backup:lobby", "backup key");
+    ok(keys_bus(buf, "x") == buf, "builders return buf");
+    memset(room64, 'r', 64);
+    room64[64] = '\0';
+    keys_room_log(buf, room64);
+    ok(strlen(buf) == 8 + 64 + 4, "longest room's log key fits KEYS_MAX");
+    is_str(KEYS_ROOMS, "ct:rooms", "rooms key");
+    ok(strncmp(KEYS_BUS_PATTERN, KEYS_BUS_PREFIX, strlen(KEYS_BUS_PREFIX)) ==
+           0, "bus pattern matches the prefix");
+
+    keys_init();
+    is_int(strlen(keys_append_script.sha), 40, "append sha is 40 hex");
+    if (sha1sum(keys_append_script.body, sha) == 0)
+        is_str(keys_append_script.sha, sha, "append sha = sha1sum of body");
+    else
+        ok(0, "sha1sum ran");
+    if (sha1sum(keys_register_script.body, sha) == 0)
+        is_str(keys_register_script.sha, sha,
+               "register sha = sha1sum of body");
+    else
+        ok(0, "sha1sum ran");
+    ok(strstr(keys_append_script.body, "XADD") != NULL &&
+           strstr(keys_append_script.body, "PUBLISH") != NULL &&
+           strstr(keys_append_script.body, "ZADD") != NULL,
+       "append script does XADD, ZADD and PUBLISH");
+
+    n = keys_append_argv(argv, lens, bufs, 1, "lobby", "alice", "hi\0x", 4);
+    is_int(n, KEYS_APPEND_ARGC, "EVALSHA argv has KEYS_APPEND_ARGC entries");
+    is_str(argv[0], "EVALSHA", "  command");
+    is_str(argv[1], keys_append_script.sha, "  sha");
+    is_str(argv[2], "2", "  numkeys");
+    is_str(argv[3], "ct:room:lobby:log", "  KEYS[1]");
+    is_str(argv[4], "ct:rooms", "  KEYS[2]");
+    is_str(argv[5], "lobby", "  ARGV[1] room");
+    is_str(argv[6], "alice", "  ARGV[2] from");
+    ok(memcmp(argv[7], "hi\0x", 4) == 0 && lens[7] == 4,
+       "  ARGV[3] text with its length, NUL and all");
+    is_str(argv[8], "ct:bus:lobby", "  ARGV[4] channel");
+    is_int(lens[3], strlen("ct:room:lobby:log"), "  lengths");
+    is_int(lens[1], 40, "  sha length");
+    n = keys_append_argv(argv, lens, bufs, 0, "lobby", "alice", "hi", 2);
+    is_str(argv[0], "EVAL", "EVAL form");
+    ok(argv[1] == keys_append_script.body, "  carries the body");
+    is_int(lens[1], strlen(keys_append_script.body), "  its length");
+    return tap_done();
+}
