@@ -23,13 +23,13 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------- cleanup
 
-const tracked = new Map(); // pid -> {name, proc}
+const tracked = new Map(); // pid -> {name, obj (spawnTracked's object, if any)}
 const openClients = new Set(); // SSE/EventSource clients, closed by cleanup()
 const tmpDirs = [];
 let exiting = false;
 
-function track(pid, name, proc = null) {
-  if (pid > 0) tracked.set(pid, { name, proc });
+function track(pid, name, obj = null) {
+  if (pid > 0) tracked.set(pid, { name, obj });
 }
 
 function untrack(pid) {
@@ -129,6 +129,8 @@ export async function cleanup() {
   openClients.clear();
   const pids = [...tracked.keys()].reverse();
   for (const pid of pids) {
+    const obj = tracked.get(pid)?.obj;
+    if (obj) obj.expectedExit = true;
     for (const c of descendants(pid)) killSync(c, 'SIGTERM');
     killSync(pid, 'SIGTERM');
   }
@@ -302,7 +304,7 @@ function spawnTracked(name, file, args, { env, cwd } = {}) {
   proc.unref();
   proc.stdout.unref?.();
   proc.stderr.unref?.();
-  if (proc.pid) track(proc.pid, name, proc);
+  if (proc.pid) track(proc.pid, name, out);
   return out;
 }
 
