@@ -1,0 +1,663 @@
+/* store.c - crosstalk-fcgi's synchronous Redis client (the only hiredis user
+ * of the responder) */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "keys.h"
+#include "log.h"
+#include "reply.h"
+#include "store.h"
+#include "xmalloc.h"
+
+#define STORE_HOST_MAX 256
+
+struct store {
+    redisContext *c;     /* NULL while disconnected */
+    char *host;          /* TCP host, or NULL */
+    int port;
+    char *path;          /* unix socket path, or NULL */
+    char *password;      /* NULL: no AUTH */
+    int db;
+    struct timeval timeout;
+    int down_logged;     /* the last connect failed and was logged */
+};
+
+static void __attribute__((format(printf, 3, 4)))
+set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Parses a database number: digits only, 0..1000000. */
+static int
+parse_db(const char *s, size_t len, int *db)
+{
+    long v = 0;
+    size_t i;
+
+    if (len == 0 || len > 7)
+        return -1;
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *db = (int)v;
+    return 0;
+}
+
+static int
+parse_unix(struct store *st, const char *rest, char *err, size_t errlen)
+{
+    const char *q = strchr(rest, '?');
+    size_t plen = q != NULL ? (size_t)(q - rest) : strlen(rest);
+
+    if (plen == 0 || rest[0] != '/') {
+        set_err(err, errlen, "redis_url: unix socket path must be absolute");
+        return -1;
+    }
+    st->path = xstrndup(rest, plen);
+    if (q != NULL) {
+        if (strncmp(q + 1, "db=", 3) != 0 ||
+            parse_db(q + 4, strlen(q + 4), &st->db) < 0) {
+            set_err(err, errlen, "redis_url: expected ?db=N after the path");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+parse_tcp(struct store *st, const char *rest, char *err, size_t errlen)
+{
+    const char *at, *hostp, *hend, *slash, *colon;
+    char port[8];
+    size_t plen;
+    long p;
+
+    slash = strchr(rest, '/');
+    at = memchr(rest, '@', slash != NULL ? (size_t)(slash - rest)
+                                         : strlen(rest));
+    if (at != NULL) {
+        /* [user]:password@ - ACL users are not supported, the password is */
+        const char *pw = memchr(rest, ':', (size_t)(at - rest));
+
+        if (pw == NULL) {
+            set_err(err, errlen, "redis_url: expected :password@host");
+            return -1;
+        }
+        st->password = xstrndup(pw + 1, (size_t)(at - pw - 1));
+        hostp = at + 1;
+    } else {
+        hostp = rest;
+    }
+    hend = slash != NULL ? slash : hostp + strlen(hostp);
+    if (*hostp == '[') {
+        const char *rb = memchr(hostp, ']', (size_t)(hend - hostp));
+
+        if (rb == NULL) {
+            set_err(err, errlen, "redis_url: unterminated [address]");
+            return -1;
+        }
+        st->host = xstrndup(hostp + 1, (size_t)(rb - hostp - 1));
+        colon = rb + 1 < hend && rb[1] == ':' ? rb + 1 : NULL;
+    } else {
+        colon = memchr(hostp, ':', (size_t)(hend - hostp));
+        st->host = xstrndup(hostp, (size_t)((colon != NULL ? colon : hend) -
+                                            hostp));
+    }
+    if (st->host[0] == '\0' || strlen(st->host) >= STORE_HOST_MAX) {
+        set_err(err, errlen, "redis_url: missing or overlong host");
+        return -1;
+    }
+    st->port = 6379;
+    if (colon != NULL) {
+        char *end;
+
+        plen = (size_t)(hend - colon - 1);
+        if (plen == 0 || plen >= sizeof(port)) {
+            set_err(err, errlen, "redis_url: bad port");
+            return -1;
+        }
+        memcpy(port, colon + 1, plen);
+        port[plen] = '\0';
+        p = strtol(port, &end, 10);
+        if (*end != '\0' || p < 1 || p > 65535) {
+            set_err(err, errlen, "redis_url: port must be 1..65535");
+            return -1;
+        }
+        st->port = (int)p;
+    }
+    if (slash != NULL && slash[1] != '\0' &&
+        parse_db(slash + 1, strlen(slash + 1), &st->db) < 0) {
+        set_err(err, errlen, "redis_url: the database must be a number");
+        return -1;
+    }
+    return 0;
+}
+
+struct store *
+store_new(const char *url, int timeout_ms, char *err, size_t errlen)
+{
+    struct store *st = xcalloc(1, sizeof(*st));
+    int rc;
+
+    st->timeout.tv_sec = timeout_ms / 1000;
+    st->timeout.tv_usec = (timeout_ms % 1000) * 1000;
+    if (strncmp(url, "unix://", 7) == 0) {
+        rc = parse_unix(st, url + 7, err, errlen);
+    } else if (strncmp(url, "redis://", 8) == 0) {
+        rc = parse_tcp(st, url + 8, err, errlen);
+    } else {
+        set_err(err, errlen,
+                "redis_url: expected redis://host:port/db or unix:///path");
+        rc = -1;
+    }
+    if (rc < 0) {
+        store_free(st);
+        return NULL;
+    }
+    return st;
+}
+
+static void
+drop(struct store *st)
+{
+    if (st->c != NULL) {
+        redisFree(st->c);
+        st->c = NULL;
+    }
+}
+
+void
+store_free(struct store *st)
+{
+    if (st == NULL)
+        return;
+    drop(st);
+    free(st->host);
+    free(st->path);
+    free(st->password);
+    free(st);
+}
+
+static const char *
+where(const struct store *st, char *buf, size_t len)
+{
+    if (st->path != NULL)
+        snprintf(buf, len, "%s", st->path);
+    else
+        snprintf(buf, len, "%s:%d", st->host, st->port);
+    return buf;
+}
+
+/* Runs a setup command on a fresh connection; 0 on a non-error reply. */
+static int
+setup(struct store *st, const char *what, int argc, const char **argv)
+{
+    redisReply *r = redisCommandArgv(st->c, argc, argv, NULL);
+    int rc = 0;
+
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        log_error("redis %s failed: %s", what,
+                  r != NULL ? r->str : st->c->errstr);
+        rc = -1;
+    }
+    if (r != NULL)
+        freeReplyObject(r);
+    return rc;
+}
+
+/* A connection Redis closed while we were idle (a restart) is readable with
+ * EOF: notice it before sending, so a write is never sent into a dead
+ * socket and then left in doubt. */
+static int
+stale(const struct store *st)
+{
+    struct pollfd p = {.fd = st->c->fd, .events = POLLIN};
+
+    return poll(&p, 1, 0) != 0;
+}
+
+static int
+connect_now(struct store *st)
+{
+    char buf[STORE_HOST_MAX + 16];
+
+    if (st->c != NULL && !stale(st))
+        return 0;
+    drop(st);
+    if (st->path != NULL)
+        st->c = redisConnectUnixWithTimeout(st->path, st->timeout);
+    else
+        st->c = redisConnectWithTimeout(st->host, st->port, st->timeout);
+    if (st->c == NULL || st->c->err) {
+        if (!st->down_logged)
+            log_error("cannot connect to redis at %s: %s",
+                      where(st, buf, sizeof(buf)),
+                      st->c != NULL ? st->c->errstr : "out of memory");
+        st->down_logged = 1;
+        drop(st);
+        return -1;
+    }
+    if (redisSetTimeout(st->c, st->timeout) != REDIS_OK) {
+        log_error("cannot set the redis timeout: %s", st->c->errstr);
+        drop(st);
+        return -1;
+    }
+    if (st->password != NULL) {
+        const char *argv[] = {"AUTH", st->password};
+
+        if (setup(st, "AUTH", 2, argv) < 0)
+            goto err;
+    }
+    if (st->db != 0) {
+        char db[16];
+        const char *argv[] = {"SELECT", db};
+
+        snprintf(db, sizeof(db), "%d", st->db);
+        if (setup(st, "SELECT", 2, argv) < 0)
+            goto err;
+    }
+    if (st->down_logged)
+        log_info("connected to redis at %s", where(st, buf, sizeof(buf)));
+    st->down_logged = 0;
+    return 0;
+err:
+    drop(st);
+    return -1;
+}
+
+/* Sends one command. Returns the reply (the caller frees it), which may be
+ * an error reply, or NULL when the connection failed (then dropped). */
+static redisReply *
+call(struct store *st, int argc, const char **argv, const size_t *lens)
+{
+    redisReply *r;
+
+    if (connect_now(st) < 0)
+        return NULL;
+    r = redisCommandArgv(st->c, argc, argv, lens);
+    if (r == NULL) {
+        log_error("redis %s failed: %s", argv[0],
+                  st->c->errstr[0] != '\0' ? st->c->errstr : "no reply");
+        drop(st);
+    }
+    return r;
+}
+
+/* call() for commands whose error reply is a failure like any other. */
+static redisReply *
+call_ok(struct store *st, int argc, const char **argv, const size_t *lens)
+{
+    redisReply *r = call(st, argc, argv, lens);
+
+    if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+        log_error("redis %s: %s", argv[0], r->str);
+        freeReplyObject(r);
+        r = NULL;
+    }
+    return r;
+}
+
+static int
+is_noscript(const redisReply *r)
+{
+    return r != NULL && r->type == REDIS_REPLY_ERROR &&
+           strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+int
+store_ping(struct store *st)
+{
+    const char *argv[] = {"PING"};
+    redisReply *r = call_ok(st, 1, argv, NULL);
+
+    if (r == NULL)
+        return STORE_DOWN;
+    freeReplyObject(r);
+    return STORE_OK;
+}
+
+int
+store_token_user(struct store *st, const char *hash,
+                 char name[NAME_USER_MAX + 1])
+{
+    char key[KEYS_MAX];
+    const char *argv[] = {"GET", keys_token(key, hash)};
+    redisReply *r = call_ok(st, 2, argv, NULL);
+    int rc = STORE_NONE;
+
+    if (r == NULL)
+        return STORE_DOWN;
+    if (r->type == REDIS_REPLY_STRING && r->len >= 1 &&
+        r->len <= NAME_USER_MAX) {
+        memcpy(name, r->str, r->len);
+        name[r->len] = '\0';
+        rc = STORE_OK;
+    } else if (r->type != REDIS_REPLY_NIL) {
+        log_error("redis GET %s: unexpected reply type %d", key, r->type);
+        rc = STORE_DOWN;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int
+store_register(struct store *st, const char *name, const char *hash,
+               int64_t created_ms)
+{
+    char ukey[KEYS_MAX], tkey[KEYS_MAX], created[24];
+    const char *argv[8];
+    redisReply *r;
+    int rc = STORE_DOWN;
+
+    snprintf(created, sizeof(created), "%" PRId64, created_ms);
+    argv[0] = "EVALSHA";
+    argv[1] = keys_register_script.sha;
+    argv[2] = "2";
+    argv[3] = keys_user(ukey, name);
+    argv[4] = keys_token(tkey, hash);
+    argv[5] = hash;
+    argv[6] = created;
+    argv[7] = name;
+    r = call(st, 8, argv, NULL);
+    if (is_noscript(r)) {
+        freeReplyObject(r);
+        argv[0] = "EVAL";
+        argv[1] = keys_register_script.body;
+        r = call(st, 8, argv, NULL);
+    }
+    if (r == NULL)
+        return STORE_DOWN;
+    if (r->type == REDIS_REPLY_INTEGER && (r->integer == 0 || r->integer == 1))
+        rc = r->integer == 1 ? STORE_OK : STORE_NONE;
+    else
+        log_error("redis register script: %s",
+                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    freeReplyObject(r);
+    return rc;
+}
+
+/* An integer that Redis may hand back as an integer or a bulk string. */
+static int
+reply_int64(const redisReply *r, int64_t *out)
+{
+    char *end;
+
+    if (r->type == REDIS_REPLY_INTEGER) {
+        *out = r->integer;
+        return 0;
+    }
+    if (r->type != REDIS_REPLY_STRING || r->len == 0)
+        return -1;
+    errno = 0;
+    *out = strtoll(r->str, &end, 10);
+    return errno == 0 && *end == '\0' ? 0 : -1;
+}
+
+int
+store_append(struct store *st, const char *room, const char *from,
+             const char *text, size_t text_len, char id[STREAMID_STRLEN],
+             int64_t *ts)
+{
+    /* keys.h says 8 entries; keys_append_argv fills 9 (the bus channel) */
+    const char *argv[12];
+    size_t lens[12];
+    char bufs[2 * KEYS_MAX];
+    struct streamid sid;
+    redisReply *r;
+    int argc, rc = STORE_DOWN;
+
+    argc = keys_append_argv(argv, lens, bufs, 1, room, from, text, text_len);
+    r = call(st, argc, argv, lens);
+    if (is_noscript(r)) {
+        freeReplyObject(r);
+        argc = keys_append_argv(argv, lens, bufs, 0, room, from, text,
+                                text_len);
+        r = call(st, argc, argv, lens);
+    }
+    if (r == NULL)
+        return STORE_DOWN;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING &&
+        streamid_parse(r->element[0]->str, r->element[0]->len, &sid) == 0 &&
+        reply_int64(r->element[1], ts) == 0) {
+        streamid_format(&sid, id);
+        rc = STORE_OK;
+    } else {
+        log_error("redis append script in room %s: %s", room,
+                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+static int
+range(struct store *st, const char *cmd, const char *room, const char *start,
+      const char *end, int limit, struct event **evs, size_t *n)
+{
+    char key[KEYS_MAX], count[16];
+    const char *argv[] = {cmd, keys_room_log(key, room), start, end, "COUNT",
+                          count};
+    redisReply *r;
+    int rc;
+
+    snprintf(count, sizeof(count), "%d", limit);
+    r = call_ok(st, 6, argv, NULL);
+    if (r == NULL)
+        return STORE_DOWN;
+    rc = reply_events(r, room, evs, n) == 0 ? STORE_OK : STORE_DOWN;
+    if (rc != STORE_OK)
+        log_error("redis %s %s: not an array", cmd, key);
+    freeReplyObject(r);
+    return rc;
+}
+
+int
+store_after(struct store *st, const char *room, const struct streamid *since,
+            int limit, struct event **evs, size_t *n)
+{
+    char start[STREAMID_STRLEN + 1] = "-";
+
+    if (since != NULL) {
+        start[0] = '(';
+        streamid_format(since, start + 1);
+    }
+    return range(st, "XRANGE", room, start, "+", limit, evs, n);
+}
+
+int
+store_before(struct store *st, const char *room,
+             const struct streamid *before, int limit, struct event **evs,
+             size_t *n)
+{
+    char end[STREAMID_STRLEN + 1] = "+";
+    struct event tmp;
+    size_t i;
+    int rc;
+
+    if (before != NULL) {
+        end[0] = '(';
+        streamid_format(before, end + 1);
+    }
+    rc = range(st, "XREVRANGE", room, end, "-", limit, evs, n);
+    if (rc != STORE_OK)
+        return rc;
+    for (i = 0; i < *n / 2; i++) {
+        tmp = (*evs)[i];
+        (*evs)[i] = (*evs)[*n - 1 - i];
+        (*evs)[*n - 1 - i] = tmp;
+    }
+    return STORE_OK;
+}
+
+int
+store_rooms(struct store *st, int limit, char ***names, long long **last_ts,
+            size_t *n)
+{
+    char stop[16];
+    const char *argv[] = {"ZREVRANGE", KEYS_ROOMS, "0", stop, "WITHSCORES"};
+    redisReply *r;
+    size_t i, k = 0;
+
+    snprintf(stop, sizeof(stop), "%d", limit - 1);
+    *names = NULL;
+    *last_ts = NULL;
+    *n = 0;
+    r = call_ok(st, 5, argv, NULL);
+    if (r == NULL)
+        return STORE_DOWN;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0) {
+        log_error("redis ZREVRANGE %s: unexpected reply", KEYS_ROOMS);
+        freeReplyObject(r);
+        return STORE_DOWN;
+    }
+    *names = xcalloc(r->elements / 2 + 1, sizeof(**names));
+    *last_ts = xcalloc(r->elements / 2 + 1, sizeof(**last_ts));
+    for (i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *name = r->element[i], *score = r->element[i + 1];
+
+        if (name->type != REDIS_REPLY_STRING ||
+            score->type != REDIS_REPLY_STRING)
+            continue;
+        (*names)[k] = xstrndup(name->str, name->len);
+        /* scores are doubles in Redis' text; ms fit a double exactly */
+        (*last_ts)[k] = (long long)strtod(score->str, NULL);
+        k++;
+    }
+    *n = k;
+    freeReplyObject(r);
+    return STORE_OK;
+}
+
+void
+store_free_rooms(char **names, long long *last_ts, size_t n)
+{
+    store_free_names(names, n);
+    free(last_ts);
+}
+
+void
+store_free_names(char **names, size_t n)
+{
+    size_t i;
+
+    if (names == NULL)
+        return;
+    for (i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+int
+store_presence_touch(struct store *st, const char *room, const char *user,
+                     int64_t now_ms, int64_t expiry_ms, int *joined)
+{
+    char key[KEYS_MAX], expiry[24], stale_below[24];
+    const char *zscore[] = {"ZSCORE", key, user};
+    const char *zadd[] = {"ZADD", key, expiry, user};
+    const char *zrem[] = {"ZREMRANGEBYSCORE", key, "-inf", stale_below};
+    redisReply *r = NULL;
+    int rc = STORE_DOWN, i;
+
+    keys_presence(key, room);
+    snprintf(expiry, sizeof(expiry), "%" PRId64, expiry_ms);
+    snprintf(stale_below, sizeof(stale_below), "(%" PRId64, now_ms);
+    *joined = 0;
+    if (connect_now(st) < 0)
+        return STORE_DOWN;
+    /* one round trip: the old score, the new one, and forget the expired */
+    redisAppendCommandArgv(st->c, 3, zscore, NULL);
+    redisAppendCommandArgv(st->c, 4, zadd, NULL);
+    redisAppendCommandArgv(st->c, 4, zrem, NULL);
+    for (i = 0; i < 3; i++) {
+        if (redisGetReply(st->c, (void **)&r) != REDIS_OK || r == NULL) {
+            log_error("redis presence of %s in %s: %s", user, room,
+                      st->c->errstr);
+            drop(st);
+            return STORE_DOWN;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            log_error("redis presence of %s in %s: %s", user, room, r->str);
+            rc = STORE_DOWN;
+        } else if (i == 0) {
+            *joined = r->type == REDIS_REPLY_NIL ||
+                      (r->type == REDIS_REPLY_STRING &&
+                       strtod(r->str, NULL) < (double)now_ms);
+            rc = STORE_OK;
+        }
+        freeReplyObject(r);
+        r = NULL;
+    }
+    return rc;
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+store_presence_online(struct store *st, const char *room, int64_t now_ms,
+                      char ***names, size_t *n)
+{
+    char key[KEYS_MAX], min[24];
+    const char *argv[] = {"ZRANGEBYSCORE", keys_presence(key, room), min,
+                          "+inf"};
+    redisReply *r;
+    size_t i, k = 0;
+
+    snprintf(min, sizeof(min), "%" PRId64, now_ms);
+    *names = NULL;
+    *n = 0;
+    r = call_ok(st, 4, argv, NULL);
+    if (r == NULL)
+        return STORE_DOWN;
+    if (r->type != REDIS_REPLY_ARRAY) {
+        log_error("redis ZRANGEBYSCORE %s: unexpected reply", key);
+        freeReplyObject(r);
+        return STORE_DOWN;
+    }
+    *names = xcalloc(r->elements + 1, sizeof(**names));
+    for (i = 0; i < r->elements; i++) {
+        if (r->element[i]->type == REDIS_REPLY_STRING)
+            (*names)[k++] = xstrndup(r->element[i]->str, r->element[i]->len);
+    }
+    qsort(*names, k, sizeof(**names), cmp_names);
+    *n = k;
+    freeReplyObject(r);
+    return STORE_OK;
+}
+
+int
+store_publish(struct store *st, const char *room, const char *json,
+              size_t len)
+{
+    char key[KEYS_MAX];
+    const char *argv[] = {"PUBLISH", keys_bus(key, room), json};
+    size_t lens[] = {7, 0, len};
+    redisReply *r;
+
+    lens[1] = strlen(key);
+    r = call_ok(st, 3, argv, lens);
+    if (r == NULL)
+        return STORE_DOWN;
+    freeReplyObject(r);
+    return STORE_OK;
+}

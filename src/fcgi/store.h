@@ -1,0 +1,83 @@
+/* store.h - crosstalk-fcgi's synchronous Redis client: the few commands the
+ * stateless REST calls need, with timeouts and reconnection */
+#ifndef CT_FCGI_STORE_H
+#define CT_FCGI_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "names.h"
+#include "streamid.h"
+
+/* Every call below answers STORE_OK, or STORE_DOWN when Redis could not be
+ * reached, timed out, or answered an error. After STORE_DOWN the connection
+ * is dropped and the next call connects again, so one request's failure is
+ * never the next request's. */
+#define STORE_OK 0
+#define STORE_DOWN (-1)
+#define STORE_NONE 1 /* the thing asked for does not exist */
+
+struct store;
+
+/* Parses `url` (redis://[:password@]host[:port][/db] or
+ * unix:///path[?db=N]) and remembers the timeout; connects lazily. Returns
+ * NULL, with a message in err, when the URL is malformed. */
+struct store *store_new(const char *url, int timeout_ms, char *err,
+                        size_t errlen);
+/* Closes the connection; accepts NULL. */
+void store_free(struct store *st);
+
+/* PING. */
+int store_ping(struct store *st);
+
+/* The user name a token's digest belongs to (GET ct:token:{hash}): STORE_OK
+ * and `name` filled, STORE_NONE when no user has it, or STORE_DOWN. */
+int store_token_user(struct store *st, const char *hash,
+                     char name[NAME_USER_MAX + 1]);
+
+/* Runs the register script: STORE_OK when the user was created, STORE_NONE
+ * when the name is taken (nothing written), or STORE_DOWN. */
+int store_register(struct store *st, const char *name, const char *hash,
+                   int64_t created_ms);
+
+/* Runs the append script: the message is stored and published atomically.
+ * STORE_OK fills `id` and *ts; STORE_DOWN means nothing is known to be
+ * stored. */
+int store_append(struct store *st, const char *room, const char *from,
+                 const char *text, size_t text_len,
+                 char id[STREAMID_STRLEN], int64_t *ts);
+
+/* The first `limit` messages after `since` (all from the start when since
+ * is NULL), ascending. *evs is newly allocated (reply_free_events). */
+int store_after(struct store *st, const char *room,
+                const struct streamid *since, int limit, struct event **evs,
+                size_t *n);
+/* The newest `limit` messages older than `before` (the newest of all when
+ * before is NULL), ascending. */
+int store_before(struct store *st, const char *room,
+                 const struct streamid *before, int limit,
+                 struct event **evs, size_t *n);
+
+/* Rooms by recent activity, at most `limit`. *names (each and the array)
+ * and *last_ts are newly allocated; free with store_free_rooms. */
+int store_rooms(struct store *st, int limit, char ***names,
+                long long **last_ts, size_t *n);
+void store_free_rooms(char **names, long long *last_ts, size_t n);
+
+/* Marks `user` online in `room` until `expiry_ms`. *joined is set to 1
+ * when the user was not online at `now_ms` before the call. */
+int store_presence_touch(struct store *st, const char *room,
+                         const char *user, int64_t now_ms, int64_t expiry_ms,
+                         int *joined);
+/* Users online in `room` at `now_ms`, sorted by name. *names is newly
+ * allocated; free with store_free_names. */
+int store_presence_online(struct store *st, const char *room, int64_t now_ms,
+                          char ***names, size_t *n);
+void store_free_names(char **names, size_t n);
+
+/* PUBLISH on the room's bus channel. */
+int store_publish(struct store *st, const char *room, const char *json,
+                  size_t len);
+
+#endif
