@@ -1,5 +1,19 @@
 # src/daemon/local.mk - crosstalkd: the daemon and its transports
 bin_PROGRAMS += crosstalkd
+crosstalkd_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/daemon -I$(top_srcdir)/src/transport
 crosstalkd_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(HIREDIS_CFLAGS) $(WSLAY_CFLAGS) $(CRYPTO_CFLAGS)
-crosstalkd_SOURCES = src/daemon/main.c
-crosstalkd_LDADD = $(COMMON_LIBS) $(LIBEVENT_LIBS) -levent_pthreads $(WSLAY_LIBS)
+crosstalkd_SOURCES = \
+	src/daemon/main.c src/daemon/app.h \
+	src/daemon/http.c src/daemon/http.h \
+	src/daemon/rest.c src/daemon/rest.h \
+	src/daemon/bus.c src/daemon/bus.h \
+	src/daemon/store.c src/daemon/store.h \
+	src/daemon/resume.c src/daemon/resume.h \
+	src/daemon/presence.c src/daemon/presence.h \
+	src/daemon/stats.c src/daemon/stats.h \
+	src/transport/transport.h \
+	src/transport/short_poll.c \
+	src/transport/long_poll.c \
+	src/transport/sse.c src/transport/sse.h \
+	src/transport/websocket.c
+crosstalkd_LDADD = $(COMMON_LIBS) $(LIBEVENT_LIBS) $(WSLAY_LIBS)

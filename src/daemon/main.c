@@ -1,2 +1,164 @@
-/* main.c - crosstalkd: start-up, signals, shutdown */
-int main(void) { return 0; }
+/* main.c - crosstalkd: start-up, signals, draining shutdown */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "app.h"
+#include "bus.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "presence.h"
+#include "store.h"
+#include "transport.h"
+
+#define DRAIN_MAX_MS 5000
+#define DRAIN_TICK_MS 50
+
+struct app app;
+
+static struct event *drain_timer;
+static int drain_waited_ms;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: crosstalkd [--config FILE] [--KEY=VALUE ...]\n"
+            "\n"
+            "The crosstalk chat server: REST, short polling, long polling,\n"
+            "Server-Sent Events and WebSocket on one port, one Redis-backed "
+            "bus.\n"
+            "\n"
+            "Settings come from the config file (--config FILE, else\n"
+            "$CROSSTALK_CONFIG, else %s/crosstalk.conf if it exists), then\n"
+            "CROSSTALK_<KEY> environment variables, then --key=value flags.\n"
+            "\n"
+            "Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reopens the "
+            "log file.\n\nKeys:\n",
+            SYSCONFDIR);
+    config_usage(out);
+}
+
+static void close_subscriber(struct subscriber *s, void *arg)
+{
+    s->ops->close(s);
+}
+
+static void drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct timeval tv = {0, DRAIN_TICK_MS * 1000};
+
+    drain_waited_ms += DRAIN_TICK_MS;
+    if ((app.inflight == 0 && drain_waited_ms >= 2 * DRAIN_TICK_MS) ||
+        drain_waited_ms >= DRAIN_MAX_MS) {
+        if (app.inflight > 0)
+            log_warn("shutdown: %u writes to Redis still unanswered",
+                     app.inflight);
+        event_base_loopexit(app.base, NULL);
+        return;
+    }
+    evtimer_add(drain_timer, &tv);
+}
+
+static void on_term(evutil_socket_t sig, short what, void *arg)
+{
+    struct timeval tv = {0, DRAIN_TICK_MS * 1000};
+
+    if (app.draining) {
+        log_warn("second signal: exiting now");
+        event_base_loopexit(app.base, NULL);
+        return;
+    }
+    log_info("signal %d: draining", (int)sig);
+    app.draining = true;
+    http_stop_accepting();
+    bus_foreach_subscriber(app.bus, close_subscriber, NULL);
+    drain_timer = evtimer_new(app.base, drain_tick, NULL);
+    evtimer_add(drain_timer, &tv);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    if (log_reopen() != 0)
+        log_error("SIGHUP: cannot reopen the log file");
+    else
+        log_info("SIGHUP: log reopened");
+}
+
+int main(int argc, char **argv)
+{
+    static struct config cfg;
+    char err[512];
+    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
+    int rc = 1;
+
+    log_set_program("crosstalkd");
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("crosstalkd %s\n", PACKAGE_VERSION);
+            return 0;
+        }
+    }
+    config_defaults(&cfg);
+    argc = config_load(&cfg, argc, argv, err, sizeof(err));
+    if (argc < 0) {
+        fprintf(stderr, "crosstalkd: %s\n", err);
+        return 2;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "crosstalkd: unknown argument %s (see --help)\n",
+                argv[1]);
+        return 2;
+    }
+    if (log_open(cfg.log_level, cfg.log_file) != 0) {
+        fprintf(stderr, "crosstalkd: cannot open log (level %s, file %s)\n",
+                cfg.log_level, cfg.log_file);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    app.cfg = &cfg;
+    app.base = event_base_new();
+    app.bus = bus_new();
+    app.store = store_new(app.base, &cfg, app.bus);
+    if (app.store == NULL || http_start() != 0)
+        goto done;
+    presence_start();
+    sigterm = evsignal_new(app.base, SIGTERM, on_term, NULL);
+    sigint = evsignal_new(app.base, SIGINT, on_term, NULL);
+    sighup = evsignal_new(app.base, SIGHUP, on_hup, NULL);
+    evsignal_add(sigterm, NULL);
+    evsignal_add(sigint, NULL);
+    evsignal_add(sighup, NULL);
+
+    event_base_dispatch(app.base);
+    log_info("stopped");
+    rc = 0;
+done:
+    presence_stop();
+    sse_shutdown();
+    if (app.http)
+        evhttp_free(app.http);
+    store_free(app.store);
+    bus_free(app.bus);
+    if (drain_timer)
+        event_free(drain_timer);
+    if (sigterm)
+        event_free(sigterm);
+    if (sigint)
+        event_free(sigint);
+    if (sighup)
+        event_free(sighup);
+    event_base_free(app.base);
+    config_free(&cfg);
+    log_close();
+    return rc;
+}

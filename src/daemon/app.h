@@ -1,0 +1,26 @@
+/* app.h - the one crosstalkd process: what every daemon module shares */
+#ifndef CT_APP_H
+#define CT_APP_H
+
+#include <stdbool.h>
+
+struct event_base;
+struct evhttp;
+struct config;
+struct bus;
+struct store;
+
+struct app {
+    struct event_base *base;
+    struct evhttp *http;
+    const struct config *cfg;
+    struct bus *bus;
+    struct store *store;
+    bool draining;          /* SIGTERM: finishing, accepting no streams */
+    unsigned inflight;      /* writes to Redis not yet answered */
+    unsigned connections;   /* open client connections */
+};
+
+extern struct app app;
+
+#endif

@@ -1,0 +1,379 @@
+/* bus.c - rooms, subscribers and fan-out of events */
+#include "bus.h"
+
+#include <search.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "log.h"
+#include "xmalloc.h"
+
+/* An event held back for a subscriber or a room. */
+struct bus_pending {
+    struct bus_event *e;
+    TAILQ_ENTRY(bus_pending) link;
+};
+
+TAILQ_HEAD(subscriber_list, subscriber);
+
+struct bus_room {
+    char name[NAME_ROOM_MAX + 1];
+    struct subscriber_list subs;
+    size_t nsubs;
+    bool filling;
+    struct bus_pending_list held;
+};
+
+struct bus {
+    void *rooms; /* tsearch tree of struct bus_room, by name */
+    size_t nrooms;
+};
+
+struct bus_blob *bus_blob_new(size_t len)
+{
+    struct bus_blob *b = xmalloc(sizeof(*b) + len + 1);
+
+    b->refs = 1;
+    b->len = len;
+    b->data[len] = '\0';
+    return b;
+}
+
+struct bus_blob *bus_blob_ref(struct bus_blob *b)
+{
+    b->refs++;
+    return b;
+}
+
+void bus_blob_unref(struct bus_blob *b)
+{
+    if (b != NULL && --b->refs == 0)
+        free(b);
+}
+
+static void blob_cleanup(const void *data, size_t len, void *arg)
+{
+    bus_blob_unref(arg);
+}
+
+void bus_blob_add(struct bus_blob *b, struct evbuffer *out)
+{
+    bus_blob_ref(b);
+    if (evbuffer_add_reference(out, b->data, b->len, blob_cleanup, b) != 0) {
+        log_error("bus: evbuffer_add_reference failed");
+        abort();
+    }
+}
+
+struct bus_event *bus_event_new(struct event *ev)
+{
+    struct bus_event *e = xcalloc(1, sizeof(*e));
+    size_t len;
+    char *json;
+
+    e->refs = 1;
+    e->ev = *ev;
+    memset(ev, 0, sizeof(*ev));
+    json = event_to_json(&e->ev, &len);
+    e->json = bus_blob_new(len);
+    memcpy(e->json->data, json, len);
+    free(json);
+    return e;
+}
+
+struct bus_event *bus_event_ref(struct bus_event *e)
+{
+    e->refs++;
+    return e;
+}
+
+void bus_event_unref(struct bus_event *e)
+{
+    if (e == NULL || --e->refs > 0)
+        return;
+    event_clear(&e->ev);
+    bus_blob_unref(e->json);
+    for (int i = 0; i < BUS_SLOT_COUNT; i++)
+        bus_blob_unref(e->enc[i]);
+    free(e);
+}
+
+struct bus_blob *bus_event_encoded(struct bus_event *e, enum bus_slot slot,
+                                   bus_encoder enc)
+{
+    if (e->enc[slot] == NULL)
+        e->enc[slot] = enc(e);
+    return e->enc[slot];
+}
+
+static void pending_push(struct bus_pending_list *l, struct bus_event *e)
+{
+    struct bus_pending *p = xmalloc(sizeof(*p));
+
+    p->e = bus_event_ref(e);
+    TAILQ_INSERT_TAIL(l, p, link);
+}
+
+static struct bus_event *pending_pop(struct bus_pending_list *l)
+{
+    struct bus_pending *p = TAILQ_FIRST(l);
+    struct bus_event *e;
+
+    if (p == NULL)
+        return NULL;
+    TAILQ_REMOVE(l, p, link);
+    e = p->e;
+    free(p);
+    return e;
+}
+
+static void pending_clear(struct bus_pending_list *l)
+{
+    struct bus_event *e;
+
+    while ((e = pending_pop(l)) != NULL)
+        bus_event_unref(e);
+}
+
+static int room_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct bus_room *)a)->name,
+                  ((const struct bus_room *)b)->name);
+}
+
+static struct bus_room *room_find(struct bus *b, const char *name)
+{
+    struct bus_room key;
+    void *node;
+
+    if (strlen(name) > NAME_ROOM_MAX)
+        return NULL;
+    strcpy(key.name, name);
+    node = tfind(&key, &b->rooms, room_cmp);
+    return node ? *(struct bus_room **)node : NULL;
+}
+
+struct bus *bus_new(void)
+{
+    return xcalloc(1, sizeof(struct bus));
+}
+
+static void room_free(void *p)
+{
+    struct bus_room *r = p;
+
+    pending_clear(&r->held);
+    free(r);
+}
+
+void bus_free(struct bus *b)
+{
+    if (b == NULL)
+        return;
+    if (b->nrooms > 0)
+        log_warn("bus: freed with %zu rooms still subscribed", b->nrooms);
+    tdestroy(b->rooms, room_free);
+    free(b);
+}
+
+void bus_subscribe(struct bus *b, struct subscriber *s, bool resuming)
+{
+    struct bus_room *r = room_find(b, s->room);
+
+    if (r == NULL) {
+        r = xcalloc(1, sizeof(*r));
+        strcpy(r->name, s->room);
+        TAILQ_INIT(&r->subs);
+        TAILQ_INIT(&r->held);
+        if (tsearch(r, &b->rooms, room_cmp) == NULL) {
+            log_error("bus: out of memory");
+            abort();
+        }
+        b->nrooms++;
+    }
+    TAILQ_INIT(&s->held);
+    s->resuming = resuming;
+    s->br = r;
+    TAILQ_INSERT_TAIL(&r->subs, s, link);
+    r->nsubs++;
+}
+
+void bus_unsubscribe(struct bus *b, struct subscriber *s)
+{
+    struct bus_room *r = s->br;
+
+    if (r == NULL)
+        return;
+    TAILQ_REMOVE(&r->subs, s, link);
+    s->br = NULL;
+    pending_clear(&s->held);
+    s->resuming = false;
+    if (--r->nsubs == 0) {
+        tdelete(r, &b->rooms, room_cmp);
+        b->nrooms--;
+        room_free(r);
+    }
+}
+
+void bus_deliver_one(struct subscriber *s, struct bus_event *e)
+{
+    if (e->ev.type == EVENT_MESSAGE) {
+        if (streamid_cmp(&e->ev.sid, &s->last) <= 0)
+            return;
+        s->last = e->ev.sid;
+    }
+    s->ops->deliver(s, e);
+}
+
+void bus_resume_done(struct subscriber *s)
+{
+    struct bus_event *e;
+
+    s->resuming = false;
+    /* deliver may unsubscribe s, which empties the list */
+    while (s->br != NULL && (e = pending_pop(&s->held)) != NULL) {
+        bus_deliver_one(s, e);
+        bus_event_unref(e);
+    }
+}
+
+static void room_deliver(struct bus_room *r, struct bus_event *e)
+{
+    struct subscriber *s, *next;
+
+    /* next is read before deliver, which may unsubscribe s (only s) */
+    for (s = TAILQ_FIRST(&r->subs); s != NULL; s = next) {
+        next = TAILQ_NEXT(s, link);
+        if (s->resuming)
+            pending_push(&s->held, e);
+        else
+            bus_deliver_one(s, e);
+    }
+}
+
+void bus_publish(struct bus *b, struct bus_event *e)
+{
+    struct bus_room *r = room_find(b, e->ev.room);
+
+    if (r == NULL)
+        return;
+    if (r->filling && e->ev.type == EVENT_MESSAGE) {
+        pending_push(&r->held, e);
+        return;
+    }
+    room_deliver(r, e);
+}
+
+void bus_fill_begin(struct bus *b, const char *room)
+{
+    struct bus_room *r = room_find(b, room);
+
+    if (r != NULL)
+        r->filling = true;
+}
+
+void bus_fill_end(struct bus *b, const char *room)
+{
+    struct bus_room *r = room_find(b, room);
+    struct bus_pending_list held;
+    struct bus_event *e;
+
+    if (r == NULL)
+        return;
+    r->filling = false;
+    /* The room may vanish while we deliver; take its list first. */
+    TAILQ_INIT(&held);
+    TAILQ_CONCAT(&held, &r->held, link);
+    while ((e = pending_pop(&held)) != NULL) {
+        if ((r = room_find(b, room)) != NULL)
+            room_deliver(r, e);
+        bus_event_unref(e);
+    }
+}
+
+void bus_fill_publish(struct bus *b, struct bus_event *e)
+{
+    struct bus_room *r = room_find(b, e->ev.room);
+
+    if (r != NULL)
+        room_deliver(r, e);
+}
+
+bool bus_room_oldest(struct bus *b, const char *room, struct streamid *out)
+{
+    struct bus_room *r = room_find(b, room);
+    struct subscriber *s;
+    bool any = false;
+
+    if (r == NULL)
+        return false;
+    TAILQ_FOREACH(s, &r->subs, link) {
+        if (!any || streamid_cmp(&s->last, out) < 0)
+            *out = s->last;
+        any = true;
+    }
+    return any;
+}
+
+/* twalk has no argument: these carry the one walk in progress. */
+static struct bus_room **walk_rooms;
+static size_t walk_n;
+
+static void collect_room(const void *node, VISIT which, int depth)
+{
+    if (which == postorder || which == leaf)
+        walk_rooms[walk_n++] = *(struct bus_room *const *)node;
+}
+
+/* Snapshot of the rooms, so callbacks may change the tree. */
+static struct bus_room **rooms_snapshot(struct bus *b, size_t *n)
+{
+    walk_rooms = xcalloc(b->nrooms + 1, sizeof(*walk_rooms));
+    walk_n = 0;
+    twalk(b->rooms, collect_room);
+    *n = walk_n;
+    return walk_rooms;
+}
+
+void bus_foreach_room(struct bus *b, void (*fn)(const char *room, void *arg),
+                      void *arg)
+{
+    size_t n;
+    struct bus_room **rooms = rooms_snapshot(b, &n);
+    char (*names)[NAME_ROOM_MAX + 1] = xcalloc(n + 1, sizeof(*names));
+
+    for (size_t i = 0; i < n; i++)
+        strcpy(names[i], rooms[i]->name);
+    free(rooms);
+    for (size_t i = 0; i < n; i++)
+        fn(names[i], arg);
+    free(names);
+}
+
+void bus_foreach_subscriber(struct bus *b,
+                            void (*fn)(struct subscriber *s, void *arg),
+                            void *arg)
+{
+    size_t n, nsubs = 0, k = 0;
+    struct bus_room **rooms = rooms_snapshot(b, &n);
+    struct subscriber **subs, *s;
+
+    for (size_t i = 0; i < n; i++)
+        nsubs += rooms[i]->nsubs;
+    subs = xcalloc(nsubs + 1, sizeof(*subs));
+    for (size_t i = 0; i < n; i++)
+        TAILQ_FOREACH(s, &rooms[i]->subs, link)
+            subs[k++] = s;
+    free(rooms);
+    /* fn may unsubscribe and free its subscriber, no other */
+    for (size_t i = 0; i < k; i++)
+        fn(subs[i], arg);
+    free(subs);
+}
+
+size_t bus_room_count(struct bus *b)
+{
+    return b->nrooms;
+}

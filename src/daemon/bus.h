@@ -1,0 +1,125 @@
+/* bus.h - rooms, subscribers and fan-out of events; the bus does no I/O */
+#ifndef CT_BUS_H
+#define CT_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/queue.h>
+
+#include "event.h"
+#include "stats.h"
+
+struct evbuffer;
+
+/* Bytes encoded once and shared by every subscriber that sends them. */
+struct bus_blob {
+    unsigned refs;
+    size_t len;
+    char data[];
+};
+
+/* Returns a blob of `len` bytes (uninitialised) with one reference. */
+struct bus_blob *bus_blob_new(size_t len);
+struct bus_blob *bus_blob_ref(struct bus_blob *b);
+/* Drops a reference; the last one frees the blob. Accepts NULL. */
+void bus_blob_unref(struct bus_blob *b);
+/* Appends the blob to `out` by reference (no copy); the buffer holds a
+ * reference until it has sent the bytes. */
+void bus_blob_add(struct bus_blob *b, struct evbuffer *out);
+
+/* The encodings a transport may ask for; each is made at most once per
+ * event, by the first subscriber that needs it. */
+enum bus_slot { BUS_SLOT_SSE, BUS_SLOT_WS, BUS_SLOT_COUNT };
+
+/* One event on its way through the bus, refcounted. */
+struct bus_event {
+    unsigned refs;
+    struct event ev;
+    struct bus_blob *json;                 /* event_to_json, always there */
+    struct bus_blob *enc[BUS_SLOT_COUNT];  /* lazily made */
+};
+
+typedef struct bus_blob *(*bus_encoder)(const struct bus_event *e);
+
+/* Takes ownership of *ev's contents (ev is cleared). One reference. */
+struct bus_event *bus_event_new(struct event *ev);
+struct bus_event *bus_event_ref(struct bus_event *e);
+void bus_event_unref(struct bus_event *e);
+/* The event in the encoding of `slot`, made by `enc` on first use and kept
+ * for every later subscriber. The event keeps its reference. */
+struct bus_blob *bus_event_encoded(struct bus_event *e, enum bus_slot slot,
+                                   bus_encoder enc);
+
+struct subscriber;
+
+struct subscriber_ops {
+    /* Hands one event to the subscriber. It may unsubscribe itself (and
+     * schedule its own freeing) but no other subscriber. */
+    void (*deliver)(struct subscriber *s, struct bus_event *e);
+    /* Ends the subscriber's stream cleanly (shutdown): it unsubscribes and
+     * frees itself, now or once its last bytes are written. */
+    void (*close)(struct subscriber *s);
+};
+
+struct bus_pending;
+TAILQ_HEAD(bus_pending_list, bus_pending);
+
+/* A subscriber is embedded in a transport's connection state. */
+struct subscriber {
+    const struct subscriber_ops *ops;
+    enum transport kind;
+    char room[NAME_ROOM_MAX + 1];
+    char user[NAME_USER_MAX + 1];
+    /* The newest stored message it has been given: stored events at or
+     * before it are not delivered again (resume, gap fill). */
+    struct streamid last;
+    bool resuming;                    /* holding live events back */
+    struct bus_pending_list held;     /* live events held while resuming */
+    struct bus_room *br;              /* NULL when not subscribed */
+    struct resume *resume;            /* history being read (resume.c) */
+    TAILQ_ENTRY(subscriber) link;
+};
+
+struct bus;
+
+struct bus *bus_new(void);
+/* Frees the bus; all subscribers must be gone. Accepts NULL. */
+void bus_free(struct bus *b);
+
+/* Joins s to its room (s->room must be set). Starts in the resuming state
+ * when `resuming` is true: live events are held until bus_resume_done. */
+void bus_subscribe(struct bus *b, struct subscriber *s, bool resuming);
+/* Leaves the room and drops held events. Safe on a subscriber that is not
+ * subscribed, and from inside its own deliver callback. */
+void bus_unsubscribe(struct bus *b, struct subscriber *s);
+/* Delivers `e` to one subscriber, skipping stored events at or before its
+ * last id, and advancing its last id. Used for history during resume. */
+void bus_deliver_one(struct subscriber *s, struct bus_event *e);
+/* Ends the resuming state: held live events are delivered in order, less
+ * those already given. */
+void bus_resume_done(struct subscriber *s);
+
+/* Fans an event out to every local subscriber of its room. Takes no
+ * ownership: the caller keeps its reference. */
+void bus_publish(struct bus *b, struct bus_event *e);
+
+/* Gap filling after the bus lost Redis: while a room fills, live stored
+ * events are held; bus_fill_end delivers them after the fill. */
+void bus_fill_begin(struct bus *b, const char *room);
+void bus_fill_end(struct bus *b, const char *room);
+/* Delivers a stored event read by the fill, past the hold. */
+void bus_fill_publish(struct bus *b, struct bus_event *e);
+/* The oldest "last id" among the room's subscribers: a fill reads after it.
+ * Returns false when the room has no subscribers. */
+bool bus_room_oldest(struct bus *b, const char *room, struct streamid *out);
+/* Calls fn for every room with subscribers. fn must not subscribe or
+ * unsubscribe. */
+void bus_foreach_room(struct bus *b, void (*fn)(const char *room, void *arg),
+                      void *arg);
+/* Calls fn for every subscriber (at shutdown: fn may unsubscribe it). */
+void bus_foreach_subscriber(struct bus *b,
+                            void (*fn)(struct subscriber *s, void *arg),
+                            void *arg);
+size_t bus_room_count(struct bus *b);
+
+#endif

@@ -1,0 +1,511 @@
+/* http.c - crosstalkd's HTTP layer: routing, authentication, replies,
+ * static files */
+#include "http.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "app.h"
+#include "auth.h"
+#include "config.h"
+#include "log.h"
+#include "rest.h"
+#include "store.h"
+#include "transport.h"
+#include "xmalloc.h"
+
+static struct evhttp_bound_socket *listener;
+
+struct http_watch {
+    struct evhttp_request *req;
+    struct evhttp_connection *evcon;
+    struct event *peek;
+    void (*gone)(void *arg);
+    void *arg;
+};
+
+void http_request_free(struct request *r)
+{
+    if (r == NULL)
+        return;
+    free(r->query);
+    free(r);
+}
+
+void http_api_headers(struct evhttp_request *req, const char *content_type)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    const char *origin =
+        evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
+
+    evhttp_add_header(h, "Content-Type", content_type);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    if (origin != NULL && http_origin_allowed(req, origin) &&
+        app.cfg->allowed_origins[0] != '\0') {
+        evhttp_add_header(h, "Access-Control-Allow-Origin", origin);
+        evhttp_add_header(h, "Vary", "Origin");
+    }
+}
+
+void http_reply_json(struct evhttp_request *req, enum transport kind,
+                     int status, const char *body, size_t len)
+{
+    struct evbuffer *out = evhttp_request_get_output_buffer(req);
+
+    http_api_headers(req, "application/json");
+    if (len > 0) {
+        evbuffer_add(out, body, len);
+        evbuffer_add(out, "\n", 1);
+        stats[kind].bytes_out += len + 1;
+    }
+    evhttp_send_reply(req, status, NULL, NULL);
+}
+
+void http_reply_api_error(struct evhttp_request *req, enum transport kind,
+                          const struct api_error *err)
+{
+    size_t len;
+    char *json = api_error_json(err, &len);
+
+    if (err->status == 401)
+        evhttp_add_header(evhttp_request_get_output_headers(req),
+                          "WWW-Authenticate", "Bearer");
+    http_reply_json(req, kind, err->status, json, len);
+    free(json);
+}
+
+void http_reply_error(struct evhttp_request *req, enum transport kind,
+                      int status, const char *code, const char *fmt, ...)
+{
+    struct api_error err;
+    va_list ap;
+
+    err.status = status;
+    err.code = code;
+    va_start(ap, fmt);
+    vsnprintf(err.message, sizeof(err.message), fmt, ap);
+    va_end(ap);
+    http_reply_api_error(req, kind, &err);
+}
+
+const char *http_body(struct evhttp_request *req, size_t *len)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    unsigned char *p;
+
+    /* a NUL after the body, so parsers may treat it as a string */
+    evbuffer_add(in, "", 1);
+    *len = evbuffer_get_length(in) - 1;
+    p = evbuffer_pullup(in, -1);
+    return (const char *)p;
+}
+
+bool http_origin_allowed(struct evhttp_request *req, const char *origin)
+{
+    const char *list = app.cfg->allowed_origins;
+    size_t olen = strlen(origin);
+
+    if (list[0] == '\0') {
+        /* same host: the Origin's authority equals the Host header */
+        const char *host = evhttp_find_header(
+            evhttp_request_get_input_headers(req), "Host");
+        const char *auth = strstr(origin, "://");
+        return host != NULL && auth != NULL && strcmp(auth + 3, host) == 0;
+    }
+    while (*list) {
+        size_t n = strcspn(list, ",");
+        const char *item = list;
+        size_t ilen = n;
+        while (ilen > 0 && (*item == ' ' || *item == '\t')) {
+            item++;
+            ilen--;
+        }
+        while (ilen > 0 && (item[ilen - 1] == ' ' || item[ilen - 1] == '\t'))
+            ilen--;
+        if ((ilen == 1 && item[0] == '*') ||
+            (ilen == olen && strncasecmp(item, origin, olen) == 0))
+            return true;
+        list += n;
+        if (*list == ',')
+            list++;
+    }
+    return false;
+}
+
+/* --- watching for a client that goes away --- */
+
+static void watch_closed(struct evhttp_connection *evcon, void *arg)
+{
+    struct http_watch *w = arg;
+    struct evhttp_request *req = w->req;
+    bool detached = evhttp_request_get_connection(req) == NULL;
+    void (*gone)(void *) = w->gone;
+    void *garg = w->arg;
+
+    event_free(w->peek);
+    free(w);
+    gone(garg);
+    /* evhttp frees a request still on its connection; one it detached on
+     * EOF or timeout waits for an answer that will never come */
+    if (detached)
+        evhttp_request_free(req);
+}
+
+static void watch_peek(evutil_socket_t fd, short what, void *arg)
+{
+    struct http_watch *w = arg;
+    struct evhttp_connection *evcon = w->evcon;
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+    if (n > 0) {
+        /* a pipelined request: evhttp reads it after our answer */
+        event_del(w->peek);
+        return;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    /* EOF or reset: drop the connection, which ends in watch_closed */
+    evhttp_connection_free(evcon);
+}
+
+struct http_watch *http_watch_new(struct evhttp_request *req,
+                                  void (*gone)(void *arg), void *arg)
+{
+    struct http_watch *w = xcalloc(1, sizeof(*w));
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+
+    w->req = req;
+    w->evcon = evcon;
+    w->gone = gone;
+    w->arg = arg;
+    w->peek = event_new(app.base, bufferevent_getfd(bev), EV_READ | EV_PERSIST,
+                        watch_peek, w);
+    event_add(w->peek, NULL);
+    evhttp_connection_set_closecb(evcon, watch_closed, w);
+    return w;
+}
+
+void http_watch_free(struct http_watch *w)
+{
+    if (w == NULL)
+        return;
+    evhttp_connection_set_closecb(w->evcon, NULL, NULL);
+    event_free(w->peek);
+    free(w);
+}
+
+struct deferred {
+    void (*fn)(void *);
+    void *arg;
+};
+
+static void run_deferred(evutil_socket_t fd, short what, void *arg)
+{
+    struct deferred d = *(struct deferred *)arg;
+
+    free(arg);
+    d.fn(d.arg);
+}
+
+void http_defer(void (*fn)(void *arg), void *arg)
+{
+    struct deferred *d = xmalloc(sizeof(*d));
+    struct timeval now = {0, 0};
+
+    d->fn = fn;
+    d->arg = arg;
+    if (event_base_once(app.base, -1, EV_TIMEOUT, run_deferred, d, &now) != 0) {
+        log_error("event_base_once failed");
+        abort();
+    }
+}
+
+/* --- authentication --- */
+
+static void auth_done(int status, const char *user, void *arg)
+{
+    struct request *r = arg;
+
+    if (status != 0) {
+        http_reply_error(r->req, r->kind, 503, "unavailable",
+                         "the message store is unreachable; try again");
+        http_request_free(r);
+        return;
+    }
+    if (user == NULL) {
+        http_reply_error(r->req, r->kind, 401, "unauthorized",
+                         "unknown token");
+        http_request_free(r);
+        return;
+    }
+    strcpy(r->user, user);
+    r->handler(r);
+}
+
+void http_authenticate(struct request *r)
+{
+    const char *authz = evhttp_find_header(
+        evhttp_request_get_input_headers(r->req), "Authorization");
+    char *token = auth_from_request(authz, r->query);
+
+    if (token == NULL) {
+        http_reply_error(r->req, r->kind, 401, "unauthorized",
+                         "a token is required: Authorization: Bearer <token> "
+                         "or ?token=");
+        http_request_free(r);
+    } else if (store_auth(app.store, token, auth_done, r) != 0) {
+        auth_done(-1, NULL, r);
+    }
+    free(token);
+}
+
+/* --- static files --- */
+
+static const char *content_type(const char *path)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".html", "text/html; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".mjs", "text/javascript; charset=utf-8"},
+        {".json", "application/json"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
+        {".txt", "text/plain; charset=utf-8"},
+    };
+    const char *dot = strrchr(path, '.');
+
+    for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
+        if (strcmp(dot, types[i].ext) == 0)
+            return types[i].type;
+    return "application/octet-stream";
+}
+
+static void serve_static(struct evhttp_request *req, const char *raw_path)
+{
+    char *path = evhttp_uridecode(raw_path, 0, NULL);
+    char *full = NULL, *real = NULL, *root = NULL;
+    struct stat sb;
+    int fd = -1;
+
+    if (path == NULL || strstr(path, "..") != NULL || strchr(path, '\\') ||
+        path[0] != '/') {
+        http_reply_error(req, TRANSPORT_REST, 404, "not_found", "no such file");
+        goto done;
+    }
+    full = xasprintf("%s%s%s", app.cfg->www_root, path,
+                     path[strlen(path) - 1] == '/' ? "index.html" : "");
+    root = realpath(app.cfg->www_root, NULL);
+    real = realpath(full, NULL);
+    if (root == NULL || real == NULL || strncmp(real, root, strlen(root)) != 0 ||
+        (real[strlen(root)] != '/' && real[strlen(root)] != '\0') ||
+        (fd = open(real, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &sb) != 0 ||
+        !S_ISREG(sb.st_mode)) {
+        http_reply_error(req, TRANSPORT_REST, 404, "not_found", "no such file");
+        goto done;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      content_type(real));
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control",
+                      "no-cache");
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        char len[32];
+        snprintf(len, sizeof(len), "%lld", (long long)sb.st_size);
+        evhttp_add_header(evhttp_request_get_output_headers(req),
+                          "Content-Length", len);
+    } else if (sb.st_size > 0) {
+        evbuffer_add_file(evhttp_request_get_output_buffer(req), fd, 0,
+                          sb.st_size);
+        fd = -1; /* the buffer owns it now */
+    }
+    evhttp_send_reply(req, 200, "OK", NULL);
+done:
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    free(full);
+    free(real);
+    free(root);
+}
+
+/* --- routing --- */
+
+struct route {
+    const char *action;           /* after /api/rooms/{room}/ */
+    enum evhttp_cmd_type method;
+    enum transport kind;
+    void (*handler)(struct request *r);
+};
+
+static const struct route room_routes[] = {
+    {"messages", EVHTTP_REQ_GET, TRANSPORT_SHORT_POLL, short_poll_handle},
+    {"messages", EVHTTP_REQ_POST, TRANSPORT_REST, rest_send},
+    {"poll", EVHTTP_REQ_GET, TRANSPORT_LONG_POLL, long_poll_handle},
+    {"events", EVHTTP_REQ_GET, TRANSPORT_SSE, sse_handle},
+    {"ws", EVHTTP_REQ_GET, TRANSPORT_WEBSOCKET, ws_handle},
+    {"typing", EVHTTP_REQ_POST, TRANSPORT_REST, rest_typing},
+    {"presence", EVHTTP_REQ_GET, TRANSPORT_REST, rest_presence},
+};
+
+static void method_not_allowed(struct evhttp_request *req, const char *allow)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+    http_reply_error(req, TRANSPORT_REST, 405, "method_not_allowed",
+                     "this path allows %s", allow);
+}
+
+static void route_room(struct evhttp_request *req, enum evhttp_cmd_type m,
+                       const char *rest, const char *query)
+{
+    const char *slash = strchr(rest, '/');
+    const char *action;
+    const struct route *found = NULL;
+    bool path_known = false;
+    struct request *r;
+
+    if (slash == NULL || strchr(slash + 1, '/') != NULL) {
+        http_reply_error(req, TRANSPORT_REST, 404, "not_found",
+                         "no such path");
+        return;
+    }
+    action = slash + 1;
+    for (size_t i = 0; i < sizeof(room_routes) / sizeof(room_routes[0]); i++) {
+        if (strcmp(room_routes[i].action, action) != 0)
+            continue;
+        path_known = true;
+        if (room_routes[i].method == m ||
+            (m == EVHTTP_REQ_HEAD && room_routes[i].method == EVHTTP_REQ_GET &&
+             strcmp(action, "ws") != 0 && strcmp(action, "events") != 0 &&
+             strcmp(action, "poll") != 0))
+            found = &room_routes[i];
+    }
+    if (!path_known) {
+        http_reply_error(req, TRANSPORT_REST, 404, "not_found",
+                         "no such path");
+        return;
+    }
+    if (found == NULL) {
+        method_not_allowed(req, strcmp(action, "messages") == 0 ? "GET, POST"
+                                : strcmp(action, "typing") == 0 ? "POST"
+                                                                : "GET");
+        return;
+    }
+    if (!names_room_valid(rest, slash - rest)) {
+        http_reply_error(req, found->kind, 400, "bad_name",
+                         "a room name is 1 to 64 of a-z 0-9 _ -");
+        return;
+    }
+    stats[found->kind].requests++;
+    r = xcalloc(1, sizeof(*r));
+    r->req = req;
+    r->method = m;
+    r->kind = found->kind;
+    memcpy(r->room, rest, slash - rest);
+    r->query = query ? xstrdup(query) : NULL;
+    r->handler = found->handler;
+    http_authenticate(r);
+}
+
+static void route(struct evhttp_request *req, void *arg)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+    bool get = m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD;
+
+    if (path == NULL || path[0] == '\0')
+        path = "/";
+    if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) >
+        (size_t)app.cfg->max_body_bytes) {
+        http_reply_error(req, TRANSPORT_REST, 413, "too_large",
+                         "the request body is over %d bytes",
+                         app.cfg->max_body_bytes);
+        return;
+    }
+    if (strncmp(path, "/api/rooms/", 11) == 0) {
+        route_room(req, m, path + 11, query);
+    } else if (strcmp(path, "/api/register") == 0) {
+        if (m != EVHTTP_REQ_POST)
+            return method_not_allowed(req, "POST");
+        stats[TRANSPORT_REST].requests++;
+        rest_register(req);
+    } else if (strcmp(path, "/api/rooms") == 0) {
+        if (!get)
+            return method_not_allowed(req, "GET");
+        stats[TRANSPORT_REST].requests++;
+        rest_rooms(req);
+    } else if (strcmp(path, "/api/stats") == 0) {
+        if (!get)
+            return method_not_allowed(req, "GET");
+        rest_stats(req);
+    } else if (strcmp(path, "/metrics") == 0) {
+        if (!get)
+            return method_not_allowed(req, "GET");
+        rest_metrics(req);
+    } else if (strcmp(path, "/healthz") == 0) {
+        if (!get)
+            return method_not_allowed(req, "GET");
+        rest_healthz(req);
+    } else if (strncmp(path, "/api/", 5) == 0 || strcmp(path, "/api") == 0) {
+        http_reply_error(req, TRANSPORT_REST, 404, "not_found",
+                         "no such path");
+    } else if (!get) {
+        method_not_allowed(req, "GET, HEAD");
+    } else {
+        serve_static(req, path);
+    }
+}
+
+int http_start(void)
+{
+    const struct config *cfg = app.cfg;
+
+    app.http = evhttp_new(app.base);
+    evhttp_set_allowed_methods(app.http,
+                               EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+                                   EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+                                   EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                                   EVHTTP_REQ_PATCH);
+    evhttp_set_max_headers_size(app.http, cfg->max_header_bytes);
+    /* Bodies up to 4x the limit are read so that we answer 413 in JSON;
+     * a larger declared length gets evhttp's own 413 without reading. */
+    evhttp_set_max_body_size(app.http, (ev_ssize_t)cfg->max_body_bytes * 4);
+    evhttp_set_timeout(app.http, cfg->header_timeout);
+    evhttp_set_gencb(app.http, route, NULL);
+    listener = evhttp_bind_socket_with_handle(app.http, cfg->bind,
+                                              (ev_uint16_t)cfg->port);
+    if (listener == NULL) {
+        log_error("cannot listen on %s:%d: %s", cfg->bind, cfg->port,
+                  strerror(errno));
+        return -1;
+    }
+    log_info("listening on http://%s:%d/", cfg->bind, cfg->port);
+    return 0;
+}
+
+void http_stop_accepting(void)
+{
+    if (listener != NULL) {
+        evhttp_del_accept_socket(app.http, listener);
+        listener = NULL;
+    }
+}

@@ -1,0 +1,72 @@
+/* http.h - crosstalkd's HTTP layer: routing, authentication, replies,
+ * static files */
+#ifndef CT_HTTP_H
+#define CT_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/http.h>
+
+#include "api.h"
+#include "names.h"
+#include "stats.h"
+
+/* One API call on its way through authentication to its handler. */
+struct request {
+    struct evhttp_request *req;
+    enum evhttp_cmd_type method;
+    enum transport kind;
+    char room[NAME_ROOM_MAX + 1];
+    char user[NAME_USER_MAX + 1];
+    char *query;   /* the raw query string, NULL when none */
+    void (*handler)(struct request *r);
+};
+
+/* Frees the request record (not the evhttp request). Accepts NULL. */
+void http_request_free(struct request *r);
+
+/* Binds cfg->bind:cfg->port and routes every request. Returns 0, or -1
+ * with a message logged. */
+int http_start(void);
+/* Stops accepting new connections (shutdown). */
+void http_stop_accepting(void);
+
+/* Replies with a JSON body (copied) and the status; counts bytes for `kind`. */
+void http_reply_json(struct evhttp_request *req, enum transport kind,
+                     int status, const char *body, size_t len);
+/* Replies with {"error":code,"message":...}. */
+void http_reply_error(struct evhttp_request *req, enum transport kind,
+                      int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void http_reply_api_error(struct evhttp_request *req, enum transport kind,
+                          const struct api_error *err);
+/* The request body as a NUL-terminated string (the buffer is pulled up in
+ * place); *len gets its length. */
+const char *http_body(struct evhttp_request *req, size_t *len);
+/* True when `origin` may use the API from a browser: listed in
+ * allowed_origins ("*" allows any), or, with none configured, the same
+ * host as the request's Host header. */
+bool http_origin_allowed(struct evhttp_request *req, const char *origin);
+/* Sets the headers every API answer carries (content type, no caching). */
+void http_api_headers(struct evhttp_request *req, const char *content_type);
+
+/* Watches a request whose answer is pending (long poll, stream) for its
+ * client going away. When it does, `gone(arg)` is called; the evhttp
+ * request no longer exists when it returns: free your state, do not touch
+ * the request, do not free the watch. */
+struct http_watch;
+struct http_watch *http_watch_new(struct evhttp_request *req,
+                                  void (*gone)(void *arg), void *arg);
+/* Stops watching before you answer the request yourself. Accepts NULL. */
+void http_watch_free(struct http_watch *w);
+
+/* Runs fn(arg) on the next turn of the event loop: for freeing a
+ * subscriber from inside its own deliver callback. */
+void http_defer(void (*fn)(void *arg), void *arg);
+
+/* Routes that need a token go through here: resolves it to r->user, then
+ * calls r->handler, or answers 401/503 and frees r. */
+void http_authenticate(struct request *r);
+
+#endif

@@ -1,0 +1,876 @@
+/* store.c - crosstalkd's Redis: async commands, the bus subscription,
+ * reconnection with backoff and gap filling */
+#include "store.h"
+
+#include <search.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "auth.h"
+#include "bus.h"
+#include "config.h"
+#include "keys.h"
+#include "log.h"
+#include "reply.h"
+#include "xmalloc.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define FILL_PAGE 500
+#define AUTH_CACHE_MAX 65536
+
+struct store {
+    struct event_base *base;
+    const struct config *cfg;
+    struct bus *bus;
+    /* where Redis is */
+    char *host;       /* NULL for a unix socket */
+    char *path;
+    int port;
+    int db;
+    char *password;
+    /* the command connection and the subscription, each reconnecting */
+    redisAsyncContext *cmd, *sub;
+    bool cmd_up, sub_up;
+    int cmd_backoff, sub_backoff;
+    struct event *cmd_timer, *sub_timer, *fill_timer;
+    bool fill_wanted;   /* rooms must be filled once both are up */
+    bool closing;
+    /* token hash -> user name, tokens being immutable */
+    void *auth_cache;
+    size_t auth_cached;
+};
+
+/* One command in flight and what to tell whom when it answers. */
+struct call {
+    struct store *st;
+    union {
+        store_append_cb append;
+        store_events_cb events;
+        store_user_cb user;
+        store_register_cb reg;
+        store_rooms_cb rooms;
+        store_online_cb online;
+        store_status_cb status;
+    } cb;
+    void *arg;
+    char room[NAME_ROOM_MAX + 1];
+    char key[AUTH_HASH_LEN + 1];
+    bool reverse;
+    /* the command, kept to resend as EVAL after NOSCRIPT */
+    int argc;
+    const char *argv[9];
+    size_t lens[9];
+    char from[NAME_USER_MAX + 1];
+    char *text;
+    size_t text_len;
+    char bufs[2 * KEYS_MAX];
+};
+
+struct auth_entry {
+    char hash[AUTH_HASH_LEN + 1];
+    char user[NAME_USER_MAX + 1];
+};
+
+static void cmd_connect(struct store *st);
+static void sub_connect(struct store *st);
+static void fill_all(struct store *st);
+
+static struct call *call_new(struct store *st, void *arg)
+{
+    struct call *c = xcalloc(1, sizeof(*c));
+
+    c->st = st;
+    c->arg = arg;
+    return c;
+}
+
+static void call_free(struct call *c)
+{
+    if (c == NULL)
+        return;
+    free(c->text);
+    free(c);
+}
+
+/* An error reply or none at all (disconnected) is a failure. */
+static bool reply_failed(const redisReply *r, const char *what)
+{
+    if (r == NULL)
+        return true;
+    if (r->type == REDIS_REPLY_ERROR) {
+        log_warn("redis: %s: %s", what, r->str);
+        return true;
+    }
+    return false;
+}
+
+static int parse_url(struct store *st, const char *url)
+{
+    const char *p;
+    char *end;
+
+    st->db = 0;
+    if (strncmp(url, "unix://", 7) == 0) {
+        const char *q = strchr(url + 7, '?');
+        st->path = q ? xstrndup(url + 7, q - (url + 7)) : xstrdup(url + 7);
+        if (q && strncmp(q, "?db=", 4) == 0)
+            st->db = (int)strtol(q + 4, NULL, 10);
+        return st->path[0] == '/' ? 0 : -1;
+    }
+    if (strncmp(url, "redis://", 8) != 0)
+        return -1;
+    p = url + 8;
+    if ((end = strchr(p, '@')) != NULL) {
+        const char *colon = memchr(p, ':', end - p);
+        if (colon != NULL)
+            st->password = xstrndup(colon + 1, end - colon - 1);
+        p = end + 1;
+    }
+    {
+        size_t hl = strcspn(p, ":/");
+        if (hl == 0)
+            return -1;
+        st->host = xstrndup(p, hl);
+        p += hl;
+    }
+    st->port = 6379;
+    if (*p == ':') {
+        long v = strtol(p + 1, &end, 10);
+        if (end == p + 1 || v < 1 || v > 65535)
+            return -1;
+        st->port = (int)v;
+        p = end;
+    }
+    if (*p == '/' && p[1] != '\0') {
+        long v = strtol(p + 1, &end, 10);
+        if (*end != '\0' || v < 0 || v > 1000)
+            return -1;
+        st->db = (int)v;
+    }
+    return 0;
+}
+
+static redisAsyncContext *connect_one(struct store *st, const char *what)
+{
+    redisAsyncContext *ac = st->path ? redisAsyncConnectUnix(st->path)
+                                     : redisAsyncConnect(st->host, st->port);
+
+    if (ac == NULL)
+        return NULL;
+    if (ac->err) {
+        log_warn("redis: %s connection: %s", what, ac->errstr);
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    ac->data = st;
+    redisLibeventAttach(ac, st->base);
+    /* sent first, so every later command runs after them */
+    if (st->password)
+        redisAsyncCommand(ac, NULL, NULL, "AUTH %s", st->password);
+    if (st->db != 0)
+        redisAsyncCommand(ac, NULL, NULL, "SELECT %d", st->db);
+    return ac;
+}
+
+static void schedule(struct store *st, struct event *timer, int *backoff)
+{
+    struct timeval tv;
+
+    if (st->closing)
+        return;
+    tv.tv_sec = *backoff / 1000;
+    tv.tv_usec = (*backoff % 1000) * 1000;
+    evtimer_add(timer, &tv);
+    *backoff = *backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : *backoff * 2;
+}
+
+/* --- the command connection --- */
+
+static void cmd_connected(const redisAsyncContext *ac, int status)
+{
+    struct store *st = ac->data;
+
+    if (status != REDIS_OK) {
+        log_warn("redis: cannot connect: %s", ac->errstr);
+        st->cmd = NULL;
+        schedule(st, st->cmd_timer, &st->cmd_backoff);
+        return;
+    }
+    log_info("redis: connected");
+    st->cmd_up = true;
+    st->cmd_backoff = BACKOFF_MIN_MS;
+    if (st->fill_wanted && st->sub_up)
+        fill_all(st);
+}
+
+static void cmd_disconnected(const redisAsyncContext *ac, int status)
+{
+    struct store *st = ac->data;
+
+    st->cmd = NULL;
+    st->cmd_up = false;
+    if (st->closing)
+        return;
+    log_warn("redis: connection lost%s%s", ac->errstr[0] ? ": " : "",
+             ac->errstr);
+    schedule(st, st->cmd_timer, &st->cmd_backoff);
+}
+
+static void cmd_connect(struct store *st)
+{
+    if (st->closing || st->cmd != NULL)
+        return;
+    st->cmd = connect_one(st, "command");
+    if (st->cmd == NULL) {
+        schedule(st, st->cmd_timer, &st->cmd_backoff);
+        return;
+    }
+    redisAsyncSetConnectCallback(st->cmd, cmd_connected);
+    redisAsyncSetDisconnectCallback(st->cmd, cmd_disconnected);
+}
+
+static void cmd_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    cmd_connect(arg);
+}
+
+static int send_argv(struct store *st, redisCallbackFn *fn, struct call *c,
+                     int argc, const char **argv, const size_t *lens)
+{
+    if (!st->cmd_up || st->cmd == NULL)
+        return -1;
+    if (redisAsyncCommandArgv(st->cmd, fn, c, argc, argv, lens) != REDIS_OK)
+        return -1;
+    return 0;
+}
+
+/* --- the bus subscription --- */
+
+static void on_bus_message(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct store *st = ac->data;
+    redisReply *r = reply;
+    struct event ev;
+    struct bus_event *e;
+    const redisReply *chan, *payload;
+
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 3)
+        return;
+    if (strcmp(r->element[0]->str, "psubscribe") == 0) {
+        log_info("redis: subscribed to %s", KEYS_BUS_PATTERN);
+        st->sub_up = true;
+        st->sub_backoff = BACKOFF_MIN_MS;
+        st->fill_wanted = true;
+        if (st->cmd_up)
+            fill_all(st);
+        return;
+    }
+    if (strcmp(r->element[0]->str, "pmessage") != 0 || r->elements != 4)
+        return;
+    chan = r->element[2];
+    payload = r->element[3];
+    if (event_from_json(payload->str, payload->len, &ev) != 0) {
+        log_warn("bus: dropped a malformed event on %s", chan->str);
+        return;
+    }
+    if (chan->len <= strlen(KEYS_BUS_PREFIX) ||
+        strcmp(chan->str + strlen(KEYS_BUS_PREFIX), ev.room) != 0) {
+        log_warn("bus: event for room %s on channel %s dropped", ev.room,
+                 chan->str);
+        event_clear(&ev);
+        return;
+    }
+    e = bus_event_new(&ev);
+    bus_publish(st->bus, e);
+    bus_event_unref(e);
+}
+
+static void sub_connected(const redisAsyncContext *ac, int status)
+{
+    struct store *st = ac->data;
+
+    if (status != REDIS_OK) {
+        st->sub = NULL;
+        schedule(st, st->sub_timer, &st->sub_backoff);
+    }
+}
+
+static void sub_disconnected(const redisAsyncContext *ac, int status)
+{
+    struct store *st = ac->data;
+
+    st->sub = NULL;
+    st->sub_up = false;
+    if (st->closing)
+        return;
+    log_warn("redis: subscription lost; resubscribing");
+    schedule(st, st->sub_timer, &st->sub_backoff);
+}
+
+static void sub_connect(struct store *st)
+{
+    if (st->closing || st->sub != NULL)
+        return;
+    st->sub = connect_one(st, "subscription");
+    if (st->sub == NULL) {
+        schedule(st, st->sub_timer, &st->sub_backoff);
+        return;
+    }
+    redisAsyncSetConnectCallback(st->sub, sub_connected);
+    redisAsyncSetDisconnectCallback(st->sub, sub_disconnected);
+    redisAsyncCommand(st->sub, on_bus_message, NULL, "PSUBSCRIBE %s",
+                      KEYS_BUS_PATTERN);
+}
+
+static void sub_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sub_connect(arg);
+}
+
+/* --- gap filling: what was published while we were not subscribed --- */
+
+static void fill_room(struct store *st, const char *room,
+                      const struct streamid *after);
+
+static void fill_page(int status, struct event *evs, size_t n, void *arg)
+{
+    struct call *c = arg;
+    struct store *st = c->st;
+
+    if (status != 0) {
+        /* the room stays filling (live events held) until a retry works */
+        struct timeval tv = {1, 0};
+        st->fill_wanted = true;
+        evtimer_add(st->fill_timer, &tv);
+        call_free(c);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct bus_event *e = bus_event_new(&evs[i]);
+        bus_fill_publish(st->bus, e);
+        bus_event_unref(e);
+    }
+    if (n == FILL_PAGE)
+        fill_room(st, c->room, &evs[n - 1].sid);
+    else
+        bus_fill_end(st->bus, c->room);
+    call_free(c);
+}
+
+static void fill_room(struct store *st, const char *room,
+                      const struct streamid *after)
+{
+    struct call *c = call_new(st, NULL);
+
+    c->arg = c;
+    strcpy(c->room, room);
+    if (store_after(st, room, after, FILL_PAGE, fill_page, c) != 0)
+        fill_page(-1, NULL, 0, c);
+}
+
+static void fill_one(const char *room, void *arg)
+{
+    struct store *st = arg;
+    struct streamid from;
+
+    if (!bus_room_oldest(st->bus, room, &from))
+        return;
+    bus_fill_begin(st->bus, room);
+    fill_room(st, room, &from);
+}
+
+static void fill_all(struct store *st)
+{
+    st->fill_wanted = false;
+    bus_foreach_room(st->bus, fill_one, st);
+}
+
+static void fill_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct store *st = arg;
+
+    if (st->fill_wanted && st->cmd_up && st->sub_up)
+        fill_all(st);
+}
+
+/* --- life cycle --- */
+
+struct store *store_new(struct event_base *base, const struct config *cfg,
+                        struct bus *bus)
+{
+    struct store *st = xcalloc(1, sizeof(*st));
+
+    st->base = base;
+    st->cfg = cfg;
+    st->bus = bus;
+    if (parse_url(st, cfg->redis_url) != 0) {
+        log_error("redis_url %s: expected redis://host[:port][/db] or "
+                  "unix:///path[?db=N]", cfg->redis_url);
+        store_free(st);
+        return NULL;
+    }
+    st->cmd_backoff = st->sub_backoff = BACKOFF_MIN_MS;
+    st->cmd_timer = evtimer_new(base, cmd_timer_cb, st);
+    st->sub_timer = evtimer_new(base, sub_timer_cb, st);
+    st->fill_timer = evtimer_new(base, fill_timer_cb, st);
+    keys_init();
+    cmd_connect(st);
+    sub_connect(st);
+    return st;
+}
+
+void store_free(struct store *st)
+{
+    if (st == NULL)
+        return;
+    st->closing = true;
+    if (st->cmd)
+        redisAsyncDisconnect(st->cmd);
+    if (st->sub)
+        redisAsyncDisconnect(st->sub);
+    if (st->cmd_timer)
+        event_free(st->cmd_timer);
+    if (st->sub_timer)
+        event_free(st->sub_timer);
+    if (st->fill_timer)
+        event_free(st->fill_timer);
+    tdestroy(st->auth_cache, free);
+    free(st->host);
+    free(st->path);
+    free(st->password);
+    free(st);
+}
+
+bool store_ready(const struct store *st)
+{
+    return st->cmd_up;
+}
+
+/* --- commands --- */
+
+static void on_append(redisAsyncContext *ac, void *reply, void *priv);
+
+static void on_append(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct call *c = priv;
+    redisReply *r = reply;
+
+    if (r != NULL && r->type == REDIS_REPLY_ERROR &&
+        strncmp(r->str, "NOSCRIPT", 8) == 0 && c->argv[0][4] == 'S') {
+        /* the script cache was flushed (restart): send the body once */
+        c->argc = keys_append_argv(c->argv, c->lens, c->bufs, 0, c->room,
+                                   c->from, c->text, c->text_len);
+        if (send_argv(c->st, on_append, c, c->argc, c->argv, c->lens) == 0)
+            return;
+        r = NULL;
+    }
+    if (reply_failed(r, "append") || r->type != REDIS_REPLY_ARRAY ||
+        r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
+        c->cb.append(-1, NULL, 0, c->arg);
+    } else {
+        const redisReply *ts = r->element[1];
+        int64_t t = ts->type == REDIS_REPLY_INTEGER ? ts->integer
+                                                    : strtoll(ts->str, NULL, 10);
+        c->cb.append(0, r->element[0]->str, t, c->arg);
+    }
+    call_free(c);
+}
+
+int store_append(struct store *st, const char *room, const char *from,
+                 const char *text, size_t len, store_append_cb cb, void *arg)
+{
+    struct call *c = call_new(st, arg);
+
+    c->cb.append = cb;
+    strcpy(c->room, room);
+    strcpy(c->from, from);
+    c->text = xmalloc(len + 1);
+    memcpy(c->text, text, len);
+    c->text[len] = '\0';
+    c->text_len = len;
+    c->argc = keys_append_argv(c->argv, c->lens, c->bufs, 1, c->room,
+                               c->from, c->text, len);
+    if (send_argv(st, on_append, c, c->argc, c->argv, c->lens) != 0) {
+        call_free(c);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_range(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct call *c = priv;
+    redisReply *r = reply;
+    struct event *evs = NULL;
+    size_t n = 0;
+
+    if (reply_failed(r, "range") || reply_events(r, c->room, &evs, &n) != 0) {
+        c->cb.events(-1, NULL, 0, c->arg);
+    } else {
+        if (c->reverse) {
+            for (size_t i = 0; i < n / 2; i++) {
+                struct event t = evs[i];
+                evs[i] = evs[n - 1 - i];
+                evs[n - 1 - i] = t;
+            }
+        }
+        c->cb.events(0, evs, n, c->arg);
+    }
+    reply_free_events(evs, n);
+    call_free(c);
+}
+
+static int range(struct store *st, const char *cmd, const char *room,
+                 const char *start, const char *end, int limit,
+                 store_events_cb cb, void *arg)
+{
+    struct call *c = call_new(st, arg);
+    char key[KEYS_MAX], count[16];
+    const char *argv[6];
+
+    c->cb.events = cb;
+    c->reverse = cmd[1] == 'R';
+    strcpy(c->room, room);
+    snprintf(count, sizeof(count), "%d", limit);
+    argv[0] = cmd;
+    argv[1] = keys_room_log(key, room);
+    argv[2] = start;
+    argv[3] = end;
+    argv[4] = "COUNT";
+    argv[5] = count;
+    if (send_argv(st, on_range, c, 6, argv, NULL) != 0) {
+        call_free(c);
+        return -1;
+    }
+    return 0;
+}
+
+int store_after(struct store *st, const char *room,
+                const struct streamid *after, int limit, store_events_cb cb,
+                void *arg)
+{
+    char id[STREAMID_STRLEN + 1];
+
+    id[0] = '(';
+    streamid_format(after, id + 1);
+    return range(st, "XRANGE", room, id, "+", limit, cb, arg);
+}
+
+int store_before(struct store *st, const char *room,
+                 const struct streamid *before, int limit, store_events_cb cb,
+                 void *arg)
+{
+    char id[STREAMID_STRLEN + 1] = "+";
+
+    if (before != NULL) {
+        id[0] = '(';
+        streamid_format(before, id + 1);
+    }
+    return range(st, "XREVRANGE", room, id, "-", limit, cb, arg);
+}
+
+static int auth_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct auth_entry *)a)->hash,
+                  ((const struct auth_entry *)b)->hash);
+}
+
+static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct call *c = priv;
+    struct store *st = c->st;
+    redisReply *r = reply;
+
+    if (reply_failed(r, "auth")) {
+        c->cb.user(-1, NULL, c->arg);
+    } else if (r->type != REDIS_REPLY_STRING ||
+               !names_user_valid(r->str, r->len)) {
+        c->cb.user(0, NULL, c->arg);
+    } else {
+        struct auth_entry *e = xmalloc(sizeof(*e));
+        strcpy(e->hash, c->key);
+        strcpy(e->user, r->str);
+        if (st->auth_cached >= AUTH_CACHE_MAX) {
+            tdestroy(st->auth_cache, free);
+            st->auth_cache = NULL;
+            st->auth_cached = 0;
+        }
+        if (*(struct auth_entry **)tsearch(e, &st->auth_cache, auth_cmp) != e)
+            free(e);
+        else
+            st->auth_cached++;
+        c->cb.user(0, r->str, c->arg);
+    }
+    call_free(c);
+}
+
+int store_auth(struct store *st, const char *token, store_user_cb cb,
+               void *arg)
+{
+    struct auth_entry key;
+    void *node;
+    struct call *c;
+    char k[KEYS_MAX];
+
+    if (!auth_token_wellformed(token, strlen(token))) {
+        cb(0, NULL, arg);
+        return 0;
+    }
+    auth_hash(token, strlen(token), key.hash);
+    if ((node = tfind(&key, &st->auth_cache, auth_cmp)) != NULL) {
+        cb(0, (*(struct auth_entry **)node)->user, arg);
+        return 0;
+    }
+    c = call_new(st, arg);
+    c->cb.user = cb;
+    strcpy(c->key, key.hash);
+    keys_token(k, key.hash);
+    {
+        const char *argv[2] = {"GET", k};
+        if (send_argv(st, on_auth, c, 2, argv, NULL) != 0) {
+            call_free(c);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void on_register(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct call *c = priv;
+    redisReply *r = reply;
+
+    if (r != NULL && r->type == REDIS_REPLY_ERROR &&
+        strncmp(r->str, "NOSCRIPT", 8) == 0 && c->argv[0][4] == 'S') {
+        c->argv[0] = "EVAL";
+        c->argv[1] = keys_register_script.body;
+        c->lens[0] = 4;
+        c->lens[1] = strlen(c->argv[1]);
+        if (send_argv(c->st, on_register, c, c->argc, c->argv, c->lens) == 0)
+            return;
+        r = NULL;
+    }
+    if (reply_failed(r, "register") || r->type != REDIS_REPLY_INTEGER)
+        c->cb.reg(-1, false, c->arg);
+    else
+        c->cb.reg(0, r->integer == 1, c->arg);
+    call_free(c);
+}
+
+int store_register(struct store *st, const char *name, const char *token,
+                   store_register_cb cb, void *arg)
+{
+    struct call *c = call_new(st, arg);
+    char *hash = c->bufs + 2 * KEYS_MAX - (AUTH_HASH_LEN + 1) - 24;
+    char *created = hash + AUTH_HASH_LEN + 1;
+    char *ukey = c->bufs, *tkey = c->bufs + KEYS_MAX;
+
+    c->cb.reg = cb;
+    strcpy(c->room, name); /* the name lives as long as the call */
+    auth_hash(token, strlen(token), hash);
+    snprintf(created, 24, "%lld", (long long)event_now_ms());
+    keys_user(ukey, name);
+    keys_token(tkey, hash);
+    c->argc = 8;
+    c->argv[0] = "EVALSHA";
+    c->argv[1] = keys_register_script.sha;
+    c->argv[2] = "2";
+    c->argv[3] = ukey;
+    c->argv[4] = tkey;
+    c->argv[5] = hash;
+    c->argv[6] = created;
+    c->argv[7] = c->room;
+    for (int i = 0; i < c->argc; i++)
+        c->lens[i] = strlen(c->argv[i]);
+    if (send_argv(st, on_register, c, c->argc, c->argv, c->lens) != 0) {
+        call_free(c);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_rooms(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct call *c = priv;
+    redisReply *r = reply;
+
+    if (reply_failed(r, "rooms") || r->type != REDIS_REPLY_ARRAY) {
+        c->cb.rooms(-1, NULL, NULL, 0, c->arg);
+    } else {
+        size_t n = r->elements / 2;
+        const char **names = xcalloc(n + 1, sizeof(*names));
+        long long *ts = xcalloc(n + 1, sizeof(*ts));
+        for (size_t i = 0; i < n; i++) {
+            names[i] = r->element[2 * i]->str;
+            ts[i] = strtoll(r->element[2 * i + 1]->str, NULL, 10);
+        }
+        c->cb.rooms(0, names, ts, n, c->arg);
+        free(names);
+        free(ts);
+    }
+    call_free(c);
+}
+
+int store_rooms(struct store *st, store_rooms_cb cb, void *arg)
+{
+    struct call *c = call_new(st, arg);
+    const char *argv[] = {"ZREVRANGE", KEYS_ROOMS, "0", "999", "WITHSCORES"};
+
+    c->cb.rooms = cb;
+    if (send_argv(st, on_rooms, c, 5, argv, NULL) != 0) {
+        call_free(c);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_online(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct call *c = priv;
+    redisReply *r = reply;
+
+    if (reply_failed(r, "presence") || r->type != REDIS_REPLY_ARRAY) {
+        c->cb.online(-1, NULL, 0, c->arg);
+    } else {
+        const char **names = xcalloc(r->elements + 1, sizeof(*names));
+        for (size_t i = 0; i < r->elements; i++)
+            names[i] = r->element[i]->str;
+        c->cb.online(0, names, r->elements, c->arg);
+        free(names);
+    }
+    call_free(c);
+}
+
+int store_online(struct store *st, const char *room, store_online_cb cb,
+                 void *arg)
+{
+    struct call *c = call_new(st, arg);
+    char key[KEYS_MAX], now[24];
+    const char *argv[4];
+
+    c->cb.online = cb;
+    snprintf(now, sizeof(now), "%lld", (long long)event_now_ms());
+    argv[0] = "ZRANGEBYSCORE";
+    argv[1] = keys_presence(key, room);
+    argv[2] = now;
+    argv[3] = "+inf";
+    if (send_argv(st, on_online, c, 4, argv, NULL) != 0) {
+        call_free(c);
+        return -1;
+    }
+    return 0;
+}
+
+struct announce {
+    struct store *st;
+    char room[NAME_ROOM_MAX + 1];
+};
+
+static void announce_done(int status, const char *const *names, size_t n,
+                          void *arg)
+{
+    struct announce *a = arg;
+    struct event ev;
+
+    if (status == 0) {
+        event_init_presence(&ev, a->room, names, n, event_now_ms());
+        store_publish(a->st, &ev);
+        event_clear(&ev);
+    }
+    free(a);
+}
+
+static void store_announce(struct store *st, const char *room)
+{
+    struct announce *a = xmalloc(sizeof(*a));
+
+    a->st = st;
+    strcpy(a->room, room);
+    if (store_online(st, room, announce_done, a) != 0)
+        free(a);
+}
+
+void store_presence_touch(struct store *st, const char *room,
+                          const char *user, bool announce)
+{
+    char key[KEYS_MAX], expiry[24];
+    const char *argv[4];
+
+    if (!st->cmd_up)
+        return;
+    snprintf(expiry, sizeof(expiry), "%lld",
+             (long long)(event_now_ms() + st->cfg->presence_ttl * 1000LL));
+    argv[0] = "ZADD";
+    argv[1] = keys_presence(key, room);
+    argv[2] = expiry;
+    argv[3] = user;
+    redisAsyncCommandArgv(st->cmd, NULL, NULL, 4, argv, NULL);
+    if (announce)
+        store_announce(st, room);
+}
+
+void store_presence_leave(struct store *st, const char *room,
+                          const char *user)
+{
+    char key[KEYS_MAX];
+    const char *argv[3];
+
+    if (!st->cmd_up)
+        return;
+    argv[0] = "ZREM";
+    argv[1] = keys_presence(key, room);
+    argv[2] = user;
+    redisAsyncCommandArgv(st->cmd, NULL, NULL, 3, argv, NULL);
+    store_announce(st, room);
+}
+
+int store_publish(struct store *st, const struct event *ev)
+{
+    char chan[KEYS_MAX];
+    size_t len;
+    char *json;
+    const char *argv[3];
+    size_t lens[3];
+    int rc;
+
+    if (!st->cmd_up)
+        return -1;
+    json = event_to_json(ev, &len);
+    argv[0] = "PUBLISH";
+    argv[1] = keys_bus(chan, ev->room);
+    argv[2] = json;
+    lens[0] = 7;
+    lens[1] = strlen(chan);
+    lens[2] = len;
+    rc = redisAsyncCommandArgv(st->cmd, NULL, NULL, 3, argv, lens) == REDIS_OK
+             ? 0 : -1;
+    free(json);
+    return rc;
+}
+
+static void on_ping(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct call *c = priv;
+
+    c->cb.status(reply_failed(reply, "ping") ? -1 : 0, c->arg);
+    call_free(c);
+}
+
+int store_ping(struct store *st, store_status_cb cb, void *arg)
+{
+    struct call *c = call_new(st, arg);
+    const char *argv[1] = {"PING"};
+
+    c->cb.status = cb;
+    if (send_argv(st, on_ping, c, 1, argv, NULL) != 0) {
+        call_free(c);
+        return -1;
+    }
+    return 0;
+}

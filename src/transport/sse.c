@@ -1,0 +1,251 @@
+/* sse.c - GET /api/rooms/{room}/events: a Server-Sent Events stream of the
+ * room, resumable after Last-Event-ID or ?since= */
+#include "sse.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "app.h"
+#include "config.h"
+#include "log.h"
+#include "presence.h"
+#include "query.h"
+#include "resume.h"
+#include "transport.h"
+#include "xmalloc.h"
+
+struct sse {
+    struct subscriber sub;
+    struct request *r;
+    struct http_watch *watch;
+    bool joined;               /* counted in presence */
+    TAILQ_ENTRY(sse) link;     /* every open stream, for heartbeats */
+};
+
+static TAILQ_HEAD(, sse) streams = TAILQ_HEAD_INITIALIZER(streams);
+static size_t nstreams;
+static struct event *heartbeat;
+static struct evbuffer *scratch; /* moved into the output on every send */
+
+struct bus_blob *sse_encode(const struct bus_event *e)
+{
+    const struct event *ev = &e->ev;
+    const char *type = event_type_name(ev->type);
+    size_t len = strlen("event: \ndata: \n\n") + strlen(type) + e->json->len;
+    struct bus_blob *b;
+    int n;
+
+    if (ev->id[0] != '\0')
+        len += strlen("id: \n") + strlen(ev->id);
+    b = bus_blob_new(len);
+    n = ev->id[0] != '\0'
+            ? snprintf(b->data, len + 1, "id: %s\nevent: %s\ndata: ", ev->id,
+                       type)
+            : snprintf(b->data, len + 1, "event: %s\ndata: ", type);
+    memcpy(b->data + n, e->json->data, e->json->len);
+    memcpy(b->data + n + e->json->len, "\n\n", 2);
+    return b;
+}
+
+static struct evbuffer *output_of(struct sse *s)
+{
+    struct evhttp_connection *evcon =
+        evhttp_request_get_connection(s->r->req);
+
+    return evcon ? bufferevent_get_output(
+                       evhttp_connection_get_bufferevent(evcon))
+                 : NULL;
+}
+
+static void send_bytes(struct sse *s, const char *data, size_t len,
+                       struct bus_blob *blob)
+{
+    if (blob != NULL)
+        bus_blob_add(blob, scratch);
+    else
+        evbuffer_add(scratch, data, len);
+    stats[TRANSPORT_SSE].bytes_out += evbuffer_get_length(scratch);
+    evhttp_send_reply_chunk(s->r->req, scratch);
+    evbuffer_drain(scratch, evbuffer_get_length(scratch));
+}
+
+static void free_stream(void *arg)
+{
+    struct sse *s = arg;
+
+    http_request_free(s->r);
+    free(s);
+}
+
+/* Everything but the request: the bus, presence, heartbeats, the watch. */
+static void detach(struct sse *s)
+{
+    resume_cancel(&s->sub);
+    bus_unsubscribe(app.bus, &s->sub);
+    if (s->joined)
+        presence_leave(s->sub.room, s->sub.user);
+    s->joined = false;
+    TAILQ_REMOVE(&streams, s, link);
+    nstreams--;
+    stats[TRANSPORT_SSE].open--;
+    http_watch_free(s->watch);
+    s->watch = NULL;
+}
+
+/* Ends the stream cleanly: the last chunk goes after what is queued. */
+static void end_stream(struct sse *s)
+{
+    detach(s);
+    evhttp_send_reply_end(s->r->req);
+    http_defer(free_stream, s);
+}
+
+/* Drops the connection at once (slow consumer): what is queued is lost to
+ * it, and it resumes by id. */
+static void drop_stream(struct sse *s)
+{
+    struct evhttp_connection *evcon =
+        evhttp_request_get_connection(s->r->req);
+
+    detach(s);
+    stats[TRANSPORT_SSE].dropped++;
+    log_info("sse: dropped a slow consumer of %s (%s)", s->sub.room,
+             s->sub.user);
+    if (evcon != NULL)
+        evhttp_connection_free(evcon);   /* frees the request */
+    else
+        evhttp_request_free(s->r->req);
+    http_defer(free_stream, s);
+}
+
+static void deliver(struct subscriber *sub, struct bus_event *e)
+{
+    struct sse *s = (struct sse *)sub;
+    struct evbuffer *out = output_of(s);
+
+    if (out == NULL)
+        return;
+    if (evbuffer_get_length(out) > (size_t)app.cfg->client_buffer_limit) {
+        drop_stream(s);
+        return;
+    }
+    send_bytes(s, NULL, 0, bus_event_encoded(e, BUS_SLOT_SSE, sse_encode));
+    stats[TRANSPORT_SSE].delivered++;
+}
+
+static void close_stream(struct subscriber *sub)
+{
+    end_stream((struct sse *)sub);
+}
+
+static const struct subscriber_ops ops = {deliver, close_stream};
+
+static void gone(void *arg)
+{
+    struct sse *s = arg;
+
+    s->watch = NULL; /* freed by http.c */
+    detach(s);
+    free_stream(s);
+}
+
+static void beat(evutil_socket_t fd, short what, void *arg)
+{
+    struct sse *s, *next;
+
+    for (s = TAILQ_FIRST(&streams); s != NULL; s = next) {
+        next = TAILQ_NEXT(s, link);
+        send_bytes(s, ":\n\n", 3, NULL);
+    }
+}
+
+static void resumed(struct subscriber *sub, int status)
+{
+    struct sse *s = (struct sse *)sub;
+
+    if (status != 0) {
+        /* EventSource comes back after retry: and Redis may be back too */
+        end_stream(s);
+        return;
+    }
+    bus_resume_done(sub);
+}
+
+void sse_handle(struct request *r)
+{
+    struct sse *s = xcalloc(1, sizeof(*s));
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+    const char *last_event_id = evhttp_find_header(
+        evhttp_request_get_input_headers(r->req), "Last-Event-ID");
+    struct query_history q;
+    struct streamid since;
+    bool has_since = false;
+    struct api_error err;
+    char retry[32];
+
+    s->r = r;
+    if (query_parse_history(r->query, app.cfg->longpoll_max_timeout, &q,
+                            &err) != 0) {
+        http_reply_api_error(r->req, r->kind, &err);
+        free_stream(s);
+        return;
+    }
+    if (last_event_id != NULL && last_event_id[0] != '\0') {
+        if (streamid_parse(last_event_id, strlen(last_event_id), &since) != 0) {
+            http_reply_error(r->req, r->kind, 400, "bad_request",
+                             "Last-Event-ID is not a message id");
+            free_stream(s);
+            return;
+        }
+        has_since = true;
+    } else if (q.has_since) {
+        since = q.since;
+        has_since = true;
+    }
+    if (app.draining) {
+        http_reply_error(r->req, r->kind, 503, "unavailable",
+                         "shutting down");
+        free_stream(s);
+        return;
+    }
+    if (heartbeat == NULL) {
+        struct timeval tv = {app.cfg->sse_heartbeat, 0};
+        scratch = evbuffer_new();
+        heartbeat = event_new(app.base, -1, EV_PERSIST, beat, NULL);
+        event_add(heartbeat, &tv);
+    }
+    s->sub.ops = &ops;
+    s->sub.kind = TRANSPORT_SSE;
+    strcpy(s->sub.room, r->room);
+    strcpy(s->sub.user, r->user);
+    TAILQ_INSERT_TAIL(&streams, s, link);
+    nstreams++;
+    stats[TRANSPORT_SSE].open++;
+
+    evhttp_add_header(h, "Content-Type", "text/event-stream; charset=utf-8");
+    evhttp_add_header(h, "Cache-Control", "no-cache");
+    evhttp_add_header(h, "X-Accel-Buffering", "no");
+    evhttp_send_reply_start(r->req, 200, "OK");
+    snprintf(retry, sizeof(retry), "retry: %d\n\n", app.cfg->sse_retry_ms);
+    send_bytes(s, retry, strlen(retry), NULL);
+
+    s->watch = http_watch_new(r->req, gone, s);
+    presence_join(r->room, r->user);
+    s->joined = true;
+    resume_start(&s->sub, has_since ? &since : NULL, 0, resumed);
+}
+
+void sse_shutdown(void)
+{
+    if (heartbeat != NULL)
+        event_free(heartbeat);
+    heartbeat = NULL;
+    if (scratch != NULL)
+        evbuffer_free(scratch);
+    scratch = NULL;
+}
