@@ -5,7 +5,7 @@ UNIT_TESTS = \
 	tests/unit/test_names tests/unit/test_utf8 tests/unit/test_streamid \
 	tests/unit/test_event tests/unit/test_api tests/unit/test_query \
 	tests/unit/test_config tests/unit/test_auth tests/unit/test_keys \
-	tests/unit/test_reply tests/unit/test_scripts
+	tests/unit/test_reply tests/unit/test_scripts tests/unit/test_log
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 EXTRA_DIST += tests/unit/tap.h
@@ -34,3 +34,5 @@ tests_unit_test_reply_LDADD = $(COMMON_LIBS)
 tests_unit_test_scripts_SOURCES = tests/unit/test_scripts.c tests/unit/tap.h
 tests_unit_test_scripts_CFLAGS = $(AM_CFLAGS) $(HIREDIS_CFLAGS)
 tests_unit_test_scripts_LDADD = $(COMMON_LIBS)
+tests_unit_test_log_SOURCES = tests/unit/test_log.c tests/unit/tap.h
+tests_unit_test_log_LDADD = $(COMMON_LIBS)

@@ -63,6 +63,44 @@ fail_index(const char *s, size_t len)
     return -1;
 }
 
+/* A second, differently built validator: decode whole sequences, then
+ * check the value. */
+static int
+reference_valid(const unsigned char *s, size_t len)
+{
+    size_t i = 0, k, n;
+    unsigned long cp, min;
+
+    while (i < len) {
+        unsigned char c = s[i];
+
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if ((c & 0xE0) == 0xC0) {
+            n = 1, cp = c & 0x1F, min = 0x80;
+        } else if ((c & 0xF0) == 0xE0) {
+            n = 2, cp = c & 0x0F, min = 0x800;
+        } else if ((c & 0xF8) == 0xF0) {
+            n = 3, cp = c & 0x07, min = 0x10000;
+        } else {
+            return 0;
+        }
+        if (i + n >= len)
+            return 0;
+        for (k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return 0;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        i += n + 1;
+    }
+    return 1;
+}
+
 int
 main(void)
 {
@@ -100,6 +138,84 @@ main(void)
         ok(!utf8_done(&st), "not done inside a code point");
         utf8_feed(&st, s + 2, 1);
         ok(utf8_done(&st), "done after its last byte");
+    }
+
+    /* Random short strings biased towards UTF-8's interesting bytes: the
+     * state machine, whole or split at a random point, agrees with the
+     * reference, and a rejected string is rejected by byte-wise feeding
+     * no later than its invalid tail allows. */
+    {
+        static const unsigned char pool[] = {
+            'a',  0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0,
+            0xC1, 0xC2, 0xDF, 0xE0, 0xE1, 0xED, 0xEE, 0xEF, 0xF0, 0xF1,
+            0xF3, 0xF4, 0xF5, 0xFF};
+        unsigned char s[8];
+        unsigned seed = 12345;
+        int agree = 1, split_agree = 1, prefix_ok = 1, runs;
+
+        for (runs = 0; runs < 200000; runs++) {
+            size_t len, j, cut;
+            int want, got, fi;
+
+            seed = seed * 1103515245u + 12345u;
+            len = (seed >> 16) % 7;
+            for (j = 0; j < len; j++) {
+                seed = seed * 1103515245u + 12345u;
+                s[j] = pool[(seed >> 16) % sizeof(pool)];
+            }
+            want = reference_valid(s, len);
+            got = utf8_valid((const char *)s, len);
+            if (want != got && agree) {
+                agree = 0;
+                diag("disagree on %zu bytes starting %02x", len, s[0]);
+            }
+            seed = seed * 1103515245u + 12345u;
+            cut = len ? (seed >> 16) % (len + 1) : 0;
+            utf8_init(&st);
+            got = utf8_feed(&st, (const char *)s, cut) &&
+                  utf8_feed(&st, (const char *)s + cut, len - cut) &&
+                  utf8_done(&st);
+            if (want != got)
+                split_agree = 0;
+            /* Early detection: every prefix that feeding accepted can
+             * still be completed into valid text (so a failure is never
+             * reported later than it could be), and the byte it rejects
+             * leaves no completion among these tails. */
+            fi = fail_index((const char *)s, len);
+            {
+                static const unsigned char tails[][3] = {
+                    {0x80, 0x80, 0x80}, {0x90, 0x80, 0x80},
+                    {0xA0, 0x80, 0x80}, {0xBF, 0xBF, 0xBF}};
+                unsigned char t[12];
+                size_t acc = fi >= 0 ? (size_t)fi : len, k, m, tl;
+
+                for (k = 0; k <= acc; k++) {
+                    int completes = 0;
+
+                    memcpy(t, s, k);
+                    for (m = 0; m < 4; m++)
+                        for (tl = 0; tl <= 3; tl++) {
+                            memcpy(t + k, tails[m], tl);
+                            if (reference_valid(t, k + tl))
+                                completes = 1;
+                        }
+                    if (!completes)
+                        prefix_ok = 0;
+                }
+                if (fi >= 0) {
+                    memcpy(t, s, (size_t)fi + 1);
+                    for (m = 0; m < 4; m++)
+                        for (tl = 0; tl <= 3; tl++) {
+                            memcpy(t + fi + 1, tails[m], tl);
+                            if (reference_valid(t, (size_t)fi + 1 + tl))
+                                prefix_ok = 0;
+                        }
+                }
+            }
+        }
+        ok(agree, "200000 random strings: utf8_valid = reference");
+        ok(split_agree, "  and fed in two pieces too");
+        ok(prefix_ok, "  accepted prefixes complete, rejected ones do not (fail-fast)");
     }
 
     utf8_init(&st);

@@ -1,0 +1,87 @@
+/* test_log.c - line format, level filter and reopening after rotation */
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "tap.h"
+
+/* Reads the whole file into a new string ("" when missing). */
+static char *
+slurp(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    char *buf = calloc(1, 8192);
+    size_t n;
+
+    if (fp != NULL) {
+        n = fread(buf, 1, 8191, fp);
+        buf[n] = '\0';
+        fclose(fp);
+    }
+    return buf;
+}
+
+int
+main(void)
+{
+    char dir[] = "/tmp/crosstalk-test-log.XXXXXX", path[128], rotated[160];
+    char pat[256], *text;
+    regex_t re;
+
+    if (mkdtemp(dir) == NULL)
+        return 1;
+    snprintf(path, sizeof(path), "%s/ct.log", dir);
+    snprintf(rotated, sizeof(rotated), "%s/ct.log.1", dir);
+
+    is_int(log_open("loud", NULL), -1, "unknown level rejected");
+    is_int(log_open("warn", path), 0, "log_open to a file");
+    is_int(log_get_level(), LOGL_WARN, "  level warn");
+    log_set_program("crosstalkd");
+    log_info("not shown");
+    log_debug("not shown either");
+    log_warn("disk %d%% full", 93);
+    log_error("boom");
+    text = slurp(path);
+    snprintf(pat, sizeof(pat),
+             "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\."
+             "[0-9]{3}Z crosstalkd\\[%ld\\] warn: disk 93%% full\n"
+             "[0-9T:.Z-]+ crosstalkd\\[%ld\\] error: boom\n$",
+             (long)getpid(), (long)getpid());
+    if (regcomp(&re, pat, REG_EXTENDED) != 0)
+        return 1;
+    ok(regexec(&re, text, 0, NULL, 0) == 0,
+       "lines are 'ISO-time prog[pid] level: message', below warn dropped");
+    if (regexec(&re, text, 0, NULL, 0) != 0)
+        diag("file holds:\n%s", text);
+    regfree(&re);
+    free(text);
+
+    ok(rename(path, rotated) == 0, "rotate the file away");
+    log_error("after rotation, before reopen");
+    is_int(log_reopen(), 0, "log_reopen");
+    log_error("after reopen");
+    text = slurp(rotated);
+    ok(strstr(text, "before reopen") != NULL &&
+           strstr(text, "after reopen") == NULL,
+       "the old file got the line written before reopening");
+    free(text);
+    text = slurp(path);
+    ok(strstr(text, "error: after reopen") != NULL &&
+           strstr(text, "before reopen") == NULL,
+       "the new file gets what follows");
+    free(text);
+
+    is_int(log_open("debug", NULL), 0, "back to stderr");
+    is_int(log_get_level(), LOGL_DEBUG, "  level debug");
+    is_int(log_reopen(), 0, "log_reopen on stderr is a no-op");
+    is_int(log_open("info", "/nonexistent-dir/x.log"), -1,
+           "unwritable file is an error");
+    log_close();
+    unlink(path);
+    unlink(rotated);
+    rmdir(dir);
+    return tap_done();
+}
