@@ -49,7 +49,9 @@ void config_free(struct config *c);
  * positional arguments) are left in argv, which is compacted; the new argc
  * is returned. On an unknown key in the file, a malformed line, or a value
  * that is not a number or out of its range, returns -1 and writes a message
- * naming the key, its value and its range into err (errlen bytes). */
+ * naming the key, its value and its range into err (errlen bytes). *c is
+ * filled from scratch (not freed first) and, success or not, is released
+ * with config_free. */
 int config_load(struct config *c, int argc, char **argv, char *err,
                 size_t errlen);
 

@@ -109,7 +109,7 @@ keys_append_argv(const char **argv, size_t *lens, char *bufs, int evalsha,
                  const char *room, const char *from, const char *text,
                  size_t text_len)
 {
-    int n = 0;
+    int n = 0, i;
 
     if (evalsha && keys_append_script.sha[0] == '\0')
         keys_init();
@@ -122,8 +122,7 @@ keys_append_argv(const char **argv, size_t *lens, char *bufs, int evalsha,
     argv[n++] = from;
     argv[n++] = text;
     argv[n++] = keys_bus(bufs + KEYS_MAX, room);
-    for (int i = 0; i < n; i++)
-        lens[i] = strlen(argv[i]);
-    lens[7] = text_len;
+    for (i = 0; i < n; i++)
+        lens[i] = i == 7 ? text_len : strlen(argv[i]); /* text: any bytes */
     return n;
 }

@@ -88,6 +88,17 @@ main(void)
     is_str(argv[8], "ct:bus:lobby", "  ARGV[4] channel");
     is_int(lens[3], strlen("ct:room:lobby:log"), "  lengths");
     is_int(lens[1], 40, "  sha length");
+    {
+        /* not NUL-terminated: the sanitizer build catches any strlen */
+        char *unterminated = malloc(2);
+
+        memcpy(unterminated, "yo", 2);
+        keys_append_argv(argv, lens, bufs, 1, "lobby", "alice", unterminated,
+                         2);
+        ok(argv[7] == unterminated && lens[7] == 2,
+           "text is passed by pointer and length only");
+        free(unterminated);
+    }
     n = keys_append_argv(argv, lens, bufs, 0, "lobby", "alice", "hi", 2);
     is_str(argv[0], "EVAL", "EVAL form");
     ok(argv[1] == keys_append_script.body, "  carries the body");
