@@ -1,5 +1,7 @@
 /* xmalloc.c - allocation that aborts on out-of-memory */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* vasprintf */
+#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
