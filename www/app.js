@@ -399,9 +399,8 @@ function bytesText(m) {
 
 // The stats entry for a transport, whatever the server calls it.
 function serverEntry(key) {
-  if (!serverStats || typeof serverStats !== 'object') return null;
   const pats = { short: /short/i, long: /long/i, sse: /sse|event/i, ws: /^ws|websocket/i };
-  for (const [k, v] of Object.entries(serverStats)) if (pats[key].test(k) && v && typeof v === 'object') return v;
+  for (const [k, f] of statsRows(serverStats).rows) if (pats[key].test(k)) return f;
   return null;
 }
 
@@ -415,6 +414,15 @@ function serverLoadText(key) {
     else if (/request/i.test(k)) bits.push(`${fmtInt(v)} requests`);
   }
   return bits.length ? `; server, all clients: ${bits.join(', ')}` : '';
+}
+
+function serverTrafficText(key) {
+  const e = serverEntry(key);
+  if (!e) return '';
+  const out = Object.entries(e).find(([k, v]) => /bytes/i.test(k) && typeof v === 'number');
+  const del = Object.entries(e).find(([k, v]) => /deliver/i.test(k) && typeof v === 'number');
+  if (!out || !del || !del[1]) return '';
+  return `; server wrote ${fmtBytes(out[1] / del[1])} per event delivered, all clients`;
 }
 
 function mark(row, key, values, lowerIsBetter = true) {
@@ -468,7 +476,7 @@ function refresh() {
     }
     setText(cc('latency'), p50 == null ? 'no message of yours timed yet' : `p50 ${fmtMs(p50)} · p95 ${fmtMs(p95)} (last ${m.window.length})`);
     setText(cc('load'), `${rpm == null ? '–' : rpm.toFixed(1)} HTTP requests/min from this tab${serverLoadText(d.key)}`);
-    setText(cc('traffic'), bpm == null ? `${bytesText(m)} so far, no message delivered yet` : `${(m.measured ? '' : '≈ ') + fmtBytes(bpm)} per message (${bytesText(m)} in all)`);
+    setText(cc('traffic'), bpm == null ? `${bytesText(m)} so far, no message delivered yet` : `${(m.measured ? '' : '≈ ') + fmtBytes(bpm)} per message (${bytesText(m)} in all)${serverTrafficText(d.key)}`);
   }
   const vals = (f) => Object.fromEntries(TRANSPORTS.map((d) => [d.key, f(metrics[d.key])]));
   mark('latency', 'p50', vals((m) => m.p50));
@@ -482,21 +490,31 @@ function refresh() {
 
 // ---- the server's counters ----------------------------------------------------
 
-function renderStats(obj) {
-  const rows = [];
-  const flat = (o, prefix, out) => {
+// Rows of the stats table from whatever shape /api/stats has: a number at
+// the top is a total; an object of objects (e.g. "transports") gives a row
+// per child; any other object is a row of its own. Nested numbers flatten
+// to dotted names.
+function statsRows(obj) {
+  const rows = [], totals = {};
+  const isObj = (v) => v && typeof v === 'object' && !Array.isArray(v);
+  const flat = (o, prefix = '', out = {}) => {
     for (const [k, v] of Object.entries(o)) {
       if (typeof v === 'number') out[prefix + k] = v;
-      else if (v && typeof v === 'object' && !Array.isArray(v)) flat(v, `${prefix}${k}.`, out);
+      else if (isObj(v)) flat(v, `${prefix}${k}.`, out);
     }
     return out;
   };
-  const top = {};
-  for (const [k, v] of Object.entries(obj || {})) {
-    if (typeof v === 'number') top[k] = v;
-    else if (v && typeof v === 'object' && !Array.isArray(v)) rows.push([k, flat(v, '', {})]);
+  for (const [k, v] of Object.entries(isObj(obj) ? obj : {})) {
+    if (typeof v === 'number') totals[k] = v;
+    else if (isObj(v) && Object.keys(v).length && Object.values(v).every(isObj)) {
+      for (const [ck, cv] of Object.entries(v)) rows.push([ck, flat(cv)]);
+    } else if (isObj(v)) rows.push([k, flat(v)]);
   }
-  if (Object.keys(top).length) rows.push(['(all)', top]);
+  return { rows, totals };
+}
+
+function renderStats(obj) {
+  const { rows, totals } = statsRows(obj);
   const cols = [];
   for (const [, f] of rows) for (const k of Object.keys(f)) if (!cols.includes(k)) cols.push(k);
   const hr = document.createElement('tr');
@@ -504,14 +522,16 @@ function renderStats(obj) {
   ui.stats.tHead.replaceChildren(hr);
   ui.stats.tBodies[0].replaceChildren(...rows.map(([name, f]) => {
     const tr = document.createElement('tr');
-    tr.append(th(name, 'row'), ...cols.map((c) => {
+    tr.append(th(name.replace(/_/g, ' '), 'row'), ...cols.map((c) => {
       const td = document.createElement('td');
       td.textContent = c in f ? fmtInt(f[c]) : '';
       return td;
     }));
     return tr;
   }));
-  return rows.length;
+  const t = Object.entries(totals).map(([k, v]) => `${k.replace(/_/g, ' ')}: ${fmtInt(v)}`).join(' · ');
+  setText($('stats-totals'), t);
+  return rows.length + Object.keys(totals).length;
 }
 
 let statsDelay = 5000;
