@@ -3,7 +3,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* By path: the build's autoconf config.h sits earlier on the include path. */
+/* By path: a config.h left at the top of a build tree by an older
+ * configure (autoconf's header) would shadow ours on -I. */
 #include "../../src/common/config.h"
 #include "tap.h"
 
