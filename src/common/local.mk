@@ -13,6 +13,7 @@ libcrosstalk_a_SOURCES = \
 	src/common/auth.c src/common/auth.h \
 	src/common/keys.c src/common/keys.h \
 	src/common/reply.c src/common/reply.h \
-	src/common/query.c src/common/query.h
+	src/common/query.c src/common/query.h \
+	src/common/ratelimit.c src/common/ratelimit.h
 # What a program linking libcrosstalk.a needs besides.
 COMMON_LIBS = libcrosstalk.a $(JSONC_LIBS) $(HIREDIS_LIBS) $(CRYPTO_LIBS)

@@ -9,6 +9,7 @@ struct evhttp;
 struct config;
 struct bus;
 struct store;
+struct ratelimit;
 
 struct app {
     struct event_base *base;
@@ -19,6 +20,8 @@ struct app {
     bool draining;          /* SIGTERM: finishing, accepting no streams */
     unsigned inflight;      /* writes to Redis not yet answered */
     unsigned connections;   /* open client connections */
+    struct ratelimit *register_limit; /* per client address */
+    struct ratelimit *send_limit;     /* per user, every transport */
 };
 
 extern struct app app;

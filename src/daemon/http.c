@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "auth.h"
 #include "config.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "rest.h"
 #include "store.h"
 #include "transport.h"
@@ -207,6 +209,35 @@ void http_watch_free(struct http_watch *w)
     evhttp_connection_set_closecb(w->evcon, NULL, NULL);
     event_free(w->peek);
     free(w);
+}
+
+bool http_rate_ok(struct evhttp_request *req, enum transport kind,
+                  struct ratelimit *rl, const char *key)
+{
+    int retry;
+    char value[16];
+
+    if (ratelimit_take(rl, key, event_now_ms(), &retry))
+        return true;
+    snprintf(value, sizeof(value), "%d", retry);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
+                      value);
+    http_reply_error(req, kind, 429, "rate_limited",
+                     "too many requests; retry in %d s", retry);
+    return false;
+}
+
+/* The request line and headers as they came, in bytes (near enough: the
+ * separators are counted as ": " and CRLF). */
+static size_t head_bytes(struct evhttp_request *req)
+{
+    const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    const struct evkeyval *kv;
+    size_t n = strlen(evhttp_request_get_uri(req)) + 16;
+
+    TAILQ_FOREACH(kv, h, next)
+        n += strlen(kv->key) + strlen(kv->value) + 4;
+    return n;
 }
 
 struct deferred {
@@ -434,6 +465,14 @@ static void route(struct evhttp_request *req, void *arg)
 
     if (path == NULL || path[0] == '\0')
         path = "/";
+    if (head_bytes(req) > (size_t)app.cfg->max_header_bytes) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
+                          "close");
+        http_reply_error(req, TRANSPORT_REST, 431, "too_large",
+                         "the request head is over %d bytes",
+                         app.cfg->max_header_bytes);
+        return;
+    }
     if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) >
         (size_t)app.cfg->max_body_bytes) {
         http_reply_error(req, TRANSPORT_REST, 413, "too_large",
@@ -485,7 +524,9 @@ int http_start(void)
                                    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
                                    EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
                                    EVHTTP_REQ_PATCH);
-    evhttp_set_max_headers_size(app.http, cfg->max_header_bytes);
+    /* Heads up to 4x the limit are read so that we answer 431 in JSON; a
+     * larger one gets evhttp's own 400. */
+    evhttp_set_max_headers_size(app.http, (ev_ssize_t)cfg->max_header_bytes * 4);
     /* Bodies up to 4x the limit are read so that we answer 413 in JSON;
      * a larger declared length gets evhttp's own 413 without reading. */
     evhttp_set_max_body_size(app.http, (ev_ssize_t)cfg->max_body_bytes * 4);

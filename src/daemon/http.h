@@ -61,6 +61,12 @@ struct http_watch *http_watch_new(struct evhttp_request *req,
 /* Stops watching before you answer the request yourself. Accepts NULL. */
 void http_watch_free(struct http_watch *w);
 
+struct ratelimit;
+/* Takes a token from `rl` for `key`; when there is none, answers 429 with
+ * Retry-After and returns false. */
+bool http_rate_ok(struct evhttp_request *req, enum transport kind,
+                  struct ratelimit *rl, const char *key);
+
 /* Runs fn(arg) on the next turn of the event loop: for freeing a
  * subscriber from inside its own deliver callback. */
 void http_defer(void (*fn)(void *arg), void *arg);

@@ -13,6 +13,7 @@
 #include "http.h"
 #include "log.h"
 #include "presence.h"
+#include "ratelimit.h"
 #include "store.h"
 #include "transport.h"
 
@@ -128,6 +129,10 @@ int main(int argc, char **argv)
     app.cfg = &cfg;
     app.base = event_base_new();
     app.bus = bus_new();
+    app.register_limit = ratelimit_new(cfg.rate_register_per_min, 60000,
+                                       cfg.rate_register_per_min);
+    app.send_limit = ratelimit_new(cfg.rate_send_per_sec, 1000,
+                                   2.0 * cfg.rate_send_per_sec);
     app.store = store_new(app.base, &cfg, app.bus);
     if (app.store == NULL || http_start() != 0)
         goto done;
@@ -149,6 +154,8 @@ done:
         evhttp_free(app.http);
     store_free(app.store);
     bus_free(app.bus);
+    ratelimit_free(app.register_limit);
+    ratelimit_free(app.send_limit);
     if (drain_timer)
         event_free(drain_timer);
     if (sigterm)

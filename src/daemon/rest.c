@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "config.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "store.h"
 #include "xmalloc.h"
 
@@ -57,6 +58,17 @@ void rest_register(struct evhttp_request *req)
     const char *body = http_body(req, &len);
 
     g->req = req;
+    {
+        char *addr = NULL;
+        ev_uint16_t port;
+        evhttp_connection_get_peer(evhttp_request_get_connection(req), &addr,
+                                   &port);
+        if (!http_rate_ok(req, TRANSPORT_REST, app.register_limit,
+                          addr ? addr : "?")) {
+            free(g);
+            return;
+        }
+    }
     if (api_parse_register(body, len, g->name, &err) != 0) {
         http_reply_api_error(req, TRANSPORT_REST, &err);
         free(g);
@@ -138,6 +150,11 @@ void rest_send(struct request *r)
     const char *body = http_body(r->req, &len);
 
     s->r = r;
+    if (!http_rate_ok(r->req, r->kind, app.send_limit, r->user)) {
+        free(s);
+        http_request_free(r);
+        return;
+    }
     if (api_parse_message(body, len, app.cfg->max_message_bytes, &s->text,
                           &s->len, &err) != 0) {
         http_reply_api_error(r->req, r->kind, &err);

@@ -61,6 +61,7 @@ struct call {
     void *arg;
     char room[NAME_ROOM_MAX + 1];
     char key[AUTH_HASH_LEN + 1];
+    char created[24];
     bool reverse;
     /* the command, kept to resend as EVAL after NOSCRIPT */
     int argc;
@@ -535,7 +536,7 @@ static int range(struct store *st, const char *cmd, const char *room,
     const char *argv[6];
 
     c->cb.events = cb;
-    c->reverse = cmd[1] == 'R';
+    c->reverse = strcmp(cmd, "XREVRANGE") == 0;
     strcpy(c->room, room);
     snprintf(count, sizeof(count), "%d", limit);
     argv[0] = cmd;
@@ -667,14 +668,13 @@ int store_register(struct store *st, const char *name, const char *token,
                    store_register_cb cb, void *arg)
 {
     struct call *c = call_new(st, arg);
-    char *hash = c->bufs + 2 * KEYS_MAX - (AUTH_HASH_LEN + 1) - 24;
-    char *created = hash + AUTH_HASH_LEN + 1;
+    char *hash = c->key, *created = c->created;
     char *ukey = c->bufs, *tkey = c->bufs + KEYS_MAX;
 
     c->cb.reg = cb;
     strcpy(c->room, name); /* the name lives as long as the call */
     auth_hash(token, strlen(token), hash);
-    snprintf(created, 24, "%lld", (long long)event_now_ms());
+    snprintf(created, sizeof(c->created), "%lld", (long long)event_now_ms());
     keys_user(ukey, name);
     keys_token(tkey, hash);
     c->argc = 8;
