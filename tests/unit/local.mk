@@ -36,3 +36,14 @@ tests_unit_test_scripts_CFLAGS = $(AM_CFLAGS) $(HIREDIS_CFLAGS)
 tests_unit_test_scripts_LDADD = $(COMMON_LIBS)
 tests_unit_test_log_SOURCES = tests/unit/test_log.c tests/unit/tap.h
 tests_unit_test_log_LDADD = $(COMMON_LIBS)
+
+# Modules of the daemon that stand alone are tested here too.
+check_PROGRAMS += tests/unit/test_ratelimit tests/unit/test_bus
+TESTS += tests/unit/test_ratelimit tests/unit/test_bus
+tests_unit_test_ratelimit_SOURCES = tests/unit/test_ratelimit.c tests/unit/tap.h
+tests_unit_test_ratelimit_LDADD = $(COMMON_LIBS)
+tests_unit_test_bus_SOURCES = tests/unit/test_bus.c tests/unit/tap.h \
+	src/daemon/bus.c src/daemon/bus.h src/daemon/stats.h
+tests_unit_test_bus_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/daemon
+tests_unit_test_bus_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
+tests_unit_test_bus_LDADD = $(COMMON_LIBS) $(LIBEVENT_LIBS)

@@ -1,0 +1,161 @@
+/* test_bus.c - the bus alone: fan-out, one encoding per event, dedupe by
+ * id, held events while resuming or filling, unsubscribing in delivery */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "bus.h"
+#include "tap.h"
+
+struct probe {
+    struct subscriber sub;
+    char got[16][64];
+    int n;
+    bool leave_on_deliver;
+    struct bus *bus;
+};
+
+static int encodes;
+
+static struct bus_blob *encode(const struct bus_event *e)
+{
+    struct bus_blob *b = bus_blob_new(e->json->len + 2);
+
+    encodes++;
+    memcpy(b->data, "<", 1);
+    memcpy(b->data + 1, e->json->data, e->json->len);
+    memcpy(b->data + 1 + e->json->len, ">", 1);
+    return b;
+}
+
+static void deliver(struct subscriber *s, struct bus_event *e)
+{
+    struct probe *p = (struct probe *)s;
+
+    bus_event_encoded(e, BUS_SLOT_SSE, encode);
+    snprintf(p->got[p->n++], 64, "%s", e->ev.id[0] ? e->ev.id : "typing");
+    if (p->leave_on_deliver)
+        bus_unsubscribe(p->bus, s);
+}
+
+static void closed(struct subscriber *s)
+{
+}
+
+static const struct subscriber_ops ops = {deliver, closed};
+
+static void probe_init(struct probe *p, struct bus *b, const char *room)
+{
+    memset(p, 0, sizeof(*p));
+    p->sub.ops = &ops;
+    p->bus = b;
+    strcpy(p->sub.room, room);
+    strcpy(p->sub.user, "u");
+}
+
+static struct bus_event *message(const char *room, const char *id)
+{
+    struct event ev;
+
+    event_init_message(&ev, room, id, "alice", "hi", 2, 1);
+    return bus_event_new(&ev);
+}
+
+static void publish(struct bus *b, const char *room, const char *id)
+{
+    struct bus_event *e = message(room, id);
+
+    bus_publish(b, e);
+    bus_event_unref(e);
+}
+
+int main(void)
+{
+    struct bus *b = bus_new();
+    struct probe p1, p2, p3;
+    struct bus_event *e;
+    struct event ev;
+    struct evbuffer *out;
+
+    probe_init(&p1, b, "lobby");
+    probe_init(&p2, b, "lobby");
+    probe_init(&p3, b, "other");
+    bus_subscribe(b, &p1.sub, false);
+    bus_subscribe(b, &p2.sub, false);
+    bus_subscribe(b, &p3.sub, false);
+    is_int(bus_room_count(b), 2, "two rooms");
+
+    publish(b, "lobby", "5-0");
+    is_int(p1.n, 1, "first subscriber got it");
+    is_int(p2.n, 1, "second subscriber got it");
+    is_int(p3.n, 0, "another room's did not");
+    is_int(encodes, 1, "encoded once for both");
+
+    publish(b, "lobby", "5-0");
+    publish(b, "lobby", "4-9");
+    is_int(p1.n, 1, "an id at or before the last one is not delivered again");
+
+    event_init_typing(&ev, "lobby", "bob", 2);
+    e = bus_event_new(&ev);
+    bus_publish(b, e);
+    bus_event_unref(e);
+    is_str(p1.got[1], "typing", "ephemeral events pass (they have no id)");
+
+    /* resuming: live events wait; history goes first; no duplicates */
+    bus_unsubscribe(b, &p1.sub);
+    p1.n = 0;
+    p1.sub.last = (struct streamid){0, 0};
+    bus_subscribe(b, &p1.sub, true);
+    publish(b, "lobby", "7-0");
+    publish(b, "lobby", "8-0");
+    is_int(p1.n, 0, "held while resuming");
+    e = message("lobby", "6-0");
+    bus_deliver_one(&p1.sub, e);
+    bus_event_unref(e);
+    e = message("lobby", "7-0");
+    bus_deliver_one(&p1.sub, e);
+    bus_event_unref(e);
+    bus_resume_done(&p1.sub);
+    is_int(p1.n, 3, "history 6, 7 then live 8: 7 not twice");
+    is_str(p1.got[2], "8-0", "in order");
+
+    /* filling: live stored events wait for the fill */
+    bus_fill_begin(b, "lobby");
+    publish(b, "lobby", "10-0");
+    is_int(p2.n, 4, "held during the fill");
+    e = message("lobby", "9-0");
+    bus_fill_publish(b, e);
+    bus_event_unref(e);
+    bus_fill_end(b, "lobby");
+    is_str(p2.got[4], "9-0", "the fill first");
+    is_str(p2.got[5], "10-0", "then what was held");
+    {
+        struct streamid oldest;
+        ok(bus_room_oldest(b, "lobby", &oldest) && oldest.ms == 10,
+           "oldest last id of the room");
+        ok(!bus_room_oldest(b, "nowhere", &oldest), "no such room");
+    }
+
+    /* a subscriber may leave from inside its own delivery */
+    p1.leave_on_deliver = true;
+    publish(b, "lobby", "11-0");
+    publish(b, "lobby", "12-0");
+    is_str(p1.got[p1.n - 1], "11-0", "left after 11");
+    is_str(p2.got[p2.n - 1], "12-0", "the other one goes on");
+
+    /* shared bytes: the buffer holds a reference until drained */
+    e = message("lobby", "13-0");
+    out = evbuffer_new();
+    bus_blob_add(e->json, out);
+    bus_event_unref(e);
+    ok(evbuffer_get_length(out) > 10, "bytes by reference outlive the event");
+    evbuffer_free(out);
+
+    bus_unsubscribe(b, &p2.sub);
+    bus_unsubscribe(b, &p3.sub);
+    bus_unsubscribe(b, &p3.sub);
+    is_int(bus_room_count(b), 0, "rooms go with their last subscriber");
+    bus_free(b);
+    return tap_done();
+}
