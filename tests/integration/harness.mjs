@@ -422,25 +422,65 @@ export function redisCommand(port, ...args) {
 }
 
 /**
+ * Sends several commands (arrays) in one write on one connection, so Redis
+ * runs them back to back with no other client in between; resolves with the
+ * replies in order (a Redis error reply is returned as a RedisError value).
+ */
+export function redisPipeline(port, cmds) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    let buf = Buffer.alloc(0);
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`redis pipeline on port ${port}: no complete reply within 5000 ms`));
+    }, 5000);
+    sock.on('connect', () => sock.write(Buffer.concat(cmds.map(encodeResp))));
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      const out = [];
+      let pos = 0;
+      while (out.length < cmds.length) {
+        const r = parseResp(buf, pos);
+        if (!r) return;
+        out.push(r[0]);
+        pos = r[1];
+      }
+      clearTimeout(timer);
+      sock.end();
+      resolve(out);
+    });
+    sock.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
+
+/**
  * Starts `redis-server` on a free loopback port with append-only persistence
  * in `dir` (a new temp dir by default) and waits until it answers PING.
- * Returns {port, url, dir, pid, proc, stop(), kill(), restart(), cmd(...args), logs()}.
+ * With {unixSocket: true} it also listens on D/redis.sock (socketUrl).
+ * Returns {port, url, socketUrl, dir, pid, proc, stop(), kill(), restart(), cmd(...args), pipeline(cmds), logs()}.
  * restart() starts it again on the same port and dir (stopping it first if it runs).
  */
-export async function startRedis({ dir } = {}) {
+export async function startRedis({ dir, port: wantPort, unixSocket = false } = {}) {
   const d = dir ?? tmpDir('redis');
-  const port = await freePort();
+  const port = wantPort ?? (await freePort());
+  const sockPath = path.join(d, 'redis.sock');
   const exe = which('redis-server');
   if (!exe) throw new Error('redis-server not found: run scripts/bootstrap');
   let p = null;
   const r = {
     port,
     url: `redis://127.0.0.1:${port}/0`,
+    /** unix:// URL of its socket (only with {unixSocket: true}) */
+    socketUrl: unixSocket ? `unix://${sockPath}` : undefined,
     dir: d,
     get pid() { return p?.pid; },
     get proc() { return p?.proc; },
     logs: () => p?.logs() ?? '',
     cmd: (...args) => redisCommand(port, ...args),
+    pipeline: (cmds) => redisPipeline(port, cmds),
     async stop() { return p ? stopProc(p, 'SIGTERM') : 0; },
     async kill() { return p ? stopProc(p, 'SIGKILL') : 0; },
     async restart() {
@@ -453,6 +493,7 @@ export async function startRedis({ dir } = {}) {
     p = spawnTracked(`redis-server:${port}`, exe, [
       '--port', port, '--bind', '127.0.0.1', '--dir', d,
       '--appendonly', 'yes', '--save', '', '--daemonize', 'no', '--logfile', '',
+      ...(unixSocket ? ['--unixsocket', sockPath, '--unixsocketperm', '700'] : []),
     ]);
     await waitFor(async () => (await redisCommand(port, 'PING')) === 'PONG', {
       timeout: 10000 * SLOW, what: `redis-server on 127.0.0.1:${port} to answer PING`, proc: p,
@@ -1049,3 +1090,25 @@ export function compareIds(a, b) {
 
 /** The Redis key of a room's message stream (DESIGN.md). */
 export const roomKey = (room) => `ct:room:${room}:log`;
+
+/** Config for test daemons: rate limits high enough that a suite never trips them by accident. */
+export const RELAXED = { rate_register_per_min: 1000000, rate_send_per_sec: 1000000 };
+
+/**
+ * Asserts that an http()/rawHttp() answer is the JSON error of DESIGN.md:
+ * status `status` (or one of an array), Content-Type JSON, body
+ * {"error": code (or one of an array), "message": non-empty string}.
+ */
+export function assertError(res, status, code, what = '') {
+  const ctx = `${what ? what + ': ' : ''}got ${res.status} ${JSON.stringify(res.text?.slice(0, 300))}`;
+  const statuses = [].concat(status);
+  const codes = [].concat(code);
+  if (!statuses.includes(res.status)) throw new Error(`expected status ${statuses.join(' or ')}; ${ctx}`);
+  const ct = res.headers['content-type'] ?? '';
+  if (!/^application\/json\b/i.test(ct)) throw new Error(`expected Content-Type application/json, got ${JSON.stringify(ct)}; ${ctx}`);
+  if (!res.json || typeof res.json !== 'object') throw new Error(`expected a JSON object body; ${ctx}`);
+  if (!codes.includes(res.json.error)) throw new Error(`expected "error": ${codes.map((c) => JSON.stringify(c)).join(' or ')}; ${ctx}`);
+  if (typeof res.json.message !== 'string' || res.json.message.length === 0) {
+    throw new Error(`expected a non-empty "message" string; ${ctx}`);
+  }
+}

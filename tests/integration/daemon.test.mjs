@@ -1,0 +1,226 @@
+// daemon.test.mjs - crosstalkd as a process: --help, configuration (file,
+// CROSSTALK_* environment, flags; ranges), signals (SIGTERM drains and exits
+// 0, SIGHUP reopens the log), connection limits and timeouts, Redis by URL
+// and by Unix socket.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import {
+  RELAXED, bearer, bin, cleanup, http, rawHttp, register, roomKey, runSync, send, sendOk, sleep, sseOpen,
+  startDaemon, startRedis, tmpDir, uniqueName, uniqueRoom, waitFor,
+} from './harness.mjs';
+
+let redis;
+
+before(async () => {
+  redis = await startRedis({ unixSocket: true });
+});
+after(cleanup);
+
+describe('command line', () => {
+  test('--help prints the options and exits 0', () => {
+    const r = runSync(bin('crosstalkd'), ['--help']);
+    assert.equal(r.status, 0, `status ${r.status}: ${r.stderr}`);
+    const out = r.stdout + r.stderr;
+    for (const key of ['port', 'redis-url', 'max-message-bytes', 'sse-heartbeat', 'config']) {
+      assert.match(out, new RegExp(key.replace(/-/g, '[-_]')), `--help does not mention ${key}`);
+    }
+  });
+
+  test('a value out of range stops start-up with a message naming key, value and range', () => {
+    for (const [flag, key, value] of [
+      ['--port=0', 'port', '0'],
+      ['--max-body-bytes=1', 'max_body_bytes', '1'],
+      ['--longpoll-timeout=999', 'longpoll_timeout', '999'],
+      ['--sse-heartbeat=-5', 'sse_heartbeat', '-5'],
+    ]) {
+      const r = runSync(bin('crosstalkd'), [flag, `--redis-url=${redis.url}`], { timeout: 5000 });
+      assert.ok(!r.timedOut, `${flag}: still running after 5 s (it should refuse to start)`);
+      assert.notEqual(r.status, 0, `${flag}: exit status 0`);
+      const msg = r.stderr + r.stdout;
+      assert.match(msg, new RegExp(key.replace(/_/g, '[-_]')), `${flag}: message does not name the key: ${msg}`);
+      assert.ok(msg.includes(value), `${flag}: message does not show the value: ${msg}`);
+    }
+  });
+
+  test('an unknown option, a bad number or a bad log level stops start-up', () => {
+    for (const args of [['--no-such-option=1'], ['--port=abc'], ['--max-message-bytes=12abc'], ['--log-level=chatty']]) {
+      const r = runSync(bin('crosstalkd'), [...args, `--redis-url=${redis.url}`], { timeout: 5000 });
+      assert.ok(!r.timedOut, `${args}: still running after 5 s`);
+      assert.notEqual(r.status, 0, `${args}: exit status 0`);
+      assert.ok((r.stderr + r.stdout).length > 0, `${args}: refused without a word`);
+    }
+  });
+});
+
+describe('configuration sources', () => {
+  // max_message_bytes is visible from outside: over it, a send gets 413.
+  async function limitOf(dd, user) {
+    const room = uniqueRoom();
+    const at = async (n) => (await send(dd.url, room, user, 'x'.repeat(n))).status;
+    const found = [];
+    for (const n of [50, 51, 70, 71, 100, 101]) found.push(`${n}:${await at(n)}`);
+    return found.join(' ');
+  }
+
+  test('crosstalk.conf, then CROSSTALK_* environment, then flags', async () => {
+    const dir = tmpDir('conf');
+    const file = path.join(dir, 'crosstalk.conf');
+    fs.writeFileSync(file, [
+      '# a comment',
+      '',
+      'max_message_bytes = 100',
+      '   rate_register_per_min   =   1000000',
+      'rate_send_per_sec = 1000000',
+      '',
+    ].join('\n'));
+    const fileOnly = await startDaemon({ redisUrl: redis.url, args: ['--config', file] });
+    const u = await register(fileOnly.url);
+    assert.equal(await limitOf(fileOnly, u), '50:201 51:201 70:201 71:201 100:201 101:413', 'limit from the file');
+    await fileOnly.stop();
+
+    const withEnv = await startDaemon({ redisUrl: redis.url, args: ['--config', file], env: { CROSSTALK_MAX_MESSAGE_BYTES: '50' } });
+    assert.equal(await limitOf(withEnv, u), '50:201 51:413 70:413 71:413 100:413 101:413', 'the environment overrides the file');
+    await withEnv.stop();
+
+    const withFlag = await startDaemon({
+      redisUrl: redis.url, args: ['--config', file, '--max-message-bytes=70'], env: { CROSSTALK_MAX_MESSAGE_BYTES: '50' },
+    });
+    assert.equal(await limitOf(withFlag, u), '50:201 51:201 70:201 71:413 100:413 101:413', 'a flag overrides both');
+    await withFlag.stop();
+  });
+
+  test('a config file with a bad line or an unknown key stops start-up, naming the line', () => {
+    const dir = tmpDir('conf');
+    for (const [content, hint] of [['max_message_bytes = lots\n', 'max_message_bytes'], ['no_such_key = 1\n', 'no_such_key'], ['just garbage\n', '']]) {
+      const file = path.join(dir, 'bad.conf');
+      fs.writeFileSync(file, content);
+      const r = runSync(bin('crosstalkd'), ['--config', file, `--redis-url=${redis.url}`], { timeout: 5000 });
+      assert.ok(!r.timedOut, `${JSON.stringify(content)}: still running after 5 s`);
+      assert.notEqual(r.status, 0, `${JSON.stringify(content)}: started anyway`);
+      assert.ok((r.stderr + r.stdout).trim().length > 0 && (r.stderr + r.stdout).includes(hint), `${JSON.stringify(content)}: message does not mention ${hint || 'anything'}: ${r.stderr}`);
+    }
+  });
+
+  test('Redis over a Unix socket (redis_url = unix:///path)', async () => {
+    const dd = await startDaemon({ redisUrl: redis.socketUrl, config: RELAXED });
+    assert.equal((await http('GET', `${dd.url}/healthz`)).status, 200, dd.logs().slice(-1000));
+    const u = await register(dd.url);
+    const room = uniqueRoom();
+    const m = await sendOk(dd.url, room, u, 'over the socket');
+    const x = await redis.cmd('XRANGE', roomKey(room), m.id, m.id);
+    assert.equal(x.length, 1);
+    assert.equal(await dd.stop(), 0);
+  });
+});
+
+describe('signals', () => {
+  test('SIGTERM: open SSE streams end cleanly, a waiting long poll is answered, exit status 0', async () => {
+    const dd = await startDaemon({ redisUrl: redis.url, config: { ...RELAXED, sse_heartbeat: 1 } });
+    const u = await register(dd.url);
+    const room = uniqueRoom();
+    const m0 = await sendOk(dd.url, room, u, 'x');
+    const s = await sseOpen(`${dd.url}/api/rooms/${room}/events`, { headers: bearer(u.token) });
+    assert.equal(s.status, 200);
+    const poll = http('GET', `${dd.url}/api/rooms/${room}/poll?since=${m0.id}&timeout=30`, { headers: bearer(u.token), timeout: 15000 })
+      .then((r) => ({ status: r.status }), (e) => ({ error: e.message }));
+    await sleep(300);
+    const t0 = Date.now();
+    const exited = dd.stop();
+    await s.waitEnd({ timeout: 5000, what: 'the SSE stream to end after SIGTERM' });
+    assert.ok(s.endedCleanly, 'the SSE stream was cut (no terminating chunk) instead of ended');
+    const p = await poll;
+    assert.ok(Date.now() - t0 < 10000, 'the long poll hung across SIGTERM');
+    assert.ok(p.status === 204 || p.status === 503 || p.status === 200, `long poll across SIGTERM: ${JSON.stringify(p)}`);
+    assert.equal(await exited, 0, `exit status after SIGTERM; log:\n${dd.logs().slice(-2000)}`);
+    assert.ok(Date.now() - t0 < 10000, `SIGTERM took ${Date.now() - t0} ms`);
+  });
+
+  test('SIGTERM during a burst of sends: every acknowledged message is stored', async () => {
+    const dd = await startDaemon({ redisUrl: redis.url, config: RELAXED });
+    const u = await register(dd.url);
+    const room = uniqueRoom();
+    const sends = [];
+    let exited;
+    for (let i = 0; i < 30; i++) {
+      sends.push(send(dd.url, room, u, `burst ${i}`).then((r) => r, (e) => ({ status: 0, error: e.message })));
+      if (i === 15) exited = dd.stop();
+    }
+    const rs = await Promise.all(sends);
+    const code = await exited;
+    assert.equal(code, 0, dd.logs().slice(-2000));
+    const acked = rs.filter((r) => r.status === 201).map((r) => r.json.id);
+    const stored = (await redis.cmd('XRANGE', roomKey(room), '-', '+')).map((x) => x[0]);
+    for (const id of acked) assert.ok(stored.includes(id), `message ${id} was acknowledged but is not in Redis`);
+    for (const r of rs) assert.ok([0, 201, 503].includes(r.status), `a send during shutdown got ${r.status} ${r.text ?? r.error}`);
+  });
+
+  test('SIGHUP reopens the log file', async () => {
+    const dir = tmpDir('log');
+    const log = path.join(dir, 'crosstalkd.log');
+    const dd = await startDaemon({ redisUrl: redis.url, config: { ...RELAXED, log_file: log, log_level: 'debug' } });
+    await waitFor(() => fs.existsSync(log) && fs.statSync(log).size > 0, { timeout: 3000, what: `${log} to get its first lines` });
+    fs.renameSync(log, `${log}.1`);
+    process.kill(dd.pid, 'SIGHUP');
+    await waitFor(() => fs.existsSync(log), { timeout: 3000, what: `${log} to be created again after SIGHUP` });
+    assert.equal((await http('GET', `${dd.url}/healthz`)).status, 200, 'not serving after SIGHUP');
+    await register(dd.url);
+    assert.equal(dd.proc.exitCode, null);
+    assert.equal(await dd.stop(), 0);
+    assert.ok(fs.statSync(log).size > 0, 'nothing was logged to the reopened file');
+  });
+});
+
+describe('connections', () => {
+  test('max_connections: beyond it new connections are refused; room again once one closes', async () => {
+    const dd = await startDaemon({ redisUrl: redis.url, config: { ...RELAXED, max_connections: 3 } });
+    const u = await register(dd.url);
+    const room = uniqueRoom();
+    const streams = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const s = await sseOpen(`${dd.url}/api/rooms/${room}/events`, { headers: bearer(u.token) });
+        assert.equal(s.status, 200);
+        streams.push(s);
+      }
+      const extra = await http('GET', `${dd.url}/healthz`, { timeout: 3000 }).then((r) => r.status, () => 'refused');
+      assert.ok(extra === 'refused' || extra === 503, `a 4th connection with max_connections=3 got ${extra}`);
+      streams.pop().close();
+      await waitFor(async () => (await http('GET', `${dd.url}/healthz`, { timeout: 1000 }).then((r) => r.status, () => 0)) === 200,
+        { timeout: 3000, what: 'a new connection to be served once a stream closed' });
+    } finally {
+      for (const s of streams) s.close();
+    }
+    assert.equal(dd.proc.exitCode, null);
+  });
+
+  test('header_timeout: a client that never finishes its request head is dropped', async () => {
+    const dd = await startDaemon({ redisUrl: redis.url, config: { ...RELAXED, header_timeout: 1 } });
+    const t0 = Date.now();
+    const r = await rawHttp(dd.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: 1', { timeout: 6000 });
+    const ms = Date.now() - t0;
+    assert.ok(r.closed, `still connected after ${ms} ms`);
+    assert.ok(ms < 4000, `dropped only after ${ms} ms with header_timeout=1`);
+    assert.ok(r.status === 0 || r.status === 408 || r.status === 400, `answer: ${r.raw.slice(0, 200)}`);
+    assert.equal((await http('GET', `${dd.url}/healthz`)).status, 200);
+  });
+
+  test('a client that opens a socket and sends nothing does not block others', async () => {
+    const dd = await startDaemon({ redisUrl: redis.url, config: RELAXED });
+    const idle = [];
+    for (let i = 0; i < 20; i++) {
+      idle.push(await new Promise((res, rej) => {
+        const s = net.connect({ host: '127.0.0.1', port: dd.port }, () => res(s));
+        s.on('error', rej);
+      }));
+    }
+    try {
+      const u = await register(dd.url, uniqueName('busy'));
+      await sendOk(dd.url, uniqueRoom(), u, 'served despite idle sockets');
+    } finally {
+      for (const s of idle) s.destroy();
+    }
+  });
+});
