@@ -191,7 +191,8 @@ read_body(FCGX_Request *req, long max_body, size_t *len, bool *too_large)
     return body;
 }
 
-/* libfcgi's own printf knows no %zu: the head is formatted here. */
+/* libfcgi's own printf knows no %zu: the head is formatted here. A JSON
+ * body ends with a newline, as crosstalkd's do. */
 static void
 write_response(FCGX_Request *req, const struct rest_response *rs)
 {
@@ -204,7 +205,8 @@ write_response(FCGX_Request *req, const struct rest_response *rs)
                  "Cache-Control: no-store\r\n"
                  "Content-Length: %zu\r\n"
                  "%s%s%s",
-                 rs->status, rest_reason(rs->status), rs->len,
+                 rs->status, rest_reason(rs->status),
+                 rs->len > 0 ? rs->len + 1 : 0,
                  rs->allow != NULL ? "Allow: " : "",
                  rs->allow != NULL ? rs->allow : "",
                  rs->allow != NULL ? "\r\n" : "");
@@ -216,8 +218,10 @@ write_response(FCGX_Request *req, const struct rest_response *rs)
                       "WWW-Authenticate: Bearer\r\n");
     n += snprintf(head + n, sizeof(head) - (size_t)n, "\r\n");
     FCGX_PutStr(head, n, req->out);
-    if (rs->body != NULL && rs->len > 0)
+    if (rs->body != NULL && rs->len > 0) {
         FCGX_PutStr(rs->body, (int)rs->len, req->out);
+        FCGX_PutChar('\n', req->out);
+    }
 }
 
 static long

@@ -131,7 +131,8 @@ fail(struct call *c, int status, const char *code, const char *fmt, ...)
 static void
 unavailable(struct call *c)
 {
-    fail(c, 503, API_UNAVAILABLE, "the message store is unavailable");
+    fail(c, 503, API_UNAVAILABLE,
+         "the message store is unreachable; nothing was stored");
     c->rs->retry_after = 1;
 }
 
@@ -154,7 +155,7 @@ route_of(const char *path, const char **room, size_t *room_len)
         return ROUTE_NONE;
     rest = path + 11;
     slash = strchr(rest, '/');
-    if (slash == NULL || slash == rest)
+    if (slash == NULL)
         return ROUTE_NONE;
     *room = rest;
     *room_len = (size_t)(slash - rest);
@@ -196,7 +197,7 @@ authenticate(struct call *c)
     token = auth_from_request(c->rq->authorization, c->rq->query);
     if (token == NULL) {
         fail(c, 401, API_UNAUTHORIZED,
-             "a token is required: Authorization: Bearer <token>");
+             "a token is required: Authorization: Bearer <token> or ?token=");
         return false;
     }
     if (!auth_token_wellformed(token, strlen(token))) {
@@ -272,7 +273,7 @@ do_register(struct call *c)
     }
     if (auth_new_token(token) < 0) {
         log_error("register %s: no random bytes for a token", name);
-        fail(c, 503, API_UNAVAILABLE, "no token could be made; try again");
+        fail(c, 500, "internal", "no randomness for a token");
         return;
     }
     auth_hash(token, strlen(token), hash);
@@ -280,7 +281,7 @@ do_register(struct call *c)
     if (rc == STORE_DOWN) {
         unavailable(c);
     } else if (rc == STORE_NONE) {
-        fail(c, 409, API_NAME_TAKEN, "the name \"%s\" is taken", name);
+        fail(c, 409, API_NAME_TAKEN, "the name %s is taken", name);
     } else {
         body = api_register_json(name, token, &len);
         answer(c, 201, body, len);
@@ -409,7 +410,7 @@ do_history(struct call *c)
 static void
 do_typing(struct call *c)
 {
-    static const char ok[] = "{}";
+    static const char ok[] = "{\"ok\":true}";
     struct event ev;
     size_t len;
     char *json;
@@ -458,9 +459,15 @@ rest_handle(const struct rest_request *rq, struct rest_response *rs)
     memset(&c, 0, sizeof(c));
     c.rq = rq;
     c.rs = rs;
+    /* crosstalkd checks the body's size before anything else */
+    if (rq->body_too_large) {
+        fail(&c, 413, API_TOO_LARGE, "the request body is over %d bytes",
+             cfg->max_body_bytes);
+        return;
+    }
     r = &routes[route_of(rq->path, &room, &room_len)];
     if (r->id == ROUTE_NONE) {
-        fail(&c, 404, API_NOT_FOUND, "no such resource");
+        fail(&c, 404, API_NOT_FOUND, "no such path");
         return;
     }
     if (r->id == ROUTE_DAEMON_ONLY) {
@@ -468,14 +475,13 @@ rest_handle(const struct rest_request *rq, struct rest_response *rs)
              "polls and streams are served by crosstalkd");
         return;
     }
-    if (!method_allowed(r->allow, rq->method)) {
-        fail(&c, 405, API_METHOD_NOT_ALLOWED, "use %s", r->allow);
+    is_get = strcmp(rq->method, "GET") == 0 ||
+             strcmp(rq->method, "HEAD") == 0;
+    is_post = strcmp(rq->method, "POST") == 0;
+    if (!method_allowed(r->allow, is_get ? "GET" : rq->method)) {
+        fail(&c, 405, API_METHOD_NOT_ALLOWED, "this path allows %s",
+             r->allow);
         rs->allow = r->allow;
-        return;
-    }
-    if (rq->body_too_large) {
-        fail(&c, 413, API_TOO_LARGE, "the body is over %d bytes",
-             cfg->max_body_bytes);
         return;
     }
     if (r->room) {
@@ -489,8 +495,6 @@ rest_handle(const struct rest_request *rq, struct rest_response *rs)
     }
     if (r->auth && !authenticate(&c))
         return;
-    is_get = strcmp(rq->method, "GET") == 0;
-    is_post = strcmp(rq->method, "POST") == 0;
     switch (r->id) {
     case ROUTE_HEALTHZ: do_healthz(&c); break;
     case ROUTE_REGISTER: do_register(&c); break;
