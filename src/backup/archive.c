@@ -1,0 +1,612 @@
+/* archive.c - the MongoDB archive of chat messages (the one mongoc user) */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mongoc/mongoc.h>
+
+#include "archive.h"
+#include "log.h"
+#include "names.h"
+#include "streamid.h"
+#include "xmalloc.h"
+
+#define ARCHIVE_DEFAULT_DB "crosstalk"
+#define ARCHIVE_COLLECTION "messages"
+#define ARCHIVE_TIMEOUT_MS 3000
+/* How long a majority write may wait for the other nodes before it counts
+ * as failed (and is retried by the next run). */
+#define ARCHIVE_WTIMEOUT_MS 30000
+
+struct archive {
+    mongoc_client_t *client;
+    mongoc_collection_t *coll;
+    mongoc_write_concern_t *wc;
+};
+
+static pthread_once_t archive_once = PTHREAD_ONCE_INIT;
+
+/* The driver's messages go to our log, not straight to stderr. Its
+ * warnings are about its own housekeeping (e.g. a server that does not know
+ * endSessions): every failure that matters also comes back from the call as
+ * an error, which the caller logs with context; so they are debug lines. */
+static void
+archive_log_handler(mongoc_log_level_t level, const char *domain,
+                    const char *message, void *data)
+{
+    (void)data;
+    switch (level) {
+    case MONGOC_LOG_LEVEL_ERROR:
+    case MONGOC_LOG_LEVEL_CRITICAL:
+        log_error("mongoc %s: %s", domain, message);
+        break;
+    default:
+        log_debug("mongoc %s: %s", domain, message);
+        break;
+    }
+}
+
+static void
+archive_init(void)
+{
+    mongoc_init();
+    mongoc_log_set_handler(archive_log_handler, NULL);
+}
+
+struct archive *
+archive_open(const char *uri_string)
+{
+    struct archive *a = NULL;
+    mongoc_uri_t *uri = NULL;
+    bson_error_t error;
+    const char *db;
+
+    pthread_once(&archive_once, archive_init);
+    uri = mongoc_uri_new_with_error(uri_string, &error);
+    if (uri == NULL) {
+        log_error("mongo_uri is not a MongoDB URI: %s", error.message);
+        goto done;
+    }
+    if (mongoc_uri_get_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
+                                       0) == 0)
+        mongoc_uri_set_option_as_int32(
+            uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, ARCHIVE_TIMEOUT_MS);
+    if (mongoc_uri_get_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS, 0) ==
+        0)
+        mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS,
+                                       ARCHIVE_TIMEOUT_MS);
+    if (mongoc_uri_get_appname(uri) == NULL)
+        mongoc_uri_set_appname(uri, "crosstalk");
+
+    a = xcalloc(1, sizeof(*a));
+    a->client = mongoc_client_new_from_uri_with_error(uri, &error);
+    if (a->client == NULL) {
+        log_error("cannot create a MongoDB client: %s", error.message);
+        archive_close(a);
+        a = NULL;
+        goto done;
+    }
+    mongoc_client_set_error_api(a->client, MONGOC_ERROR_API_VERSION_2);
+    db = mongoc_uri_get_database(uri);
+    if (db == NULL || *db == '\0')
+        db = ARCHIVE_DEFAULT_DB;
+    a->coll = mongoc_client_get_collection(a->client, db, ARCHIVE_COLLECTION);
+    a->wc = mongoc_write_concern_new();
+    mongoc_write_concern_set_wmajority(a->wc, ARCHIVE_WTIMEOUT_MS);
+
+done:
+    mongoc_uri_destroy(uri);
+    return a;
+}
+
+void
+archive_close(struct archive *a)
+{
+    if (a == NULL)
+        return;
+    mongoc_write_concern_destroy(a->wc);
+    mongoc_collection_destroy(a->coll);
+    mongoc_client_destroy(a->client);
+    free(a);
+}
+
+int
+archive_set_write_concern(struct archive *a, const char *wc)
+{
+    char *end;
+    long w;
+
+    if (strcmp(wc, "majority") == 0) {
+        mongoc_write_concern_set_wmajority(a->wc, ARCHIVE_WTIMEOUT_MS);
+        return 0;
+    }
+    if (*wc < '0' || *wc > '9')
+        return -1;
+    w = strtol(wc, &end, 10);
+    if (*end != '\0' || w < 1 || w > INT32_MAX)
+        return -1;
+    mongoc_write_concern_set_w(a->wc, (int32_t)w);
+    mongoc_write_concern_set_wtimeout_int64(a->wc, ARCHIVE_WTIMEOUT_MS);
+    return 0;
+}
+
+/* The collection's indexes: {room, id} unique (a message is stored once),
+ * {room, ms, seq} for pages in id order. */
+static const struct {
+    const char *name;
+    const char *f1, *f2, *f3;
+    bool unique;
+} archive_indexes[] = {
+    {"room_1_id_1", "room", "id", NULL, true},
+    {"room_1_ms_1_seq_1", "room", "ms", "seq", false},
+};
+
+int
+archive_prepare(struct archive *a)
+{
+    bson_t cmd, list, spec, key, reply;
+    bson_error_t error;
+    size_t i;
+    bool ok = true;
+
+    /* One index per command: creating a list of indexes of which several
+     * already exist is the case MongoDB-wire servers get wrong, and it
+     * costs nothing. An identical existing index is not an error. */
+    for (i = 0; ok && i < sizeof(archive_indexes) / sizeof(archive_indexes[0]);
+         i++) {
+        bson_init(&cmd);
+        BSON_APPEND_UTF8(&cmd, "createIndexes", ARCHIVE_COLLECTION);
+        bson_append_array_begin(&cmd, "indexes", 7, &list);
+        bson_append_document_begin(&list, "0", 1, &spec);
+        bson_append_document_begin(&spec, "key", 3, &key);
+        BSON_APPEND_INT32(&key, archive_indexes[i].f1, 1);
+        BSON_APPEND_INT32(&key, archive_indexes[i].f2, 1);
+        if (archive_indexes[i].f3 != NULL)
+            BSON_APPEND_INT32(&key, archive_indexes[i].f3, 1);
+        bson_append_document_end(&spec, &key);
+        BSON_APPEND_UTF8(&spec, "name", archive_indexes[i].name);
+        if (archive_indexes[i].unique)
+            BSON_APPEND_BOOL(&spec, "unique", true);
+        bson_append_document_end(&list, &spec);
+        bson_append_array_end(&cmd, &list);
+        ok = mongoc_collection_write_command_with_opts(a->coll, &cmd, NULL,
+                                                       &reply, &error);
+        if (!ok)
+            log_error("MongoDB createIndexes %s on %s failed: %s",
+                      archive_indexes[i].name, ARCHIVE_COLLECTION,
+                      error.message);
+        bson_destroy(&reply);
+        bson_destroy(&cmd);
+    }
+    return ok ? 0 : -1;
+}
+
+/* Parses a stream id that the archive can store: both parts must fit an
+ * int64. */
+static int
+archive_parse_id(const char *s, struct streamid *id)
+{
+    if (streamid_parse(s, strlen(s), id) < 0 || id->ms > INT64_MAX ||
+        id->seq > INT64_MAX)
+        return -1;
+    return 0;
+}
+
+int
+archive_put(struct archive *a, const struct event *evs, size_t n)
+{
+    mongoc_bulk_operation_t *bulk = NULL;
+    bson_t opts = BSON_INITIALIZER, upsert = BSON_INITIALIZER, reply;
+    bson_error_t error;
+    struct streamid sid;
+    size_t i;
+    int rc = -1;
+
+    if (n == 0)
+        return 0;
+    bson_init(&reply);
+    mongoc_write_concern_append(a->wc, &opts);
+    BSON_APPEND_BOOL(&opts, "ordered", true);
+    BSON_APPEND_BOOL(&upsert, "upsert", true);
+    bulk = mongoc_collection_create_bulk_operation_with_opts(a->coll, &opts);
+    for (i = 0; i < n; i++) {
+        const struct event *ev = &evs[i];
+        bson_t sel = BSON_INITIALIZER, doc = BSON_INITIALIZER;
+        bool ok;
+
+        if (archive_parse_id(ev->id, &sid) < 0) {
+            log_error("room %s: message id '%s' cannot be archived", ev->room,
+                      ev->id);
+            goto done;
+        }
+        BSON_APPEND_UTF8(&sel, "room", ev->room);
+        BSON_APPEND_UTF8(&sel, "id", ev->id);
+        BSON_APPEND_UTF8(&doc, "room", ev->room);
+        BSON_APPEND_UTF8(&doc, "id", ev->id);
+        BSON_APPEND_INT64(&doc, "ms", (int64_t)sid.ms);
+        BSON_APPEND_INT64(&doc, "seq", (int64_t)sid.seq);
+        BSON_APPEND_UTF8(&doc, "from", ev->from);
+        bson_append_utf8(&doc, "text", 4, ev->text != NULL ? ev->text : "",
+                         (int)ev->text_len);
+        BSON_APPEND_INT64(&doc, "ts", ev->ts);
+        ok = mongoc_bulk_operation_replace_one_with_opts(bulk, &sel, &doc,
+                                                         &upsert, &error);
+        bson_destroy(&sel);
+        bson_destroy(&doc);
+        if (!ok) {
+            log_error("room %s: cannot queue message %s for MongoDB: %s",
+                      ev->room, ev->id, error.message);
+            goto done;
+        }
+    }
+    if (mongoc_bulk_operation_execute(bulk, &reply, &error) == 0) {
+        log_error("MongoDB bulk write of %zu message(s) of room %s (%s..%s) "
+                  "failed: %s",
+                  n, evs[0].room, evs[0].id, evs[n - 1].id, error.message);
+        goto done;
+    }
+    rc = 0;
+
+done:
+    mongoc_bulk_operation_destroy(bulk);
+    bson_destroy(&reply);
+    bson_destroy(&upsert);
+    bson_destroy(&opts);
+    return rc;
+}
+
+/* Appends to the array `arr` at index `idx` the condition
+ * {$or: [{ms: {op_ms: MS}}, {ms: MS, seq: {op_seq: SEQ}}]}, i.e. the id
+ * compared with `id`: ("$lt", "$lt") is "id < ID", ("$gt", "$gte") is
+ * "id >= ID", and so on. */
+static void
+archive_append_id_cond(bson_t *arr, uint32_t idx, const struct streamid *id,
+                       const char *op_ms, const char *op_seq)
+{
+    bson_t cond, or, a, b, sub;
+    const char *key;
+    char buf[16];
+
+    bson_uint32_to_string(idx, &key, buf, sizeof(buf));
+    bson_append_document_begin(arr, key, -1, &cond);
+    bson_append_array_begin(&cond, "$or", 3, &or);
+    bson_append_document_begin(&or, "0", 1, &a);
+    bson_append_document_begin(&a, "ms", 2, &sub);
+    bson_append_int64(&sub, op_ms, -1, (int64_t)id->ms);
+    bson_append_document_end(&a, &sub);
+    bson_append_document_end(&or, &a);
+    bson_append_document_begin(&or, "1", 1, &b);
+    BSON_APPEND_INT64(&b, "ms", (int64_t)id->ms);
+    bson_append_document_begin(&b, "seq", 3, &sub);
+    bson_append_int64(&sub, op_seq, -1, (int64_t)id->seq);
+    bson_append_document_end(&b, &sub);
+    bson_append_document_end(&or, &b);
+    bson_append_array_end(&cond, &or);
+    bson_append_document_end(arr, &cond);
+}
+
+/* Builds {room: ROOM, $and: [lower, upper]} into f (initialized); either
+ * bound may be NULL. */
+static void
+archive_filter(bson_t *f, const char *room, const struct streamid *lo,
+               const char *lo_op, const struct streamid *hi,
+               const char *hi_op)
+{
+    bson_t and;
+    uint32_t i = 0;
+
+    if (room != NULL)
+        BSON_APPEND_UTF8(f, "room", room);
+    if (lo == NULL && hi == NULL)
+        return;
+    bson_append_array_begin(f, "$and", 4, &and);
+    if (lo != NULL)
+        archive_append_id_cond(&and, i++, lo, "$gt", lo_op);
+    if (hi != NULL)
+        archive_append_id_cond(&and, i++, hi, "$lt", hi_op);
+    bson_append_array_end(f, &and);
+}
+
+/* A string field of doc, NULL when missing or not a string. */
+static const char *
+archive_doc_str(const bson_t *doc, const char *key, uint32_t *len)
+{
+    bson_iter_t it;
+
+    if (!bson_iter_init_find(&it, doc, key) || !BSON_ITER_HOLDS_UTF8(&it))
+        return NULL;
+    return bson_iter_utf8(&it, len);
+}
+
+/* Turns an archived document into a message event; -1 (logged) when a
+ * field is missing or malformed. */
+static int
+archive_doc_event(const bson_t *doc, const char *room, struct event *ev)
+{
+    const char *id, *from, *text;
+    uint32_t id_len, from_len, text_len;
+    struct streamid sid;
+    bson_iter_t it;
+    int64_t ts;
+
+    id = archive_doc_str(doc, "id", &id_len);
+    from = archive_doc_str(doc, "from", &from_len);
+    text = archive_doc_str(doc, "text", &text_len);
+    if (id == NULL || streamid_parse(id, id_len, &sid) < 0 || from == NULL ||
+        !names_user_valid(from, from_len) || text == NULL ||
+        !bson_iter_init_find(&it, doc, "ts") || !BSON_ITER_HOLDS_NUMBER(&it)) {
+        log_warn("room %s: skipping a malformed archived message (id %s)", room,
+                 id != NULL ? id : "missing");
+        return -1;
+    }
+    ts = bson_iter_as_int64(&it);
+    event_init_message(ev, room, id, from, text, text_len, ts);
+    return 0;
+}
+
+/* Runs a find of messages of `room` and appends the events to *evs, in
+ * the cursor's order. */
+static int
+archive_find(struct archive *a, const char *room, const bson_t *filter,
+             int sort, size_t limit, struct event **evs, size_t *n)
+{
+    mongoc_cursor_t *cursor = NULL;
+    const bson_t *doc;
+    bson_error_t error;
+    bson_t *opts;
+    size_t cap = 0;
+    int rc = -1;
+
+    opts = BCON_NEW("sort", "{", "ms", BCON_INT32(sort), "seq",
+                    BCON_INT32(sort), "}", "limit",
+                    BCON_INT64(limit > INT64_MAX ? INT64_MAX : (int64_t)limit),
+                    "projection", "{", "_id", BCON_INT32(0), "}");
+    cursor = mongoc_collection_find_with_opts(a->coll, filter, opts, NULL);
+    while (mongoc_cursor_next(cursor, &doc)) {
+        if (*n == cap) {
+            cap = cap != 0 ? cap * 2 : (limit < 64 ? limit : 64);
+            *evs = xrealloc(*evs, cap * sizeof(**evs));
+        }
+        memset(&(*evs)[*n], 0, sizeof(**evs));
+        if (archive_doc_event(doc, room, &(*evs)[*n]) == 0)
+            (*n)++;
+    }
+    if (mongoc_cursor_error(cursor, &error)) {
+        log_error("MongoDB read of room %s failed: %s", room, error.message);
+        goto done;
+    }
+    rc = 0;
+
+done:
+    mongoc_cursor_destroy(cursor);
+    bson_destroy(opts);
+    return rc;
+}
+
+/* The common body of archive_before and archive_after. */
+static int
+archive_page(struct archive *a, const char *room, const char *bound_id,
+             size_t limit, bool before, struct event **evs, size_t *n)
+{
+    bson_t filter = BSON_INITIALIZER;
+    struct streamid sid;
+    bool bounded = bound_id != NULL && *bound_id != '\0';
+    size_t i;
+    int rc = -1;
+
+    *evs = NULL;
+    *n = 0;
+    if (bounded && archive_parse_id(bound_id, &sid) < 0) {
+        log_error("room %s: '%s' is not a message id", room, bound_id);
+        goto done;
+    }
+    if (limit == 0) {
+        rc = 0;
+        goto done;
+    }
+    if (before)
+        archive_filter(&filter, room, NULL, NULL, bounded ? &sid : NULL,
+                       "$lt");
+    else
+        archive_filter(&filter, room, bounded ? &sid : NULL, "$gt", NULL,
+                       NULL);
+    rc = archive_find(a, room, &filter, before ? -1 : 1, limit, evs, n);
+    if (rc == 0 && before) {
+        /* Newest first from MongoDB; the API lists events ascending. */
+        for (i = 0; i < *n / 2; i++) {
+            struct event t = (*evs)[i];
+            (*evs)[i] = (*evs)[*n - 1 - i];
+            (*evs)[*n - 1 - i] = t;
+        }
+    }
+
+done:
+    if (rc < 0) {
+        archive_free_events(*evs, *n);
+        *evs = NULL;
+        *n = 0;
+    } else if (*n == 0) {
+        free(*evs);
+        *evs = NULL;
+    }
+    bson_destroy(&filter);
+    return rc;
+}
+
+int
+archive_before(struct archive *a, const char *room, const char *before_id,
+               size_t limit, struct event **evs, size_t *n)
+{
+    return archive_page(a, room, before_id, limit, true, evs, n);
+}
+
+int
+archive_after(struct archive *a, const char *room, const char *after_id,
+              size_t limit, struct event **evs, size_t *n)
+{
+    return archive_page(a, room, after_id, limit, false, evs, n);
+}
+
+void
+archive_free_events(struct event *evs, size_t n)
+{
+    size_t i;
+
+    if (evs == NULL)
+        return;
+    for (i = 0; i < n; i++)
+        event_clear(&evs[i]);
+    free(evs);
+}
+
+static int
+archive_cmp_str(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+int
+archive_rooms(struct archive *a, char ***rooms, size_t *n)
+{
+    bson_t *cmd;
+    bson_t reply;
+    bson_error_t error;
+    bson_iter_t it, vals;
+    size_t cap = 0;
+    int rc = -1;
+
+    *rooms = NULL;
+    *n = 0;
+    cmd = BCON_NEW("distinct", BCON_UTF8(ARCHIVE_COLLECTION), "key",
+                   BCON_UTF8("room"));
+    if (!mongoc_collection_read_command_with_opts(a->coll, cmd, NULL, NULL,
+                                                  &reply, &error)) {
+        log_error("MongoDB distinct rooms failed: %s", error.message);
+        goto done;
+    }
+    if (!bson_iter_init_find(&it, &reply, "values") ||
+        !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &vals)) {
+        log_error("MongoDB distinct rooms: no 'values' array in the reply");
+        goto done;
+    }
+    while (bson_iter_next(&vals)) {
+        uint32_t len;
+        const char *s;
+
+        if (!BSON_ITER_HOLDS_UTF8(&vals))
+            continue;
+        s = bson_iter_utf8(&vals, &len);
+        if (!names_room_valid(s, len)) {
+            log_warn("MongoDB holds messages of an invalid room name; skipped");
+            continue;
+        }
+        if (*n == cap) {
+            cap = cap != 0 ? cap * 2 : 16;
+            *rooms = xrealloc(*rooms, cap * sizeof(**rooms));
+        }
+        (*rooms)[(*n)++] = xstrndup(s, len);
+    }
+    if (*n > 1)
+        qsort(*rooms, *n, sizeof(**rooms), archive_cmp_str);
+    rc = 0;
+
+done:
+    if (rc < 0) {
+        archive_free_rooms(*rooms, *n);
+        *rooms = NULL;
+        *n = 0;
+    }
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+    return rc;
+}
+
+void
+archive_free_rooms(char **rooms, size_t n)
+{
+    size_t i;
+
+    if (rooms == NULL)
+        return;
+    for (i = 0; i < n; i++)
+        free(rooms[i]);
+    free(rooms);
+}
+
+int
+archive_range(struct archive *a, const char *room, const char *lo_id,
+              const char *hi_id, uint64_t *count, char *last_id)
+{
+    bson_t filter = BSON_INITIALIZER;
+    struct streamid lo, hi;
+    bool has_lo = lo_id != NULL && *lo_id != '\0';
+    bool has_hi = hi_id != NULL && *hi_id != '\0';
+    struct event *evs = NULL;
+    size_t n = 0;
+    bson_error_t error;
+    int64_t c;
+    int rc = -1;
+
+    *count = 0;
+    last_id[0] = '\0';
+    if ((has_lo && archive_parse_id(lo_id, &lo) < 0) ||
+        (has_hi && archive_parse_id(hi_id, &hi) < 0)) {
+        log_error("room %s: bad id range %s..%s", room, has_lo ? lo_id : "",
+                  has_hi ? hi_id : "");
+        goto done;
+    }
+    archive_filter(&filter, room, has_lo ? &lo : NULL, "$gte",
+                   has_hi ? &hi : NULL, "$lte");
+    c = mongoc_collection_count_documents(a->coll, &filter, NULL, NULL, NULL,
+                                          &error);
+    if (c < 0) {
+        log_error("MongoDB count of room %s failed: %s", room, error.message);
+        goto done;
+    }
+    *count = (uint64_t)c;
+    if (archive_find(a, room, &filter, -1, 1, &evs, &n) < 0)
+        goto done;
+    if (n > 0)
+        snprintf(last_id, STREAMID_STRLEN, "%s", evs[0].id);
+    rc = 0;
+
+done:
+    archive_free_events(evs, n);
+    bson_destroy(&filter);
+    return rc;
+}
+
+long
+archive_dump(struct archive *a, const char *room, FILE *out)
+{
+    bson_t filter = BSON_INITIALIZER;
+    mongoc_cursor_t *cursor;
+    const bson_t *doc;
+    bson_error_t error;
+    bson_t *opts;
+    long n = 0;
+
+    if (room != NULL)
+        BSON_APPEND_UTF8(&filter, "room", room);
+    opts = BCON_NEW("sort", "{", "room", BCON_INT32(1), "ms", BCON_INT32(1),
+                    "seq", BCON_INT32(1), "}", "projection", "{", "_id",
+                    BCON_INT32(0), "}");
+    cursor = mongoc_collection_find_with_opts(a->coll, &filter, opts, NULL);
+    while (mongoc_cursor_next(cursor, &doc)) {
+        char *json = bson_as_relaxed_extended_json(doc, NULL);
+
+        fprintf(out, "%s\n", json);
+        bson_free(json);
+        n++;
+    }
+    if (mongoc_cursor_error(cursor, &error)) {
+        log_error("MongoDB dump failed: %s", error.message);
+        n = -1;
+    }
+    mongoc_cursor_destroy(cursor);
+    bson_destroy(opts);
+    bson_destroy(&filter);
+    return n;
+}

@@ -1,0 +1,76 @@
+/* archive_tool.c - ct-archive-tool: reads the MongoDB archive for tests and
+ * debugging, through the same archive module crosstalk-fcgi links */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "archive.h"
+#include "event.h"
+#include "log.h"
+
+static void
+usage(void)
+{
+    fprintf(stderr,
+            "usage: ct-archive-tool dump URI [ROOM]\n"
+            "       ct-archive-tool before URI ROOM ID|- LIMIT\n"
+            "       ct-archive-tool after URI ROOM ID|- LIMIT\n"
+            "dump: every archived document as a line of JSON, by room and id;\n"
+            "before/after: archive_before/archive_after as event JSON lines.\n"
+            "Exit status: 0 ok, 1 MongoDB failed, 2 usage.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+    struct archive *a = NULL;
+    struct event *evs = NULL;
+    size_t n = 0, i;
+    const char *id;
+    char *end;
+    unsigned long limit;
+    int rc = 1;
+
+    log_set_program("ct-archive-tool");
+    if (argc < 3) {
+        usage();
+        return 2;
+    }
+    if (strcmp(argv[1], "dump") == 0 && argc <= 4) {
+        a = archive_open(argv[2]);
+        if (a != NULL && archive_dump(a, argc == 4 ? argv[3] : NULL, stdout) >= 0)
+            rc = 0;
+        goto done;
+    }
+    if ((strcmp(argv[1], "before") != 0 && strcmp(argv[1], "after") != 0) ||
+        argc != 6) {
+        usage();
+        return 2;
+    }
+    limit = strtoul(argv[5], &end, 10);
+    if (*argv[5] == '\0' || *end != '\0') {
+        usage();
+        return 2;
+    }
+    id = strcmp(argv[4], "-") == 0 ? NULL : argv[4];
+    a = archive_open(argv[2]);
+    if (a == NULL)
+        goto done;
+    if ((argv[1][0] == 'b' ? archive_before : archive_after)(a, argv[3], id, limit,
+                                                          &evs, &n) < 0)
+        goto done;
+    for (i = 0; i < n; i++) {
+        size_t len;
+        char *json = event_to_json(&evs[i], &len);
+
+        fwrite(json, 1, len, stdout);
+        fputc('\n', stdout);
+        free(json);
+    }
+    rc = 0;
+
+done:
+    archive_free_events(evs, n);
+    archive_close(a);
+    return rc;
+}

@@ -1,0 +1,373 @@
+/* main.c - crosstalk-backup: run by cron, copies new chat messages from
+ * Redis into MongoDB; also trims, restores and verifies */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "archive.h"
+#include "backup.h"
+#include "config.h"
+#include "keys.h"
+#include "lock.h"
+#include "log.h"
+#include "names.h"
+#include "rconn.h"
+
+#define PROG "crosstalk-backup"
+
+/* Exit statuses (README.md "Backups"). */
+#define EXIT_OK 0
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+#define EXIT_DIFFERENT 3
+
+#define LOCK_TTL_DEFAULT 60
+
+enum mode { MODE_BACKUP, MODE_RESTORE, MODE_VERIFY };
+
+struct options {
+    enum mode mode;
+    long long retain; /* -1: do not trim */
+    const char *room; /* --restore --room */
+    int lock_ttl;     /* seconds */
+    bool mode_given;
+};
+
+static volatile sig_atomic_t stop_flag;
+
+static void
+on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void
+usage(FILE *out)
+{
+    fprintf(out,
+"usage: " PROG " [--retain N] [options]\n"
+"       " PROG " --restore [--room ROOM] [options]\n"
+"       " PROG " --verify [options]\n"
+"\n"
+"Copies the chat messages Redis holds (redis_url) into MongoDB (mongo_uri),\n"
+"room by room, after each room's checkpoint " "ct:backup:{room}" ", in batches of\n"
+"backup_batch, moving the checkpoint only once MongoDB acknowledged a batch\n"
+"(write concern mongo_write_concern). Running it again, or after a crash,\n"
+"never duplicates and never loses a message. One run at a time: a second\n"
+"one finds the lock " KEYS_BACKUP_LOCK " and exits 0 saying so.\n"
+"\n"
+"  --retain N      after a successful backup, trim each room's stream to its\n"
+"                  newest N messages, never one not yet in MongoDB\n"
+"  --restore       rebuild the Redis streams from MongoDB with the original\n"
+"                  ids (only messages newer than a stream's last id can be\n"
+"                  added: restore into an empty Redis, writers stopped)\n"
+"  --room ROOM     with --restore: only this room\n"
+"  --verify        per room, compare what Redis and MongoDB must both hold\n"
+"                  (the stream from its first entry up to the checkpoint):\n"
+"                  counts and last ids\n"
+"  --lock-ttl S    seconds the lock outlives a run that died (default %d)\n"
+"  --config FILE   configuration file; any key below also as --key=value\n"
+"  -h, --help      this text\n"
+"\n"
+"Prints one summary line (rooms, messages, ms) on stdout; errors and a\n"
+"progress line every %d batches go to the log (stderr by default).\n"
+"\n"
+"Exit status: 0 done, or another run holds the lock (backup only);\n"
+"1 failure (Redis or MongoDB unreachable or refusing; the lock held by\n"
+"another run for --restore/--verify); 2 usage or configuration error;\n"
+"3 --verify found a room that differs.\n"
+"\n"
+"Test hook: CT_BACKUP_BATCH_DELAY_MS=N sleeps N ms after MongoDB\n"
+"acknowledged each batch, before the checkpoint moves.\n"
+"\n"
+"Configuration keys:\n",
+            LOCK_TTL_DEFAULT, BACKUP_PROGRESS_BATCHES);
+    config_usage(out);
+}
+
+/* Parses a whole decimal number in [min, max]. */
+static int
+parse_num(const char *s, long long min, long long max, long long *out)
+{
+    char *end;
+    long long v;
+
+    if (s == NULL || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* The value of `--name=V` or `--name V` at argv[*i]; NULL if argv[*i] is
+ * not that flag. *missing is set when the flag has no value. */
+static const char *
+flag_value(int argc, char **argv, int *i, const char *name, bool *missing)
+{
+    size_t len = strlen(name);
+    const char *a = argv[*i];
+
+    if (strncmp(a, name, len) != 0)
+        return NULL;
+    if (a[len] == '=')
+        return a + len + 1;
+    if (a[len] != '\0')
+        return NULL;
+    if (*i + 1 >= argc) {
+        *missing = true;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int
+parse_options(int argc, char **argv, struct options *o)
+{
+    long long v;
+    bool missing = false;
+    const char *val;
+    int i;
+
+    o->mode = MODE_BACKUP;
+    o->retain = -1;
+    o->room = NULL;
+    o->lock_ttl = LOCK_TTL_DEFAULT;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+
+        if (strcmp(a, "--restore") == 0 || strcmp(a, "--verify") == 0) {
+            enum mode m = a[2] == 'r' ? MODE_RESTORE : MODE_VERIFY;
+
+            if (o->mode_given && o->mode != m) {
+                fprintf(stderr, PROG ": --restore and --verify are separate "
+                                     "runs\n");
+                return -1;
+            }
+            o->mode = m;
+            o->mode_given = true;
+        } else if ((val = flag_value(argc, argv, &i, "--retain", &missing)) !=
+                   NULL) {
+            if (parse_num(val, 0, 1LL << 40, &v) < 0) {
+                fprintf(stderr, PROG ": --retain wants a number of messages "
+                                     "(0 or more), got '%s'\n", val);
+                return -1;
+            }
+            o->retain = v;
+        } else if ((val = flag_value(argc, argv, &i, "--room", &missing)) !=
+                   NULL) {
+            if (!names_room_valid(val, strlen(val))) {
+                fprintf(stderr, PROG ": --room '%s' is not a room name "
+                                     "([a-z0-9_-]{1,%d})\n",
+                        val, NAME_ROOM_MAX);
+                return -1;
+            }
+            o->room = val;
+        } else if ((val = flag_value(argc, argv, &i, "--lock-ttl", &missing)) !=
+                   NULL) {
+            if (parse_num(val, 1, 86400, &v) < 0) {
+                fprintf(stderr, PROG ": --lock-ttl wants seconds in "
+                                     "1..86400, got '%s'\n", val);
+                return -1;
+            }
+            o->lock_ttl = (int)v;
+        } else if (missing) {
+            fprintf(stderr, PROG ": %s needs a value\n", a);
+            return -1;
+        } else {
+            fprintf(stderr, PROG ": unknown argument '%s' (try --help)\n", a);
+            return -1;
+        }
+    }
+    if (o->room != NULL && o->mode != MODE_RESTORE) {
+        fprintf(stderr, PROG ": --room goes with --restore\n");
+        return -1;
+    }
+    if (o->retain >= 0 && o->mode != MODE_BACKUP) {
+        fprintf(stderr, PROG ": --retain goes with a backup run, not with "
+                             "--restore or --verify\n");
+        return -1;
+    }
+    return 0;
+}
+
+static const char *const mode_names[] = {"backup", "restore", "verify"};
+
+static void
+summary(const struct options *o, const struct backup *b, bool ok,
+        int64_t ms)
+{
+    const char *state = ok ? "ok" : "FAILED";
+
+    switch (o->mode) {
+    case MODE_BACKUP:
+        printf(PROG ": backup %s: %zu rooms, %" PRIu64 " messages copied, %"
+                    PRIu64 " trimmed, %" PRId64 " ms\n",
+               state, b->rooms, b->copied, b->trimmed, ms);
+        break;
+    case MODE_RESTORE:
+        printf(PROG ": restore %s: %zu rooms, %" PRIu64 " messages restored, %"
+                    PRIu64 " older ones only in MongoDB, %" PRId64 " ms\n",
+               state, b->rooms, b->restored, b->skipped, ms);
+        break;
+    case MODE_VERIFY:
+        printf(PROG ": verify %s: %zu rooms, %" PRIu64 " different, %" PRId64
+                    " ms\n",
+               ok ? (b->differences > 0 ? "DIFFERENT" : "ok") : "FAILED",
+               b->rooms, b->differences, ms);
+        break;
+    }
+    fflush(stdout);
+}
+
+static void
+install_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int
+main(int argc, char **argv)
+{
+    struct config cfg;
+    struct options opt;
+    struct backup b;
+    struct lock lock;
+    redisContext *redis = NULL;
+    struct archive *archive = NULL;
+    char err[512];
+    const char *delay;
+    long long left_ms, v;
+    int64_t t0 = lock_now_ms();
+    int status = EXIT_FAIL, i, r;
+    bool ok = false, locked = false;
+
+    log_set_program(PROG);
+    memset(&opt, 0, sizeof(opt));
+    memset(&b, 0, sizeof(b));
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return EXIT_OK;
+        }
+    }
+    memset(&cfg, 0, sizeof(cfg));
+    argc = config_load(&cfg, argc, argv, err, sizeof(err));
+    if (argc < 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        config_free(&cfg);
+        return EXIT_USAGE;
+    }
+    if (parse_options(argc, argv, &opt) < 0) {
+        status = EXIT_USAGE;
+        goto out;
+    }
+    if (log_open(cfg.log_level, cfg.log_file) < 0) {
+        fprintf(stderr, PROG ": cannot open the log (log_level '%s', "
+                             "log_file '%s')\n",
+                cfg.log_level, cfg.log_file);
+        status = EXIT_USAGE;
+        goto out;
+    }
+    delay = getenv("CT_BACKUP_BATCH_DELAY_MS");
+    if (delay != NULL && *delay != '\0') {
+        if (parse_num(delay, 0, 600000, &v) < 0) {
+            fprintf(stderr, PROG ": CT_BACKUP_BATCH_DELAY_MS wants ms in "
+                                 "0..600000, got '%s'\n", delay);
+            status = EXIT_USAGE;
+            goto out;
+        }
+        b.delay_ms = (int)v;
+    }
+    archive = archive_open(cfg.mongo_uri);
+    if (archive == NULL) {
+        status = EXIT_USAGE;
+        goto out;
+    }
+    if (archive_set_write_concern(archive, cfg.mongo_write_concern) < 0) {
+        fprintf(stderr, PROG ": mongo_write_concern '%s' is neither "
+                             "'majority' nor a number of nodes >= 1\n",
+                cfg.mongo_write_concern);
+        status = EXIT_USAGE;
+        goto out;
+    }
+    install_signals();
+
+    redis = rconn_open(cfg.redis_url, cfg.redis_timeout_ms);
+    if (redis == NULL)
+        goto done;
+    r = lock_acquire(redis, &lock, KEYS_BACKUP_LOCK, opt.lock_ttl * 1000,
+                     &left_ms);
+    if (r < 0)
+        goto done;
+    if (r == 0) {
+        printf(PROG ": another run is in progress (%s is held for %lld ms "
+                    "more); %s\n",
+               KEYS_BACKUP_LOCK, left_ms,
+               opt.mode == MODE_BACKUP ? "leaving the work to it"
+                                       : "try again later");
+        fflush(stdout);
+        status = opt.mode == MODE_BACKUP ? EXIT_OK : EXIT_FAIL;
+        goto out;
+    }
+    locked = true;
+
+    b.redis = redis;
+    b.archive = archive;
+    b.lock = &lock;
+    b.batch = (size_t)cfg.backup_batch;
+    b.stop = &stop_flag;
+    switch (opt.mode) {
+    case MODE_BACKUP:
+        if (archive_prepare(archive) < 0 || backup_copy(&b) < 0)
+            goto done;
+        if (opt.retain >= 0 && backup_retain(&b, opt.retain) < 0)
+            goto done;
+        status = EXIT_OK;
+        break;
+    case MODE_RESTORE:
+        if (backup_restore(&b, opt.room) < 0)
+            goto done;
+        status = EXIT_OK;
+        break;
+    case MODE_VERIFY:
+        r = backup_verify(&b);
+        if (r < 0)
+            goto done;
+        status = r > 0 ? EXIT_DIFFERENT : EXIT_OK;
+        break;
+    }
+    ok = true;
+
+done:
+    if (!ok)
+        log_error("%s failed; %s", mode_names[opt.mode],
+                  opt.mode == MODE_BACKUP
+                      ? "checkpoints cover only what MongoDB acknowledged"
+                      : "see the lines above");
+    if (locked)
+        lock_release(redis, &lock);
+    summary(&opt, &b, ok, lock_now_ms() - t0);
+out:
+    if (redis != NULL)
+        redisFree(redis);
+    archive_close(archive);
+    config_free(&cfg);
+    log_close();
+    return status;
+}
