@@ -55,7 +55,7 @@ void presence_join(const char *room, const char *user)
     struct held *h = find(room, user, true);
 
     if (h->count++ == 0)
-        store_presence_touch(app.store, room, user, true);
+        store_presence_touch(app.store, room, user, false);
 }
 
 void presence_leave(const char *room, const char *user)

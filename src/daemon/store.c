@@ -796,21 +796,44 @@ static void store_announce(struct store *st, const char *room)
         free(a);
 }
 
+static void on_touch(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct announce *a = priv;
+    redisReply *r = reply;
+
+    /* ZADD counts new members: the user has just come online */
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+        store_announce(a->st, a->room);
+    free(a);
+}
+
 void store_presence_touch(struct store *st, const char *room,
                           const char *user, bool announce)
 {
-    char key[KEYS_MAX], expiry[24];
+    char key[KEYS_MAX], now[24], expiry[24];
     const char *argv[4];
+    struct announce *a;
+    int64_t t = event_now_ms();
 
     if (!st->cmd_up)
         return;
+    snprintf(now, sizeof(now), "%lld", (long long)t);
     snprintf(expiry, sizeof(expiry), "%lld",
-             (long long)(event_now_ms() + st->cfg->presence_ttl * 1000LL));
+             (long long)(t + st->cfg->presence_ttl * 1000LL));
+    keys_presence(key, room);
+    /* forget the expired first, so that ZADD tells who is new */
+    argv[0] = "ZREMRANGEBYSCORE";
+    argv[1] = key;
+    argv[2] = "-inf";
+    argv[3] = now;
+    redisAsyncCommandArgv(st->cmd, NULL, NULL, 4, argv, NULL);
     argv[0] = "ZADD";
-    argv[1] = keys_presence(key, room);
     argv[2] = expiry;
     argv[3] = user;
-    redisAsyncCommandArgv(st->cmd, NULL, NULL, 4, argv, NULL);
+    a = xmalloc(sizeof(*a));
+    a->st = st;
+    snprintf(a->room, sizeof(a->room), "%s", room);
+    redisAsyncCommandArgv(st->cmd, on_touch, a, 4, argv, NULL);
     if (announce)
         store_announce(st, room);
 }

@@ -67,7 +67,8 @@ typedef void (*store_online_cb)(int status, const char *const *names,
 int store_online(struct store *st, const char *room, store_online_cb cb,
                  void *arg);
 /* Marks the user online in the room until now + presence_ttl (fire and
- * forget); `announce` publishes the room's presence afterwards. */
+ * forget). The room's presence is published when the user was not online
+ * before, or always when `announce` is true. */
 void store_presence_touch(struct store *st, const char *room,
                           const char *user, bool announce);
 /* Removes the user from the room's presence and announces it. */

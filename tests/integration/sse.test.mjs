@@ -35,7 +35,7 @@ test('the stream: 200 text/event-stream, no caching, a retry: field first', asyn
     assert.match(s.headers['cache-control'] ?? '', /no-cache|no-store/);
     await waitFor(() => s.retries.length > 0, { timeout: 2000, what: 'a retry: field' });
     assert.equal(s.retries[0], CONFIG.sse_retry_ms);
-    assert.equal(s.events.length, 0, `events before anything was sent: ${JSON.stringify(s.events)}`);
+    assert.equal(s.messages().length, 0, `messages before anything was sent: ${JSON.stringify(s.events)}`);
   } finally {
     s.close();
   }
@@ -58,7 +58,7 @@ test('a stored message arrives with id: = its id, event: message, data: the even
   try {
     await sleep(100);
     const m = await sendOk(d.url, room, alice, 'hello "sse"\nsecond line');
-    const [ev] = await s.waitEvents(1, { what: 'the message' });
+    const [ev] = await s.waitEvents(1, { filter: (e) => e.event === 'message', what: 'the message' });
     assert.equal(ev.id, m.id);
     assert.equal(ev.event, 'message');
     assert.deepEqual(ev.json, m);
