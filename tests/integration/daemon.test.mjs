@@ -174,7 +174,7 @@ describe('signals', () => {
 });
 
 describe('connections', () => {
-  test('max_connections: beyond it new connections are refused; room again once one closes', async () => {
+  test('max_connections: beyond it new streams are refused; room again once one closes', async () => {
     const dd = await startDaemon({ redisUrl: redis.url, config: { ...RELAXED, max_connections: 3 } });
     const u = await register(dd.url);
     const room = uniqueRoom();
@@ -185,11 +185,20 @@ describe('connections', () => {
         assert.equal(s.status, 200);
         streams.push(s);
       }
-      const extra = await http('GET', `${dd.url}/healthz`, { timeout: 3000 }).then((r) => r.status, () => 'refused');
-      assert.ok(extra === 'refused' || extra === 503, `a 4th connection with max_connections=3 got ${extra}`);
+      // A 4th stream (or long poll) is refused: 503 in JSON, or the connection closed.
+      const extra = await sseOpen(`${dd.url}/api/rooms/${room}/events`, { headers: bearer(u.token), timeout: 3000 })
+        .then((s) => { s.close(); return s.status; }, () => 'refused');
+      assert.ok(extra === 'refused' || extra === 503, `a 4th stream with max_connections=3 got ${extra}`);
+      const lp = await http('GET', `${dd.url}/api/rooms/${room}/poll?timeout=1`, { headers: bearer(u.token), timeout: 3000 })
+        .then((r) => r.status, () => 'refused');
+      assert.ok(lp === 'refused' || lp === 503, `a long poll beyond max_connections=3 got ${lp}`);
       streams.pop().close();
-      await waitFor(async () => (await http('GET', `${dd.url}/healthz`, { timeout: 1000 }).then((r) => r.status, () => 0)) === 200,
-        { timeout: 3000, what: 'a new connection to be served once a stream closed' });
+      await waitFor(async () => {
+        const s = await sseOpen(`${dd.url}/api/rooms/${room}/events`, { headers: bearer(u.token), timeout: 1000 }).catch(() => null);
+        if (s && s.status === 200) streams.push(s);
+        else s?.close();
+        return s?.status === 200;
+      }, { timeout: 3000, what: 'a new stream to be accepted once one closed' });
     } finally {
       for (const s of streams) s.close();
     }
