@@ -141,6 +141,10 @@ static void deliver(struct subscriber *s, struct bus_event *e)
 {
     struct long_poll *p = (struct long_poll *)s;
 
+    /* a poll waits for what exists after `since`: stored messages only;
+     * typing and presence are for the streams (and GET .../presence) */
+    if (e->ev.type != EVENT_MESSAGE)
+        return;
     if (p->ngot == p->cap) {
         p->cap = p->cap ? p->cap * 2 : 4;
         p->got = xrealloc(p->got, p->cap * sizeof(*p->got));
