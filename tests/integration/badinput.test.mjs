@@ -263,7 +263,10 @@ describe('HTTP limits', () => {
     await storesNothing(async () => {
       const r = await rawHttp(d.port, `POST /api/rooms/${room}/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice.token}\r\n` +
         `Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n{"text":"x"}`, { timeout: 3000 });
-      assertError(r, 413, 'too_large', 'Content-Length: 1e9 with 12 bytes sent');
+      // crosstalkd reads bodies up to 4x max_body_bytes and answers those in
+      // JSON; a declared length past that is refused by evhttp before it
+      // reads a byte, with its own (HTML) 413 page and the connection closed.
+      assert.equal(r.status, 413, `Content-Length: 1e9 with 12 bytes sent: ${r.raw?.slice(0, 200)}`);
     });
   });
 
