@@ -4,9 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "archive.h"
 #include "event.h"
 #include "log.h"
+#include "mongo_archive.h"
+#include "streamid.h"
 
 static void
 usage(void)
@@ -16,14 +17,15 @@ usage(void)
             "       ct-archive-tool before URI ROOM ID|- LIMIT\n"
             "       ct-archive-tool after URI ROOM ID|- LIMIT\n"
             "dump: every archived document as a line of JSON, by room and id;\n"
-            "before/after: archive_before/archive_after as event JSON lines.\n"
+            "before/after: mongo_archive_before/mongo_archive_after as event JSON lines.\n"
             "Exit status: 0 ok, 1 MongoDB failed, 2 usage.\n");
 }
 
 int
 main(int argc, char **argv)
 {
-    struct archive *a = NULL;
+    struct mongo_archive *a = NULL;
+    struct streamid sid;
     struct event *evs = NULL;
     size_t n = 0, i;
     const char *id;
@@ -37,8 +39,8 @@ main(int argc, char **argv)
         return 2;
     }
     if (strcmp(argv[1], "dump") == 0 && argc <= 4) {
-        a = archive_open(argv[2]);
-        if (a != NULL && archive_dump(a, argc == 4 ? argv[3] : NULL, stdout) >= 0)
+        a = mongo_archive_open(argv[2]);
+        if (a != NULL && mongo_archive_dump(a, argc == 4 ? argv[3] : NULL, stdout) >= 0)
             rc = 0;
         goto done;
     }
@@ -53,11 +55,15 @@ main(int argc, char **argv)
         return 2;
     }
     id = strcmp(argv[4], "-") == 0 ? NULL : argv[4];
-    a = archive_open(argv[2]);
+    if (id != NULL && streamid_parse(id, strlen(id), &sid) < 0) {
+        fprintf(stderr, "ct-archive-tool: '%s' is not a stream id\n", id);
+        return 2;
+    }
+    a = mongo_archive_open(argv[2]);
     if (a == NULL)
         goto done;
-    if ((argv[1][0] == 'b' ? archive_before : archive_after)(a, argv[3], id, limit,
-                                                          &evs, &n) < 0)
+    if ((argv[1][0] == 'b' ? mongo_archive_before : mongo_archive_after)(
+            a, argv[3], id != NULL ? &sid : NULL, limit, &evs, &n) < 0)
         goto done;
     for (i = 0; i < n; i++) {
         size_t len;
@@ -70,7 +76,7 @@ main(int argc, char **argv)
     rc = 0;
 
 done:
-    archive_free_events(evs, n);
-    archive_close(a);
+    mongo_archive_free_events(evs, n);
+    mongo_archive_close(a);
     return rc;
 }

@@ -30,6 +30,17 @@ struct backup_stream {
     char last[STREAMID_STRLEN];  /* last-generated-id: survives trimming */
 };
 
+/* Parses an id Redis gave us. Returns 0, or -1 (logged). */
+static int
+backup_sid(const char *s, struct streamid *out)
+{
+    if (streamid_parse(s, strlen(s), out) < 0) {
+        log_error("'%s' from Redis is not a stream id", s);
+        return -1;
+    }
+    return 0;
+}
+
 static bool
 backup_stopping(const struct backup *b)
 {
@@ -270,7 +281,7 @@ backup_copy_room(struct backup *b, const char *room)
         }
         freeReplyObject(r);
         r = NULL;
-        if (archive_put(b->archive, evs, n) < 0)
+        if (mongo_archive_put(b->archive, evs, n) < 0)
             goto done;
         reply_free_events(evs, n);
         evs = NULL;
@@ -458,8 +469,10 @@ backup_xadd(struct backup *b, const char *key, const char *room,
 static int
 backup_restore_room(struct backup *b, const char *room)
 {
-    char key[KEYS_MAX], ck[STREAMID_STRLEN], after[STREAMID_STRLEN];
+    char key[KEYS_MAX], ck[STREAMID_STRLEN], last_id[STREAMID_STRLEN];
     char m_last[STREAMID_STRLEN], tsbuf[24];
+    struct streamid after, first;
+    bool has_after = false;
     struct backup_stream s;
     struct event *evs = NULL, *newest = NULL;
     uint64_t older = 0, room_restored = 0;
@@ -473,17 +486,22 @@ backup_restore_room(struct backup *b, const char *room)
     has = backup_get_checkpoint(b, room, ck);
     if (has < 0)
         return -1;
-    snprintf(after, sizeof(after), "%s", s.last);
-    if (after[0] != '\0') {
+    if (s.last[0] != '\0') {
         /* Archived messages up to the stream's last id that the stream
          * lacks (those older than its first entry: trimmed) cannot be
          * added back; they stay readable through the archive. */
         uint64_t held = 0;
 
-        if (archive_range(b->archive, room, NULL, after, &older, m_last) < 0)
+        if (backup_sid(s.last, &after) < 0 ||
+            (s.first[0] != '\0' && backup_sid(s.first, &first) < 0))
+            return -1;
+        has_after = true;
+        if (mongo_archive_range(b->archive, room, NULL, &after, &older,
+                                m_last) < 0)
             return -1;
         if (s.first[0] != '\0' &&
-            archive_range(b->archive, room, s.first, after, &held, m_last) < 0)
+            mongo_archive_range(b->archive, room, &first, &after, &held,
+                                m_last) < 0)
             return -1;
         if (older > held) {
             b->skipped += older - held;
@@ -494,28 +512,31 @@ backup_restore_room(struct backup *b, const char *room)
         }
     }
     for (;;) {
-        if (archive_after(b->archive, room, after, b->batch, &evs, &n) < 0)
+        if (mongo_archive_after(b->archive, room, has_after ? &after : NULL,
+                                b->batch, &evs, &n) < 0)
             goto done;
         if (n == 0)
             break;
         if (backup_xadd(b, key, room, evs, n) < 0)
             goto done;
-        snprintf(after, sizeof(after), "%s", evs[n - 1].id);
+        after = evs[n - 1].sid;
+        has_after = true;
         room_restored += n;
         b->restored += n;
-        archive_free_events(evs, n);
+        mongo_archive_free_events(evs, n);
         evs = NULL;
         n = 0;
         if (lock_refresh(b->redis, b->lock, false) < 0)
             goto done;
         if (backup_stopping(b)) {
-            log_warn("room %s: stopping on a signal after %s", room, after);
+            log_warn("room %s: stopping on a signal after %s", room,
+                     streamid_format(&after, last_id));
             goto done;
         }
     }
 
     /* The room's entry in ct:rooms, at its last message's time. */
-    if (archive_before(b->archive, room, NULL, 1, &newest, &nn) < 0)
+    if (mongo_archive_before(b->archive, room, NULL, 1, &newest, &nn) < 0)
         goto done;
     if (nn == 1) {
         snprintf(tsbuf, sizeof(tsbuf), "%" PRId64, newest[0].ts);
@@ -537,7 +558,8 @@ backup_restore_room(struct backup *b, const char *room)
                         streamid_cmp(&c, &l) >= 0);
 
         if (covered) {
-            if (backup_set_checkpoint(b, room, after) < 0)
+            if (backup_set_checkpoint(b, room,
+                                      streamid_format(&after, last_id)) < 0)
                 goto done;
         } else {
             log_warn("room %s: checkpoint left at %s: the stream held messages "
@@ -551,8 +573,8 @@ backup_restore_room(struct backup *b, const char *room)
     rc = 0;
 
 done:
-    archive_free_events(evs, n);
-    archive_free_events(newest, nn);
+    mongo_archive_free_events(evs, n);
+    mongo_archive_free_events(newest, nn);
     if (r != NULL)
         freeReplyObject(r);
     return rc;
@@ -569,7 +591,7 @@ backup_restore(struct backup *b, const char *room)
         rooms = xcalloc(1, sizeof(*rooms));
         rooms[0] = xstrdup(room);
         n = 1;
-    } else if (archive_rooms(b->archive, &rooms, &n) < 0) {
+    } else if (mongo_archive_rooms(b->archive, &rooms, &n) < 0) {
         return -1;
     }
     for (i = 0; i < n; i++) {
@@ -580,7 +602,7 @@ backup_restore(struct backup *b, const char *room)
     rc = 0;
 
 done:
-    archive_free_rooms(rooms, n);
+    mongo_archive_free_rooms(rooms, n);
     return rc;
 }
 
@@ -663,6 +685,7 @@ backup_verify_room(struct backup *b, const char *room)
 {
     char ck[STREAMID_STRLEN], r_last[STREAMID_STRLEN], m_last[STREAMID_STRLEN];
     struct backup_stream s;
+    struct streamid lo, hi;
     uint64_t r_count = 0, m_count = 0, pending;
     int has;
 
@@ -672,7 +695,8 @@ backup_verify_room(struct backup *b, const char *room)
     if (has < 0)
         return -1;
     if (!s.exists) {
-        if (archive_range(b->archive, room, NULL, NULL, &m_count, m_last) < 0)
+        if (mongo_archive_range(b->archive, room, NULL, NULL, &m_count,
+                                m_last) < 0)
             return -1;
         if (m_count == 0) {
             printf("verify: room %s: no messages on either side: ok\n", room);
@@ -691,8 +715,9 @@ backup_verify_room(struct backup *b, const char *room)
                room, s.length, has ? ck : "none");
         return 0;
     }
-    if (backup_count_range(b, room, s.first, ck, &r_count, r_last) < 0 ||
-        archive_range(b->archive, room, s.first, ck, &m_count, m_last) < 0)
+    if (backup_sid(s.first, &lo) < 0 || backup_sid(ck, &hi) < 0 ||
+        backup_count_range(b, room, s.first, ck, &r_count, r_last) < 0 ||
+        mongo_archive_range(b->archive, room, &lo, &hi, &m_count, m_last) < 0)
         return -1;
     pending = (uint64_t)s.length > r_count ? (uint64_t)s.length - r_count : 0;
     if (r_count == m_count && strcmp(r_last, m_last) == 0) {
@@ -717,7 +742,7 @@ backup_verify(struct backup *b)
     int rc = -1, d;
 
     if (backup_redis_rooms(b, &rr, &nr) < 0 ||
-        archive_rooms(b->archive, &mr, &nm) < 0)
+        mongo_archive_rooms(b->archive, &mr, &nm) < 0)
         goto done;
     if (nr > 1)
         qsort(rr, nr, sizeof(*rr), backup_cmp_str);
@@ -737,7 +762,7 @@ backup_verify(struct backup *b)
 
 done:
     backup_free_names(rr, nr);
-    archive_free_rooms(mr, nm);
+    mongo_archive_free_rooms(mr, nm);
     backup_free_names(all, n);
     return rc;
 }

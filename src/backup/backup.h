@@ -11,7 +11,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include "archive.h"
+#include "mongo_archive.h"
 #include "lock.h"
 
 /* Messages are copied in batches: every PROGRESS_BATCHES batches a progress
@@ -22,7 +22,7 @@
  * function below writes only while the lock is still ours. */
 struct backup {
     redisContext *redis;
-    struct archive *archive;
+    struct mongo_archive *archive;
     struct lock *lock;
     size_t batch;          /* messages per XRANGE and per bulk write */
     int delay_ms;          /* test hook: sleep after each acknowledged batch */

@@ -2,11 +2,11 @@
 
 # The MongoDB archive: written by crosstalk-backup, read by the FastCGI
 # responder for ?before= pages older than Redis holds. A program using it
-# adds $(ARCHIVE_CPPFLAGS) to its CPPFLAGS and $(ARCHIVE_LIBS) before
-# $(COMMON_LIBS) to its LDADD.
+# adds $(ARCHIVE_CPPFLAGS) to its CPPFLAGS (then #include "mongo_archive.h")
+# and $(ARCHIVE_LIBS) before $(COMMON_LIBS) to its LDADD.
 noinst_LIBRARIES += libarchive.a
 libarchive_a_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS)
-libarchive_a_SOURCES = src/backup/archive.c src/backup/archive.h
+libarchive_a_SOURCES = src/backup/mongo_archive.c src/backup/mongo_archive.h
 ARCHIVE_CPPFLAGS = -I$(top_srcdir)/src/backup
 ARCHIVE_LIBS = libarchive.a $(MONGOC_LIBS)
 

@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "archive.h"
 #include "backup.h"
 #include "config.h"
 #include "keys.h"
 #include "lock.h"
 #include "log.h"
+#include "mongo_archive.h"
 #include "names.h"
 #include "rconn.h"
 
@@ -249,7 +249,7 @@ main(int argc, char **argv)
     struct backup b;
     struct lock lock;
     redisContext *redis = NULL;
-    struct archive *archive = NULL;
+    struct mongo_archive *archive = NULL;
     char err[512];
     const char *delay;
     long long left_ms, v;
@@ -294,12 +294,12 @@ main(int argc, char **argv)
         }
         b.delay_ms = (int)v;
     }
-    archive = archive_open(cfg.mongo_uri);
+    archive = mongo_archive_open(cfg.mongo_uri);
     if (archive == NULL) {
         status = EXIT_USAGE;
         goto out;
     }
-    if (archive_set_write_concern(archive, cfg.mongo_write_concern) < 0) {
+    if (mongo_archive_set_write_concern(archive, cfg.mongo_write_concern) < 0) {
         fprintf(stderr, PROG ": mongo_write_concern '%s' is neither "
                              "'majority' nor a number of nodes >= 1\n",
                 cfg.mongo_write_concern);
@@ -334,7 +334,7 @@ main(int argc, char **argv)
     b.stop = &stop_flag;
     switch (opt.mode) {
     case MODE_BACKUP:
-        if (archive_prepare(archive) < 0 || backup_copy(&b) < 0)
+        if (mongo_archive_prepare(archive) < 0 || backup_copy(&b) < 0)
             goto done;
         if (opt.retain >= 0 && backup_retain(&b, opt.retain) < 0)
             goto done;
@@ -366,7 +366,7 @@ done:
 out:
     if (redis != NULL)
         redisFree(redis);
-    archive_close(archive);
+    mongo_archive_close(archive);
     config_free(&cfg);
     log_close();
     return status;

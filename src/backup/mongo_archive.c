@@ -1,4 +1,4 @@
-/* archive.c - the MongoDB archive of chat messages (the one mongoc user) */
+/* mongo_archive.c - the MongoDB archive of chat messages (the one mongoc user) */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -7,33 +7,33 @@
 
 #include <mongoc/mongoc.h>
 
-#include "archive.h"
+#include "mongo_archive.h"
 #include "log.h"
 #include "names.h"
 #include "streamid.h"
 #include "xmalloc.h"
 
-#define ARCHIVE_DEFAULT_DB "crosstalk"
-#define ARCHIVE_COLLECTION "messages"
-#define ARCHIVE_TIMEOUT_MS 3000
+#define MONGO_ARCHIVE_DEFAULT_DB "crosstalk"
+#define MONGO_ARCHIVE_COLLECTION "messages"
+#define MONGO_ARCHIVE_TIMEOUT_MS 3000
 /* How long a majority write may wait for the other nodes before it counts
  * as failed (and is retried by the next run). */
-#define ARCHIVE_WTIMEOUT_MS 30000
+#define MONGO_ARCHIVE_WTIMEOUT_MS 30000
 
-struct archive {
+struct mongo_archive {
     mongoc_client_t *client;
     mongoc_collection_t *coll;
     mongoc_write_concern_t *wc;
 };
 
-static pthread_once_t archive_once = PTHREAD_ONCE_INIT;
+static pthread_once_t mongo_archive_once = PTHREAD_ONCE_INIT;
 
 /* The driver's messages go to our log, not straight to stderr. Its
  * warnings are about its own housekeeping (e.g. a server that does not know
  * endSessions): every failure that matters also comes back from the call as
  * an error, which the caller logs with context; so they are debug lines. */
 static void
-archive_log_handler(mongoc_log_level_t level, const char *domain,
+mongo_archive_log_handler(mongoc_log_level_t level, const char *domain,
                     const char *message, void *data)
 {
     (void)data;
@@ -49,21 +49,21 @@ archive_log_handler(mongoc_log_level_t level, const char *domain,
 }
 
 static void
-archive_init(void)
+mongo_archive_init(void)
 {
     mongoc_init();
-    mongoc_log_set_handler(archive_log_handler, NULL);
+    mongoc_log_set_handler(mongo_archive_log_handler, NULL);
 }
 
-struct archive *
-archive_open(const char *uri_string)
+struct mongo_archive *
+mongo_archive_open(const char *uri_string)
 {
-    struct archive *a = NULL;
+    struct mongo_archive *a = NULL;
     mongoc_uri_t *uri = NULL;
     bson_error_t error;
     const char *db;
 
-    pthread_once(&archive_once, archive_init);
+    pthread_once(&mongo_archive_once, mongo_archive_init);
     uri = mongoc_uri_new_with_error(uri_string, &error);
     if (uri == NULL) {
         log_error("mongo_uri is not a MongoDB URI: %s", error.message);
@@ -72,11 +72,11 @@ archive_open(const char *uri_string)
     if (mongoc_uri_get_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
                                        0) == 0)
         mongoc_uri_set_option_as_int32(
-            uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, ARCHIVE_TIMEOUT_MS);
+            uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, MONGO_ARCHIVE_TIMEOUT_MS);
     if (mongoc_uri_get_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS, 0) ==
         0)
         mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS,
-                                       ARCHIVE_TIMEOUT_MS);
+                                       MONGO_ARCHIVE_TIMEOUT_MS);
     if (mongoc_uri_get_appname(uri) == NULL)
         mongoc_uri_set_appname(uri, "crosstalk");
 
@@ -84,17 +84,17 @@ archive_open(const char *uri_string)
     a->client = mongoc_client_new_from_uri_with_error(uri, &error);
     if (a->client == NULL) {
         log_error("cannot create a MongoDB client: %s", error.message);
-        archive_close(a);
+        mongo_archive_close(a);
         a = NULL;
         goto done;
     }
     mongoc_client_set_error_api(a->client, MONGOC_ERROR_API_VERSION_2);
     db = mongoc_uri_get_database(uri);
     if (db == NULL || *db == '\0')
-        db = ARCHIVE_DEFAULT_DB;
-    a->coll = mongoc_client_get_collection(a->client, db, ARCHIVE_COLLECTION);
+        db = MONGO_ARCHIVE_DEFAULT_DB;
+    a->coll = mongoc_client_get_collection(a->client, db, MONGO_ARCHIVE_COLLECTION);
     a->wc = mongoc_write_concern_new();
-    mongoc_write_concern_set_wmajority(a->wc, ARCHIVE_WTIMEOUT_MS);
+    mongoc_write_concern_set_wmajority(a->wc, MONGO_ARCHIVE_WTIMEOUT_MS);
 
 done:
     mongoc_uri_destroy(uri);
@@ -102,7 +102,7 @@ done:
 }
 
 void
-archive_close(struct archive *a)
+mongo_archive_close(struct mongo_archive *a)
 {
     if (a == NULL)
         return;
@@ -113,13 +113,13 @@ archive_close(struct archive *a)
 }
 
 int
-archive_set_write_concern(struct archive *a, const char *wc)
+mongo_archive_set_write_concern(struct mongo_archive *a, const char *wc)
 {
     char *end;
     long w;
 
     if (strcmp(wc, "majority") == 0) {
-        mongoc_write_concern_set_wmajority(a->wc, ARCHIVE_WTIMEOUT_MS);
+        mongoc_write_concern_set_wmajority(a->wc, MONGO_ARCHIVE_WTIMEOUT_MS);
         return 0;
     }
     if (*wc < '0' || *wc > '9')
@@ -128,7 +128,7 @@ archive_set_write_concern(struct archive *a, const char *wc)
     if (*end != '\0' || w < 1 || w > INT32_MAX)
         return -1;
     mongoc_write_concern_set_w(a->wc, (int32_t)w);
-    mongoc_write_concern_set_wtimeout_int64(a->wc, ARCHIVE_WTIMEOUT_MS);
+    mongoc_write_concern_set_wtimeout_int64(a->wc, MONGO_ARCHIVE_WTIMEOUT_MS);
     return 0;
 }
 
@@ -138,13 +138,13 @@ static const struct {
     const char *name;
     const char *f1, *f2, *f3;
     bool unique;
-} archive_indexes[] = {
+} mongo_archive_indexes[] = {
     {"room_1_id_1", "room", "id", NULL, true},
     {"room_1_ms_1_seq_1", "room", "ms", "seq", false},
 };
 
 int
-archive_prepare(struct archive *a)
+mongo_archive_prepare(struct mongo_archive *a)
 {
     bson_t cmd, list, spec, key, reply;
     bson_error_t error;
@@ -154,20 +154,20 @@ archive_prepare(struct archive *a)
     /* One index per command: creating a list of indexes of which several
      * already exist is the case MongoDB-wire servers get wrong, and it
      * costs nothing. An identical existing index is not an error. */
-    for (i = 0; ok && i < sizeof(archive_indexes) / sizeof(archive_indexes[0]);
+    for (i = 0; ok && i < sizeof(mongo_archive_indexes) / sizeof(mongo_archive_indexes[0]);
          i++) {
         bson_init(&cmd);
-        BSON_APPEND_UTF8(&cmd, "createIndexes", ARCHIVE_COLLECTION);
+        BSON_APPEND_UTF8(&cmd, "createIndexes", MONGO_ARCHIVE_COLLECTION);
         bson_append_array_begin(&cmd, "indexes", 7, &list);
         bson_append_document_begin(&list, "0", 1, &spec);
         bson_append_document_begin(&spec, "key", 3, &key);
-        BSON_APPEND_INT32(&key, archive_indexes[i].f1, 1);
-        BSON_APPEND_INT32(&key, archive_indexes[i].f2, 1);
-        if (archive_indexes[i].f3 != NULL)
-            BSON_APPEND_INT32(&key, archive_indexes[i].f3, 1);
+        BSON_APPEND_INT32(&key, mongo_archive_indexes[i].f1, 1);
+        BSON_APPEND_INT32(&key, mongo_archive_indexes[i].f2, 1);
+        if (mongo_archive_indexes[i].f3 != NULL)
+            BSON_APPEND_INT32(&key, mongo_archive_indexes[i].f3, 1);
         bson_append_document_end(&spec, &key);
-        BSON_APPEND_UTF8(&spec, "name", archive_indexes[i].name);
-        if (archive_indexes[i].unique)
+        BSON_APPEND_UTF8(&spec, "name", mongo_archive_indexes[i].name);
+        if (mongo_archive_indexes[i].unique)
             BSON_APPEND_BOOL(&spec, "unique", true);
         bson_append_document_end(&list, &spec);
         bson_append_array_end(&cmd, &list);
@@ -175,7 +175,7 @@ archive_prepare(struct archive *a)
                                                        &reply, &error);
         if (!ok)
             log_error("MongoDB createIndexes %s on %s failed: %s",
-                      archive_indexes[i].name, ARCHIVE_COLLECTION,
+                      mongo_archive_indexes[i].name, MONGO_ARCHIVE_COLLECTION,
                       error.message);
         bson_destroy(&reply);
         bson_destroy(&cmd);
@@ -184,9 +184,9 @@ archive_prepare(struct archive *a)
 }
 
 /* Parses a stream id that the archive can store: both parts must fit an
- * int64. */
+ * int64 (Redis makes ids from the clock's ms and a small sequence). */
 static int
-archive_parse_id(const char *s, struct streamid *id)
+mongo_archive_parse_id(const char *s, struct streamid *id)
 {
     if (streamid_parse(s, strlen(s), id) < 0 || id->ms > INT64_MAX ||
         id->seq > INT64_MAX)
@@ -195,7 +195,7 @@ archive_parse_id(const char *s, struct streamid *id)
 }
 
 int
-archive_put(struct archive *a, const struct event *evs, size_t n)
+mongo_archive_put(struct mongo_archive *a, const struct event *evs, size_t n)
 {
     mongoc_bulk_operation_t *bulk = NULL;
     bson_t opts = BSON_INITIALIZER, upsert = BSON_INITIALIZER, reply;
@@ -216,7 +216,7 @@ archive_put(struct archive *a, const struct event *evs, size_t n)
         bson_t sel = BSON_INITIALIZER, doc = BSON_INITIALIZER;
         bool ok;
 
-        if (archive_parse_id(ev->id, &sid) < 0) {
+        if (mongo_archive_parse_id(ev->id, &sid) < 0) {
             log_error("room %s: message id '%s' cannot be archived", ev->room,
                       ev->id);
             goto done;
@@ -260,10 +260,11 @@ done:
 /* Appends to the array `arr` at index `idx` the condition
  * {$or: [{ms: {op_ms: MS}}, {ms: MS, seq: {op_seq: SEQ}}]}, i.e. the id
  * compared with `id`: ("$lt", "$lt") is "id < ID", ("$gt", "$gte") is
- * "id >= ID", and so on. */
+ * "id >= ID", and so on. Both parts of id fit an int64. */
 static void
-archive_append_id_cond(bson_t *arr, uint32_t idx, const struct streamid *id,
-                       const char *op_ms, const char *op_seq)
+mongo_archive_append_id_cond(bson_t *arr, uint32_t idx,
+                             const struct streamid *id, const char *op_ms,
+                             const char *op_seq)
 {
     bson_t cond, or, a, b, sub;
     const char *key;
@@ -287,31 +288,69 @@ archive_append_id_cond(bson_t *arr, uint32_t idx, const struct streamid *id,
     bson_append_document_end(arr, &cond);
 }
 
-/* Builds {room: ROOM, $and: [lower, upper]} into f (initialized); either
- * bound may be NULL. */
-static void
-archive_filter(bson_t *f, const char *room, const struct streamid *lo,
-               const char *lo_op, const struct streamid *hi,
-               const char *hi_op)
+/* Stored ids have both parts <= INT64_MAX (mongo_archive_put refuses
+ * others), so a bound beyond that is turned into an equivalent one that
+ * fits: an upper bound into none or "<= (ms, INT64_MAX)", a lower bound into
+ * ">= (ms + 1, 0)" or "nothing can match" (returns false). */
+static bool
+mongo_archive_clamp(const struct streamid *in, bool upper, struct streamid *out,
+                    bool *inclusive, bool *unbounded)
 {
+    *out = *in;
+    *unbounded = false;
+    if (in->ms > INT64_MAX) {
+        *unbounded = upper;
+        return upper;
+    }
+    if (in->seq <= INT64_MAX)
+        return true;
+    if (upper) {
+        out->seq = INT64_MAX;
+        *inclusive = true;
+        return true;
+    }
+    if (in->ms == INT64_MAX)
+        return false;
+    out->ms = in->ms + 1;
+    out->seq = 0;
+    *inclusive = true;
+    return true;
+}
+
+/* Builds into f (initialized) {room: ROOM, $and: [lower, upper]}, the
+ * messages of room with lo <(=) id <(=) hi; either bound may be NULL.
+ * Returns false when no stored message can match. */
+static bool
+mongo_archive_filter(bson_t *f, const char *room, const struct streamid *lo,
+                     bool lo_incl, const struct streamid *hi, bool hi_incl)
+{
+    struct streamid l, h;
+    bool lo_none = lo == NULL, hi_none = hi == NULL;
     bson_t and;
     uint32_t i = 0;
 
+    if (lo != NULL && !mongo_archive_clamp(lo, false, &l, &lo_incl, &lo_none))
+        return false;
+    if (hi != NULL && !mongo_archive_clamp(hi, true, &h, &hi_incl, &hi_none))
+        return false;
     if (room != NULL)
         BSON_APPEND_UTF8(f, "room", room);
-    if (lo == NULL && hi == NULL)
-        return;
+    if (lo_none && hi_none)
+        return true;
     bson_append_array_begin(f, "$and", 4, &and);
-    if (lo != NULL)
-        archive_append_id_cond(&and, i++, lo, "$gt", lo_op);
-    if (hi != NULL)
-        archive_append_id_cond(&and, i++, hi, "$lt", hi_op);
+    if (!lo_none)
+        mongo_archive_append_id_cond(&and, i++, &l, "$gt",
+                                     lo_incl ? "$gte" : "$gt");
+    if (!hi_none)
+        mongo_archive_append_id_cond(&and, i++, &h, "$lt",
+                                     hi_incl ? "$lte" : "$lt");
     bson_append_array_end(f, &and);
+    return true;
 }
 
 /* A string field of doc, NULL when missing or not a string. */
 static const char *
-archive_doc_str(const bson_t *doc, const char *key, uint32_t *len)
+mongo_archive_doc_str(const bson_t *doc, const char *key, uint32_t *len)
 {
     bson_iter_t it;
 
@@ -323,7 +362,7 @@ archive_doc_str(const bson_t *doc, const char *key, uint32_t *len)
 /* Turns an archived document into a message event; -1 (logged) when a
  * field is missing or malformed. */
 static int
-archive_doc_event(const bson_t *doc, const char *room, struct event *ev)
+mongo_archive_doc_event(const bson_t *doc, const char *room, struct event *ev)
 {
     const char *id, *from, *text;
     uint32_t id_len, from_len, text_len;
@@ -331,9 +370,9 @@ archive_doc_event(const bson_t *doc, const char *room, struct event *ev)
     bson_iter_t it;
     int64_t ts;
 
-    id = archive_doc_str(doc, "id", &id_len);
-    from = archive_doc_str(doc, "from", &from_len);
-    text = archive_doc_str(doc, "text", &text_len);
+    id = mongo_archive_doc_str(doc, "id", &id_len);
+    from = mongo_archive_doc_str(doc, "from", &from_len);
+    text = mongo_archive_doc_str(doc, "text", &text_len);
     if (id == NULL || streamid_parse(id, id_len, &sid) < 0 || from == NULL ||
         !names_user_valid(from, from_len) || text == NULL ||
         !bson_iter_init_find(&it, doc, "ts") || !BSON_ITER_HOLDS_NUMBER(&it)) {
@@ -349,7 +388,7 @@ archive_doc_event(const bson_t *doc, const char *room, struct event *ev)
 /* Runs a find of messages of `room` and appends the events to *evs, in
  * the cursor's order. */
 static int
-archive_find(struct archive *a, const char *room, const bson_t *filter,
+mongo_archive_find(struct mongo_archive *a, const char *room, const bson_t *filter,
              int sort, size_t limit, struct event **evs, size_t *n)
 {
     mongoc_cursor_t *cursor = NULL;
@@ -370,7 +409,7 @@ archive_find(struct archive *a, const char *room, const bson_t *filter,
             *evs = xrealloc(*evs, cap * sizeof(**evs));
         }
         memset(&(*evs)[*n], 0, sizeof(**evs));
-        if (archive_doc_event(doc, room, &(*evs)[*n]) == 0)
+        if (mongo_archive_doc_event(doc, room, &(*evs)[*n]) == 0)
             (*n)++;
     }
     if (mongoc_cursor_error(cursor, &error)) {
@@ -385,34 +424,24 @@ done:
     return rc;
 }
 
-/* The common body of archive_before and archive_after. */
+/* The common body of mongo_archive_before and mongo_archive_after. */
 static int
-archive_page(struct archive *a, const char *room, const char *bound_id,
-             size_t limit, bool before, struct event **evs, size_t *n)
+mongo_archive_page(struct mongo_archive *a, const char *room,
+                   const struct streamid *bound, size_t limit, bool before,
+                   struct event **evs, size_t *n)
 {
     bson_t filter = BSON_INITIALIZER;
-    struct streamid sid;
-    bool bounded = bound_id != NULL && *bound_id != '\0';
     size_t i;
-    int rc = -1;
+    int rc = 0;
 
     *evs = NULL;
     *n = 0;
-    if (bounded && archive_parse_id(bound_id, &sid) < 0) {
-        log_error("room %s: '%s' is not a message id", room, bound_id);
+    if (limit == 0)
         goto done;
-    }
-    if (limit == 0) {
-        rc = 0;
+    if (before ? !mongo_archive_filter(&filter, room, NULL, false, bound, false)
+               : !mongo_archive_filter(&filter, room, bound, false, NULL, false))
         goto done;
-    }
-    if (before)
-        archive_filter(&filter, room, NULL, NULL, bounded ? &sid : NULL,
-                       "$lt");
-    else
-        archive_filter(&filter, room, bounded ? &sid : NULL, "$gt", NULL,
-                       NULL);
-    rc = archive_find(a, room, &filter, before ? -1 : 1, limit, evs, n);
+    rc = mongo_archive_find(a, room, &filter, before ? -1 : 1, limit, evs, n);
     if (rc == 0 && before) {
         /* Newest first from MongoDB; the API lists events ascending. */
         for (i = 0; i < *n / 2; i++) {
@@ -424,7 +453,7 @@ archive_page(struct archive *a, const char *room, const char *bound_id,
 
 done:
     if (rc < 0) {
-        archive_free_events(*evs, *n);
+        mongo_archive_free_events(*evs, *n);
         *evs = NULL;
         *n = 0;
     } else if (*n == 0) {
@@ -436,21 +465,23 @@ done:
 }
 
 int
-archive_before(struct archive *a, const char *room, const char *before_id,
-               size_t limit, struct event **evs, size_t *n)
+mongo_archive_before(struct mongo_archive *a, const char *room,
+                     const struct streamid *before, size_t limit,
+                     struct event **evs, size_t *n)
 {
-    return archive_page(a, room, before_id, limit, true, evs, n);
+    return mongo_archive_page(a, room, before, limit, true, evs, n);
 }
 
 int
-archive_after(struct archive *a, const char *room, const char *after_id,
-              size_t limit, struct event **evs, size_t *n)
+mongo_archive_after(struct mongo_archive *a, const char *room,
+                    const struct streamid *after, size_t limit,
+                    struct event **evs, size_t *n)
 {
-    return archive_page(a, room, after_id, limit, false, evs, n);
+    return mongo_archive_page(a, room, after, limit, false, evs, n);
 }
 
 void
-archive_free_events(struct event *evs, size_t n)
+mongo_archive_free_events(struct event *evs, size_t n)
 {
     size_t i;
 
@@ -462,13 +493,13 @@ archive_free_events(struct event *evs, size_t n)
 }
 
 static int
-archive_cmp_str(const void *x, const void *y)
+mongo_archive_cmp_str(const void *x, const void *y)
 {
     return strcmp(*(char *const *)x, *(char *const *)y);
 }
 
 int
-archive_rooms(struct archive *a, char ***rooms, size_t *n)
+mongo_archive_rooms(struct mongo_archive *a, char ***rooms, size_t *n)
 {
     bson_t *cmd;
     bson_t reply;
@@ -479,7 +510,7 @@ archive_rooms(struct archive *a, char ***rooms, size_t *n)
 
     *rooms = NULL;
     *n = 0;
-    cmd = BCON_NEW("distinct", BCON_UTF8(ARCHIVE_COLLECTION), "key",
+    cmd = BCON_NEW("distinct", BCON_UTF8(MONGO_ARCHIVE_COLLECTION), "key",
                    BCON_UTF8("room"));
     if (!mongoc_collection_read_command_with_opts(a->coll, cmd, NULL, NULL,
                                                   &reply, &error)) {
@@ -509,12 +540,12 @@ archive_rooms(struct archive *a, char ***rooms, size_t *n)
         (*rooms)[(*n)++] = xstrndup(s, len);
     }
     if (*n > 1)
-        qsort(*rooms, *n, sizeof(**rooms), archive_cmp_str);
+        qsort(*rooms, *n, sizeof(**rooms), mongo_archive_cmp_str);
     rc = 0;
 
 done:
     if (rc < 0) {
-        archive_free_rooms(*rooms, *n);
+        mongo_archive_free_rooms(*rooms, *n);
         *rooms = NULL;
         *n = 0;
     }
@@ -524,7 +555,7 @@ done:
 }
 
 void
-archive_free_rooms(char **rooms, size_t n)
+mongo_archive_free_rooms(char **rooms, size_t n)
 {
     size_t i;
 
@@ -536,13 +567,11 @@ archive_free_rooms(char **rooms, size_t n)
 }
 
 int
-archive_range(struct archive *a, const char *room, const char *lo_id,
-              const char *hi_id, uint64_t *count, char *last_id)
+mongo_archive_range(struct mongo_archive *a, const char *room,
+                    const struct streamid *lo, const struct streamid *hi,
+                    uint64_t *count, char *last_id)
 {
     bson_t filter = BSON_INITIALIZER;
-    struct streamid lo, hi;
-    bool has_lo = lo_id != NULL && *lo_id != '\0';
-    bool has_hi = hi_id != NULL && *hi_id != '\0';
     struct event *evs = NULL;
     size_t n = 0;
     bson_error_t error;
@@ -551,14 +580,10 @@ archive_range(struct archive *a, const char *room, const char *lo_id,
 
     *count = 0;
     last_id[0] = '\0';
-    if ((has_lo && archive_parse_id(lo_id, &lo) < 0) ||
-        (has_hi && archive_parse_id(hi_id, &hi) < 0)) {
-        log_error("room %s: bad id range %s..%s", room, has_lo ? lo_id : "",
-                  has_hi ? hi_id : "");
+    if (!mongo_archive_filter(&filter, room, lo, true, hi, true)) {
+        rc = 0;
         goto done;
     }
-    archive_filter(&filter, room, has_lo ? &lo : NULL, "$gte",
-                   has_hi ? &hi : NULL, "$lte");
     c = mongoc_collection_count_documents(a->coll, &filter, NULL, NULL, NULL,
                                           &error);
     if (c < 0) {
@@ -566,20 +591,20 @@ archive_range(struct archive *a, const char *room, const char *lo_id,
         goto done;
     }
     *count = (uint64_t)c;
-    if (archive_find(a, room, &filter, -1, 1, &evs, &n) < 0)
+    if (mongo_archive_find(a, room, &filter, -1, 1, &evs, &n) < 0)
         goto done;
     if (n > 0)
         snprintf(last_id, STREAMID_STRLEN, "%s", evs[0].id);
     rc = 0;
 
 done:
-    archive_free_events(evs, n);
+    mongo_archive_free_events(evs, n);
     bson_destroy(&filter);
     return rc;
 }
 
 long
-archive_dump(struct archive *a, const char *room, FILE *out)
+mongo_archive_dump(struct mongo_archive *a, const char *room, FILE *out)
 {
     bson_t filter = BSON_INITIALIZER;
     mongoc_cursor_t *cursor;
