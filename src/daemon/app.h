@@ -19,7 +19,6 @@ struct app {
     struct store *store;
     bool draining;          /* SIGTERM: finishing, accepting no streams */
     unsigned inflight;      /* writes to Redis not yet answered */
-    unsigned connections;   /* open client connections */
     struct ratelimit *register_limit; /* per client address */
     struct ratelimit *send_limit;     /* per user, every transport */
 };

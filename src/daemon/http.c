@@ -447,10 +447,7 @@ static void route_room(struct evhttp_request *req, enum evhttp_cmd_type m,
     stats[found->kind].requests++;
     if (found->kind == TRANSPORT_LONG_POLL || found->kind == TRANSPORT_SSE ||
         found->kind == TRANSPORT_WEBSOCKET) {
-        uint64_t open = stats[TRANSPORT_LONG_POLL].open +
-                        stats[TRANSPORT_SSE].open +
-                        stats[TRANSPORT_WEBSOCKET].open;
-        if (open >= (uint64_t)app.cfg->max_connections) {
+        if (stats_streams() >= (uint64_t)app.cfg->max_connections) {
             evhttp_add_header(evhttp_request_get_output_headers(req),
                               "Retry-After", "1");
             http_reply_error(req, found->kind, 503, "unavailable",

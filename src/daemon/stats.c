@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app.h"
 #include "xmalloc.h"
 
 struct stats_counters stats[TRANSPORT_COUNT];
@@ -47,11 +46,18 @@ static void out_printf(struct out *o, const char *fmt, ...)
     o->len += n;
 }
 
+uint64_t stats_streams(void)
+{
+    return stats[TRANSPORT_LONG_POLL].open + stats[TRANSPORT_SSE].open +
+           stats[TRANSPORT_WEBSOCKET].open;
+}
+
 char *stats_json(size_t *len)
 {
     struct out o = {xmalloc(512), 0, 512};
 
-    out_printf(&o, "{\"connections\":%u,\"transports\":{", app.connections);
+    out_printf(&o, "{\"streams\":%llu,\"transports\":{",
+               (unsigned long long)stats_streams());
     for (int t = 0; t < TRANSPORT_COUNT; t++) {
         const struct stats_counters *c = &stats[t];
         out_printf(&o,
@@ -103,9 +109,9 @@ char *stats_prometheus(size_t *len)
         }
     }
     out_printf(&o,
-               "# HELP crosstalk_connections Open client connections.\n"
-               "# TYPE crosstalk_connections gauge\ncrosstalk_connections %u\n",
-               app.connections);
+               "# HELP crosstalk_streams Open streams and waiting polls.\n"
+               "# TYPE crosstalk_streams gauge\ncrosstalk_streams %llu\n",
+               (unsigned long long)stats_streams());
     *len = o.len;
     return o.buf;
 }

@@ -26,6 +26,8 @@ struct stats_counters {
 extern struct stats_counters stats[TRANSPORT_COUNT];
 
 const char *stats_transport_name(enum transport t);
+/* Streams and waiting polls open now, over every transport. */
+uint64_t stats_streams(void);
 /* JSON for /api/stats; newly allocated. */
 char *stats_json(size_t *len);
 /* Prometheus text for /metrics; newly allocated. */
