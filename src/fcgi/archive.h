@@ -41,4 +41,10 @@ int archive_before(const char *room, const struct streamid *before, int limit,
 /* Closes the backend in use; accepts being called with none. */
 void archive_close(void);
 
+/* Uses the MongoDB archive at `uri` (archive_mongo.c); an empty uri means
+ * no archive. The client connects lazily, so a MongoDB that is down shows
+ * as failed archive reads, not here. Returns 0, or -1 when the URI is
+ * malformed (logged). */
+int archive_mongo_use(const char *uri);
+
 #endif

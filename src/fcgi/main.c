@@ -317,6 +317,8 @@ main(int argc, char **argv)
         log_error("%s", err);
         goto done;
     }
+    if (archive_mongo_use(cfg.mongo_uri) < 0)
+        goto done;
     rest_init(&cfg, st);
     if (FCGX_Init() != 0) {
         log_error("FCGX_Init failed");

@@ -12,7 +12,7 @@ import net from 'node:net';
 import path from 'node:path';
 
 import {
-  startRedis, startDaemon, startFcgi, startNginx, http, cleanup, tmpDir, bin,
+  startRedis, startDaemon, startFcgi, startNginx, startFerret, http, cleanup, tmpDir, bin,
   waitFor, within, sleep, runSync, alive,
 } from './harness.mjs';
 
@@ -596,4 +596,54 @@ test('the spawn-fcgi pool stops on SIGTERM', async () => {
   const t0 = Date.now();
   await pool.stop();
   assert.ok(Date.now() - t0 < 3000, `the pool took ${Date.now() - t0} ms to stop`);
+});
+
+test('history older than Redis holds comes from the MongoDB archive (FerretDB)', async (t) => {
+  const ferret = await startFerret();
+  t.after(() => ferret.stop());
+  const pool = await startFcgi({ redisUrl: redis.url, mongoUri: ferret.uri, children: 1, config: CONFIG });
+  t.after(() => pool.stop());
+  const token = await register(daemon.url, uniq('arch'));
+  const rm = uniq('arch').toLowerCase();
+  const h = bearer(token);
+  const ids = [];
+  for (let i = 0; i < 10; i++) {
+    const r = await fcgiRequest(pool.socket, 'POST', `/api/rooms/${rm}/messages`, { headers: h, body: { text: `a${i}` } });
+    assert.equal(r.status, 201, `${r.status} ${r.text}`);
+    ids.push(r.json.id);
+  }
+  // copy to MongoDB, then keep only the newest 3 in Redis
+  const b = runSync(bin('crosstalk-backup'), [`--redis-url=${redis.url}`, `--mongo-uri=${ferret.uri}`, '--retain', '3'],
+    { timeout: 30000 });
+  assert.equal(b.status, 0, `crosstalk-backup --retain 3: ${b.stdout}${b.stderr}`);
+  assert.equal(await xlen(rm), 3, 'Redis keeps the newest 3');
+
+  const page = async (q) => {
+    const r = await fcgiRequest(pool.socket, 'GET', `/api/rooms/${rm}/messages${q}`, { headers: h });
+    assert.equal(r.status, 200, `${q}: ${r.status} ${r.text}\n${pool.logs()}`);
+    return r.json;
+  };
+  // all from the archive
+  let p = await page(`?before=${ids[7]}&limit=4`);
+  assert.deepEqual(p.events.map((e) => e.text), ['a3', 'a4', 'a5', 'a6'], JSON.stringify(p));
+  assert.equal(p.last_id, ids[6]);
+  // Redis' two older ones, the rest from the archive, in one ascending page
+  p = await page(`?before=${ids[9]}&limit=6`);
+  assert.deepEqual(p.events.map((e) => e.text), ['a3', 'a4', 'a5', 'a6', 'a7', 'a8'], JSON.stringify(p));
+  // the start of history: fewer than asked, none twice
+  p = await page(`?before=${ids[2]}&limit=50`);
+  assert.deepEqual(p.events.map((e) => e.text), ['a0', 'a1'], JSON.stringify(p));
+  // the same event shape as Redis gives
+  const fromRedis = (await page(`?since=${ids[7]}`)).events[0];
+  assert.deepEqual(Object.keys(p.events[0]).sort(), Object.keys(fromRedis).sort());
+  // crosstalkd pages Redis only
+  const d = await http('GET', `${daemon.url}/api/rooms/${rm}/messages?before=${ids[9]}&limit=6`, { headers: h });
+  assert.deepEqual(d.json.events.map((e) => e.text), ['a7', 'a8']);
+
+  // MongoDB gone: the page is what Redis has, still 200
+  await ferret.stop();
+  const t0 = Date.now();
+  p = await page(`?before=${ids[9]}&limit=6`);
+  assert.deepEqual(p.events.map((e) => e.text), ['a7', 'a8']);
+  assert.ok(Date.now() - t0 < 5000, `a page with MongoDB down took ${Date.now() - t0} ms`);
 });
