@@ -774,12 +774,22 @@ export function http(method, url, { headers = {}, body, timeout = 10000 * SLOW }
         reject(new Error(`${method} ${url}: response error after ${Date.now() - t0} ms: ${e.message}`));
       });
     });
+    // Settle here, not through req's 'error' event: a request that ended
+    // otherwise (an upgrade, a destroyed socket) may never emit one.
     const timer = setTimeout(() => {
-      req.destroy(new Error(`no complete response within ${timeout} ms`));
+      req.destroy();
+      reject(new Error(`${method} ${url}: no complete response within ${timeout} ms`));
     }, timeout);
     req.on('error', (e) => {
       clearTimeout(timer);
       reject(new Error(`${method} ${url} failed after ${Date.now() - t0} ms: ${e.message}`));
+    });
+    // A 101 answer: report it and close the upgraded socket (node closes it
+    // anyway when nobody listens for 'upgrade', without a 'response').
+    req.on('upgrade', (res, socket, head) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ status: res.statusCode, headers: res.headers, body: head, text: '', json: undefined, upgraded: true });
     });
     if (payload) req.write(payload);
     req.end();
@@ -964,7 +974,10 @@ export function sseOpen(url, { headers = {}, timeout = 10000 * SLOW } = {}) {
       s.messages = () => s.events.filter((e) => e.event === 'message');
       resolve(s);
     });
-    const timer = setTimeout(() => req.destroy(new Error(`no response head within ${timeout} ms`)), timeout);
+    const timer = setTimeout(() => {
+      req.destroy();
+      reject(new Error(`SSE GET ${url}: no response head within ${timeout} ms`));
+    }, timeout);
     req.on('error', (e) => {
       clearTimeout(timer);
       reject(new Error(`SSE GET ${url} failed after ${Date.now() - t0} ms: ${e.message}`));
