@@ -482,10 +482,15 @@ static void on_msg(wslay_event_context_ptr ctx,
         c->awaiting_pong = false;
         if (c->state == WS_OPEN)
             arm(c, tv_ping);
+    } else if (m->opcode == WSLAY_PING) {
+        /* wslay queued the pong; send it now, before a close that a later
+         * frame in the same read may queue (wslay drops control frames
+         * still queued behind a close) */
+        flush(c);
     } else if (m->opcode == WSLAY_TEXT_FRAME && c->state == WS_OPEN) {
         on_text(c, m->msg, m->msg_length);
     }
-    /* pings are answered and closes echoed by wslay itself */
+    /* closes are echoed by wslay itself */
 }
 
 /* --- bufferevent callbacks --- */
