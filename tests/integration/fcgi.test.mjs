@@ -12,7 +12,7 @@ import net from 'node:net';
 import path from 'node:path';
 
 import {
-  startRedis, startDaemon, startFcgi, startNginx, startFerret, http, cleanup, tmpDir, bin,
+  REPO, startRedis, startDaemon, startFcgi, startNginx, startFerret, http, cleanup, tmpDir, bin,
   waitFor, within, sleep, runSync, alive,
 } from './harness.mjs';
 
@@ -242,6 +242,26 @@ test('a bad configuration stops crosstalk-fcgi with a message naming the key', (
   assert.match(r.stderr, /max_body_bytes/);
   const u = runSync(bin('crosstalk-fcgi'), ['--redis-url=http://x']);
   assert.notEqual(u.status, 0, `a malformed redis_url must stop it: ${u.stdout}${u.stderr}`);
+});
+
+test('crosstalk.conf.example documents every key, and loads as it stands and uncommented', () => {
+  const example = path.join(REPO, 'crosstalk.conf.example');
+  const text = fs.readFileSync(example, 'utf8');
+  const help = runSync(bin('crosstalk-fcgi'), ['--help']).stdout;
+  const keys = [...help.matchAll(/^ {2}--([a-z][a-z-]*) /gm)].map((m) => m[1].replaceAll('-', '_'))
+    .filter((k) => !['config', 'socket', 'help'].includes(k));
+  assert.ok(keys.length >= 20, `keys from --help: ${keys}`);
+  const documented = [...text.matchAll(/^# ([a-z_]+) =/gm)].map((m) => m[1]);
+  assert.deepEqual(keys.filter((k) => !documented.includes(k)), [], 'keys missing from crosstalk.conf.example');
+  const d = tmpDir('conf');
+  const uncommented = path.join(d, 'all.conf');
+  fs.writeFileSync(uncommented, text.split('\n').map((l) => l.replace(/^# ([a-z_]+ =.*)$/, '$1')).join('\n'));
+  for (const f of [example, uncommented]) {
+    // outside FastCGI it stops after loading the configuration: 1, not 2
+    const r = runSync(bin('crosstalk-fcgi'), ['--config', f], { input: '' });
+    assert.equal(r.status, 1, `--config ${f}: ${r.stderr}`);
+    assert.match(r.stderr, /not a FastCGI listening socket/, r.stderr);
+  }
 });
 
 test('crosstalk-fcgi outside FastCGI says how to run it', () => {
