@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  RELAXED, bearer, cleanup, eventSource, history, http, register, sendOk, sleep, sseOpen,
+  RELAXED, alive, bearer, cleanup, eventSource, history, http, register, sendOk, sleep, sseOpen,
   startDaemon, startRedis, uniqueName, uniqueRoom, waitFor,
 } from './harness.mjs';
 
@@ -207,6 +207,8 @@ test('resume after a daemon restart: EventSource reconnects by itself and misses
   } finally {
     es.close();
     await b.stop();
+    // Leave a running daemon to the tests after this one, whatever happened.
+    if (!alive(d.pid)) await d.restart();
   }
 });
 
