@@ -228,8 +228,9 @@ test('a run SIGKILLed between batches: the next run completes it and every messa
   const all = await stream(redis, r);
 
   // Each batch waits 600 ms after MongoDB acknowledged it, before the
-  // checkpoint moves: kill 250 ms after a checkpoint moved, i.e. inside the
-  // next batch's window, when MongoDB holds more than the checkpoint says.
+  // checkpoint moves. Right after a checkpoint moved, wait until MongoDB
+  // holds the next batch (which the checkpoint does not cover yet) and kill
+  // then: the crash lands between an acknowledgement and its checkpoint.
   const run = spawnBackup(cfg, ['--lock-ttl', '2'], { CT_BACKUP_BATCH_DELAY_MS: '600' });
   const first = await waitFor(async () => await redis.cmd('GET', `ct:backup:${r}`), {
     timeout: 15000, what: `the first checkpoint of room ${r} (batches of 5, 600 ms apart)`, proc: run.child,
@@ -239,7 +240,10 @@ test('a run SIGKILLed between batches: the next run completes it and every messa
     const c = await redis.cmd('GET', `ct:backup:${r}`);
     return c !== first ? c : null;
   }, { timeout: 15000, what: `the checkpoint to move past ${first}`, proc: run.child });
-  await sleep(250);
+  const coveredAtCk = all.filter((m) => compareIds(m.id, ck) <= 0).length;
+  await waitFor(() => dump(cfg.uri, r).length > coveredAtCk, {
+    timeout: 500, interval: 10, what: `MongoDB to hold the batch after checkpoint ${ck} (more than ${coveredAtCk})`, proc: run.child,
+  });
   run.child.kill('SIGKILL');
   const res = await run.exited;
   assert.equal(res.signal, 'SIGKILL', `the run should still have been working ${Date.now() - t0} ms later\n${run.out()}`);
