@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import {
-  REPO, startRedis, startFerret, startDaemon, cleanup, tmpDir, bin, runSync, waitFor, sleep, alive,
+  REPO, startRedis, startFerret, startDaemon, cleanup, tmpDir, bin, runSync, waitFor, alive,
   compareIds, roomKey, register, sendOk, history, RELAXED, RedisError,
 } from './harness.mjs';
 
