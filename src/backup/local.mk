@@ -23,3 +23,6 @@ crosstalk_backup_LDADD = $(ARCHIVE_LIBS) $(COMMON_LIBS)
 noinst_PROGRAMS += ct-archive-tool
 ct_archive_tool_SOURCES = src/backup/archive_tool.c
 ct_archive_tool_LDADD = $(ARCHIVE_LIBS) $(COMMON_LIBS)
+
+# Prints (building once) the FerretDB the backup tests run against.
+dist_noinst_SCRIPTS += scripts/ferretdb
