@@ -30,6 +30,10 @@
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_KEY_LEN 24     /* base64 of the 16 random bytes */
+/* History is read in chunks of this many messages, each once the socket has
+ * written most of the last: a client far behind catches up at its own pace
+ * without passing client_buffer_limit on history alone. */
+#define WS_RESUME_CHUNK 100
 #define WS_ACCEPT_LEN 28  /* base64 of a SHA-1 */
 
 /* Close codes of RFC 6455 section 7.4.1 that we send. */
@@ -39,6 +43,9 @@
 #define WS_UNSUPPORTED_DATA 1003
 #define WS_POLICY 1008
 #define WS_INTERNAL_ERROR 1011
+
+/* What a resume waits for the output to drain before doing. */
+enum ws_resume_next { WS_RESUME_NONE, WS_RESUME_CHUNK_NEXT, WS_RESUME_LIVE };
 
 enum ws_state {
     WS_OPEN,     /* chatting */
@@ -68,6 +75,8 @@ struct ws {
     bool joined;                      /* counted in presence */
     bool dead;                        /* torn down; freed on the next turn */
     unsigned busy;                    /* depth of calls into wslay */
+    enum ws_resume_next resume_next;  /* waiting for the output to drain */
+    unsigned resumed;                 /* history messages of this chunk */
     TAILQ_HEAD(, ws_append) appends;
 };
 
@@ -77,6 +86,7 @@ static const struct timeval *tv_ping;   /* ws_ping_interval */
 static const struct timeval *tv_pong;   /* ws_pong_timeout, also for close */
 
 static void after_io(struct ws *c);
+static void resume_step(struct ws *c);
 
 /* --- frames --- */
 
@@ -355,7 +365,12 @@ static void after_io(struct ws *c)
         enter_closing(c);
     out = output(c);
     if (c->state == WS_OPEN) {
-        if (evbuffer_get_length(out) > (size_t)app.cfg->client_buffer_limit) {
+        size_t limit = (size_t)app.cfg->client_buffer_limit;
+        if (c->resume_next != WS_RESUME_NONE) {
+            /* history is not held against the client: it is paced */
+            if (evbuffer_get_length(out) <= limit / 2)
+                resume_step(c);
+        } else if (!c->sub.resuming && evbuffer_get_length(out) > limit) {
             stats[TRANSPORT_WEBSOCKET].dropped++;
             log_info("ws: dropped a slow consumer of %s (%s)", c->sub.room,
                      c->sub.user);
@@ -574,8 +589,10 @@ static void deliver(struct subscriber *sub, struct bus_event *e)
 
     if (c->state != WS_OPEN || c->dead)
         return;
-    if (evbuffer_get_length(output(c)) >
-        (size_t)app.cfg->client_buffer_limit) {
+    if (sub->resuming) {
+        c->resumed++;
+    } else if (evbuffer_get_length(output(c)) >
+               (size_t)app.cfg->client_buffer_limit) {
         after_io(c); /* drops it */
         return;
     }
@@ -594,6 +611,34 @@ static void close_sub(struct subscriber *sub)
 
 static const struct subscriber_ops ops = {deliver, close_sub};
 
+static void resumed(struct subscriber *sub, int status);
+
+/* Reads the next chunk of history after the last message given. Live
+ * events held during the last chunk are dropped with the subscription: the
+ * stored ones among them are read again, typing and presence are lost. */
+static void resume_chunk(struct ws *c, const struct streamid *since)
+{
+    c->resumed = 0;
+    bus_unsubscribe(app.bus, &c->sub);
+    /* may call resumed() before it returns */
+    resume_start(&c->sub, since, WS_RESUME_CHUNK, resumed);
+}
+
+/* The output has drained: on with the resume. */
+static void resume_step(struct ws *c)
+{
+    enum ws_resume_next next = c->resume_next;
+
+    c->resume_next = WS_RESUME_NONE;
+    if (next == WS_RESUME_CHUNK_NEXT) {
+        struct streamid last = c->sub.last;
+        resume_chunk(c, &last);
+    } else if (next == WS_RESUME_LIVE) {
+        /* held live events may close (and so free) c here */
+        bus_resume_done(&c->sub);
+    }
+}
+
 static void resumed(struct subscriber *sub, int status)
 {
     struct ws *c = (struct ws *)sub;
@@ -606,7 +651,11 @@ static void resumed(struct subscriber *sub, int status)
         begin_close(c, WS_INTERNAL_ERROR, "message store unreachable");
         return;
     }
-    bus_resume_done(sub);
+    c->resume_next = c->resumed >= WS_RESUME_CHUNK ? WS_RESUME_CHUNK_NEXT
+                                                   : WS_RESUME_LIVE;
+    if (c->dead || c->state != WS_OPEN)
+        return;
+    after_io(c);
 }
 
 /* --- the handshake --- */
@@ -785,7 +834,9 @@ void ws_handle(struct request *r)
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_set_timeouts(c->bev, NULL, NULL);
     bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    /* the write callback runs at half the limit too, to pace history */
+    bufferevent_setwatermark(c->bev, EV_WRITE,
+                             (size_t)app.cfg->client_buffer_limit / 2, 0);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 
     out = output(c);
@@ -804,7 +855,7 @@ void ws_handle(struct request *r)
     arm(c, tv_ping);
     /* may call resumed() before it returns; c stays allocated until the
      * next loop turn whatever happens */
-    resume_start(&c->sub, q.has_since ? &q.since : NULL, 0, resumed);
+    resume_chunk(c, q.has_since ? &q.since : NULL);
     /* frames the client sent right behind its request */
     if (!c->dead && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         on_read(c->bev, c);
