@@ -17,7 +17,8 @@ usage(void)
             "       ct-archive-tool before URI ROOM ID|- LIMIT\n"
             "       ct-archive-tool after URI ROOM ID|- LIMIT\n"
             "dump: every archived document as a line of JSON, by room and id;\n"
-            "before/after: mongo_archive_before/mongo_archive_after as event JSON lines.\n"
+            "before/after: mongo_archive_before/mongo_archive_after as event "
+            "JSON lines.\n"
             "Exit status: 0 ok, 1 MongoDB failed, 2 usage.\n");
 }
 
@@ -40,7 +41,8 @@ main(int argc, char **argv)
     }
     if (strcmp(argv[1], "dump") == 0 && argc <= 4) {
         a = mongo_archive_open(argv[2]);
-        if (a != NULL && mongo_archive_dump(a, argc == 4 ? argv[3] : NULL, stdout) >= 0)
+        if (a != NULL &&
+            mongo_archive_dump(a, argc == 4 ? argv[3] : NULL, stdout) >= 0)
             rc = 0;
         goto done;
     }

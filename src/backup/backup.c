@@ -102,7 +102,8 @@ backup_redis_rooms(struct backup *b, char ***rooms, size_t *n)
     for (i = 0; i < r->elements; i++) {
         const redisReply *e = r->element[i];
 
-        if (e->type != REDIS_REPLY_STRING || !names_room_valid(e->str, e->len)) {
+        if (e->type != REDIS_REPLY_STRING ||
+            !names_room_valid(e->str, e->len)) {
             log_warn("%s holds an invalid room name; skipped", KEYS_ROOMS);
             continue;
         }
@@ -152,8 +153,9 @@ backup_set_checkpoint(struct backup *b, const char *room, const char *id)
     int rc = -1;
 
     r = redisCommand(b->redis, "EVAL %s 2 %s %s %s %s %d",
-                     backup_checkpoint_lua, b->lock->key, keys_backup(key, room),
-                     b->lock->token, id, b->lock->ttl_ms);
+                     backup_checkpoint_lua, b->lock->key,
+                     keys_backup(key, room), b->lock->token, id,
+                     b->lock->ttl_ms);
     if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
         lock_renewed(b->lock);
         rc = 0;
@@ -438,8 +440,9 @@ backup_xadd(struct backup *b, const char *key, const char *room,
     int rc = 0;
 
     for (i = 0; i < n; i++) {
-        const char *argv[9] = {"XADD", key, evs[i].id, "from", evs[i].from,
-                               "text", evs[i].text, "ts", tsbuf};
+        const char *argv[9] = {"XADD",      key,         evs[i].id,
+                               "from",      evs[i].from, "text",
+                               evs[i].text, "ts",        tsbuf};
         size_t lens[9];
         int j;
 
@@ -567,9 +570,9 @@ backup_restore_room(struct backup *b, const char *room)
                      room, has ? ck : "(none)", s.last);
         }
     }
-    log_info("room %s: restored %" PRIu64 " message(s)%s%s", room, room_restored,
-             s.last[0] != '\0' ? " after the stream's last id " : "",
-             s.last);
+    log_info("room %s: restored %" PRIu64 " message(s)%s%s", room,
+             room_restored,
+             s.last[0] != '\0' ? " after the stream's last id " : "", s.last);
     rc = 0;
 
 done:
@@ -727,8 +730,9 @@ backup_verify_room(struct backup *b, const char *room)
                r_last[0] != '\0' ? r_last : "none", pending);
         return 0;
     }
-    printf("verify: room %s: %s..%s: redis %" PRIu64 " (last %s), mongodb %"
-           PRIu64 " (last %s); %" PRIu64 " pending: DIFFERENT\n",
+    printf("verify: room %s: %s..%s: redis %" PRIu64
+           " (last %s), mongodb %" PRIu64 " (last %s); %" PRIu64
+           " pending: DIFFERENT\n",
            room, s.first, ck, r_count, r_last[0] != '\0' ? r_last : "none",
            m_count, m_last[0] != '\0' ? m_last : "none", pending);
     return 1;

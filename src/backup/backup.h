@@ -24,18 +24,18 @@ struct backup {
     redisContext *redis;
     struct mongo_archive *archive;
     struct lock *lock;
-    size_t batch;          /* messages per XRANGE and per bulk write */
-    int delay_ms;          /* test hook: sleep after each acknowledged batch */
+    size_t batch; /* messages per XRANGE and per bulk write */
+    int delay_ms; /* test hook: sleep after each acknowledged batch */
     volatile sig_atomic_t *stop; /* set by a signal: stop after this batch */
 
     /* What the run did, for its summary line. */
     size_t rooms;
-    uint64_t copied;       /* messages written to MongoDB */
+    uint64_t copied; /* messages written to MongoDB */
     uint64_t batches;
-    uint64_t trimmed;      /* entries removed from streams by --retain */
-    uint64_t restored;     /* messages added to streams by --restore */
-    uint64_t skipped;      /* archived messages --restore could not add */
-    uint64_t differences;  /* rooms --verify found different */
+    uint64_t trimmed;     /* entries removed from streams by --retain */
+    uint64_t restored;    /* messages added to streams by --restore */
+    uint64_t skipped;     /* archived messages --restore could not add */
+    uint64_t differences; /* rooms --verify found different */
 };
 
 /* For each room of ct:rooms, copies the messages after its checkpoint

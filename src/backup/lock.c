@@ -98,8 +98,8 @@ lock_refresh(redisContext *c, struct lock *l, bool force)
         return -1;
     if (!force && now - l->renewed_ms < l->ttl_ms / 3)
         return 0;
-    r = redisCommand(c, "EVAL %s 1 %s %s %d", lock_renew_lua, l->key,
-                     l->token, l->ttl_ms);
+    r = redisCommand(c, "EVAL %s 1 %s %s %d", lock_renew_lua, l->key, l->token,
+                     l->ttl_ms);
     if (r == NULL) {
         log_error("redis: renewing %s: %s", l->key, c->errstr);
         return -1;
@@ -109,7 +109,8 @@ lock_refresh(redisContext *c, struct lock *l, bool force)
         rc = 0;
     } else if (r->type == REDIS_REPLY_INTEGER) {
         log_error("lost the lock %s (it expired after %d ms without renewal);"
-                  " stopping", l->key, l->ttl_ms);
+                  " stopping",
+                  l->key, l->ttl_ms);
         l->held = false;
     } else {
         log_error("redis: renewing %s: %s", l->key,

@@ -13,9 +13,9 @@
 
 struct lock {
     char key[KEYS_MAX];
-    char token[33];      /* 16 random bytes in hex */
-    int ttl_ms;          /* the key's expiry, renewed by lock_refresh */
-    int64_t renewed_ms;  /* monotonic time of the last renewal */
+    char token[33];     /* 16 random bytes in hex */
+    int ttl_ms;         /* the key's expiry, renewed by lock_refresh */
+    int64_t renewed_ms; /* monotonic time of the last renewal */
     bool held;
 };
 

@@ -49,17 +49,18 @@ on_signal(int sig)
 static void
 usage(FILE *out)
 {
+    /* clang-format off */
     fprintf(out,
 "usage: " PROG " [--retain N] [options]\n"
 "       " PROG " --restore [--room ROOM] [options]\n"
 "       " PROG " --verify [options]\n"
 "\n"
 "Copies the chat messages Redis holds (redis_url) into MongoDB (mongo_uri),\n"
-"room by room, after each room's checkpoint " "ct:backup:{room}" ", in batches of\n"
-"backup_batch, moving the checkpoint only once MongoDB acknowledged a batch\n"
-"(write concern mongo_write_concern). Running it again, or after a crash,\n"
-"never duplicates and never loses a message. One run at a time: a second\n"
-"one finds the lock " KEYS_BACKUP_LOCK " and exits 0 saying so.\n"
+"room by room, after each room's checkpoint ct:backup:{room}, in batches\n"
+"of backup_batch, moving the checkpoint only once MongoDB acknowledged a\n"
+"batch (write concern mongo_write_concern). Running it again, or after a\n"
+"crash, never duplicates and never loses a message. One run at a time: a\n"
+"second one finds the lock " KEYS_BACKUP_LOCK " and exits 0 saying so.\n"
 "\n"
 "  --retain N      after a successful backup, trim each room's stream to its\n"
 "                  newest N messages, never one not yet in MongoDB\n"
@@ -87,6 +88,7 @@ usage(FILE *out)
 "\n"
 "Configuration keys:\n",
             LOCK_TTL_DEFAULT, BACKUP_PROGRESS_BATCHES);
+    /* clang-format on */
     config_usage(out);
 }
 
@@ -156,16 +158,19 @@ parse_options(int argc, char **argv, struct options *o)
         } else if ((val = flag_value(argc, argv, &i, "--retain", &missing)) !=
                    NULL) {
             if (parse_num(val, 0, 1LL << 40, &v) < 0) {
-                fprintf(stderr, PROG ": --retain wants a number of messages "
-                                     "(0 or more), got '%s'\n", val);
+                fprintf(stderr,
+                        PROG ": --retain wants a number of messages "
+                             "(0 or more), got '%s'\n",
+                        val);
                 return -1;
             }
             o->retain = v;
         } else if ((val = flag_value(argc, argv, &i, "--room", &missing)) !=
                    NULL) {
             if (!names_room_valid(val, strlen(val))) {
-                fprintf(stderr, PROG ": --room '%s' is not a room name "
-                                     "([a-z0-9_-]{1,%d})\n",
+                fprintf(stderr,
+                        PROG ": --room '%s' is not a room name "
+                             "([a-z0-9_-]{1,%d})\n",
                         val, NAME_ROOM_MAX);
                 return -1;
             }
@@ -173,8 +178,10 @@ parse_options(int argc, char **argv, struct options *o)
         } else if ((val = flag_value(argc, argv, &i, "--lock-ttl", &missing)) !=
                    NULL) {
             if (parse_num(val, 1, 86400, &v) < 0) {
-                fprintf(stderr, PROG ": --lock-ttl wants seconds in "
-                                     "1..86400, got '%s'\n", val);
+                fprintf(stderr,
+                        PROG ": --lock-ttl wants seconds in "
+                             "1..86400, got '%s'\n",
+                        val);
                 return -1;
             }
             o->lock_ttl = (int)v;
@@ -201,20 +208,20 @@ parse_options(int argc, char **argv, struct options *o)
 static const char *const mode_names[] = {"backup", "restore", "verify"};
 
 static void
-summary(const struct options *o, const struct backup *b, bool ok,
-        int64_t ms)
+summary(const struct options *o, const struct backup *b, bool ok, int64_t ms)
 {
     const char *state = ok ? "ok" : "FAILED";
 
     switch (o->mode) {
     case MODE_BACKUP:
-        printf(PROG ": backup %s: %zu rooms, %" PRIu64 " messages copied, %"
-                    PRIu64 " trimmed, %" PRId64 " ms\n",
+        printf(PROG ": backup %s: %zu rooms, %" PRIu64
+                    " messages copied, %" PRIu64 " trimmed, %" PRId64 " ms\n",
                state, b->rooms, b->copied, b->trimmed, ms);
         break;
     case MODE_RESTORE:
-        printf(PROG ": restore %s: %zu rooms, %" PRIu64 " messages restored, %"
-                    PRIu64 " older ones only in MongoDB, %" PRId64 " ms\n",
+        printf(PROG ": restore %s: %zu rooms, %" PRIu64
+                    " messages restored, %" PRIu64
+                    " older ones only in MongoDB, %" PRId64 " ms\n",
                state, b->rooms, b->restored, b->skipped, ms);
         break;
     case MODE_VERIFY:
@@ -278,8 +285,9 @@ main(int argc, char **argv)
         goto out;
     }
     if (log_open(cfg.log_level, cfg.log_file) < 0) {
-        fprintf(stderr, PROG ": cannot open the log (log_level '%s', "
-                             "log_file '%s')\n",
+        fprintf(stderr,
+                PROG ": cannot open the log (log_level '%s', "
+                     "log_file '%s')\n",
                 cfg.log_level, cfg.log_file);
         status = EXIT_USAGE;
         goto out;
@@ -287,8 +295,10 @@ main(int argc, char **argv)
     delay = getenv("CT_BACKUP_BATCH_DELAY_MS");
     if (delay != NULL && *delay != '\0') {
         if (parse_num(delay, 0, 600000, &v) < 0) {
-            fprintf(stderr, PROG ": CT_BACKUP_BATCH_DELAY_MS wants ms in "
-                                 "0..600000, got '%s'\n", delay);
+            fprintf(stderr,
+                    PROG ": CT_BACKUP_BATCH_DELAY_MS wants ms in "
+                         "0..600000, got '%s'\n",
+                    delay);
             status = EXIT_USAGE;
             goto out;
         }
@@ -300,8 +310,9 @@ main(int argc, char **argv)
         goto out;
     }
     if (mongo_archive_set_write_concern(archive, cfg.mongo_write_concern) < 0) {
-        fprintf(stderr, PROG ": mongo_write_concern '%s' is neither "
-                             "'majority' nor a number of nodes >= 1\n",
+        fprintf(stderr,
+                PROG ": mongo_write_concern '%s' is neither "
+                     "'majority' nor a number of nodes >= 1\n",
                 cfg.mongo_write_concern);
         status = EXIT_USAGE;
         goto out;

@@ -1,4 +1,5 @@
-/* mongo_archive.c - the MongoDB archive of chat messages (the one mongoc user) */
+/* mongo_archive.c - the MongoDB archive of chat messages (the one mongoc user)
+ */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -34,7 +35,7 @@ static pthread_once_t mongo_archive_once = PTHREAD_ONCE_INIT;
  * an error, which the caller logs with context; so they are debug lines. */
 static void
 mongo_archive_log_handler(mongoc_log_level_t level, const char *domain,
-                    const char *message, void *data)
+                          const char *message, void *data)
 {
     (void)data;
     switch (level) {
@@ -71,8 +72,8 @@ mongo_archive_open(const char *uri_string)
     }
     if (mongoc_uri_get_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
                                        0) == 0)
-        mongoc_uri_set_option_as_int32(
-            uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, MONGO_ARCHIVE_TIMEOUT_MS);
+        mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
+                                       MONGO_ARCHIVE_TIMEOUT_MS);
     if (mongoc_uri_get_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS, 0) ==
         0)
         mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS,
@@ -92,7 +93,8 @@ mongo_archive_open(const char *uri_string)
     db = mongoc_uri_get_database(uri);
     if (db == NULL || *db == '\0')
         db = MONGO_ARCHIVE_DEFAULT_DB;
-    a->coll = mongoc_client_get_collection(a->client, db, MONGO_ARCHIVE_COLLECTION);
+    a->coll =
+        mongoc_client_get_collection(a->client, db, MONGO_ARCHIVE_COLLECTION);
     a->wc = mongoc_write_concern_new();
     mongoc_write_concern_set_wmajority(a->wc, MONGO_ARCHIVE_WTIMEOUT_MS);
 
@@ -154,7 +156,8 @@ mongo_archive_prepare(struct mongo_archive *a)
     /* One index per command: creating a list of indexes of which several
      * already exist is the case MongoDB-wire servers get wrong, and it
      * costs nothing. An identical existing index is not an error. */
-    for (i = 0; ok && i < sizeof(mongo_archive_indexes) / sizeof(mongo_archive_indexes[0]);
+    for (i = 0; ok && i < sizeof(mongo_archive_indexes) /
+                              sizeof(mongo_archive_indexes[0]);
          i++) {
         bson_init(&cmd);
         BSON_APPEND_UTF8(&cmd, "createIndexes", MONGO_ARCHIVE_COLLECTION);
@@ -266,25 +269,25 @@ mongo_archive_append_id_cond(bson_t *arr, uint32_t idx,
                              const struct streamid *id, const char *op_ms,
                              const char *op_seq)
 {
-    bson_t cond, or, a, b, sub;
+    bson_t cond, any, a, b, sub;
     const char *key;
     char buf[16];
 
     bson_uint32_to_string(idx, &key, buf, sizeof(buf));
     bson_append_document_begin(arr, key, -1, &cond);
-    bson_append_array_begin(&cond, "$or", 3, &or);
-    bson_append_document_begin(&or, "0", 1, &a);
+    bson_append_array_begin(&cond, "$or", 3, &any);
+    bson_append_document_begin(&any, "0", 1, &a);
     bson_append_document_begin(&a, "ms", 2, &sub);
     bson_append_int64(&sub, op_ms, -1, (int64_t)id->ms);
     bson_append_document_end(&a, &sub);
-    bson_append_document_end(&or, &a);
-    bson_append_document_begin(&or, "1", 1, &b);
+    bson_append_document_end(&any, &a);
+    bson_append_document_begin(&any, "1", 1, &b);
     BSON_APPEND_INT64(&b, "ms", (int64_t)id->ms);
     bson_append_document_begin(&b, "seq", 3, &sub);
     bson_append_int64(&sub, op_seq, -1, (int64_t)id->seq);
     bson_append_document_end(&b, &sub);
-    bson_append_document_end(&or, &b);
-    bson_append_array_end(&cond, &or);
+    bson_append_document_end(&any, &b);
+    bson_append_array_end(&cond, &any);
     bson_append_document_end(arr, &cond);
 }
 
@@ -388,8 +391,9 @@ mongo_archive_doc_event(const bson_t *doc, const char *room, struct event *ev)
 /* Runs a find of messages of `room` and appends the events to *evs, in
  * the cursor's order. */
 static int
-mongo_archive_find(struct mongo_archive *a, const char *room, const bson_t *filter,
-             int sort, size_t limit, struct event **evs, size_t *n)
+mongo_archive_find(struct mongo_archive *a, const char *room,
+                   const bson_t *filter, int sort, size_t limit,
+                   struct event **evs, size_t *n)
 {
     mongoc_cursor_t *cursor = NULL;
     const bson_t *doc;
@@ -438,8 +442,9 @@ mongo_archive_page(struct mongo_archive *a, const char *room,
     *n = 0;
     if (limit == 0)
         goto done;
-    if (before ? !mongo_archive_filter(&filter, room, NULL, false, bound, false)
-               : !mongo_archive_filter(&filter, room, bound, false, NULL, false))
+    if (before
+            ? !mongo_archive_filter(&filter, room, NULL, false, bound, false)
+            : !mongo_archive_filter(&filter, room, bound, false, NULL, false))
         goto done;
     rc = mongo_archive_find(a, room, &filter, before ? -1 : 1, limit, evs, n);
     if (rc == 0 && before) {

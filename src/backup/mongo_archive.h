@@ -52,7 +52,8 @@ int mongo_archive_prepare(struct mongo_archive *a);
  * with the write concern: running it again with the same events changes
  * nothing. Returns 0 only once MongoDB acknowledged every one of them, else
  * -1 with the reason logged (then any subset may have been written). */
-int mongo_archive_put(struct mongo_archive *a, const struct event *evs, size_t n);
+int mongo_archive_put(struct mongo_archive *a, const struct event *evs,
+                      size_t n);
 
 /* The archive read path (the FastCGI responder's ?before= pages). Fills
  * *evs with the newest `limit` messages of `room` whose id is older than

@@ -11,7 +11,7 @@
 
 /* The parts of a redis_url. Strings point into a copy the caller frees. */
 struct rconn_url {
-    const char *host;     /* NULL for a unix socket */
+    const char *host; /* NULL for a unix socket */
     int port;
     const char *path;     /* unix socket */
     const char *user;     /* NULL: AUTH with the password only */
@@ -63,7 +63,8 @@ rconn_parse(char *s, struct rconn_url *u)
     slash = strchr(s, '/');
     if (slash != NULL) {
         *slash = '\0';
-        if (slash[1] != '\0' && rconn_number(slash + 1, NULL, 1 << 20, &u->db) < 0)
+        if (slash[1] != '\0' &&
+            rconn_number(slash + 1, NULL, 1 << 20, &u->db) < 0)
             return -1;
     }
     at = strrchr(s, '@');
