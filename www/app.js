@@ -541,7 +541,8 @@ async function pollStats() {
     noteServer(res);
     serverStats = body;
     const n = renderStats(body);
-    say(ui.statsStatus, n ? `Updated ${new Date().toTimeString().slice(0, 8)}; counts every client of this server, not just this tab.` : 'The server answered with no numeric counters.');
+    const fcgiNote = behindNginx ? ' Behind nginx, REST calls, short polls and presence reads are answered by FastCGI, which these counters do not include.' : '';
+    say(ui.statsStatus, n ? `Updated ${new Date().toTimeString().slice(0, 8)}; this crosstalkd's counts for every client, not just this tab.${fcgiNote}` : 'The server answered with no numeric counters.');
     statsDelay = 5000;
   } catch (e) {
     say(ui.statsStatus, `Could not read /api/stats: ${describe(e)}`, 'error');

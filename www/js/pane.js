@@ -21,6 +21,7 @@ export class Pane {
     this.root = tpl.content.firstElementChild.cloneNode(true);
     this.root.id = `pane-${key}`;
     this.root.dataset.transport = key;
+    this.root.dataset.state = 'closed';
     this.root.setAttribute('aria-label', `${title} pane`);
     this.root.style.setProperty('--c', color);
     this.q('.pane-title').textContent = title;

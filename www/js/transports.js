@@ -211,7 +211,8 @@ export class LongPoll extends Polling {
     try {
       await this.presence(signal);
       if (signal.aborted || this.stopped) return;
-      this.attempt = 0;
+      // Behind nginx presence may be answered by FastCGI while crosstalkd
+      // is down, so the backoff is reset by a poll that worked, not by this.
       this.setState('open', { detail: 'a request is always held by the server' });
       this.schedulePresence();
       await this.loop(signal);
@@ -228,6 +229,7 @@ export class LongPoll extends Polling {
       const t0 = performance.now();
       const r = await this.get(roomPath('/api', this.room, `poll?since=${since}&timeout=${LONGPOLL_TIMEOUT}`));
       const held = performance.now() - t0;
+      this.attempt = 0;
       this.m.holdMs += held;
       this.m.holds++;
       const events = (r.status === 200 && r.body && Array.isArray(r.body.events)) ? r.body.events : [];
