@@ -297,7 +297,7 @@ main(int argc, char **argv)
         }
     }
     log_set_program(PROGRAM);
-    config_defaults(&cfg);
+    /* config_load starts from the defaults itself */
     argc = config_load(&cfg, argc, argv, err, sizeof(err));
     if (argc < 0) {
         fprintf(stderr, PROGRAM ": %s\n", err);
