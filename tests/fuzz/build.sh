@@ -1,0 +1,91 @@
+#!/bin/sh
+# tests/fuzz/build.sh - builds the libFuzzer targets with clang, apart from
+# the autotools build (which uses gcc and never sees these files).
+#
+#   tests/fuzz/build.sh [--out DIR] [TARGET...]
+#
+# Every src/common/*.c goes into DIR/libcommon.a, instrumented for coverage,
+# ASan and UBSan; each tests/fuzz/fuzz_*.c is linked against it into
+# DIR/fuzz_*. DIR is $FUZZ_OUT, else tests/fuzz/out. Objects are rebuilt when
+# a source or a header is newer. CC (default clang) must be clang >= 14.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+out=${FUZZ_OUT:-$here/out}
+cc=${CC:-clang}
+
+while [ $# -gt 0 ]; do
+    case $1 in
+    --out) out=$2; shift 2 ;;
+    --out=*) out=${1#--out=}; shift ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --) shift; break ;;
+    -*) echo "build.sh: unknown option $1" >&2; exit 2 ;;
+    *) break ;;
+    esac
+done
+
+if ! command -v "$cc" >/dev/null 2>&1; then
+    echo "build.sh: $cc not found (apt-get install clang libclang-rt-14-dev)" >&2
+    exit 1
+fi
+
+# wslay has no .pc file on Debian 12; json-c, hiredis, libcrypto and
+# libevent do.
+pcs="json-c hiredis libcrypto libevent"
+if ! pc_cflags=$(pkg-config --cflags $pcs) || ! pc_libs=$(pkg-config --libs $pcs); then
+    echo "build.sh: pkg-config cannot find one of: $pcs" >&2
+    exit 1
+fi
+wslay_cflags=$(pkg-config --cflags libwslay 2>/dev/null || true)
+wslay_libs=$(pkg-config --libs libwslay 2>/dev/null || echo -lwslay)
+
+san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+cflags="-g -O1 -fno-omit-frame-pointer $san -std=gnu11 -Wall -Wextra -Werror
+    -Wno-unused-parameter -D_GNU_SOURCE -DSYSCONFDIR=\"/etc\"
+    -DWWWDIR=\"/usr/share/crosstalk/www\" -I$top/src/common $pc_cflags
+    $wslay_cflags"
+
+mkdir -p "$out/obj"
+
+# newest header: any change to one rebuilds everything (there are few)
+newest_h=$(ls -t "$top"/src/common/*.h "$here"/*.h | head -n 1)
+
+# stale OBJ SRC: true when OBJ must be rebuilt
+stale() {
+    [ ! -e "$1" ] || [ "$2" -nt "$1" ] || [ "$newest_h" -nt "$1" ] ||
+        [ "$0" -nt "$1" ]
+}
+
+objs=
+for src in "$top"/src/common/*.c; do
+    obj=$out/obj/$(basename "$src" .c).o
+    objs="$objs $obj"
+    if stale "$obj" "$src"; then
+        # shellcheck disable=SC2086
+        "$cc" $cflags -fsanitize=fuzzer-no-link -c "$src" -o "$obj"
+        rebuilt_lib=1
+    fi
+done
+if [ -n "${rebuilt_lib:-}" ] || [ ! -e "$out/libcommon.a" ]; then
+    rm -f "$out/libcommon.a"
+    # shellcheck disable=SC2086
+    ar rcs "$out/libcommon.a" $objs
+fi
+
+if [ $# -eq 0 ]; then
+    set -- $(cd "$here" && ls fuzz_*.c | sed 's/\.c$//')
+fi
+for t in "$@"; do
+    src=$here/$t.c
+    if [ ! -e "$src" ]; then
+        echo "build.sh: no target $t ($src)" >&2
+        exit 2
+    fi
+    if stale "$out/$t" "$src" || [ "$out/libcommon.a" -nt "$out/$t" ]; then
+        # shellcheck disable=SC2086
+        "$cc" $cflags -fsanitize=fuzzer "$src" "$out/libcommon.a" \
+            $pc_libs $wslay_libs -lm -o "$out/$t"
+    fi
+done

@@ -1,0 +1,778 @@
+/* fuzz_ws.c - the WebSocket frame path: wslay's server context configured
+ * and driven as src/transport/websocket.c drives it (the same callbacks,
+ * message limit, close handling and frames of our own), over memory
+ * instead of a bufferevent.
+ *
+ * websocket.c has no entry point that takes bytes without a socket and an
+ * app, so the parts of it that touch wslay are mirrored here; keep them in
+ * step (the functions below carry websocket.c's names). What it checks:
+ * - every byte the server writes is a well-formed RFC 6455 server frame:
+ *   unmasked, shortest length form, control frames short and final, text
+ *   valid UTF-8 and a JSON object, a close code we may send, and nothing
+ *   after the close frame or after our write side is shut;
+ * - the messages wslay hands up are exactly those a plain reading of the
+ *   client's frames gives (up to the first frame that ends reading).
+ *
+ * Input: byte 0 is the size of the pieces the client bytes arrive in
+ * (0: all at once), byte 1 holds flags for server-side events between
+ * pieces (FLAG_*), the rest is what the client sends after the handshake.
+ */
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <wslay/wslay.h>
+
+#include "api.h"
+#include "fuzz.h"
+#include "utf8.h"
+
+/* max_message_bytes for this harness: small, so the 1009 limit is within
+ * reach of a fuzz input; the limit itself is websocket.c's formula. */
+#define MAX_MESSAGE_BYTES 64
+#define MAX_MESSAGE ((size_t)MAX_MESSAGE_BYTES * 6 + 1024) /* ws_max_message */
+
+#define FLAG_PING 0x01       /* the ping timer fires after the first piece */
+#define FLAG_SHUTDOWN 0x02   /* close_sub (1001) after the second piece */
+#define FLAG_BLOB_SHIFT 2    /* 2 bits: size class of a broadcast event */
+#define FLAG_PONG_TIMEOUT 0x10 /* the timer fires again at the end */
+
+#define WS_GOING_AWAY 1001
+#define WS_PROTOCOL_ERROR 1002
+#define WS_UNSUPPORTED_DATA 1003
+#define WS_POLICY 1008
+
+enum ws_state { WS_OPEN, WS_CLOSING, WS_LINGER };
+
+struct msg {
+    uint8_t opcode;
+    uint8_t *data;
+    size_t len;
+};
+
+struct msgs {
+    struct msg *v;
+    size_t n, cap;
+};
+
+struct conn {
+    wslay_event_context_ptr ctx;
+    const uint8_t *in;     /* everything the client will send */
+    size_t in_len;
+    size_t arrived;        /* how much of it is in our input buffer */
+    size_t taken;          /* how much wslay has read */
+    uint8_t *out;          /* everything we wrote */
+    size_t out_len, out_cap;
+    enum ws_state state;
+    bool awaiting_pong, raw_close, free_when_written, dead, write_shut;
+    bool server_ended;     /* we ended it (shutdown, ping timer), not the
+                            * client's bytes */
+    uint8_t frame_opcode;  /* of the frame being read */
+    unsigned frame_chunks; /* pieces its payload came in so far */
+    bool close_split;      /* a close frame's payload came in pieces */
+    struct msgs got;       /* what wslay handed to on_msg */
+};
+
+static void after_io(struct conn *c);
+
+static void
+msgs_add(struct msgs *m, uint8_t opcode, const uint8_t *data, size_t len)
+{
+    if (m->n == m->cap) {
+        m->cap = m->cap ? m->cap * 2 : 8;
+        m->v = realloc(m->v, m->cap * sizeof(*m->v));
+        if (m->v == NULL)
+            abort();
+    }
+    m->v[m->n].opcode = opcode;
+    m->v[m->n].data = malloc(len + 1);
+    if (m->v[m->n].data == NULL)
+        abort();
+    if (len > 0)
+        memcpy(m->v[m->n].data, data, len);
+    m->v[m->n].len = len;
+    m->n++;
+}
+
+static void
+msgs_free(struct msgs *m)
+{
+    size_t i;
+
+    for (i = 0; i < m->n; i++)
+        free(m->v[i].data);
+    free(m->v);
+}
+
+/* --- frames (websocket.c) --- */
+
+static size_t
+frame_header(uint8_t *h, uint8_t opcode, size_t len)
+{
+    h[0] = 0x80 | opcode;
+    if (len < 126) {
+        h[1] = (uint8_t)len;
+        return 2;
+    }
+    if (len <= 0xffff) {
+        h[1] = 126;
+        h[2] = (uint8_t)(len >> 8);
+        h[3] = (uint8_t)len;
+        return 4;
+    }
+    h[1] = 127;
+    for (int i = 0; i < 8; i++)
+        h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+/* --- output (websocket.c) --- */
+
+static void
+out_add(struct conn *c, const void *data, size_t len)
+{
+    FUZZ_CHECK(!c->write_shut, "%zu bytes written after shutdown(SHUT_WR)",
+               len);
+    FUZZ_CHECK(!c->dead, "%zu bytes written after teardown", len);
+    if (c->out_len + len > c->out_cap) {
+        c->out_cap = (c->out_len + len) * 2;
+        c->out = realloc(c->out, c->out_cap);
+        if (c->out == NULL)
+            abort();
+    }
+    memcpy(c->out + c->out_len, data, len);
+    c->out_len += len;
+}
+
+static void
+flush(struct conn *c)
+{
+    int rc;
+
+    if (c->dead)
+        return;
+    rc = wslay_event_send(c->ctx);
+    /* websocket.c logs anything else as an error */
+    FUZZ_CHECK(rc == 0 || rc == WSLAY_ERR_CALLBACK_FAILURE,
+               "wslay_event_send: %d", rc);
+}
+
+static void
+send_text(struct conn *c, const char *json, size_t len)
+{
+    struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)json, len};
+
+    if (c->state != WS_OPEN || c->dead)
+        return;
+    if (wslay_event_queue_msg(c->ctx, &m) == 0)
+        flush(c);
+}
+
+static void
+send_error(struct conn *c, const struct api_error *err)
+{
+    size_t len;
+    char *json = api_error_json(err, &len);
+    char *frame = NULL;
+
+    /* websocket.c: xasprintf("{\"type\":\"error\",%s", json + 1) */
+    if (asprintf(&frame, "{\"type\":\"error\",%s", json + 1) < 0)
+        abort();
+    send_text(c, frame, len + 15);
+    free(frame);
+    free(json);
+}
+
+/* A broadcast frame: added as is when wslay has nothing queued, else
+ * queued through wslay without its header. */
+static void
+send_blob(struct conn *c, const uint8_t *data, size_t blen)
+{
+    size_t hlen = (data[1] & 0x7f) < 126 ? 2 : (data[1] & 0x7f) == 126 ? 4 : 10;
+
+    flush(c);
+    if (wslay_event_get_queued_msg_count(c->ctx) == 0) {
+        out_add(c, data, blen);
+    } else {
+        struct wslay_event_msg m = {WSLAY_TEXT_FRAME, data + hlen,
+                                    blen - hlen};
+        if (wslay_event_queue_msg(c->ctx, &m) == 0)
+            flush(c);
+    }
+}
+
+/* --- wslay's I/O, on memory --- */
+
+static ssize_t
+recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+        void *arg)
+{
+    struct conn *c = arg;
+    size_t n = c->arrived - c->taken;
+
+    (void)flags;
+    if (n > len)
+        n = len;
+    if (n == 0 || c->dead) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    memcpy(buf, c->in + c->taken, n);
+    c->taken += n;
+    return (ssize_t)n;
+}
+
+static ssize_t
+send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
+        int flags, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)flags;
+    if (c->dead) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    out_add(c, data, len);
+    return (ssize_t)len;
+}
+
+/* --- the connection's life (websocket.c) --- */
+
+static void
+teardown(struct conn *c)
+{
+    c->dead = true;
+}
+
+static void
+enter_closing(struct conn *c)
+{
+    if (c->state != WS_OPEN)
+        return;
+    c->state = WS_CLOSING;
+}
+
+static void
+begin_close(struct conn *c, uint16_t code, const char *reason)
+{
+    if (c->state != WS_OPEN || c->dead)
+        return;
+    wslay_event_queue_close(c->ctx, code, (const uint8_t *)reason,
+                            strlen(reason));
+    enter_closing(c);
+    after_io(c);
+}
+
+static void
+fail_raw(struct conn *c, uint16_t code, const char *reason)
+{
+    uint8_t frame[2 + 2 + 123];
+    size_t rlen = strlen(reason);
+
+    wslay_event_shutdown_read(c->ctx);
+    if (c->state == WS_OPEN && !wslay_event_get_close_sent(c->ctx)) {
+        wslay_event_shutdown_write(c->ctx);
+        frame[0] = 0x80 | WSLAY_CONNECTION_CLOSE;
+        frame[1] = (uint8_t)(2 + rlen);
+        frame[2] = (uint8_t)(code >> 8);
+        frame[3] = (uint8_t)code;
+        memcpy(frame + 4, reason, rlen);
+        out_add(c, frame, 4 + rlen);
+        c->raw_close = true;
+    }
+    enter_closing(c);
+}
+
+static bool
+close_written(struct conn *c)
+{
+    return c->raw_close || wslay_event_get_close_sent(c->ctx);
+}
+
+/* The output buffer is drained at once here: a socket that takes all. */
+static void
+after_io(struct conn *c)
+{
+    if (c->dead)
+        return;
+    flush(c);
+    if (c->state == WS_OPEN &&
+        (!wslay_event_get_read_enabled(c->ctx) ||
+         wslay_event_get_close_received(c->ctx) ||
+         wslay_event_get_close_sent(c->ctx)))
+        enter_closing(c);
+    if (c->state == WS_OPEN || !close_written(c))
+        return;
+    if (c->free_when_written || wslay_event_get_close_received(c->ctx)) {
+        teardown(c);
+    } else if (c->state == WS_CLOSING) {
+        c->state = WS_LINGER;
+        c->write_shut = true;
+    }
+}
+
+/* --- client frames (websocket.c) --- */
+
+static void
+on_text(struct conn *c, const uint8_t *msg, size_t len)
+{
+    struct api_error err;
+    char *text = NULL;
+    size_t tlen = 0;
+    int type = api_parse_client_frame((const char *)msg, len,
+                                      MAX_MESSAGE_BYTES, &text, &tlen, &err);
+
+    if (type == EVENT_MESSAGE) {
+        /* stored at once: the ack */
+        static const char ack[] = "{\"type\":\"ack\",\"id\":\"1732230000000-0\"}";
+
+        send_text(c, ack, sizeof(ack) - 1);
+    } else if (type != EVENT_TYPING) {
+        send_error(c, &err);
+    }
+    free(text);
+}
+
+static void
+on_frame_start(wslay_event_context_ptr ctx,
+               const struct wslay_event_on_frame_recv_start_arg *f, void *arg)
+{
+    struct conn *c = arg;
+
+    c->frame_opcode = f->opcode; /* (harness bookkeeping) */
+    c->frame_chunks = 0;
+    if (c->state != WS_OPEN)
+        return;
+    if (f->opcode == WSLAY_BINARY_FRAME) {
+        static const char why[] =
+            "binary frames are not accepted; send JSON text";
+        wslay_event_shutdown_read(ctx);
+        wslay_event_queue_close(ctx, WS_UNSUPPORTED_DATA, (const uint8_t *)why,
+                                sizeof(why) - 1);
+        enter_closing(c);
+    } else if (f->opcode == WSLAY_CONNECTION_CLOSE && f->payload_length == 1) {
+        static const char why[] = "a close payload of one byte";
+        wslay_event_shutdown_read(ctx);
+        wslay_event_queue_close(ctx, WS_PROTOCOL_ERROR, (const uint8_t *)why,
+                                sizeof(why) - 1);
+        enter_closing(c);
+    }
+}
+
+static void
+on_msg(wslay_event_context_ptr ctx,
+       const struct wslay_event_on_msg_recv_arg *m, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)ctx;
+    msgs_add(&c->got, m->opcode, m->msg, m->msg_length);
+    if (m->opcode == WSLAY_TEXT_FRAME)
+        FUZZ_CHECK(m->msg_length <= MAX_MESSAGE &&
+                       utf8_valid((const char *)m->msg, m->msg_length),
+                   "text message of %zu bytes over the limit or not UTF-8",
+                   m->msg_length);
+    if (m->opcode == WSLAY_PONG)
+        c->awaiting_pong = false;
+    else if (m->opcode == WSLAY_TEXT_FRAME && c->state == WS_OPEN)
+        on_text(c, m->msg, m->msg_length);
+}
+
+/* Not in websocket.c (it passes NULL): only notes how a close frame's
+ * payload was split, for the wslay bug below. */
+static void
+on_frame_chunk(wslay_event_context_ptr ctx,
+               const struct wslay_event_on_frame_recv_chunk_arg *f, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)ctx;
+    if (f->data_length > 0 && ++c->frame_chunks > 1 &&
+        c->frame_opcode == WSLAY_CONNECTION_CLOSE)
+        c->close_split = true;
+}
+
+/* --- events (websocket.c) --- */
+
+static void
+on_read(struct conn *c)
+{
+    int rc;
+
+    if (c->dead)
+        return;
+    if (!wslay_event_get_read_enabled(c->ctx)) {
+        c->taken = c->arrived;
+        after_io(c);
+        return;
+    }
+    rc = wslay_event_recv(c->ctx);
+    if (c->dead)
+        return;
+    if (rc == WSLAY_ERR_CALLBACK_FAILURE) {
+        fail_raw(c, WS_PROTOCOL_ERROR, "malformed frame");
+    } else {
+        /* websocket.c logs anything else as an error and drops the client */
+        FUZZ_CHECK(rc == 0, "wslay_event_recv: %d", rc);
+    }
+    if (!wslay_event_get_read_enabled(c->ctx))
+        c->taken = c->arrived;
+    after_io(c);
+}
+
+static void
+tick(struct conn *c)
+{
+    static const uint8_t payload[] = "crosstalk";
+    struct wslay_event_msg ping = {WSLAY_PING, payload, sizeof(payload) - 1};
+
+    if (c->dead)
+        return;
+    if (c->state != WS_OPEN || c->awaiting_pong) {
+        c->server_ended = true;
+        teardown(c);
+        return;
+    }
+    if (wslay_event_queue_msg(c->ctx, &ping) == 0) {
+        c->awaiting_pong = true;
+        after_io(c);
+    }
+}
+
+static void
+deliver(struct conn *c, const uint8_t *blob, size_t blen)
+{
+    if (c->state != WS_OPEN || c->dead)
+        return;
+    send_blob(c, blob, blen);
+}
+
+static void
+close_sub(struct conn *c)
+{
+    if (c->dead)
+        return;
+    c->server_ended = true;
+    c->free_when_written = true;
+    begin_close(c, WS_GOING_AWAY, "server shutting down");
+}
+
+/* --- the plain reading of the client's frames --- */
+
+/* The messages wslay should hand up: text (whole, after reassembly), ping
+ * and pong, until the input ends or a frame stops reading (a protocol
+ * error, binary, close, invalid UTF-8, a message over the limit). */
+static void
+ref_walk(const uint8_t *p, size_t len, struct msgs *want)
+{
+    size_t off = 0, cur_len = 0;
+    uint8_t *cur = NULL;
+    bool in_text = false;
+    struct utf8_state u;
+
+    for (;;) {
+        size_t hl = 2, plen, i;
+        uint8_t b0, b1, op, mask[4], *pl;
+        bool fin, ctrl;
+
+        if (len - off < 2)
+            break;
+        b0 = p[off];
+        b1 = p[off + 1];
+        fin = (b0 & 0x80) != 0;
+        op = b0 & 0x0f;
+        ctrl = (op & 0x08) != 0;
+        plen = b1 & 0x7f;
+        if (ctrl && (plen > 125 || !fin))
+            break;
+        if (plen == 126) {
+            if (len - off < 4)
+                break;
+            plen = (size_t)p[off + 2] << 8 | p[off + 3];
+            if (plen < 126)
+                break;
+            hl = 4;
+        } else if (plen == 127) {
+            uint64_t v = 0;
+
+            if (len - off < 10)
+                break;
+            for (i = 0; i < 8; i++)
+                v = v << 8 | p[off + 2 + i];
+            if (v < 65536 || (v >> 63) != 0)
+                break;
+            if (v > SIZE_MAX / 2)
+                break; /* more than any input holds */
+            plen = (size_t)v;
+            hl = 10;
+        }
+        if ((b0 & 0x70) != 0 || (b1 & 0x80) == 0)
+            break; /* RSV bits, or a client frame without a mask */
+        if (!in_text ? !(op == 1 || op == 2 || op == 8 || op == 9 || op == 10)
+                     : !(op == 0 || op == 8 || op == 9 || op == 10))
+            break;
+        if (!ctrl && (op == 0 ? cur_len : 0) + plen > MAX_MESSAGE)
+            break; /* 1009 */
+        if (op == 2 || op == 8)
+            break; /* binary refused, or the close handshake */
+        if (len - off < hl + 4 || len - off - hl - 4 < plen)
+            break; /* not all here yet */
+        memcpy(mask, p + off + hl, 4);
+        pl = malloc(plen + 1);
+        if (pl == NULL)
+            abort();
+        for (i = 0; i < plen; i++)
+            pl[i] = p[off + hl + 4 + i] ^ mask[i % 4];
+        off += hl + 4 + plen;
+        if (ctrl) {
+            msgs_add(want, op, pl, plen);
+            free(pl);
+            continue;
+        }
+        if (op == 1) {
+            utf8_init(&u);
+            in_text = true;
+            cur_len = 0;
+        }
+        if (!utf8_feed(&u, (const char *)pl, plen)) {
+            free(pl);
+            break;
+        }
+        cur = realloc(cur, cur_len + plen + 1);
+        if (cur == NULL)
+            abort();
+        if (plen > 0)
+            memcpy(cur + cur_len, pl, plen);
+        cur_len += plen;
+        free(pl);
+        if (fin) {
+            if (!utf8_done(&u))
+                break;
+            msgs_add(want, WSLAY_TEXT_FRAME, cur, cur_len);
+            in_text = false;
+            cur_len = 0;
+        }
+    }
+    free(cur);
+}
+
+/* --- what the server wrote --- */
+
+static bool
+close_code_ok(unsigned code)
+{
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
+           (code >= 3000 && code <= 4999);
+}
+
+/*
+ * KNOWN BUG, wslay 1.1.1 (and its master): the UTF-8 check of a close
+ * frame's reason skips the first two bytes of every piece the payload is
+ * read in, not only the status code. With a close frame split across reads
+ * an invalid reason is echoed back by our server (and a valid one can be
+ * refused with 1007). websocket.c does not work around it yet; until it
+ * does, a split close frame is exempt from the reason check here.
+ * FUZZ_WS_STRICT=1 in the environment turns the exemption off (the input in
+ * tests/fuzz/regressions/fuzz_ws/ then crashes).
+ */
+static bool
+exempt_close_reason(const struct conn *c)
+{
+    const char *strict = getenv("FUZZ_WS_STRICT");
+
+    return c->close_split && (strict == NULL || strcmp(strict, "1") != 0);
+}
+
+static void
+check_output(const struct conn *c, const uint8_t *p, size_t len)
+{
+    size_t off = 0;
+    bool closed = false;
+
+    while (off < len) {
+        size_t hl = 2, plen, i;
+        uint8_t b0, b1, op;
+        const uint8_t *pl;
+
+        FUZZ_CHECK(!closed, "a frame after our close frame, at byte %zu", off);
+        FUZZ_CHECK(len - off >= 2, "output ends inside a frame header");
+        b0 = p[off];
+        b1 = p[off + 1];
+        op = b0 & 0x0f;
+        FUZZ_CHECK((b0 & 0x70) == 0, "RSV bits set in 0x%02x", b0);
+        FUZZ_CHECK((b1 & 0x80) == 0, "a masked server frame");
+        FUZZ_CHECK(b0 & 0x80, "a fragmented server frame (opcode %u)", op);
+        plen = b1 & 0x7f;
+        if (plen == 126) {
+            FUZZ_CHECK(len - off >= 4, "output ends inside a header");
+            plen = (size_t)p[off + 2] << 8 | p[off + 3];
+            FUZZ_CHECK(plen >= 126, "16-bit length %zu not shortest", plen);
+            hl = 4;
+        } else if (plen == 127) {
+            uint64_t v = 0;
+
+            FUZZ_CHECK(len - off >= 10, "output ends inside a header");
+            for (i = 0; i < 8; i++)
+                v = v << 8 | p[off + 2 + i];
+            FUZZ_CHECK(v >= 65536 && v <= len, "64-bit length %llu",
+                       (unsigned long long)v);
+            plen = (size_t)v;
+            hl = 10;
+        }
+        FUZZ_CHECK(len - off - hl >= plen, "output ends inside a payload "
+                   "(opcode %u, %zu bytes)", op, plen);
+        pl = p + off + hl;
+        off += hl + plen;
+        switch (op) {
+        case WSLAY_TEXT_FRAME: {
+            json_tokener *tok = json_tokener_new();
+            json_object *o, *t;
+
+            FUZZ_CHECK(utf8_valid((const char *)pl, plen),
+                       "text frame not UTF-8");
+            o = json_tokener_parse_ex(tok, (const char *)pl, (int)plen);
+            FUZZ_CHECK(o != NULL && json_object_is_type(o, json_type_object) &&
+                           json_tokener_get_parse_end(tok) == plen,
+                       "text frame is not one JSON object: %.*s", (int)plen,
+                       (const char *)pl);
+            FUZZ_CHECK(json_object_object_get_ex(o, "type", &t) &&
+                           json_object_is_type(t, json_type_string),
+                       "text frame without a type: %.*s", (int)plen,
+                       (const char *)pl);
+            json_object_put(o);
+            json_tokener_free(tok);
+            break;
+        }
+        case WSLAY_PING:
+        case WSLAY_PONG:
+            FUZZ_CHECK(plen <= 125, "control frame of %zu bytes", plen);
+            break;
+        case WSLAY_CONNECTION_CLOSE:
+            FUZZ_CHECK(plen <= 125 && plen != 1, "close payload of %zu bytes",
+                       plen);
+            if (plen >= 2) {
+                unsigned code = (unsigned)pl[0] << 8 | pl[1];
+
+                FUZZ_CHECK(close_code_ok(code), "close code %u", code);
+                FUZZ_CHECK(utf8_valid((const char *)pl + 2, plen - 2) ||
+                               exempt_close_reason(c),
+                           "close reason not UTF-8 (code %u)", code);
+            }
+            closed = true;
+            break;
+        default:
+            FUZZ_CHECK(0, "server frame with opcode %u", op);
+        }
+    }
+}
+
+/* --- the run --- */
+
+/* A broadcast event as ws_encode makes it: header and event JSON. */
+static uint8_t *
+make_blob(unsigned size_class, size_t *blen)
+{
+    static const size_t text_len[] = {0, 16, 300, 70000};
+    size_t tl = text_len[size_class], jl, hl;
+    char *json;
+    uint8_t h[10], *b;
+
+    json = malloc(tl + 128);
+    if (json == NULL)
+        abort();
+    jl = (size_t)sprintf(json, "{\"id\":\"1-0\",\"room\":\"lobby\",\"type\":"
+                               "\"message\",\"from\":\"alice\",\"text\":\"");
+    memset(json + jl, 'x', tl);
+    jl += tl;
+    jl += (size_t)sprintf(json + jl, "\",\"ts\":1}");
+    hl = frame_header(h, WSLAY_TEXT_FRAME, jl);
+    b = malloc(hl + jl);
+    if (b == NULL)
+        abort();
+    memcpy(b, h, hl);
+    memcpy(b + hl, json, jl);
+    free(json);
+    *blen = hl + jl;
+    return b;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const struct wslay_event_callbacks callbacks = {
+        recv_cb, send_cb, NULL, on_frame_start, on_frame_chunk, NULL, on_msg,
+    };
+    struct conn c;
+    struct msgs want = {NULL, 0, 0};
+    size_t piece, k, i, blen = 0;
+    unsigned flags, blob_class;
+    uint8_t *blob = NULL;
+
+    if (size < 2)
+        return 0;
+    memset(&c, 0, sizeof(c));
+    piece = data[0];
+    flags = data[1];
+    c.in = data + 2;
+    c.in_len = size - 2;
+    if (piece == 0)
+        piece = c.in_len > 0 ? c.in_len : 1;
+    blob_class = (flags >> FLAG_BLOB_SHIFT) & 3;
+    if (blob_class != 0)
+        blob = make_blob(blob_class, &blen);
+
+    if (wslay_event_context_server_init(&c.ctx, &callbacks, &c) != 0)
+        abort();
+    wslay_event_config_set_max_recv_msg_length(c.ctx, MAX_MESSAGE);
+
+    for (k = 0; c.arrived < c.in_len || k == 0; k++) {
+        c.arrived += piece < c.in_len - c.arrived ? piece
+                                                  : c.in_len - c.arrived;
+        on_read(&c);
+        if (k == 0 && (flags & FLAG_PING))
+            tick(&c);
+        if (k == 1 && (flags & FLAG_SHUTDOWN))
+            close_sub(&c);
+        /* the big one once; small ones after every piece */
+        if (blob != NULL && (blob_class < 3 || k == 0))
+            deliver(&c, blob, blen);
+    }
+    if (flags & FLAG_PONG_TIMEOUT)
+        tick(&c);
+
+    check_output(&c, c.out, c.out_len);
+
+    /* What wslay handed up is what the frames say, up to where reading
+     * stopped; all of it unless we ended the connection ourselves. */
+    ref_walk(c.in, c.in_len, &want);
+    {
+        size_t n = 0;
+
+        for (i = 0; i < c.got.n; i++) {
+            const struct msg *g = &c.got.v[i];
+
+            if (g->opcode != WSLAY_TEXT_FRAME && g->opcode != WSLAY_PING &&
+                g->opcode != WSLAY_PONG)
+                continue; /* binary and close: reading stops there */
+            FUZZ_CHECK(n < want.n, "wslay handed up message %zu (opcode %u, "
+                                   "%zu bytes) the frames do not hold",
+                       n, g->opcode, g->len);
+            FUZZ_CHECK(g->opcode == want.v[n].opcode &&
+                           g->len == want.v[n].len &&
+                           (g->len == 0 ||
+                            memcmp(g->data, want.v[n].data, g->len) == 0),
+                       "message %zu: opcode %u/%u, %zu/%zu bytes", n,
+                       g->opcode, want.v[n].opcode, g->len, want.v[n].len);
+            n++;
+        }
+        FUZZ_CHECK(n == want.n || c.server_ended,
+                   "wslay handed up %zu messages, the frames hold %zu", n,
+                   want.n);
+    }
+
+    wslay_event_context_free(c.ctx);
+    msgs_free(&c.got);
+    msgs_free(&want);
+    free(c.out);
+    free(blob);
+    return 0;
+}
