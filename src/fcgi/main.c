@@ -265,6 +265,7 @@ serve(FCGX_Request *req, const struct config *cfg)
         rq.query = NULL;
     rq.path = path;
     rq.authorization = FCGX_GetParam("HTTP_AUTHORIZATION", req->envp);
+    rq.remote_addr = FCGX_GetParam("REMOTE_ADDR", req->envp);
     body = read_body(req, cfg->max_body_bytes, &rq.body_len,
                      &rq.body_too_large);
     rq.body = body;
@@ -367,6 +368,7 @@ main(int argc, char **argv)
     log_info("stopping on signal");
     status = 0;
 done:
+    rest_shutdown();
     archive_close();
     store_free(st);
     log_close();

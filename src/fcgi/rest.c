@@ -13,6 +13,7 @@
 #include "log.h"
 #include "names.h"
 #include "query.h"
+#include "ratelimit.h"
 #include "reply.h"
 #include "rest.h"
 #include "store.h"
@@ -23,6 +24,7 @@
 
 static const struct config *cfg;
 static struct store *store;
+static struct ratelimit *register_limit, *send_limit;
 
 /* One call in progress: the request, the answer, and what the route and the
  * token told us. */
@@ -67,6 +69,18 @@ rest_init(const struct config *c, struct store *st)
 {
     cfg = c;
     store = st;
+    register_limit = ratelimit_new(c->rate_register_per_min, 60000,
+                                   c->rate_register_per_min);
+    send_limit = ratelimit_new(c->rate_send_per_sec, 1000,
+                               2.0 * c->rate_send_per_sec);
+}
+
+void
+rest_shutdown(void)
+{
+    ratelimit_free(register_limit);
+    ratelimit_free(send_limit);
+    register_limit = send_limit = NULL;
 }
 
 const char *
@@ -134,6 +148,19 @@ unavailable(struct call *c)
     fail(c, 503, API_UNAVAILABLE,
          "the message store is unreachable; nothing was stored");
     c->rs->retry_after = 1;
+}
+
+/* Takes a token from key's bucket; false with a 429 answer when empty. */
+static bool
+rate_ok(struct call *c, struct ratelimit *rl, const char *key)
+{
+    int retry;
+
+    if (ratelimit_take(rl, key, event_now_ms(), &retry))
+        return true;
+    fail(c, 429, API_RATE_LIMITED, "too many requests; retry in %d s", retry);
+    c->rs->retry_after = retry;
+    return false;
 }
 
 /* Splits the path into a route and, for /api/rooms/{room}/..., the room
@@ -267,6 +294,9 @@ do_register(struct call *c)
     char *body;
     int rc;
 
+    if (!rate_ok(c, register_limit,
+                 c->rq->remote_addr != NULL ? c->rq->remote_addr : "?"))
+        return;
     if (api_parse_register(c->rq->body, c->rq->body_len, name, &err) < 0) {
         answer_error(c, &err);
         return;
@@ -316,6 +346,8 @@ do_send(struct call *c)
     char *text = NULL, *body;
     int64_t ts;
 
+    if (!rate_ok(c, send_limit, c->user))
+        return;
     if (api_parse_message(c->rq->body, c->rq->body_len,
                           (size_t)cfg->max_message_bytes, &text, &text_len,
                           &err) < 0) {

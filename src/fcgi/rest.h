@@ -15,6 +15,7 @@ struct rest_request {
     const char *path;          /* raw path, without the query */
     const char *query;         /* raw query string, NULL when none */
     const char *authorization; /* the Authorization header, or NULL */
+    const char *remote_addr;   /* the client's address, for rate limits */
     const char *body;          /* NUL-terminated, NULL when none was read */
     size_t body_len;
     bool body_too_large;       /* the body was over max_body_bytes, unread */
@@ -30,8 +31,14 @@ struct rest_response {
     bool www_authenticate;     /* set on 401 */
 };
 
-/* Remembers the configuration and the store; both must outlive the calls. */
+/* Remembers the configuration and the store, both of which must outlive
+ * the calls, and sets up the rate limits (rate_register_per_min per client
+ * address, rate_send_per_sec per user, burst 2x), which like crosstalkd's
+ * are counted in process memory: a pool of N processes allows up to N
+ * times as much. */
 void rest_init(const struct config *cfg, struct store *st);
+/* Frees what rest_init set up. */
+void rest_shutdown(void);
 
 /* Handles one request and fills *rs (free its body with
  * rest_response_clear). Never fails: every failure is an error answer. */

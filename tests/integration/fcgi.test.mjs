@@ -667,3 +667,37 @@ test('history older than Redis holds comes from the MongoDB archive (FerretDB)',
   assert.deepEqual(p.events.map((e) => e.text), ['a7', 'a8']);
   assert.ok(Date.now() - t0 < 5000, `a page with MongoDB down took ${Date.now() - t0} ms`);
 });
+
+test('rate limits: 429 with Retry-After, as crosstalkd', async (t) => {
+  const limits = { rate_register_per_min: 2, rate_send_per_sec: 1 };
+  const strict = await startDaemon({ redisUrl: redis.url, config: limits });
+  t.after(() => strict.stop());
+  const pool = await startFcgi({ redisUrl: redis.url, children: 1, config: limits });
+  t.after(() => pool.stop());
+  const run = async (who, call) => {
+    const out = [];
+    for (let i = 0; i < 3; i++) out.push(await call(i));
+    return out.map((r) => ({ who, status: r.status, error: r.json?.error, retry: r.headers['retry-after'] }));
+  };
+  const n = uniq('rl');
+  const regD = await run('crosstalkd', (i) => http('POST', `${strict.url}/api/register`, { body: { name: `${n}d${i}` } }));
+  const regF = await run('fcgi', (i) => fcgiRequest(pool.socket, 'POST', '/api/register', { body: { name: `${n}f${i}` } }));
+  for (const regs of [regD, regF]) {
+    assert.deepEqual(regs.map((r) => r.status), [201, 201, 429], JSON.stringify(regs));
+    assert.equal(regs[2].error, 'rate_limited');
+    assert.match(regs[2].retry ?? '', /^[1-9]\d*$/, `Retry-After: ${JSON.stringify(regs)}`);
+  }
+  // sends: per user, a burst of twice the rate
+  const token = await register(daemon.url, uniq('rls'));
+  const rm = uniq('rl').toLowerCase();
+  const sendD = await run('crosstalkd', (i) => http('POST', `${strict.url}/api/rooms/${rm}/messages`,
+    { headers: bearer(token), body: { text: `d${i}` } }));
+  const sendF = await run('fcgi', (i) => fcgiRequest(pool.socket, 'POST', `/api/rooms/${rm}/messages`,
+    { headers: bearer(token), body: { text: `f${i}` } }));
+  for (const sends of [sendD, sendF]) {
+    assert.deepEqual(sends.map((r) => r.status), [201, 201, 429], JSON.stringify(sends));
+    assert.equal(sends[2].error, 'rate_limited');
+    assert.match(sends[2].retry ?? '', /^[1-9]\d*$/);
+  }
+  assert.equal(await xlen(rm), 4, 'a rate-limited message is not stored');
+});
