@@ -145,6 +145,8 @@ export function observeResources(metricsByKey) {
     const key = classify(entry.name);
     const m = key && metricsByKey[key];
     if (!m) return;
+    // A request that got no answer (server down) has nothing to count.
+    if (!(entry.transferSize > 0) && !(entry.responseStart > 0)) return;
     m.rtEntries++;
     if (entry.transferSize > 0) m.rtBytes += entry.transferSize;
     else m.rtZero++;
