@@ -108,7 +108,6 @@ int main(int argc, char **argv)
             return 0;
         }
     }
-    config_defaults(&cfg);
     argc = config_load(&cfg, argc, argv, err, sizeof(err));
     if (argc < 0) {
         fprintf(stderr, "crosstalkd: %s\n", err);
