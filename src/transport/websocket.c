@@ -291,6 +291,7 @@ static void evcon_gone(struct evhttp_connection *evcon, void *arg)
 {
     struct ws *c = arg;
 
+    log_info("ws: %s in %s still closing at exit", c->sub.user, c->sub.room);
     detach(c);
     c->evcon = NULL;
     c->bev = NULL;

@@ -134,7 +134,13 @@ test(`churn: waves of ${WAVE} sockets opened, used and closed four ways leak no 
     `VmRSS ${rss0} -> ${rss1} kB (${rss1 - rss0 >= 0 ? '+' : ''}${rss1 - rss0}); stats ${JSON.stringify(s)}\n`);
   assert.equal(s.open, 0);
   assert.ok(fds1 <= fds0, `fds ${fds0} -> ${fds1}`);
-  // 1800 sockets: a leak of 1 kB per socket shows as 1.8 MB
-  assert.ok(rss1 - rss0 < 1536 * SLOW, `VmRSS grew ${rss1 - rss0} kB over ${waves} waves of ${WAVE}`);
+  if (fs.readFileSync(`/proc/${d.pid}/maps`, 'utf8').includes('libasan')) {
+    // AddressSanitizer keeps freed memory in quarantine: RSS says nothing
+    // there, and LeakSanitizer reports leaks when the daemon exits instead
+    process.stderr.write('# churn: AddressSanitizer build, VmRSS not compared\n');
+  } else {
+    // 1800 sockets: a leak of 1 kB per socket shows as 1.8 MB
+    assert.ok(rss1 - rss0 < 1536, `VmRSS grew ${rss1 - rss0} kB over ${waves} waves of ${WAVE}`);
+  }
   assert.equal(open.size, 0);
 });

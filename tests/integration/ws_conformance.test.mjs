@@ -281,6 +281,30 @@ test('handshake refusals: plain GET 426, version 8 426, bad key 400, no Connecti
   assert.equal(r.status, 400, r.raw.slice(0, 300));
 });
 
+test('frames sent right behind the upgrade request, in the same write, are read', async () => {
+  const room = uniqueRoom();
+  const sock = net.connect({ host: '127.0.0.1', port: d.port });
+  sockets.add(sock);
+  let got = Buffer.alloc(0);
+  sock.on('data', (x) => { got = Buffer.concat([got, x]); });
+  sock.on('error', () => {});
+  // a fresh user: its token is not in the daemon's cache, so the check goes to Redis first
+  const u = await register(d.url, uniqueName('eager'));
+  sock.write(Buffer.concat([
+    Buffer.from(`GET /api/rooms/${room}/ws?token=${u.token} HTTP/1.1\r\nHost: 127.0.0.1:${d.port}\r\nUpgrade: websocket\r\n` +
+      `Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\n\r\n`),
+    frame(OP.PING, 'eager'),
+  ]));
+  try {
+    await waitFor(() => got.includes(Buffer.from([0x8a, 5, ...Buffer.from('eager')])), {
+      timeout: 3000 * SLOW, what: `the pong after the 101 (got ${JSON.stringify(got.toString('latin1').slice(-200))})`,
+    });
+    assert.match(got.toString('latin1'), /^HTTP\/1\.1 101 /);
+  } finally {
+    sock.destroy();
+  }
+});
+
 // ------------------------------------------------------------- 1 framing
 
 test('1.1 text frames of 0, 125, 126, 127, 128, 65535 and 65536 bytes, and 65536 in chops of 997', async () => {
