@@ -1,1 +1,12 @@
-# src/bench/local.mk - rules for src/bench (included by the top Makefile.am)
+# src/bench/local.mk - crosstalk-bench: the load and latency client
+bin_PROGRAMS += crosstalk-bench
+crosstalk_bench_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(CRYPTO_CFLAGS)
+crosstalk_bench_SOURCES = \
+	src/bench/main.c src/bench/bench.h \
+	src/bench/run.c src/bench/run.h \
+	src/bench/sub.c src/bench/sub.h \
+	src/bench/pub.c src/bench/pub.h \
+	src/bench/conn.c src/bench/conn.h \
+	src/bench/hist.c src/bench/hist.h \
+	src/bench/report.c src/bench/report.h
+crosstalk_bench_LDADD = $(COMMON_LIBS) $(LIBEVENT_LIBS) -lm

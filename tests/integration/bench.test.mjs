@@ -1,0 +1,91 @@
+// bench.test.mjs - a smoke test of crosstalk-bench against a real daemon:
+// about 3 s of publishing to 20 subscribers over SSE and over long poll,
+// nothing lost, nothing duplicated, and one sane JSON summary line. The
+// benchmark itself (scripts/bench/run) is far too slow for the suite.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { bin, cleanup, RELAXED, runSync, startDaemon, startRedis } from './harness.mjs';
+
+const N = 20;
+const RATE = 20;
+const SECONDS = 3;
+
+let redis;
+let daemon;
+
+before(async () => {
+  redis = await startRedis();
+  daemon = await startDaemon({ redisUrl: redis.url, config: { ...RELAXED, longpolls_per_token: 100 } });
+});
+
+after(cleanup);
+
+function runBench(transport) {
+  const args = [
+    '--url', daemon.url, '--transport', transport, '-n', N, '--rate', RATE, '--duration', SECONDS,
+    '--server-pid', daemon.pid, '--json', '--quiet', '--max-time', 60,
+  ];
+  const r = runSync(bin('crosstalk-bench'), args, { timeout: 90000 });
+  const ctx = `crosstalk-bench ${args.join(' ')}\nexit ${r.status ?? r.signal}${r.timedOut ? ' (timed out)' : ''}` +
+    `\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}\n--- daemon log (tail) ---\n${daemon.logs().slice(-2000)}`;
+  const lines = r.stdout.split('\n').filter(Boolean).map((l) => {
+    try {
+      return JSON.parse(l);
+    } catch (e) {
+      throw new Error(`a stdout line is not JSON (${e.message}): ${l}\n${ctx}`);
+    }
+  });
+  return { r, lines, ctx };
+}
+
+for (const transport of ['sse', 'longpoll']) {
+  test(`crosstalk-bench over ${transport}: ${N} subscribers, ${RATE} msgs/s for ${SECONDS} s, none lost or duplicated`, () => {
+    const { r, lines, ctx } = runBench(transport);
+    assert.equal(r.status, 0, `exit status 0 expected\n${ctx}`);
+    const steps = lines.filter((l) => l.type === 'step');
+    const sums = lines.filter((l) => l.type === 'summary');
+    assert.equal(steps.length, 1, `one step line expected\n${ctx}`);
+    assert.equal(sums.length, 1, `one summary line expected\n${ctx}`);
+    const s = sums[0];
+    const published = RATE * SECONDS;
+
+    assert.equal(s.target, 'crosstalk', ctx);
+    assert.equal(s.transport, transport, ctx);
+    assert.equal(s.n, N, ctx);
+    assert.equal(s.connected, N, ctx);
+    assert.equal(s.fatal, null, ctx);
+    assert.equal(s.ok, true, ctx);
+    assert.equal(s.published, published, ctx);
+    assert.equal(s.acked, published, ctx);
+    assert.equal(s.pub_errors, 0, ctx);
+    assert.equal(s.lost, 0, ctx);
+    assert.equal(s.dups, 0, ctx);
+    assert.equal(s.unknown, 0, ctx);
+    assert.equal(s.deliveries, published * N, ctx);
+    assert.equal(steps[0].deliveries, published * N, ctx);
+    assert.equal(steps[0].expected, published * N, ctx);
+
+    const lat = steps[0].lat_ms;
+    for (const k of ['p50', 'p99', 'p999', 'max']) {
+      assert.ok(Number.isFinite(lat[k]) && lat[k] > 0 && lat[k] < 10000, `lat_ms.${k} = ${lat[k]}\n${ctx}`);
+    }
+    assert.ok(lat.p50 <= lat.p99 && lat.p99 <= lat.p999 && lat.p999 <= lat.max, `percentiles out of order\n${ctx}`);
+    assert.ok(steps[0].deliveries_per_s > 0, ctx);
+    assert.ok(s.rss_kb.before > 0 && s.rss_kb.idle > 0, `RSS read from /proc/${daemon.pid}/status\n${ctx}`);
+    assert.ok(s.connect_ms.max >= s.connect_ms.p50 && s.connect_ms.p50 > 0, ctx);
+    if (transport === 'sse') assert.equal(s.requests_per_delivery, 0, ctx);
+    else assert.ok(s.requests_per_delivery > 0 && s.requests_per_delivery <= 1.5, ctx);
+    assert.ok(s.bytes_per_delivery > 100, ctx);
+  });
+}
+
+test('crosstalk-bench refuses a server that is not on loopback, and explains --help', () => {
+  const bad = runSync(bin('crosstalk-bench'), ['--url', 'http://10.0.0.1:80']);
+  assert.equal(bad.status, 2, bad.stderr);
+  assert.match(bad.stderr, /loopback/);
+  const help = runSync(bin('crosstalk-bench'), ['--help']);
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /--transport sse\|ws\|longpoll\|shortpoll/);
+});
