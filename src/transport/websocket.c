@@ -30,14 +30,14 @@
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_KEY_LEN 24     /* base64 of the 16 random bytes */
+#define WS_ACCEPT_LEN 28  /* base64 of a SHA-1 */
+
 /* History is read in chunks of this many messages, each once the socket has
  * written most of the last: a client far behind catches up at its own pace
  * without passing client_buffer_limit on history alone. */
 #define WS_RESUME_CHUNK 100
-#define WS_ACCEPT_LEN 28  /* base64 of a SHA-1 */
 
 /* Close codes of RFC 6455 section 7.4.1 that we send. */
-#define WS_NORMAL 1000
 #define WS_GOING_AWAY 1001
 #define WS_PROTOCOL_ERROR 1002
 #define WS_UNSUPPORTED_DATA 1003
