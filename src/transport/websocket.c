@@ -184,7 +184,8 @@ static void send_error(struct ws *c, const struct api_error *err)
  * interleave), else queued through wslay as a copy. */
 static void send_blob(struct ws *c, struct bus_blob *b)
 {
-    size_t hlen = (b->data[1] & 0x7f) < 126 ? 2 : (b->data[1] & 0x7f) == 126 ? 4 : 10;
+    unsigned len7 = (unsigned char)b->data[1] & 0x7f;
+    size_t hlen = len7 < 126 ? 2 : len7 == 126 ? 4 : 10;
 
     flush(c);
     if (wslay_event_get_queued_msg_count(c->ctx) == 0) {
@@ -475,7 +476,7 @@ static void on_frame_start(wslay_event_context_ptr ctx,
         return;
     /* Fail before reading what we would refuse anyway. */
     if (f->opcode == WSLAY_BINARY_FRAME) {
-        static const char why[] = "binary frames are not accepted; send JSON text";
+        static const char why[] = "binary frames are not taken; send JSON";
         wslay_event_shutdown_read(ctx);
         wslay_event_queue_close(ctx, WS_UNSUPPORTED_DATA, (const uint8_t *)why,
                                 sizeof(why) - 1);
