@@ -65,9 +65,12 @@ static void common_fields(FILE *f)
     fprintf(f, "\"target\":\"%s\",\"label\":",
             R.o.target == TARGET_CROSSTALK ? "crosstalk" : "nchan");
     json_str(f, label());
-    fprintf(f, ",\"transport\":\"%s\",\"n\":%d,\"size\":%d,\"users\":%d",
+    fprintf(f, ",\"transport\":\"%s\",\"n\":%d,\"size\":%d,\"users\":%d,"
+               "\"mode\":\"%s\",\"slo_ms\":%g,\"interval_ms\":%d",
             transport_names[R.o.transport], R.o.subscribers, R.o.size,
-            R.o.target == TARGET_CROSSTALK ? R.o.users : 0);
+            R.o.target == TARGET_CROSSTALK ? R.o.users : 0,
+            R.o.closed_loop ? "closed" : R.o.ramp ? "ramp" : "fixed",
+            R.o.slo_ms, R.o.transport == BT_SHORT_POLL ? R.o.interval_ms : 0);
 }
 
 void report_step(const struct step *st, int k)

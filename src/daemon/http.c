@@ -211,6 +211,25 @@ void http_watch_free(struct http_watch *w)
     free(w);
 }
 
+const char *http_client_address(struct evhttp_request *req)
+{
+    char *addr = NULL;
+    ev_uint16_t port;
+    const char *real;
+
+    evhttp_connection_get_peer(evhttp_request_get_connection(req), &addr,
+                               &port);
+    if (addr == NULL)
+        return "?";
+    if (strcmp(addr, "127.0.0.1") == 0 || strcmp(addr, "::1") == 0) {
+        real = evhttp_find_header(evhttp_request_get_input_headers(req),
+                                  "X-Real-IP");
+        if (real != NULL && real[0] != '\0')
+            return real;
+    }
+    return addr;
+}
+
 bool http_rate_ok(struct evhttp_request *req, enum transport kind,
                   struct ratelimit *rl, const char *key)
 {

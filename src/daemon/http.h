@@ -61,6 +61,10 @@ struct http_watch *http_watch_new(struct evhttp_request *req,
 /* Stops watching before you answer the request yourself. Accepts NULL. */
 void http_watch_free(struct http_watch *w);
 
+/* The client's address: the peer's, or, when the peer is a proxy on
+ * loopback (nginx), the X-Real-IP it set. Points into the request. */
+const char *http_client_address(struct evhttp_request *req);
+
 struct ratelimit;
 /* Takes a token from `rl` for `key`; when there is none, answers 429 with
  * Retry-After and returns false. */

@@ -111,16 +111,19 @@ int main(int argc, char **argv)
     argc = config_load(&cfg, argc, argv, err, sizeof(err));
     if (argc < 0) {
         fprintf(stderr, "crosstalkd: %s\n", err);
+        config_free(&cfg);
         return 2;
     }
     if (argc > 1) {
         fprintf(stderr, "crosstalkd: unknown argument %s (see --help)\n",
                 argv[1]);
+        config_free(&cfg);
         return 2;
     }
     if (log_open(cfg.log_level, cfg.log_file) != 0) {
         fprintf(stderr, "crosstalkd: cannot open log (level %s, file %s)\n",
                 cfg.log_level, cfg.log_file);
+        config_free(&cfg);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);

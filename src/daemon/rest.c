@@ -58,16 +58,10 @@ void rest_register(struct evhttp_request *req)
     const char *body = http_body(req, &len);
 
     g->req = req;
-    {
-        char *addr = NULL;
-        ev_uint16_t port;
-        evhttp_connection_get_peer(evhttp_request_get_connection(req), &addr,
-                                   &port);
-        if (!http_rate_ok(req, TRANSPORT_REST, app.register_limit,
-                          addr ? addr : "?")) {
-            free(g);
-            return;
-        }
+    if (!http_rate_ok(req, TRANSPORT_REST, app.register_limit,
+                      http_client_address(req))) {
+        free(g);
+        return;
     }
     if (api_parse_register(body, len, g->name, &err) != 0) {
         http_reply_api_error(req, TRANSPORT_REST, &err);

@@ -730,6 +730,11 @@ int store_rooms(struct store *st, store_rooms_cb cb, void *arg)
     return 0;
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static void on_online(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct call *c = priv;
@@ -741,6 +746,8 @@ static void on_online(redisAsyncContext *ac, void *reply, void *priv)
         const char **names = xcalloc(r->elements + 1, sizeof(*names));
         for (size_t i = 0; i < r->elements; i++)
             names[i] = r->element[i]->str;
+        /* by name, as crosstalk-fcgi and presence events list them */
+        qsort(names, r->elements, sizeof(*names), name_cmp);
         c->cb.online(0, names, r->elements, c->arg);
         free(names);
     }

@@ -19,6 +19,9 @@
 #include "transport.h"
 #include "xmalloc.h"
 
+/* Seconds a stream may go without its peer taking any bytes. */
+#define SSE_WRITE_TIMEOUT 60
+
 struct sse {
     struct subscriber sub;
     struct request *r;
@@ -231,6 +234,15 @@ void sse_handle(struct request *r)
     evhttp_add_header(h, "Cache-Control", "no-cache");
     evhttp_add_header(h, "X-Accel-Buffering", "no");
     evhttp_send_reply_start(r->req, 200, "OK");
+    {
+        /* evhttp reads the stream's socket only to notice a close, under
+         * the head timeout: a quiet stream must outlive that. A peer that
+         * stops taking bytes still times out on writing. */
+        struct timeval wtv = {SSE_WRITE_TIMEOUT, 0};
+        bufferevent_set_timeouts(evhttp_connection_get_bufferevent(
+                                     evhttp_request_get_connection(r->req)),
+                                 NULL, &wtv);
+    }
     snprintf(retry, sizeof(retry), "retry: %d\n\n", app.cfg->sse_retry_ms);
     send_bytes(s, retry, strlen(retry), NULL);
 

@@ -490,9 +490,12 @@ export async function startRedis({ dir, port: wantPort, unixSocket = false } = {
     },
   };
   async function start() {
+    // appendfsync always: tests kill Redis and then count what it had
+    // acknowledged; with everysec a busy disk can delay the AOF write past
+    // the reply (docs/reliability.md says what each setting loses).
     p = spawnTracked(`redis-server:${port}`, exe, [
       '--port', port, '--bind', '127.0.0.1', '--dir', d,
-      '--appendonly', 'yes', '--save', '', '--daemonize', 'no', '--logfile', '',
+      '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--daemonize', 'no', '--logfile', '',
       ...(unixSocket ? ['--unixsocket', sockPath, '--unixsocketperm', '700'] : []),
     ]);
     await waitFor(async () => (await redisCommand(port, 'PING')) === 'PONG', {
@@ -644,8 +647,9 @@ export async function startNginx({ daemons = [], fcgiSocket = '', wwwRoot, port 
   const errorLog = path.join(d, 'error.log');
   const args = ['-p', d + '/', '-c', confFile, '-e', errorLog, ...(globals.length ? ['-g', globals.join(' ')] : [])];
   const p = spawnTracked(`nginx:${p0}`, exe, args);
+  const ownLogs = p.logs;
   const logs = () => {
-    let s = p.logs();
+    let s = ownLogs();
     try {
       s += fs.readFileSync(errorLog, 'utf8');
     } catch {

@@ -244,6 +244,22 @@ test('presence across transports: SSE and long-poll users are online, presence e
   await waitFor(async () => !(await online()).includes(alice.name), { timeout: 4000, what: `${alice.name} offline after her stream closed` });
 });
 
+test('a quiet stream outlives header_timeout: it is not cut while nothing is sent', async () => {
+  const quiet = await startDaemon({ redisUrl: redis.url, config: { ...RELAXED, header_timeout: 1, sse_heartbeat: 30 } });
+  const room = uniqueRoom();
+  const s = await sseOpen(`${quiet.url}/api/rooms/${room}/events`, { headers: bearer(alice.token) });
+  try {
+    await sleep(2500);
+    assert.equal(s.ended, false, `the stream ended after ${2500} ms of quiet with header_timeout 1 s`);
+    const m = await sendOk(quiet.url, room, bob, 'after the quiet');
+    const [ev] = await s.waitEvents(1, { filter: (e) => e.event === 'message', timeout: 2000, what: 'the message after 2.5 s of quiet' });
+    assert.equal(ev.id, m.id);
+  } finally {
+    s.close();
+    await quiet.stop();
+  }
+});
+
 test('stats: sse open count follows the streams, delivered and bytes_out grow', async () => {
   const stats = async () => {
     const r = await http('GET', `${d.url}/api/stats`);
