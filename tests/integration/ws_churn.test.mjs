@@ -118,8 +118,11 @@ async function wave(n) {
 
 test(`churn: waves of ${WAVE} sockets opened, used and closed four ways leak no fd and no memory`, async () => {
   const fds0 = fdCount(d.pid);
-  await wave(0); // warm-up: the allocator and the Redis pipeline reach their working size
-  await settled(fds0, 'the warm-up wave');
+  // warm-up: the allocator and the Redis pipeline reach their working size
+  for (const n of [-2, -1]) {
+    await wave(n);
+    await settled(fds0, `warm-up wave ${n}`);
+  }
   const rss0 = rssKb(d.pid);
   const waves = 6;
   const t0 = Date.now();
@@ -139,8 +142,9 @@ test(`churn: waves of ${WAVE} sockets opened, used and closed four ways leak no 
     // there, and LeakSanitizer reports leaks when the daemon exits instead
     process.stderr.write('# churn: AddressSanitizer build, VmRSS not compared\n');
   } else {
-    // 1800 sockets: a leak of 1 kB per socket shows as 1.8 MB
-    assert.ok(rss1 - rss0 < 1536, `VmRSS grew ${rss1 - rss0} kB over ${waves} waves of ${WAVE}`);
+    // 1800 sockets: a leak of 1.2 kB per socket shows as 2 MB; without
+    // one the difference stays within about 1 MB either way
+    assert.ok(rss1 - rss0 < 2048, `VmRSS grew ${rss1 - rss0} kB over ${waves} waves of ${WAVE}`);
   }
   assert.equal(open.size, 0);
 });
