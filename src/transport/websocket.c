@@ -77,6 +77,8 @@ struct ws {
     unsigned busy;                    /* depth of calls into wslay */
     enum ws_resume_next resume_next;  /* waiting for the output to drain */
     unsigned resumed;                 /* history messages of this chunk */
+    uint64_t frame_left;              /* of the client's frame being read,
+                                       * bytes not yet given to wslay */
     TAILQ_HEAD(, ws_append) appends;
 };
 
@@ -202,18 +204,73 @@ static void send_blob(struct ws *c, struct bus_blob *b)
 
 /* --- wslay's I/O, on the bufferevent's buffers --- */
 
+/* The length of the frame header in h[0..avail) (with the extended length
+ * and the mask key), or 0 when it is not all there; *plen gets the payload
+ * length. */
+static size_t frame_head(const uint8_t *h, size_t avail, uint64_t *plen)
+{
+    unsigned len7;
+    size_t hl;
+
+    if (avail < 2)
+        return 0;
+    len7 = h[1] & 0x7f;
+    hl = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + (h[1] & 0x80 ? 4 : 0);
+    if (avail < hl)
+        return 0;
+    if (len7 < 126) {
+        *plen = len7;
+    } else if (len7 == 126) {
+        *plen = (uint64_t)h[2] << 8 | h[3];
+    } else {
+        *plen = 0;
+        for (int i = 0; i < 8; i++)
+            *plen = *plen << 8 | h[2 + i];
+    }
+    return hl;
+}
+
+/* Gives wslay the client's bytes, following frame boundaries: a control
+ * frame (125 bytes of payload at most) is given whole or not at all. wslay
+ * 1.1.1 checks a close reason's UTF-8 in each piece of payload it reads,
+ * skipping the first two bytes of every piece as if each began with the
+ * status code, so a close frame read in two pieces could be refused though
+ * valid, or echoed though not. */
 static ssize_t wslay_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf,
                              size_t len, int flags, void *arg)
 {
     struct ws *c = arg;
-    int n = c->bev ? evbuffer_remove(bufferevent_get_input(c->bev), buf, len)
-                   : 0;
+    struct evbuffer *in = c->bev ? bufferevent_get_input(c->bev) : NULL;
+    size_t n = 0;
 
-    if (n <= 0) {
+    while (in != NULL && n < len) {
+        size_t avail = evbuffer_get_length(in), take;
+        if (avail == 0)
+            break;
+        if (c->frame_left == 0) {
+            uint8_t h[14];
+            uint64_t plen = 0;
+            size_t got = (size_t)evbuffer_copyout(in, h, sizeof(h));
+            size_t hl = frame_head(h, got, &plen);
+            if (hl == 0)
+                break; /* the rest of the header first */
+            if ((h[0] & 0x08) && plen <= 125 &&
+                (avail < hl + plen || (len - n < hl + plen && n > 0)))
+                break; /* a control frame: all of it, next time */
+            c->frame_left = plen > UINT64_MAX - hl ? UINT64_MAX : hl + plen;
+        }
+        take = len - n < avail ? len - n : avail;
+        if (take > c->frame_left)
+            take = (size_t)c->frame_left;
+        evbuffer_remove(in, buf + n, take);
+        n += take;
+        c->frame_left -= take;
+    }
+    if (n == 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
-    return n;
+    return (ssize_t)n;
 }
 
 static ssize_t wslay_send_cb(wslay_event_context_ptr ctx, const uint8_t *data,

@@ -706,6 +706,30 @@ test('7.5.1 a close reason that is not UTF-8: 1007', async () => {
   });
 });
 
+test('7.x a close frame split across reads: a valid UTF-8 reason is echoed, an invalid one still gets 1007', async () => {
+  // wslay 1.1.1 checks the reason of a close read in pieces wrongly; the
+  // server hands control frames to it whole
+  const cases = [
+    [Buffer.from('κόσμε: a valid reason'), 1000, 5],
+    [Buffer.concat([Buffer.from('ab'), Buffer.from([0xff, 0xfe]), Buffer.from('cd')]), 1007, 4],
+    [Buffer.concat([Buffer.from('κ'), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('x')]), 1007, 3],
+  ];
+  for (const [reason, want, at] of cases) {
+    await withWs(async (c) => {
+      const payload = Buffer.concat([Buffer.from([0x03, 0xe8]), reason]);
+      const f = frame(OP.CLOSE, payload);
+      // header (2) + mask (4) + the first `at` payload bytes, then the rest
+      await c.send(f.subarray(0, 6 + at));
+      await sleep(50);
+      await c.send(f.subarray(6 + at));
+      await c.expectClose(want, {
+        bytes: want === 1000 ? Buffer.concat([Buffer.from([0x88, payload.length]), payload]) : closeBytes(want),
+        what: `close ${want} for the reason ${reason.toString('hex')} split after ${at} bytes`,
+      });
+    });
+  }
+});
+
 test('7.7 valid close codes are echoed: 1000-1003, 1007-1011, 3000, 3999, 4000, 4999', async () => {
   for (const code of [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999]) {
     await withWs(async (c) => {
