@@ -110,6 +110,9 @@ struct run {
     double connect_seconds;
     int connected;
     uint64_t lost;             /* measured messages a subscriber never got */
+    uint64_t undelivered;      /* deliveries owed when the final drain
+                                  ended: when not 0, `lost` may still have
+                                  been on its way */
     double closed_rps, closed_cpu_client, closed_cpu_server;
     double load0, load1;       /* 1-minute load average at start and end */
     const char *fatal;         /* why the run stopped early */

@@ -82,18 +82,21 @@ void report_step(const struct step *st, int k)
     if (!R.o.quiet) {
         if (k == 0)
             fprintf(h,
-                    "%-4s %9s %12s %8s %8s %8s %8s %9s %5s %5s %9s  %s\n",
+                    "%-4s %9s %12s %8s %8s %8s %8s %9s %5s %5s %9s %8s  %s\n",
                     "step", "msgs/s", "deliveries/s", "p50 ms", "p99 ms",
                     "p99.9 ms", "max ms", "all-of-N", "dup", "req/d",
-                    "cpu c/s", "result");
+                    "cpu c/s", "srv us/d", "result");
         fprintf(h,
                 "%-4d %9.1f %12.0f %8.2f %8.2f %8.2f %8.2f %9.2f %5llu "
-                "%5.2f %4.0f/%-4.0f  %s%s%s\n",
+                "%5.2f %4.0f/%-4.0f %8.2f  %s%s%s\n",
                 k, st->rate, step_dps(st), ms(st->p50), ms(st->p99),
                 ms(st->p999), ms(st->max), ms(st->f99),
                 (unsigned long long)st->dups,
                 d ? (double)reqs / (double)d : 0, st->cpu_client * 100,
-                st->cpu_server * 100, st->pass ? "pass" : "FAIL",
+                st->cpu_server * 100,
+                d && st->cpu_server >= 0
+                    ? st->cpu_server * st->elapsed * 1e6 / (double)d : -1.0,
+                st->pass ? "pass" : "FAIL",
                 st->pass ? "" : ": ", st->pass ? "" : st->why);
         fflush(h);
     }
@@ -108,7 +111,8 @@ void report_step(const struct step *st, int k)
            "\"mean\":%.3f},\"fanout_ms\":{\"p50\":%.3f,\"p99\":%.3f,"
            "\"max\":%.3f},\"complete\":%llu,\"dups\":%llu,"
            "\"requests_per_delivery\":%.4f,\"bytes_per_delivery\":%.1f,"
-           "\"cpu_client\":%.3f,\"cpu_server\":%.3f,\"pass\":%s,\"why\":",
+           "\"cpu_client\":%.3f,\"cpu_server\":%.3f,"
+           "\"server_us_per_delivery\":%.3f,\"pass\":%s,\"why\":",
            k, st->rate, (double)(st->t1 - st->t0) / 1e9,
            (unsigned long long)(st->seq1 - st->seq0),
            (unsigned long long)st->acked, (unsigned long long)st->pub_errors,
@@ -119,7 +123,10 @@ void report_step(const struct step *st, int k)
            (unsigned long long)st->complete, (unsigned long long)st->dups,
            d ? (double)reqs / (double)d : 0,
            d ? (double)bytes / (double)d : 0, st->cpu_client,
-           st->cpu_server, st->pass ? "true" : "false");
+           st->cpu_server,
+           d && st->cpu_server >= 0
+               ? st->cpu_server * st->elapsed * 1e6 / (double)d : -1.0,
+           st->pass ? "true" : "false");
     json_str(stdout, st->pass ? NULL : st->why);
     printf("}\n");
     fflush(stdout);
@@ -198,6 +205,11 @@ void report_summary(void)
                     (unsigned long long)R.lost, (unsigned long long)R.dups,
                     (unsigned long long)R.reordered,
                     (unsigned long long)R.reconnects);
+        if (R.undelivered > 0)
+            fprintf(h, "  NOTE         the final drain ended with %llu deliveries "
+                       "owed: the 'lost' ones may still have been on their "
+                       "way (raise --drain)\n",
+                    (unsigned long long)R.undelivered);
         if (d > 0)
             fprintf(h, "  per delivery %.3f HTTP requests, %.0f bytes\n",
                     (double)reqs / (double)d, (double)bytes / (double)d);
@@ -230,13 +242,16 @@ void report_summary(void)
     if (R.o.closed_loop)
         printf("\"closed_loop\":{\"requests_per_s\":%.1f,\"rtt_ms\":{"
                "\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},\"cpu_client\":%.3f,"
-               "\"cpu_server\":%.3f},",
+               "\"cpu_server\":%.3f,\"server_us_per_request\":%.3f},",
                R.closed_rps, ms(hist_percentile(R.rtt, 50)),
                ms(hist_percentile(R.rtt, 99)), ms(hist_max(R.rtt)),
-               R.closed_cpu_client, R.closed_cpu_server);
+               R.closed_cpu_client, R.closed_cpu_server,
+               R.closed_rps > 0 && R.closed_cpu_server >= 0
+                   ? R.closed_cpu_server * 1e6 / R.closed_rps : -1.0);
     printf("\"steps\":%d,\"published\":%llu,\"acked\":%llu,\"pub_errors\":%llu,"
            "\"deliveries\":%llu,\"lost\":%llu,\"dups\":%llu,\"reordered\":%llu,"
-           "\"unknown\":%llu,\"reconnects\":%llu,\"sub_errors\":%llu,"
+           "\"unknown\":%llu,\"undelivered_at_end\":%llu,"
+           "\"reconnects\":%llu,\"sub_errors\":%llu,"
            "\"requests_per_delivery\":%.4f,\"bytes_per_delivery\":%.1f,"
            "\"pub_rtt_ms\":{\"p50\":%.3f,\"p99\":%.3f},"
            "\"loadavg\":[%.2f,%.2f],\"ok\":%s,\"fatal\":",
@@ -244,7 +259,8 @@ void report_summary(void)
            (unsigned long long)R.pub_acked, (unsigned long long)R.pub_errors,
            (unsigned long long)R.deliveries, (unsigned long long)R.lost,
            (unsigned long long)R.dups, (unsigned long long)R.reordered,
-           (unsigned long long)R.unknown, (unsigned long long)R.reconnects,
+           (unsigned long long)R.unknown, (unsigned long long)R.undelivered,
+           (unsigned long long)R.reconnects,
            (unsigned long long)R.sub_errors,
            d ? (double)reqs / (double)d : 0, d ? (double)bytes / (double)d : 0,
            ms(hist_percentile(R.pub_rtt, 50)),

@@ -666,17 +666,25 @@ static void finish(void)
 }
 
 static struct event *drain_ev;
-static uint64_t drain_t0;
+static uint64_t drain_t0, drain_progress_t, drain_seen;
+
+#define DRAIN_STALL_NS 5000000000ull /* no delivery for this long: give up */
 
 static void on_final_drain(evutil_socket_t fd, short what, void *arg)
 {
-    double waited = (double)(now_ns() - drain_t0) / 1e9;
+    uint64_t now = now_ns();
+    double waited = (double)(now - drain_t0) / 1e9;
 
+    if (R.deliveries != drain_seen) {
+        drain_seen = R.deliveries;
+        drain_progress_t = now;
+    }
     if (R.fatal == NULL && (owed() > 0 || pub_inflight() > 0) &&
-        waited < R.o.drain) {
+        waited < R.o.drain && now - drain_progress_t < DRAIN_STALL_NS) {
         set_timer(drain_ev, CHECK_US);
         return;
     }
+    R.undelivered = owed();
     sub_stop_all();
     R.rss_end = run_rss_kb(R.o.npids ? R.o.pids[0] : 0);
     event_base_loopbreak(R.base);
@@ -688,7 +696,8 @@ static void final_drain(void)
         event_base_loopbreak(R.base);
         return;
     }
-    drain_t0 = now_ns();
+    drain_t0 = drain_progress_t = now_ns();
+    drain_seen = R.deliveries;
     drain_ev = evtimer_new(R.base, on_final_drain, NULL);
     set_timer(drain_ev, CHECK_US);
 }

@@ -1,0 +1,358 @@
+#!/usr/bin/env node
+// report.mjs - turns scripts/bench/run's JSON lines into docs/benchmarks.md
+// (machine, method, where each target of issue 7 stands, the crosstalk/nchan
+// table) and docs/bench.png (gnuplot).
+//
+// usage: node scripts/bench/report.mjs --results FILE --md FILE --png FILE [--work DIR]
+
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const args = process.argv.slice(2);
+const opt = (name, def) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : def;
+};
+const resultsFile = opt('results');
+const mdFile = opt('md');
+const pngFile = opt('png');
+const work = opt('work', path.dirname(resultsFile ?? '.'));
+const notesFile = opt('notes');
+if (!resultsFile || !mdFile) {
+  console.error('usage: report.mjs --results FILE --md FILE [--png FILE] [--work DIR]');
+  process.exit(2);
+}
+
+// ------------------------------------------------------------ reading
+
+const lines = fs.readFileSync(resultsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const machine = lines.find((l) => l.type === 'machine') ?? {};
+const end = lines.find((l) => l.type === 'end') ?? {};
+const runs = []; // summaries with their steps
+let pending = [];
+for (const l of lines) {
+  if (l.type === 'step') pending.push(l);
+  else if (l.type === 'summary') {
+    runs.push({ ...l, stepLines: pending.filter((s) => s.label === l.label && s.transport === l.transport) });
+    pending = [];
+  }
+}
+const skipped = lines.filter((l) => l.type === 'skipped');
+const wrks = lines.filter((l) => l.type === 'wrk');
+
+const TRANSPORTS = ['sse', 'ws', 'longpoll', 'shortpoll'];
+const TNAME = { sse: 'SSE', ws: 'WebSocket', longpoll: 'long poll', shortpoll: 'short poll (1 s)' };
+const ramps = runs.filter((r) => r.mode === 'ramp');
+/** The run of a cell; of repeated runs, the one with the best passing step (the least disturbed). */
+const find = (label, t, n, size, mode = 'ramp') => {
+  const all = runs.filter((r) => r.label === label && r.transport === t && r.n === n && r.size === size && r.mode === mode);
+  const score = (r) => r.best?.deliveries_per_s ?? (r.closed_loop?.requests_per_s ?? -1);
+  return all.sort((a, b) => score(b) - score(a))[0];
+};
+const repeats = Math.max(1, ...runs.map((r) => runs.filter((x) => x.label === r.label && x.transport === r.transport &&
+  x.n === r.n && x.size === r.size && x.mode === r.mode).length));
+const ns = [...new Set(ramps.map((r) => r.n))].sort((a, b) => a - b);
+const sizes = [...new Set(ramps.map((r) => r.size))].sort((a, b) => a - b);
+
+// ------------------------------------------------------------ numbers
+
+const fmtInt = (x) => (x === null || x === undefined || Number.isNaN(x) ? '–' : Math.round(x).toLocaleString('en-US'));
+const fmtMs = (x) => (x === null || x === undefined ? '–' : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+const fmtRatio = (x) => (x === null || !Number.isFinite(x) ? '–' : `${x.toFixed(2)}×`);
+const kib = (n) => (n >= 1024 ? `${n / 1024} KiB` : `${n} B`);
+
+/** Best deliveries/s of a step that passed (every delivery in time, p99 under the SLO). */
+const bestPass = (r) => r?.best?.deliveries_per_s ?? null;
+/** Best deliveries/s of a step that delivered everything in time, whatever its p99. */
+const bestKeptUp = (r) => {
+  if (!r) return null;
+  const ok = r.stepLines.filter((s) => s.pub_errors === 0 && s.deliveries >= s.expected && s.expected > 0);
+  return ok.length ? Math.max(...ok.map((s) => s.deliveries_per_s)) : null;
+};
+/** p99 of both at the highest rate each passed (ramp steps have the same rates). */
+const commonP99 = (a, b) => {
+  if (!a || !b) return null;
+  let best = null;
+  for (const s of a.stepLines) {
+    if (!s.pass) continue;
+    const t = b.stepLines.find((x) => x.pass && Math.abs(x.rate - s.rate) < 1e-6);
+    if (t && (!best || s.rate > best.rate)) best = { rate: s.rate, dps: s.rate * a.n, a: s.lat_ms.p99, b: t.lat_ms.p99 };
+  }
+  return best;
+};
+const lossNote = (r) => (!r ? '' : r.lost || r.dups || r.unknown ? ` **lost ${r.lost}, dup ${r.dups}**` : '');
+const fatalNote = (r) => (r?.fatal ? ` (stopped: ${r.fatal})` : '');
+
+// ------------------------------------------------------------ targets
+
+const targets = [];
+{
+  // 1. SSE and WebSocket fan-out: 2x nchan, p99 no worse
+  const cells = [];
+  for (const t of ['sse', 'ws']) {
+    for (const n of ns) {
+      for (const size of sizes) {
+        const c = find('crosstalk', t, n, size);
+        const x = find('nchan', t, n, size);
+        if (!c || !x) continue;
+        const ratio = bestPass(x) ? (bestPass(c) ?? 0) / bestPass(x) : null;
+        const p = commonP99(c, x);
+        cells.push({ t, n, size, ratio, p, met: ratio !== null && ratio >= 2 && p !== null && p.a <= p.b });
+      }
+    }
+  }
+  const wsSkipped = skipped.some((s) => s.transport === 'ws' && s.label === 'crosstalk');
+  const met = cells.filter((c) => c.met).length;
+  const detail = cells.map((c) => `${TNAME[c.t]} N=${fmtInt(c.n)} ${kib(c.size)}: ${fmtRatio(c.ratio)}` +
+    (c.p ? `, p99 ${fmtMs(c.p.a)} vs ${fmtMs(c.p.b)} ms at ${fmtInt(c.p.dps)}/s` : ', no common passing rate')).join('; ');
+  targets.push({
+    name: 'WebSocket and SSE fan-out ≥ 2× nchan deliveries/s at equal N and size, p99 no worse',
+    status: cells.length === 0 ? 'not measured' : met === cells.length && !wsSkipped ? 'met' : `not met (${met} of ${cells.length} cells${wsSkipped ? '; WebSocket not served yet' : ''})`,
+    detail: detail || '–',
+  });
+}
+{
+  // 2. Long poll: 10,000 waiting clients answered within 100 ms (p99)
+  const r = find('crosstalk', 'longpoll', 10000, 100, 'fixed');
+  const x = find('nchan', 'longpoll', 10000, 100, 'fixed');
+  const st = r?.stepLines?.[0];
+  const sx = x?.stepLines?.[0];
+  targets.push({
+    name: 'Long poll: 10,000 waiting clients all answered within 100 ms (p99) of a publish',
+    status: !st ? 'not measured (the full run does it; --quick does not)' : st.lat_ms.p99 <= 100 && r.lost === 0 ? 'met' : 'not met',
+    detail: !st ? '–' : `crosstalk: p99 of an answer ${fmtMs(st.lat_ms.p99)} ms (p50 ${fmtMs(st.lat_ms.p50)}, max ${fmtMs(st.lat_ms.max)}); ` +
+      `the last of the 10,000 answered after ${fmtMs(st.fanout_ms.p50)} ms (median over ${st.published} publishes, p99 ${fmtMs(st.fanout_ms.p99)}); ` +
+      `lost ${r.lost}, duplicated ${r.dups}` +
+      (sx ? `. nchan: p99 ${fmtMs(sx.lat_ms.p99)} ms, last answered after ${fmtMs(sx.fanout_ms.p50)} ms (p99 ${fmtMs(sx.fanout_ms.p99)})` : ''),
+  });
+}
+{
+  // 3. Idle connections: <= 4 KiB of daemon RSS each at 10,000
+  const rows = [];
+  for (const t of ['sse', 'ws']) {
+    for (const size of sizes) {
+      const r = find('crosstalk', t, 10000, size);
+      const x = find('nchan', t, 10000, size);
+      if (r && r.rss_per_conn_bytes >= 0) rows.push({ t, size, b: r.rss_per_conn_bytes, nb: x?.rss_per_conn_bytes });
+    }
+  }
+  const fallback = !rows.length ? ramps.filter((r) => r.label === 'crosstalk' && (r.transport === 'sse' || r.transport === 'ws'))
+    .sort((a, b) => b.n - a.n)[0] : null;
+  targets.push({
+    name: 'Idle connections: ≤ 4 KiB of daemon RSS per idle WebSocket or SSE connection at 10,000',
+    status: !rows.length ? 'not measured at 10,000' : rows.every((x) => x.b <= 4096) ? 'met' : 'not met',
+    detail: rows.length ? rows.map((x) => `${TNAME[x.t]} (${kib(x.size)} run): ${fmtInt(x.b)} bytes/connection` +
+      (x.nb !== undefined ? ` (nchan ${fmtInt(x.nb)})` : '')).join('; ')
+      : fallback ? `at ${fmtInt(fallback.n)}: ${TNAME[fallback.transport]} ${fmtInt(fallback.rss_per_conn_bytes)} bytes/connection` : '–',
+  });
+}
+{
+  // 4. Short poll: >= 50,000 requests/s of since= polls with nothing new
+  const r = runs.find((x) => x.label === 'crosstalk' && x.mode === 'closed');
+  const x = runs.find((y) => y.label === 'nchan' && y.mode === 'closed');
+  const w = wrks.find((y) => y.label === 'crosstalk');
+  const wn = wrks.find((y) => y.label === 'nchan');
+  const best = Math.max(r?.closed_loop?.requests_per_s ?? 0, w?.requests_per_s ?? 0);
+  targets.push({
+    name: 'Short poll: ≥ 50,000 requests/s of `since=` polls with nothing new, on one core',
+    status: !r && !w ? 'not measured' : best >= 50000 ? 'met' : 'not met',
+    detail: [
+      r ? `crosstalk-bench closed loop, 100 connections: ${fmtInt(r.closed_loop.requests_per_s)} requests/s (p99 ${fmtMs(r.closed_loop.rtt_ms.p99)} ms, server CPU ${Math.round(r.closed_loop.cpu_server * 100)} % of a core incl. Redis)` : null,
+      w ? `wrk -c100: ${fmtInt(w.requests_per_s)} requests/s${w.non2xx ? ` (${w.non2xx} non-2xx)` : ''}` : null,
+      x ? `nchan (interval poll, 304): ${fmtInt(x.closed_loop.requests_per_s)} requests/s` : null,
+      wn ? `nchan with wrk: ${fmtInt(wn.requests_per_s)} requests/s` : null,
+    ].filter(Boolean).join('; ') || '–',
+  });
+}
+
+// ------------------------------------------------------------ markdown
+
+const md = [];
+md.push('# Benchmarks: crosstalk against nginx + nchan');
+md.push('');
+md.push('Written by `scripts/bench/run` (do not edit by hand: run it again). One client,');
+md.push('`crosstalk-bench`, measures crosstalkd and nginx+nchan on the same machine in the');
+md.push('same run, cell after cell, so both see the same conditions.');
+md.push('');
+md.push('## Machine');
+md.push('');
+md.push('| | |');
+md.push('|---|---|');
+md.push(`| date | ${machine.date ?? '?'} (commit ${machine.commit ?? '?'}) |`);
+md.push(`| cores (\`nproc\`) | ${machine.nproc ?? '?'} |`);
+md.push(`| CPU | ${machine.cpu ?? '?'} |`);
+md.push(`| memory | ${machine.mem ?? '?'} |`);
+md.push(`| kernel | ${machine.kernel ?? '?'} |`);
+md.push(`| placement | ${machine.placement ?? '?'} |`);
+md.push(`| crosstalkd | ${machine.crosstalkd ?? '?'}, libevent ${machine.libevent ?? '?'}, ${machine.cc ?? '?'}, -O2 |`);
+md.push(`| nginx + nchan | ${machine.nginx ?? '?'}, libnginx-mod-nchan ${machine.nchan ?? '?'} (one worker process) |`);
+md.push(`| Redis | ${machine.redis ?? '?'} (appendonly yes, fsync every second) |`);
+md.push(`| wrk | ${machine.wrk ?? '?'} |`);
+md.push(`| mode | ${machine.mode ?? '?'}, ${machine.step_s ?? '?'} s per ramp step${repeats > 1 ? `, every cell run ${repeats} times (the best of each side is shown)` : ''} |`);
+md.push(`| load average | ${machine.loadavg_start ?? '?'} at the start, ${end.loadavg_end ?? '?'} at the end |`);
+md.push('');
+const loads = runs.map((r) => r.loadavg?.[0]).filter((x) => x >= 0);
+const maxLoad = loads.length ? Math.max(...loads) : 0;
+if (maxLoad > (machine.nproc ?? 2) * 0.75) {
+  md.push(`**The machine was shared**: the 1-minute load average reached ${maxLoad.toFixed(1)} on ${machine.nproc} cores`);
+  md.push('during the run (other work was running). Latency percentiles in particular are');
+  md.push('inflated by it, for both servers alike; each run\'s load average is in the raw');
+  md.push('lines at the end.');
+  md.push('');
+}
+
+md.push('## Where the targets of issue 7 stand');
+md.push('');
+md.push('| target | status | numbers |');
+md.push('|---|---|---|');
+for (const t of targets) md.push(`| ${t.name} | **${t.status}** | ${t.detail} |`);
+md.push('');
+
+md.push('## How it is measured');
+md.push('');
+md.push('- **Open loop.** Messages are published at a fixed rate from scheduled send times; a');
+md.push('  message\'s latency runs from its *scheduled* time to its arrival, so a stall in the');
+md.push('  publisher or the server is counted, not hidden. Each text carries a sequence number;');
+md.push('  every subscriber keeps a bitmap of what it got, so loss and duplicates are exact.');
+md.push('- **Ramp.** A run starts at about 10,000 deliveries/s (rate × N) and doubles the rate');
+md.push('  every step while the step *passes*: every publish acknowledged, every subscriber has');
+md.push('  every message within the grace period after the step, and p99 ≤ 100 ms (short poll:');
+md.push('  100 ms + its 1 s interval). After the first failure it bisects between the last pass');
+md.push('  and the failure. **deliveries/s** is the best passing step\'s deliveries over its');
+md.push('  duration; **kept up** is the best step that delivered everything in time whatever its p99.');
+md.push('- **p99 at equal load** compares the two servers at the highest rate both passed');
+md.push('  (the ramp steps are the same for both).');
+md.push('- **RSS/conn** is (VmRSS with every subscriber connected and idle − VmRSS before) / N,');
+md.push('  of crosstalkd alone (not Redis) and of the nchan worker.');
+md.push('- **req/d** and **B/d**: HTTP requests and bytes (headers included) the subscribers');
+md.push('  received per delivered message. crosstalk sends each event as its JSON object');
+md.push('  (id, room, type, from, text, ts); nchan sends the published body as is, so its');
+md.push('  bytes per delivery are lower by design.');
+md.push('- crosstalk stores every message in Redis (XADD + PUBLISH in one script) before any');
+md.push('  subscriber sees it, and its long and short polls ask Redis; nchan keeps messages in');
+md.push('  its shared memory. Server CPU for crosstalk includes Redis.');
+md.push('- crosstalk runs had every subscriber as the same user (`--users 1`): with distinct');
+md.push('  users, every SSE/WebSocket join announces presence to the whole room (see the notes).');
+md.push('');
+
+md.push('## crosstalk / nchan, by transport, subscribers and message size');
+md.push('');
+md.push('| transport | N | size | crosstalk deliveries/s | nchan deliveries/s | ratio | kept up: crosstalk / nchan | p99 ms at equal load: crosstalk / nchan | connect p99 ms: crosstalk / nchan | RSS/conn B: crosstalk / nchan | req/d | B/d: crosstalk / nchan |');
+md.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+for (const t of TRANSPORTS) {
+  for (const n of ns) {
+    for (const size of sizes) {
+      const c = find('crosstalk', t, n, size);
+      const x = find('nchan', t, n, size);
+      const sk = skipped.find((s) => s.label === 'crosstalk' && s.transport === t && s.n === n && s.size === size);
+      if (!c && !x && !sk) continue;
+      const p = commonP99(c, x);
+      const ratio = bestPass(x) && c ? (bestPass(c) ?? 0) / bestPass(x) : null;
+      md.push(`| ${TNAME[t]} | ${fmtInt(n)} | ${kib(size)} | ${sk ? `not served yet` : fmtInt(bestPass(c))}${lossNote(c)}${fatalNote(c)} | ` +
+        `${fmtInt(bestPass(x))}${lossNote(x)}${fatalNote(x)} | ${fmtRatio(ratio)} | ${fmtInt(bestKeptUp(c))} / ${fmtInt(bestKeptUp(x))} | ` +
+        `${p ? `${fmtMs(p.a)} / ${fmtMs(p.b)} (at ${fmtInt(p.dps)}/s)` : '–'} | ` +
+        `${fmtMs(c?.connect_ms?.p99)} / ${fmtMs(x?.connect_ms?.p99)} | ${fmtInt(c?.rss_per_conn_bytes)} / ${fmtInt(x?.rss_per_conn_bytes)} | ` +
+        `${c ? c.requests_per_delivery.toFixed(2) : '–'} | ${fmtInt(c?.bytes_per_delivery)} / ${fmtInt(x?.bytes_per_delivery)} |`);
+    }
+  }
+}
+md.push('');
+md.push('![deliveries/s by subscribers, crosstalk solid, nchan dashed](bench.png)');
+md.push('');
+
+const fronts = ramps.filter((r) => r.label === 'crosstalk+nginx');
+if (fronts.length) {
+  md.push('## The proxy\'s cost: crosstalk direct and through our nginx');
+  md.push('');
+  md.push('`nginx/crosstalk.standalone.conf.in` with one worker, on the same core as crosstalkd');
+  md.push('and Redis, the whole API under `/d/`. Its `worker_connections` and the 20,000-file');
+  md.push('limit keep this to 1,000 subscribers (each is two connections through the proxy).');
+  md.push('');
+  md.push('| transport | N | size | direct deliveries/s | via nginx deliveries/s | via / direct | p99 ms at equal load: direct / via |');
+  md.push('|---|---:|---:|---:|---:|---:|---:|');
+  for (const f of fronts) {
+    const c = find('crosstalk', f.transport, f.n, f.size);
+    const p = commonP99(c, f);
+    md.push(`| ${TNAME[f.transport]} | ${fmtInt(f.n)} | ${kib(f.size)} | ${fmtInt(bestPass(c))} | ${fmtInt(bestPass(f))}${lossNote(f)}${fatalNote(f)} | ` +
+      `${bestPass(c) ? fmtRatio((bestPass(f) ?? 0) / bestPass(c)) : '–'} | ${p ? `${fmtMs(p.a)} / ${fmtMs(p.b)}` : '–'} |`);
+  }
+  for (const s of skipped.filter((x) => x.label === 'crosstalk+nginx')) {
+    md.push(`| ${TNAME[s.transport]} | ${fmtInt(s.n)} | ${kib(s.size)} | – | not served yet | – | – |`);
+  }
+  md.push('');
+}
+
+const lost = runs.filter((r) => r.lost || r.dups || r.unknown);
+md.push('## Messages lost or duplicated');
+md.push('');
+if (!lost.length) {
+  md.push(`None: every subscriber of every run (${runs.filter((r) => r.mode !== 'closed').length} runs) had every acknowledged message exactly once.`);
+} else {
+  for (const r of lost) md.push(`- ${r.label} ${r.transport} N=${r.n} ${kib(r.size)}: lost ${r.lost}, duplicated ${r.dups}, unknown ${r.unknown}`);
+}
+const stopped = runs.filter((r) => r.fatal);
+if (stopped.length) {
+  md.push('');
+  md.push('Runs that stopped early:');
+  for (const r of stopped) md.push(`- ${r.label} ${r.transport} N=${r.n} ${kib(r.size)}: ${r.fatal}`);
+}
+md.push('');
+
+if (notesFile && fs.existsSync(notesFile)) {
+  md.push(fs.readFileSync(notesFile, 'utf8').trim());
+  md.push('');
+}
+
+md.push('## Raw results');
+md.push('');
+md.push('<details><summary>one JSON line per run (crosstalk-bench --json summaries, wrk)</summary>');
+md.push('');
+md.push('```');
+for (const l of lines) if (l.type !== 'step') md.push(JSON.stringify(l));
+md.push('```');
+md.push('</details>');
+md.push('');
+
+// ------------------------------------------------------------ chart
+
+const plotNote = [];
+if (pngFile) {
+  const series = [];
+  for (const t of TRANSPORTS) for (const label of ['crosstalk', 'nchan']) series.push({ t, label });
+  const dat = path.join(work, 'bench.dat');
+  const rows = [];
+  for (const size of sizes) {
+    rows.push(`# size ${size}`);
+    for (const n of ns) {
+      rows.push([n, ...series.map((s) => bestPass(find(s.label, s.t, n, size)) ?? '?')].join(' '));
+    }
+    rows.push('', '');
+  }
+  fs.writeFileSync(dat, rows.join('\n'));
+  const colors = { sse: '#1f77b4', ws: '#d62728', longpoll: '#2ca02c', shortpoll: '#9467bd' };
+  const plots = (idx) => series.map((s, i) => `'${dat}' index ${idx} using 1:${i + 2} with linespoints ` +
+    `lw 2 pt ${s.label === 'crosstalk' ? 7 : 6} dt ${s.label === 'crosstalk' ? 1 : 2} lc rgb '${colors[s.t]}' title '${s.label} ${TNAME[s.t]}'`).join(', ');
+  const gp = [
+    `set terminal pngcairo size 1400,560 font 'sans,10'`,
+    `set output '${pngFile}'`,
+    `set datafile missing '?'`,
+    `set logscale xy`,
+    `set grid`,
+    `set key outside right top vertical`,
+    `set xlabel 'subscribers (N)'`,
+    `set ylabel 'deliveries/s (best passing step)'`,
+    `set xtics (${ns.map((n) => `'${n}' ${n}`).join(', ')})`,
+    `set multiplot layout 1,${sizes.length} title 'crosstalk (solid) and nginx+nchan (dashed), ${machine.nproc ?? '?'} cores: server on one, client on the other'`,
+    ...sizes.flatMap((size, i) => [`set title '${kib(size)} messages'`, `plot ${plots(i)}`]),
+    `unset multiplot`,
+  ].join('\n');
+  fs.writeFileSync(path.join(work, 'bench.gp'), gp);
+  const r = spawnSync('gnuplot', [path.join(work, 'bench.gp')], { encoding: 'utf8' });
+  if (r.status !== 0) plotNote.push(`gnuplot failed: ${r.stderr || r.error}`);
+}
+
+fs.writeFileSync(mdFile, md.join('\n'));
+console.error(`report.mjs: wrote ${mdFile}${pngFile && !plotNote.length ? ` and ${pngFile}` : ''}`);
+for (const n of plotNote) console.error(`report.mjs: ${n}`);
+process.exit(plotNote.length ? 1 : 0);
