@@ -4,14 +4,18 @@
  * instead of a bufferevent.
  *
  * websocket.c has no entry point that takes bytes without a socket and an
- * app, so the parts of it that touch wslay are mirrored here; keep them in
- * step (the functions below carry websocket.c's names). What it checks:
+ * app, so the parts of it that touch wslay are mirrored here, as of commit
+ * a880b52 ("give wslay control frames whole"); keep them in step (the
+ * functions below carry websocket.c's names). What it checks:
  * - every byte the server writes is a well-formed RFC 6455 server frame:
  *   unmasked, shortest length form, control frames short and final, text
  *   valid UTF-8 and a JSON object, a close code we may send, and nothing
  *   after the close frame or after our write side is shut;
  * - the messages wslay hands up are exactly those a plain reading of the
- *   client's frames gives (up to the first frame that ends reading).
+ *   client's frames gives (up to the first frame that ends reading);
+ * - every client ping before that point is answered with its payload, and
+ *   a well-formed client close is echoed (code and reason), unless the
+ *   server closed first.
  *
  * Input: byte 0 is the size of the pieces the client bytes arrive in
  * (0: all at once), byte 1 holds flags for server-side events between
@@ -65,10 +69,11 @@ struct conn {
     bool awaiting_pong, raw_close, free_when_written, dead, write_shut;
     bool server_ended;     /* we ended it (shutdown, ping timer), not the
                             * client's bytes */
-    uint8_t frame_opcode;  /* of the frame being read */
-    unsigned frame_chunks; /* pieces its payload came in so far */
-    bool close_split;      /* a close frame's payload came in pieces */
+    uint64_t frame_left;   /* of the client's frame being read, bytes not
+                            * yet given to wslay */
     struct msgs got;       /* what wslay handed to on_msg */
+    const uint8_t *blob;   /* the broadcast frame of this run, if any */
+    size_t blob_len;
 };
 
 static void after_io(struct conn *c);
@@ -199,29 +204,74 @@ send_blob(struct conn *c, const uint8_t *data, size_t blen)
     }
 }
 
-/* --- wslay's I/O, on memory --- */
+/* --- wslay's I/O, on memory (websocket.c) --- */
 
+static size_t
+frame_head(const uint8_t *h, size_t avail, uint64_t *plen)
+{
+    unsigned len7;
+    size_t hl;
+
+    if (avail < 2)
+        return 0;
+    len7 = h[1] & 0x7f;
+    hl = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + (h[1] & 0x80 ? 4 : 0);
+    if (avail < hl)
+        return 0;
+    if (len7 < 126) {
+        *plen = len7;
+    } else if (len7 == 126) {
+        *plen = (uint64_t)h[2] << 8 | h[3];
+    } else {
+        *plen = 0;
+        for (int i = 0; i < 8; i++)
+            *plen = *plen << 8 | h[2 + i];
+    }
+    return hl;
+}
+
+/* websocket.c's wslay_recv_cb, with c->in[taken..arrived) for the
+ * bufferevent's input buffer: control frames are given whole. */
 static ssize_t
-recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-        void *arg)
+wslay_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
+              int flags, void *arg)
 {
     struct conn *c = arg;
-    size_t n = c->arrived - c->taken;
+    size_t n = 0;
 
     (void)flags;
-    if (n > len)
-        n = len;
-    if (n == 0 || c->dead) {
+    while (!c->dead && n < len) {
+        size_t avail = c->arrived - c->taken, take;
+        if (avail == 0)
+            break;
+        if (c->frame_left == 0) {
+            uint64_t plen = 0;
+            size_t got = avail < 14 ? avail : 14;
+            size_t hl = frame_head(c->in + c->taken, got, &plen);
+            if (hl == 0)
+                break;
+            if ((c->in[c->taken] & 0x08) && plen <= 125 &&
+                (avail < hl + plen || (len - n < hl + plen && n > 0)))
+                break;
+            c->frame_left = plen > UINT64_MAX - hl ? UINT64_MAX : hl + plen;
+        }
+        take = len - n < avail ? len - n : avail;
+        if (take > c->frame_left)
+            take = (size_t)c->frame_left;
+        memcpy(buf + n, c->in + c->taken, take);
+        c->taken += take;
+        n += take;
+        c->frame_left -= take;
+    }
+    if (n == 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
-    memcpy(buf, c->in + c->taken, n);
-    c->taken += n;
     return (ssize_t)n;
 }
 
 static ssize_t
-send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
+wslay_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
         int flags, void *arg)
 {
     struct conn *c = arg;
@@ -338,13 +388,11 @@ on_frame_start(wslay_event_context_ptr ctx,
 {
     struct conn *c = arg;
 
-    c->frame_opcode = f->opcode; /* (harness bookkeeping) */
-    c->frame_chunks = 0;
     if (c->state != WS_OPEN)
         return;
     if (f->opcode == WSLAY_BINARY_FRAME) {
         static const char why[] =
-            "binary frames are not accepted; send JSON text";
+            "binary frames are not taken; send JSON";
         wslay_event_shutdown_read(ctx);
         wslay_event_queue_close(ctx, WS_UNSUPPORTED_DATA, (const uint8_t *)why,
                                 sizeof(why) - 1);
@@ -373,22 +421,10 @@ on_msg(wslay_event_context_ptr ctx,
                    m->msg_length);
     if (m->opcode == WSLAY_PONG)
         c->awaiting_pong = false;
+    else if (m->opcode == WSLAY_PING)
+        flush(c); /* the pong before a close a later frame may queue */
     else if (m->opcode == WSLAY_TEXT_FRAME && c->state == WS_OPEN)
         on_text(c, m->msg, m->msg_length);
-}
-
-/* Not in websocket.c (it passes NULL): only notes how a close frame's
- * payload was split, for the wslay bug below. */
-static void
-on_frame_chunk(wslay_event_context_ptr ctx,
-               const struct wslay_event_on_frame_recv_chunk_arg *f, void *arg)
-{
-    struct conn *c = arg;
-
-    (void)ctx;
-    if (f->data_length > 0 && ++c->frame_chunks > 1 &&
-        c->frame_opcode == WSLAY_CONNECTION_CLOSE)
-        c->close_split = true;
 }
 
 /* --- events (websocket.c) --- */
@@ -458,11 +494,26 @@ close_sub(struct conn *c)
 
 /* --- the plain reading of the client's frames --- */
 
+static bool
+close_code_ok(unsigned code)
+{
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
+           (code >= 3000 && code <= 4999);
+}
+
+/* The client's close frame, when reading got to a well-formed one. */
+struct ref_close {
+    bool seen;
+    uint8_t payload[125];
+    size_t len;
+};
+
 /* The messages wslay should hand up: text (whole, after reassembly), ping
  * and pong, until the input ends or a frame stops reading (a protocol
  * error, binary, close, invalid UTF-8, a message over the limit). */
 static void
-ref_walk(const uint8_t *p, size_t len, struct msgs *want)
+ref_walk(const uint8_t *p, size_t len, struct msgs *want,
+         struct ref_close *close)
 {
     size_t off = 0, cur_len = 0;
     uint8_t *cur = NULL;
@@ -512,8 +563,8 @@ ref_walk(const uint8_t *p, size_t len, struct msgs *want)
             break;
         if (!ctrl && (op == 0 ? cur_len : 0) + plen > MAX_MESSAGE)
             break; /* 1009 */
-        if (op == 2 || op == 8)
-            break; /* binary refused, or the close handshake */
+        if (op == 2)
+            break; /* binary: refused with 1003 */
         if (len - off < hl + 4 || len - off - hl - 4 < plen)
             break; /* not all here yet */
         memcpy(mask, p + off + hl, 4);
@@ -523,6 +574,18 @@ ref_walk(const uint8_t *p, size_t len, struct msgs *want)
         for (i = 0; i < plen; i++)
             pl[i] = p[off + hl + 4 + i] ^ mask[i % 4];
         off += hl + 4 + plen;
+        if (op == 8) {
+            /* the close handshake: reading ends here */
+            if (plen == 0 ||
+                (plen >= 2 && close_code_ok((unsigned)pl[0] << 8 | pl[1]) &&
+                 utf8_valid((const char *)pl + 2, plen - 2))) {
+                close->seen = true;
+                close->len = plen;
+                memcpy(close->payload, pl, plen);
+            }
+            free(pl);
+            break;
+        }
         if (ctrl) {
             msgs_add(want, op, pl, plen);
             free(pl);
@@ -557,33 +620,17 @@ ref_walk(const uint8_t *p, size_t len, struct msgs *want)
 
 /* --- what the server wrote --- */
 
-static bool
-close_code_ok(unsigned code)
-{
-    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
-           (code >= 3000 && code <= 4999);
-}
-
-/*
- * KNOWN BUG, wslay 1.1.1 (and its master): the UTF-8 check of a close
- * frame's reason skips the first two bytes of every piece the payload is
- * read in, not only the status code. With a close frame split across reads
- * an invalid reason is echoed back by our server (and a valid one can be
- * refused with 1007). websocket.c does not work around it yet; until it
- * does, a split close frame is exempt from the reason check here.
- * FUZZ_WS_STRICT=1 in the environment turns the exemption off (the input in
- * tests/fuzz/regressions/fuzz_ws/ then crashes).
- */
-static bool
-exempt_close_reason(const struct conn *c)
-{
-    const char *strict = getenv("FUZZ_WS_STRICT");
-
-    return c->close_split && (strict == NULL || strcmp(strict, "1") != 0);
-}
+/* What check_output saw besides well-formedness. */
+struct seen {
+    struct msgs pongs;       /* payloads of our pongs, in order */
+    bool closed;
+    uint8_t close[125];      /* our close frame's payload */
+    size_t close_len;
+};
 
 static void
-check_output(const struct conn *c, const uint8_t *p, size_t len)
+check_output(const struct conn *c, const uint8_t *p, size_t len,
+             struct seen *seen)
 {
     size_t off = 0;
     bool closed = false;
@@ -627,6 +674,15 @@ check_output(const struct conn *c, const uint8_t *p, size_t len)
             json_tokener *tok = json_tokener_new();
             json_object *o, *t;
 
+            if (plen > 4096) {
+                /* only our own big broadcast is this long: compared, not
+                 * parsed, which would cost more than the rest of a run */
+                FUZZ_CHECK(c->blob != NULL && plen == c->blob_len - 10 &&
+                               memcmp(pl, c->blob + 10, plen) == 0,
+                           "a text frame of %zu bytes", plen);
+                json_tokener_free(tok);
+                break;
+            }
             FUZZ_CHECK(utf8_valid((const char *)pl, plen),
                        "text frame not UTF-8");
             o = json_tokener_parse_ex(tok, (const char *)pl, (int)plen);
@@ -643,8 +699,11 @@ check_output(const struct conn *c, const uint8_t *p, size_t len)
             break;
         }
         case WSLAY_PING:
+            FUZZ_CHECK(plen <= 125, "ping of %zu bytes", plen);
+            break;
         case WSLAY_PONG:
-            FUZZ_CHECK(plen <= 125, "control frame of %zu bytes", plen);
+            FUZZ_CHECK(plen <= 125, "pong of %zu bytes", plen);
+            msgs_add(&seen->pongs, op, pl, plen);
             break;
         case WSLAY_CONNECTION_CLOSE:
             FUZZ_CHECK(plen <= 125 && plen != 1, "close payload of %zu bytes",
@@ -653,11 +712,15 @@ check_output(const struct conn *c, const uint8_t *p, size_t len)
                 unsigned code = (unsigned)pl[0] << 8 | pl[1];
 
                 FUZZ_CHECK(close_code_ok(code), "close code %u", code);
-                FUZZ_CHECK(utf8_valid((const char *)pl + 2, plen - 2) ||
-                               exempt_close_reason(c),
+                /* wslay 1.1.1 echoed a bad reason of a close frame read in
+                 * pieces; websocket.c now gives it control frames whole */
+                FUZZ_CHECK(utf8_valid((const char *)pl + 2, plen - 2),
                            "close reason not UTF-8 (code %u)", code);
             }
             closed = true;
+            seen->closed = true;
+            seen->close_len = plen;
+            memcpy(seen->close, pl, plen);
             break;
         default:
             FUZZ_CHECK(0, "server frame with opcode %u", op);
@@ -667,14 +730,22 @@ check_output(const struct conn *c, const uint8_t *p, size_t len)
 
 /* --- the run --- */
 
-/* A broadcast event as ws_encode makes it: header and event JSON. */
-static uint8_t *
+/* A broadcast event as ws_encode makes it: header and event JSON. Made
+ * once per size class and kept. */
+static const uint8_t *
 make_blob(unsigned size_class, size_t *blen)
 {
-    static const size_t text_len[] = {0, 16, 300, 70000};
+    static const size_t text_len[] = {0, 16, 300, 65536};
+    static uint8_t *blobs[4];
+    static size_t lens[4];
     size_t tl = text_len[size_class], jl, hl;
     char *json;
     uint8_t h[10], *b;
+
+    if (blobs[size_class] != NULL) {
+        *blen = lens[size_class];
+        return blobs[size_class];
+    }
 
     json = malloc(tl + 128);
     if (json == NULL)
@@ -691,21 +762,24 @@ make_blob(unsigned size_class, size_t *blen)
     memcpy(b, h, hl);
     memcpy(b + hl, json, jl);
     free(json);
-    *blen = hl + jl;
-    return b;
+    *blen = lens[size_class] = hl + jl;
+    return blobs[size_class] = b;
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const struct wslay_event_callbacks callbacks = {
-        recv_cb, send_cb, NULL, on_frame_start, on_frame_chunk, NULL, on_msg,
+        wslay_recv_cb, wslay_send_cb, NULL, on_frame_start, NULL, NULL,
+        on_msg,
     };
     struct conn c;
     struct msgs want = {NULL, 0, 0};
+    struct ref_close close = {false, {0}, 0};
+    struct seen seen;
     size_t piece, k, i, blen = 0;
     unsigned flags, blob_class;
-    uint8_t *blob = NULL;
+    const uint8_t *blob = NULL;
 
     if (size < 2)
         return 0;
@@ -739,11 +813,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (flags & FLAG_PONG_TIMEOUT)
         tick(&c);
 
-    check_output(&c, c.out, c.out_len);
+    c.blob = blob;
+    c.blob_len = blen;
+    memset(&seen, 0, sizeof(seen));
+    check_output(&c, c.out, c.out_len, &seen);
 
     /* What wslay handed up is what the frames say, up to where reading
      * stopped; all of it unless we ended the connection ourselves. */
-    ref_walk(c.in, c.in_len, &want);
+    ref_walk(c.in, c.in_len, &want, &close);
     {
         size_t n = 0;
 
@@ -769,10 +846,45 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    want.n);
     }
 
+    /* Unless we closed first: a pong for each ping, with its payload, and
+     * the client's close echoed. */
+    if (!c.server_ended) {
+        size_t n = 0;
+
+        for (i = 0; i < want.n; i++) {
+            if (want.v[i].opcode != WSLAY_PING)
+                continue;
+            FUZZ_CHECK(n < seen.pongs.n, "ping %zu (%zu bytes) not answered",
+                       n, want.v[i].len);
+            FUZZ_CHECK(seen.pongs.v[n].len == want.v[i].len &&
+                           (want.v[i].len == 0 ||
+                            memcmp(seen.pongs.v[n].data, want.v[i].data,
+                                   want.v[i].len) == 0),
+                       "pong %zu does not carry its ping's payload", n);
+            n++;
+        }
+        FUZZ_CHECK(n == seen.pongs.n, "%zu pongs for %zu pings",
+                   seen.pongs.n, n);
+        if (close.seen)
+            FUZZ_CHECK(seen.closed && seen.close_len == close.len &&
+                           memcmp(seen.close, close.payload, close.len) == 0,
+                       "a well-formed close (%zu bytes, code %u) not echoed: "
+                       "%s, %zu bytes, code %u",
+                       close.len,
+                       close.len >= 2 ? (unsigned)close.payload[0] << 8 |
+                                            close.payload[1]
+                                      : 0,
+                       seen.closed ? "we sent" : "we did not close",
+                       seen.close_len,
+                       seen.close_len >= 2 ? (unsigned)seen.close[0] << 8 |
+                                                 seen.close[1]
+                                           : 0);
+    }
+    msgs_free(&seen.pongs);
+
     wslay_event_context_free(c.ctx);
     msgs_free(&c.got);
     msgs_free(&want);
     free(c.out);
-    free(blob);
     return 0;
 }
