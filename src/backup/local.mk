@@ -15,8 +15,7 @@ crosstalk_backup_CFLAGS = $(AM_CFLAGS) $(HIREDIS_CFLAGS)
 crosstalk_backup_SOURCES = \
 	src/backup/main.c \
 	src/backup/backup.c src/backup/backup.h \
-	src/backup/lock.c src/backup/lock.h \
-	src/backup/rconn.c src/backup/rconn.h
+	src/backup/lock.c src/backup/lock.h
 crosstalk_backup_LDADD = $(ARCHIVE_LIBS) $(COMMON_LIBS)
 
 # Reads the archive for the tests: dumps it, pages it back.

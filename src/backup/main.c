@@ -15,7 +15,7 @@
 #include "log.h"
 #include "mongo_archive.h"
 #include "names.h"
-#include "rconn.h"
+#include "redisurl.h"
 
 #define PROG "crosstalk-backup"
 
@@ -319,9 +319,19 @@ main(int argc, char **argv)
     }
     install_signals();
 
-    redis = rconn_open(cfg.redis_url, cfg.redis_timeout_ms);
-    if (redis == NULL)
-        goto done;
+    {
+        struct redisurl url;
+        char why[512];
+
+        if (redisurl_parse(cfg.redis_url, &url, why, sizeof(why)) == 0)
+            redis = redisurl_connect(&url, cfg.redis_timeout_ms, why,
+                                     sizeof(why));
+        redisurl_free(&url);
+        if (redis == NULL) {
+            log_error("%s", why);
+            goto done;
+        }
+    }
     r = lock_acquire(redis, &lock, KEYS_BACKUP_LOCK, opt.lock_ttl * 1000,
                      &left_ms);
     if (r < 0)

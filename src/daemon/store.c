@@ -16,6 +16,7 @@
 #include "config.h"
 #include "keys.h"
 #include "log.h"
+#include "redisurl.h"
 #include "reply.h"
 #include "xmalloc.h"
 
@@ -28,12 +29,7 @@ struct store {
     struct event_base *base;
     const struct config *cfg;
     struct bus *bus;
-    /* where Redis is */
-    char *host;       /* NULL for a unix socket */
-    char *path;
-    int port;
-    int db;
-    char *password;
+    struct redisurl url;  /* where Redis is */
     /* the command connection and the subscription, each reconnecting */
     redisAsyncContext *cmd, *sub;
     bool cmd_up, sub_up;
@@ -111,56 +107,14 @@ static bool reply_failed(const redisReply *r, const char *what)
     return false;
 }
 
-static int parse_url(struct store *st, const char *url)
-{
-    const char *p;
-    char *end;
-
-    st->db = 0;
-    if (strncmp(url, "unix://", 7) == 0) {
-        const char *q = strchr(url + 7, '?');
-        st->path = q ? xstrndup(url + 7, q - (url + 7)) : xstrdup(url + 7);
-        if (q && strncmp(q, "?db=", 4) == 0)
-            st->db = (int)strtol(q + 4, NULL, 10);
-        return st->path[0] == '/' ? 0 : -1;
-    }
-    if (strncmp(url, "redis://", 8) != 0)
-        return -1;
-    p = url + 8;
-    if ((end = strchr(p, '@')) != NULL) {
-        const char *colon = memchr(p, ':', end - p);
-        if (colon != NULL)
-            st->password = xstrndup(colon + 1, end - colon - 1);
-        p = end + 1;
-    }
-    {
-        size_t hl = strcspn(p, ":/");
-        if (hl == 0)
-            return -1;
-        st->host = xstrndup(p, hl);
-        p += hl;
-    }
-    st->port = 6379;
-    if (*p == ':') {
-        long v = strtol(p + 1, &end, 10);
-        if (end == p + 1 || v < 1 || v > 65535)
-            return -1;
-        st->port = (int)v;
-        p = end;
-    }
-    if (*p == '/' && p[1] != '\0') {
-        long v = strtol(p + 1, &end, 10);
-        if (*end != '\0' || v < 0 || v > 1000)
-            return -1;
-        st->db = (int)v;
-    }
-    return 0;
-}
-
 static redisAsyncContext *connect_one(struct store *st, const char *what)
 {
-    redisAsyncContext *ac = st->path ? redisAsyncConnectUnix(st->path)
-                                     : redisAsyncConnect(st->host, st->port);
+    const struct redisurl *u = &st->url;
+    redisAsyncContext *ac = u->path ? redisAsyncConnectUnix(u->path)
+                                    : redisAsyncConnect(u->host, u->port);
+    const char *argv[2][3];
+    int argc[2], n;
+    char dbbuf[16];
 
     if (ac == NULL)
         return NULL;
@@ -171,11 +125,10 @@ static redisAsyncContext *connect_one(struct store *st, const char *what)
     }
     ac->data = st;
     redisLibeventAttach(ac, st->base);
-    /* sent first, so every later command runs after them */
-    if (st->password)
-        redisAsyncCommand(ac, NULL, NULL, "AUTH %s", st->password);
-    if (st->db != 0)
-        redisAsyncCommand(ac, NULL, NULL, "SELECT %d", st->db);
+    /* AUTH and SELECT go first, so every later command runs after them */
+    n = redisurl_setup(u, argv, argc, dbbuf);
+    for (int i = 0; i < n; i++)
+        redisAsyncCommandArgv(ac, NULL, NULL, argc[i], argv[i], NULL);
     return ac;
 }
 
@@ -406,13 +359,13 @@ struct store *store_new(struct event_base *base, const struct config *cfg,
                         struct bus *bus)
 {
     struct store *st = xcalloc(1, sizeof(*st));
+    char err[256];
 
     st->base = base;
     st->cfg = cfg;
     st->bus = bus;
-    if (parse_url(st, cfg->redis_url) != 0) {
-        log_error("redis_url %s: expected redis://host[:port][/db] or "
-                  "unix:///path[?db=N]", cfg->redis_url);
+    if (redisurl_parse(cfg->redis_url, &st->url, err, sizeof(err)) != 0) {
+        log_error("%s", err);
         store_free(st);
         return NULL;
     }
@@ -442,9 +395,7 @@ void store_free(struct store *st)
     if (st->fill_timer)
         event_free(st->fill_timer);
     tdestroy(st->auth_cache, free);
-    free(st->host);
-    free(st->path);
-    free(st->password);
+    redisurl_free(&st->url);
     free(st);
 }
 

@@ -13,161 +13,25 @@
 
 #include "keys.h"
 #include "log.h"
+#include "redisurl.h"
 #include "reply.h"
 #include "store.h"
 #include "xmalloc.h"
 
-#define STORE_HOST_MAX 256
-
 struct store {
     redisContext *c;     /* NULL while disconnected */
-    char *host;          /* TCP host, or NULL */
-    int port;
-    char *path;          /* unix socket path, or NULL */
-    char *password;      /* NULL: no AUTH */
-    int db;
-    struct timeval timeout;
+    struct redisurl url;
+    int timeout_ms;
     int down_logged;     /* the last connect failed and was logged */
 };
-
-static void __attribute__((format(printf, 3, 4)))
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-/* Parses a database number: digits only, 0..1000000. */
-static int
-parse_db(const char *s, size_t len, int *db)
-{
-    long v = 0;
-    size_t i;
-
-    if (len == 0 || len > 7)
-        return -1;
-    for (i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *db = (int)v;
-    return 0;
-}
-
-static int
-parse_unix(struct store *st, const char *rest, char *err, size_t errlen)
-{
-    const char *q = strchr(rest, '?');
-    size_t plen = q != NULL ? (size_t)(q - rest) : strlen(rest);
-
-    if (plen == 0 || rest[0] != '/') {
-        set_err(err, errlen, "redis_url: unix socket path must be absolute");
-        return -1;
-    }
-    st->path = xstrndup(rest, plen);
-    if (q != NULL) {
-        if (strncmp(q + 1, "db=", 3) != 0 ||
-            parse_db(q + 4, strlen(q + 4), &st->db) < 0) {
-            set_err(err, errlen, "redis_url: expected ?db=N after the path");
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int
-parse_tcp(struct store *st, const char *rest, char *err, size_t errlen)
-{
-    const char *at, *hostp, *hend, *slash, *colon;
-    char port[8];
-    size_t plen;
-    long p;
-
-    slash = strchr(rest, '/');
-    at = memchr(rest, '@', slash != NULL ? (size_t)(slash - rest)
-                                         : strlen(rest));
-    if (at != NULL) {
-        /* [user]:password@ - ACL users are not supported, the password is */
-        const char *pw = memchr(rest, ':', (size_t)(at - rest));
-
-        if (pw == NULL) {
-            set_err(err, errlen, "redis_url: expected :password@host");
-            return -1;
-        }
-        st->password = xstrndup(pw + 1, (size_t)(at - pw - 1));
-        hostp = at + 1;
-    } else {
-        hostp = rest;
-    }
-    hend = slash != NULL ? slash : hostp + strlen(hostp);
-    if (*hostp == '[') {
-        const char *rb = memchr(hostp, ']', (size_t)(hend - hostp));
-
-        if (rb == NULL) {
-            set_err(err, errlen, "redis_url: unterminated [address]");
-            return -1;
-        }
-        st->host = xstrndup(hostp + 1, (size_t)(rb - hostp - 1));
-        colon = rb + 1 < hend && rb[1] == ':' ? rb + 1 : NULL;
-    } else {
-        colon = memchr(hostp, ':', (size_t)(hend - hostp));
-        st->host = xstrndup(hostp, (size_t)((colon != NULL ? colon : hend) -
-                                            hostp));
-    }
-    if (st->host[0] == '\0' || strlen(st->host) >= STORE_HOST_MAX) {
-        set_err(err, errlen, "redis_url: missing or overlong host");
-        return -1;
-    }
-    st->port = 6379;
-    if (colon != NULL) {
-        char *end;
-
-        plen = (size_t)(hend - colon - 1);
-        if (plen == 0 || plen >= sizeof(port)) {
-            set_err(err, errlen, "redis_url: bad port");
-            return -1;
-        }
-        memcpy(port, colon + 1, plen);
-        port[plen] = '\0';
-        p = strtol(port, &end, 10);
-        if (*end != '\0' || p < 1 || p > 65535) {
-            set_err(err, errlen, "redis_url: port must be 1..65535");
-            return -1;
-        }
-        st->port = (int)p;
-    }
-    if (slash != NULL && slash[1] != '\0' &&
-        parse_db(slash + 1, strlen(slash + 1), &st->db) < 0) {
-        set_err(err, errlen, "redis_url: the database must be a number");
-        return -1;
-    }
-    return 0;
-}
 
 struct store *
 store_new(const char *url, int timeout_ms, char *err, size_t errlen)
 {
     struct store *st = xcalloc(1, sizeof(*st));
-    int rc;
 
-    st->timeout.tv_sec = timeout_ms / 1000;
-    st->timeout.tv_usec = (timeout_ms % 1000) * 1000;
-    if (strncmp(url, "unix://", 7) == 0) {
-        rc = parse_unix(st, url + 7, err, errlen);
-    } else if (strncmp(url, "redis://", 8) == 0) {
-        rc = parse_tcp(st, url + 8, err, errlen);
-    } else {
-        set_err(err, errlen,
-                "redis_url: expected redis://host:port/db or unix:///path");
-        rc = -1;
-    }
-    if (rc < 0) {
+    st->timeout_ms = timeout_ms;
+    if (redisurl_parse(url, &st->url, err, errlen) != 0) {
         store_free(st);
         return NULL;
     }
@@ -189,37 +53,8 @@ store_free(struct store *st)
     if (st == NULL)
         return;
     drop(st);
-    free(st->host);
-    free(st->path);
-    free(st->password);
+    redisurl_free(&st->url);
     free(st);
-}
-
-static const char *
-where(const struct store *st, char *buf, size_t len)
-{
-    if (st->path != NULL)
-        snprintf(buf, len, "%s", st->path);
-    else
-        snprintf(buf, len, "%s:%d", st->host, st->port);
-    return buf;
-}
-
-/* Runs a setup command on a fresh connection; 0 on a non-error reply. */
-static int
-setup(struct store *st, const char *what, int argc, const char **argv)
-{
-    redisReply *r = redisCommandArgv(st->c, argc, argv, NULL);
-    int rc = 0;
-
-    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        log_error("redis %s failed: %s", what,
-                  r != NULL ? r->str : st->c->errstr);
-        rc = -1;
-    }
-    if (r != NULL)
-        freeReplyObject(r);
-    return rc;
 }
 
 /* A connection Redis closed while we were idle (a restart) is readable with
@@ -236,50 +71,23 @@ stale(const struct store *st)
 static int
 connect_now(struct store *st)
 {
-    char buf[STORE_HOST_MAX + 16];
+    char err[512], where[300];
 
     if (st->c != NULL && !stale(st))
         return 0;
     drop(st);
-    if (st->path != NULL)
-        st->c = redisConnectUnixWithTimeout(st->path, st->timeout);
-    else
-        st->c = redisConnectWithTimeout(st->host, st->port, st->timeout);
-    if (st->c == NULL || st->c->err) {
+    st->c = redisurl_connect(&st->url, st->timeout_ms, err, sizeof(err));
+    if (st->c == NULL) {
         if (!st->down_logged)
-            log_error("cannot connect to redis at %s: %s",
-                      where(st, buf, sizeof(buf)),
-                      st->c != NULL ? st->c->errstr : "out of memory");
+            log_error("%s", err);
         st->down_logged = 1;
-        drop(st);
         return -1;
-    }
-    if (redisSetTimeout(st->c, st->timeout) != REDIS_OK) {
-        log_error("cannot set the redis timeout: %s", st->c->errstr);
-        drop(st);
-        return -1;
-    }
-    if (st->password != NULL) {
-        const char *argv[] = {"AUTH", st->password};
-
-        if (setup(st, "AUTH", 2, argv) < 0)
-            goto err;
-    }
-    if (st->db != 0) {
-        char db[16];
-        const char *argv[] = {"SELECT", db};
-
-        snprintf(db, sizeof(db), "%d", st->db);
-        if (setup(st, "SELECT", 2, argv) < 0)
-            goto err;
     }
     if (st->down_logged)
-        log_info("connected to redis at %s", where(st, buf, sizeof(buf)));
+        log_info("connected to redis at %s",
+                 redisurl_where(&st->url, where, sizeof(where)));
     st->down_logged = 0;
     return 0;
-err:
-    drop(st);
-    return -1;
 }
 
 /* Sends one command. Returns the reply (the caller frees it), which may be

@@ -47,3 +47,7 @@ tests_unit_test_bus_SOURCES = tests/unit/test_bus.c tests/unit/tap.h \
 tests_unit_test_bus_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/daemon
 tests_unit_test_bus_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
 tests_unit_test_bus_LDADD = $(COMMON_LIBS) $(LIBEVENT_LIBS)
+check_PROGRAMS += tests/unit/test_redisurl
+TESTS += tests/unit/test_redisurl
+tests_unit_test_redisurl_SOURCES = tests/unit/test_redisurl.c tests/unit/tap.h
+tests_unit_test_redisurl_LDADD = $(COMMON_LIBS)

@@ -1,0 +1,204 @@
+/* redisurl.c - where Redis is (redis_url) and how to open a synchronous
+ * connection there */
+#include "redisurl.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "xmalloc.h"
+
+#define DB_MAX 1000000
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err != NULL && errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* A decimal number of s[0..len), at most max. */
+static int number(const char *s, size_t len, long max, int *out)
+{
+    long v = 0;
+
+    if (len == 0)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+        if (v > max)
+            return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_unix(const char *rest, struct redisurl *u, char *err,
+                      size_t errlen)
+{
+    const char *q = strchr(rest, '?');
+    size_t plen = q != NULL ? (size_t)(q - rest) : strlen(rest);
+
+    if (plen == 0 || rest[0] != '/')
+        return fail(err, errlen, "redis_url: the unix socket path must be "
+                                 "absolute (unix:///path)");
+    u->path = xstrndup(rest, plen);
+    if (q != NULL && (strncmp(q, "?db=", 4) != 0 ||
+                      number(q + 4, strlen(q + 4), DB_MAX, &u->db) != 0))
+        return fail(err, errlen, "redis_url: expected ?db=N after the path");
+    return 0;
+}
+
+static int parse_tcp(const char *rest, struct redisurl *u, char *err,
+                     size_t errlen)
+{
+    const char *slash = strchr(rest, '/');
+    const char *hend = slash != NULL ? slash : rest + strlen(rest);
+    const char *at = NULL, *host = rest, *colon;
+
+    for (const char *p = rest; p < hend; p++)
+        if (*p == '@')
+            at = p;
+    if (at != NULL) {
+        const char *pw = memchr(rest, ':', (size_t)(at - rest));
+        if (pw == NULL)
+            return fail(err, errlen, "redis_url: expected [user]:password@ "
+                                     "before the host");
+        if (pw > rest)
+            u->user = xstrndup(rest, (size_t)(pw - rest));
+        u->password = xstrndup(pw + 1, (size_t)(at - pw - 1));
+        host = at + 1;
+    }
+    if (*host == '[') {
+        const char *rb = memchr(host, ']', (size_t)(hend - host));
+        if (rb == NULL)
+            return fail(err, errlen, "redis_url: unterminated [address]");
+        u->host = xstrndup(host + 1, (size_t)(rb - host - 1));
+        colon = rb + 1;
+        if (colon < hend && *colon != ':')
+            return fail(err, errlen, "redis_url: junk after ]");
+        if (colon == hend)
+            colon = NULL;
+    } else {
+        colon = memchr(host, ':', (size_t)(hend - host));
+        u->host = xstrndup(host, (size_t)((colon ? colon : hend) - host));
+    }
+    if (u->host[0] == '\0')
+        return fail(err, errlen, "redis_url: the host is missing");
+    u->port = 6379;
+    if (colon != NULL &&
+        (number(colon + 1, (size_t)(hend - colon - 1), 65535, &u->port) != 0 ||
+         u->port == 0))
+        return fail(err, errlen, "redis_url: the port must be 1..65535");
+    if (slash != NULL && slash[1] != '\0' &&
+        number(slash + 1, strlen(slash + 1), DB_MAX, &u->db) != 0)
+        return fail(err, errlen, "redis_url: the database must be a number "
+                                 "0..%d", DB_MAX);
+    return 0;
+}
+
+int redisurl_parse(const char *url, struct redisurl *u, char *err,
+                   size_t errlen)
+{
+    memset(u, 0, sizeof(*u));
+    if (strncmp(url, "unix://", 7) == 0)
+        return parse_unix(url + 7, u, err, errlen);
+    if (strncmp(url, "redis://", 8) == 0)
+        return parse_tcp(url + 8, u, err, errlen);
+    return fail(err, errlen, "redis_url: expected redis://[[user]:password@]"
+                             "host[:port][/db] or unix:///path[?db=N]");
+}
+
+void redisurl_free(struct redisurl *u)
+{
+    if (u == NULL)
+        return;
+    free(u->host);
+    free(u->path);
+    free(u->user);
+    free(u->password);
+    memset(u, 0, sizeof(*u));
+}
+
+char *redisurl_where(const struct redisurl *u, char *buf, size_t len)
+{
+    if (u->path != NULL)
+        snprintf(buf, len, "%s", u->path);
+    else
+        snprintf(buf, len, "%s:%d", u->host, u->port);
+    return buf;
+}
+
+int redisurl_setup(const struct redisurl *u, const char *argv[2][3],
+                   int argc[2], char dbbuf[16])
+{
+    int n = 0;
+
+    if (u->password != NULL) {
+        argv[n][0] = "AUTH";
+        argv[n][1] = u->user != NULL ? u->user : u->password;
+        argv[n][2] = u->password;
+        argc[n++] = u->user != NULL ? 3 : 2;
+    }
+    if (u->db != 0) {
+        snprintf(dbbuf, 16, "%d", u->db);
+        argv[n][0] = "SELECT";
+        argv[n][1] = dbbuf;
+        argc[n++] = 2;
+    }
+    return n;
+}
+
+struct redisContext *redisurl_connect(const struct redisurl *u, int timeout_ms,
+                                      char *err, size_t errlen)
+{
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    const char *argv[2][3];
+    int argc[2], n;
+    char dbbuf[16], where[300];
+    redisContext *c;
+
+    c = u->path != NULL ? redisConnectUnixWithTimeout(u->path, tv)
+                        : redisConnectWithTimeout(u->host, u->port, tv);
+    if (c == NULL || c->err) {
+        fail(err, errlen, "cannot connect to Redis at %s: %s",
+             redisurl_where(u, where, sizeof(where)),
+             c != NULL ? c->errstr : "out of memory");
+        goto err;
+    }
+    if (redisSetTimeout(c, tv) != REDIS_OK) {
+        fail(err, errlen, "cannot set the Redis timeout: %s", c->errstr);
+        goto err;
+    }
+    n = redisurl_setup(u, argv, argc, dbbuf);
+    for (int i = 0; i < n; i++) {
+        redisReply *r = redisCommandArgv(c, argc[i], argv[i], NULL);
+        bool bad = r == NULL || r->type == REDIS_REPLY_ERROR;
+        if (bad)
+            fail(err, errlen, "Redis %s failed: %s", argv[i][0],
+                 r != NULL ? r->str : c->errstr);
+        if (r != NULL)
+            freeReplyObject(r);
+        if (bad)
+            goto err;
+    }
+    return c;
+err:
+    if (c != NULL)
+        redisFree(c);
+    return NULL;
+}
