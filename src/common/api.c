@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "jsonobj.h"
 #include "utf8.h"
 #include "xmalloc.h"
 
@@ -58,42 +59,12 @@ api_error_json(const struct api_error *err, size_t *len)
 static json_object *
 parse_object(const char *body, size_t len, struct api_error *err)
 {
-    json_tokener *tok = NULL;
-    json_object *o = NULL;
-    size_t end;
+    const char *why;
+    json_object *o = jsonobj_parse(body, len, &why);
 
-    if (body == NULL || len > INT32_MAX) {
-        api_fail(err, 400, API_BAD_JSON, "the body is not JSON");
-        return NULL;
-    }
-    tok = json_tokener_new();
-    if (tok == NULL) {
-        api_fail(err, 400, API_BAD_JSON, "the body is not JSON");
-        return NULL;
-    }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    o = json_tokener_parse_ex(tok, body, (int)len);
-    if (o == NULL || json_tokener_get_error(tok) != json_tokener_success) {
-        api_fail(err, 400, API_BAD_JSON, "the body is not JSON");
-        goto err;
-    }
-    for (end = json_tokener_get_parse_end(tok); end < len; end++) {
-        if (body[end] == '\0' || strchr(" \t\r\n", body[end]) == NULL) {
-            api_fail(err, 400, API_BAD_JSON,
-                     "the body has data after its JSON value");
-            goto err;
-        }
-    }
-    if (!json_object_is_type(o, json_type_object)) {
-        api_fail(err, 400, API_BAD_JSON, "the body is not a JSON object");
-        goto err;
-    }
-    json_tokener_free(tok);
+    if (o == NULL)
+        api_fail(err, 400, API_BAD_JSON, "the body %s", why);
     return o;
-err:
-    json_object_put(o);
-    json_tokener_free(tok);
-    return NULL;
 }
 
 /* The string member `key` of o, or NULL with a 400 bad_request in err when
@@ -205,6 +176,9 @@ api_parse_client_frame(const char *body, size_t len, size_t max_bytes,
     if ((v = get_string(o, "type", err)) == NULL)
         goto done;
     type = json_object_get_string(v);
+    /* "typing\u0000x" is no type of ours: compare all of it */
+    if (strlen(type) != (size_t)json_object_get_string_len(v))
+        type = "";
     if (strcmp(type, "message") == 0) {
         if (take_text(o, max_bytes, text, text_len, err) == 0)
             rc = EVENT_MESSAGE;

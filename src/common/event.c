@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "event.h"
+#include "jsonobj.h"
 #include "utf8.h"
 #include "xmalloc.h"
 
@@ -140,16 +141,30 @@ event_to_json(const struct event *ev, size_t *len)
     return out;
 }
 
-/* Parses buf as exactly one JSON object (blanks around it allowed);
- * NULL for anything else. */
-static json_object *
-parse_object(const char *buf, size_t len)
+void
+event_free_array(struct event *evs, size_t n)
+{
+    size_t i;
+
+    if (evs == NULL)
+        return;
+    for (i = 0; i < n; i++)
+        event_clear(&evs[i]);
+    free(evs);
+}
+
+struct json_object *
+jsonobj_parse(const char *buf, size_t len, const char **why)
 {
     json_tokener *tok = NULL;
     json_object *o = NULL;
+    const char *dummy;
     size_t end;
 
-    if (len > INT32_MAX)
+    if (why == NULL)
+        why = &dummy;
+    *why = "is not JSON";
+    if (buf == NULL || len > INT32_MAX)
         return NULL;
     tok = json_tokener_new();
     if (tok == NULL)
@@ -158,9 +173,11 @@ parse_object(const char *buf, size_t len)
     o = json_tokener_parse_ex(tok, buf, (int)len);
     if (o == NULL || json_tokener_get_error(tok) != json_tokener_success)
         goto err;
+    *why = "has data after its JSON value";
     for (end = json_tokener_get_parse_end(tok); end < len; end++)
         if (strchr(" \t\r\n", buf[end]) == NULL || buf[end] == '\0')
             goto err;
+    *why = "is not a JSON object";
     if (!json_object_is_type(o, json_type_object))
         goto err;
     json_tokener_free(tok);
@@ -268,12 +285,15 @@ event_from_json(const char *buf, size_t len, struct event *out)
     int rc = -1;
 
     memset(out, 0, sizeof(*out));
-    if (buf == NULL || (o = parse_object(buf, len)) == NULL)
+    if (buf == NULL || (o = jsonobj_parse(buf, len, NULL)) == NULL)
         goto done;
     if (!json_object_object_get_ex(o, "type", &v) ||
         !json_object_is_type(v, json_type_string))
         goto done;
     type = json_object_get_string(v);
+    /* "typing\u0000x" is no type of ours: compare all of it */
+    if (strlen(type) != (size_t)json_object_get_string_len(v))
+        goto done;
     if (get_name(o, "room", out->room, sizeof(out->room),
                  names_room_valid) < 0 ||
         get_ts(o, &out->ts) < 0)
