@@ -62,6 +62,25 @@ check_text(const char *text, size_t len, size_t max_bytes)
     FUZZ_CHECK(utf8_valid(text, len), "text is not UTF-8");
 }
 
+/* A frame taken as a message or typing has exactly that "type", not the
+ * name with more after a NUL ("typing\u0000x"): json-c as a second reader. */
+static void
+check_frame_type(const char *body, size_t size, int frc)
+{
+    json_tokener *tok = json_tokener_new();
+    json_object *o = json_tokener_parse_ex(tok, body, (int)size);
+    json_object *t;
+    const char *want = frc == EVENT_MESSAGE ? "message" : "typing";
+
+    FUZZ_CHECK(o != NULL && json_object_object_get_ex(o, "type", &t) &&
+                   json_object_is_type(t, json_type_string) &&
+                   (size_t)json_object_get_string_len(t) == strlen(want) &&
+                   strcmp(json_object_get_string(t), want) == 0,
+               "a frame taken as %s has another type", want);
+    json_object_put(o);
+    json_tokener_free(tok);
+}
+
 /* The result of one api_parse_message call. */
 struct msg_result {
     int rc;
@@ -144,6 +163,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     memset(&ferr, 0, sizeof(ferr));
     frc = api_parse_client_frame(body, size, SIZE_MAX, &ftext, &flen, &ferr);
+    if (frc == EVENT_MESSAGE || frc == EVENT_TYPING)
+        check_frame_type(body, size, frc);
     if (frc == EVENT_MESSAGE) {
         check_text(ftext, flen, SIZE_MAX);
         FUZZ_CHECK(big.rc == 0 && big.len == flen &&

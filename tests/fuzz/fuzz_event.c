@@ -1,6 +1,7 @@
 /* fuzz_event.c - the event JSON decoder: what it accepts is well formed,
  * and decode -> encode -> decode gives the same event and the same bytes;
  * and the encoder: any text a message may hold comes back unchanged */
+#include <json-c/json.h>
 #include <stdbool.h>
 
 #include "event.h"
@@ -77,6 +78,25 @@ events_equal(const struct event *a, const struct event *b)
     return true;
 }
 
+/* The "type" of an accepted event is exactly one of the names, not a name
+ * with more after a NUL ("message\u0000x"): json-c as a second reader. */
+static void
+check_type_exact(const uint8_t *data, size_t size, const struct event *ev)
+{
+    json_tokener *tok = json_tokener_new();
+    json_object *o = json_tokener_parse_ex(tok, (const char *)data, (int)size);
+    json_object *t;
+
+    if (o != NULL && json_object_object_get_ex(o, "type", &t) &&
+        json_object_is_type(t, json_type_string))
+        FUZZ_CHECK((size_t)json_object_get_string_len(t) ==
+                       strlen(event_type_name(ev->type)),
+                   "type of %d bytes taken as \"%s\"",
+                   json_object_get_string_len(t), event_type_name(ev->type));
+    json_object_put(o);
+    json_tokener_free(tok);
+}
+
 /* The input as a message's text (when it could be one): encoded, then
  * decoded, it is the same text. */
 static void
@@ -116,6 +136,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     check_event(&a);
+    check_type_exact(data, size, &a);
 
     j1 = event_to_json(&a, &n1);
     FUZZ_CHECK(strlen(j1) == n1, "encoded length %zu, strlen %zu", n1,
