@@ -78,7 +78,7 @@ main(int argc, char **argv)
     rc = 0;
 
 done:
-    mongo_archive_free_events(evs, n);
+    event_free_array(evs, n);
     mongo_archive_close(a);
     return rc;
 }

@@ -56,17 +56,6 @@ backup_sleep_ms(int ms)
         ;
 }
 
-static void
-backup_free_names(char **names, size_t n)
-{
-    size_t i;
-
-    if (names == NULL)
-        return;
-    for (i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-}
 
 /* Logs a failed command: NULL (connection) or an error reply. */
 static void
@@ -285,7 +274,7 @@ backup_copy_room(struct backup *b, const char *room)
         r = NULL;
         if (mongo_archive_put(b->archive, evs, n) < 0)
             goto done;
-        reply_free_events(evs, n);
+        event_free_array(evs, n);
         evs = NULL;
         if (b->delay_ms > 0)
             backup_sleep_ms(b->delay_ms);
@@ -308,7 +297,7 @@ backup_copy_room(struct backup *b, const char *room)
     rc = 0;
 
 done:
-    reply_free_events(evs, n);
+    event_free_array(evs, n);
     if (r != NULL)
         freeReplyObject(r);
     return rc;
@@ -335,7 +324,7 @@ backup_copy(struct backup *b)
     rc = 0;
 
 done:
-    backup_free_names(rooms, n);
+    xfree_strings(rooms, n);
     return rc;
 }
 
@@ -424,7 +413,7 @@ backup_retain(struct backup *b, long long keep)
     rc = 0;
 
 done:
-    backup_free_names(rooms, n);
+    xfree_strings(rooms, n);
     return rc;
 }
 
@@ -526,7 +515,7 @@ backup_restore_room(struct backup *b, const char *room)
         has_after = true;
         room_restored += n;
         b->restored += n;
-        mongo_archive_free_events(evs, n);
+        event_free_array(evs, n);
         evs = NULL;
         n = 0;
         if (lock_refresh(b->redis, b->lock, false) < 0)
@@ -576,8 +565,8 @@ backup_restore_room(struct backup *b, const char *room)
     rc = 0;
 
 done:
-    mongo_archive_free_events(evs, n);
-    mongo_archive_free_events(newest, nn);
+    event_free_array(evs, n);
+    event_free_array(newest, nn);
     if (r != NULL)
         freeReplyObject(r);
     return rc;
@@ -765,8 +754,8 @@ backup_verify(struct backup *b)
     rc = b->differences > 0 ? 1 : 0;
 
 done:
-    backup_free_names(rr, nr);
+    xfree_strings(rr, nr);
     mongo_archive_free_rooms(mr, nm);
-    backup_free_names(all, n);
+    xfree_strings(all, n);
     return rc;
 }

@@ -458,7 +458,7 @@ mongo_archive_page(struct mongo_archive *a, const char *room,
 
 done:
     if (rc < 0) {
-        mongo_archive_free_events(*evs, *n);
+        event_free_array(*evs, *n);
         *evs = NULL;
         *n = 0;
     } else if (*n == 0) {
@@ -485,17 +485,6 @@ mongo_archive_after(struct mongo_archive *a, const char *room,
     return mongo_archive_page(a, room, after, limit, false, evs, n);
 }
 
-void
-mongo_archive_free_events(struct event *evs, size_t n)
-{
-    size_t i;
-
-    if (evs == NULL)
-        return;
-    for (i = 0; i < n; i++)
-        event_clear(&evs[i]);
-    free(evs);
-}
 
 static int
 mongo_archive_cmp_str(const void *x, const void *y)
@@ -603,7 +592,7 @@ mongo_archive_range(struct mongo_archive *a, const char *room,
     rc = 0;
 
 done:
-    mongo_archive_free_events(evs, n);
+    event_free_array(evs, n);
     bson_destroy(&filter);
     return rc;
 }

@@ -61,8 +61,8 @@ int mongo_archive_put(struct mongo_archive *a, const struct event *evs,
  * every event list in the API - as message events like those of
  * reply_events(). A caller holding k < limit older messages from Redis asks
  * for `limit - k` before the oldest id it has and puts them in front.
- * Returns 0 with *evs newly allocated (free with mongo_archive_free_events
- * or reply_free_events, they are the same; NULL when *n is 0), or -1 with
+ * Returns 0 with *evs newly allocated (free with
+ * event_free_array; NULL when *n is 0), or -1 with
  * *evs NULL and *n 0 when MongoDB cannot be read (logged). */
 int mongo_archive_before(struct mongo_archive *a, const char *room,
                          const struct streamid *before, size_t limit,
@@ -72,7 +72,6 @@ int mongo_archive_before(struct mongo_archive *a, const char *room,
 int mongo_archive_after(struct mongo_archive *a, const char *room,
                         const struct streamid *after, size_t limit,
                         struct event **evs, size_t *n);
-void mongo_archive_free_events(struct event *evs, size_t n);
 
 /* The distinct room names in the archive, sorted. Returns 0 with *rooms
  * newly allocated (free with mongo_archive_free_rooms), or -1 (logged). */

@@ -29,6 +29,9 @@ const char *event_type_name(enum event_type t);
 /* Frees what the event owns and zeroes it; accepts an already cleared one. */
 void event_clear(struct event *ev);
 
+/* Clears each of the n events and frees the array. Accepts NULL. */
+void event_free_array(struct event *evs, size_t n);
+
 /* Encodes the event as one line of JSON (the DESIGN.md shapes). Returns a
  * newly allocated NUL-terminated string; *len gets its length. */
 char *event_to_json(const struct event *ev, size_t *len);

@@ -8,7 +8,7 @@ libcrosstalk_a_SOURCES = \
 	src/common/names.c src/common/names.h \
 	src/common/utf8.c src/common/utf8.h \
 	src/common/streamid.c src/common/streamid.h \
-	src/common/event.c src/common/event.h \
+	src/common/event.c src/common/event.h src/common/jsonobj.h \
 	src/common/api.c src/common/api.h \
 	src/common/auth.c src/common/auth.h \
 	src/common/keys.c src/common/keys.h \

@@ -90,17 +90,6 @@ reply_events(const struct redisReply *r, const char *room,
     return 0;
 }
 
-void
-reply_free_events(struct event *evs, size_t n)
-{
-    size_t i;
-
-    if (evs == NULL)
-        return;
-    for (i = 0; i < n; i++)
-        event_clear(&evs[i]);
-    free(evs);
-}
 
 int
 reply_first_id(const struct redisReply *r, char *buf)

@@ -12,10 +12,9 @@ struct redisReply;
 /* An XRANGE/XREVRANGE reply ([[id, [field, value, ...]], ...]) as message
  * events of `room`, in the reply's order. Entries missing fields are
  * skipped (and logged). Returns 0 with *evs newly allocated (free with
- * reply_free_events), or -1 when the reply is not an array (an error). */
+ * event_free_array), or -1 when the reply is not an array (an error). */
 int reply_events(const struct redisReply *r, const char *room,
                  struct event **evs, size_t *n);
-void reply_free_events(struct event *evs, size_t n);
 
 /* Copies the id of an XRANGE/XREVRANGE reply's first entry into buf
  * (STREAMID_STRLEN bytes) and returns 0; returns -1 with buf "" when the

@@ -80,3 +80,15 @@ xasprintf(const char *fmt, ...)
         oom(strlen(fmt));
     return s;
 }
+
+void
+xfree_strings(char **v, size_t n)
+{
+    size_t i;
+
+    if (v == NULL)
+        return;
+    for (i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}

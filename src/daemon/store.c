@@ -474,7 +474,7 @@ static void on_range(redisAsyncContext *ac, void *reply, void *priv)
         }
         c->cb.events(0, evs, n, c->arg);
     }
-    reply_free_events(evs, n);
+    event_free_array(evs, n);
     call_free(c);
 }
 

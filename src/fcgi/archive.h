@@ -14,7 +14,7 @@
  *
  * `before` answers the newest `limit` archived messages of `room` strictly
  * older than `before`, in ascending id order, as message events (*evs newly
- * allocated, freed by the caller with reply_free_events). It returns 0, also
+ * allocated, freed by the caller with event_free_array). It returns 0, also
  * with *n = 0 when there are none, or -1 when the archive cannot be read
  * (the caller then serves what Redis had). `close` frees `ctx`.
  */

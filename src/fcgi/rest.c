@@ -269,7 +269,7 @@ touch_presence(struct call *c)
     store_publish(store, c->room, json, len);
     free(json);
     event_clear(&ev);
-    store_free_names(names, n);
+    xfree_strings(names, n);
 }
 
 static void
@@ -382,7 +382,7 @@ fill_from_archive(struct call *c, const struct query_history *h,
         return;
     if (archive_before(c->room, oldest, h->limit - (int)*n, &old, &k) < 0 ||
         k == 0) {
-        reply_free_events(old, k);
+        event_free_array(old, k);
         return;
     }
     all = xcalloc(k + *n, sizeof(*all));
@@ -434,7 +434,7 @@ do_history(struct call *c)
         free(jsons[i]);
     free(jsons);
     free(lens);
-    reply_free_events(evs, n);
+    event_free_array(evs, n);
     answer(c, 200, body, len);
     touch_presence(c);
 }
@@ -474,7 +474,7 @@ do_presence(struct call *c)
         return;
     }
     body = api_online_json((const char *const *)names, n, &len);
-    store_free_names(names, n);
+    xfree_strings(names, n);
     answer(c, 200, body, len);
 }
 

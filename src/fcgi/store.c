@@ -356,21 +356,10 @@ store_rooms(struct store *st, int limit, char ***names, long long **last_ts,
 void
 store_free_rooms(char **names, long long *last_ts, size_t n)
 {
-    store_free_names(names, n);
+    xfree_strings(names, n);
     free(last_ts);
 }
 
-void
-store_free_names(char **names, size_t n)
-{
-    size_t i;
-
-    if (names == NULL)
-        return;
-    for (i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-}
 
 int
 store_presence_touch(struct store *st, const char *room, const char *user,

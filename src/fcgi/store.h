@@ -49,7 +49,7 @@ int store_append(struct store *st, const char *room, const char *from,
                  char id[STREAMID_STRLEN], int64_t *ts);
 
 /* The first `limit` messages after `since` (all from the start when since
- * is NULL), ascending. *evs is newly allocated (reply_free_events). */
+ * is NULL), ascending. *evs is newly allocated (event_free_array). */
 int store_after(struct store *st, const char *room,
                 const struct streamid *since, int limit, struct event **evs,
                 size_t *n);
@@ -71,10 +71,9 @@ int store_presence_touch(struct store *st, const char *room,
                          const char *user, int64_t now_ms, int64_t expiry_ms,
                          int *joined);
 /* Users online in `room` at `now_ms`, sorted by name. *names is newly
- * allocated; free with store_free_names. */
+ * allocated; free with xfree_strings. */
 int store_presence_online(struct store *st, const char *room, int64_t now_ms,
                           char ***names, size_t *n);
-void store_free_names(char **names, size_t n);
 
 /* PUBLISH on the room's bus channel. */
 int store_publish(struct store *st, const char *room, const char *json,

@@ -90,7 +90,7 @@ main(void)
     }
     is_int(reply_first_id(r, id), 0, "first id");
     is_str(id, "1-0", "  value");
-    reply_free_events(evs, n);
+    event_free_array(evs, n);
     drop(r);
 
     r = arr(3, entry("bad", "alice", "hi", "1"),
@@ -98,14 +98,14 @@ main(void)
             entry("5-0", "alice", "hi", "12x"));
     is_int(reply_events(r, "lobby", &evs, &n), 0, "malformed entries");
     is_int(n, 0, "  all skipped: bad id, bad from, bad ts");
-    reply_free_events(evs, n);
+    event_free_array(evs, n);
     is_int(reply_first_id(r, id), -1, "first id of a malformed entry");
     drop(r);
 
     r = arr(0);
     is_int(reply_events(r, "lobby", &evs, &n), 0, "empty reply");
     is_int(n, 0, "  no events");
-    reply_free_events(evs, n);
+    event_free_array(evs, n);
     is_int(reply_first_id(r, id), -1, "first id of an empty reply");
     is_str(id, "", "  buf emptied");
     drop(r);
@@ -119,7 +119,7 @@ main(void)
     is_int(reply_first_id(r, id), -1, "  first id too");
     drop(r);
     is_int(reply_events(NULL, "lobby", &evs, &n), -1, "NULL rejected");
-    reply_free_events(NULL, 0);
-    ok(1, "reply_free_events(NULL) is harmless");
+    event_free_array(NULL, 0);
+    ok(1, "event_free_array(NULL) is harmless");
     return tap_done();
 }

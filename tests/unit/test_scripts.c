@@ -195,7 +195,7 @@ main(void)
     }
     is_int(reply_first_id(r, bufs), 0, "reply_first_id");
     is_str(bufs, id, "  is the first message's");
-    reply_free_events(evs, n);
+    event_free_array(evs, n);
     freeReplyObject(r);
 
     r = redisCommand(c, "ZSCORE %s %s", KEYS_ROOMS, "lobby");
