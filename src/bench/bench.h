@@ -108,6 +108,7 @@ struct run {
     uint64_t pub_acked, pub_errors, pub_sent, warm_sent;
     long rss_before, rss_idle, rss_end; /* kB, -1 unknown */
     double connect_seconds;
+    uint64_t connect_bytes;    /* received by subscribers until idle */
     int connected;
     uint64_t lost;             /* measured messages a subscriber never got */
     uint64_t undelivered;      /* deliveries owed when the final drain

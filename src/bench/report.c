@@ -50,11 +50,12 @@ static const char *label(void)
     return buf;
 }
 
-/* Deliveries per second of a step: its deliveries over the time from its
- * start to its last delivery (or its scheduled end, if later). */
+/* Deliveries per second of a step. One that passed delivered everything it
+ * offered: its deliveries over its duration. One that failed: over the
+ * time from its start to its last delivery (or its end, if later). */
 static double step_dps(const struct step *st)
 {
-    uint64_t end = st->t_last > st->t1 ? st->t_last : st->t1;
+    uint64_t end = st->t_last > st->t1 && !st->pass ? st->t_last : st->t1;
     double secs = (double)(end - st->t0) / 1e9;
 
     return secs > 0 ? (double)st->snap_delivered / secs : 0;
@@ -170,10 +171,11 @@ void report_summary(void)
             fprintf(h, ", %d user%s", R.o.users, R.o.users == 1 ? "" : "s");
         fprintf(h, "\n");
         fprintf(h, "  connect      %d in %.2f s; per subscriber p50 %.2f ms, "
-                   "p99 %.2f ms, max %.2f ms\n",
+                   "p99 %.2f ms, max %.2f ms; %llu bytes received by then\n",
                 R.connected, R.connect_seconds,
                 ms(hist_percentile(R.connect, 50)),
-                ms(hist_percentile(R.connect, 99)), ms(hist_max(R.connect)));
+                ms(hist_percentile(R.connect, 99)), ms(hist_max(R.connect)),
+                (unsigned long long)R.connect_bytes);
         if (R.rss_before >= 0)
             fprintf(h, "  server RSS   %ld kB before, %ld kB with every "
                        "subscriber idle, %ld kB at the end: %ld bytes per "
@@ -225,10 +227,11 @@ void report_summary(void)
     common_fields(stdout);
     printf(",\"connected\":%d,\"connect_s\":%.3f,\"connect_ms\":{\"p50\":%.3f,"
            "\"p99\":%.3f,\"max\":%.3f},\"rss_kb\":{\"before\":%ld,\"idle\":%ld,"
-           "\"end\":%ld},\"rss_per_conn_bytes\":%ld,",
+           "\"end\":%ld},\"rss_per_conn_bytes\":%ld,\"connect_bytes_in\":%llu,",
            R.connected, R.connect_seconds, ms(hist_percentile(R.connect, 50)),
            ms(hist_percentile(R.connect, 99)), ms(hist_max(R.connect)),
-           R.rss_before, R.rss_idle, R.rss_end, per_conn);
+           R.rss_before, R.rss_idle, R.rss_end, per_conn,
+           (unsigned long long)R.connect_bytes);
     if (b != NULL)
         printf("\"best\":{\"rate\":%.3f,\"deliveries_per_s\":%.1f,"
                "\"lat_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f,"

@@ -576,6 +576,7 @@ static void on_check(evutil_socket_t fd, short what, void *arg)
     case PH_SETTLE:
         if (in_phase >= 1.0) {
             R.rss_idle = run_rss_kb(R.o.npids ? R.o.pids[0] : 0);
+            R.connect_bytes = R.sub_io.bytes_in;
             if (R.o.closed_loop)
                 closed_begin();
             else
