@@ -59,6 +59,9 @@ struct subscriber_ops {
     /* Ends the subscriber's stream cleanly (shutdown): it unsubscribes and
      * frees itself, now or once its last bytes are written. */
     void (*close)(struct subscriber *s);
+    /* Bytes written to the client but not yet taken by it, so a resume
+     * can pace history to the client; NULL when nothing queues. */
+    size_t (*queued)(const struct subscriber *s);
 };
 
 struct bus_pending;

@@ -4,30 +4,76 @@
 
 #include <stdlib.h>
 
+#include <event2/event.h>
+
 #include "app.h"
+#include "config.h"
 #include "store.h"
 #include "xmalloc.h"
 
-#define RESUME_PAGE 500
+/* Messages read per round trip. Small enough that one page of the largest
+ * messages stays within a subscriber's buffer limit. */
+#define RESUME_PAGE 100
+/* How often a paced resume looks whether the client took its bytes. */
+#define RESUME_WAIT_MS 10
 
 struct resume {
     struct subscriber *s;  /* NULL once cancelled */
     int left;              /* messages still wanted; <0: all */
     bool tail;             /* asking for the newest id only */
+    bool complete;         /* all read: only the final drain is left */
+    bool reading;          /* a page is being read from Redis */
+    struct event *wait;    /* for the client to take its bytes */
     resume_done_cb done;
 };
 
 static void page(struct resume *rs);
+
+static void resume_free(struct resume *rs)
+{
+    if (rs->wait != NULL)
+        event_free(rs->wait);
+    free(rs);
+}
 
 static void finish(struct resume *rs, int status)
 {
     struct subscriber *s = rs->s;
     resume_done_cb done = rs->done;
 
-    free(rs);
+    resume_free(rs);
     if (s != NULL) {
         s->resume = NULL;
         done(s, status);
+    }
+}
+
+/* Holds history back while the client is behind: it is paced, never
+ * dropped for the client_buffer_limit that applies to live events. */
+static bool behind(const struct subscriber *s)
+{
+    return s->ops->queued != NULL &&
+           s->ops->queued(s) > (size_t)app.cfg->client_buffer_limit / 2;
+}
+
+static void next(struct resume *rs);
+
+static void waited(evutil_socket_t fd, short what, void *arg)
+{
+    next(arg);
+}
+
+static void next(struct resume *rs)
+{
+    if (behind(rs->s)) {
+        struct timeval tv = {0, RESUME_WAIT_MS * 1000};
+        if (rs->wait == NULL)
+            rs->wait = evtimer_new(app.base, waited, rs);
+        evtimer_add(rs->wait, &tv);
+    } else if (rs->complete) {
+        finish(rs, 0);
+    } else {
+        page(rs);
     }
 }
 
@@ -35,6 +81,7 @@ static void page_done(int status, struct event *evs, size_t n, void *arg)
 {
     struct resume *rs = arg;
 
+    rs->reading = false;
     if (rs->s == NULL || status != 0) {
         finish(rs, status);
         return;
@@ -53,11 +100,13 @@ static void page_done(int status, struct event *evs, size_t n, void *arg)
     }
     if (rs->left > 0)
         rs->left -= (int)n;
-    /* deliver may have ended the subscriber (slow consumer): it cancels */
-    if (rs->s == NULL || n < RESUME_PAGE || rs->left == 0)
+    /* deliver may have ended the subscriber: then it cancelled */
+    if (rs->s == NULL) {
         finish(rs, 0);
-    else
-        page(rs);
+        return;
+    }
+    rs->complete = n < RESUME_PAGE || rs->left == 0;
+    next(rs);
 }
 
 static void page(struct resume *rs)
@@ -65,13 +114,16 @@ static void page(struct resume *rs)
     int limit = rs->left > 0 && rs->left < RESUME_PAGE ? rs->left : RESUME_PAGE;
     int rc;
 
+    rs->reading = true;
     if (rs->tail)
         rc = store_before(app.store, rs->s->room, NULL, 1, page_done, rs);
     else
         rc = store_after(app.store, rs->s->room, &rs->s->last, limit,
                          page_done, rs);
-    if (rc != 0)
+    if (rc != 0) {
+        rs->reading = false;
         finish(rs, -1);
+    }
 }
 
 void resume_start(struct subscriber *s, const struct streamid *since, int max,
@@ -91,8 +143,13 @@ void resume_start(struct subscriber *s, const struct streamid *since, int max,
 
 void resume_cancel(struct subscriber *s)
 {
-    if (s->resume != NULL) {
-        s->resume->s = NULL;
-        s->resume = NULL;
-    }
+    struct resume *rs = s->resume;
+
+    if (rs == NULL)
+        return;
+    s->resume = NULL;
+    if (rs->reading)
+        rs->s = NULL;      /* the page in flight frees it */
+    else
+        resume_free(rs);   /* only its timer was pending */
 }

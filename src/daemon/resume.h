@@ -17,7 +17,10 @@ typedef void (*resume_done_cb)(struct subscriber *s, int status);
 /* Subscribes s (resuming) and delivers, through its deliver callback, the
  * stored messages after `since`, at most `max` of them (0: all, in pages);
  * with since NULL, none: s starts at the room's newest message. Live events
- * are held meanwhile; `done` is called at the end and then the caller
+ * are held meanwhile. History is paced to the client: while more than half
+ * of client_buffer_limit waits to be taken (ops->queued), the next page
+ * waits; history is never a reason to drop a subscriber. `done` is called
+ * at the end and then the caller
  * calls bus_resume_done. `done` may run before this returns (Redis down),
  * so the caller must not touch s after the call. */
 void resume_start(struct subscriber *s, const struct streamid *since, int max,

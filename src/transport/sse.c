@@ -133,7 +133,9 @@ static void deliver(struct subscriber *sub, struct bus_event *e)
 
     if (out == NULL)
         return;
-    if (evbuffer_get_length(out) > (size_t)app.cfg->client_buffer_limit) {
+    /* history is paced by the resume; live events may not pile up */
+    if (!sub->resuming &&
+        evbuffer_get_length(out) > (size_t)app.cfg->client_buffer_limit) {
         drop_stream(s);
         return;
     }
@@ -146,7 +148,14 @@ static void close_stream(struct subscriber *sub)
     end_stream((struct sse *)sub);
 }
 
-static const struct subscriber_ops ops = {deliver, close_stream};
+static size_t queued(const struct subscriber *sub)
+{
+    struct evbuffer *out = output_of((struct sse *)sub);
+
+    return out ? evbuffer_get_length(out) : 0;
+}
+
+static const struct subscriber_ops ops = {deliver, close_stream, queued};
 
 static void gone(void *arg)
 {

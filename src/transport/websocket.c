@@ -35,7 +35,6 @@
 /* History is read in chunks of this many messages, each once the socket has
  * written most of the last: a client far behind catches up at its own pace
  * without passing client_buffer_limit on history alone. */
-#define WS_RESUME_CHUNK 100
 
 /* Close codes of RFC 6455 section 7.4.1 that we send. */
 #define WS_GOING_AWAY 1001
@@ -44,8 +43,6 @@
 #define WS_POLICY 1008
 #define WS_INTERNAL_ERROR 1011
 
-/* What a resume waits for the output to drain before doing. */
-enum ws_resume_next { WS_RESUME_NONE, WS_RESUME_CHUNK_NEXT, WS_RESUME_LIVE };
 
 enum ws_state {
     WS_OPEN,     /* chatting */
@@ -75,8 +72,6 @@ struct ws {
     bool joined;                      /* counted in presence */
     bool dead;                        /* torn down; freed on the next turn */
     unsigned busy;                    /* depth of calls into wslay */
-    enum ws_resume_next resume_next;  /* waiting for the output to drain */
-    unsigned resumed;                 /* history messages of this chunk */
     uint64_t frame_left;              /* of the client's frame being read,
                                        * bytes not yet given to wslay */
     TAILQ_HEAD(, ws_append) appends;
@@ -88,7 +83,6 @@ static const struct timeval *tv_ping;   /* ws_ping_interval */
 static const struct timeval *tv_pong;   /* ws_pong_timeout, also for close */
 
 static void after_io(struct ws *c);
-static void resume_step(struct ws *c);
 
 /* --- frames --- */
 
@@ -425,11 +419,8 @@ static void after_io(struct ws *c)
     out = output(c);
     if (c->state == WS_OPEN) {
         size_t limit = (size_t)app.cfg->client_buffer_limit;
-        if (c->resume_next != WS_RESUME_NONE) {
-            /* history is not held against the client: it is paced */
-            if (evbuffer_get_length(out) <= limit / 2)
-                resume_step(c);
-        } else if (!c->sub.resuming && evbuffer_get_length(out) > limit) {
+        /* history is paced by the resume, not held against the client */
+        if (!c->sub.resuming && evbuffer_get_length(out) > limit) {
             stats[TRANSPORT_WEBSOCKET].dropped++;
             log_info("ws: dropped a slow consumer of %s (%s)", c->sub.room,
                      c->sub.user);
@@ -648,10 +639,8 @@ static void deliver(struct subscriber *sub, struct bus_event *e)
 
     if (c->state != WS_OPEN || c->dead)
         return;
-    if (sub->resuming) {
-        c->resumed++;
-    } else if (evbuffer_get_length(output(c)) >
-               (size_t)app.cfg->client_buffer_limit) {
+    if (!sub->resuming && evbuffer_get_length(output(c)) >
+                              (size_t)app.cfg->client_buffer_limit) {
         after_io(c); /* drops it */
         return;
     }
@@ -668,35 +657,12 @@ static void close_sub(struct subscriber *sub)
     begin_close(c, WS_GOING_AWAY, "server shutting down");
 }
 
-static const struct subscriber_ops ops = {deliver, close_sub};
-
-static void resumed(struct subscriber *sub, int status);
-
-/* Reads the next chunk of history after the last message given. Live
- * events held during the last chunk are dropped with the subscription: the
- * stored ones among them are read again, typing and presence are lost. */
-static void resume_chunk(struct ws *c, const struct streamid *since)
+static size_t queued(const struct subscriber *sub)
 {
-    c->resumed = 0;
-    bus_unsubscribe(app.bus, &c->sub);
-    /* may call resumed() before it returns */
-    resume_start(&c->sub, since, WS_RESUME_CHUNK, resumed);
+    return evbuffer_get_length(output((struct ws *)sub));
 }
 
-/* The output has drained: on with the resume. */
-static void resume_step(struct ws *c)
-{
-    enum ws_resume_next next = c->resume_next;
-
-    c->resume_next = WS_RESUME_NONE;
-    if (next == WS_RESUME_CHUNK_NEXT) {
-        struct streamid last = c->sub.last;
-        resume_chunk(c, &last);
-    } else if (next == WS_RESUME_LIVE) {
-        /* held live events may close (and so free) c here */
-        bus_resume_done(&c->sub);
-    }
-}
+static const struct subscriber_ops ops = {deliver, close_sub, queued};
 
 static void resumed(struct subscriber *sub, int status)
 {
@@ -710,11 +676,10 @@ static void resumed(struct subscriber *sub, int status)
         begin_close(c, WS_INTERNAL_ERROR, "message store unreachable");
         return;
     }
-    c->resume_next = c->resumed >= WS_RESUME_CHUNK ? WS_RESUME_CHUNK_NEXT
-                                                   : WS_RESUME_LIVE;
     if (c->dead || c->state != WS_OPEN)
         return;
-    after_io(c);
+    /* held live events may close (and so free) c here */
+    bus_resume_done(&c->sub);
 }
 
 /* --- the handshake --- */
@@ -914,7 +879,7 @@ void ws_handle(struct request *r)
     arm(c, tv_ping);
     /* may call resumed() before it returns; c stays allocated until the
      * next loop turn whatever happens */
-    resume_chunk(c, q.has_since ? &q.since : NULL);
+    resume_start(&c->sub, q.has_since ? &q.since : NULL, 0, resumed);
     /* frames the client sent right behind its request */
     if (!c->dead && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         on_read(c->bev, c);
