@@ -43,7 +43,7 @@ static void closed(struct subscriber *s)
 {
 }
 
-static const struct subscriber_ops ops = {deliver, closed};
+static const struct subscriber_ops ops = {deliver, closed, NULL};
 
 static void probe_init(struct probe *p, struct bus *b, const char *room)
 {
