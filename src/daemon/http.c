@@ -486,6 +486,33 @@ static void route_room(struct evhttp_request *req, enum evhttp_cmd_type m,
     http_authenticate(r);
 }
 
+/* A browser's CORS preflight: answered for origins allowed_origins names
+ * (none by default, so cross-origin browsers are refused). Returns false
+ * when the request is not one. */
+static bool preflight(struct evhttp_request *req)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    const char *origin = evhttp_find_header(in, "Origin");
+
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_OPTIONS ||
+        origin == NULL ||
+        evhttp_find_header(in, "Access-Control-Request-Method") == NULL)
+        return false;
+    if (app.cfg->allowed_origins[0] != '\0' &&
+        http_origin_allowed(req, origin)) {
+        evhttp_add_header(out, "Access-Control-Allow-Origin", origin);
+        evhttp_add_header(out, "Access-Control-Allow-Methods",
+                          "GET, POST, OPTIONS");
+        evhttp_add_header(out, "Access-Control-Allow-Headers",
+                          "Authorization, Content-Type, Last-Event-ID");
+        evhttp_add_header(out, "Access-Control-Max-Age", "600");
+    }
+    evhttp_add_header(out, "Vary", "Origin");
+    evhttp_send_reply(req, 204, "No Content", NULL);
+    return true;
+}
+
 static void route(struct evhttp_request *req, void *arg)
 {
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
@@ -511,7 +538,9 @@ static void route(struct evhttp_request *req, void *arg)
                          app.cfg->max_body_bytes);
         return;
     }
-    if (strncmp(path, "/api/rooms/", 11) == 0) {
+    if (preflight(req)) {
+        return;
+    } else if (strncmp(path, "/api/rooms/", 11) == 0) {
         route_room(req, m, path + 11, query);
     } else if (strcmp(path, "/api/register") == 0) {
         if (m != EVHTTP_REQ_POST)
