@@ -302,7 +302,9 @@ function serverBlock(conf) {
     if (conf[j] === '{') depth++;
     else if (conf[j] === '}' && --depth === 0) break;
   }
-  return conf.slice(i, j + 1).split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')).join('\n');
+  // access_log names a path of the installation, like the upstream's servers
+  return conf.slice(i, j + 1).split('\n').map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#') && !l.startsWith('access_log ')).join('\n');
 }
 
 test('the standalone template and crosstalk.conf pass nginx -t, with the same server block', () => {
