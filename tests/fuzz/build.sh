@@ -10,6 +10,10 @@
 # a source or a header is newer. CC (default clang) must be clang >= 14.
 set -eu
 
+# All of it in one block, which the shell reads whole before running it: an
+# edit to this file during a long run does not garble the rest of the run.
+{
+
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 out=${FUZZ_OUT:-$here/out}
@@ -19,7 +23,7 @@ while [ $# -gt 0 ]; do
     case $1 in
     --out) out=$2; shift 2 ;;
     --out=*) out=${1#--out=}; shift ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     --) shift; break ;;
     -*) echo "build.sh: unknown option $1" >&2; exit 2 ;;
     *) break ;;
@@ -69,6 +73,26 @@ stale() {
         [ "$0" -nt "$1" ]
 }
 
+# Compiles run in the background, as many at once as there are CPUs.
+max_jobs=$(nproc 2>/dev/null || echo 2)
+pids=
+n_jobs=0
+failed=0
+reap() {
+    for p in $pids; do
+        wait "$p" || failed=1
+    done
+    pids=
+    n_jobs=0
+    [ "$failed" = 0 ] || exit 1
+}
+spawn() {
+    "$@" &
+    pids="$pids $!"
+    n_jobs=$((n_jobs + 1))
+    [ "$n_jobs" -lt "$max_jobs" ] || reap
+}
+
 objs=
 for rel in $sources; do
     src=$top/$rel
@@ -76,10 +100,11 @@ for rel in $sources; do
     objs="$objs $obj"
     if stale "$obj" "$src"; then
         # shellcheck disable=SC2086
-        "$cc" $cflags -fsanitize=fuzzer-no-link -c "$src" -o "$obj"
+        spawn "$cc" $cflags -fsanitize=fuzzer-no-link -c "$src" -o "$obj"
         rebuilt_lib=1
     fi
 done
+reap
 if [ -n "${rebuilt_lib:-}" ] || [ ! -e "$out/libcommon.a" ]; then
     rm -f "$out/libcommon.a"
     # shellcheck disable=SC2086
@@ -96,8 +121,12 @@ for t in "$@"; do
         exit 2
     fi
     if stale "$out/$t" "$src" || [ "$out/libcommon.a" -nt "$out/$t" ]; then
+        # linked aside and renamed: a fuzzer may be running the old one
         # shellcheck disable=SC2086
-        "$cc" $cflags $target_cflags -fsanitize=fuzzer "$src" "$out/libcommon.a" \
-            $pc_libs $wslay_libs -lm -o "$out/$t"
+        spawn sh -c '"$@" && mv -f "$0.new" "$0"' "$out/$t" \
+            "$cc" $cflags $target_cflags -fsanitize=fuzzer "$src" \
+            "$out/libcommon.a" $pc_libs $wslay_libs -lm -o "$out/$t.new"
     fi
 done
+reap
+}
