@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <search.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,6 +286,115 @@ void http_defer(void (*fn)(void *arg), void *arg)
     }
 }
 
+/* --- the whole-head timeout ---
+ *
+ * evhttp's timeout bounds each pause in a request head, so a client that
+ * sends a header line every few seconds (slowloris) holds its connection
+ * for ever. Until its first request is routed, each connection is watched
+ * here and cut once header_timeout has passed since it was accepted. We
+ * hold a reference on its bufferevent meanwhile, so the pointer stays ours
+ * to look at after evhttp has let go of it. */
+
+struct head_watch {
+    struct bufferevent *bev;
+    int64_t accepted_ms;
+    bool cut;
+};
+
+static void *head_watches; /* tsearch of struct head_watch, by bev */
+static size_t n_head_watches;
+static struct event *head_sweep;
+
+static int head_cmp(const void *a, const void *b)
+{
+    const struct head_watch *x = a, *y = b;
+
+    return x->bev < y->bev ? -1 : x->bev > y->bev;
+}
+
+static struct bufferevent *new_connection(struct event_base *base, void *arg)
+{
+    struct bufferevent *bev =
+        bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    struct head_watch *w = xmalloc(sizeof(*w));
+
+    if (bev == NULL) {
+        log_error("bufferevent_socket_new failed");
+        abort();
+    }
+    w->bev = bev;
+    w->accepted_ms = event_now_ms();
+    w->cut = false;
+    bufferevent_incref(bev);
+    tsearch(w, &head_watches, head_cmp);
+    n_head_watches++;
+    return bev;
+}
+
+static void head_forget(struct head_watch *w)
+{
+    tdelete(w, &head_watches, head_cmp);
+    n_head_watches--;
+    bufferevent_decref(w->bev); /* the last reference closes a dead one */
+    free(w);
+}
+
+/* A request head came in whole: the connection is evhttp's alone now. */
+static void head_done(struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct head_watch key, *w;
+    void *node;
+
+    if (n_head_watches == 0 || evcon == NULL)
+        return;
+    key.bev = evhttp_connection_get_bufferevent(evcon);
+    if ((node = tfind(&key, &head_watches, head_cmp)) == NULL)
+        return;
+    w = *(struct head_watch **)node;
+    head_forget(w);
+}
+
+static struct head_watch **sweep_list;
+static size_t sweep_n;
+
+static void collect_watch(const void *node, VISIT which, int depth)
+{
+    if (which == postorder || which == leaf)
+        sweep_list[sweep_n++] = *(struct head_watch *const *)node;
+}
+
+static void sweep_heads(evutil_socket_t fd, short what, void *arg)
+{
+    int64_t deadline = event_now_ms() - app.cfg->header_timeout * 1000LL;
+
+    if (n_head_watches == 0)
+        return;
+    sweep_list = xcalloc(n_head_watches, sizeof(*sweep_list));
+    sweep_n = 0;
+    twalk(head_watches, collect_watch);
+    for (size_t i = 0; i < sweep_n; i++) {
+        struct head_watch *w = sweep_list[i];
+        bufferevent_data_cb rcb, wcb;
+        bufferevent_event_cb ecb;
+
+        bufferevent_getcb(w->bev, &rcb, &wcb, &ecb, NULL);
+        if (rcb == NULL && wcb == NULL && ecb == NULL) {
+            /* bufferevent_free cleared them: evhttp is done with it */
+            bufferevent_disable(w->bev, EV_READ | EV_WRITE);
+            head_forget(w);
+        } else if (!w->cut && w->accepted_ms < deadline) {
+            /* evhttp sees the end of the stream and frees the connection */
+            log_debug("cutting a connection whose request head took over "
+                      "%d s", app.cfg->header_timeout);
+            shutdown(bufferevent_getfd(w->bev), SHUT_RDWR);
+            w->cut = true;
+        }
+    }
+    free(sweep_list);
+    sweep_list = NULL;
+}
+
 /* --- authentication --- */
 
 static void auth_done(int status, const char *user, void *arg)
@@ -521,6 +631,7 @@ static void route(struct evhttp_request *req, void *arg)
     const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
     bool get = m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD;
 
+    head_done(req);
     if (path == NULL || path[0] == '\0')
         path = "/";
     if (head_bytes(req) > (size_t)app.cfg->max_header_bytes) {
@@ -592,6 +703,12 @@ int http_start(void)
     evhttp_set_max_body_size(app.http, (ev_ssize_t)cfg->max_body_bytes * 4);
     evhttp_set_timeout(app.http, cfg->header_timeout);
     evhttp_set_gencb(app.http, route, NULL);
+    evhttp_set_bevcb(app.http, new_connection, NULL);
+    {
+        struct timeval tv = {1, 0};
+        head_sweep = event_new(app.base, -1, EV_PERSIST, sweep_heads, NULL);
+        event_add(head_sweep, &tv);
+    }
     listener = evhttp_bind_socket_with_handle(app.http, cfg->bind,
                                               (ev_uint16_t)cfg->port);
     if (listener == NULL) {
@@ -603,8 +720,26 @@ int http_start(void)
     return 0;
 }
 
+void http_free(void)
+{
+    struct head_watch *w;
+
+    http_stop_accepting();
+    if (app.http != NULL)
+        evhttp_free(app.http);
+    app.http = NULL;
+    while (head_watches != NULL) {
+        w = *(struct head_watch **)head_watches;
+        head_forget(w);
+    }
+}
+
 void http_stop_accepting(void)
 {
+    if (head_sweep != NULL) {
+        event_free(head_sweep);
+        head_sweep = NULL;
+    }
     if (listener != NULL) {
         evhttp_del_accept_socket(app.http, listener);
         listener = NULL;

@@ -31,6 +31,8 @@ void http_request_free(struct request *r);
 int http_start(void);
 /* Stops accepting new connections (shutdown). */
 void http_stop_accepting(void);
+/* Closes every connection and frees the server (at exit). */
+void http_free(void);
 
 /* Replies with a JSON body (copied) and the status; counts bytes for `kind`. */
 void http_reply_json(struct evhttp_request *req, enum transport kind,

@@ -152,8 +152,7 @@ int main(int argc, char **argv)
 done:
     presence_stop();
     sse_shutdown();
-    if (app.http)
-        evhttp_free(app.http);
+    http_free();
     store_free(app.store);
     bus_free(app.bus);
     ratelimit_free(app.register_limit);
