@@ -461,13 +461,15 @@ static const char *content_type(const char *path)
 
 static void serve_static(struct evhttp_request *req, const char *raw_path)
 {
-    char *path = evhttp_uridecode(raw_path, 0, NULL);
+    size_t len = 0;
+    char *path = evhttp_uridecode(raw_path, 0, &len);
     char *full = NULL, *real = NULL, *root = NULL;
     struct stat sb;
     int fd = -1;
 
-    if (path == NULL || strstr(path, "..") != NULL || strchr(path, '\\') ||
-        path[0] != '/') {
+    /* a decoded NUL would cut the name short: no such file */
+    if (path == NULL || strlen(path) != len || strstr(path, "..") != NULL ||
+        strchr(path, '\\') || path[0] != '/') {
         http_reply_error(req, TRANSPORT_REST, 404, "not_found", "no such file");
         goto done;
     }
@@ -487,10 +489,10 @@ static void serve_static(struct evhttp_request *req, const char *raw_path)
     evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control",
                       "no-cache");
     if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
-        char len[32];
-        snprintf(len, sizeof(len), "%lld", (long long)sb.st_size);
+        char size[32];
+        snprintf(size, sizeof(size), "%lld", (long long)sb.st_size);
         evhttp_add_header(evhttp_request_get_output_headers(req),
-                          "Content-Length", len);
+                          "Content-Length", size);
     } else if (sb.st_size > 0) {
         evbuffer_add_file(evhttp_request_get_output_buffer(req), fd, 0,
                           sb.st_size);

@@ -208,6 +208,13 @@ describe('static files', () => {
   // crosstalkd also refuses a symlink that leads out of www/ (it compares
   // realpath()s); nginx follows symlinks as configured (disable_symlinks
   // off, its default), which only the owner of www/ can set up.
+  test('crosstalkd: a %00 in a file name is no file (the decoded NUL would cut the name short)', async () => {
+    for (const p of ['/index.html%00.txt', '/sub/a.txt%00', '/%00']) {
+      const r = await rawHttp(d.port, `GET ${p} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      assert.equal(r.status, 404, `GET ${p}: ${r.raw.slice(0, 200)}`);
+    }
+  });
+
   for (const [who, port, more] of [['crosstalkd', () => d.port, ['/link.txt']], ['nginx', () => nginx.port, []]]) {
     test(`${who}: path traversal in every spelling gets no file from outside www/`, async () => {
       // The same files are served when asked for properly, so a 404 below means something.
