@@ -229,7 +229,7 @@ static int
 backup_copy_room(struct backup *b, const char *room)
 {
     char key[KEYS_MAX], start[STREAMID_STRLEN + 1], last[STREAMID_STRLEN];
-    char count[24];
+    char end[STREAMID_STRLEN], count[24];
     struct event *evs = NULL;
     uint64_t room_copied = 0;
     size_t n = 0, got;
@@ -245,10 +245,24 @@ backup_copy_room(struct backup *b, const char *room)
     else
         snprintf(start, sizeof(start), "-");
     snprintf(count, sizeof(count), "%zu", b->batch);
+    /* A run copies what the stream held when it came to the room: under a
+     * steady stream of new messages it still ends, and the next run (a
+     * minute later, from cron) takes the rest. */
+    r = redisCommand(b->redis, "XREVRANGE %s + - COUNT 1", key);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        backup_redis_error(b, r, "XREVRANGE", room);
+        goto done;
+    }
+    if (r->elements == 0 || reply_first_id(r, end) != 0) {
+        rc = 0; /* an empty or missing stream: nothing to copy */
+        goto done;
+    }
+    freeReplyObject(r);
+    r = NULL;
     for (;;) {
         const redisReply *tail;
 
-        r = redisCommand(b->redis, "XRANGE %s %s + COUNT %s", key, start,
+        r = redisCommand(b->redis, "XRANGE %s %s %s COUNT %s", key, start, end,
                          count);
         if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
             backup_redis_error(b, r, "XRANGE", room);
