@@ -81,6 +81,18 @@ const commonP99 = (a, b) => {
   }
   return best;
 };
+/** Server CPU per delivery of both at the highest rate both kept up with. */
+const commonCpu = (a, b) => {
+  if (!a || !b) return null;
+  const kept = (s) => s.pub_errors === 0 && s.deliveries >= s.expected && s.expected > 0 && s.server_us_per_delivery > 0;
+  let best = null;
+  for (const s of a.stepLines) {
+    if (!kept(s)) continue;
+    const t = b.stepLines.find((x) => kept(x) && Math.abs(x.rate - s.rate) < 1e-6);
+    if (t && (!best || s.rate > best.rate)) best = { rate: s.rate, dps: s.rate * a.n, a: s.server_us_per_delivery, b: t.server_us_per_delivery };
+  }
+  return best;
+};
 const lossNote = (r) => (!r ? '' : r.lost || r.dups || r.unknown ? ` **lost ${r.lost}, dup ${r.dups}**` : '');
 const fatalNote = (r) => (r?.fatal ? ` (stopped: ${r.fatal})` : '');
 
@@ -98,14 +110,17 @@ const targets = [];
         if (!c || !x) continue;
         const ratio = bestPass(x) ? (bestPass(c) ?? 0) / bestPass(x) : null;
         const p = commonP99(c, x);
-        cells.push({ t, n, size, ratio, p, met: ratio !== null && ratio >= 2 && p !== null && p.a <= p.b });
+        const cpu = commonCpu(c, x);
+        const eff = cpu ? cpu.b / cpu.a : null;
+        cells.push({ t, n, size, ratio, p, eff, met: ratio !== null && ratio >= 2 && p !== null && p.a <= p.b && eff !== null && eff >= 2 });
       }
     }
   }
   const wsSkipped = skipped.some((s) => s.transport === 'ws' && s.label === 'crosstalk');
   const met = cells.filter((c) => c.met).length;
   const detail = cells.map((c) => `${TNAME[c.t]} N=${fmtInt(c.n)} ${kib(c.size)}: ${fmtRatio(c.ratio)}` +
-    (c.p ? `, p99 ${fmtMs(c.p.a)} vs ${fmtMs(c.p.b)} ms at ${fmtInt(c.p.dps)}/s` : ', no common passing rate')).join('; ');
+    (c.p ? `, p99 ${fmtMs(c.p.a)} vs ${fmtMs(c.p.b)} ms at ${fmtInt(c.p.dps)}/s` : ', no common passing rate') +
+    (c.eff !== null ? `, CPU efficiency ${fmtRatio(c.eff)}` : '')).join('; ');
   targets.push({
     name: 'WebSocket and SSE fan-out ≥ 2× nchan deliveries/s at equal N and size, p99 no worse',
     status: cells.length === 0 ? 'not measured' : met === cells.length && !wsSkipped ? 'met' : `not met (${met} of ${cells.length} cells${wsSkipped ? '; WebSocket not served yet' : ''})`,
@@ -218,11 +233,21 @@ md.push('  every subscriber keeps a bitmap of what it got, so loss and duplicate
 md.push('- **Ramp.** A run starts at about 10,000 deliveries/s (rate × N) and doubles the rate');
 md.push('  every step while the step *passes*: every publish acknowledged, every subscriber has');
 md.push('  every message within the grace period after the step, and p99 ≤ 100 ms (short poll:');
-md.push('  100 ms + its 1 s interval). After the first failure it bisects between the last pass');
+md.push('  100 ms + its 1 s interval). At 10,000 subscribers the bound is 1 s: there one fan-out');
+md.push('  alone takes 100–200 ms on one core for both servers, so nothing would pass 100 ms.');
+md.push('  After the first failure it bisects between the last pass');
 md.push('  and the failure. **deliveries/s** is the best passing step\'s deliveries over its');
 md.push('  duration; **kept up** is the best step that delivered everything in time whatever its p99.');
 md.push('- **p99 at equal load** compares the two servers at the highest rate both passed');
 md.push('  (the ramp steps are the same for both).');
+md.push('- **Server µs per delivery** is the server\'s CPU time (user + system, from');
+md.push('  `/proc/PID/stat`; crosstalkd *and* its Redis) over a step divided by its deliveries,');
+md.push('  at the highest rate both servers kept up with. Other load on the machine changes it');
+md.push('  far less than it changes latency or pass/fail, so its ratio (**efficiency**: nchan\'s');
+md.push('  µs / crosstalk\'s; above 1, crosstalk does a delivery with less CPU) is the steadier');
+md.push('  comparison. It falls as the rate rises (fixed costs spread), so only equal rates compare.');
+md.push('- The SSE/WebSocket target counts as met in a cell only when the measured ratio is ≥ 2,');
+md.push('  p99 is no worse, *and* the efficiency is ≥ 2.');
 md.push('- **RSS/conn** is (VmRSS with every subscriber connected and idle − VmRSS before) / N,');
 md.push('  of crosstalkd alone (not Redis) and of the nchan worker.');
 md.push('- **req/d** and **B/d**: HTTP requests and bytes (headers included) the subscribers');
@@ -238,8 +263,8 @@ md.push('');
 
 md.push('## crosstalk / nchan, by transport, subscribers and message size');
 md.push('');
-md.push('| transport | N | size | crosstalk deliveries/s | nchan deliveries/s | ratio | kept up: crosstalk / nchan | p99 ms at equal load: crosstalk / nchan | connect p99 ms: crosstalk / nchan | RSS/conn B: crosstalk / nchan | req/d | B/d: crosstalk / nchan |');
-md.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+md.push('| transport | N | size | crosstalk deliveries/s | nchan deliveries/s | ratio | kept up: crosstalk / nchan | p99 ms at equal load: crosstalk / nchan | server µs per delivery at equal load: crosstalk / nchan (efficiency) | connect p99 ms: crosstalk / nchan | RSS/conn B: crosstalk / nchan | req/d | B/d: crosstalk / nchan |');
+md.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const t of TRANSPORTS) {
   for (const n of ns) {
     for (const size of sizes) {
@@ -248,10 +273,12 @@ for (const t of TRANSPORTS) {
       const sk = skipped.find((s) => s.label === 'crosstalk' && s.transport === t && s.n === n && s.size === size);
       if (!c && !x && !sk) continue;
       const p = commonP99(c, x);
+      const cpu = commonCpu(c, x);
       const ratio = bestPass(x) && c ? (bestPass(c) ?? 0) / bestPass(x) : null;
       md.push(`| ${TNAME[t]} | ${fmtInt(n)} | ${kib(size)} | ${sk ? `not served yet` : fmtInt(bestPass(c))}${lossNote(c)}${fatalNote(c)} | ` +
         `${fmtInt(bestPass(x))}${lossNote(x)}${fatalNote(x)} | ${fmtRatio(ratio)} | ${fmtInt(bestKeptUp(c))} / ${fmtInt(bestKeptUp(x))} | ` +
         `${p ? `${fmtMs(p.a)} / ${fmtMs(p.b)} (at ${fmtInt(p.dps)}/s)` : '–'} | ` +
+        `${cpu ? `${cpu.a.toFixed(1)} / ${cpu.b.toFixed(1)} (${fmtRatio(cpu.b / cpu.a)}, at ${fmtInt(cpu.dps)}/s)` : '–'} | ` +
         `${fmtMs(c?.connect_ms?.p99)} / ${fmtMs(x?.connect_ms?.p99)} | ${fmtInt(c?.rss_per_conn_bytes)} / ${fmtInt(x?.rss_per_conn_bytes)} | ` +
         `${c ? c.requests_per_delivery.toFixed(2) : '–'} | ${fmtInt(c?.bytes_per_delivery)} / ${fmtInt(x?.bytes_per_delivery)} |`);
     }
