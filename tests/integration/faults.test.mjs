@@ -265,11 +265,13 @@ test('nginx reloaded under load (as shipped): new workers take new requests, str
 });
 
 test('nginx reloaded under load with worker_shutdown_timeout: streams are cut and resume, every message once', async (t) => {
-  // The test's own copy of the config gets worker_shutdown_timeout, so that
-  // a reload closes the old workers' streams (the shipped config lets them
-  // run until the streams end).
+  // The test's own copy of the config gets worker_shutdown_timeout 1s (the
+  // shipped 10 s would outlast the harness's wait for a reload), so that a
+  // reload soon closes the old workers' streams.
   const conf = fs.readFileSync(nginx.conf, 'utf8');
-  if (!/worker_shutdown_timeout/.test(conf)) fs.writeFileSync(nginx.conf, `worker_shutdown_timeout 1s;\n${conf}`);
+  fs.writeFileSync(nginx.conf, /worker_shutdown_timeout\s/.test(conf)
+    ? conf.replace(/worker_shutdown_timeout\s+[^;]*;/, 'worker_shutdown_timeout 1s;')
+    : `worker_shutdown_timeout 1s;\n${conf}`);
   await nginx.reload();
   const { room, seed } = await seededRoom('reload2');
   const l = await load(nginx.url, room, seed);
