@@ -1,4 +1,5 @@
-/* presence.c - who this daemon holds connections of, kept fresh in Redis */
+/* presence.c - who is online: the connections this daemon holds, kept
+ * fresh in Redis, and the room's presence announced on the bus */
 #include "presence.h"
 
 #include <search.h>
@@ -11,92 +12,242 @@
 
 #include "app.h"
 #include "config.h"
+#include "event.h"
 #include "names.h"
 #include "store.h"
 #include "xmalloc.h"
 
-struct held {
+/* Announcements of one room are gathered for this long: N users joining
+ * at once cost one presence event, not N (each listing up to N names). */
+#define ANNOUNCE_DELAY_MS 250
+
+/* A (room, user) this daemon knows of: held by open streams, or touched by
+ * a poll or a send lately. */
+struct seen {
     char room[NAME_ROOM_MAX + 1];
     char user[NAME_USER_MAX + 1];
-    unsigned count;
+    unsigned held;         /* open streams */
+    int64_t written_ms;    /* when its expiry was last written to Redis */
 };
 
-static void *tree;
-static struct event *timer;
+/* A room whose presence will be announced shortly. */
+struct pending {
+    char room[NAME_ROOM_MAX + 1];
+    struct event *timer;
+};
 
-static int held_cmp(const void *a, const void *b)
+static void *entries;   /* tsearch of struct seen, by room then user */
+static size_t n_entries;
+static void *pendings;  /* tsearch of struct pending, by room */
+static struct event *refresher;
+
+static int seen_cmp(const void *a, const void *b)
 {
-    const struct held *x = a, *y = b;
+    const struct seen *x = a, *y = b;
     int c = strcmp(x->room, y->room);
 
     return c ? c : strcmp(x->user, y->user);
 }
 
-static struct held *find(const char *room, const char *user, bool create)
+static int pending_cmp(const void *a, const void *b)
 {
-    struct held key, *h;
+    return strcmp(((const struct pending *)a)->room,
+                  ((const struct pending *)b)->room);
+}
+
+static struct seen *find(const char *room, const char *user, bool create)
+{
+    struct seen key, *e;
     void *node;
 
     snprintf(key.room, sizeof(key.room), "%s", room);
     snprintf(key.user, sizeof(key.user), "%s", user);
-    if ((node = tfind(&key, &tree, held_cmp)) != NULL)
-        return *(struct held **)node;
+    if ((node = tfind(&key, &entries, seen_cmp)) != NULL)
+        return *(struct seen **)node;
     if (!create)
         return NULL;
-    h = xmalloc(sizeof(*h));
-    *h = key;
-    h->count = 0;
-    tsearch(h, &tree, held_cmp);
-    return h;
+    e = xmalloc(sizeof(*e));
+    *e = key;
+    e->held = 0;
+    e->written_ms = 0;
+    tsearch(e, &entries, seen_cmp);
+    n_entries++;
+    return e;
+}
+
+static void forget(struct seen *e)
+{
+    tdelete(e, &entries, seen_cmp);
+    n_entries--;
+    free(e);
+}
+
+/* --- announcing --- */
+
+static void announce_online(int status, const char *const *names, size_t n,
+                            void *arg)
+{
+    char *room = arg;
+    struct event ev;
+
+    if (status == 0) {
+        event_init_presence(&ev, room, names, n, event_now_ms());
+        store_publish(app.store, &ev);
+        event_clear(&ev);
+    }
+    free(room);
+}
+
+static void announce_now(evutil_socket_t fd, short what, void *arg)
+{
+    struct pending *p = arg;
+    char *room = xstrdup(p->room);
+
+    tdelete(p, &pendings, pending_cmp);
+    event_free(p->timer);
+    free(p);
+    if (store_online(app.store, room, announce_online, room) != 0)
+        free(room);
+}
+
+/* Publishes the room's presence soon, once for everything until then. */
+static void announce(const char *room)
+{
+    struct pending key, *p;
+    struct timeval tv = {0, ANNOUNCE_DELAY_MS * 1000};
+
+    snprintf(key.room, sizeof(key.room), "%s", room);
+    if (tfind(&key, &pendings, pending_cmp) != NULL)
+        return;
+    p = xmalloc(sizeof(*p));
+    *p = key;
+    p->timer = evtimer_new(app.base, announce_now, p);
+    tsearch(p, &pendings, pending_cmp);
+    evtimer_add(p->timer, &tv);
+}
+
+/* --- writing expiries --- */
+
+struct write {
+    char room[NAME_ROOM_MAX + 1];
+};
+
+static void written(int status, bool added, void *arg)
+{
+    struct write *w = arg;
+
+    /* a user new to the list (a join, or back after expiring) */
+    if (status == 0 && added)
+        announce(w->room);
+    free(w);
+}
+
+static void write_expiry(struct seen *e, int64_t now)
+{
+    struct write *w = xmalloc(sizeof(*w));
+
+    strcpy(w->room, e->room);
+    e->written_ms = now;
+    if (store_presence_add(app.store, e->room, e->user,
+                           now + app.cfg->presence_ttl * 1000LL, written,
+                           w) != 0)
+        free(w);
+}
+
+static int64_t refresh_ms(void)
+{
+    int64_t every = app.cfg->presence_ttl * 1000LL / 3;
+
+    return every > 0 ? every : 1;
+}
+
+void presence_touch(const char *room, const char *user)
+{
+    struct seen *e = find(room, user, true);
+    int64_t now = event_now_ms();
+
+    if (e->written_ms == 0 || now - e->written_ms >= refresh_ms())
+        write_expiry(e, now);
 }
 
 void presence_join(const char *room, const char *user)
 {
-    struct held *h = find(room, user, true);
+    struct seen *e = find(room, user, true);
 
-    if (h->count++ == 0)
-        store_presence_touch(app.store, room, user, false);
+    if (e->held++ == 0)
+        write_expiry(e, event_now_ms());
 }
 
 void presence_leave(const char *room, const char *user)
 {
-    struct held *h = find(room, user, false);
+    struct seen *e = find(room, user, false);
 
-    if (h == NULL || --h->count > 0)
+    if (e == NULL || e->held == 0 || --e->held > 0)
         return;
-    if (!app.draining)
-        store_presence_leave(app.store, room, user);
-    tdelete(h, &tree, held_cmp);
-    free(h);
+    if (!app.draining) {
+        store_presence_remove(app.store, room, user);
+        announce(room);
+    }
+    forget(e);
 }
 
-static void refresh_one(const void *node, VISIT which, int depth)
+/* twalk has no argument: the sweep in progress keeps its own. */
+static struct seen **sweep_list;
+static size_t sweep_n;
+
+static void collect(const void *node, VISIT which, int depth)
 {
-    const struct held *h = *(struct held *const *)node;
-
     if (which == postorder || which == leaf)
-        store_presence_touch(app.store, h->room, h->user, false);
+        sweep_list[sweep_n++] = *(struct seen *const *)node;
 }
 
+/* Rewrites the expiry of every held user; forgets touched users whose
+ * expiry has passed (they are offline by now anyway). */
 static void refresh(evutil_socket_t fd, short what, void *arg)
 {
-    twalk(tree, refresh_one);
+    int64_t now = event_now_ms();
+
+    if (n_entries == 0)
+        return;
+    sweep_list = xcalloc(n_entries, sizeof(*sweep_list));
+    sweep_n = 0;
+    twalk(entries, collect);
+    for (size_t i = 0; i < sweep_n; i++) {
+        struct seen *e = sweep_list[i];
+        if (e->held > 0)
+            write_expiry(e, now);
+        else if (now - e->written_ms > app.cfg->presence_ttl * 1000LL)
+            forget(e);
+    }
+    free(sweep_list);
+    sweep_list = NULL;
 }
 
 void presence_start(void)
 {
-    int every = app.cfg->presence_ttl / 3;
-    struct timeval tv = {every > 0 ? every : 1, 0};
+    int64_t every = refresh_ms();
+    struct timeval tv = {every / 1000, (every % 1000) * 1000};
 
-    timer = event_new(app.base, -1, EV_PERSIST, refresh, NULL);
-    event_add(timer, &tv);
+    refresher = event_new(app.base, -1, EV_PERSIST, refresh, NULL);
+    event_add(refresher, &tv);
+}
+
+static void free_pending(void *arg)
+{
+    struct pending *p = arg;
+
+    event_free(p->timer);
+    free(p);
 }
 
 void presence_stop(void)
 {
-    if (timer != NULL)
-        event_free(timer);
-    timer = NULL;
-    tdestroy(tree, free);
-    tree = NULL;
+    if (refresher != NULL)
+        event_free(refresher);
+    refresher = NULL;
+    tdestroy(entries, free);
+    entries = NULL;
+    n_entries = 0;
+    tdestroy(pendings, free_pending);
+    pendings = NULL;
 }

@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "config.h"
 #include "log.h"
+#include "presence.h"
 #include "ratelimit.h"
 #include "store.h"
 #include "xmalloc.h"
@@ -129,7 +130,7 @@ static void send_done(int status, const char *id, int64_t ts, void *arg)
         http_reply_json(r->req, r->kind, 201, json, len);
         free(json);
         event_clear(&ev);
-        store_presence_touch(app.store, r->room, r->user, false);
+        presence_touch(r->room, r->user);
     }
     free(s->text);
     free(s);
@@ -172,7 +173,7 @@ void rest_typing(struct request *r)
     if (store_publish(app.store, &ev) != 0) {
         unavailable(r->req, r->kind);
     } else {
-        store_presence_touch(app.store, r->room, r->user, false);
+        presence_touch(r->room, r->user);
         http_reply_json(r->req, r->kind, 202, "{\"ok\":true}", 11);
     }
     event_clear(&ev);

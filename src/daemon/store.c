@@ -725,59 +725,34 @@ int store_online(struct store *st, const char *room, store_online_cb cb,
     return 0;
 }
 
-struct announce {
-    struct store *st;
-    char room[NAME_ROOM_MAX + 1];
+struct added {
+    store_added_cb cb;
+    void *arg;
 };
 
-static void announce_done(int status, const char *const *names, size_t n,
-                          void *arg)
+static void on_added(redisAsyncContext *ac, void *reply, void *priv)
 {
-    struct announce *a = arg;
-    struct event ev;
-
-    if (status == 0) {
-        event_init_presence(&ev, a->room, names, n, event_now_ms());
-        store_publish(a->st, &ev);
-        event_clear(&ev);
-    }
-    free(a);
-}
-
-static void store_announce(struct store *st, const char *room)
-{
-    struct announce *a = xmalloc(sizeof(*a));
-
-    a->st = st;
-    strcpy(a->room, room);
-    if (store_online(st, room, announce_done, a) != 0)
-        free(a);
-}
-
-static void on_touch(redisAsyncContext *ac, void *reply, void *priv)
-{
-    struct announce *a = priv;
+    struct added *a = priv;
     redisReply *r = reply;
 
-    /* ZADD counts new members: the user has just come online */
-    if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
-        store_announce(a->st, a->room);
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER)
+        a->cb(-1, false, a->arg);
+    else
+        a->cb(0, r->integer == 1, a->arg);
     free(a);
 }
 
-void store_presence_touch(struct store *st, const char *room,
-                          const char *user, bool announce)
+int store_presence_add(struct store *st, const char *room, const char *user,
+                       int64_t expiry_ms, store_added_cb cb, void *arg)
 {
     char key[KEYS_MAX], now[24], expiry[24];
     const char *argv[4];
-    struct announce *a;
-    int64_t t = event_now_ms();
+    struct added *a;
 
     if (!st->cmd_up)
-        return;
-    snprintf(now, sizeof(now), "%lld", (long long)t);
-    snprintf(expiry, sizeof(expiry), "%lld",
-             (long long)(t + st->cfg->presence_ttl * 1000LL));
+        return -1;
+    snprintf(now, sizeof(now), "%lld", (long long)event_now_ms());
+    snprintf(expiry, sizeof(expiry), "%lld", (long long)expiry_ms);
     keys_presence(key, room);
     /* forget the expired first, so that ZADD tells who is new */
     argv[0] = "ZREMRANGEBYSCORE";
@@ -789,15 +764,18 @@ void store_presence_touch(struct store *st, const char *room,
     argv[2] = expiry;
     argv[3] = user;
     a = xmalloc(sizeof(*a));
-    a->st = st;
-    snprintf(a->room, sizeof(a->room), "%s", room);
-    redisAsyncCommandArgv(st->cmd, on_touch, a, 4, argv, NULL);
-    if (announce)
-        store_announce(st, room);
+    a->cb = cb;
+    a->arg = arg;
+    if (redisAsyncCommandArgv(st->cmd, on_added, a, 4, argv, NULL) !=
+        REDIS_OK) {
+        free(a);
+        return -1;
+    }
+    return 0;
 }
 
-void store_presence_leave(struct store *st, const char *room,
-                          const char *user)
+void store_presence_remove(struct store *st, const char *room,
+                           const char *user)
 {
     char key[KEYS_MAX];
     const char *argv[3];
@@ -808,7 +786,6 @@ void store_presence_leave(struct store *st, const char *room,
     argv[1] = keys_presence(key, room);
     argv[2] = user;
     redisAsyncCommandArgv(st->cmd, NULL, NULL, 3, argv, NULL);
-    store_announce(st, room);
 }
 
 int store_publish(struct store *st, const struct event *ev)

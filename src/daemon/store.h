@@ -66,14 +66,14 @@ typedef void (*store_online_cb)(int status, const char *const *names,
                                 size_t n, void *arg);
 int store_online(struct store *st, const char *room, store_online_cb cb,
                  void *arg);
-/* Marks the user online in the room until now + presence_ttl (fire and
- * forget). The room's presence is published when the user was not online
- * before, or always when `announce` is true. */
-void store_presence_touch(struct store *st, const char *room,
-                          const char *user, bool announce);
-/* Removes the user from the room's presence and announces it. */
-void store_presence_leave(struct store *st, const char *room,
-                          const char *user);
+typedef void (*store_added_cb)(int status, bool added, void *arg);
+/* Marks the user online in the room until expiry_ms, first dropping the
+ * expired: `added` tells whether the user was not online before. */
+int store_presence_add(struct store *st, const char *room, const char *user,
+                       int64_t expiry_ms, store_added_cb cb, void *arg);
+/* Removes the user from the room's presence (fire and forget). */
+void store_presence_remove(struct store *st, const char *room,
+                           const char *user);
 /* Publishes an ephemeral event (not stored). Returns 0 or -1 when down. */
 int store_publish(struct store *st, const struct event *ev);
 

@@ -11,6 +11,7 @@
 #include "bus.h"
 #include "config.h"
 #include "query.h"
+#include "presence.h"
 #include "resume.h"
 #include "store.h"
 #include "transport.h"
@@ -230,7 +231,7 @@ void long_poll_handle(struct request *r)
         return;
     }
     p->counted = true;
-    store_presence_touch(app.store, r->room, r->user, false);
+    presence_touch(r->room, r->user);
     resume_start(&p->sub, p->q.has_since ? &p->q.since : NULL, p->q.limit,
                  resumed);
 }

@@ -6,6 +6,7 @@
 #include "app.h"
 #include "config.h"
 #include "query.h"
+#include "presence.h"
 #include "store.h"
 #include "transport.h"
 #include "xmalloc.h"
@@ -67,7 +68,7 @@ void short_poll_handle(struct request *r)
         free(p);
         return;
     }
-    store_presence_touch(app.store, r->room, r->user, false);
+    presence_touch(r->room, r->user);
     if (p->q.has_since)
         rc = store_after(app.store, r->room, &p->q.since, p->q.limit,
                          got_events, p);

@@ -457,7 +457,7 @@ static void append_done(int status, const char *id, int64_t ts, void *arg)
             int n = snprintf(frame, sizeof(frame),
                              "{\"type\":\"ack\",\"id\":\"%s\"}", id);
             send_text(c, frame, (size_t)n);
-            store_presence_touch(app.store, c->sub.room, c->sub.user, false);
+            presence_touch(c->sub.room, c->sub.user);
         } else {
             struct api_error err;
             api_fail(&err, 503, API_UNAVAILABLE,
@@ -503,7 +503,7 @@ static void on_text(struct ws *c, const uint8_t *msg, size_t len)
                      "the message store is unreachable; try again");
             send_error(c, &err);
         } else {
-            store_presence_touch(app.store, c->sub.room, c->sub.user, false);
+            presence_touch(c->sub.room, c->sub.user);
         }
         event_clear(&ev);
     } else {
