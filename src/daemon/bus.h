@@ -29,7 +29,12 @@ void bus_blob_add(struct bus_blob *b, struct evbuffer *out);
 
 /* The encodings a transport may ask for; each is made at most once per
  * event, by the first subscriber that needs it. */
-enum bus_slot { BUS_SLOT_SSE, BUS_SLOT_WS, BUS_SLOT_COUNT };
+enum bus_slot {
+    BUS_SLOT_SSE,          /* an SSE block */
+    BUS_SLOT_SSE_CHUNKED,  /* the same in an HTTP/1.1 chunk */
+    BUS_SLOT_WS,           /* a WebSocket text frame */
+    BUS_SLOT_COUNT
+};
 
 /* One event on its way through the bus, refcounted. */
 struct bus_event {

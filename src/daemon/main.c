@@ -129,7 +129,19 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     app.cfg = &cfg;
-    app.base = event_base_new();
+    {
+        /* The changelist folds the add and delete of a write event within
+         * one loop turn (every delivery) into no epoll_ctl at all. */
+        struct event_config *ec = event_config_new();
+        event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+        app.base = event_base_new_with_config(ec);
+        event_config_free(ec);
+        if (app.base == NULL) {
+            log_error("cannot create the event base");
+            config_free(&cfg);
+            return 1;
+        }
+    }
     app.bus = bus_new();
     app.register_limit = ratelimit_new(cfg.rate_register_per_min, 60000,
                                        cfg.rate_register_per_min);

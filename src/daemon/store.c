@@ -57,6 +57,7 @@ struct call {
     void *arg;
     char room[NAME_ROOM_MAX + 1];
     char key[AUTH_HASH_LEN + 1];
+    char token[AUTH_TOKEN_LEN + 1];
     char created[24];
     bool reverse;
     /* the command, kept to resend as EVAL after NOSCRIPT */
@@ -69,8 +70,10 @@ struct call {
     char bufs[2 * KEYS_MAX];
 };
 
+/* Tokens are looked up by their token rather than their digest, so a
+ * cached token costs no SHA-256; the digest is what Redis keeps. */
 struct auth_entry {
-    char hash[AUTH_HASH_LEN + 1];
+    char token[AUTH_TOKEN_LEN + 1];
     char user[NAME_USER_MAX + 1];
 };
 
@@ -529,8 +532,8 @@ int store_before(struct store *st, const char *room,
 
 static int auth_cmp(const void *a, const void *b)
 {
-    return strcmp(((const struct auth_entry *)a)->hash,
-                  ((const struct auth_entry *)b)->hash);
+    return strcmp(((const struct auth_entry *)a)->token,
+                  ((const struct auth_entry *)b)->token);
 }
 
 static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
@@ -546,7 +549,7 @@ static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
         c->cb.user(0, NULL, c->arg);
     } else {
         struct auth_entry *e = xmalloc(sizeof(*e));
-        strcpy(e->hash, c->key);
+        strcpy(e->token, c->token);
         strcpy(e->user, r->str);
         if (st->auth_cached >= AUTH_CACHE_MAX) {
             tdestroy(st->auth_cache, free);
@@ -574,15 +577,16 @@ int store_auth(struct store *st, const char *token, store_user_cb cb,
         cb(0, NULL, arg);
         return 0;
     }
-    auth_hash(token, strlen(token), key.hash);
+    strcpy(key.token, token);
     if ((node = tfind(&key, &st->auth_cache, auth_cmp)) != NULL) {
         cb(0, (*(struct auth_entry **)node)->user, arg);
         return 0;
     }
     c = call_new(st, arg);
     c->cb.user = cb;
-    strcpy(c->key, key.hash);
-    keys_token(k, key.hash);
+    strcpy(c->token, token);
+    auth_hash(token, strlen(token), c->key);
+    keys_token(k, c->key);
     {
         const char *argv[2] = {"GET", k};
         if (send_argv(st, on_auth, c, 2, argv, NULL) != 0) {

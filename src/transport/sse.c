@@ -27,6 +27,7 @@ struct sse {
     struct request *r;
     struct http_watch *watch;
     bool joined;               /* counted in presence */
+    bool chunked;              /* HTTP/1.1: the body goes in chunks */
     TAILQ_ENTRY(sse) link;     /* every open stream, for heartbeats */
 };
 
@@ -52,6 +53,20 @@ struct bus_blob *sse_encode(const struct bus_event *e)
             : snprintf(b->data, len + 1, "event: %s\ndata: ", type);
     memcpy(b->data + n, e->json->data, e->json->len);
     memcpy(b->data + n + e->json->len, "\n\n", 2);
+    return b;
+}
+
+struct bus_blob *sse_encode_chunked(const struct bus_event *e)
+{
+    struct bus_blob *plain = sse_encode(e), *b;
+    char head[24];
+    int n = snprintf(head, sizeof(head), "%zx\r\n", plain->len);
+
+    b = bus_blob_new(n + plain->len + 2);
+    memcpy(b->data, head, n);
+    memcpy(b->data + n, plain->data, plain->len);
+    memcpy(b->data + n + plain->len, "\r\n", 2);
+    bus_blob_unref(plain);
     return b;
 }
 
@@ -130,6 +145,7 @@ static void deliver(struct subscriber *sub, struct bus_event *e)
 {
     struct sse *s = (struct sse *)sub;
     struct evbuffer *out = output_of(s);
+    struct bus_blob *blob;
 
     if (out == NULL)
         return;
@@ -139,7 +155,13 @@ static void deliver(struct subscriber *sub, struct bus_event *e)
         drop_stream(s);
         return;
     }
-    send_bytes(s, NULL, 0, bus_event_encoded(e, BUS_SLOT_SSE, sse_encode));
+    /* the event's bytes, framed once for every stream, straight to the
+     * socket's buffer (evhttp wrote the head and keeps the writes going) */
+    blob = s->chunked
+               ? bus_event_encoded(e, BUS_SLOT_SSE_CHUNKED, sse_encode_chunked)
+               : bus_event_encoded(e, BUS_SLOT_SSE, sse_encode);
+    bus_blob_add(blob, out);
+    stats[TRANSPORT_SSE].bytes_out += blob->len;
     stats[TRANSPORT_SSE].delivered++;
 }
 
@@ -243,6 +265,7 @@ void sse_handle(struct request *r)
     evhttp_add_header(h, "Cache-Control", "no-cache");
     evhttp_add_header(h, "X-Accel-Buffering", "no");
     evhttp_send_reply_start(r->req, 200, "OK");
+    s->chunked = evhttp_find_header(h, "Transfer-Encoding") != NULL;
     {
         /* evhttp reads the stream's socket only to notice a close, under
          * the head timeout: a quiet stream must outlive that. A peer that
