@@ -27,22 +27,6 @@ api_fail(struct api_error *err, int status, const char *code,
     return -1;
 }
 
-/* Serialises o (and drops it) into a newly allocated string. */
-static char *
-finish(json_object *o, size_t *len)
-{
-    const char *s;
-    size_t n;
-    char *out;
-
-    s = json_object_to_json_string_length(
-        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-    out = xstrndup(s, n);
-    json_object_put(o);
-    if (len != NULL)
-        *len = n;
-    return out;
-}
 
 char *
 api_error_json(const struct api_error *err, size_t *len)
@@ -51,7 +35,7 @@ api_error_json(const struct api_error *err, size_t *len)
 
     json_object_object_add(o, "error", json_object_new_string(err->code));
     json_object_object_add(o, "message", json_object_new_string(err->message));
-    return finish(o, len);
+    return jsonobj_finish(o, len);
 }
 
 /* Parses body as exactly one JSON object, blanks around it allowed; on
@@ -200,7 +184,7 @@ api_register_json(const char *name, const char *token, size_t *len)
 
     json_object_object_add(o, "name", json_object_new_string(name));
     json_object_object_add(o, "token", json_object_new_string(token));
-    return finish(o, len);
+    return jsonobj_finish(o, len);
 }
 
 char *
@@ -249,7 +233,7 @@ api_online_json(const char *const *names, size_t n, size_t *len)
     for (i = 0; i < n; i++)
         json_object_array_add(arr, json_object_new_string(names[i]));
     json_object_object_add(o, "online", arr);
-    return finish(o, len);
+    return jsonobj_finish(o, len);
 }
 
 char *
@@ -269,5 +253,5 @@ api_rooms_json(const char *const *names, const long long *last_ts, size_t n,
         json_object_array_add(arr, r);
     }
     json_object_object_add(o, "rooms", arr);
-    return finish(o, len);
+    return jsonobj_finish(o, len);
 }

@@ -107,9 +107,7 @@ char *
 event_to_json(const struct event *ev, size_t *len)
 {
     json_object *o = json_object_new_object();
-    const char *s;
-    size_t n, i;
-    char *out;
+    size_t i;
 
     /* json-c keeps insertion order, which gives DESIGN.md's field order. */
     if (ev->type == EVENT_MESSAGE)
@@ -132,6 +130,16 @@ event_to_json(const struct event *ev, size_t *len)
         json_object_object_add(o, "online", arr);
     }
     json_object_object_add(o, "ts", json_object_new_int64(ev->ts));
+    return jsonobj_finish(o, len);
+}
+
+char *
+jsonobj_finish(struct json_object *o, size_t *len)
+{
+    const char *s;
+    size_t n;
+    char *out;
+
     s = json_object_to_json_string_length(
         o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
     out = xstrndup(s, n);

@@ -14,4 +14,8 @@ struct json_object;
 struct json_object *jsonobj_parse(const char *buf, size_t len,
                                   const char **why);
 
+/* Serialises o compactly (no escaped slashes) into a newly allocated
+ * string and puts o. *len (if given) gets the length. */
+char *jsonobj_finish(struct json_object *o, size_t *len);
+
 #endif
