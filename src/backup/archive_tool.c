@@ -9,8 +9,7 @@
 #include "mongo_archive.h"
 #include "streamid.h"
 
-static void
-usage(void)
+static void usage(void)
 {
     fprintf(stderr,
             "usage: ct-archive-tool dump URI [ROOM]\n"
@@ -22,8 +21,7 @@ usage(void)
             "Exit status: 0 ok, 1 MongoDB failed, 2 usage.\n");
 }
 
-int
-main(int argc, char **argv)
+int main(int argc, char **argv)
 {
     struct mongo_archive *a = NULL;
     struct streamid sid;

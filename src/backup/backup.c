@@ -31,8 +31,7 @@ struct backup_stream {
 };
 
 /* Parses an id Redis gave us. Returns 0, or -1 (logged). */
-static int
-backup_sid(const char *s, struct streamid *out)
+static int backup_sid(const char *s, struct streamid *out)
 {
     if (streamid_parse(s, strlen(s), out) < 0) {
         log_error("'%s' from Redis is not a stream id", s);
@@ -41,14 +40,12 @@ backup_sid(const char *s, struct streamid *out)
     return 0;
 }
 
-static bool
-backup_stopping(const struct backup *b)
+static bool backup_stopping(const struct backup *b)
 {
     return b->stop != NULL && *b->stop;
 }
 
-static void
-backup_sleep_ms(int ms)
+static void backup_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
 
@@ -56,11 +53,9 @@ backup_sleep_ms(int ms)
         ;
 }
 
-
 /* Logs a failed command: NULL (connection) or an error reply. */
-static void
-backup_redis_error(const struct backup *b, const redisReply *r,
-                   const char *what, const char *room)
+static void backup_redis_error(const struct backup *b, const redisReply *r,
+                               const char *what, const char *room)
 {
     if (r == NULL)
         log_error("redis %s (room %s): %s", what, room, b->redis->errstr);
@@ -72,8 +67,7 @@ backup_redis_error(const struct backup *b, const redisReply *r,
 }
 
 /* The names of ct:rooms, validated. Returns 0 or -1 (logged). */
-static int
-backup_redis_rooms(struct backup *b, char ***rooms, size_t *n)
+static int backup_redis_rooms(struct backup *b, char ***rooms, size_t *n)
 {
     redisReply *r;
     size_t i;
@@ -104,8 +98,7 @@ backup_redis_rooms(struct backup *b, char ***rooms, size_t *n)
 
 /* Reads ct:backup:{room} into id. Returns 1 when set, 0 when not, -1 on
  * error (logged; a value that is not a stream id is one). */
-static int
-backup_get_checkpoint(struct backup *b, const char *room, char *id)
+static int backup_get_checkpoint(struct backup *b, const char *room, char *id)
 {
     char key[KEYS_MAX];
     struct streamid sid;
@@ -134,8 +127,8 @@ backup_get_checkpoint(struct backup *b, const char *room, char *id)
 
 /* Sets ct:backup:{room} to id if the lock is ours. Returns 0, or -1 when
  * the lock was lost or Redis failed (logged). */
-static int
-backup_set_checkpoint(struct backup *b, const char *room, const char *id)
+static int backup_set_checkpoint(struct backup *b, const char *room,
+                                 const char *id)
 {
     char key[KEYS_MAX];
     redisReply *r;
@@ -162,8 +155,8 @@ backup_set_checkpoint(struct backup *b, const char *room, const char *id)
 }
 
 /* Fills *s from XINFO STREAM. Returns 0 or -1 (logged). */
-static int
-backup_stream_info(struct backup *b, const char *room, struct backup_stream *s)
+static int backup_stream_info(struct backup *b, const char *room,
+                              struct backup_stream *s)
 {
     char key[KEYS_MAX];
     redisReply *r;
@@ -215,8 +208,8 @@ done:
     return rc;
 }
 
-static void
-backup_progress(struct backup *b, const char *room, uint64_t room_copied)
+static void backup_progress(struct backup *b, const char *room,
+                            uint64_t room_copied)
 {
     b->batches++;
     if (b->batches % BACKUP_PROGRESS_BATCHES == 0)
@@ -225,8 +218,7 @@ backup_progress(struct backup *b, const char *room, uint64_t room_copied)
                  room, room_copied, b->copied, b->batches);
 }
 
-static int
-backup_copy_room(struct backup *b, const char *room)
+static int backup_copy_room(struct backup *b, const char *room)
 {
     char key[KEYS_MAX], start[STREAMID_STRLEN + 1], last[STREAMID_STRLEN];
     char end[STREAMID_STRLEN], count[24];
@@ -317,8 +309,7 @@ done:
     return rc;
 }
 
-int
-backup_copy(struct backup *b)
+int backup_copy(struct backup *b)
 {
     char **rooms = NULL;
     size_t n = 0, i;
@@ -343,8 +334,7 @@ done:
 }
 
 /* The smallest id greater than id. */
-static void
-backup_next_id(struct streamid *id)
+static void backup_next_id(struct streamid *id)
 {
     if (id->seq < UINT64_MAX) {
         id->seq++;
@@ -354,8 +344,8 @@ backup_next_id(struct streamid *id)
     }
 }
 
-static int
-backup_retain_room(struct backup *b, const char *room, long long keep)
+static int backup_retain_room(struct backup *b, const char *room,
+                              long long keep)
 {
     char key[KEYS_MAX], ck[STREAMID_STRLEN], minid[STREAMID_STRLEN];
     struct streamid limit, nth;
@@ -410,8 +400,7 @@ done:
     return rc;
 }
 
-int
-backup_retain(struct backup *b, long long keep)
+int backup_retain(struct backup *b, long long keep)
 {
     char **rooms = NULL;
     size_t n = 0, i;
@@ -433,9 +422,8 @@ done:
 
 /* Appends the events to the room's stream with their own ids, pipelined.
  * Returns 0, or -1 when any XADD failed (logged). */
-static int
-backup_xadd(struct backup *b, const char *key, const char *room,
-            const struct event *evs, size_t n)
+static int backup_xadd(struct backup *b, const char *key, const char *room,
+                       const struct event *evs, size_t n)
 {
     char tsbuf[24];
     redisReply *r;
@@ -472,8 +460,7 @@ backup_xadd(struct backup *b, const char *key, const char *room,
     return rc;
 }
 
-static int
-backup_restore_room(struct backup *b, const char *room)
+static int backup_restore_room(struct backup *b, const char *room)
 {
     char key[KEYS_MAX], ck[STREAMID_STRLEN], last_id[STREAMID_STRLEN];
     char m_last[STREAMID_STRLEN], tsbuf[24];
@@ -586,8 +573,7 @@ done:
     return rc;
 }
 
-int
-backup_restore(struct backup *b, const char *room)
+int backup_restore(struct backup *b, const char *room)
 {
     char **rooms = NULL;
     size_t n = 0, i;
@@ -614,9 +600,9 @@ done:
 
 /* Counts the stream's entries from lo to hi (inclusive) and copies the
  * last one's id into last. Returns 0 or -1 (logged). */
-static int
-backup_count_range(struct backup *b, const char *room, const char *lo,
-                   const char *hi, uint64_t *count, char *last)
+static int backup_count_range(struct backup *b, const char *room,
+                              const char *lo, const char *hi, uint64_t *count,
+                              char *last)
 {
     char key[KEYS_MAX], start[STREAMID_STRLEN + 1];
     redisReply *r = NULL;
@@ -653,8 +639,7 @@ backup_count_range(struct backup *b, const char *room, const char *lo,
 }
 
 /* Merges two sorted lists of names into one without duplicates. */
-static char **
-backup_union(char **a, size_t na, char **b, size_t nb, size_t *n)
+static char **backup_union(char **a, size_t na, char **b, size_t nb, size_t *n)
 {
     char **out = xcalloc(na + nb + 1, sizeof(*out));
     size_t i = 0, j = 0;
@@ -680,14 +665,12 @@ backup_union(char **a, size_t na, char **b, size_t nb, size_t *n)
     return out;
 }
 
-static int
-backup_cmp_str(const void *x, const void *y)
+static int backup_cmp_str(const void *x, const void *y)
 {
     return strcmp(*(char *const *)x, *(char *const *)y);
 }
 
-static int
-backup_verify_room(struct backup *b, const char *room)
+static int backup_verify_room(struct backup *b, const char *room)
 {
     char ck[STREAMID_STRLEN], r_last[STREAMID_STRLEN], m_last[STREAMID_STRLEN];
     struct backup_stream s;
@@ -741,8 +724,7 @@ backup_verify_room(struct backup *b, const char *room)
     return 1;
 }
 
-int
-backup_verify(struct backup *b)
+int backup_verify(struct backup *b)
 {
     char **rr = NULL, **mr = NULL, **all = NULL;
     size_t nr = 0, nm = 0, n = 0, i;

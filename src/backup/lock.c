@@ -16,8 +16,7 @@ static const char lock_release_lua[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then "
     "return redis.call('DEL', KEYS[1]) end return 0";
 
-int64_t
-lock_now_ms(void)
+int64_t lock_now_ms(void)
 {
     struct timespec ts;
 
@@ -25,8 +24,7 @@ lock_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int
-lock_token(char *out)
+static int lock_token(char *out)
 {
     unsigned char b[16];
     size_t got = 0;
@@ -48,9 +46,8 @@ lock_token(char *out)
     return 0;
 }
 
-int
-lock_acquire(redisContext *c, struct lock *l, const char *key, int ttl_ms,
-             long long *left_ms)
+int lock_acquire(redisContext *c, struct lock *l, const char *key, int ttl_ms,
+                 long long *left_ms)
 {
     redisReply *r;
     int rc = -1;
@@ -87,8 +84,7 @@ lock_acquire(redisContext *c, struct lock *l, const char *key, int ttl_ms,
     return rc;
 }
 
-int
-lock_refresh(redisContext *c, struct lock *l, bool force)
+int lock_refresh(redisContext *c, struct lock *l, bool force)
 {
     redisReply *r;
     int64_t now = lock_now_ms();
@@ -120,14 +116,12 @@ lock_refresh(redisContext *c, struct lock *l, bool force)
     return rc;
 }
 
-void
-lock_renewed(struct lock *l)
+void lock_renewed(struct lock *l)
 {
     l->renewed_ms = lock_now_ms();
 }
 
-void
-lock_release(redisContext *c, struct lock *l)
+void lock_release(redisContext *c, struct lock *l)
 {
     redisReply *r;
 

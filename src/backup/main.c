@@ -39,15 +39,13 @@ struct options {
 
 static volatile sig_atomic_t stop_flag;
 
-static void
-on_signal(int sig)
+static void on_signal(int sig)
 {
     (void)sig;
     stop_flag = 1;
 }
 
-static void
-usage(FILE *out)
+static void usage(FILE *out)
 {
     /* clang-format off */
     fprintf(out,
@@ -93,8 +91,8 @@ usage(FILE *out)
 }
 
 /* Parses a whole decimal number in [min, max]. */
-static int
-parse_num(const char *s, long long min, long long max, long long *out)
+static int parse_num(const char *s, long long min, long long max,
+                     long long *out)
 {
     char *end;
     long long v;
@@ -111,8 +109,8 @@ parse_num(const char *s, long long min, long long max, long long *out)
 
 /* The value of `--name=V` or `--name V` at argv[*i]; NULL if argv[*i] is
  * not that flag. *missing is set when the flag has no value. */
-static const char *
-flag_value(int argc, char **argv, int *i, const char *name, bool *missing)
+static const char *flag_value(int argc, char **argv, int *i, const char *name,
+                              bool *missing)
 {
     size_t len = strlen(name);
     const char *a = argv[*i];
@@ -130,8 +128,7 @@ flag_value(int argc, char **argv, int *i, const char *name, bool *missing)
     return argv[++*i];
 }
 
-static int
-parse_options(int argc, char **argv, struct options *o)
+static int parse_options(int argc, char **argv, struct options *o)
 {
     long long v;
     bool missing = false;
@@ -207,8 +204,8 @@ parse_options(int argc, char **argv, struct options *o)
 
 static const char *const mode_names[] = {"backup", "restore", "verify"};
 
-static void
-summary(const struct options *o, const struct backup *b, bool ok, int64_t ms)
+static void summary(const struct options *o, const struct backup *b, bool ok,
+                    int64_t ms)
 {
     const char *state = ok ? "ok" : "FAILED";
 
@@ -234,8 +231,7 @@ summary(const struct options *o, const struct backup *b, bool ok, int64_t ms)
     fflush(stdout);
 }
 
-static void
-install_signals(void)
+static void install_signals(void)
 {
     struct sigaction sa;
 
@@ -248,8 +244,7 @@ install_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-int
-main(int argc, char **argv)
+int main(int argc, char **argv)
 {
     struct config cfg;
     struct options opt;
@@ -324,8 +319,8 @@ main(int argc, char **argv)
         char why[512];
 
         if (redisurl_parse(cfg.redis_url, &url, why, sizeof(why)) == 0)
-            redis = redisurl_connect(&url, cfg.redis_timeout_ms, why,
-                                     sizeof(why));
+            redis =
+                redisurl_connect(&url, cfg.redis_timeout_ms, why, sizeof(why));
         redisurl_free(&url);
         if (redis == NULL) {
             log_error("%s", why);

@@ -33,9 +33,9 @@ static pthread_once_t mongo_archive_once = PTHREAD_ONCE_INIT;
  * warnings are about its own housekeeping (e.g. a server that does not know
  * endSessions): every failure that matters also comes back from the call as
  * an error, which the caller logs with context; so they are debug lines. */
-static void
-mongo_archive_log_handler(mongoc_log_level_t level, const char *domain,
-                          const char *message, void *data)
+static void mongo_archive_log_handler(mongoc_log_level_t level,
+                                      const char *domain, const char *message,
+                                      void *data)
 {
     (void)data;
     switch (level) {
@@ -49,15 +49,13 @@ mongo_archive_log_handler(mongoc_log_level_t level, const char *domain,
     }
 }
 
-static void
-mongo_archive_init(void)
+static void mongo_archive_init(void)
 {
     mongoc_init();
     mongoc_log_set_handler(mongo_archive_log_handler, NULL);
 }
 
-struct mongo_archive *
-mongo_archive_open(const char *uri_string)
+struct mongo_archive *mongo_archive_open(const char *uri_string)
 {
     struct mongo_archive *a = NULL;
     mongoc_uri_t *uri = NULL;
@@ -103,8 +101,7 @@ done:
     return a;
 }
 
-void
-mongo_archive_close(struct mongo_archive *a)
+void mongo_archive_close(struct mongo_archive *a)
 {
     if (a == NULL)
         return;
@@ -114,8 +111,7 @@ mongo_archive_close(struct mongo_archive *a)
     free(a);
 }
 
-int
-mongo_archive_set_write_concern(struct mongo_archive *a, const char *wc)
+int mongo_archive_set_write_concern(struct mongo_archive *a, const char *wc)
 {
     char *end;
     long w;
@@ -145,8 +141,7 @@ static const struct {
     {"room_1_ms_1_seq_1", "room", "ms", "seq", false},
 };
 
-int
-mongo_archive_prepare(struct mongo_archive *a)
+int mongo_archive_prepare(struct mongo_archive *a)
 {
     bson_t cmd, list, spec, key, reply;
     bson_error_t error;
@@ -188,8 +183,7 @@ mongo_archive_prepare(struct mongo_archive *a)
 
 /* Parses a stream id that the archive can store: both parts must fit an
  * int64 (Redis makes ids from the clock's ms and a small sequence). */
-static int
-mongo_archive_parse_id(const char *s, struct streamid *id)
+static int mongo_archive_parse_id(const char *s, struct streamid *id)
 {
     if (streamid_parse(s, strlen(s), id) < 0 || id->ms > INT64_MAX ||
         id->seq > INT64_MAX)
@@ -197,8 +191,8 @@ mongo_archive_parse_id(const char *s, struct streamid *id)
     return 0;
 }
 
-int
-mongo_archive_put(struct mongo_archive *a, const struct event *evs, size_t n)
+int mongo_archive_put(struct mongo_archive *a, const struct event *evs,
+                      size_t n)
 {
     mongoc_bulk_operation_t *bulk = NULL;
     bson_t opts = BSON_INITIALIZER, upsert = BSON_INITIALIZER, reply;
@@ -264,10 +258,9 @@ done:
  * {$or: [{ms: {op_ms: MS}}, {ms: MS, seq: {op_seq: SEQ}}]}, i.e. the id
  * compared with `id`: ("$lt", "$lt") is "id < ID", ("$gt", "$gte") is
  * "id >= ID", and so on. Both parts of id fit an int64. */
-static void
-mongo_archive_append_id_cond(bson_t *arr, uint32_t idx,
-                             const struct streamid *id, const char *op_ms,
-                             const char *op_seq)
+static void mongo_archive_append_id_cond(bson_t *arr, uint32_t idx,
+                                         const struct streamid *id,
+                                         const char *op_ms, const char *op_seq)
 {
     bson_t cond, any, a, b, sub;
     const char *key;
@@ -295,9 +288,9 @@ mongo_archive_append_id_cond(bson_t *arr, uint32_t idx,
  * others), so a bound beyond that is turned into an equivalent one that
  * fits: an upper bound into none or "<= (ms, INT64_MAX)", a lower bound into
  * ">= (ms + 1, 0)" or "nothing can match" (returns false). */
-static bool
-mongo_archive_clamp(const struct streamid *in, bool upper, struct streamid *out,
-                    bool *inclusive, bool *unbounded)
+static bool mongo_archive_clamp(const struct streamid *in, bool upper,
+                                struct streamid *out, bool *inclusive,
+                                bool *unbounded)
 {
     *out = *in;
     *unbounded = false;
@@ -323,9 +316,9 @@ mongo_archive_clamp(const struct streamid *in, bool upper, struct streamid *out,
 /* Builds into f (initialized) {room: ROOM, $and: [lower, upper]}, the
  * messages of room with lo <(=) id <(=) hi; either bound may be NULL.
  * Returns false when no stored message can match. */
-static bool
-mongo_archive_filter(bson_t *f, const char *room, const struct streamid *lo,
-                     bool lo_incl, const struct streamid *hi, bool hi_incl)
+static bool mongo_archive_filter(bson_t *f, const char *room,
+                                 const struct streamid *lo, bool lo_incl,
+                                 const struct streamid *hi, bool hi_incl)
 {
     struct streamid l, h;
     bool lo_none = lo == NULL, hi_none = hi == NULL;
@@ -352,8 +345,8 @@ mongo_archive_filter(bson_t *f, const char *room, const struct streamid *lo,
 }
 
 /* A string field of doc, NULL when missing or not a string. */
-static const char *
-mongo_archive_doc_str(const bson_t *doc, const char *key, uint32_t *len)
+static const char *mongo_archive_doc_str(const bson_t *doc, const char *key,
+                                         uint32_t *len)
 {
     bson_iter_t it;
 
@@ -364,8 +357,8 @@ mongo_archive_doc_str(const bson_t *doc, const char *key, uint32_t *len)
 
 /* Turns an archived document into a message event; -1 (logged) when a
  * field is missing or malformed. */
-static int
-mongo_archive_doc_event(const bson_t *doc, const char *room, struct event *ev)
+static int mongo_archive_doc_event(const bson_t *doc, const char *room,
+                                   struct event *ev)
 {
     const char *id, *from, *text;
     uint32_t id_len, from_len, text_len;
@@ -390,10 +383,9 @@ mongo_archive_doc_event(const bson_t *doc, const char *room, struct event *ev)
 
 /* Runs a find of messages of `room` and appends the events to *evs, in
  * the cursor's order. */
-static int
-mongo_archive_find(struct mongo_archive *a, const char *room,
-                   const bson_t *filter, int sort, size_t limit,
-                   struct event **evs, size_t *n)
+static int mongo_archive_find(struct mongo_archive *a, const char *room,
+                              const bson_t *filter, int sort, size_t limit,
+                              struct event **evs, size_t *n)
 {
     mongoc_cursor_t *cursor = NULL;
     const bson_t *doc;
@@ -429,10 +421,9 @@ done:
 }
 
 /* The common body of mongo_archive_before and mongo_archive_after. */
-static int
-mongo_archive_page(struct mongo_archive *a, const char *room,
-                   const struct streamid *bound, size_t limit, bool before,
-                   struct event **evs, size_t *n)
+static int mongo_archive_page(struct mongo_archive *a, const char *room,
+                              const struct streamid *bound, size_t limit,
+                              bool before, struct event **evs, size_t *n)
 {
     bson_t filter = BSON_INITIALIZER;
     size_t i;
@@ -469,31 +460,26 @@ done:
     return rc;
 }
 
-int
-mongo_archive_before(struct mongo_archive *a, const char *room,
-                     const struct streamid *before, size_t limit,
-                     struct event **evs, size_t *n)
+int mongo_archive_before(struct mongo_archive *a, const char *room,
+                         const struct streamid *before, size_t limit,
+                         struct event **evs, size_t *n)
 {
     return mongo_archive_page(a, room, before, limit, true, evs, n);
 }
 
-int
-mongo_archive_after(struct mongo_archive *a, const char *room,
-                    const struct streamid *after, size_t limit,
-                    struct event **evs, size_t *n)
+int mongo_archive_after(struct mongo_archive *a, const char *room,
+                        const struct streamid *after, size_t limit,
+                        struct event **evs, size_t *n)
 {
     return mongo_archive_page(a, room, after, limit, false, evs, n);
 }
 
-
-static int
-mongo_archive_cmp_str(const void *x, const void *y)
+static int mongo_archive_cmp_str(const void *x, const void *y)
 {
     return strcmp(*(char *const *)x, *(char *const *)y);
 }
 
-int
-mongo_archive_rooms(struct mongo_archive *a, char ***rooms, size_t *n)
+int mongo_archive_rooms(struct mongo_archive *a, char ***rooms, size_t *n)
 {
     bson_t *cmd;
     bson_t reply;
@@ -548,8 +534,7 @@ done:
     return rc;
 }
 
-void
-mongo_archive_free_rooms(char **rooms, size_t n)
+void mongo_archive_free_rooms(char **rooms, size_t n)
 {
     size_t i;
 
@@ -560,10 +545,9 @@ mongo_archive_free_rooms(char **rooms, size_t n)
     free(rooms);
 }
 
-int
-mongo_archive_range(struct mongo_archive *a, const char *room,
-                    const struct streamid *lo, const struct streamid *hi,
-                    uint64_t *count, char *last_id)
+int mongo_archive_range(struct mongo_archive *a, const char *room,
+                        const struct streamid *lo, const struct streamid *hi,
+                        uint64_t *count, char *last_id)
 {
     bson_t filter = BSON_INITIALIZER;
     struct event *evs = NULL;
@@ -597,8 +581,7 @@ done:
     return rc;
 }
 
-long
-mongo_archive_dump(struct mongo_archive *a, const char *room, FILE *out)
+long mongo_archive_dump(struct mongo_archive *a, const char *room, FILE *out)
 {
     bson_t filter = BSON_INITIALIZER;
     mongoc_cursor_t *cursor;

@@ -19,14 +19,14 @@
 
 enum state {
     ST_CONNECTING,
-    ST_IDLE,        /* no request outstanding */
+    ST_IDLE, /* no request outstanding */
     ST_HEAD,
-    ST_BODY_LEN,    /* `left` bytes of a Content-Length body */
-    ST_CHUNK_SIZE,  /* a chunk-size line */
-    ST_CHUNK_DATA,  /* `left` bytes of a chunk */
-    ST_CHUNK_CRLF,  /* the CRLF after a chunk */
-    ST_TRAILER,     /* trailer lines after the last chunk */
-    ST_BODY_EOF,    /* the body runs until the connection closes */
+    ST_BODY_LEN,   /* `left` bytes of a Content-Length body */
+    ST_CHUNK_SIZE, /* a chunk-size line */
+    ST_CHUNK_DATA, /* `left` bytes of a chunk */
+    ST_CHUNK_CRLF, /* the CRLF after a chunk */
+    ST_TRAILER,    /* trailer lines after the last chunk */
+    ST_BODY_EOF,   /* the body runs until the connection closes */
     ST_WS,
 };
 
@@ -43,10 +43,10 @@ struct conn {
     enum state st;
     enum conn_mode mode;
     bool up;
-    bool busy;       /* inside a callback: freeing waits */
-    bool dead;       /* conn_close was called while busy */
+    bool busy;          /* inside a callback: freeing waits */
+    bool dead;          /* conn_close was called while busy */
     bool server_closes; /* the answer said Connection: close */
-    struct buf in;   /* raw bytes read, from `off` on not parsed yet */
+    struct buf in;      /* raw bytes read, from `off` on not parsed yet */
     size_t off;
     struct buf out;  /* bytes not written yet */
     struct buf body; /* the decoded body, or a fragmented message */
@@ -54,7 +54,7 @@ struct conn {
     size_t hlen;
     int status;
     uint64_t left;
-    int frag_op;     /* opcode of a fragmented message, 0 when none */
+    int frag_op; /* opcode of a fragmented message, 0 when none */
     uint64_t read_ns;
     const char *fail; /* why, for a failure reported on the next turn */
     struct conn_totals *tot;
@@ -529,8 +529,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     c->tot->bytes_in += (uint64_t)n;
     c->in.len += (size_t)n;
     why = process(c);
-    if (!c->dead && why == NULL && c->mode == CONN_STREAM &&
-        c->body.len > 0 &&
+    if (!c->dead && why == NULL && c->mode == CONN_STREAM && c->body.len > 0 &&
         (c->st == ST_BODY_EOF || c->st == ST_CHUNK_SIZE ||
          c->st == ST_CHUNK_DATA || c->st == ST_CHUNK_CRLF ||
          c->st == ST_BODY_LEN))

@@ -21,8 +21,14 @@ enum conn_mode {
 };
 
 /* WebSocket opcodes (RFC 6455). */
-enum { WS_CONT = 0, WS_TEXT = 1, WS_BINARY = 2, WS_CLOSE = 8, WS_PING = 9,
-       WS_PONG = 10 };
+enum {
+    WS_CONT = 0,
+    WS_TEXT = 1,
+    WS_BINARY = 2,
+    WS_CLOSE = 8,
+    WS_PING = 9,
+    WS_PONG = 10
+};
 
 /* Every callback may call conn_close on its connection (the connection is
  * freed once the callback returns) but must not free it otherwise. */
@@ -36,12 +42,11 @@ struct conn_ops {
      * many it consumed (the rest is handed over again with what follows). */
     size_t (*body)(struct conn *c, const char *data, size_t len);
     /* CONN_WHOLE (and a refused upgrade): the complete response. */
-    void (*response)(struct conn *c, int status, const char *head,
-                     size_t hlen, const char *body, size_t blen);
+    void (*response)(struct conn *c, int status, const char *head, size_t hlen,
+                     const char *body, size_t blen);
     /* After an upgrade: one complete text or binary message. Pings are
      * answered and a close is echoed without bothering the owner. */
-    void (*message)(struct conn *c, int opcode, const char *data,
-                    size_t len);
+    void (*message)(struct conn *c, int opcode, const char *data, size_t len);
     /* The connection failed or ended (`why` says how, for humans). The
      * connection is freed right after this returns. */
     void (*closed)(struct conn *c, const char *why);

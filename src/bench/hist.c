@@ -6,8 +6,8 @@
 
 #include "xmalloc.h"
 
-#define SUB (1u << HIST_SUB_BITS)          /* exact values below this */
-#define HALF (1u << (HIST_SUB_BITS - 1))   /* buckets per power of two above */
+#define SUB (1u << HIST_SUB_BITS)        /* exact values below this */
+#define HALF (1u << (HIST_SUB_BITS - 1)) /* buckets per power of two above */
 #define NBUCKETS (SUB + (64 - HIST_SUB_BITS) * HALF)
 
 struct hist {

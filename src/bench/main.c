@@ -17,83 +17,143 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-"Usage: crosstalk-bench [OPTIONS]\n"
-"\n"
-"Load and latency client for crosstalk (and for nginx+nchan, the peer it is\n"
-"measured against). Opens N subscribers of one transport to one room,\n"
-"publishes at a fixed rate (open loop: each message has a scheduled send\n"
-"time and its latency is measured from that time, so a stall is not\n"
-"hidden), and reports deliveries/s, end-to-end latency percentiles, lost\n"
-"and duplicated messages per subscriber (both must be 0), connect time,\n"
-"HTTP requests and bytes per delivered message, and the server's RSS per\n"
-"connection. Loopback only: the server must be on 127.0.0.0/8.\n"
-"\n"
-"Target\n"
-"  --target crosstalk|nchan   the API spoken (default crosstalk). crosstalk:\n"
-"                             registers users, publishes with POST\n"
-"                             /api/rooms/R/messages. nchan: POST /pub?id=R,\n"
-"                             subscribes at /sub/sse, /sub/ws (ws+meta.nchan),\n"
-"                             /sub/lp, /sub/ip (scripts/bench/nchan.conf.in)\n"
-"  --url http://127.0.0.1:PORT[/PREFIX]\n"
-"                             the server; a PREFIX goes before every path\n"
-"                             (e.g. /d for crosstalkd behind our nginx)\n"
-"  --label NAME               names the target in the output\n"
-"  --room NAME                the room (default bench-<random>)\n"
-"  --server-pid PID           the server's process: RSS before and after\n"
-"                             connecting (VmRSS), CPU per step. Repeatable\n"
-"                             (up to 4): all count for CPU, the first for RSS\n"
-"\n"
-"Load\n"
-"  --transport sse|ws|longpoll|shortpoll   (default sse)\n"
-"  -n, --subscribers N        subscribers, one connection each (default 100)\n"
-"  --users K                  crosstalk: distinct users among them, each\n"
-"                             registered first (default 1)\n"
-"  --size BYTES               message text length (default 100; min 24)\n"
-"  --rate R                   messages/s (default 10); the first step of a ramp\n"
-"  --duration S               seconds of publishing at --rate (default 10)\n"
-"  --ramp                     steps of --ramp-step seconds, doubling the rate\n"
-"                             while a step passes, then --bisect steps between\n"
-"                             the last pass and the first failure. A step\n"
-"                             passes when every publish is acknowledged, every\n"
-"                             subscriber has every message within --grace s\n"
-"                             of the step's end, and p99 <= --slo-ms\n"
-"  --ramp-step S              (default 3)\n"
-"  --max-rate R               messages/s the ramp stops at (default 100000)\n"
-"  --max-deliveries D         deliveries/s the ramp stops at (default 5e6)\n"
-"  --bisect K                 (default 3)\n"
-"  --slo-ms MS                (default 100; short poll adds --interval-ms)\n"
-"  --grace S                  (default 2)\n"
-"  --drain S                  seconds a backlog may take to clear (default 10)\n"
-"  --interval-ms MS           short poll period (default 1000)\n"
-"  --closed-loop              short poll: no publishing; every subscriber polls\n"
-"                             again as soon as it has an answer, for\n"
-"                             --duration s: requests/s of polls with nothing new\n"
-"  --poll-timeout S           long poll timeout asked of crosstalk (default 25)\n"
-"  --pub-conns K              publisher connections (default 4)\n"
-"\n"
-"Limits\n"
-"  --connect-concurrency C    connections being set up at once (default 64)\n"
-"  --connect-timeout S        (default 120)\n"
-"  --warmup-timeout S         (default 60)\n"
-"  --max-time S               hard limit of the whole run (default 900)\n"
-"\n"
-"Output\n"
-"  --json                     JSON lines on stdout ({\"type\":\"step\"} per step,\n"
-"                             one {\"type\":\"summary\"}); the table goes to stderr\n"
-"  --quiet                    no table\n"
-"  -h, --help, --version\n"
-"\n"
-"Exit status: 0; 1 when a message was lost or duplicated; 2 bad usage; 3 when\n"
-"the run could not be carried out (the reason is printed).\n");
+    fprintf(
+        out,
+        "Usage: crosstalk-bench [OPTIONS]\n"
+        "\n"
+        "Load and latency client for crosstalk (and for nginx+nchan, the peer "
+        "it is\n"
+        "measured against). Opens N subscribers of one transport to one room,\n"
+        "publishes at a fixed rate (open loop: each message has a scheduled "
+        "send\n"
+        "time and its latency is measured from that time, so a stall is not\n"
+        "hidden), and reports deliveries/s, end-to-end latency percentiles, "
+        "lost\n"
+        "and duplicated messages per subscriber (both must be 0), connect "
+        "time,\n"
+        "HTTP requests and bytes per delivered message, and the server's RSS "
+        "per\n"
+        "connection. Loopback only: the server must be on 127.0.0.0/8.\n"
+        "\n"
+        "Target\n"
+        "  --target crosstalk|nchan   the API spoken (default crosstalk). "
+        "crosstalk:\n"
+        "                             registers users, publishes with POST\n"
+        "                             /api/rooms/R/messages. nchan: POST "
+        "/pub?id=R,\n"
+        "                             subscribes at /sub/sse, /sub/ws "
+        "(ws+meta.nchan),\n"
+        "                             /sub/lp, /sub/ip "
+        "(scripts/bench/nchan.conf.in)\n"
+        "  --url http://127.0.0.1:PORT[/PREFIX]\n"
+        "                             the server; a PREFIX goes before every "
+        "path\n"
+        "                             (e.g. /d for crosstalkd behind our "
+        "nginx)\n"
+        "  --label NAME               names the target in the output\n"
+        "  --room NAME                the room (default bench-<random>)\n"
+        "  --server-pid PID           the server's process: RSS before and "
+        "after\n"
+        "                             connecting (VmRSS), CPU per step. "
+        "Repeatable\n"
+        "                             (up to 4): all count for CPU, the first "
+        "for RSS\n"
+        "\n"
+        "Load\n"
+        "  --transport sse|ws|longpoll|shortpoll   (default sse)\n"
+        "  -n, --subscribers N        subscribers, one connection each "
+        "(default 100)\n"
+        "  --users K                  crosstalk: distinct users among them, "
+        "each\n"
+        "                             registered first (default 1)\n"
+        "  --size BYTES               message text length (default 100; min "
+        "24)\n"
+        "  --rate R                   messages/s (default 10); the first step "
+        "of a ramp\n"
+        "  --duration S               seconds of publishing at --rate (default "
+        "10)\n"
+        "  --ramp                     steps of --ramp-step seconds, doubling "
+        "the rate\n"
+        "                             while a step passes, then --bisect steps "
+        "between\n"
+        "                             the last pass and the first failure. A "
+        "step\n"
+        "                             passes when every publish is "
+        "acknowledged, every\n"
+        "                             subscriber has every message within "
+        "--grace s\n"
+        "                             of the step's end, and p99 <= --slo-ms\n"
+        "  --ramp-step S              (default 3)\n"
+        "  --max-rate R               messages/s the ramp stops at (default "
+        "100000)\n"
+        "  --max-deliveries D         deliveries/s the ramp stops at (default "
+        "5e6)\n"
+        "  --bisect K                 (default 3)\n"
+        "  --slo-ms MS                (default 100; short poll adds "
+        "--interval-ms)\n"
+        "  --grace S                  (default 2)\n"
+        "  --drain S                  seconds a backlog may take to clear "
+        "(default 10)\n"
+        "  --interval-ms MS           short poll period (default 1000)\n"
+        "  --closed-loop              short poll: no publishing; every "
+        "subscriber polls\n"
+        "                             again as soon as it has an answer, for\n"
+        "                             --duration s: requests/s of polls with "
+        "nothing new\n"
+        "  --poll-timeout S           long poll timeout asked of crosstalk "
+        "(default 25)\n"
+        "  --pub-conns K              publisher connections (default 4)\n"
+        "\n"
+        "Limits\n"
+        "  --connect-concurrency C    connections being set up at once "
+        "(default 64)\n"
+        "  --connect-timeout S        (default 120)\n"
+        "  --warmup-timeout S         (default 60)\n"
+        "  --max-time S               hard limit of the whole run (default "
+        "900)\n"
+        "\n"
+        "Output\n"
+        "  --json                     JSON lines on stdout "
+        "({\"type\":\"step\"} per step,\n"
+        "                             one {\"type\":\"summary\"}); the table "
+        "goes to stderr\n"
+        "  --quiet                    no table\n"
+        "  -h, --help, --version\n"
+        "\n"
+        "Exit status: 0; 1 when a message was lost or duplicated; 2 bad usage; "
+        "3 when\n"
+        "the run could not be carried out (the reason is printed).\n");
 }
 
 enum {
-    OPT_TARGET = 256, OPT_URL, OPT_LABEL, OPT_ROOM, OPT_PID, OPT_TRANSPORT,
-    OPT_USERS, OPT_SIZE, OPT_RATE, OPT_DURATION, OPT_RAMP, OPT_RAMP_STEP,
-    OPT_MAX_RATE, OPT_MAX_DELIV, OPT_BISECT, OPT_SLO, OPT_GRACE, OPT_DRAIN,
-    OPT_INTERVAL, OPT_CLOSED, OPT_POLL_TIMEOUT, OPT_PUB_CONNS, OPT_CONC,
-    OPT_CONN_TIMEOUT, OPT_WARM_TIMEOUT, OPT_MAX_TIME, OPT_JSON, OPT_QUIET,
+    OPT_TARGET = 256,
+    OPT_URL,
+    OPT_LABEL,
+    OPT_ROOM,
+    OPT_PID,
+    OPT_TRANSPORT,
+    OPT_USERS,
+    OPT_SIZE,
+    OPT_RATE,
+    OPT_DURATION,
+    OPT_RAMP,
+    OPT_RAMP_STEP,
+    OPT_MAX_RATE,
+    OPT_MAX_DELIV,
+    OPT_BISECT,
+    OPT_SLO,
+    OPT_GRACE,
+    OPT_DRAIN,
+    OPT_INTERVAL,
+    OPT_CLOSED,
+    OPT_POLL_TIMEOUT,
+    OPT_PUB_CONNS,
+    OPT_CONC,
+    OPT_CONN_TIMEOUT,
+    OPT_WARM_TIMEOUT,
+    OPT_MAX_TIME,
+    OPT_JSON,
+    OPT_QUIET,
     OPT_VERSION,
 };
 
@@ -190,8 +250,7 @@ static int parse_url(const char *url, struct bench_opts *o)
     o->host[hl] = '\0';
     if (strcmp(o->host, "localhost") == 0)
         strcpy(o->host, "127.0.0.1");
-    if (inet_pton(AF_INET, o->host, &a) != 1 ||
-        (ntohl(a.s_addr) >> 24) != 127)
+    if (inet_pton(AF_INET, o->host, &a) != 1 || (ntohl(a.s_addr) >> 24) != 127)
         return bad("--url", url,
                    "the host must be a loopback address (127.0.0.0/8): this "
                    "client only loads the local machine");
@@ -371,7 +430,8 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
             return -1;
     }
     if (optind < argc) {
-        fprintf(stderr, "crosstalk-bench: unexpected argument %s (see --help)\n",
+        fprintf(stderr,
+                "crosstalk-bench: unexpected argument %s (see --help)\n",
                 argv[optind]);
         return -1;
     }

@@ -26,7 +26,7 @@ struct pubconn {
 
 static struct pubconn *conns;
 static int nconns;
-static struct item *queue;  /* a ring */
+static struct item *queue; /* a ring */
 static size_t qcap, qhead, qlen;
 static size_t inflight;
 static char *text, *req;
@@ -71,7 +71,8 @@ static void on_response(struct conn *c, int status, const char *head,
         snprintf(what, sizeof(what), "%d %.*s%s", status,
                  (int)(blen > 120 ? 120 : blen), body ? body : "",
                  status == 429 ? " (the server's rate limit: run crosstalkd "
-                                 "with a high --rate-send-per-sec)" : "");
+                                 "with a high --rate-send-per-sec)"
+                               : "");
         tell("a publish was answered %s", what);
     }
     answered(p, status / 100 == 2);

@@ -66,11 +66,14 @@ static void common_fields(FILE *f)
     fprintf(f, "\"target\":\"%s\",\"label\":",
             R.o.target == TARGET_CROSSTALK ? "crosstalk" : "nchan");
     json_str(f, label());
-    fprintf(f, ",\"transport\":\"%s\",\"n\":%d,\"size\":%d,\"users\":%d,"
-               "\"mode\":\"%s\",\"slo_ms\":%g,\"interval_ms\":%d",
+    fprintf(f,
+            ",\"transport\":\"%s\",\"n\":%d,\"size\":%d,\"users\":%d,"
+            "\"mode\":\"%s\",\"slo_ms\":%g,\"interval_ms\":%d",
             transport_names[R.o.transport], R.o.subscribers, R.o.size,
             R.o.target == TARGET_CROSSTALK ? R.o.users : 0,
-            R.o.closed_loop ? "closed" : R.o.ramp ? "ramp" : "fixed",
+            R.o.closed_loop ? "closed"
+            : R.o.ramp      ? "ramp"
+                            : "fixed",
             R.o.slo_ms, R.o.transport == BT_SHORT_POLL ? R.o.interval_ms : 0);
 }
 
@@ -85,20 +88,20 @@ void report_step(const struct step *st, int k)
             fprintf(h,
                     "%-4s %9s %12s %8s %8s %8s %8s %9s %5s %5s %9s %8s  %s\n",
                     "step", "msgs/s", "deliveries/s", "p50 ms", "p99 ms",
-                    "p99.9 ms", "max ms", "all-of-N", "dup", "req/d",
-                    "cpu c/s", "srv us/d", "result");
+                    "p99.9 ms", "max ms", "all-of-N", "dup", "req/d", "cpu c/s",
+                    "srv us/d", "result");
         fprintf(h,
                 "%-4d %9.1f %12.0f %8.2f %8.2f %8.2f %8.2f %9.2f %5llu "
                 "%5.2f %4.0f/%-4.0f %8.2f  %s%s%s\n",
                 k, st->rate, step_dps(st), ms(st->p50), ms(st->p99),
                 ms(st->p999), ms(st->max), ms(st->f99),
-                (unsigned long long)st->dups,
-                d ? (double)reqs / (double)d : 0, st->cpu_client * 100,
-                st->cpu_server * 100,
+                (unsigned long long)st->dups, d ? (double)reqs / (double)d : 0,
+                st->cpu_client * 100, st->cpu_server * 100,
                 d && st->cpu_server >= 0
-                    ? st->cpu_server * st->elapsed * 1e6 / (double)d : -1.0,
-                st->pass ? "pass" : "FAIL",
-                st->pass ? "" : ": ", st->pass ? "" : st->why);
+                    ? st->cpu_server * st->elapsed * 1e6 / (double)d
+                    : -1.0,
+                st->pass ? "pass" : "FAIL", st->pass ? "" : ": ",
+                st->pass ? "" : st->why);
         fflush(h);
     }
     if (!R.o.json)
@@ -122,11 +125,11 @@ void report_step(const struct step *st, int k)
            step_dps(st), ms(st->p50), ms(st->p99), ms(st->p999), ms(st->max),
            hist_mean(st->lat) / 1e6, ms(st->f50), ms(st->f99), ms(st->fmax),
            (unsigned long long)st->complete, (unsigned long long)st->dups,
-           d ? (double)reqs / (double)d : 0,
-           d ? (double)bytes / (double)d : 0, st->cpu_client,
-           st->cpu_server,
+           d ? (double)reqs / (double)d : 0, d ? (double)bytes / (double)d : 0,
+           st->cpu_client, st->cpu_server,
            d && st->cpu_server >= 0
-               ? st->cpu_server * st->elapsed * 1e6 / (double)d : -1.0,
+               ? st->cpu_server * st->elapsed * 1e6 / (double)d
+               : -1.0,
            st->pass ? "true" : "false");
     json_str(stdout, st->pass ? NULL : st->why);
     printf("}\n");
@@ -164,59 +167,65 @@ void report_summary(void)
         per_conn = (R.rss_idle - R.rss_before) * 1024L / R.connected;
 
     if (!R.o.quiet) {
-        fprintf(h, "\n%s, %s, %d subscribers, %d-byte messages",
-                label(), transport_names[R.o.transport], R.o.subscribers,
-                R.o.size);
+        fprintf(h, "\n%s, %s, %d subscribers, %d-byte messages", label(),
+                transport_names[R.o.transport], R.o.subscribers, R.o.size);
         if (R.o.target == TARGET_CROSSTALK)
             fprintf(h, ", %d user%s", R.o.users, R.o.users == 1 ? "" : "s");
         fprintf(h, "\n");
-        fprintf(h, "  connect      %d in %.2f s; per subscriber p50 %.2f ms, "
-                   "p99 %.2f ms, max %.2f ms; %llu bytes received by then\n",
+        fprintf(h,
+                "  connect      %d in %.2f s; per subscriber p50 %.2f ms, "
+                "p99 %.2f ms, max %.2f ms; %llu bytes received by then\n",
                 R.connected, R.connect_seconds,
                 ms(hist_percentile(R.connect, 50)),
                 ms(hist_percentile(R.connect, 99)), ms(hist_max(R.connect)),
                 (unsigned long long)R.connect_bytes);
         if (R.rss_before >= 0)
-            fprintf(h, "  server RSS   %ld kB before, %ld kB with every "
-                       "subscriber idle, %ld kB at the end: %ld bytes per "
-                       "connection\n",
+            fprintf(h,
+                    "  server RSS   %ld kB before, %ld kB with every "
+                    "subscriber idle, %ld kB at the end: %ld bytes per "
+                    "connection\n",
                     R.rss_before, R.rss_idle, R.rss_end, per_conn);
         if (R.o.closed_loop) {
-            fprintf(h, "  closed loop  %.0f requests/s; round trip p50 %.3f "
-                       "ms, p99 %.3f ms, max %.3f ms; cpu client %.0f%%, "
-                       "server %.0f%%\n",
+            fprintf(h,
+                    "  closed loop  %.0f requests/s; round trip p50 %.3f "
+                    "ms, p99 %.3f ms, max %.3f ms; cpu client %.0f%%, "
+                    "server %.0f%%\n",
                     R.closed_rps, ms(hist_percentile(R.rtt, 50)),
                     ms(hist_percentile(R.rtt, 99)), ms(hist_max(R.rtt)),
                     R.closed_cpu_client * 100, R.closed_cpu_server * 100);
         } else if (b != NULL) {
-            fprintf(h, "  sustained    %.0f deliveries/s (%.1f msgs/s), p50 "
-                       "%.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms; "
-                       "all %d had a message after p99 %.2f ms\n",
-                    step_dps(b), b->rate, ms(b->p50), ms(b->p99),
-                    ms(b->p999), ms(b->max), R.o.subscribers, ms(b->f99));
+            fprintf(h,
+                    "  sustained    %.0f deliveries/s (%.1f msgs/s), p50 "
+                    "%.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms; "
+                    "all %d had a message after p99 %.2f ms\n",
+                    step_dps(b), b->rate, ms(b->p50), ms(b->p99), ms(b->p999),
+                    ms(b->max), R.o.subscribers, ms(b->f99));
         } else {
             fprintf(h, "  sustained    no step passed\n");
         }
         if (!R.o.closed_loop)
-            fprintf(h, "  messages     %llu published, %llu acknowledged, "
-                       "%llu publish errors; lost %llu, duplicated %llu, "
-                       "reordered %llu, reconnects %llu\n",
-                    (unsigned long long)R.pub_sent,
-                    (unsigned long long)R.pub_acked,
-                    (unsigned long long)R.pub_errors,
-                    (unsigned long long)R.lost, (unsigned long long)R.dups,
-                    (unsigned long long)R.reordered,
-                    (unsigned long long)R.reconnects);
+            fprintf(
+                h,
+                "  messages     %llu published, %llu acknowledged, "
+                "%llu publish errors; lost %llu, duplicated %llu, "
+                "reordered %llu, reconnects %llu\n",
+                (unsigned long long)R.pub_sent, (unsigned long long)R.pub_acked,
+                (unsigned long long)R.pub_errors, (unsigned long long)R.lost,
+                (unsigned long long)R.dups, (unsigned long long)R.reordered,
+                (unsigned long long)R.reconnects);
         if (R.undelivered > 0)
-            fprintf(h, "  NOTE         the final drain ended with %llu deliveries "
-                       "owed: the 'lost' ones may still have been on their "
-                       "way (raise --drain)\n",
+            fprintf(h,
+                    "  NOTE         the final drain ended with %llu deliveries "
+                    "owed: the 'lost' ones may still have been on their "
+                    "way (raise --drain)\n",
                     (unsigned long long)R.undelivered);
         if (d > 0)
             fprintf(h, "  per delivery %.3f HTTP requests, %.0f bytes\n",
                     (double)reqs / (double)d, (double)bytes / (double)d);
-        fprintf(h, "  machine      load average %.2f at the start, %.2f at the "
-                   "end\n", R.load0, R.load1);
+        fprintf(h,
+                "  machine      load average %.2f at the start, %.2f at the "
+                "end\n",
+                R.load0, R.load1);
         if (R.fatal)
             fprintf(h, "  STOPPED      %s\n", R.fatal);
         fflush(h);
@@ -250,7 +259,8 @@ void report_summary(void)
                ms(hist_percentile(R.rtt, 99)), ms(hist_max(R.rtt)),
                R.closed_cpu_client, R.closed_cpu_server,
                R.closed_rps > 0 && R.closed_cpu_server >= 0
-                   ? R.closed_cpu_server * 1e6 / R.closed_rps : -1.0);
+                   ? R.closed_cpu_server * 1e6 / R.closed_rps
+                   : -1.0);
     printf("\"steps\":%d,\"published\":%llu,\"acked\":%llu,\"pub_errors\":%llu,"
            "\"deliveries\":%llu,\"lost\":%llu,\"dups\":%llu,\"reordered\":%llu,"
            "\"unknown\":%llu,\"undelivered_at_end\":%llu,"
@@ -263,13 +273,13 @@ void report_summary(void)
            (unsigned long long)R.deliveries, (unsigned long long)R.lost,
            (unsigned long long)R.dups, (unsigned long long)R.reordered,
            (unsigned long long)R.unknown, (unsigned long long)R.undelivered,
-           (unsigned long long)R.reconnects,
-           (unsigned long long)R.sub_errors,
+           (unsigned long long)R.reconnects, (unsigned long long)R.sub_errors,
            d ? (double)reqs / (double)d : 0, d ? (double)bytes / (double)d : 0,
            ms(hist_percentile(R.pub_rtt, 50)),
            ms(hist_percentile(R.pub_rtt, 99)), R.load0, R.load1,
            (R.fatal == NULL && R.lost == 0 && R.dups == 0 && R.unknown == 0)
-               ? "true" : "false");
+               ? "true"
+               : "false");
     json_str(stdout, R.fatal);
     printf("}\n");
     fflush(stdout);

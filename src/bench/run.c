@@ -20,8 +20,8 @@
 #include "xmalloc.h"
 
 #define REG_CONNS 8
-#define TICK_US 1000          /* publishing timer */
-#define CHECK_US 10000        /* grace, drain and warm-up checks */
+#define TICK_US 1000   /* publishing timer */
+#define CHECK_US 10000 /* grace, drain and warm-up checks */
 #define WARM_EVERY_MS 100
 #define WARM_SETTLE_NS 200000000
 #define STEP_LEAD_NS 20000000 /* a step starts this long after it is set */
@@ -33,10 +33,10 @@ enum phase {
     PH_CONNECT,
     PH_SETTLE,
     PH_WARMUP,
-    PH_STEP,       /* publishing */
-    PH_GRACE,      /* waiting for the step's deliveries */
-    PH_DRAIN,      /* waiting for a backlog to clear */
-    PH_CLOSED,     /* closed-loop polling */
+    PH_STEP,   /* publishing */
+    PH_GRACE,  /* waiting for the step's deliveries */
+    PH_DRAIN,  /* waiting for a backlog to clear */
+    PH_CLOSED, /* closed-loop polling */
     PH_DONE,
 };
 
@@ -242,7 +242,8 @@ static void reg_response(struct conn *c, int status, const char *head,
 {
     struct reg *g = conn_arg(c);
     const char *k = blen ? memmem(body, blen, "\"token\":\"", 9) : NULL;
-    const char *q = k ? memchr(k + 9, '"', (size_t)(body + blen - k - 9)) : NULL;
+    const char *q =
+        k ? memchr(k + 9, '"', (size_t)(body + blen - k - 9)) : NULL;
     char *token;
 
     if (status != 201 || q == NULL) {
@@ -250,7 +251,8 @@ static void reg_response(struct conn *c, int status, const char *head,
         snprintf(why, sizeof(why), "registering a user was answered %d %.*s%s",
                  status, (int)(blen > 150 ? 150 : blen), body ? body : "",
                  status == 429 ? " (the server's rate limit: run crosstalkd "
-                                 "with a high --rate-register-per-min)" : "");
+                                 "with a high --rate-register-per-min)"
+                               : "");
         run_fail(why);
         return;
     }
@@ -368,8 +370,7 @@ static void phase_settle(void)
     phase = PH_SETTLE;
     phase_t0 = now_ns();
     if (!R.o.quiet)
-        fprintf(stderr,
-                "crosstalk-bench: %d subscribers connected in %.2f s\n",
+        fprintf(stderr, "crosstalk-bench: %d subscribers connected in %.2f s\n",
                 R.connected, R.connect_seconds);
 }
 
@@ -391,8 +392,8 @@ static void step_snapshot(struct step *st, bool end)
         st->req1 = R.sub_io.requests;
         st->elapsed = secs;
         st->cpu_client = secs > 0 ? client_cpu(&ru0, &ru) / secs : 0;
-        st->cpu_server = secs > 0 && R.o.npids ? (server_cpu() - srv0) / secs
-                                               : -1;
+        st->cpu_server =
+            secs > 0 && R.o.npids ? (server_cpu() - srv0) / secs : -1;
     }
 }
 
@@ -486,8 +487,8 @@ static void evaluate(void)
     struct step *st = &R.steps[R.cur];
     uint64_t count = st->seq1 - st->seq0;
     uint64_t want = st->acked * (uint64_t)R.o.subscribers;
-    double slo = R.o.slo_ms + (R.o.transport == BT_SHORT_POLL
-                                   ? R.o.interval_ms : 0);
+    double slo =
+        R.o.slo_ms + (R.o.transport == BT_SHORT_POLL ? R.o.interval_ms : 0);
 
     step_snapshot(st, true);
     st->done = true;
@@ -620,8 +621,9 @@ static void on_check(evutil_socket_t fd, short what, void *arg)
         if ((owed() == 0 && pub_backlog() == 0 && pub_inflight() == 0) ||
             in_phase >= R.o.drain) {
             if (owed() > 0 && !R.o.quiet)
-                fprintf(stderr, "crosstalk-bench: %llu deliveries still owed "
-                                "after %.0f s of drain\n",
+                fprintf(stderr,
+                        "crosstalk-bench: %llu deliveries still owed "
+                        "after %.0f s of drain\n",
                         (unsigned long long)owed(), in_phase);
             if (owed() > 0) {
                 finish();
@@ -634,11 +636,11 @@ static void on_check(evutil_socket_t fd, short what, void *arg)
         if (in_phase >= R.o.duration) {
             struct rusage ru;
             getrusage(RUSAGE_SELF, &ru);
-            R.closed_rps = (double)(R.closed_responses - closed_req0) /
-                           in_phase;
+            R.closed_rps =
+                (double)(R.closed_responses - closed_req0) / in_phase;
             R.closed_cpu_client = client_cpu(&ru0, &ru) / in_phase;
-            R.closed_cpu_server = R.o.npids ? (server_cpu() - srv0) / in_phase
-                                            : -1;
+            R.closed_cpu_server =
+                R.o.npids ? (server_cpu() - srv0) / in_phase : -1;
             (void)closed_t0;
             finish();
             return;

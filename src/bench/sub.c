@@ -26,16 +26,16 @@ struct sub {
     void (*ready)(struct sub *s, bool ok);
     bool is_ready;
     bool warm;
-    uint64_t t0;                 /* connect start */
-    uint64_t sent;               /* last request written (closed loop) */
-    char cursor[CURSOR_MAX];     /* crosstalk since / SSE and WS event id */
-    char lastmod[64], etag[64];  /* nchan long and interval poll */
-    char accept[32];             /* the Sec-WebSocket-Accept we expect */
+    uint64_t t0;                /* connect start */
+    uint64_t sent;              /* last request written (closed loop) */
+    char cursor[CURSOR_MAX];    /* crosstalk since / SSE and WS event id */
+    char lastmod[64], etag[64]; /* nchan long and interval poll */
+    char accept[32];            /* the Sec-WebSocket-Accept we expect */
     const char *token;
-    uint8_t *seen;               /* bitmap of measured sequence numbers */
+    uint8_t *seen; /* bitmap of measured sequence numbers */
     size_t seen_bytes;
-    uint64_t unique, dups, top;  /* top: highest seq + 1 */
-    unsigned found;              /* markers in the answer being read */
+    uint64_t unique, dups, top; /* top: highest seq + 1 */
+    unsigned found;             /* markers in the answer being read */
     int backoff_ms;
     struct event *timer;
 };
@@ -221,9 +221,10 @@ static void send_request(struct sub *s)
                  "Origin: http://%s\r\n%s%s%s%s",
                  key, R.hosthdr,
                  R.o.target == TARGET_NCHAN
-                     ? "Sec-WebSocket-Protocol: ws+meta.nchan\r\n" : "",
-                 R.o.target == TARGET_NCHAN && s->cursor[0]
-                     ? "Last-Event-ID: " : "",
+                     ? "Sec-WebSocket-Protocol: ws+meta.nchan\r\n"
+                     : "",
+                 R.o.target == TARGET_NCHAN && s->cursor[0] ? "Last-Event-ID: "
+                                                            : "",
                  R.o.target == TARGET_NCHAN ? s->cursor : "",
                  R.o.target == TARGET_NCHAN && s->cursor[0] ? "\r\n" : "");
         auth[0] = '\0';
@@ -239,11 +240,11 @@ static void send_request(struct sub *s)
                          s->cursor);
             else if (s->cursor[0])
                 snprintf(path, sizeof(path),
-                         "%s/api/rooms/%s/messages?since=%s&limit=%d", p,
-                         room, s->cursor, SP_LIMIT);
+                         "%s/api/rooms/%s/messages?since=%s&limit=%d", p, room,
+                         s->cursor, SP_LIMIT);
             else
-                snprintf(path, sizeof(path),
-                         "%s/api/rooms/%s/messages?limit=1", p, room);
+                snprintf(path, sizeof(path), "%s/api/rooms/%s/messages?limit=1",
+                         p, room);
         } else {
             snprintf(path, sizeof(path), "%s/sub/%s?id=%s", p,
                      R.o.transport == BT_LONG_POLL ? "lp" : "ip", room);
@@ -269,8 +270,8 @@ static void backoff(struct sub *s)
     if (s->timer == NULL)
         s->timer = evtimer_new(R.base, on_timer, s);
     evtimer_add(s->timer, &tv);
-    s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-                                                       : s->backoff_ms * 2;
+    s->backoff_ms =
+        s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 }
 
 /* --- streams: SSE --- */
@@ -285,8 +286,7 @@ static void copy_line(char *dst, size_t size, const char *p, const char *end)
     dst[n] = '\0';
 }
 
-static void on_head(struct conn *c, int status, const char *head,
-                    size_t hlen)
+static void on_head(struct conn *c, int status, const char *head, size_t hlen)
 {
     struct sub *s = conn_arg(c);
     const char *v;
@@ -340,8 +340,7 @@ static size_t on_body(struct conn *c, const char *data, size_t len)
 
 /* --- WebSocket --- */
 
-static void on_message(struct conn *c, int opcode, const char *data,
-                       size_t len)
+static void on_message(struct conn *c, int opcode, const char *data, size_t len)
 {
     struct sub *s = conn_arg(c);
     const char *end = data + len;
@@ -414,8 +413,7 @@ static void on_response(struct conn *c, int status, const char *head,
             memcpy(s->lastmod, v, vl);
             s->lastmod[vl] = '\0';
         }
-        if (conn_header(head, hlen, "Etag", &v, &vl) &&
-            vl < sizeof(s->etag)) {
+        if (conn_header(head, hlen, "Etag", &v, &vl) && vl < sizeof(s->etag)) {
             memcpy(s->etag, v, vl);
             s->etag[vl] = '\0';
         }
@@ -424,7 +422,8 @@ static void on_response(struct conn *c, int status, const char *head,
         if (R.o.target == TARGET_CROSSTALK) {
             const char *k = memmem(body, blen, "\"last_id\":\"", 11);
             if (k != NULL) {
-                const char *q = memchr(k + 11, '"', (size_t)(body + blen - k - 11));
+                const char *q =
+                    memchr(k + 11, '"', (size_t)(body + blen - k - 11));
                 size_t n = q ? (size_t)(q - k - 11) : 0;
                 if (n > 0 && n < sizeof(s->cursor)) {
                     memcpy(s->cursor, k + 11, n);

@@ -11,9 +11,8 @@
 #include "utf8.h"
 #include "xmalloc.h"
 
-int
-api_fail(struct api_error *err, int status, const char *code,
-         const char *fmt, ...)
+int api_fail(struct api_error *err, int status, const char *code,
+             const char *fmt, ...)
 {
     va_list ap;
 
@@ -27,9 +26,7 @@ api_fail(struct api_error *err, int status, const char *code,
     return -1;
 }
 
-
-char *
-api_error_json(const struct api_error *err, size_t *len)
+char *api_error_json(const struct api_error *err, size_t *len)
 {
     json_object *o = json_object_new_object();
 
@@ -40,8 +37,8 @@ api_error_json(const struct api_error *err, size_t *len)
 
 /* Parses body as exactly one JSON object, blanks around it allowed; on
  * anything else returns NULL with a 400 bad_json in err. */
-static json_object *
-parse_object(const char *body, size_t len, struct api_error *err)
+static json_object *parse_object(const char *body, size_t len,
+                                 struct api_error *err)
 {
     const char *why;
     json_object *o = jsonobj_parse(body, len, &why);
@@ -53,8 +50,8 @@ parse_object(const char *body, size_t len, struct api_error *err)
 
 /* The string member `key` of o, or NULL with a 400 bad_request in err when
  * it is missing or not a string. */
-static json_object *
-get_string(json_object *o, const char *key, struct api_error *err)
+static json_object *get_string(json_object *o, const char *key,
+                               struct api_error *err)
 {
     json_object *v;
 
@@ -69,9 +66,8 @@ get_string(json_object *o, const char *key, struct api_error *err)
     return v;
 }
 
-int
-api_parse_register(const char *body, size_t len,
-                   char name[NAME_USER_MAX + 1], struct api_error *err)
+int api_parse_register(const char *body, size_t len,
+                       char name[NAME_USER_MAX + 1], struct api_error *err)
 {
     json_object *o, *v;
     const char *s;
@@ -98,9 +94,8 @@ done:
 }
 
 /* Checks and copies the "text" member of o. */
-static int
-take_text(json_object *o, size_t max_bytes, char **text, size_t *text_len,
-          struct api_error *err)
+static int take_text(json_object *o, size_t max_bytes, char **text,
+                     size_t *text_len, struct api_error *err)
 {
     json_object *v;
     const char *s;
@@ -116,8 +111,7 @@ take_text(json_object *o, size_t max_bytes, char **text, size_t *text_len,
         return api_fail(err, 413, API_TOO_LARGE,
                         "the text is %zu bytes, more than %zu", n, max_bytes);
     if (!utf8_valid(s, n))
-        return api_fail(err, 400, API_BAD_UTF8,
-                        "the text is not valid UTF-8");
+        return api_fail(err, 400, API_BAD_UTF8, "the text is not valid UTF-8");
     /* Readers of stored text are C code: a NUL would cut it short. */
     if (memchr(s, '\0', n) != NULL)
         return api_fail(err, 400, API_BAD_UTF8,
@@ -129,9 +123,8 @@ take_text(json_object *o, size_t max_bytes, char **text, size_t *text_len,
     return 0;
 }
 
-int
-api_parse_message(const char *body, size_t len, size_t max_bytes,
-                  char **text, size_t *text_len, struct api_error *err)
+int api_parse_message(const char *body, size_t len, size_t max_bytes,
+                      char **text, size_t *text_len, struct api_error *err)
 {
     json_object *o;
     int rc;
@@ -145,9 +138,8 @@ api_parse_message(const char *body, size_t len, size_t max_bytes,
     return rc;
 }
 
-int
-api_parse_client_frame(const char *body, size_t len, size_t max_bytes,
-                       char **text, size_t *text_len, struct api_error *err)
+int api_parse_client_frame(const char *body, size_t len, size_t max_bytes,
+                           char **text, size_t *text_len, struct api_error *err)
 {
     json_object *o, *v;
     const char *type;
@@ -177,8 +169,7 @@ done:
     return rc;
 }
 
-char *
-api_register_json(const char *name, const char *token, size_t *len)
+char *api_register_json(const char *name, const char *token, size_t *len)
 {
     json_object *o = json_object_new_object();
 
@@ -187,9 +178,8 @@ api_register_json(const char *name, const char *token, size_t *len)
     return jsonobj_finish(o, len);
 }
 
-char *
-api_events_json(const char *const *jsons, const size_t *lens, size_t n,
-                const char *last_id, size_t *len)
+char *api_events_json(const char *const *jsons, const size_t *lens, size_t n,
+                      const char *last_id, size_t *len)
 {
     json_object *id = json_object_new_string(last_id != NULL ? last_id : "");
     const char *idjson;
@@ -223,8 +213,7 @@ api_events_json(const char *const *jsons, const size_t *lens, size_t n,
     return out;
 }
 
-char *
-api_online_json(const char *const *names, size_t n, size_t *len)
+char *api_online_json(const char *const *names, size_t n, size_t *len)
 {
     json_object *o = json_object_new_object();
     json_object *arr = json_object_new_array();
@@ -236,9 +225,8 @@ api_online_json(const char *const *names, size_t n, size_t *len)
     return jsonobj_finish(o, len);
 }
 
-char *
-api_rooms_json(const char *const *names, const long long *last_ts, size_t n,
-               size_t *len)
+char *api_rooms_json(const char *const *names, const long long *last_ts,
+                     size_t n, size_t *len)
 {
     json_object *o = json_object_new_object();
     json_object *arr = json_object_new_array();
@@ -248,8 +236,7 @@ api_rooms_json(const char *const *names, const long long *last_ts, size_t n,
         json_object *r = json_object_new_object();
 
         json_object_object_add(r, "name", json_object_new_string(names[i]));
-        json_object_object_add(r, "last_ts",
-                               json_object_new_int64(last_ts[i]));
+        json_object_object_add(r, "last_ts", json_object_new_int64(last_ts[i]));
         json_object_array_add(arr, r);
     }
     json_object_object_add(o, "rooms", arr);

@@ -9,24 +9,25 @@
 #include "names.h"
 
 /* The stable error codes clients see, with their HTTP status. */
-#define API_BAD_JSON "bad_json"             /* 400 body not JSON / not an object */
-#define API_BAD_REQUEST "bad_request"       /* 400 wrong types, missing fields,
-                                             * bad query parameters */
-#define API_BAD_NAME "bad_name"             /* 400 */
-#define API_EMPTY_TEXT "empty_text"         /* 400 */
-#define API_BAD_UTF8 "bad_utf8"             /* 400 */
-#define API_UNAUTHORIZED "unauthorized"     /* 401 */
-#define API_NOT_FOUND "not_found"           /* 404 */
+#define API_BAD_JSON "bad_json" /* 400 body not JSON / not an object */
+#define API_BAD_REQUEST                                                        \
+    "bad_request"                       /* 400 wrong types, missing fields,    \
+                                         * bad query parameters */
+#define API_BAD_NAME "bad_name"         /* 400 */
+#define API_EMPTY_TEXT "empty_text"     /* 400 */
+#define API_BAD_UTF8 "bad_utf8"         /* 400 */
+#define API_UNAUTHORIZED "unauthorized" /* 401 */
+#define API_NOT_FOUND "not_found"       /* 404 */
 #define API_METHOD_NOT_ALLOWED "method_not_allowed" /* 405 */
-#define API_NAME_TAKEN "name_taken"         /* 409 */
-#define API_TOO_LARGE "too_large"           /* 413 */
-#define API_RATE_LIMITED "rate_limited"     /* 429 */
-#define API_UNAVAILABLE "unavailable"       /* 503 */
+#define API_NAME_TAKEN "name_taken"                 /* 409 */
+#define API_TOO_LARGE "too_large"                   /* 413 */
+#define API_RATE_LIMITED "rate_limited"             /* 429 */
+#define API_UNAVAILABLE "unavailable"               /* 503 */
 
 /* An error answer: HTTP status, a stable code, and a human message. */
 struct api_error {
     int status;
-    const char *code;   /* static string, e.g. "bad_name" */
+    const char *code; /* static string, e.g. "bad_name" */
     char message[200];
 };
 

@@ -17,8 +17,7 @@
 static const char b64url[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-int
-auth_new_token(char out[AUTH_TOKEN_LEN + 1])
+int auth_new_token(char out[AUTH_TOKEN_LEN + 1])
 {
     unsigned char raw[TOKEN_BYTES + 1];
     size_t got = 0, i, o = 0;
@@ -50,8 +49,7 @@ auth_new_token(char out[AUTH_TOKEN_LEN + 1])
     return 0;
 }
 
-void
-auth_hash(const char *token, size_t len, char out[AUTH_HASH_LEN + 1])
+void auth_hash(const char *token, size_t len, char out[AUTH_HASH_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -72,17 +70,16 @@ auth_hash(const char *token, size_t len, char out[AUTH_HASH_LEN + 1])
     out[AUTH_HASH_LEN] = '\0';
 }
 
-bool
-auth_hash_equal(const char *a, const char *b)
+bool auth_hash_equal(const char *a, const char *b)
 {
-    if (a == NULL || b == NULL || strnlen(a, AUTH_HASH_LEN + 1) !=
-        AUTH_HASH_LEN || strnlen(b, AUTH_HASH_LEN + 1) != AUTH_HASH_LEN)
+    if (a == NULL || b == NULL ||
+        strnlen(a, AUTH_HASH_LEN + 1) != AUTH_HASH_LEN ||
+        strnlen(b, AUTH_HASH_LEN + 1) != AUTH_HASH_LEN)
         return false;
     return CRYPTO_memcmp(a, b, AUTH_HASH_LEN) == 0;
 }
 
-bool
-auth_token_wellformed(const char *token, size_t len)
+bool auth_token_wellformed(const char *token, size_t len)
 {
     const char *p;
     size_t i;
@@ -97,8 +94,7 @@ auth_token_wellformed(const char *token, size_t len)
     return ((p - b64url) & 3) == 0;
 }
 
-char *
-auth_from_request(const char *authorization, const char *qs)
+char *auth_from_request(const char *authorization, const char *qs)
 {
     char *tok;
 
@@ -107,8 +103,7 @@ auth_from_request(const char *authorization, const char *qs)
 
         while (*p == ' ' || *p == '\t')
             p++;
-        if (strncasecmp(p, "Bearer", 6) == 0 && (p[6] == ' ' ||
-                                                 p[6] == '\t')) {
+        if (strncasecmp(p, "Bearer", 6) == 0 && (p[6] == ' ' || p[6] == '\t')) {
             p += 6;
             while (*p == ' ' || *p == '\t')
                 p++;

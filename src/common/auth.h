@@ -5,8 +5,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define AUTH_TOKEN_LEN 43   /* base64url of 32 random bytes, no padding */
-#define AUTH_HASH_LEN 64    /* hex SHA-256 */
+#define AUTH_TOKEN_LEN 43 /* base64url of 32 random bytes, no padding */
+#define AUTH_HASH_LEN 64  /* hex SHA-256 */
 
 /* Writes a new random token (AUTH_TOKEN_LEN chars + NUL). Returns 0, or -1
  * when the system's random source fails. */

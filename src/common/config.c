@@ -29,17 +29,21 @@ struct config_key {
     const char *name;
     enum config_type type;
     size_t offset;
-    const char *def_str;  /* CONFIG_STRING */
-    int def_int;          /* CONFIG_INT */
-    int min, max;         /* CONFIG_INT */
-    const char *choices;  /* CONFIG_STRING: "a|b|c", NULL for any */
+    const char *def_str; /* CONFIG_STRING */
+    int def_int;         /* CONFIG_INT */
+    int min, max;        /* CONFIG_INT */
+    const char *choices; /* CONFIG_STRING: "a|b|c", NULL for any */
     const char *help;
 };
 
-#define STR(n, d, ch, h) \
-    {#n, CONFIG_STRING, offsetof(struct config, n), d, 0, 0, 0, ch, h}
-#define INT(n, d, lo, hi, h) \
-    {#n, CONFIG_INT, offsetof(struct config, n), NULL, d, lo, hi, NULL, h}
+#define STR(n, d, ch, h)                                                       \
+    {                                                                          \
+#n, CONFIG_STRING, offsetof(struct config, n), d, 0, 0, 0, ch, h       \
+    }
+#define INT(n, d, lo, hi, h)                                                   \
+    {                                                                          \
+#n, CONFIG_INT, offsetof(struct config, n), NULL, d, lo, hi, NULL, h   \
+    }
 
 static const struct config_key config_keys[] = {
     STR(bind, "127.0.0.1", NULL, "address crosstalkd listens on"),
@@ -58,8 +62,7 @@ static const struct config_key config_keys[] = {
     INT(max_message_bytes, 4096, 1, 1048576, "text of one message"),
     INT(max_body_bytes, 65536, 256, 67108864, "request body; above it 413"),
     INT(max_header_bytes, 8192, 1024, 1048576, "request head; above it 431"),
-    INT(header_timeout, 10, 1, 3600,
-        "seconds to receive a whole request head"),
+    INT(header_timeout, 10, 1, 3600, "seconds to receive a whole request head"),
     INT(longpoll_timeout, 25, 1, 60, "default timeout of a long poll"),
     INT(longpoll_max_timeout, 60, 1, 600,
         "the longest timeout a client may ask for"),
@@ -75,8 +78,7 @@ static const struct config_key config_keys[] = {
         "WebSocket/CORS origins, comma separated; empty for same host"),
     INT(rate_register_per_min, 30, 1, 1000000, "registrations per IP"),
     INT(rate_send_per_sec, 20, 1, 1000000, "messages per token, burst 2x"),
-    INT(longpolls_per_token, 8, 1, 10000,
-        "concurrent long polls of one token"),
+    INT(longpolls_per_token, 8, 1, 10000, "concurrent long polls of one token"),
     INT(redis_timeout_ms, 2000, 1, 600000,
         "connect/command timeout of sync Redis clients"),
     INT(backup_batch, 500, 1, 100000, "messages per MongoDB bulk write"),
@@ -99,21 +101,18 @@ set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static char **
-str_field(struct config *c, const struct config_key *k)
+static char **str_field(struct config *c, const struct config_key *k)
 {
     return (char **)(void *)((char *)c + k->offset);
 }
 
-static int *
-int_field(struct config *c, const struct config_key *k)
+static int *int_field(struct config *c, const struct config_key *k)
 {
     return (int *)(void *)((char *)c + k->offset);
 }
 
 /* Finds a key by the first len bytes of name, '-' matching '_'. */
-static const struct config_key *
-find_key(const char *name, size_t len)
+static const struct config_key *find_key(const char *name, size_t len)
 {
     size_t i, j;
 
@@ -134,8 +133,7 @@ find_key(const char *name, size_t len)
     return NULL;
 }
 
-static bool
-in_choices(const char *choices, const char *value)
+static bool in_choices(const char *choices, const char *value)
 {
     size_t vlen = strlen(value);
     const char *p = choices;
@@ -152,9 +150,9 @@ in_choices(const char *choices, const char *value)
     return false;
 }
 
-static int
-set_key(struct config *c, const struct config_key *k, const char *value,
-        const char *origin, char *err, size_t errlen)
+static int set_key(struct config *c, const struct config_key *k,
+                   const char *value, const char *origin, char *err,
+                   size_t errlen)
 {
     if (k->type == CONFIG_STRING) {
         char **f = str_field(c, k);
@@ -172,8 +170,8 @@ set_key(struct config *c, const struct config_key *k, const char *value,
 
         errno = 0;
         v = strtoll(value, &end, 10);
-        if (*value == '\0' || isspace((unsigned char)*value) ||
-            *end != '\0' || errno == ERANGE) {
+        if (*value == '\0' || isspace((unsigned char)*value) || *end != '\0' ||
+            errno == ERANGE) {
             set_err(err, errlen, "%s = %s (from %s): not a number (%d..%d)",
                     k->name, value, origin, k->min, k->max);
             return -1;
@@ -188,8 +186,7 @@ set_key(struct config *c, const struct config_key *k, const char *value,
     return 0;
 }
 
-void
-config_defaults(struct config *c)
+void config_defaults(struct config *c)
 {
     size_t i;
 
@@ -204,8 +201,7 @@ config_defaults(struct config *c)
     }
 }
 
-void
-config_free(struct config *c)
+void config_free(struct config *c)
 {
     size_t i;
 
@@ -221,9 +217,8 @@ config_free(struct config *c)
     }
 }
 
-int
-config_set(struct config *c, const char *key, const char *value,
-           const char *origin, char *err, size_t errlen)
+int config_set(struct config *c, const char *key, const char *value,
+               const char *origin, char *err, size_t errlen)
 {
     const struct config_key *k = find_key(key, strlen(key));
 
@@ -239,8 +234,7 @@ config_set(struct config *c, const char *key, const char *value,
  * taken as is, or a bare word up to a " #" comment or the end, trailing
  * blanks dropped. Returns NULL for an unterminated quote or garbage after
  * the closing one. */
-static char *
-parse_value(const char *p)
+static char *parse_value(const char *p)
 {
     char *out = xmalloc(strlen(p) + 1), *o = out;
 
@@ -276,9 +270,8 @@ err:
     return NULL;
 }
 
-static int
-parse_line(struct config *c, char *line, const char *where, char *err,
-           size_t errlen)
+static int parse_line(struct config *c, char *line, const char *where,
+                      char *err, size_t errlen)
 {
     char *p = line, *key, *value = NULL;
     size_t klen;
@@ -313,9 +306,8 @@ done:
     return rc;
 }
 
-int
-config_parse_text(struct config *c, const char *text, const char *origin,
-                  char *err, size_t errlen)
+int config_parse_text(struct config *c, const char *text, const char *origin,
+                      char *err, size_t errlen)
 {
     char *copy = xstrdup(text), *line = copy, *where = NULL;
     unsigned lineno = 0;
@@ -342,9 +334,8 @@ config_parse_text(struct config *c, const char *text, const char *origin,
 
 /* Reads the file at path into c. A missing file is an error only when
  * `must_exist`. */
-static int
-load_file(struct config *c, const char *path, bool must_exist, char *err,
-          size_t errlen)
+static int load_file(struct config *c, const char *path, bool must_exist,
+                     char *err, size_t errlen)
 {
     FILE *fp = fopen(path, "r");
     char *text = NULL;
@@ -382,8 +373,7 @@ done:
     return rc;
 }
 
-static int
-load_env(struct config *c, char *err, size_t errlen)
+static int load_env(struct config *c, char *err, size_t errlen)
 {
     char var[64];
     size_t i, j;
@@ -404,9 +394,8 @@ load_env(struct config *c, char *err, size_t errlen)
 
 /* Finds --config FILE or --config=FILE in argv: *path gets the file (NULL
  * when absent). -1 when the flag has no value. */
-static int
-find_config_flag(int argc, char **argv, const char **path, char *err,
-                 size_t errlen)
+static int find_config_flag(int argc, char **argv, const char **path, char *err,
+                            size_t errlen)
 {
     int i;
 
@@ -429,8 +418,8 @@ find_config_flag(int argc, char **argv, const char **path, char *err,
 
 /* Applies the config flags of argv and compacts the rest; returns the new
  * argc or -1. */
-static int
-load_flags(struct config *c, int argc, char **argv, char *err, size_t errlen)
+static int load_flags(struct config *c, int argc, char **argv, char *err,
+                      size_t errlen)
 {
     int i, out = 1;
     char *origin = NULL;
@@ -484,8 +473,7 @@ done:
     return rc;
 }
 
-static int
-check_consistency(const struct config *c, char *err, size_t errlen)
+static int check_consistency(const struct config *c, char *err, size_t errlen)
 {
     if (c->longpoll_timeout > c->longpoll_max_timeout) {
         set_err(err, errlen,
@@ -497,9 +485,8 @@ check_consistency(const struct config *c, char *err, size_t errlen)
     return 0;
 }
 
-int
-config_load(struct config *c, int argc, char **argv, char *err,
-            size_t errlen)
+int config_load(struct config *c, int argc, char **argv, char *err,
+                size_t errlen)
 {
     const char *path;
     int rc;
@@ -521,8 +508,7 @@ config_load(struct config *c, int argc, char **argv, char *err,
     return rc;
 }
 
-void
-config_usage(FILE *out)
+void config_usage(FILE *out)
 {
     size_t i;
 
@@ -544,8 +530,8 @@ config_usage(FILE *out)
                      k->choices != NULL ? ", one of " : "",
                      k->choices != NULL ? k->choices : "");
         else
-            snprintf(def, sizeof(def), "default %d, %d..%d", k->def_int,
-                     k->min, k->max);
+            snprintf(def, sizeof(def), "default %d, %d..%d", k->def_int, k->min,
+                     k->max);
         fprintf(out, "  %-30s %s (%s)\n", flag, k->help, def);
     }
 }

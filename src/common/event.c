@@ -14,16 +14,14 @@
 
 static const char *const type_names[] = {"message", "typing", "presence"};
 
-const char *
-event_type_name(enum event_type t)
+const char *event_type_name(enum event_type t)
 {
     if ((unsigned)t >= sizeof(type_names) / sizeof(type_names[0]))
         return "unknown";
     return type_names[t];
 }
 
-void
-event_clear(struct event *ev)
+void event_clear(struct event *ev)
 {
     size_t i;
 
@@ -36,22 +34,19 @@ event_clear(struct event *ev)
     memset(ev, 0, sizeof(*ev));
 }
 
-static int
-cmp_names(const void *a, const void *b)
+static int cmp_names(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void
-copy_name(char *dst, size_t dstlen, const char *src)
+static void copy_name(char *dst, size_t dstlen, const char *src)
 {
     snprintf(dst, dstlen, "%s", src != NULL ? src : "");
 }
 
-void
-event_init_message(struct event *ev, const char *room, const char *id,
-                   const char *from, const char *text, size_t text_len,
-                   int64_t ts)
+void event_init_message(struct event *ev, const char *room, const char *id,
+                        const char *from, const char *text, size_t text_len,
+                        int64_t ts)
 {
     memset(ev, 0, sizeof(*ev));
     ev->type = EVENT_MESSAGE;
@@ -66,9 +61,8 @@ event_init_message(struct event *ev, const char *room, const char *id,
     ev->ts = ts;
 }
 
-void
-event_init_typing(struct event *ev, const char *room, const char *from,
-                  int64_t ts)
+void event_init_typing(struct event *ev, const char *room, const char *from,
+                       int64_t ts)
 {
     memset(ev, 0, sizeof(*ev));
     ev->type = EVENT_TYPING;
@@ -77,9 +71,8 @@ event_init_typing(struct event *ev, const char *room, const char *from,
     ev->ts = ts;
 }
 
-void
-event_init_presence(struct event *ev, const char *room,
-                    const char *const *online, size_t n, int64_t ts)
+void event_init_presence(struct event *ev, const char *room,
+                         const char *const *online, size_t n, int64_t ts)
 {
     size_t i;
 
@@ -94,8 +87,7 @@ event_init_presence(struct event *ev, const char *room,
     ev->ts = ts;
 }
 
-int64_t
-event_now_ms(void)
+int64_t event_now_ms(void)
 {
     struct timespec ts;
 
@@ -103,8 +95,7 @@ event_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-char *
-event_to_json(const struct event *ev, size_t *len)
+char *event_to_json(const struct event *ev, size_t *len)
 {
     json_object *o = json_object_new_object();
     size_t i;
@@ -133,8 +124,7 @@ event_to_json(const struct event *ev, size_t *len)
     return jsonobj_finish(o, len);
 }
 
-char *
-jsonobj_finish(struct json_object *o, size_t *len)
+char *jsonobj_finish(struct json_object *o, size_t *len)
 {
     const char *s;
     size_t n;
@@ -149,8 +139,7 @@ jsonobj_finish(struct json_object *o, size_t *len)
     return out;
 }
 
-void
-event_free_array(struct event *evs, size_t n)
+void event_free_array(struct event *evs, size_t n)
 {
     size_t i;
 
@@ -161,8 +150,7 @@ event_free_array(struct event *evs, size_t n)
     free(evs);
 }
 
-struct json_object *
-jsonobj_parse(const char *buf, size_t len, const char **why)
+struct json_object *jsonobj_parse(const char *buf, size_t len, const char **why)
 {
     json_tokener *tok = NULL;
     json_object *o = NULL;
@@ -197,9 +185,8 @@ err:
 }
 
 /* Copies a string field that passes `valid` into dst (dstlen bytes). */
-static int
-get_name(json_object *o, const char *key, char *dst, size_t dstlen,
-         bool (*valid)(const char *, size_t))
+static int get_name(json_object *o, const char *key, char *dst, size_t dstlen,
+                    bool (*valid)(const char *, size_t))
 {
     json_object *v;
     const char *s;
@@ -219,8 +206,7 @@ get_name(json_object *o, const char *key, char *dst, size_t dstlen,
 
 /* A whole, non-negative number of ms. The append script's cjson writes
  * numbers with "%.14g", so an integral double is as good as an integer. */
-static int
-get_ts(json_object *o, int64_t *ts)
+static int get_ts(json_object *o, int64_t *ts)
 {
     json_object *v;
 
@@ -245,14 +231,12 @@ get_ts(json_object *o, int64_t *ts)
     return -1;
 }
 
-static bool
-valid_text(const char *s, size_t n)
+static bool valid_text(const char *s, size_t n)
 {
     return utf8_valid(s, n) && memchr(s, '\0', n) == NULL;
 }
 
-static int
-get_online(json_object *o, struct event *ev)
+static int get_online(json_object *o, struct event *ev)
 {
     json_object *v;
     size_t i, n;
@@ -285,8 +269,7 @@ get_online(json_object *o, struct event *ev)
     return 0;
 }
 
-int
-event_from_json(const char *buf, size_t len, struct event *out)
+int event_from_json(const char *buf, size_t len, struct event *out)
 {
     json_object *o = NULL, *v;
     const char *type;
@@ -302,8 +285,8 @@ event_from_json(const char *buf, size_t len, struct event *out)
     /* "typing\u0000x" is no type of ours: compare all of it */
     if (strlen(type) != (size_t)json_object_get_string_len(v))
         goto done;
-    if (get_name(o, "room", out->room, sizeof(out->room),
-                 names_room_valid) < 0 ||
+    if (get_name(o, "room", out->room, sizeof(out->room), names_room_valid) <
+            0 ||
         get_ts(o, &out->ts) < 0)
         goto done;
     if (strcmp(type, "message") == 0) {

@@ -1,4 +1,5 @@
-/* event.h - the chat's events and their JSON (the only json-c user for events) */
+/* event.h - the chat's events and their JSON (the only json-c user for events)
+ */
 #ifndef CT_EVENT_H
 #define CT_EVENT_H
 
@@ -14,14 +15,14 @@ enum event_type { EVENT_MESSAGE, EVENT_TYPING, EVENT_PRESENCE };
  * presence are ephemeral. Strings are owned by the event. */
 struct event {
     enum event_type type;
-    char id[STREAMID_STRLEN];     /* "" when not stored */
-    struct streamid sid;          /* parsed id, zero when none */
+    char id[STREAMID_STRLEN]; /* "" when not stored */
+    struct streamid sid;      /* parsed id, zero when none */
     char room[NAME_ROOM_MAX + 1];
     char from[NAME_USER_MAX + 1]; /* message, typing */
     char *text;                   /* message */
     size_t text_len;
-    int64_t ts;                   /* ms since the epoch */
-    char **online;                /* presence: sorted user names */
+    int64_t ts;    /* ms since the epoch */
+    char **online; /* presence: sorted user names */
     size_t n_online;
 };
 

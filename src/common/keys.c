@@ -34,51 +34,44 @@ static const char register_body[] =
 struct keys_script keys_append_script = {"append", append_body, ""};
 struct keys_script keys_register_script = {"register", register_body, ""};
 
-static char *
-key(char *buf, const char *prefix, const char *name, const char *suffix)
+static char *key(char *buf, const char *prefix, const char *name,
+                 const char *suffix)
 {
     snprintf(buf, KEYS_MAX, "%s%s%s", prefix, name, suffix);
     return buf;
 }
 
-char *
-keys_room_log(char *buf, const char *room)
+char *keys_room_log(char *buf, const char *room)
 {
     return key(buf, "ct:room:", room, ":log");
 }
 
-char *
-keys_user(char *buf, const char *name)
+char *keys_user(char *buf, const char *name)
 {
     return key(buf, "ct:user:", name, "");
 }
 
-char *
-keys_token(char *buf, const char *hash)
+char *keys_token(char *buf, const char *hash)
 {
     return key(buf, "ct:token:", hash, "");
 }
 
-char *
-keys_presence(char *buf, const char *room)
+char *keys_presence(char *buf, const char *room)
 {
     return key(buf, "ct:presence:", room, "");
 }
 
-char *
-keys_bus(char *buf, const char *room)
+char *keys_bus(char *buf, const char *room)
 {
     return key(buf, KEYS_BUS_PREFIX, room, "");
 }
 
-char *
-keys_backup(char *buf, const char *room)
+char *keys_backup(char *buf, const char *room)
 {
     return key(buf, "ct:backup:", room, "");
 }
 
-static void
-script_sha(struct keys_script *s)
+static void script_sha(struct keys_script *s)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -97,17 +90,15 @@ script_sha(struct keys_script *s)
     s->sha[40] = '\0';
 }
 
-void
-keys_init(void)
+void keys_init(void)
 {
     script_sha(&keys_append_script);
     script_sha(&keys_register_script);
 }
 
-int
-keys_append_argv(const char **argv, size_t *lens, char *bufs, int evalsha,
-                 const char *room, const char *from, const char *text,
-                 size_t text_len)
+int keys_append_argv(const char **argv, size_t *lens, char *bufs, int evalsha,
+                     const char *room, const char *from, const char *text,
+                     size_t text_len)
 {
     int n = 0, i;
 

@@ -8,12 +8,12 @@
 #define KEYS_MAX 128
 
 /* Each writes the key into buf (KEYS_MAX bytes) and returns buf. */
-char *keys_room_log(char *buf, const char *room);   /* ct:room:{room}:log */
-char *keys_user(char *buf, const char *name);       /* ct:user:{name} */
-char *keys_token(char *buf, const char *hash);      /* ct:token:{sha256} */
-char *keys_presence(char *buf, const char *room);   /* ct:presence:{room} */
-char *keys_bus(char *buf, const char *room);        /* ct:bus:{room} */
-char *keys_backup(char *buf, const char *room);     /* ct:backup:{room} */
+char *keys_room_log(char *buf, const char *room); /* ct:room:{room}:log */
+char *keys_user(char *buf, const char *name);     /* ct:user:{name} */
+char *keys_token(char *buf, const char *hash);    /* ct:token:{sha256} */
+char *keys_presence(char *buf, const char *room); /* ct:presence:{room} */
+char *keys_bus(char *buf, const char *room);      /* ct:bus:{room} */
+char *keys_backup(char *buf, const char *room);   /* ct:backup:{room} */
 #define KEYS_ROOMS "ct:rooms"
 #define KEYS_BUS_PATTERN "ct:bus:*"
 #define KEYS_BUS_PREFIX "ct:bus:"

@@ -12,20 +12,18 @@
 #include "xmalloc.h"
 
 static enum log_level cur_level = LOGL_INFO;
-static FILE *log_fp;      /* NULL: stderr */
-static char *log_path;    /* NULL: stderr */
+static FILE *log_fp;   /* NULL: stderr */
+static char *log_path; /* NULL: stderr */
 static const char *log_prog = "crosstalk";
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
-static FILE *
-log_out(void)
+static FILE *log_out(void)
 {
     return log_fp != NULL ? log_fp : stderr;
 }
 
-static int
-parse_level(const char *s, enum log_level *out)
+static int parse_level(const char *s, enum log_level *out)
 {
     size_t i;
 
@@ -38,8 +36,7 @@ parse_level(const char *s, enum log_level *out)
     return -1;
 }
 
-static FILE *
-open_file(const char *path)
+static FILE *open_file(const char *path)
 {
     FILE *fp = fopen(path, "a");
 
@@ -48,8 +45,7 @@ open_file(const char *path)
     return fp;
 }
 
-int
-log_open(const char *level, const char *file)
+int log_open(const char *level, const char *file)
 {
     enum log_level lv;
     FILE *fp;
@@ -68,8 +64,7 @@ log_open(const char *level, const char *file)
     return 0;
 }
 
-int
-log_reopen(void)
+int log_reopen(void)
 {
     FILE *fp;
 
@@ -86,8 +81,7 @@ log_reopen(void)
     return 0;
 }
 
-void
-log_close(void)
+void log_close(void)
 {
     if (log_fp != NULL)
         fclose(log_fp);
@@ -96,20 +90,17 @@ log_close(void)
     log_path = NULL;
 }
 
-void
-log_set_program(const char *prog)
+void log_set_program(const char *prog)
 {
     log_prog = prog;
 }
 
-enum log_level
-log_get_level(void)
+enum log_level log_get_level(void)
 {
     return cur_level;
 }
 
-void
-log_write(enum log_level level, const char *fmt, ...)
+void log_write(enum log_level level, const char *fmt, ...)
 {
     char stamp[32], msg[2048];
     struct timeval tv;

@@ -1,22 +1,19 @@
 /* names.c - user and room names */
 #include "names.h"
 
-static bool
-user_char(unsigned char c)
+static bool user_char(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
            (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
 }
 
-static bool
-room_char(unsigned char c)
+static bool room_char(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
            c == '-';
 }
 
-bool
-names_user_valid(const char *s, size_t len)
+bool names_user_valid(const char *s, size_t len)
 {
     size_t i;
 
@@ -28,8 +25,7 @@ names_user_valid(const char *s, size_t len)
     return true;
 }
 
-bool
-names_room_valid(const char *s, size_t len)
+bool names_room_valid(const char *s, size_t len)
 {
     size_t i;
 

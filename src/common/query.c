@@ -5,8 +5,7 @@
 #include "query.h"
 #include "xmalloc.h"
 
-static int
-hexval(char c)
+static int hexval(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -19,8 +18,7 @@ hexval(char c)
 
 /* Percent-decodes s[0..len) ('+' is a space) into a new string. NULL on a
  * malformed escape or an escaped NUL, which no caller could hold. */
-static char *
-decode(const char *s, size_t len)
+static char *decode(const char *s, size_t len)
 {
     char *out = xmalloc(len + 1), *o = out;
     size_t i;
@@ -52,8 +50,7 @@ err:
 
 /* Looks `key` up in qs: 1 with *value newly allocated when found, 0 when
  * absent, -1 when its first occurrence is malformed. */
-static int
-find(const char *qs, const char *key, char **value)
+static int find(const char *qs, const char *key, char **value)
 {
     const char *p = qs;
 
@@ -82,8 +79,7 @@ find(const char *qs, const char *key, char **value)
     return 0;
 }
 
-char *
-query_get(const char *qs, const char *key)
+char *query_get(const char *qs, const char *key)
 {
     char *v;
 
@@ -93,8 +89,7 @@ query_get(const char *qs, const char *key)
 }
 
 /* Parses a run of digits into 0..max; -1 for anything else. */
-static int
-parse_int(const char *s, int max, int *out)
+static int parse_int(const char *s, int max, int *out)
 {
     long v = 0;
 
@@ -113,8 +108,8 @@ parse_int(const char *s, int max, int *out)
 
 /* Fetches one parameter; an empty value counts as absent, so a client may
  * send "since=" before it has seen anything. */
-static int
-param(const char *qs, const char *key, char **value, struct api_error *err)
+static int param(const char *qs, const char *key, char **value,
+                 struct api_error *err)
 {
     int rc = find(qs, key, value);
 
@@ -129,9 +124,8 @@ param(const char *qs, const char *key, char **value, struct api_error *err)
     return rc;
 }
 
-int
-query_parse_history(const char *qs, int max_timeout,
-                    struct query_history *out, struct api_error *err)
+int query_parse_history(const char *qs, int max_timeout,
+                        struct query_history *out, struct api_error *err)
 {
     char *since = NULL, *before = NULL, *limit = NULL, *timeout = NULL;
     int rc = -1, r;
@@ -169,14 +163,14 @@ query_parse_history(const char *qs, int max_timeout,
     if (limit != NULL) {
         r = parse_int(limit, QUERY_LIMIT_MAX, &out->limit);
         if (r < 0 || out->limit < 1) {
-            api_fail(err, 400, API_BAD_REQUEST,
-                     "\"limit\" must be 1..%d", QUERY_LIMIT_MAX);
+            api_fail(err, 400, API_BAD_REQUEST, "\"limit\" must be 1..%d",
+                     QUERY_LIMIT_MAX);
             goto done;
         }
     }
     if (timeout != NULL) {
-        if (max_timeout < 0 || parse_int(timeout, max_timeout,
-                                         &out->timeout) < 0) {
+        if (max_timeout < 0 ||
+            parse_int(timeout, max_timeout, &out->timeout) < 0) {
             api_fail(err, 400, API_BAD_REQUEST,
                      "\"timeout\" must be 0..%d seconds", max_timeout);
             goto done;

@@ -20,9 +20,9 @@ char *query_get(const char *qs, const char *key);
 struct query_history {
     bool has_since, has_before;
     struct streamid since, before;
-    char since_str[STREAMID_STRLEN];  /* as given, normalised "MS-SEQ" */
-    int limit;                        /* 1..500, default 50 */
-    int timeout;                      /* long poll seconds, 0 when absent */
+    char since_str[STREAMID_STRLEN]; /* as given, normalised "MS-SEQ" */
+    int limit;                       /* 1..500, default 50 */
+    int timeout;                     /* long poll seconds, 0 when absent */
     bool has_timeout;
 };
 

@@ -13,13 +13,13 @@
 struct bucket {
     char key[KEY_MAX];
     double tokens;
-    int64_t at_ms;      /* when tokens was last brought up to date */
+    int64_t at_ms; /* when tokens was last brought up to date */
 };
 
 struct ratelimit {
-    double rate;        /* tokens per ms */
+    double rate; /* tokens per ms */
     double burst;
-    void *tree;         /* tsearch of struct bucket, by key */
+    void *tree; /* tsearch of struct bucket, by key */
     size_t n;
     int64_t swept_ms;
 };

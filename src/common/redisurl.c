@@ -54,8 +54,9 @@ static int parse_unix(const char *rest, struct redisurl *u, char *err,
     size_t plen = q != NULL ? (size_t)(q - rest) : strlen(rest);
 
     if (plen == 0 || rest[0] != '/')
-        return fail(err, errlen, "redis_url: the unix socket path must be "
-                                 "absolute (unix:///path)");
+        return fail(err, errlen,
+                    "redis_url: the unix socket path must be "
+                    "absolute (unix:///path)");
     u->path = xstrndup(rest, plen);
     if (q != NULL && (strncmp(q, "?db=", 4) != 0 ||
                       number(q + 4, strlen(q + 4), DB_MAX, &u->db) != 0))
@@ -76,8 +77,9 @@ static int parse_tcp(const char *rest, struct redisurl *u, char *err,
     if (at != NULL) {
         const char *pw = memchr(rest, ':', (size_t)(at - rest));
         if (pw == NULL)
-            return fail(err, errlen, "redis_url: expected [user]:password@ "
-                                     "before the host");
+            return fail(err, errlen,
+                        "redis_url: expected [user]:password@ "
+                        "before the host");
         if (pw > rest)
             u->user = xstrndup(rest, (size_t)(pw - rest));
         u->password = xstrndup(pw + 1, (size_t)(at - pw - 1));
@@ -106,8 +108,10 @@ static int parse_tcp(const char *rest, struct redisurl *u, char *err,
         return fail(err, errlen, "redis_url: the port must be 1..65535");
     if (slash != NULL && slash[1] != '\0' &&
         number(slash + 1, strlen(slash + 1), DB_MAX, &u->db) != 0)
-        return fail(err, errlen, "redis_url: the database must be a number "
-                                 "0..%d", DB_MAX);
+        return fail(err, errlen,
+                    "redis_url: the database must be a number "
+                    "0..%d",
+                    DB_MAX);
     return 0;
 }
 
@@ -119,8 +123,9 @@ int redisurl_parse(const char *url, struct redisurl *u, char *err,
         return parse_unix(url + 7, u, err, errlen);
     if (strncmp(url, "redis://", 8) == 0)
         return parse_tcp(url + 8, u, err, errlen);
-    return fail(err, errlen, "redis_url: expected redis://[[user]:password@]"
-                             "host[:port][/db] or unix:///path[?db=N]");
+    return fail(err, errlen,
+                "redis_url: expected redis://[[user]:password@]"
+                "host[:port][/db] or unix:///path[?db=N]");
 }
 
 void redisurl_free(struct redisurl *u)

@@ -11,7 +11,7 @@ struct redisContext;
 /* redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N];
  * host may be [v6]. Strings are owned. */
 struct redisurl {
-    char *host;     /* NULL for a unix socket */
+    char *host; /* NULL for a unix socket */
     int port;
     char *path;     /* the unix socket, or NULL */
     char *user;     /* NULL: the default user */

@@ -7,16 +7,14 @@
 #include "reply.h"
 #include "xmalloc.h"
 
-static bool
-is_string(const redisReply *r)
+static bool is_string(const redisReply *r)
 {
     return r != NULL &&
            (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
 }
 
 /* Parses the ts field: digits only, as the append script writes it. */
-static int
-parse_ts(const char *s, size_t len, int64_t *out)
+static int parse_ts(const char *s, size_t len, int64_t *out)
 {
     int64_t v = 0;
     size_t i;
@@ -33,8 +31,7 @@ parse_ts(const char *s, size_t len, int64_t *out)
 }
 
 /* Turns one [id, [field, value, ...]] entry into a message event. */
-static int
-entry_event(const redisReply *e, const char *room, struct event *ev)
+static int entry_event(const redisReply *e, const char *room, struct event *ev)
 {
     const redisReply *id, *fields, *from = NULL, *text = NULL, *ts = NULL;
     struct streamid sid;
@@ -64,14 +61,12 @@ entry_event(const redisReply *e, const char *room, struct event *ev)
         !names_user_valid(from->str, from->len) ||
         parse_ts(ts->str, ts->len, &tsv) < 0)
         return -1;
-    event_init_message(ev, room, id->str, from->str, text->str, text->len,
-                       tsv);
+    event_init_message(ev, room, id->str, from->str, text->str, text->len, tsv);
     return 0;
 }
 
-int
-reply_events(const struct redisReply *r, const char *room,
-             struct event **evs, size_t *n)
+int reply_events(const struct redisReply *r, const char *room,
+                 struct event **evs, size_t *n)
 {
     size_t i;
 
@@ -90,9 +85,7 @@ reply_events(const struct redisReply *r, const char *room,
     return 0;
 }
 
-
-int
-reply_first_id(const struct redisReply *r, char *buf)
+int reply_first_id(const struct redisReply *r, char *buf)
 {
     const redisReply *e, *id;
     struct streamid sid;

@@ -6,8 +6,7 @@
 
 /* Parses a run of decimal digits that fits 64 bits; -1 on an empty run,
  * a non-digit or overflow. */
-static int
-parse_u64(const char *s, size_t len, uint64_t *out)
+static int parse_u64(const char *s, size_t len, uint64_t *out)
 {
     uint64_t v = 0;
     size_t i;
@@ -28,8 +27,7 @@ parse_u64(const char *s, size_t len, uint64_t *out)
     return 0;
 }
 
-int
-streamid_parse(const char *s, size_t len, struct streamid *out)
+int streamid_parse(const char *s, size_t len, struct streamid *out)
 {
     struct streamid id = {0, 0};
     size_t dash;
@@ -46,8 +44,7 @@ streamid_parse(const char *s, size_t len, struct streamid *out)
     return 0;
 }
 
-int
-streamid_cmp(const struct streamid *a, const struct streamid *b)
+int streamid_cmp(const struct streamid *a, const struct streamid *b)
 {
     if (a->ms != b->ms)
         return a->ms < b->ms ? -1 : 1;
@@ -56,15 +53,13 @@ streamid_cmp(const struct streamid *a, const struct streamid *b)
     return 0;
 }
 
-char *
-streamid_format(const struct streamid *id, char *buf)
+char *streamid_format(const struct streamid *id, char *buf)
 {
     snprintf(buf, STREAMID_STRLEN, "%" PRIu64 "-%" PRIu64, id->ms, id->seq);
     return buf;
 }
 
-bool
-streamid_is_zero(const struct streamid *id)
+bool streamid_is_zero(const struct streamid *id)
 {
     return id->ms == 0 && id->seq == 0;
 }

@@ -1,8 +1,7 @@
 /* utf8.c - strict UTF-8 validation (RFC 3629), whole or incremental */
 #include "utf8.h"
 
-void
-utf8_init(struct utf8_state *st)
+void utf8_init(struct utf8_state *st)
 {
     st->need = 0;
     st->cp = 0;
@@ -15,8 +14,7 @@ utf8_init(struct utf8_state *st)
  * an overlong or surrogate form is caught at its second byte (as the
  * Unicode "well-formed byte sequences" table does), not once it completes.
  */
-bool
-utf8_feed(struct utf8_state *st, const char *buf, size_t len)
+bool utf8_feed(struct utf8_state *st, const char *buf, size_t len)
 {
     const unsigned char *p = (const unsigned char *)buf;
     size_t i;
@@ -66,14 +64,12 @@ utf8_feed(struct utf8_state *st, const char *buf, size_t len)
     return true;
 }
 
-bool
-utf8_done(const struct utf8_state *st)
+bool utf8_done(const struct utf8_state *st)
 {
     return st->need == 0;
 }
 
-bool
-utf8_valid(const char *buf, size_t len)
+bool utf8_valid(const char *buf, size_t len)
 {
     struct utf8_state st;
 

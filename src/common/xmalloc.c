@@ -9,15 +9,13 @@
 
 #include "xmalloc.h"
 
-static void
-oom(size_t size)
+static void oom(size_t size)
 {
     fprintf(stderr, "out of memory allocating %zu bytes\n", size);
     abort();
 }
 
-void *
-xmalloc(size_t size)
+void *xmalloc(size_t size)
 {
     void *p = malloc(size ? size : 1);
 
@@ -26,8 +24,7 @@ xmalloc(size_t size)
     return p;
 }
 
-void *
-xcalloc(size_t n, size_t size)
+void *xcalloc(size_t n, size_t size)
 {
     void *p;
 
@@ -39,8 +36,7 @@ xcalloc(size_t n, size_t size)
     return p;
 }
 
-void *
-xrealloc(void *ptr, size_t size)
+void *xrealloc(void *ptr, size_t size)
 {
     void *p = realloc(ptr, size ? size : 1);
 
@@ -49,14 +45,12 @@ xrealloc(void *ptr, size_t size)
     return p;
 }
 
-char *
-xstrdup(const char *s)
+char *xstrdup(const char *s)
 {
     return xstrndup(s, strlen(s));
 }
 
-char *
-xstrndup(const char *s, size_t n)
+char *xstrndup(const char *s, size_t n)
 {
     size_t len = strnlen(s, n);
     char *p = xmalloc(len + 1);
@@ -66,8 +60,7 @@ xstrndup(const char *s, size_t n)
     return p;
 }
 
-char *
-xasprintf(const char *fmt, ...)
+char *xasprintf(const char *fmt, ...)
 {
     va_list ap;
     char *s = NULL;
@@ -81,8 +74,7 @@ xasprintf(const char *fmt, ...)
     return s;
 }
 
-void
-xfree_strings(char **v, size_t n)
+void xfree_strings(char **v, size_t n)
 {
     size_t i;
 

@@ -17,8 +17,8 @@ struct app {
     const struct config *cfg;
     struct bus *bus;
     struct store *store;
-    bool draining;          /* SIGTERM: finishing, accepting no streams */
-    unsigned inflight;      /* writes to Redis not yet answered */
+    bool draining;     /* SIGTERM: finishing, accepting no streams */
+    unsigned inflight; /* writes to Redis not yet answered */
     struct ratelimit *register_limit; /* per client address */
     struct ratelimit *send_limit;     /* per user, every transport */
 };

@@ -342,7 +342,7 @@ void bus_foreach_room(struct bus *b, void (*fn)(const char *room, void *arg),
 {
     size_t n;
     struct bus_room **rooms = rooms_snapshot(b, &n);
-    char (*names)[NAME_ROOM_MAX + 1] = xcalloc(n + 1, sizeof(*names));
+    char(*names)[NAME_ROOM_MAX + 1] = xcalloc(n + 1, sizeof(*names));
 
     for (size_t i = 0; i < n; i++)
         strcpy(names[i], rooms[i]->name);

@@ -30,9 +30,9 @@ void bus_blob_add(struct bus_blob *b, struct evbuffer *out);
 /* The encodings a transport may ask for; each is made at most once per
  * event, by the first subscriber that needs it. */
 enum bus_slot {
-    BUS_SLOT_SSE,          /* an SSE block */
-    BUS_SLOT_SSE_CHUNKED,  /* the same in an HTTP/1.1 chunk */
-    BUS_SLOT_WS,           /* a WebSocket text frame */
+    BUS_SLOT_SSE,         /* an SSE block */
+    BUS_SLOT_SSE_CHUNKED, /* the same in an HTTP/1.1 chunk */
+    BUS_SLOT_WS,          /* a WebSocket text frame */
     BUS_SLOT_COUNT
 };
 
@@ -40,8 +40,8 @@ enum bus_slot {
 struct bus_event {
     unsigned refs;
     struct event ev;
-    struct bus_blob *json;                 /* event_to_json, always there */
-    struct bus_blob *enc[BUS_SLOT_COUNT];  /* lazily made */
+    struct bus_blob *json;                /* event_to_json, always there */
+    struct bus_blob *enc[BUS_SLOT_COUNT]; /* lazily made */
 };
 
 typedef struct bus_blob *(*bus_encoder)(const struct bus_event *e);
@@ -81,10 +81,10 @@ struct subscriber {
     /* The newest stored message it has been given: stored events at or
      * before it are not delivered again (resume, gap fill). */
     struct streamid last;
-    bool resuming;                    /* holding live events back */
-    struct bus_pending_list held;     /* live events held while resuming */
-    struct bus_room *br;              /* NULL when not subscribed */
-    struct resume *resume;            /* history being read (resume.c) */
+    bool resuming;                /* holding live events back */
+    struct bus_pending_list held; /* live events held while resuming */
+    struct bus_room *br;          /* NULL when not subscribed */
+    struct resume *resume;        /* history being read (resume.c) */
     TAILQ_ENTRY(subscriber) link;
 };
 

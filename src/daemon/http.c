@@ -123,8 +123,8 @@ bool http_origin_allowed(struct evhttp_request *req, const char *origin)
 
     if (list[0] == '\0') {
         /* same host: the Origin's authority equals the Host header */
-        const char *host = evhttp_find_header(
-            evhttp_request_get_input_headers(req), "Host");
+        const char *host =
+            evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
         const char *auth = strstr(origin, "://");
         return host != NULL && auth != NULL && strcmp(auth + 3, host) == 0;
     }
@@ -386,7 +386,8 @@ static void sweep_heads(evutil_socket_t fd, short what, void *arg)
         } else if (!w->cut && w->accepted_ms < deadline) {
             /* evhttp sees the end of the stream and frees the connection */
             log_debug("cutting a connection whose request head took over "
-                      "%d s", app.cfg->header_timeout);
+                      "%d s",
+                      app.cfg->header_timeout);
             shutdown(bufferevent_getfd(w->bev), SHUT_RDWR);
             w->cut = true;
         }
@@ -408,8 +409,7 @@ static void auth_done(int status, const char *user, void *arg)
         return;
     }
     if (user == NULL) {
-        http_reply_error(r->req, r->kind, 401, "unauthorized",
-                         "unknown token");
+        http_reply_error(r->req, r->kind, 401, "unauthorized", "unknown token");
         http_request_free(r);
         return;
     }
@@ -477,7 +477,8 @@ static void serve_static(struct evhttp_request *req, const char *raw_path)
                      path[strlen(path) - 1] == '/' ? "index.html" : "");
     root = realpath(app.cfg->www_root, NULL);
     real = realpath(full, NULL);
-    if (root == NULL || real == NULL || strncmp(real, root, strlen(root)) != 0 ||
+    if (root == NULL || real == NULL ||
+        strncmp(real, root, strlen(root)) != 0 ||
         (real[strlen(root)] != '/' && real[strlen(root)] != '\0') ||
         (fd = open(real, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &sb) != 0 ||
         !S_ISREG(sb.st_mode)) {
@@ -511,7 +512,7 @@ done:
 /* --- routing --- */
 
 struct route {
-    const char *action;           /* after /api/rooms/{room}/ */
+    const char *action; /* after /api/rooms/{room}/ */
     enum evhttp_cmd_type method;
     enum transport kind;
     void (*handler)(struct request *r);
@@ -544,8 +545,7 @@ static void route_room(struct evhttp_request *req, enum evhttp_cmd_type m,
     struct request *r;
 
     if (slash == NULL || strchr(slash + 1, '/') != NULL) {
-        http_reply_error(req, TRANSPORT_REST, 404, "not_found",
-                         "no such path");
+        http_reply_error(req, TRANSPORT_REST, 404, "not_found", "no such path");
         return;
     }
     action = slash + 1;
@@ -560,8 +560,7 @@ static void route_room(struct evhttp_request *req, enum evhttp_cmd_type m,
             found = &room_routes[i];
     }
     if (!path_known) {
-        http_reply_error(req, TRANSPORT_REST, 404, "not_found",
-                         "no such path");
+        http_reply_error(req, TRANSPORT_REST, 404, "not_found", "no such path");
         return;
     }
     if (found == NULL) {
@@ -678,8 +677,7 @@ static void route(struct evhttp_request *req, void *arg)
             return method_not_allowed(req, "GET");
         rest_healthz(req);
     } else if (strncmp(path, "/api/", 5) == 0 || strcmp(path, "/api") == 0) {
-        http_reply_error(req, TRANSPORT_REST, 404, "not_found",
-                         "no such path");
+        http_reply_error(req, TRANSPORT_REST, 404, "not_found", "no such path");
     } else if (!get) {
         method_not_allowed(req, "GET, HEAD");
     } else {
@@ -692,14 +690,14 @@ int http_start(void)
     const struct config *cfg = app.cfg;
 
     app.http = evhttp_new(app.base);
-    evhttp_set_allowed_methods(app.http,
-                               EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-                                   EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-                                   EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-                                   EVHTTP_REQ_PATCH);
+    evhttp_set_allowed_methods(
+        app.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                      EVHTTP_REQ_PATCH);
     /* Heads up to 4x the limit are read so that we answer 431 in JSON; a
      * larger one gets evhttp's own 400. */
-    evhttp_set_max_headers_size(app.http, (ev_ssize_t)cfg->max_header_bytes * 4);
+    evhttp_set_max_headers_size(app.http,
+                                (ev_ssize_t)cfg->max_header_bytes * 4);
     /* Bodies up to 4x the limit are read so that we answer 413 in JSON;
      * a larger declared length gets evhttp's own 413 without reading. */
     evhttp_set_max_body_size(app.http, (ev_ssize_t)cfg->max_body_bytes * 4);

@@ -19,7 +19,7 @@ struct request {
     enum transport kind;
     char room[NAME_ROOM_MAX + 1];
     char user[NAME_USER_MAX + 1];
-    char *query;   /* the raw query string, NULL when none */
+    char *query; /* the raw query string, NULL when none */
     void (*handler)(struct request *r);
 };
 

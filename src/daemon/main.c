@@ -145,8 +145,8 @@ int main(int argc, char **argv)
     app.bus = bus_new();
     app.register_limit = ratelimit_new(cfg.rate_register_per_min, 60000,
                                        cfg.rate_register_per_min);
-    app.send_limit = ratelimit_new(cfg.rate_send_per_sec, 1000,
-                                   2.0 * cfg.rate_send_per_sec);
+    app.send_limit =
+        ratelimit_new(cfg.rate_send_per_sec, 1000, 2.0 * cfg.rate_send_per_sec);
     app.store = store_new(app.base, &cfg, app.bus);
     if (app.store == NULL || http_start() != 0)
         goto done;

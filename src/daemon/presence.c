@@ -26,8 +26,8 @@
 struct seen {
     char room[NAME_ROOM_MAX + 1];
     char user[NAME_USER_MAX + 1];
-    unsigned held;         /* open streams */
-    int64_t written_ms;    /* when its expiry was last written to Redis */
+    unsigned held;      /* open streams */
+    int64_t written_ms; /* when its expiry was last written to Redis */
 };
 
 /* A room whose presence will be announced shortly. */
@@ -36,9 +36,9 @@ struct pending {
     struct event *timer;
 };
 
-static void *entries;   /* tsearch of struct seen, by room then user */
+static void *entries; /* tsearch of struct seen, by room then user */
 static size_t n_entries;
-static void *pendings;  /* tsearch of struct pending, by room */
+static void *pendings; /* tsearch of struct pending, by room */
 static struct event *refresher;
 
 static int seen_cmp(const void *a, const void *b)

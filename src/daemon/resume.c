@@ -18,12 +18,12 @@
 #define RESUME_WAIT_MS 10
 
 struct resume {
-    struct subscriber *s;  /* NULL once cancelled */
-    int left;              /* messages still wanted; <0: all */
-    bool tail;             /* asking for the newest id only */
-    bool complete;         /* all read: only the final drain is left */
-    bool reading;          /* a page is being read from Redis */
-    struct event *wait;    /* for the client to take its bytes */
+    struct subscriber *s; /* NULL once cancelled */
+    int left;             /* messages still wanted; <0: all */
+    bool tail;            /* asking for the newest id only */
+    bool complete;        /* all read: only the final drain is left */
+    bool reading;         /* a page is being read from Redis */
+    struct event *wait;   /* for the client to take its bytes */
     resume_done_cb done;
 };
 
@@ -118,8 +118,8 @@ static void page(struct resume *rs)
     if (rs->tail)
         rc = store_before(app.store, rs->s->room, NULL, 1, page_done, rs);
     else
-        rc = store_after(app.store, rs->s->room, &rs->s->last, limit,
-                         page_done, rs);
+        rc = store_after(app.store, rs->s->room, &rs->s->last, limit, page_done,
+                         rs);
     if (rc != 0) {
         rs->reading = false;
         finish(rs, -1);
@@ -149,7 +149,7 @@ void resume_cancel(struct subscriber *s)
         return;
     s->resume = NULL;
     if (rs->reading)
-        rs->s = NULL;      /* the page in flight frees it */
+        rs->s = NULL; /* the page in flight frees it */
     else
-        resume_free(rs);   /* only its timer was pending */
+        resume_free(rs); /* only its timer was pending */
 }

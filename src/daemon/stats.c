@@ -60,16 +60,15 @@ char *stats_json(size_t *len)
                (unsigned long long)stats_streams());
     for (int t = 0; t < TRANSPORT_COUNT; t++) {
         const struct stats_counters *c = &stats[t];
-        out_printf(&o,
-                   "%s\"%s\":{\"open\":%llu,\"requests\":%llu,"
-                   "\"delivered\":%llu,\"bytes_out\":%llu,\"empty\":%llu,"
-                   "\"dropped\":%llu}",
-                   t ? "," : "", names[t], (unsigned long long)c->open,
-                   (unsigned long long)c->requests,
-                   (unsigned long long)c->delivered,
-                   (unsigned long long)c->bytes_out,
-                   (unsigned long long)c->empty,
-                   (unsigned long long)c->dropped);
+        out_printf(
+            &o,
+            "%s\"%s\":{\"open\":%llu,\"requests\":%llu,"
+            "\"delivered\":%llu,\"bytes_out\":%llu,\"empty\":%llu,"
+            "\"dropped\":%llu}",
+            t ? "," : "", names[t], (unsigned long long)c->open,
+            (unsigned long long)c->requests, (unsigned long long)c->delivered,
+            (unsigned long long)c->bytes_out, (unsigned long long)c->empty,
+            (unsigned long long)c->dropped);
     }
     out_printf(&o, "}}");
     *len = o.len;
@@ -90,8 +89,8 @@ char *stats_prometheus(size_t *len)
          offsetof(struct stats_counters, delivered)},
         {"bytes_out_total", "Bytes queued to clients", "counter",
          offsetof(struct stats_counters, bytes_out)},
-        {"empty_responses_total", "Responses that carried no event",
-         "counter", offsetof(struct stats_counters, empty)},
+        {"empty_responses_total", "Responses that carried no event", "counter",
+         offsetof(struct stats_counters, empty)},
         {"dropped_total", "Subscribers dropped as slow consumers", "counter",
          offsetof(struct stats_counters, dropped)},
     };

@@ -15,12 +15,12 @@ enum transport {
 };
 
 struct stats_counters {
-    uint64_t open;        /* connections (streams, waiting polls) now */
-    uint64_t requests;    /* HTTP requests, or WebSocket frames received */
-    uint64_t delivered;   /* events handed to clients */
-    uint64_t bytes_out;   /* bytes queued to clients */
-    uint64_t empty;       /* responses that carried no event */
-    uint64_t dropped;     /* subscribers dropped as slow consumers */
+    uint64_t open;      /* connections (streams, waiting polls) now */
+    uint64_t requests;  /* HTTP requests, or WebSocket frames received */
+    uint64_t delivered; /* events handed to clients */
+    uint64_t bytes_out; /* bytes queued to clients */
+    uint64_t empty;     /* responses that carried no event */
+    uint64_t dropped;   /* subscribers dropped as slow consumers */
 };
 
 extern struct stats_counters stats[TRANSPORT_COUNT];

@@ -29,13 +29,13 @@ struct store {
     struct event_base *base;
     const struct config *cfg;
     struct bus *bus;
-    struct redisurl url;  /* where Redis is */
+    struct redisurl url; /* where Redis is */
     /* the command connection and the subscription, each reconnecting */
     redisAsyncContext *cmd, *sub;
     bool cmd_up, sub_up;
     int cmd_backoff, sub_backoff;
     struct event *cmd_timer, *sub_timer, *fill_timer;
-    bool fill_wanted;   /* rooms must be filled once both are up */
+    bool fill_wanted; /* rooms must be filled once both are up */
     bool closing;
     /* token hash -> user name, tokens being immutable */
     void *auth_cache;
@@ -430,8 +430,9 @@ static void on_append(redisAsyncContext *ac, void *reply, void *priv)
         c->cb.append(-1, NULL, 0, c->arg);
     } else {
         const redisReply *ts = r->element[1];
-        int64_t t = ts->type == REDIS_REPLY_INTEGER ? ts->integer
-                                                    : strtoll(ts->str, NULL, 10);
+        int64_t t = ts->type == REDIS_REPLY_INTEGER
+                        ? ts->integer
+                        : strtoll(ts->str, NULL, 10);
         c->cb.append(0, r->element[0]->str, t, c->arg);
     }
     call_free(c);
@@ -449,8 +450,8 @@ int store_append(struct store *st, const char *room, const char *from,
     memcpy(c->text, text, len);
     c->text[len] = '\0';
     c->text_len = len;
-    c->argc = keys_append_argv(c->argv, c->lens, c->bufs, 1, c->room,
-                               c->from, c->text, len);
+    c->argc = keys_append_argv(c->argv, c->lens, c->bufs, 1, c->room, c->from,
+                               c->text, len);
     if (send_argv(st, on_append, c, c->argc, c->argv, c->lens) != 0) {
         call_free(c);
         return -1;
@@ -565,8 +566,7 @@ static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
     call_free(c);
 }
 
-int store_auth(struct store *st, const char *token, store_user_cb cb,
-               void *arg)
+int store_auth(struct store *st, const char *token, store_user_cb cb, void *arg)
 {
     struct auth_entry key;
     void *node;
@@ -778,8 +778,7 @@ int store_presence_add(struct store *st, const char *room, const char *user,
     return 0;
 }
 
-void store_presence_remove(struct store *st, const char *room,
-                           const char *user)
+void store_presence_remove(struct store *st, const char *room, const char *user)
 {
     char key[KEYS_MAX];
     const char *argv[3];
@@ -811,7 +810,8 @@ int store_publish(struct store *st, const struct event *ev)
     lens[1] = strlen(chan);
     lens[2] = len;
     rc = redisAsyncCommandArgv(st->cmd, NULL, NULL, 3, argv, lens) == REDIS_OK
-             ? 0 : -1;
+             ? 0
+             : -1;
     free(json);
     return rc;
 }

@@ -62,8 +62,8 @@ typedef void (*store_rooms_cb)(int status, const char *const *names,
                                const long long *last_ts, size_t n, void *arg);
 int store_rooms(struct store *st, store_rooms_cb cb, void *arg);
 
-typedef void (*store_online_cb)(int status, const char *const *names,
-                                size_t n, void *arg);
+typedef void (*store_online_cb)(int status, const char *const *names, size_t n,
+                                void *arg);
 int store_online(struct store *st, const char *room, store_online_cb cb,
                  void *arg);
 typedef void (*store_added_cb)(int status, bool added, void *arg);

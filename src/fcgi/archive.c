@@ -8,8 +8,7 @@
 static struct archive_backend backend;
 static int have_backend;
 
-void
-archive_use(const struct archive_backend *b)
+void archive_use(const struct archive_backend *b)
 {
     archive_close();
     if (b == NULL)
@@ -20,15 +19,13 @@ archive_use(const struct archive_backend *b)
              backend.name != NULL ? backend.name : "(unnamed)");
 }
 
-int
-archive_enabled(void)
+int archive_enabled(void)
 {
     return have_backend;
 }
 
-int
-archive_before(const char *room, const struct streamid *before, int limit,
-               struct event **evs, size_t *n)
+int archive_before(const char *room, const struct streamid *before, int limit,
+                   struct event **evs, size_t *n)
 {
     *evs = NULL;
     *n = 0;
@@ -36,7 +33,8 @@ archive_before(const char *room, const struct streamid *before, int limit,
         return 0;
     if (backend.before(backend.ctx, room, before, limit, evs, n) < 0) {
         log_warn("room %s: the %s archive could not be read; serving what "
-                 "Redis holds", room, backend.name);
+                 "Redis holds",
+                 room, backend.name);
         *evs = NULL;
         *n = 0;
         return -1;
@@ -44,8 +42,7 @@ archive_before(const char *room, const struct streamid *before, int limit,
     return 0;
 }
 
-void
-archive_close(void)
+void archive_close(void)
 {
     if (have_backend && backend.close != NULL)
         backend.close(backend.ctx);

@@ -6,21 +6,19 @@
 #include "log.h"
 #include "mongo_archive.h"
 
-static int
-mongo_before(void *ctx, const char *room, const struct streamid *before,
-             int limit, struct event **evs, size_t *n)
+static int mongo_before(void *ctx, const char *room,
+                        const struct streamid *before, int limit,
+                        struct event **evs, size_t *n)
 {
     return mongo_archive_before(ctx, room, before, (size_t)limit, evs, n);
 }
 
-static void
-mongo_close(void *ctx)
+static void mongo_close(void *ctx)
 {
     mongo_archive_close(ctx);
 }
 
-int
-archive_mongo_use(const char *uri)
+int archive_mongo_use(const char *uri)
 {
     struct archive_backend b = {"MongoDB", NULL, mongo_before, mongo_close};
 

@@ -35,8 +35,7 @@ static volatile sig_atomic_t reopen_log;
  * one gap left: a signal that lands between our check of `stopping` and
  * libfcgi's accept() interrupts the next second of waiting instead.
  */
-static void
-on_stop(int sig)
+static void on_stop(int sig)
 {
     (void)sig;
     stopping = 1;
@@ -44,21 +43,18 @@ on_stop(int sig)
     alarm(1);
 }
 
-static void
-on_hup(int sig)
+static void on_hup(int sig)
 {
     (void)sig;
     reopen_log = 1;
 }
 
-static void
-on_alarm(int sig)
+static void on_alarm(int sig)
 {
     (void)sig;
 }
 
-static void
-usage(FILE *out)
+static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: " PROGRAM " [--config FILE] [--KEY=VALUE ...] "
@@ -85,8 +81,7 @@ usage(FILE *out)
     config_usage(out);
 }
 
-static int
-install_signals(sigset_t *handled)
+static int install_signals(sigset_t *handled)
 {
     struct sigaction sa;
 
@@ -115,8 +110,7 @@ install_signals(sigset_t *handled)
 
 /* Picks --socket PATH / --socket=PATH out of what config_load left; any
  * other argument is an error. Returns 0, or -1 with a message printed. */
-static int
-parse_args(int argc, char **argv, const char **socket_path)
+static int parse_args(int argc, char **argv, const char **socket_path)
 {
     int i;
 
@@ -141,8 +135,8 @@ parse_args(int argc, char **argv, const char **socket_path)
 
 /* Reads the body: at most max_body bytes, or notes that it is larger and
  * drains it. Returns the body (NUL-terminated, newly allocated) or NULL. */
-static char *
-read_body(FCGX_Request *req, long max_body, size_t *len, bool *too_large)
+static char *read_body(FCGX_Request *req, long max_body, size_t *len,
+                       bool *too_large)
 {
     const char *cl = FCGX_GetParam("CONTENT_LENGTH", req->envp);
     char *end, *body, sink[8192];
@@ -173,8 +167,7 @@ read_body(FCGX_Request *req, long max_body, size_t *len, bool *too_large)
 
         if (room <= 0)
             break;
-        n = FCGX_GetStr(body + got, room > 65536 ? 65536 : (int)room,
-                        req->in);
+        n = FCGX_GetStr(body + got, room > 65536 ? 65536 : (int)room, req->in);
         if (n <= 0)
             break;
         got += n;
@@ -193,26 +186,24 @@ read_body(FCGX_Request *req, long max_body, size_t *len, bool *too_large)
 
 /* libfcgi's own printf knows no %zu: the head is formatted here. A JSON
  * body ends with a newline, as crosstalkd's do. */
-static void
-write_response(FCGX_Request *req, const struct rest_response *rs)
+static void write_response(FCGX_Request *req, const struct rest_response *rs)
 {
     char head[512];
     int n;
 
-    n = snprintf(head, sizeof(head),
-                 "Status: %d %s\r\n"
-                 "Content-Type: application/json\r\n"
-                 "Cache-Control: no-store\r\n"
-                 "Content-Length: %zu\r\n"
-                 "%s%s%s",
-                 rs->status, rest_reason(rs->status),
-                 rs->len > 0 ? rs->len + 1 : 0,
-                 rs->allow != NULL ? "Allow: " : "",
-                 rs->allow != NULL ? rs->allow : "",
-                 rs->allow != NULL ? "\r\n" : "");
+    n = snprintf(
+        head, sizeof(head),
+        "Status: %d %s\r\n"
+        "Content-Type: application/json\r\n"
+        "Cache-Control: no-store\r\n"
+        "Content-Length: %zu\r\n"
+        "%s%s%s",
+        rs->status, rest_reason(rs->status), rs->len > 0 ? rs->len + 1 : 0,
+        rs->allow != NULL ? "Allow: " : "", rs->allow != NULL ? rs->allow : "",
+        rs->allow != NULL ? "\r\n" : "");
     if (rs->retry_after > 0)
-        n += snprintf(head + n, sizeof(head) - (size_t)n,
-                      "Retry-After: %d\r\n", rs->retry_after);
+        n += snprintf(head + n, sizeof(head) - (size_t)n, "Retry-After: %d\r\n",
+                      rs->retry_after);
     if (rs->www_authenticate)
         n += snprintf(head + n, sizeof(head) - (size_t)n,
                       "WWW-Authenticate: Bearer\r\n");
@@ -224,8 +215,7 @@ write_response(FCGX_Request *req, const struct rest_response *rs)
     }
 }
 
-static long
-elapsed_us(const struct timeval *t0)
+static long elapsed_us(const struct timeval *t0)
 {
     struct timeval t1;
 
@@ -236,8 +226,7 @@ elapsed_us(const struct timeval *t0)
 /* Turns the FastCGI parameters into a rest_request and answers it. The path
  * is the raw one of REQUEST_URI, as crosstalkd sees it; SCRIPT_NAME and
  * PATH_INFO serve for web servers that send no REQUEST_URI. */
-static void
-serve(FCGX_Request *req, const struct config *cfg)
+static void serve(FCGX_Request *req, const struct config *cfg)
 {
     const char *method = FCGX_GetParam("REQUEST_METHOD", req->envp);
     const char *uri = FCGX_GetParam("REQUEST_URI", req->envp);
@@ -266,8 +255,8 @@ serve(FCGX_Request *req, const struct config *cfg)
     rq.path = path;
     rq.authorization = FCGX_GetParam("HTTP_AUTHORIZATION", req->envp);
     rq.remote_addr = FCGX_GetParam("REMOTE_ADDR", req->envp);
-    body = read_body(req, cfg->max_body_bytes, &rq.body_len,
-                     &rq.body_too_large);
+    body =
+        read_body(req, cfg->max_body_bytes, &rq.body_len, &rq.body_too_large);
     rq.body = body;
     rest_handle(&rq, &rs);
     write_response(req, &rs);
@@ -278,8 +267,7 @@ serve(FCGX_Request *req, const struct config *cfg)
     free(path);
 }
 
-int
-main(int argc, char **argv)
+int main(int argc, char **argv)
 {
     struct config cfg;
     struct store *st = NULL;
@@ -310,8 +298,10 @@ main(int argc, char **argv)
         return 2;
     }
     if (log_open(cfg.log_level, cfg.log_file) < 0)
-        fprintf(stderr, PROGRAM ": cannot open the log %s; logging to "
-                "stderr\n", cfg.log_file);
+        fprintf(stderr,
+                PROGRAM ": cannot open the log %s; logging to "
+                        "stderr\n",
+                cfg.log_file);
     keys_init();
     st = store_new(cfg.redis_url, cfg.redis_timeout_ms, err, sizeof(err));
     if (st == NULL) {
@@ -328,8 +318,7 @@ main(int argc, char **argv)
     if (socket_path != NULL) {
         fd = FCGX_OpenSocket(socket_path, LISTEN_BACKLOG);
         if (fd < 0) {
-            log_error("cannot listen on %s: %s", socket_path,
-                      strerror(errno));
+            log_error("cannot listen on %s: %s", socket_path, strerror(errno));
             goto done;
         }
     } else if (FCGX_IsCGI()) {
@@ -339,8 +328,7 @@ main(int argc, char **argv)
     }
     if (install_signals(&handled) < 0 ||
         FCGX_InitRequest(&req, fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
-        log_error("cannot set up signals or the request: %s",
-                  strerror(errno));
+        log_error("cannot set up signals or the request: %s", strerror(errno));
         goto done;
     }
     log_info("ready (pid %ld, redis %s)", (long)getpid(), cfg.redis_url);

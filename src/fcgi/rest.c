@@ -48,9 +48,9 @@ enum route_id {
 
 struct route {
     enum route_id id;
-    const char *allow;       /* the methods it answers, for 405 */
-    bool room;               /* has a {room} */
-    bool auth;               /* needs a token */
+    const char *allow; /* the methods it answers, for 405 */
+    bool room;         /* has a {room} */
+    bool auth;         /* needs a token */
 };
 
 static const struct route routes[] = {
@@ -64,54 +64,62 @@ static const struct route routes[] = {
     {ROUTE_DAEMON_ONLY, NULL, true, true},
 };
 
-void
-rest_init(const struct config *c, struct store *st)
+void rest_init(const struct config *c, struct store *st)
 {
     cfg = c;
     store = st;
     register_limit = ratelimit_new(c->rate_register_per_min, 60000,
                                    c->rate_register_per_min);
-    send_limit = ratelimit_new(c->rate_send_per_sec, 1000,
-                               2.0 * c->rate_send_per_sec);
+    send_limit =
+        ratelimit_new(c->rate_send_per_sec, 1000, 2.0 * c->rate_send_per_sec);
 }
 
-void
-rest_shutdown(void)
+void rest_shutdown(void)
 {
     ratelimit_free(register_limit);
     ratelimit_free(send_limit);
     register_limit = send_limit = NULL;
 }
 
-const char *
-rest_reason(int status)
+const char *rest_reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 429: return "Too Many Requests";
-    case 503: return "Service Unavailable";
-    default: return status < 500 ? "Bad Request" : "Internal Server Error";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 429:
+        return "Too Many Requests";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return status < 500 ? "Bad Request" : "Internal Server Error";
     }
 }
 
-void
-rest_response_clear(struct rest_response *rs)
+void rest_response_clear(struct rest_response *rs)
 {
     free(rs->body);
     memset(rs, 0, sizeof(*rs));
 }
 
-static void
-answer(struct call *c, int status, char *body, size_t len)
+static void answer(struct call *c, int status, char *body, size_t len)
 {
     free(c->rs->body);
     c->rs->status = status;
@@ -119,8 +127,7 @@ answer(struct call *c, int status, char *body, size_t len)
     c->rs->len = len;
 }
 
-static void
-answer_error(struct call *c, const struct api_error *err)
+static void answer_error(struct call *c, const struct api_error *err)
 {
     size_t len;
     char *body = api_error_json(err, &len);
@@ -142,8 +149,7 @@ fail(struct call *c, int status, const char *code, const char *fmt, ...)
     answer_error(c, &err);
 }
 
-static void
-unavailable(struct call *c)
+static void unavailable(struct call *c)
 {
     fail(c, 503, API_UNAVAILABLE,
          "the message store is unreachable; nothing was stored");
@@ -151,8 +157,7 @@ unavailable(struct call *c)
 }
 
 /* Takes a token from key's bucket; false with a 429 answer when empty. */
-static bool
-rate_ok(struct call *c, struct ratelimit *rl, const char *key)
+static bool rate_ok(struct call *c, struct ratelimit *rl, const char *key)
 {
     int retry;
 
@@ -165,8 +170,8 @@ rate_ok(struct call *c, struct ratelimit *rl, const char *key)
 
 /* Splits the path into a route and, for /api/rooms/{room}/..., the room
  * segment as given (it is checked once the route and method are). */
-static enum route_id
-route_of(const char *path, const char **room, size_t *room_len)
+static enum route_id route_of(const char *path, const char **room,
+                              size_t *room_len)
 {
     const char *rest, *slash;
 
@@ -199,8 +204,7 @@ route_of(const char *path, const char **room, size_t *room_len)
     return ROUTE_NONE;
 }
 
-static bool
-method_allowed(const char *allow, const char *method)
+static bool method_allowed(const char *allow, const char *method)
 {
     size_t n = strlen(method);
     const char *p = allow;
@@ -214,8 +218,7 @@ method_allowed(const char *allow, const char *method)
 }
 
 /* The token's user into c->user; false with the answer set otherwise. */
-static bool
-authenticate(struct call *c)
+static bool authenticate(struct call *c)
 {
     char hash[AUTH_HASH_LEN + 1];
     char *token;
@@ -248,8 +251,7 @@ authenticate(struct call *c)
 
 /* Activity keeps the user online; a user who was not is announced. Best
  * effort: the call's answer does not depend on it. */
-static void
-touch_presence(struct call *c)
+static void touch_presence(struct call *c)
 {
     int64_t now = event_now_ms();
     int joined = 0;
@@ -260,7 +262,8 @@ touch_presence(struct call *c)
 
     if (store_presence_touch(store, c->room, c->user, now,
                              now + (int64_t)cfg->presence_ttl * 1000,
-                             &joined) != STORE_OK || !joined)
+                             &joined) != STORE_OK ||
+        !joined)
         return;
     if (store_presence_online(store, c->room, now, &names, &n) != STORE_OK)
         return;
@@ -272,8 +275,7 @@ touch_presence(struct call *c)
     xfree_strings(names, n);
 }
 
-static void
-do_healthz(struct call *c)
+static void do_healthz(struct call *c)
 {
     static const char ok[] = "{\"status\":\"ok\"}";
 
@@ -284,8 +286,7 @@ do_healthz(struct call *c)
     answer(c, 200, xstrdup(ok), sizeof(ok) - 1);
 }
 
-static void
-do_register(struct call *c)
+static void do_register(struct call *c)
 {
     char name[NAME_USER_MAX + 1], token[AUTH_TOKEN_LEN + 1];
     char hash[AUTH_HASH_LEN + 1];
@@ -319,8 +320,7 @@ do_register(struct call *c)
     }
 }
 
-static void
-do_rooms(struct call *c)
+static void do_rooms(struct call *c)
 {
     char **names;
     long long *last_ts;
@@ -336,8 +336,7 @@ do_rooms(struct call *c)
     answer(c, 200, body, len);
 }
 
-static void
-do_send(struct call *c)
+static void do_send(struct call *c)
 {
     char id[STREAMID_STRLEN];
     struct api_error err;
@@ -370,9 +369,8 @@ do_send(struct call *c)
 
 /* Prepends to the Redis page what the archive holds before its oldest
  * message, when Redis had fewer than asked for. */
-static void
-fill_from_archive(struct call *c, const struct query_history *h,
-                  struct event **evs, size_t *n)
+static void fill_from_archive(struct call *c, const struct query_history *h,
+                              struct event **evs, size_t *n)
 {
     const struct streamid *oldest = *n > 0 ? &(*evs)[0].sid : &h->before;
     struct event *old = NULL, *all;
@@ -395,8 +393,7 @@ fill_from_archive(struct call *c, const struct query_history *h,
     *n += k;
 }
 
-static void
-do_history(struct call *c)
+static void do_history(struct call *c)
 {
     struct query_history h;
     struct api_error err;
@@ -408,8 +405,8 @@ do_history(struct call *c)
     char *body;
     int rc;
 
-    if (query_parse_history(c->rq->query, cfg->longpoll_max_timeout, &h,
-                            &err) < 0) {
+    if (query_parse_history(c->rq->query, cfg->longpoll_max_timeout, &h, &err) <
+        0) {
         answer_error(c, &err);
         return;
     }
@@ -439,8 +436,7 @@ do_history(struct call *c)
     touch_presence(c);
 }
 
-static void
-do_typing(struct call *c)
+static void do_typing(struct call *c)
 {
     static const char ok[] = "{\"ok\":true}";
     struct event ev;
@@ -461,8 +457,7 @@ do_typing(struct call *c)
     touch_presence(c);
 }
 
-static void
-do_presence(struct call *c)
+static void do_presence(struct call *c)
 {
     char **names;
     size_t n, len;
@@ -478,8 +473,7 @@ do_presence(struct call *c)
     answer(c, 200, body, len);
 }
 
-void
-rest_handle(const struct rest_request *rq, struct rest_response *rs)
+void rest_handle(const struct rest_request *rq, struct rest_response *rs)
 {
     struct call c;
     const struct route *r;
@@ -507,19 +501,17 @@ rest_handle(const struct rest_request *rq, struct rest_response *rs)
              "polls and streams are served by crosstalkd");
         return;
     }
-    is_get = strcmp(rq->method, "GET") == 0 ||
-             strcmp(rq->method, "HEAD") == 0;
+    is_get = strcmp(rq->method, "GET") == 0 || strcmp(rq->method, "HEAD") == 0;
     is_post = strcmp(rq->method, "POST") == 0;
     if (!method_allowed(r->allow, is_get ? "GET" : rq->method)) {
-        fail(&c, 405, API_METHOD_NOT_ALLOWED, "this path allows %s",
-             r->allow);
+        fail(&c, 405, API_METHOD_NOT_ALLOWED, "this path allows %s", r->allow);
         rs->allow = r->allow;
         return;
     }
     if (r->room) {
         if (!names_room_valid(room, room_len)) {
-            fail(&c, 400, API_BAD_NAME,
-                 "a room name is 1 to %d of a-z 0-9 _ -", NAME_ROOM_MAX);
+            fail(&c, 400, API_BAD_NAME, "a room name is 1 to %d of a-z 0-9 _ -",
+                 NAME_ROOM_MAX);
             return;
         }
         memcpy(c.room, room, room_len);
@@ -528,17 +520,28 @@ rest_handle(const struct rest_request *rq, struct rest_response *rs)
     if (r->auth && !authenticate(&c))
         return;
     switch (r->id) {
-    case ROUTE_HEALTHZ: do_healthz(&c); break;
-    case ROUTE_REGISTER: do_register(&c); break;
-    case ROUTE_ROOMS: do_rooms(&c); break;
+    case ROUTE_HEALTHZ:
+        do_healthz(&c);
+        break;
+    case ROUTE_REGISTER:
+        do_register(&c);
+        break;
+    case ROUTE_ROOMS:
+        do_rooms(&c);
+        break;
     case ROUTE_MESSAGES:
         if (is_post)
             do_send(&c);
         else if (is_get)
             do_history(&c);
         break;
-    case ROUTE_TYPING: do_typing(&c); break;
-    case ROUTE_PRESENCE: do_presence(&c); break;
-    default: break;
+    case ROUTE_TYPING:
+        do_typing(&c);
+        break;
+    case ROUTE_PRESENCE:
+        do_presence(&c);
+        break;
+    default:
+        break;
     }
 }

@@ -18,7 +18,7 @@ struct rest_request {
     const char *remote_addr;   /* the client's address, for rate limits */
     const char *body;          /* NUL-terminated, NULL when none was read */
     size_t body_len;
-    bool body_too_large;       /* the body was over max_body_bytes, unread */
+    bool body_too_large; /* the body was over max_body_bytes, unread */
 };
 
 /* The answer. `body` is newly allocated JSON (or NULL for none). */
@@ -26,9 +26,9 @@ struct rest_response {
     int status;
     char *body;
     size_t len;
-    const char *allow;         /* static; set on 405 */
-    int retry_after;           /* seconds; 0 = no Retry-After header */
-    bool www_authenticate;     /* set on 401 */
+    const char *allow;     /* static; set on 405 */
+    int retry_after;       /* seconds; 0 = no Retry-After header */
+    bool www_authenticate; /* set on 401 */
 };
 
 /* Remembers the configuration and the store, both of which must outlive

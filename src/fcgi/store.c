@@ -19,14 +19,14 @@
 #include "xmalloc.h"
 
 struct store {
-    redisContext *c;     /* NULL while disconnected */
+    redisContext *c; /* NULL while disconnected */
     struct redisurl url;
     int timeout_ms;
-    int down_logged;     /* the last connect failed and was logged */
+    int down_logged; /* the last connect failed and was logged */
 };
 
-struct store *
-store_new(const char *url, int timeout_ms, char *err, size_t errlen)
+struct store *store_new(const char *url, int timeout_ms, char *err,
+                        size_t errlen)
 {
     struct store *st = xcalloc(1, sizeof(*st));
 
@@ -38,8 +38,7 @@ store_new(const char *url, int timeout_ms, char *err, size_t errlen)
     return st;
 }
 
-static void
-drop(struct store *st)
+static void drop(struct store *st)
 {
     if (st->c != NULL) {
         redisFree(st->c);
@@ -47,8 +46,7 @@ drop(struct store *st)
     }
 }
 
-void
-store_free(struct store *st)
+void store_free(struct store *st)
 {
     if (st == NULL)
         return;
@@ -60,16 +58,14 @@ store_free(struct store *st)
 /* A connection Redis closed while we were idle (a restart) is readable with
  * EOF: notice it before sending, so a write is never sent into a dead
  * socket and then left in doubt. */
-static int
-stale(const struct store *st)
+static int stale(const struct store *st)
 {
     struct pollfd p = {.fd = st->c->fd, .events = POLLIN};
 
     return poll(&p, 1, 0) != 0;
 }
 
-static int
-connect_now(struct store *st)
+static int connect_now(struct store *st)
 {
     char err[512], where[300];
 
@@ -92,8 +88,8 @@ connect_now(struct store *st)
 
 /* Sends one command. Returns the reply (the caller frees it), which may be
  * an error reply, or NULL when the connection failed (then dropped). */
-static redisReply *
-call(struct store *st, int argc, const char **argv, const size_t *lens)
+static redisReply *call(struct store *st, int argc, const char **argv,
+                        const size_t *lens)
 {
     redisReply *r;
 
@@ -109,8 +105,8 @@ call(struct store *st, int argc, const char **argv, const size_t *lens)
 }
 
 /* call() for commands whose error reply is a failure like any other. */
-static redisReply *
-call_ok(struct store *st, int argc, const char **argv, const size_t *lens)
+static redisReply *call_ok(struct store *st, int argc, const char **argv,
+                           const size_t *lens)
 {
     redisReply *r = call(st, argc, argv, lens);
 
@@ -122,15 +118,13 @@ call_ok(struct store *st, int argc, const char **argv, const size_t *lens)
     return r;
 }
 
-static int
-is_noscript(const redisReply *r)
+static int is_noscript(const redisReply *r)
 {
     return r != NULL && r->type == REDIS_REPLY_ERROR &&
            strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
-int
-store_ping(struct store *st)
+int store_ping(struct store *st)
 {
     const char *argv[] = {"PING"};
     redisReply *r = call_ok(st, 1, argv, NULL);
@@ -141,9 +135,8 @@ store_ping(struct store *st)
     return STORE_OK;
 }
 
-int
-store_token_user(struct store *st, const char *hash,
-                 char name[NAME_USER_MAX + 1])
+int store_token_user(struct store *st, const char *hash,
+                     char name[NAME_USER_MAX + 1])
 {
     char key[KEYS_MAX];
     const char *argv[] = {"GET", keys_token(key, hash)};
@@ -165,9 +158,8 @@ store_token_user(struct store *st, const char *hash,
     return rc;
 }
 
-int
-store_register(struct store *st, const char *name, const char *hash,
-               int64_t created_ms)
+int store_register(struct store *st, const char *name, const char *hash,
+                   int64_t created_ms)
 {
     char ukey[KEYS_MAX], tkey[KEYS_MAX], created[24];
     const char *argv[8];
@@ -202,8 +194,7 @@ store_register(struct store *st, const char *name, const char *hash,
 }
 
 /* An integer that Redis may hand back as an integer or a bulk string. */
-static int
-reply_int64(const redisReply *r, int64_t *out)
+static int reply_int64(const redisReply *r, int64_t *out)
 {
     char *end;
 
@@ -218,10 +209,9 @@ reply_int64(const redisReply *r, int64_t *out)
     return errno == 0 && *end == '\0' ? 0 : -1;
 }
 
-int
-store_append(struct store *st, const char *room, const char *from,
-             const char *text, size_t text_len, char id[STREAMID_STRLEN],
-             int64_t *ts)
+int store_append(struct store *st, const char *room, const char *from,
+                 const char *text, size_t text_len, char id[STREAMID_STRLEN],
+                 int64_t *ts)
 {
     /* keys.h says 8 entries; keys_append_argv fills 9 (the bus channel) */
     const char *argv[12];
@@ -235,8 +225,8 @@ store_append(struct store *st, const char *room, const char *from,
     r = call(st, argc, argv, lens);
     if (is_noscript(r)) {
         freeReplyObject(r);
-        argc = keys_append_argv(argv, lens, bufs, 0, room, from, text,
-                                text_len);
+        argc =
+            keys_append_argv(argv, lens, bufs, 0, room, from, text, text_len);
         r = call(st, argc, argv, lens);
     }
     if (r == NULL)
@@ -255,12 +245,12 @@ store_append(struct store *st, const char *room, const char *from,
     return rc;
 }
 
-static int
-range(struct store *st, const char *cmd, const char *room, const char *start,
-      const char *end, int limit, struct event **evs, size_t *n)
+static int range(struct store *st, const char *cmd, const char *room,
+                 const char *start, const char *end, int limit,
+                 struct event **evs, size_t *n)
 {
     char key[KEYS_MAX], count[16];
-    const char *argv[] = {cmd, keys_room_log(key, room), start, end, "COUNT",
+    const char *argv[] = {cmd,  keys_room_log(key, room), start, end, "COUNT",
                           count};
     redisReply *r;
     int rc;
@@ -276,9 +266,9 @@ range(struct store *st, const char *cmd, const char *room, const char *start,
     return rc;
 }
 
-int
-store_after(struct store *st, const char *room, const struct streamid *since,
-            int limit, struct event **evs, size_t *n)
+int store_after(struct store *st, const char *room,
+                const struct streamid *since, int limit, struct event **evs,
+                size_t *n)
 {
     char start[STREAMID_STRLEN + 1] = "-";
 
@@ -289,10 +279,9 @@ store_after(struct store *st, const char *room, const struct streamid *since,
     return range(st, "XRANGE", room, start, "+", limit, evs, n);
 }
 
-int
-store_before(struct store *st, const char *room,
-             const struct streamid *before, int limit, struct event **evs,
-             size_t *n)
+int store_before(struct store *st, const char *room,
+                 const struct streamid *before, int limit, struct event **evs,
+                 size_t *n)
 {
     char end[STREAMID_STRLEN + 1] = "+";
     struct event tmp;
@@ -314,9 +303,8 @@ store_before(struct store *st, const char *room,
     return STORE_OK;
 }
 
-int
-store_rooms(struct store *st, int limit, char ***names, long long **last_ts,
-            size_t *n)
+int store_rooms(struct store *st, int limit, char ***names, long long **last_ts,
+                size_t *n)
 {
     char stop[16];
     const char *argv[] = {"ZREVRANGE", KEYS_ROOMS, "0", stop, "WITHSCORES"};
@@ -353,17 +341,14 @@ store_rooms(struct store *st, int limit, char ***names, long long **last_ts,
     return STORE_OK;
 }
 
-void
-store_free_rooms(char **names, long long *last_ts, size_t n)
+void store_free_rooms(char **names, long long *last_ts, size_t n)
 {
     xfree_strings(names, n);
     free(last_ts);
 }
 
-
-int
-store_presence_touch(struct store *st, const char *room, const char *user,
-                     int64_t now_ms, int64_t expiry_ms, int *joined)
+int store_presence_touch(struct store *st, const char *room, const char *user,
+                         int64_t now_ms, int64_t expiry_ms, int *joined)
 {
     char key[KEYS_MAX], expiry[24], stale_below[24];
     const char *zscore[] = {"ZSCORE", key, user};
@@ -404,15 +389,13 @@ store_presence_touch(struct store *st, const char *room, const char *user,
     return rc;
 }
 
-static int
-cmp_names(const void *a, const void *b)
+static int cmp_names(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int
-store_presence_online(struct store *st, const char *room, int64_t now_ms,
-                      char ***names, size_t *n)
+int store_presence_online(struct store *st, const char *room, int64_t now_ms,
+                          char ***names, size_t *n)
 {
     char key[KEYS_MAX], min[24];
     const char *argv[] = {"ZRANGEBYSCORE", keys_presence(key, room), min,
@@ -442,9 +425,8 @@ store_presence_online(struct store *st, const char *room, int64_t now_ms,
     return STORE_OK;
 }
 
-int
-store_publish(struct store *st, const char *room, const char *json,
-              size_t len)
+int store_publish(struct store *st, const char *room, const char *json,
+                  size_t len)
 {
     char key[KEYS_MAX];
     const char *argv[] = {"PUBLISH", keys_bus(key, room), json};

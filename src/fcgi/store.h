@@ -45,8 +45,8 @@ int store_register(struct store *st, const char *name, const char *hash,
  * STORE_OK fills `id` and *ts; STORE_DOWN means nothing is known to be
  * stored. */
 int store_append(struct store *st, const char *room, const char *from,
-                 const char *text, size_t text_len,
-                 char id[STREAMID_STRLEN], int64_t *ts);
+                 const char *text, size_t text_len, char id[STREAMID_STRLEN],
+                 int64_t *ts);
 
 /* The first `limit` messages after `since` (all from the start when since
  * is NULL), ascending. *evs is newly allocated (event_free_array). */
@@ -56,20 +56,19 @@ int store_after(struct store *st, const char *room,
 /* The newest `limit` messages older than `before` (the newest of all when
  * before is NULL), ascending. */
 int store_before(struct store *st, const char *room,
-                 const struct streamid *before, int limit,
-                 struct event **evs, size_t *n);
+                 const struct streamid *before, int limit, struct event **evs,
+                 size_t *n);
 
 /* Rooms by recent activity, at most `limit`. *names (each and the array)
  * and *last_ts are newly allocated; free with store_free_rooms. */
-int store_rooms(struct store *st, int limit, char ***names,
-                long long **last_ts, size_t *n);
+int store_rooms(struct store *st, int limit, char ***names, long long **last_ts,
+                size_t *n);
 void store_free_rooms(char **names, long long *last_ts, size_t n);
 
 /* Marks `user` online in `room` until `expiry_ms`. *joined is set to 1
  * when the user was not online at `now_ms` before the call. */
-int store_presence_touch(struct store *st, const char *room,
-                         const char *user, int64_t now_ms, int64_t expiry_ms,
-                         int *joined);
+int store_presence_touch(struct store *st, const char *room, const char *user,
+                         int64_t now_ms, int64_t expiry_ms, int *joined);
 /* Users online in `room` at `now_ms`, sorted by name. *names is newly
  * allocated; free with xfree_strings. */
 int store_presence_online(struct store *st, const char *room, int64_t now_ms,

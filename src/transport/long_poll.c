@@ -72,10 +72,10 @@ struct long_poll {
     struct http_watch *watch;
     struct event *timer;
     struct query_history q;
-    struct bus_event **got;   /* what the answer will carry */
+    struct bus_event **got; /* what the answer will carry */
     size_t ngot, cap;
-    bool waiting;             /* counted in stats as open */
-    bool counted;             /* counted in polls_by_user */
+    bool waiting; /* counted in stats as open */
+    bool counted; /* counted in polls_by_user */
 };
 
 static void free_poll(void *arg)
@@ -179,8 +179,8 @@ static void gone(void *arg)
 static void resumed(struct subscriber *s, int status)
 {
     struct long_poll *p = (struct long_poll *)s;
-    struct timeval tv = {p->q.has_timeout ? p->q.timeout
-                                          : app.cfg->longpoll_timeout, 0};
+    struct timeval tv = {
+        p->q.has_timeout ? p->q.timeout : app.cfg->longpoll_timeout, 0};
 
     if (status != 0) {
         detach(p);

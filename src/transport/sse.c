@@ -26,9 +26,9 @@ struct sse {
     struct subscriber sub;
     struct request *r;
     struct http_watch *watch;
-    bool joined;               /* counted in presence */
-    bool chunked;              /* HTTP/1.1: the body goes in chunks */
-    TAILQ_ENTRY(sse) link;     /* every open stream, for heartbeats */
+    bool joined;           /* counted in presence */
+    bool chunked;          /* HTTP/1.1: the body goes in chunks */
+    TAILQ_ENTRY(sse) link; /* every open stream, for heartbeats */
 };
 
 static TAILQ_HEAD(, sse) streams = TAILQ_HEAD_INITIALIZER(streams);
@@ -72,8 +72,7 @@ struct bus_blob *sse_encode_chunked(const struct bus_event *e)
 
 static struct evbuffer *output_of(struct sse *s)
 {
-    struct evhttp_connection *evcon =
-        evhttp_request_get_connection(s->r->req);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(s->r->req);
 
     return evcon ? bufferevent_get_output(
                        evhttp_connection_get_bufferevent(evcon))
@@ -127,15 +126,14 @@ static void end_stream(struct sse *s)
  * it, and it resumes by id. */
 static void drop_stream(struct sse *s)
 {
-    struct evhttp_connection *evcon =
-        evhttp_request_get_connection(s->r->req);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(s->r->req);
 
     detach(s);
     stats[TRANSPORT_SSE].dropped++;
     log_info("sse: dropped a slow consumer of %s (%s)", s->sub.room,
              s->sub.user);
     if (evcon != NULL)
-        evhttp_connection_free(evcon);   /* frees the request */
+        evhttp_connection_free(evcon); /* frees the request */
     else
         evhttp_request_free(s->r->req);
     http_defer(free_stream, s);
@@ -242,8 +240,7 @@ void sse_handle(struct request *r)
         has_since = true;
     }
     if (app.draining) {
-        http_reply_error(r->req, r->kind, 503, "unavailable",
-                         "shutting down");
+        http_reply_error(r->req, r->kind, 503, "unavailable", "shutting down");
         free_stream(s);
         return;
     }

@@ -29,8 +29,8 @@
 #include "xmalloc.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#define WS_KEY_LEN 24     /* base64 of the 16 random bytes */
-#define WS_ACCEPT_LEN 28  /* base64 of a SHA-1 */
+#define WS_KEY_LEN 24    /* base64 of the 16 random bytes */
+#define WS_ACCEPT_LEN 28 /* base64 of a SHA-1 */
 
 /* History is read in chunks of this many messages, each once the socket has
  * written most of the last: a client far behind catches up at its own pace
@@ -43,11 +43,10 @@
 #define WS_POLICY 1008
 #define WS_INTERNAL_ERROR 1011
 
-
 enum ws_state {
-    WS_OPEN,     /* chatting */
-    WS_CLOSING,  /* our close frame is queued behind what is still unsent */
-    WS_LINGER,   /* it is sent and our side shut: reading to the peer's end */
+    WS_OPEN,    /* chatting */
+    WS_CLOSING, /* our close frame is queued behind what is still unsent */
+    WS_LINGER,  /* it is sent and our side shut: reading to the peer's end */
 };
 
 struct ws;
@@ -60,27 +59,27 @@ struct ws_append {
 };
 
 struct ws {
-    struct subscriber sub;            /* first: the bus sees a subscriber */
-    struct evhttp_connection *evcon;  /* NULL once freed */
-    struct bufferevent *bev;          /* evcon's; NULL with it */
+    struct subscriber sub;           /* first: the bus sees a subscriber */
+    struct evhttp_connection *evcon; /* NULL once freed */
+    struct bufferevent *bev;         /* evcon's; NULL with it */
     wslay_event_context_ptr ctx;
-    struct event *timer;              /* next ping, pong or close deadline */
+    struct event *timer; /* next ping, pong or close deadline */
     enum ws_state state;
-    bool awaiting_pong;               /* a ping is out */
-    bool raw_close;                   /* we wrote a close frame past wslay */
-    bool free_when_written;           /* shutdown: no lingering */
-    bool joined;                      /* counted in presence */
-    bool dead;                        /* torn down; freed on the next turn */
-    unsigned busy;                    /* depth of calls into wslay */
-    uint64_t frame_left;              /* of the client's frame being read,
-                                       * bytes not yet given to wslay */
+    bool awaiting_pong;     /* a ping is out */
+    bool raw_close;         /* we wrote a close frame past wslay */
+    bool free_when_written; /* shutdown: no lingering */
+    bool joined;            /* counted in presence */
+    bool dead;              /* torn down; freed on the next turn */
+    unsigned busy;          /* depth of calls into wslay */
+    uint64_t frame_left;    /* of the client's frame being read,
+                             * bytes not yet given to wslay */
     TAILQ_HEAD(, ws_append) appends;
 };
 
 /* Common timeouts: every connection's timer sits in one of these queues,
  * so arming and re-arming it costs O(1) however many sockets are open. */
-static const struct timeval *tv_ping;   /* ws_ping_interval */
-static const struct timeval *tv_pong;   /* ws_pong_timeout, also for close */
+static const struct timeval *tv_ping; /* ws_ping_interval */
+static const struct timeval *tv_pong; /* ws_pong_timeout, also for close */
 
 static void after_io(struct ws *c);
 
@@ -188,9 +187,8 @@ static void send_blob(struct ws *c, struct bus_blob *b)
         bus_blob_add(b, output(c));
         stats[TRANSPORT_WEBSOCKET].bytes_out += b->len;
     } else {
-        struct wslay_event_msg m = {WSLAY_TEXT_FRAME,
-                                    (const uint8_t *)b->data + hlen,
-                                    b->len - hlen};
+        struct wslay_event_msg m = {
+            WSLAY_TEXT_FRAME, (const uint8_t *)b->data + hlen, b->len - hlen};
         if (wslay_event_queue_msg(c->ctx, &m) == 0)
             flush(c);
     }
@@ -411,10 +409,9 @@ static void after_io(struct ws *c)
     if (c->dead)
         return;
     flush(c);
-    if (c->state == WS_OPEN &&
-        (!wslay_event_get_read_enabled(c->ctx) ||
-         wslay_event_get_close_received(c->ctx) ||
-         wslay_event_get_close_sent(c->ctx)))
+    if (c->state == WS_OPEN && (!wslay_event_get_read_enabled(c->ctx) ||
+                                wslay_event_get_close_received(c->ctx) ||
+                                wslay_event_get_close_sent(c->ctx)))
         enter_closing(c);
     out = output(c);
     if (c->state == WS_OPEN) {
@@ -476,8 +473,8 @@ static void on_text(struct ws *c, const uint8_t *msg, size_t len)
     size_t tlen = 0;
     int retry;
     int type = api_parse_client_frame((const char *)msg, len,
-                                      (size_t)app.cfg->max_message_bytes,
-                                      &text, &tlen, &err);
+                                      (size_t)app.cfg->max_message_bytes, &text,
+                                      &tlen, &err);
 
     if (type == EVENT_MESSAGE) {
         struct ws_append *a;
@@ -619,8 +616,8 @@ static void tick(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (c->awaiting_pong) {
-        log_info("ws: no pong from %s in %s within %d s: dropped",
-                 c->sub.user, c->sub.room, app.cfg->ws_pong_timeout);
+        log_info("ws: no pong from %s in %s within %d s: dropped", c->sub.user,
+                 c->sub.room, app.cfg->ws_pong_timeout);
         teardown(c);
         return;
     }
@@ -639,8 +636,8 @@ static void deliver(struct subscriber *sub, struct bus_event *e)
 
     if (c->state != WS_OPEN || c->dead)
         return;
-    if (!sub->resuming && evbuffer_get_length(output(c)) >
-                              (size_t)app.cfg->client_buffer_limit) {
+    if (!sub->resuming &&
+        evbuffer_get_length(output(c)) > (size_t)app.cfg->client_buffer_limit) {
         after_io(c); /* drops it */
         return;
     }
@@ -851,8 +848,7 @@ void ws_handle(struct request *r)
         log_error("ws: out of memory");
         abort();
     }
-    wslay_event_config_set_max_recv_msg_length(c->ctx,
-                                               ws_max_message(app.cfg));
+    wslay_event_config_set_max_recv_msg_length(c->ctx, ws_max_message(app.cfg));
     c->timer = event_new(app.base, -1, 0, tick, c);
     evhttp_connection_set_closecb(evcon, evcon_gone, c);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);

@@ -10,14 +10,13 @@
 #include "utf8.h"
 
 static const char *const known_codes[] = {
-    API_BAD_JSON,     API_BAD_REQUEST,  API_BAD_NAME,
-    API_EMPTY_TEXT,   API_BAD_UTF8,     API_TOO_LARGE,
+    API_BAD_JSON,   API_BAD_REQUEST, API_BAD_NAME,
+    API_EMPTY_TEXT, API_BAD_UTF8,    API_TOO_LARGE,
 };
 
 /* A failed parse left a usable error: a known code with its status, a
  * terminated message, and an error body that is the JSON it claims. */
-static void
-check_error(const struct api_error *err)
+static void check_error(const struct api_error *err)
 {
     json_object *o, *v;
     size_t i, len;
@@ -29,8 +28,8 @@ check_error(const struct api_error *err)
         if (strcmp(err->code, known_codes[i]) == 0)
             known = true;
     FUZZ_CHECK(known, "unknown code \"%s\"", err->code);
-    FUZZ_CHECK(err->status == (strcmp(err->code, API_TOO_LARGE) == 0 ? 413
-                                                                     : 400),
+    FUZZ_CHECK(err->status ==
+                   (strcmp(err->code, API_TOO_LARGE) == 0 ? 413 : 400),
                "code %s with status %d", err->code, err->status);
     FUZZ_CHECK(memchr(err->message, '\0', sizeof(err->message)) != NULL &&
                    err->message[0] != '\0',
@@ -51,12 +50,11 @@ check_error(const struct api_error *err)
     free(body);
 }
 
-static void
-check_text(const char *text, size_t len, size_t max_bytes)
+static void check_text(const char *text, size_t len, size_t max_bytes)
 {
     FUZZ_CHECK(text != NULL, "success without text");
-    FUZZ_CHECK(len >= 1 && len <= max_bytes, "text of %zu bytes, max %zu",
-               len, max_bytes);
+    FUZZ_CHECK(len >= 1 && len <= max_bytes, "text of %zu bytes, max %zu", len,
+               max_bytes);
     FUZZ_CHECK(text[len] == '\0' && strlen(text) == len,
                "text not terminated or holds a NUL");
     FUZZ_CHECK(utf8_valid(text, len), "text is not UTF-8");
@@ -64,8 +62,7 @@ check_text(const char *text, size_t len, size_t max_bytes)
 
 /* A frame taken as a message or typing has exactly that "type", not the
  * name with more after a NUL ("typing\u0000x"): json-c as a second reader. */
-static void
-check_frame_type(const char *body, size_t size, int frc)
+static void check_frame_type(const char *body, size_t size, int frc)
 {
     json_tokener *tok = json_tokener_new();
     json_object *o = json_tokener_parse_ex(tok, body, (int)size);
@@ -89,13 +86,12 @@ struct msg_result {
     struct api_error err;
 };
 
-static void
-parse_message(const char *body, size_t size, size_t max_bytes,
-              struct msg_result *r)
+static void parse_message(const char *body, size_t size, size_t max_bytes,
+                          struct msg_result *r)
 {
     memset(&r->err, 0, sizeof(r->err));
-    r->rc = api_parse_message(body, size, max_bytes, &r->text, &r->len,
-                              &r->err);
+    r->rc =
+        api_parse_message(body, size, max_bytes, &r->text, &r->len, &r->err);
     if (r->rc == 0) {
         check_text(r->text, r->len, max_bytes);
     } else {
@@ -105,8 +101,7 @@ parse_message(const char *body, size_t size, size_t max_bytes,
     }
 }
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *body = (const char *)data;
     char name[NAME_USER_MAX + 1], name2[NAME_USER_MAX + 1];

@@ -18,37 +18,59 @@ struct field {
     bool is_int;
 };
 
-#define S(n) {#n, offsetof(struct config, n), false}
-#define I(n) {#n, offsetof(struct config, n), true}
+#define S(n)                                                                   \
+    {                                                                          \
+#n, offsetof(struct config, n), false                                  \
+    }
+#define I(n)                                                                   \
+    {                                                                          \
+#n, offsetof(struct config, n), true                                   \
+    }
 static const struct field fields[] = {
-    S(bind), I(port), S(redis_url), S(mongo_uri), S(mongo_write_concern),
-    S(www_root), S(log_level), S(log_file), I(max_connections),
-    I(max_message_bytes), I(max_body_bytes), I(max_header_bytes),
-    I(header_timeout), I(longpoll_timeout), I(longpoll_max_timeout),
-    I(sse_heartbeat), I(sse_retry_ms), I(ws_ping_interval),
-    I(ws_pong_timeout), I(client_buffer_limit), I(presence_ttl),
-    S(allowed_origins), I(rate_register_per_min), I(rate_send_per_sec),
-    I(longpolls_per_token), I(redis_timeout_ms), I(backup_batch),
+    S(bind),
+    I(port),
+    S(redis_url),
+    S(mongo_uri),
+    S(mongo_write_concern),
+    S(www_root),
+    S(log_level),
+    S(log_file),
+    I(max_connections),
+    I(max_message_bytes),
+    I(max_body_bytes),
+    I(max_header_bytes),
+    I(header_timeout),
+    I(longpoll_timeout),
+    I(longpoll_max_timeout),
+    I(sse_heartbeat),
+    I(sse_retry_ms),
+    I(ws_ping_interval),
+    I(ws_pong_timeout),
+    I(client_buffer_limit),
+    I(presence_ttl),
+    S(allowed_origins),
+    I(rate_register_per_min),
+    I(rate_send_per_sec),
+    I(longpolls_per_token),
+    I(redis_timeout_ms),
+    I(backup_batch),
 };
 #undef S
 #undef I
 #define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
 
-static char *
-str_of(const struct config *c, const struct field *f)
+static char *str_of(const struct config *c, const struct field *f)
 {
     return *(char *const *)(const void *)((const char *)c + f->offset);
 }
 
-static int
-int_of(const struct config *c, const struct field *f)
+static int int_of(const struct config *c, const struct field *f)
 {
     return *(const int *)(const void *)((const char *)c + f->offset);
 }
 
 /* Says once which keys config_usage lists that `fields` does not. */
-static void
-note_unchecked_keys(void)
+static void note_unchecked_keys(void)
 {
     char *text = NULL, *p;
     size_t len = 0, i;
@@ -77,16 +99,17 @@ note_unchecked_keys(void)
             if (strcmp(fields[i].name, name) == 0)
                 found = true;
         if (!found)
-            fprintf(stderr, "fuzz_config: key %s is not checked; add it to "
-                            "fields[] in %s\n", name, __FILE__);
+            fprintf(stderr,
+                    "fuzz_config: key %s is not checked; add it to "
+                    "fields[] in %s\n",
+                    name, __FILE__);
     }
     free(text);
 }
 
 /* `key = "value"` lines for every field: quotes and backslashes escaped,
  * which the parser must read back as they were. */
-static char *
-write_config(const struct config *c)
+static char *write_config(const struct config *c)
 {
     char *text = NULL;
     size_t len = 0, i;
@@ -115,8 +138,8 @@ write_config(const struct config *c)
     return text;
 }
 
-static bool
-configs_equal(const struct config *a, const struct config *b, size_t *which)
+static bool configs_equal(const struct config *a, const struct config *b,
+                          size_t *which)
 {
     size_t i;
 
@@ -131,8 +154,7 @@ configs_equal(const struct config *a, const struct config *b, size_t *which)
     return true;
 }
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static bool noted;
     /* load_file refuses a NUL byte; what it hands on is a C string */

@@ -12,8 +12,7 @@
 static const struct event zero_event;
 
 /* Everything event_from_json promises about an event it accepted. */
-static void
-check_event(const struct event *ev)
+static void check_event(const struct event *ev)
 {
     struct streamid sid;
     char id[STREAMID_STRLEN];
@@ -24,8 +23,8 @@ check_event(const struct event *ev)
     FUZZ_CHECK(ev->ts >= 0, "ts %lld", (long long)ev->ts);
     switch (ev->type) {
     case EVENT_MESSAGE:
-        FUZZ_CHECK(names_user_valid(ev->from, strlen(ev->from)),
-                   "from \"%s\"", ev->from);
+        FUZZ_CHECK(names_user_valid(ev->from, strlen(ev->from)), "from \"%s\"",
+                   ev->from);
         FUZZ_CHECK(streamid_parse(ev->id, strlen(ev->id), &sid) == 0 &&
                        streamid_cmp(&sid, &ev->sid) == 0,
                    "id \"%s\" does not match sid", ev->id);
@@ -37,14 +36,13 @@ check_event(const struct event *ev)
         FUZZ_CHECK(ev->online == NULL && ev->n_online == 0, "online set");
         break;
     case EVENT_TYPING:
-        FUZZ_CHECK(names_user_valid(ev->from, strlen(ev->from)),
-                   "from \"%s\"", ev->from);
+        FUZZ_CHECK(names_user_valid(ev->from, strlen(ev->from)), "from \"%s\"",
+                   ev->from);
         FUZZ_CHECK(ev->id[0] == '\0' && ev->text == NULL && ev->online == NULL,
                    "typing event with id, text or online");
         break;
     case EVENT_PRESENCE:
-        FUZZ_CHECK(ev->id[0] == '\0' && ev->text == NULL &&
-                       ev->from[0] == '\0',
+        FUZZ_CHECK(ev->id[0] == '\0' && ev->text == NULL && ev->from[0] == '\0',
                    "presence event with id, text or from");
         FUZZ_CHECK(ev->n_online == 0 || ev->online != NULL, "online NULL");
         for (i = 0; i < ev->n_online; i++) {
@@ -59,8 +57,7 @@ check_event(const struct event *ev)
     }
 }
 
-static bool
-events_equal(const struct event *a, const struct event *b)
+static bool events_equal(const struct event *a, const struct event *b)
 {
     size_t i;
 
@@ -80,8 +77,8 @@ events_equal(const struct event *a, const struct event *b)
 
 /* The "type" of an accepted event is exactly one of the names, not a name
  * with more after a NUL ("message\u0000x"): json-c as a second reader. */
-static void
-check_type_exact(const uint8_t *data, size_t size, const struct event *ev)
+static void check_type_exact(const uint8_t *data, size_t size,
+                             const struct event *ev)
 {
     json_tokener *tok = json_tokener_new();
     json_object *o = json_tokener_parse_ex(tok, (const char *)data, (int)size);
@@ -99,8 +96,7 @@ check_type_exact(const uint8_t *data, size_t size, const struct event *ev)
 
 /* The input as a message's text (when it could be one): encoded, then
  * decoded, it is the same text. */
-static void
-check_text_round_trip(const uint8_t *data, size_t size)
+static void check_text_round_trip(const uint8_t *data, size_t size)
 {
     struct event ev, back;
     char *json;
@@ -120,8 +116,7 @@ check_text_round_trip(const uint8_t *data, size_t size)
     event_clear(&back);
 }
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct event a, b;
     char *j1 = NULL, *j2 = NULL;
@@ -146,8 +141,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                "encoded event spans lines: %s", j1);
     FUZZ_CHECK(utf8_valid(j1, n1), "encoded event is not UTF-8");
 
-    FUZZ_CHECK(event_from_json(j1, n1, &b) == 0,
-               "own encoding refused: %s", j1);
+    FUZZ_CHECK(event_from_json(j1, n1, &b) == 0, "own encoding refused: %s",
+               j1);
     check_event(&b);
     FUZZ_CHECK(events_equal(&a, &b), "decode(encode(e)) != e: %s", j1);
 

@@ -13,8 +13,7 @@
 
 /* The plain reading of "MS" / "MS-SEQ": digits, one optional dash, each
  * part at most UINT64_MAX, compared as decimal strings. */
-static bool
-ref_u64_ok(const char *s, size_t len)
+static bool ref_u64_ok(const char *s, size_t len)
 {
     static const char max[] = "18446744073709551615";
     size_t i;
@@ -33,8 +32,7 @@ ref_u64_ok(const char *s, size_t len)
     return memcmp(s, max, len) <= 0;
 }
 
-static bool
-ref_streamid_ok(const char *s, size_t len)
+static bool ref_streamid_ok(const char *s, size_t len)
 {
     const char *dash = memchr(s, '-', len);
 
@@ -44,8 +42,7 @@ ref_streamid_ok(const char *s, size_t len)
            ref_u64_ok(dash + 1, len - (size_t)(dash - s) - 1);
 }
 
-static void
-check_streamid(const char *s, size_t len)
+static void check_streamid(const char *s, size_t len)
 {
     struct streamid id, again;
     char buf[STREAMID_STRLEN], buf2[STREAMID_STRLEN];
@@ -62,13 +59,11 @@ check_streamid(const char *s, size_t len)
                "format -> parse changed %s", buf);
     FUZZ_CHECK(strcmp(streamid_format(&again, buf2), buf) == 0,
                "format not stable: %s %s", buf, buf2);
-    FUZZ_CHECK(streamid_is_zero(&id) == (id.ms == 0 && id.seq == 0),
-               "is_zero");
+    FUZZ_CHECK(streamid_is_zero(&id) == (id.ms == 0 && id.seq == 0), "is_zero");
 }
 
 /* Two ids from one input: cmp is a total order consistent with (ms, seq). */
-static void
-check_cmp(const char *s, size_t len)
+static void check_cmp(const char *s, size_t len)
 {
     const char *sp = memchr(s, ' ', len);
     struct streamid a, b;
@@ -79,15 +74,15 @@ check_cmp(const char *s, size_t len)
         return;
     ab = streamid_cmp(&a, &b);
     ba = streamid_cmp(&b, &a);
-    want = a.ms != b.ms ? (a.ms < b.ms ? -1 : 1)
-                        : a.seq != b.seq ? (a.seq < b.seq ? -1 : 1) : 0;
+    want = a.ms != b.ms     ? (a.ms < b.ms ? -1 : 1)
+           : a.seq != b.seq ? (a.seq < b.seq ? -1 : 1)
+                            : 0;
     FUZZ_CHECK(ab == want && ba == -want, "cmp %d/%d, want %d", ab, ba, want);
 }
 
 /* --- percent decoding --- */
 
-static int
-ref_hex(char c)
+static int ref_hex(char c)
 {
     const char *digits = "0123456789abcdef0123456789ABCDEF";
     const char *p = c != '\0' ? strchr(digits, c) : NULL;
@@ -96,8 +91,7 @@ ref_hex(char c)
 }
 
 /* '+' is a space, %XX a byte (never %00); NULL when malformed. */
-static char *
-ref_decode(const char *s, size_t len)
+static char *ref_decode(const char *s, size_t len)
 {
     char *out = malloc(len + 1);
     size_t i = 0, o = 0;
@@ -124,8 +118,7 @@ ref_decode(const char *s, size_t len)
 
 /* The first pair whose decoded name is `key`: 1 with *value, 0 when there
  * is none, -1 when that pair's value is malformed. */
-static int
-ref_find(const char *qs, const char *key, char **value)
+static int ref_find(const char *qs, const char *key, char **value)
 {
     size_t start = 0, end, len = strlen(qs);
 
@@ -141,8 +134,8 @@ ref_find(const char *qs, const char *key, char **value)
         k = ref_decode(qs + start, eq - start);
         if (k != NULL && strcmp(k, key) == 0) {
             free(k);
-            *value = eq < end ? ref_decode(qs + eq + 1, end - eq - 1)
-                              : strdup("");
+            *value =
+                eq < end ? ref_decode(qs + eq + 1, end - eq - 1) : strdup("");
             return *value != NULL ? 1 : -1;
         }
         free(k);
@@ -153,22 +146,22 @@ ref_find(const char *qs, const char *key, char **value)
 
 /* query_get against the plain reading, then its value back through a
  * percent-encoded query. */
-static void
-check_get(const char *qs, const char *key)
+static void check_get(const char *qs, const char *key)
 {
     char *got = query_get(qs, key), *want = NULL, *enc, *again;
     int found = ref_find(qs, key, &want);
     size_t i, n;
 
-    FUZZ_CHECK((got != NULL) == (found == 1),
-               "query_get(\"%s\", \"%s\") %s", qs, key,
-               got != NULL ? "found it" : "did not");
+    FUZZ_CHECK((got != NULL) == (found == 1), "query_get(\"%s\", \"%s\") %s",
+               qs, key, got != NULL ? "found it" : "did not");
     if (got == NULL) {
         free(want);
         return;
     }
-    FUZZ_CHECK(strcmp(got, want) == 0, "query_get(\"%s\", \"%s\") = \"%s\", "
-                                       "want \"%s\"", qs, key, got, want);
+    FUZZ_CHECK(strcmp(got, want) == 0,
+               "query_get(\"%s\", \"%s\") = \"%s\", "
+               "want \"%s\"",
+               qs, key, got, want);
     n = strlen(got);
     enc = malloc(2 + 3 * n + 1);
     strcpy(enc, "k=");
@@ -185,8 +178,7 @@ check_get(const char *qs, const char *key)
 
 /* --- history parameters --- */
 
-static void
-check_history(const char *qs)
+static void check_history(const char *qs)
 {
     struct query_history h, h2;
     struct api_error err;
@@ -203,14 +195,12 @@ check_history(const char *qs)
         return;
     }
     FUZZ_CHECK(!(h.has_since && h.has_before), "both since and before");
-    FUZZ_CHECK(h.limit >= 1 && h.limit <= QUERY_LIMIT_MAX, "limit %d",
-               h.limit);
+    FUZZ_CHECK(h.limit >= 1 && h.limit <= QUERY_LIMIT_MAX, "limit %d", h.limit);
     FUZZ_CHECK(h.timeout >= 0 && h.timeout <= MAX_TIMEOUT, "timeout %d",
                h.timeout);
     FUZZ_CHECK(h.has_timeout || h.timeout == 0, "timeout without has_timeout");
-    FUZZ_CHECK(strcmp(h.since_str,
-                      h.has_since ? streamid_format(&h.since, buf) : "0-0") ==
-                   0,
+    FUZZ_CHECK(strcmp(h.since_str, h.has_since ? streamid_format(&h.since, buf)
+                                               : "0-0") == 0,
                "since_str \"%s\"", h.since_str);
 
     /* what was found is what query_get finds */
@@ -246,8 +236,7 @@ check_history(const char *qs)
                "normal form parsed differently: %s", canon);
 }
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *qs = fuzz_cstr(data, size);
     const char *keys[] = {"since", "before", "limit", "timeout", "token", ""};

@@ -9,8 +9,8 @@
 /* Table 3-7: for a lead byte, how many bytes follow and the range of the
  * first of them (the rest are always 80..BF). false for a byte that
  * cannot start a character. */
-static bool
-ref_lead(unsigned char b, int *follow, unsigned char *lo, unsigned char *hi)
+static bool ref_lead(unsigned char b, int *follow, unsigned char *lo,
+                     unsigned char *hi)
 {
     *lo = 0x80;
     *hi = 0xBF;
@@ -37,8 +37,7 @@ ref_lead(unsigned char b, int *follow, unsigned char *lo, unsigned char *hi)
 
 /* The index of the first byte no valid text could have there, or -1;
  * *complete says whether the bytes end on a character boundary. */
-static long
-ref_first_bad(const unsigned char *p, size_t len, bool *complete)
+static long ref_first_bad(const unsigned char *p, size_t len, bool *complete)
 {
     size_t i = 0;
 
@@ -65,8 +64,8 @@ ref_first_bad(const unsigned char *p, size_t len, bool *complete)
 
 /* Feeds buf in pieces whose sizes come from `sizes` (cycled); returns
  * utf8_valid's answer for the whole. */
-static bool
-feed_pieces(const char *buf, size_t len, const uint8_t *sizes, size_t nsizes)
+static bool feed_pieces(const char *buf, size_t len, const uint8_t *sizes,
+                        size_t nsizes)
 {
     struct utf8_state st;
     size_t off = 0, k = 0;
@@ -91,8 +90,7 @@ feed_pieces(const char *buf, size_t len, const uint8_t *sizes, size_t nsizes)
     return ok && utf8_done(&st);
 }
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *buf = (const char *)data;
     struct utf8_state st;
@@ -115,8 +113,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
     }
-    FUZZ_CHECK(at == bad, "byte by byte refused at %ld, first bad byte %ld",
-               at, bad);
+    FUZZ_CHECK(at == bad, "byte by byte refused at %ld, first bad byte %ld", at,
+               bad);
     if (at < 0)
         FUZZ_CHECK(utf8_done(&st) == complete, "done %d, complete %d",
                    utf8_done(&st), complete);
@@ -128,8 +126,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         utf8_init(&st);
         ok = utf8_feed(&st, buf, cut);
         ok = ok && utf8_feed(&st, buf + cut, size - cut) && utf8_done(&st);
-        FUZZ_CHECK(ok == whole, "split at %zu says %d, whole says %d", cut,
-                   ok, whole);
+        FUZZ_CHECK(ok == whole, "split at %zu says %d, whole says %d", cut, ok,
+                   whole);
     }
 
     /* Pieces of sizes 0..16 taken from the input itself. */

@@ -32,11 +32,12 @@
 /* max_message_bytes for this harness: small, so the 1009 limit is within
  * reach of a fuzz input; the limit itself is websocket.c's formula. */
 #define MAX_MESSAGE_BYTES 64
-#define MAX_MESSAGE ((size_t)MAX_MESSAGE_BYTES * 6 + 1024) /* ws_max_message */
+#define MAX_MESSAGE ((size_t)MAX_MESSAGE_BYTES * 6 + 1024) /* ws_max_message   \
+                                                            */
 
-#define FLAG_PING 0x01       /* the ping timer fires after the first piece */
-#define FLAG_SHUTDOWN 0x02   /* close_sub (1001) after the second piece */
-#define FLAG_BLOB_SHIFT 2    /* 2 bits: size class of a broadcast event */
+#define FLAG_PING 0x01         /* the ping timer fires after the first piece */
+#define FLAG_SHUTDOWN 0x02     /* close_sub (1001) after the second piece */
+#define FLAG_BLOB_SHIFT 2      /* 2 bits: size class of a broadcast event */
 #define FLAG_PONG_TIMEOUT 0x10 /* the timer fires again at the end */
 
 #define WS_GOING_AWAY 1001
@@ -59,27 +60,27 @@ struct msgs {
 
 struct conn {
     wslay_event_context_ptr ctx;
-    const uint8_t *in;     /* everything the client will send */
+    const uint8_t *in; /* everything the client will send */
     size_t in_len;
-    size_t arrived;        /* how much of it is in our input buffer */
-    size_t taken;          /* how much wslay has read */
-    uint8_t *out;          /* everything we wrote */
+    size_t arrived; /* how much of it is in our input buffer */
+    size_t taken;   /* how much wslay has read */
+    uint8_t *out;   /* everything we wrote */
     size_t out_len, out_cap;
     enum ws_state state;
     bool awaiting_pong, raw_close, free_when_written, dead, write_shut;
-    bool server_ended;     /* we ended it (shutdown, ping timer), not the
-                            * client's bytes */
-    uint64_t frame_left;   /* of the client's frame being read, bytes not
-                            * yet given to wslay */
-    struct msgs got;       /* what wslay handed to on_msg */
-    const uint8_t *blob;   /* the broadcast frame of this run, if any */
+    bool server_ended;   /* we ended it (shutdown, ping timer), not the
+                          * client's bytes */
+    uint64_t frame_left; /* of the client's frame being read, bytes not
+                          * yet given to wslay */
+    struct msgs got;     /* what wslay handed to on_msg */
+    const uint8_t *blob; /* the broadcast frame of this run, if any */
     size_t blob_len;
 };
 
 static void after_io(struct conn *c);
 
-static void
-msgs_add(struct msgs *m, uint8_t opcode, const uint8_t *data, size_t len)
+static void msgs_add(struct msgs *m, uint8_t opcode, const uint8_t *data,
+                     size_t len)
 {
     if (m->n == m->cap) {
         m->cap = m->cap ? m->cap * 2 : 8;
@@ -97,8 +98,7 @@ msgs_add(struct msgs *m, uint8_t opcode, const uint8_t *data, size_t len)
     m->n++;
 }
 
-static void
-msgs_free(struct msgs *m)
+static void msgs_free(struct msgs *m)
 {
     size_t i;
 
@@ -109,8 +109,7 @@ msgs_free(struct msgs *m)
 
 /* --- frames (websocket.c) --- */
 
-static size_t
-frame_header(uint8_t *h, uint8_t opcode, size_t len)
+static size_t frame_header(uint8_t *h, uint8_t opcode, size_t len)
 {
     h[0] = 0x80 | opcode;
     if (len < 126) {
@@ -131,8 +130,7 @@ frame_header(uint8_t *h, uint8_t opcode, size_t len)
 
 /* --- output (websocket.c) --- */
 
-static void
-out_add(struct conn *c, const void *data, size_t len)
+static void out_add(struct conn *c, const void *data, size_t len)
 {
     FUZZ_CHECK(!c->write_shut, "%zu bytes written after shutdown(SHUT_WR)",
                len);
@@ -147,8 +145,7 @@ out_add(struct conn *c, const void *data, size_t len)
     c->out_len += len;
 }
 
-static void
-flush(struct conn *c)
+static void flush(struct conn *c)
 {
     int rc;
 
@@ -160,8 +157,7 @@ flush(struct conn *c)
                "wslay_event_send: %d", rc);
 }
 
-static void
-send_text(struct conn *c, const char *json, size_t len)
+static void send_text(struct conn *c, const char *json, size_t len)
 {
     struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)json, len};
 
@@ -171,8 +167,7 @@ send_text(struct conn *c, const char *json, size_t len)
         flush(c);
 }
 
-static void
-send_error(struct conn *c, const struct api_error *err)
+static void send_error(struct conn *c, const struct api_error *err)
 {
     size_t len;
     char *json = api_error_json(err, &len);
@@ -188,8 +183,7 @@ send_error(struct conn *c, const struct api_error *err)
 
 /* A broadcast frame: added as is when wslay has nothing queued, else
  * queued through wslay without its header. */
-static void
-send_blob(struct conn *c, const uint8_t *data, size_t blen)
+static void send_blob(struct conn *c, const uint8_t *data, size_t blen)
 {
     size_t hlen = (data[1] & 0x7f) < 126 ? 2 : (data[1] & 0x7f) == 126 ? 4 : 10;
 
@@ -197,8 +191,7 @@ send_blob(struct conn *c, const uint8_t *data, size_t blen)
     if (wslay_event_get_queued_msg_count(c->ctx) == 0) {
         out_add(c, data, blen);
     } else {
-        struct wslay_event_msg m = {WSLAY_TEXT_FRAME, data + hlen,
-                                    blen - hlen};
+        struct wslay_event_msg m = {WSLAY_TEXT_FRAME, data + hlen, blen - hlen};
         if (wslay_event_queue_msg(c->ctx, &m) == 0)
             flush(c);
     }
@@ -206,8 +199,7 @@ send_blob(struct conn *c, const uint8_t *data, size_t blen)
 
 /* --- wslay's I/O, on memory (websocket.c) --- */
 
-static size_t
-frame_head(const uint8_t *h, size_t avail, uint64_t *plen)
+static size_t frame_head(const uint8_t *h, size_t avail, uint64_t *plen)
 {
     unsigned len7;
     size_t hl;
@@ -232,9 +224,8 @@ frame_head(const uint8_t *h, size_t avail, uint64_t *plen)
 
 /* websocket.c's wslay_recv_cb, with c->in[taken..arrived) for the
  * bufferevent's input buffer: control frames are given whole. */
-static ssize_t
-wslay_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
-              int flags, void *arg)
+static ssize_t wslay_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf,
+                             size_t len, int flags, void *arg)
 {
     struct conn *c = arg;
     size_t n = 0;
@@ -270,9 +261,8 @@ wslay_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
     return (ssize_t)n;
 }
 
-static ssize_t
-wslay_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
-        int flags, void *arg)
+static ssize_t wslay_send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
+                             size_t len, int flags, void *arg)
 {
     struct conn *c = arg;
 
@@ -287,22 +277,19 @@ wslay_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
 
 /* --- the connection's life (websocket.c) --- */
 
-static void
-teardown(struct conn *c)
+static void teardown(struct conn *c)
 {
     c->dead = true;
 }
 
-static void
-enter_closing(struct conn *c)
+static void enter_closing(struct conn *c)
 {
     if (c->state != WS_OPEN)
         return;
     c->state = WS_CLOSING;
 }
 
-static void
-begin_close(struct conn *c, uint16_t code, const char *reason)
+static void begin_close(struct conn *c, uint16_t code, const char *reason)
 {
     if (c->state != WS_OPEN || c->dead)
         return;
@@ -312,8 +299,7 @@ begin_close(struct conn *c, uint16_t code, const char *reason)
     after_io(c);
 }
 
-static void
-fail_raw(struct conn *c, uint16_t code, const char *reason)
+static void fail_raw(struct conn *c, uint16_t code, const char *reason)
 {
     uint8_t frame[2 + 2 + 123];
     size_t rlen = strlen(reason);
@@ -332,23 +318,20 @@ fail_raw(struct conn *c, uint16_t code, const char *reason)
     enter_closing(c);
 }
 
-static bool
-close_written(struct conn *c)
+static bool close_written(struct conn *c)
 {
     return c->raw_close || wslay_event_get_close_sent(c->ctx);
 }
 
 /* The output buffer is drained at once here: a socket that takes all. */
-static void
-after_io(struct conn *c)
+static void after_io(struct conn *c)
 {
     if (c->dead)
         return;
     flush(c);
-    if (c->state == WS_OPEN &&
-        (!wslay_event_get_read_enabled(c->ctx) ||
-         wslay_event_get_close_received(c->ctx) ||
-         wslay_event_get_close_sent(c->ctx)))
+    if (c->state == WS_OPEN && (!wslay_event_get_read_enabled(c->ctx) ||
+                                wslay_event_get_close_received(c->ctx) ||
+                                wslay_event_get_close_sent(c->ctx)))
         enter_closing(c);
     if (c->state == WS_OPEN || !close_written(c))
         return;
@@ -362,18 +345,18 @@ after_io(struct conn *c)
 
 /* --- client frames (websocket.c) --- */
 
-static void
-on_text(struct conn *c, const uint8_t *msg, size_t len)
+static void on_text(struct conn *c, const uint8_t *msg, size_t len)
 {
     struct api_error err;
     char *text = NULL;
     size_t tlen = 0;
-    int type = api_parse_client_frame((const char *)msg, len,
-                                      MAX_MESSAGE_BYTES, &text, &tlen, &err);
+    int type = api_parse_client_frame((const char *)msg, len, MAX_MESSAGE_BYTES,
+                                      &text, &tlen, &err);
 
     if (type == EVENT_MESSAGE) {
         /* stored at once: the ack */
-        static const char ack[] = "{\"type\":\"ack\",\"id\":\"1732230000000-0\"}";
+        static const char ack[] =
+            "{\"type\":\"ack\",\"id\":\"1732230000000-0\"}";
 
         send_text(c, ack, sizeof(ack) - 1);
     } else if (type != EVENT_TYPING) {
@@ -382,17 +365,16 @@ on_text(struct conn *c, const uint8_t *msg, size_t len)
     free(text);
 }
 
-static void
-on_frame_start(wslay_event_context_ptr ctx,
-               const struct wslay_event_on_frame_recv_start_arg *f, void *arg)
+static void on_frame_start(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_start_arg *f,
+                           void *arg)
 {
     struct conn *c = arg;
 
     if (c->state != WS_OPEN)
         return;
     if (f->opcode == WSLAY_BINARY_FRAME) {
-        static const char why[] =
-            "binary frames are not taken; send JSON";
+        static const char why[] = "binary frames are not taken; send JSON";
         wslay_event_shutdown_read(ctx);
         wslay_event_queue_close(ctx, WS_UNSUPPORTED_DATA, (const uint8_t *)why,
                                 sizeof(why) - 1);
@@ -406,9 +388,8 @@ on_frame_start(wslay_event_context_ptr ctx,
     }
 }
 
-static void
-on_msg(wslay_event_context_ptr ctx,
-       const struct wslay_event_on_msg_recv_arg *m, void *arg)
+static void on_msg(wslay_event_context_ptr ctx,
+                   const struct wslay_event_on_msg_recv_arg *m, void *arg)
 {
     struct conn *c = arg;
 
@@ -429,8 +410,7 @@ on_msg(wslay_event_context_ptr ctx,
 
 /* --- events (websocket.c) --- */
 
-static void
-on_read(struct conn *c)
+static void on_read(struct conn *c)
 {
     int rc;
 
@@ -455,8 +435,7 @@ on_read(struct conn *c)
     after_io(c);
 }
 
-static void
-tick(struct conn *c)
+static void tick(struct conn *c)
 {
     static const uint8_t payload[] = "crosstalk";
     struct wslay_event_msg ping = {WSLAY_PING, payload, sizeof(payload) - 1};
@@ -474,16 +453,14 @@ tick(struct conn *c)
     }
 }
 
-static void
-deliver(struct conn *c, const uint8_t *blob, size_t blen)
+static void deliver(struct conn *c, const uint8_t *blob, size_t blen)
 {
     if (c->state != WS_OPEN || c->dead)
         return;
     send_blob(c, blob, blen);
 }
 
-static void
-close_sub(struct conn *c)
+static void close_sub(struct conn *c)
 {
     if (c->dead)
         return;
@@ -494,8 +471,7 @@ close_sub(struct conn *c)
 
 /* --- the plain reading of the client's frames --- */
 
-static bool
-close_code_ok(unsigned code)
+static bool close_code_ok(unsigned code)
 {
     return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
            (code >= 3000 && code <= 4999);
@@ -511,9 +487,8 @@ struct ref_close {
 /* The messages wslay should hand up: text (whole, after reassembly), ping
  * and pong, until the input ends or a frame stops reading (a protocol
  * error, binary, close, invalid UTF-8, a message over the limit). */
-static void
-ref_walk(const uint8_t *p, size_t len, struct msgs *want,
-         struct ref_close *close)
+static void ref_walk(const uint8_t *p, size_t len, struct msgs *want,
+                     struct ref_close *close)
 {
     size_t off = 0, cur_len = 0;
     uint8_t *cur = NULL;
@@ -622,15 +597,14 @@ ref_walk(const uint8_t *p, size_t len, struct msgs *want,
 
 /* What check_output saw besides well-formedness. */
 struct seen {
-    struct msgs pongs;       /* payloads of our pongs, in order */
+    struct msgs pongs; /* payloads of our pongs, in order */
     bool closed;
-    uint8_t close[125];      /* our close frame's payload */
+    uint8_t close[125]; /* our close frame's payload */
     size_t close_len;
 };
 
-static void
-check_output(const struct conn *c, const uint8_t *p, size_t len,
-             struct seen *seen)
+static void check_output(const struct conn *c, const uint8_t *p, size_t len,
+                         struct seen *seen)
 {
     size_t off = 0;
     bool closed = false;
@@ -665,8 +639,10 @@ check_output(const struct conn *c, const uint8_t *p, size_t len,
             plen = (size_t)v;
             hl = 10;
         }
-        FUZZ_CHECK(len - off - hl >= plen, "output ends inside a payload "
-                   "(opcode %u, %zu bytes)", op, plen);
+        FUZZ_CHECK(len - off - hl >= plen,
+                   "output ends inside a payload "
+                   "(opcode %u, %zu bytes)",
+                   op, plen);
         pl = p + off + hl;
         off += hl + plen;
         switch (op) {
@@ -732,8 +708,7 @@ check_output(const struct conn *c, const uint8_t *p, size_t len,
 
 /* A broadcast event as ws_encode makes it: header and event JSON. Made
  * once per size class and kept. */
-static const uint8_t *
-make_blob(unsigned size_class, size_t *blen)
+static const uint8_t *make_blob(unsigned size_class, size_t *blen)
 {
     static const size_t text_len[] = {0, 16, 300, 65536};
     static uint8_t *blobs[4];
@@ -766,12 +741,10 @@ make_blob(unsigned size_class, size_t *blen)
     return blobs[size_class] = b;
 }
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const struct wslay_event_callbacks callbacks = {
-        wslay_recv_cb, wslay_send_cb, NULL, on_frame_start, NULL, NULL,
-        on_msg,
+        wslay_recv_cb, wslay_send_cb, NULL, on_frame_start, NULL, NULL, on_msg,
     };
     struct conn c;
     struct msgs want = {NULL, 0, 0};
@@ -799,8 +772,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     wslay_event_config_set_max_recv_msg_length(c.ctx, MAX_MESSAGE);
 
     for (k = 0; c.arrived < c.in_len || k == 0; k++) {
-        c.arrived += piece < c.in_len - c.arrived ? piece
-                                                  : c.in_len - c.arrived;
+        c.arrived +=
+            piece < c.in_len - c.arrived ? piece : c.in_len - c.arrived;
         on_read(&c);
         if (k == 0 && (flags & FLAG_PING))
             tick(&c);
@@ -830,15 +803,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (g->opcode != WSLAY_TEXT_FRAME && g->opcode != WSLAY_PING &&
                 g->opcode != WSLAY_PONG)
                 continue; /* binary and close: reading stops there */
-            FUZZ_CHECK(n < want.n, "wslay handed up message %zu (opcode %u, "
-                                   "%zu bytes) the frames do not hold",
+            FUZZ_CHECK(n < want.n,
+                       "wslay handed up message %zu (opcode %u, "
+                       "%zu bytes) the frames do not hold",
                        n, g->opcode, g->len);
             FUZZ_CHECK(g->opcode == want.v[n].opcode &&
                            g->len == want.v[n].len &&
                            (g->len == 0 ||
                             memcmp(g->data, want.v[n].data, g->len) == 0),
-                       "message %zu: opcode %u/%u, %zu/%zu bytes", n,
-                       g->opcode, want.v[n].opcode, g->len, want.v[n].len);
+                       "message %zu: opcode %u/%u, %zu/%zu bytes", n, g->opcode,
+                       want.v[n].opcode, g->len, want.v[n].len);
             n++;
         }
         FUZZ_CHECK(n == want.n || c.server_ended,
@@ -854,8 +828,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (i = 0; i < want.n; i++) {
             if (want.v[i].opcode != WSLAY_PING)
                 continue;
-            FUZZ_CHECK(n < seen.pongs.n, "ping %zu (%zu bytes) not answered",
-                       n, want.v[i].len);
+            FUZZ_CHECK(n < seen.pongs.n, "ping %zu (%zu bytes) not answered", n,
+                       want.v[i].len);
             FUZZ_CHECK(seen.pongs.v[n].len == want.v[i].len &&
                            (want.v[i].len == 0 ||
                             memcmp(seen.pongs.v[n].data, want.v[i].data,
@@ -863,22 +837,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        "pong %zu does not carry its ping's payload", n);
             n++;
         }
-        FUZZ_CHECK(n == seen.pongs.n, "%zu pongs for %zu pings",
-                   seen.pongs.n, n);
+        FUZZ_CHECK(n == seen.pongs.n, "%zu pongs for %zu pings", seen.pongs.n,
+                   n);
         if (close.seen)
             FUZZ_CHECK(seen.closed && seen.close_len == close.len &&
                            memcmp(seen.close, close.payload, close.len) == 0,
                        "a well-formed close (%zu bytes, code %u) not echoed: "
                        "%s, %zu bytes, code %u",
                        close.len,
-                       close.len >= 2 ? (unsigned)close.payload[0] << 8 |
-                                            close.payload[1]
-                                      : 0,
+                       close.len >= 2
+                           ? (unsigned)close.payload[0] << 8 | close.payload[1]
+                           : 0,
                        seen.closed ? "we sent" : "we did not close",
                        seen.close_len,
-                       seen.close_len >= 2 ? (unsigned)seen.close[0] << 8 |
-                                                 seen.close[1]
-                                           : 0);
+                       seen.close_len >= 2
+                           ? (unsigned)seen.close[0] << 8 | seen.close[1]
+                           : 0);
     }
     msgs_free(&seen.pongs);
 

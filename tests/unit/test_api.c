@@ -6,8 +6,8 @@
 #include "tap.h"
 
 /* Asserts that a message body fails with status and code. */
-static void
-msg_fails(const char *body, size_t max, int status, const char *code)
+static void msg_fails(const char *body, size_t max, int status,
+                      const char *code)
 {
     struct api_error err = {0, NULL, ""};
     char *text = (char *)"sentinel";
@@ -20,8 +20,7 @@ msg_fails(const char *body, size_t max, int status, const char *code)
        err.code ? err.code : "-", err.message);
 }
 
-static void
-reg_fails(const char *body, int status, const char *code)
+static void reg_fails(const char *body, int status, const char *code)
 {
     struct api_error err = {0, NULL, ""};
     char name[NAME_USER_MAX + 1];
@@ -32,8 +31,7 @@ reg_fails(const char *body, int status, const char *code)
        err.code ? err.code : "-");
 }
 
-static void
-frame_fails(const char *body, int status, const char *code)
+static void frame_fails(const char *body, int status, const char *code)
 {
     struct api_error err = {0, NULL, ""};
     char *text = NULL;
@@ -47,8 +45,7 @@ frame_fails(const char *body, int status, const char *code)
        err.code ? err.code : "-");
 }
 
-int
-main(void)
+int main(void)
 {
     struct api_error err;
     char name[NAME_USER_MAX + 1];
@@ -91,19 +88,17 @@ main(void)
               API_BAD_NAME);
     reg_fails("{\"name\":\"a\\u0000b\"}", 400, API_BAD_NAME);
 
-    is_int(api_parse_message("{\"text\":\"hi \\u00e9\"}", 20, 100, &text,
-                             &len, &err),
+    is_int(api_parse_message("{\"text\":\"hi \\u00e9\"}", 20, 100, &text, &len,
+                             &err),
            0, "message body");
     is_str(text, "hi \xc3\xa9", "  text decoded");
     is_int(len, 5, "  length in bytes");
     free(text);
-    is_int(api_parse_message("{\"text\":\"12345\"}", 16, 5, &text, &len,
-                             &err),
+    is_int(api_parse_message("{\"text\":\"12345\"}", 16, 5, &text, &len, &err),
            0, "text of exactly max bytes");
     free(text);
     msg_fails("{\"text\":\"123456\"}", 5, 413, API_TOO_LARGE);
-    msg_fails("{\"text\":\"\xc3\xa9\xc3\xa9\xc3\xa9\"}", 5, 413,
-              API_TOO_LARGE);
+    msg_fails("{\"text\":\"\xc3\xa9\xc3\xa9\xc3\xa9\"}", 5, 413, API_TOO_LARGE);
     msg_fails("", 100, 400, API_BAD_JSON);
     msg_fails("hello", 100, 400, API_BAD_JSON);
     msg_fails("{\"text\":\"hi\"", 100, 400, API_BAD_JSON);
@@ -127,8 +122,7 @@ main(void)
         size_t l2;
         const char body[] = "{\"text\":\"hi\"}\0garbage";
 
-        ok(api_parse_message(body, sizeof(body) - 1, 100, &t2, &l2, &e2) ==
-               -1,
+        ok(api_parse_message(body, sizeof(body) - 1, 100, &t2, &l2, &e2) == -1,
            "a NUL after the object is trailing garbage");
         free(t2);
     }
@@ -141,8 +135,8 @@ main(void)
     is_str(text, "yo", "  text");
     free(text);
     text = NULL;
-    is_int(api_parse_client_frame("{\"type\":\"typing\"}", 17, 10, &text,
-                                  &len, &err),
+    is_int(api_parse_client_frame("{\"type\":\"typing\"}", 17, 10, &text, &len,
+                                  &err),
            EVENT_TYPING, "typing frame");
     ok(text == NULL, "  no text");
     frame_fails("{\"text\":\"yo\"}", 400, API_BAD_REQUEST);

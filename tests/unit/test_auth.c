@@ -5,8 +5,7 @@
 #include "auth.h"
 #include "tap.h"
 
-static void
-from_is(const char *authz, const char *qs, const char *want)
+static void from_is(const char *authz, const char *qs, const char *want)
 {
     char *t = auth_from_request(authz, qs);
 
@@ -15,8 +14,7 @@ from_is(const char *authz, const char *qs, const char *want)
     free(t);
 }
 
-int
-main(void)
+int main(void)
 {
     char a[AUTH_TOKEN_LEN + 1], b[AUTH_TOKEN_LEN + 1];
     char h[AUTH_HASH_LEN + 1], h2[AUTH_HASH_LEN + 1];
@@ -27,7 +25,8 @@ main(void)
     is_int(strlen(a), 43, "  43 characters");
     for (i = 0; i < strlen(a); i++)
         if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                   "0123456789-_", a[i]) == NULL)
+                   "0123456789-_",
+                   a[i]) == NULL)
             shape = 0;
     ok(shape, "  base64url alphabet only: %s", a);
     ok(auth_token_wellformed(a, strlen(a)), "  well formed");

@@ -12,8 +12,7 @@ static char err[256];
 
 /* Runs config_load on a NULL-terminated argument list; returns its result
  * and leaves the compacted argv in out. */
-static int
-load(struct config *c, char **out, const char *const *args)
+static int load(struct config *c, char **out, const char *const *args)
 {
     int argc = 0;
 
@@ -26,8 +25,7 @@ load(struct config *c, char **out, const char *const *args)
     return config_load(c, argc, out, err, sizeof(err));
 }
 
-static char *
-write_temp(const char *text)
+static char *write_temp(const char *text)
 {
     char *path = strdup("/tmp/crosstalk-test-conf.XXXXXX");
     int fd = mkstemp(path);
@@ -38,8 +36,7 @@ write_temp(const char *text)
     return path;
 }
 
-static void
-parse_fails(const char *text, const char *want_err)
+static void parse_fails(const char *text, const char *want_err)
 {
     struct config c;
 
@@ -53,8 +50,7 @@ parse_fails(const char *text, const char *want_err)
     config_free(&c);
 }
 
-int
-main(void)
+int main(void)
 {
     struct config c;
     char *argv[16];
@@ -149,8 +145,7 @@ main(void)
                                       "not one of debug|info|warn|error");
 
     config_defaults(&c);
-    is_int(config_set(&c, "max-body-bytes", "1024", "test", err,
-                      sizeof(err)),
+    is_int(config_set(&c, "max-body-bytes", "1024", "test", err, sizeof(err)),
            0, "config_set with dashes");
     is_int(c.max_body_bytes, 1024, "  set");
     is_int(config_set(&c, "nope", "1", "test", err, sizeof(err)), -1,
@@ -163,8 +158,9 @@ main(void)
     setenv("CROSSTALK_CONFIG", path, 1);
     setenv("CROSSTALK_PORT", "9002", 1);
     {
-        const char *args[] = {"prog", "pos1", "--bind", "::1", "--restore",
-                              "--log-level=debug", "pos2", NULL};
+        const char *args[] = {"prog", "pos1",      "--bind",
+                              "::1",  "--restore", "--log-level=debug",
+                              "pos2", NULL};
 
         is_int(load(&c, argv, args), 4, "load returns the remaining argc");
         is_str(err, "", "  no error");
@@ -199,8 +195,7 @@ main(void)
         const char *args[] = {"prog", NULL};
 
         is_int(load(&c, argv, args), -1, "out-of-range environment");
-        is_str(err,
-               "port = -3 (from CROSSTALK_PORT): out of range 1..65535",
+        is_str(err, "port = -3 (from CROSSTALK_PORT): out of range 1..65535",
                "  message names the variable");
         config_free(&c);
     }
@@ -218,8 +213,7 @@ main(void)
 
         is_int(load(&c, argv, args), -1,
                "longpoll_timeout above longpoll_max_timeout");
-        ok(strstr(err, "longpoll_timeout = 50") != NULL, "  message: %s",
-           err);
+        ok(strstr(err, "longpoll_timeout = 50") != NULL, "  message: %s", err);
         config_free(&c);
     }
 
@@ -242,8 +236,7 @@ main(void)
         config_free(&c);
     }
     {
-        const char *args[] = {"prog", "--config", "/nonexistent/ct.conf",
-                              NULL};
+        const char *args[] = {"prog", "--config", "/nonexistent/ct.conf", NULL};
 
         is_int(load(&c, argv, args), -1, "a missing --config file is an error");
         ok(strstr(err, "/nonexistent/ct.conf") != NULL, "  names it: %s", err);

@@ -5,15 +5,13 @@
 #include "event.h"
 #include "tap.h"
 
-static int
-decode(const char *json, struct event *ev)
+static int decode(const char *json, struct event *ev)
 {
     return event_from_json(json, strlen(json), ev);
 }
 
 /* Asserts that json is rejected and leaves a zeroed event. */
-static void
-rejects(const char *json, const char *why)
+static void rejects(const char *json, const char *why)
 {
     struct event ev;
     int rc = decode(json, &ev);
@@ -23,8 +21,7 @@ rejects(const char *json, const char *why)
     event_clear(&ev);
 }
 
-int
-main(void)
+int main(void)
 {
     struct event ev, back;
     const char *names[] = {"bob", "alice"};
@@ -99,8 +96,10 @@ main(void)
     event_clear(&ev);
     event_init_presence(&ev, "lobby", NULL, 0, 1);
     json = event_to_json(&ev, NULL);
-    is_str(json, "{\"room\":\"lobby\",\"type\":\"presence\",\"online\":[],"
-                 "\"ts\":1}", "empty presence");
+    is_str(json,
+           "{\"room\":\"lobby\",\"type\":\"presence\",\"online\":[],"
+           "\"ts\":1}",
+           "empty presence");
     free(json);
     event_clear(&ev);
 
@@ -108,25 +107,29 @@ main(void)
      * escaped, ts as a number. */
     is_int(decode("{\"ts\":1732230000000,\"text\":\"a\\/b\",\"type\":"
                   "\"message\",\"from\":\"alice\",\"room\":\"lobby\","
-                  "\"id\":\"1732230000000-3\"}", &ev),
+                  "\"id\":\"1732230000000-3\"}",
+                  &ev),
            0, "cjson-style message decodes");
     is_str(ev.text, "a/b", "  \\/ is /");
     is_str(ev.id, "1732230000000-3", "  id");
     is_int(ev.ts, 1732230000000LL, "  ts");
     event_clear(&ev);
     is_int(decode("{\"room\":\"lobby\",\"type\":\"message\",\"from\":\"a\","
-                  "\"text\":\"x\",\"ts\":1.73223e+12,\"id\":\"1-0\"}", &ev),
+                  "\"text\":\"x\",\"ts\":1.73223e+12,\"id\":\"1-0\"}",
+                  &ev),
            0, "integral ts in exponent form decodes");
     is_int(ev.ts, 1732230000000LL, "  its value");
     event_clear(&ev);
     is_int(decode(" {\"room\":\"r\",\"type\":\"presence\",\"online\":{},"
-                  "\"ts\":1}\n", &ev),
+                  "\"ts\":1}\n",
+                  &ev),
            0, "cjson's {} for an empty list, blanks around");
     is_int(ev.n_online, 0, "  nobody online");
     event_clear(&ev);
     is_int(decode("{\"room\":\"r\",\"type\":\"message\",\"from\":\"a\","
                   "\"text\":\"\\u00e9\\ud83d\\ude00\",\"ts\":1,"
-                  "\"id\":\"1\"}", &ev),
+                  "\"id\":\"1\"}",
+                  &ev),
            0, "\\u escapes with a surrogate pair");
     is_str(ev.text, "\xc3\xa9\xf0\x9f\x98\x80", "  decoded to UTF-8");
     is_str(ev.id, "1-0", "  id normalised");
@@ -139,8 +142,7 @@ main(void)
             "trailing garbage");
     rejects("{\"room\":\"r\",\"type\":\"typing\",\"from\":\"a\",\"ts\":1,}",
             "trailing comma");
-    rejects("{'room':'r','type':'typing','from':'a','ts':1}",
-            "single quotes");
+    rejects("{'room':'r','type':'typing','from':'a','ts':1}", "single quotes");
     rejects("{\"room\":\"r\",\"type\":\"shout\",\"from\":\"a\",\"ts\":1}",
             "unknown type");
     rejects("{\"room\":\"r\",\"from\":\"a\",\"ts\":1}", "missing type");
@@ -160,28 +162,37 @@ main(void)
     rejects("{\"room\":\"r\",\"type\":\"typing\",\"from\":\"a\",\"ts\":1.5}",
             "fractional ts");
     rejects("{\"room\":\"r\",\"type\":\"message\",\"from\":\"a\","
-            "\"text\":\"x\",\"ts\":1}", "message without id");
+            "\"text\":\"x\",\"ts\":1}",
+            "message without id");
     rejects("{\"room\":\"r\",\"type\":\"message\",\"from\":\"a\","
-            "\"text\":\"x\",\"ts\":1,\"id\":\"abc\"}", "message with bad id");
+            "\"text\":\"x\",\"ts\":1,\"id\":\"abc\"}",
+            "message with bad id");
     rejects("{\"room\":\"r\",\"type\":\"message\",\"from\":\"a\","
-            "\"text\":\"x\",\"ts\":1,\"id\":5}", "numeric id");
+            "\"text\":\"x\",\"ts\":1,\"id\":5}",
+            "numeric id");
     rejects("{\"room\":\"r\",\"type\":\"message\",\"from\":\"a\","
-            "\"ts\":1,\"id\":\"1-0\"}", "message without text");
+            "\"ts\":1,\"id\":\"1-0\"}",
+            "message without text");
     rejects("{\"room\":\"r\",\"type\":\"message\",\"from\":\"a\","
-            "\"text\":3,\"ts\":1,\"id\":\"1-0\"}", "numeric text");
+            "\"text\":3,\"ts\":1,\"id\":\"1-0\"}",
+            "numeric text");
     rejects("{\"room\":\"r\",\"type\":\"message\",\"from\":\"a\","
             "\"text\":\"\xc0\xaf\",\"ts\":1,\"id\":\"1-0\"}",
             "invalid UTF-8 text");
     rejects("{\"room\":\"r\",\"type\":\"message\",\"text\":\"x\",\"ts\":1,"
-            "\"id\":\"1-0\"}", "message without from");
+            "\"id\":\"1-0\"}",
+            "message without from");
     rejects("{\"room\":\"r\",\"type\":\"presence\",\"ts\":1}",
             "presence without online");
     rejects("{\"room\":\"r\",\"type\":\"presence\",\"online\":\"a\","
-            "\"ts\":1}", "online not an array");
+            "\"ts\":1}",
+            "online not an array");
     rejects("{\"room\":\"r\",\"type\":\"presence\",\"online\":[\"a\",1],"
-            "\"ts\":1}", "online with a number");
+            "\"ts\":1}",
+            "online with a number");
     rejects("{\"room\":\"r\",\"type\":\"presence\",\"online\":[\"a b\"],"
-            "\"ts\":1}", "online with a bad name");
+            "\"ts\":1}",
+            "online with a bad name");
     ok(event_from_json(NULL, 0, &ev) == -1, "rejects NULL");
 
     is_str(event_type_name(EVENT_MESSAGE), "message", "type name message");

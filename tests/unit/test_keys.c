@@ -9,8 +9,7 @@
 
 /* The SHA-1 that `sha1sum` gives for body, which is what Redis's
  * SCRIPT LOAD answers: computed outside our code on purpose. */
-static int
-sha1sum(const char *body, char out[41])
+static int sha1sum(const char *body, char out[41])
 {
     char path[] = "/tmp/crosstalk-test-keys.XXXXXX", cmd[128];
     int fd = mkstemp(path);
@@ -34,8 +33,7 @@ done:
     return rc;
 }
 
-int
-main(void)
+int main(void)
 {
     char buf[KEYS_MAX], sha[41], bufs[2 * KEYS_MAX];
     const char *argv[KEYS_APPEND_ARGC];
@@ -55,8 +53,8 @@ main(void)
     keys_room_log(buf, room64);
     ok(strlen(buf) == 8 + 64 + 4, "longest room's log key fits KEYS_MAX");
     is_str(KEYS_ROOMS, "ct:rooms", "rooms key");
-    ok(strncmp(KEYS_BUS_PATTERN, KEYS_BUS_PREFIX, strlen(KEYS_BUS_PREFIX)) ==
-           0, "bus pattern matches the prefix");
+    ok(strncmp(KEYS_BUS_PATTERN, KEYS_BUS_PREFIX, strlen(KEYS_BUS_PREFIX)) == 0,
+       "bus pattern matches the prefix");
 
     keys_init();
     is_int(strlen(keys_append_script.sha), 40, "append sha is 40 hex");
@@ -65,8 +63,7 @@ main(void)
     else
         ok(0, "sha1sum ran");
     if (sha1sum(keys_register_script.body, sha) == 0)
-        is_str(keys_register_script.sha, sha,
-               "register sha = sha1sum of body");
+        is_str(keys_register_script.sha, sha, "register sha = sha1sum of body");
     else
         ok(0, "sha1sum ran");
     ok(strstr(keys_append_script.body, "XADD") != NULL &&

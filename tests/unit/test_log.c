@@ -9,8 +9,7 @@
 #include "tap.h"
 
 /* Reads the whole file into a new string ("" when missing). */
-static char *
-slurp(const char *path)
+static char *slurp(const char *path)
 {
     FILE *fp = fopen(path, "r");
     char *buf = calloc(1, 8192);
@@ -24,8 +23,7 @@ slurp(const char *path)
     return buf;
 }
 
-int
-main(void)
+int main(void)
 {
     char dir[] = "/tmp/crosstalk-test-log.XXXXXX", path[128], rotated[160];
     char pat[256], *text;

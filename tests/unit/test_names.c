@@ -7,8 +7,7 @@
 #define U(s) names_user_valid(s, strlen(s))
 #define R(s) names_room_valid(s, strlen(s))
 
-int
-main(void)
+int main(void)
 {
     ok(U("alice"), "plain user name");
     ok(U("A.b-c_9"), "user name with every allowed punctuation");

@@ -5,8 +5,7 @@
 #include "query.h"
 #include "tap.h"
 
-static void
-get_is(const char *qs, const char *key, const char *want)
+static void get_is(const char *qs, const char *key, const char *want)
 {
     char *v = query_get(qs, key);
 
@@ -14,8 +13,7 @@ get_is(const char *qs, const char *key, const char *want)
     free(v);
 }
 
-static void
-bad(const char *qs, int max_timeout)
+static void bad(const char *qs, int max_timeout)
 {
     struct query_history h;
     struct api_error err = {0, NULL, ""};
@@ -26,8 +24,7 @@ bad(const char *qs, int max_timeout)
        "400 bad_request for \"%s\" (%s)", qs, err.message);
 }
 
-int
-main(void)
+int main(void)
 {
     struct query_history h;
     struct api_error err;
@@ -58,8 +55,8 @@ main(void)
     is_int(h.limit, 50, "  limit defaults to 50");
     is_str(h.since_str, "0-0", "  since_str 0-0");
 
-    is_int(query_parse_history("since=1732230000000-5&limit=10&timeout=30",
-                               60, &h, &err),
+    is_int(query_parse_history("since=1732230000000-5&limit=10&timeout=30", 60,
+                               &h, &err),
            0, "since, limit, timeout");
     ok(h.has_since && h.since.ms == 1732230000000ULL && h.since.seq == 5,
        "  since");

@@ -11,9 +11,12 @@ int main(void)
         taken += ratelimit_take(rl, "alice", 1000, &retry);
     is_int(taken, 4, "a full bucket gives its burst at once");
     is_int(retry, 1, "and then asks to retry in a second");
-    ok(ratelimit_take(rl, "bob", 1000, &retry), "another key has its own bucket");
-    ok(!ratelimit_take(rl, "alice", 1400, &retry), "0.4 s later: no whole token yet");
-    ok(ratelimit_take(rl, "alice", 1500, &retry), "0.5 s later: one token (2/s)");
+    ok(ratelimit_take(rl, "bob", 1000, &retry),
+       "another key has its own bucket");
+    ok(!ratelimit_take(rl, "alice", 1400, &retry),
+       "0.4 s later: no whole token yet");
+    ok(ratelimit_take(rl, "alice", 1500, &retry),
+       "0.5 s later: one token (2/s)");
     ok(!ratelimit_take(rl, "alice", 1500, &retry), "and only one");
     taken = 0;
     for (int i = 0; i < 10; i++)

@@ -46,8 +46,8 @@ int main(void)
     good("redis://app:p@ss@h:1", "h", 1, NULL, "app", "p@ss", 0);
     good("redis://[::1]:6380/1", "::1", 6380, NULL, NULL, NULL, 1);
     good("unix:///run/redis.sock", NULL, 0, "/run/redis.sock", NULL, NULL, 0);
-    good("unix:///run/redis.sock?db=5", NULL, 0, "/run/redis.sock", NULL,
-         NULL, 5);
+    good("unix:///run/redis.sock?db=5", NULL, 0, "/run/redis.sock", NULL, NULL,
+         5);
     bad("http://h", "not redis://");
     bad("redis://", "no host");
     bad("redis://h:0", "port 0");

@@ -8,8 +8,7 @@
 #include "reply.h"
 #include "tap.h"
 
-static redisReply *
-str(const char *s)
+static redisReply *str(const char *s)
 {
     redisReply *r = calloc(1, sizeof(*r));
 
@@ -19,8 +18,7 @@ str(const char *s)
     return r;
 }
 
-static redisReply *
-arr(size_t n, ...)
+static redisReply *arr(size_t n, ...)
 {
     redisReply *r = calloc(1, sizeof(*r));
     va_list ap;
@@ -37,8 +35,7 @@ arr(size_t n, ...)
 }
 
 /* Frees what str/arr built (strings are not owned). */
-static void
-drop(redisReply *r)
+static void drop(redisReply *r)
 {
     size_t i;
 
@@ -52,16 +49,15 @@ drop(redisReply *r)
     free(r);
 }
 
-static redisReply *
-entry(const char *id, const char *from, const char *text, const char *ts)
+static redisReply *entry(const char *id, const char *from, const char *text,
+                         const char *ts)
 {
     return arr(2, str(id),
-               arr(6, str("from"), str(from), str("text"), str(text),
-                   str("ts"), str(ts)));
+               arr(6, str("from"), str(from), str("text"), str(text), str("ts"),
+                   str(ts)));
 }
 
-int
-main(void)
+int main(void)
 {
     struct event *evs;
     size_t n;
@@ -71,10 +67,11 @@ main(void)
     log_open("error", NULL); /* the skipped entries below log warnings */
 
     r = arr(3, entry("1-0", "alice", "hi", "1732230000000"),
-            arr(2, str("2-0"), arr(4, str("ts"), str("5"), str("from"),
-                                   str("bob"))),
-            arr(2, str("3-1"), arr(6, str("ts"), str("7"), str("text"),
-                                   str("yo"), str("from"), str("bob"))));
+            arr(2, str("2-0"),
+                arr(4, str("ts"), str("5"), str("from"), str("bob"))),
+            arr(2, str("3-1"),
+                arr(6, str("ts"), str("7"), str("text"), str("yo"), str("from"),
+                    str("bob"))));
     is_int(reply_events(r, "lobby", &evs, &n), 0, "XRANGE reply");
     is_int(n, 2, "  the entry without text is skipped");
     if (n == 2) {

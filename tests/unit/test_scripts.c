@@ -20,8 +20,7 @@
 static pid_t redis_pid = -1;
 static char dir[] = "/tmp/crosstalk-test-scripts.XXXXXX";
 
-static int
-free_port(void)
+static int free_port(void)
 {
     struct sockaddr_in sa;
     socklen_t sl = sizeof(sa);
@@ -38,8 +37,7 @@ free_port(void)
     return port;
 }
 
-static void
-stop_redis(void)
+static void stop_redis(void)
 {
     char cmd[128];
 
@@ -55,8 +53,7 @@ stop_redis(void)
 
 /* Starts redis-server on a free loopback port and connects to it; NULL,
  * with the reason printed, when it does not answer within 5 s. */
-static redisContext *
-start_redis(int *port)
+static redisContext *start_redis(int *port)
 {
     struct timeval tv = {1, 0};
     char portstr[16];
@@ -84,18 +81,18 @@ start_redis(int *port)
         nanosleep(&ts, NULL);
     }
     diag("redis-server on 127.0.0.1:%d did not accept a connection in 5 s "
-         "(log in %s/redis.log)", *port, dir);
+         "(log in %s/redis.log)",
+         *port, dir);
     return NULL;
 }
 
-static redisReply *
-cmd_argv(redisContext *c, int argc, const char **argv, const size_t *lens)
+static redisReply *cmd_argv(redisContext *c, int argc, const char **argv,
+                            const size_t *lens)
 {
     return redisCommandArgv(c, argc, argv, lens);
 }
 
-int
-main(void)
+int main(void)
 {
     redisContext *c = NULL, *sub = NULL;
     redisReply *r = NULL, *msg = NULL;
@@ -135,16 +132,14 @@ main(void)
     r = redisCommand(c, "SCRIPT FLUSH");
     freeReplyObject(r);
 
-    keys_append_argv(argv, lens, bufs, 1, "lobby", "alice", text,
-                     strlen(text));
+    keys_append_argv(argv, lens, bufs, 1, "lobby", "alice", text, strlen(text));
     r = cmd_argv(c, KEYS_APPEND_ARGC, argv, lens);
     ok(r != NULL && r->type == REDIS_REPLY_ERROR &&
            strncmp(r->str, "NOSCRIPT", 8) == 0,
        "EVALSHA of an unloaded script is NOSCRIPT");
     freeReplyObject(r);
 
-    keys_append_argv(argv, lens, bufs, 0, "lobby", "alice", text,
-                     strlen(text));
+    keys_append_argv(argv, lens, bufs, 0, "lobby", "alice", text, strlen(text));
     r = cmd_argv(c, KEYS_APPEND_ARGC, argv, lens);
     ok(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
            r->element[0]->type == REDIS_REPLY_STRING &&
@@ -167,8 +162,8 @@ main(void)
     if (msg == NULL || msg->elements != 3)
         goto done;
     diag("published: %s", msg->element[2]->str);
-    is_int(event_from_json(msg->element[2]->str, msg->element[2]->len, &ev),
-           0, "event_from_json reads what cjson.encode wrote");
+    is_int(event_from_json(msg->element[2]->str, msg->element[2]->len, &ev), 0,
+           "event_from_json reads what cjson.encode wrote");
     is_int(ev.type, EVENT_MESSAGE, "  a message");
     is_str(ev.id, id, "  with the id EVAL returned");
     is_str(ev.room, "lobby", "  room");
@@ -199,9 +194,8 @@ main(void)
     freeReplyObject(r);
 
     r = redisCommand(c, "ZSCORE %s %s", KEYS_ROOMS, "lobby");
-    ok(r != NULL && r->type == REDIS_REPLY_STRING && strtoll(r->str, NULL,
-                                                             10) >=
-                                                         strtoll(ts, NULL, 10),
+    ok(r != NULL && r->type == REDIS_REPLY_STRING &&
+           strtoll(r->str, NULL, 10) >= strtoll(ts, NULL, 10),
        "ct:rooms has lobby at the last ts");
     freeReplyObject(r);
 

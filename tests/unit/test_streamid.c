@@ -4,14 +4,12 @@
 #include "streamid.h"
 #include "tap.h"
 
-static int
-parse(const char *s, struct streamid *id)
+static int parse(const char *s, struct streamid *id)
 {
     return streamid_parse(s, strlen(s), id);
 }
 
-int
-main(void)
+int main(void)
 {
     struct streamid a, b;
     char buf[STREAMID_STRLEN];

@@ -7,9 +7,9 @@
 struct vec {
     const char *name;
     const char *bytes;
-    int valid;      /* whole string */
-    int fail_at;    /* byte index where feeding byte by byte first fails,
-                     * -1 when every prefix is acceptable */
+    int valid;   /* whole string */
+    int fail_at; /* byte index where feeding byte by byte first fails,
+                  * -1 when every prefix is acceptable */
 };
 
 static const struct vec vecs[] = {
@@ -42,16 +42,21 @@ static const struct vec vecs[] = {
     {"truncated 2-byte at end", "ab\xc3", 0, -1},
     {"truncated 3-byte at end", "\xe2\x82", 0, -1},
     {"truncated 4-byte at end", "\xf0\x9f\x98", 0, -1},
-    {"lead then ASCII", "\xc3" "a", 0, 1},
+    {"lead then ASCII",
+     "\xc3"
+     "a",
+     0, 1},
     {"3-byte lead then new lead", "\xe2\x82\xe2\x82\xac", 0, 2},
-    {"4-byte lead then ASCII", "\xf0\x9f" "a", 0, 2},
+    {"4-byte lead then ASCII",
+     "\xf0\x9f"
+     "a",
+     0, 2},
     {"5-byte form (F8)", "\xf8\x88\x80\x80\x80", 0, 0},
 };
 
 /* Feeds one byte at a time; returns the index of the first rejected byte,
  * or -1. */
-static int
-fail_index(const char *s, size_t len)
+static int fail_index(const char *s, size_t len)
 {
     struct utf8_state st;
     size_t i;
@@ -65,8 +70,7 @@ fail_index(const char *s, size_t len)
 
 /* A second, differently built validator: decode whole sequences, then
  * check the value. */
-static int
-reference_valid(const unsigned char *s, size_t len)
+static int reference_valid(const unsigned char *s, size_t len)
 {
     size_t i = 0, k, n;
     unsigned long cp, min;
@@ -101,8 +105,7 @@ reference_valid(const unsigned char *s, size_t len)
     return 1;
 }
 
-int
-main(void)
+int main(void)
 {
     struct utf8_state st;
     size_t i, split;
@@ -146,9 +149,9 @@ main(void)
      * no later than its invalid tail allows. */
     {
         static const unsigned char pool[] = {
-            'a',  0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0,
-            0xC1, 0xC2, 0xDF, 0xE0, 0xE1, 0xED, 0xEE, 0xEF, 0xF0, 0xF1,
-            0xF3, 0xF4, 0xF5, 0xFF};
+            'a',  0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0,
+            0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xE1, 0xED,
+            0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF};
         unsigned char s[8];
         unsigned seed = 12345;
         int agree = 1, split_agree = 1, prefix_ok = 1, runs;
@@ -183,9 +186,10 @@ main(void)
              * leaves no completion among these tails. */
             fi = fail_index((const char *)s, len);
             {
-                static const unsigned char tails[][3] = {
-                    {0x80, 0x80, 0x80}, {0x90, 0x80, 0x80},
-                    {0xA0, 0x80, 0x80}, {0xBF, 0xBF, 0xBF}};
+                static const unsigned char tails[][3] = {{0x80, 0x80, 0x80},
+                                                         {0x90, 0x80, 0x80},
+                                                         {0xA0, 0x80, 0x80},
+                                                         {0xBF, 0xBF, 0xBF}};
                 unsigned char t[12];
                 size_t acc = fi >= 0 ? (size_t)fi : len, k, m, tl;
 
@@ -215,7 +219,8 @@ main(void)
         }
         ok(agree, "200000 random strings: utf8_valid = reference");
         ok(split_agree, "  and fed in two pieces too");
-        ok(prefix_ok, "  accepted prefixes complete, rejected ones do not (fail-fast)");
+        ok(prefix_ok,
+           "  accepted prefixes complete, rejected ones do not (fail-fast)");
     }
 
     utf8_init(&st);
