@@ -24,11 +24,18 @@ struct bus_room {
     size_t nsubs;
     bool filling;
     struct bus_pending_list held;
+    /* The newest stored message seen on the bus, while the bus has been
+     * subscribed throughout (latest_known). A room outlives its last
+     * subscriber for a while (bus_sweep) to keep it for the next poll. */
+    struct streamid latest;
+    bool latest_known;
+    int64_t empty_since_ms;
 };
 
 struct bus {
-    void *rooms; /* tsearch tree of struct bus_room, by name */
-    size_t nrooms;
+    void *rooms;    /* tsearch tree of struct bus_room, by name */
+    size_t nrooms;  /* in the tree */
+    size_t nactive; /* with subscribers */
 };
 
 struct bus_blob *bus_blob_new(size_t len)
@@ -172,8 +179,8 @@ void bus_free(struct bus *b)
 {
     if (b == NULL)
         return;
-    if (b->nrooms > 0)
-        log_warn("bus: freed with %zu rooms still subscribed", b->nrooms);
+    if (b->nactive > 0)
+        log_warn("bus: freed with %zu rooms still subscribed", b->nactive);
     tdestroy(b->rooms, room_free);
     free(b);
 }
@@ -193,6 +200,8 @@ void bus_subscribe(struct bus *b, struct subscriber *s, bool resuming)
         }
         b->nrooms++;
     }
+    if (r->nsubs == 0)
+        b->nactive++;
     TAILQ_INIT(&s->held);
     s->resuming = resuming;
     s->br = r;
@@ -211,9 +220,8 @@ void bus_unsubscribe(struct bus *b, struct subscriber *s)
     pending_clear(&s->held);
     s->resuming = false;
     if (--r->nsubs == 0) {
-        tdelete(r, &b->rooms, room_cmp);
-        b->nrooms--;
-        room_free(r);
+        b->nactive--;
+        r->empty_since_ms = event_now_ms();
     }
 }
 
@@ -242,6 +250,12 @@ void bus_resume_done(struct subscriber *s)
 static void room_deliver(struct bus_room *r, struct bus_event *e)
 {
     struct subscriber *s, *next;
+
+    if (e->ev.type == EVENT_MESSAGE &&
+        (!r->latest_known || streamid_cmp(&e->ev.sid, &r->latest) > 0)) {
+        r->latest = e->ev.sid;
+        r->latest_known = true;
+    }
 
     /* next is read before deliver, which may unsubscribe s (only s) */
     for (s = TAILQ_FIRST(&r->subs); s != NULL; s = next) {
@@ -340,16 +354,54 @@ static struct bus_room **rooms_snapshot(struct bus *b, size_t *n)
 void bus_foreach_room(struct bus *b, void (*fn)(const char *room, void *arg),
                       void *arg)
 {
-    size_t n;
+    size_t n, k = 0;
     struct bus_room **rooms = rooms_snapshot(b, &n);
     char(*names)[NAME_ROOM_MAX + 1] = xcalloc(n + 1, sizeof(*names));
 
     for (size_t i = 0; i < n; i++)
-        strcpy(names[i], rooms[i]->name);
+        if (rooms[i]->nsubs > 0)
+            strcpy(names[k++], rooms[i]->name);
     free(rooms);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < k; i++)
         fn(names[i], arg);
     free(names);
+}
+
+bool bus_room_latest(struct bus *b, const char *room, struct streamid *out)
+{
+    struct bus_room *r = room_find(b, room);
+
+    if (r == NULL || !r->latest_known || r->filling)
+        return false;
+    *out = r->latest;
+    return true;
+}
+
+void bus_forget_latest(struct bus *b)
+{
+    size_t n;
+    struct bus_room **rooms = rooms_snapshot(b, &n);
+
+    for (size_t i = 0; i < n; i++)
+        rooms[i]->latest_known = false;
+    free(rooms);
+}
+
+void bus_sweep(struct bus *b, int64_t idle_ms)
+{
+    size_t n;
+    struct bus_room **rooms = rooms_snapshot(b, &n);
+    int64_t before = event_now_ms() - idle_ms;
+
+    for (size_t i = 0; i < n; i++) {
+        struct bus_room *r = rooms[i];
+        if (r->nsubs == 0 && !r->filling && r->empty_since_ms <= before) {
+            tdelete(r, &b->rooms, room_cmp);
+            b->nrooms--;
+            room_free(r);
+        }
+    }
+    free(rooms);
 }
 
 void bus_foreach_subscriber(struct bus *b,
@@ -375,5 +427,5 @@ void bus_foreach_subscriber(struct bus *b,
 
 size_t bus_room_count(struct bus *b)
 {
-    return b->nrooms;
+    return b->nactive;
 }

@@ -128,6 +128,17 @@ void bus_foreach_room(struct bus *b, void (*fn)(const char *room, void *arg),
 void bus_foreach_subscriber(struct bus *b,
                             void (*fn)(struct subscriber *s, void *arg),
                             void *arg);
+/* Rooms with subscribers. */
 size_t bus_room_count(struct bus *b);
+
+/* The newest stored message of the room seen on the bus, when the bus has
+ * been subscribed since before it and the room is not filling: nothing
+ * stored after it has gone by unseen, so a client at that id is up to date
+ * without asking Redis. False when that is not known. */
+bool bus_room_latest(struct bus *b, const char *room, struct streamid *out);
+/* The subscription was lost: no room's newest message is known any more. */
+void bus_forget_latest(struct bus *b);
+/* Frees rooms without subscribers for idle_ms or more. */
+void bus_sweep(struct bus *b, int64_t idle_ms);
 
 #endif

@@ -82,6 +82,14 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
     evtimer_add(drain_timer, &tv);
 }
 
+/* Rooms nobody follows are kept this long, for the polls that come back. */
+#define ROOM_IDLE_MS 60000
+
+static void sweep_rooms(evutil_socket_t fd, short what, void *arg)
+{
+    bus_sweep(app.bus, ROOM_IDLE_MS);
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
     if (log_reopen() != 0)
@@ -95,6 +103,7 @@ int main(int argc, char **argv)
     static struct config cfg;
     char err[512];
     struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
+    struct event *sweeper = NULL;
     int rc = 1;
 
     log_set_program("crosstalkd");
@@ -151,6 +160,11 @@ int main(int argc, char **argv)
     if (app.store == NULL || http_start() != 0)
         goto done;
     presence_start();
+    {
+        struct timeval tv = {ROOM_IDLE_MS / 1000 / 4, 0};
+        sweeper = event_new(app.base, -1, EV_PERSIST, sweep_rooms, NULL);
+        event_add(sweeper, &tv);
+    }
     sigterm = evsignal_new(app.base, SIGTERM, on_term, NULL);
     sigint = evsignal_new(app.base, SIGINT, on_term, NULL);
     sighup = evsignal_new(app.base, SIGHUP, on_hup, NULL);
@@ -177,6 +191,8 @@ done:
         event_free(sigint);
     if (sighup)
         event_free(sighup);
+    if (sweeper)
+        event_free(sweeper);
     event_base_free(app.base);
     config_free(&cfg);
     log_close();

@@ -264,6 +264,8 @@ static void sub_disconnected(const redisAsyncContext *ac, int status)
 
     st->sub = NULL;
     st->sub_up = false;
+    /* what is published from now until we are back goes by unseen */
+    bus_forget_latest(st->bus);
     if (st->closing)
         return;
     log_warn("redis: subscription lost; resubscribing");

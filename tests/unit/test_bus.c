@@ -152,10 +152,37 @@ int main(void)
     ok(evbuffer_get_length(out) > 10, "bytes by reference outlive the event");
     evbuffer_free(out);
 
+    {
+        struct streamid latest;
+        ok(bus_room_latest(b, "lobby", &latest) && latest.ms == 12,
+           "the newest message seen on the bus is known");
+        ok(!bus_room_latest(b, "other", &latest),
+           "not in a room that saw no message");
+        bus_fill_begin(b, "lobby");
+        ok(!bus_room_latest(b, "lobby", &latest), "nor while it fills");
+        bus_fill_end(b, "lobby");
+        bus_forget_latest(b);
+        ok(!bus_room_latest(b, "lobby", &latest),
+           "nor after the subscription was lost");
+        publish(b, "lobby", "14-0");
+        ok(bus_room_latest(b, "lobby", &latest) && latest.ms == 14,
+           "until the next message");
+    }
+
     bus_unsubscribe(b, &p2.sub);
     bus_unsubscribe(b, &p3.sub);
     bus_unsubscribe(b, &p3.sub);
-    is_int(bus_room_count(b), 0, "rooms go with their last subscriber");
+    is_int(bus_room_count(b), 0, "no room has subscribers");
+    {
+        struct streamid latest;
+        publish(b, "lobby", "15-0");
+        ok(bus_room_latest(b, "lobby", &latest) && latest.ms == 15,
+           "an empty room still follows its newest message");
+        bus_sweep(b, 60000);
+        ok(bus_room_latest(b, "lobby", &latest), "and is kept while recent");
+        bus_sweep(b, -1);
+        ok(!bus_room_latest(b, "lobby", &latest), "until swept");
+    }
     bus_free(b);
     return tap_done();
 }
