@@ -15,5 +15,6 @@ crosstalkd_SOURCES = \
 	src/transport/short_poll.c \
 	src/transport/long_poll.c \
 	src/transport/sse.c src/transport/sse.h \
+	src/transport/wsframe.c src/transport/wsframe.h \
 	src/transport/websocket.c src/transport/websocket.h
 crosstalkd_LDADD = $(COMMON_LIBS) $(LIBEVENT_LIBS) $(WSLAY_LIBS)

@@ -2,6 +2,7 @@
  * handshake is answered here on evhttp's connection, which we then take
  * over; wslay does the framing, driven from the connection's bufferevent. */
 #include "websocket.h"
+#include "wsframe.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -196,38 +197,7 @@ static void send_blob(struct ws *c, struct bus_blob *b)
 
 /* --- wslay's I/O, on the bufferevent's buffers --- */
 
-/* The length of the frame header in h[0..avail) (with the extended length
- * and the mask key), or 0 when it is not all there; *plen gets the payload
- * length. */
-static size_t frame_head(const uint8_t *h, size_t avail, uint64_t *plen)
-{
-    unsigned len7;
-    size_t hl;
-
-    if (avail < 2)
-        return 0;
-    len7 = h[1] & 0x7f;
-    hl = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + (h[1] & 0x80 ? 4 : 0);
-    if (avail < hl)
-        return 0;
-    if (len7 < 126) {
-        *plen = len7;
-    } else if (len7 == 126) {
-        *plen = (uint64_t)h[2] << 8 | h[3];
-    } else {
-        *plen = 0;
-        for (int i = 0; i < 8; i++)
-            *plen = *plen << 8 | h[2 + i];
-    }
-    return hl;
-}
-
-/* Gives wslay the client's bytes, following frame boundaries: a control
- * frame (125 bytes of payload at most) is given whole or not at all. wslay
- * 1.1.1 checks a close reason's UTF-8 in each piece of payload it reads,
- * skipping the first two bytes of every piece as if each began with the
- * status code, so a close frame read in two pieces could be refused though
- * valid, or echoed though not. */
+/* Gives wslay the client's bytes, control frames whole (wsframe.h). */
 static ssize_t wslay_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf,
                              size_t len, int flags, void *arg)
 {
@@ -236,27 +206,16 @@ static ssize_t wslay_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf,
     size_t n = 0;
 
     while (in != NULL && n < len) {
-        size_t avail = evbuffer_get_length(in), take;
-        if (avail == 0)
+        uint8_t h[WSFRAME_HEAD_MAX];
+        size_t avail = evbuffer_get_length(in), seen = 0, take;
+
+        if (avail > 0 && c->frame_left == 0)
+            seen = (size_t)evbuffer_copyout(in, h, sizeof(h));
+        take = wsframe_take(h, seen, avail, len - n, n, &c->frame_left);
+        if (take == 0)
             break;
-        if (c->frame_left == 0) {
-            uint8_t h[14];
-            uint64_t plen = 0;
-            size_t got = (size_t)evbuffer_copyout(in, h, sizeof(h));
-            size_t hl = frame_head(h, got, &plen);
-            if (hl == 0)
-                break; /* the rest of the header first */
-            if ((h[0] & 0x08) && plen <= 125 &&
-                (avail < hl + plen || (len - n < hl + plen && n > 0)))
-                break; /* a control frame: all of it, next time */
-            c->frame_left = plen > UINT64_MAX - hl ? UINT64_MAX : hl + plen;
-        }
-        take = len - n < avail ? len - n : avail;
-        if (take > c->frame_left)
-            take = (size_t)c->frame_left;
         evbuffer_remove(in, buf + n, take);
         n += take;
-        c->frame_left -= take;
     }
     if (n == 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);

@@ -48,15 +48,17 @@ wslay_libs=$(pkg-config --libs libwslay 2>/dev/null || echo -lwslay)
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 cflags="-g -O1 -fno-omit-frame-pointer $san -std=gnu11 -Wall -Wextra
     -Wno-unused-parameter -D_GNU_SOURCE -DSYSCONFDIR=\"/etc\"
-    -DWWWDIR=\"/usr/share/crosstalk/www\" -I$top/src/common $pc_cflags
+    -DWWWDIR=\"/usr/share/crosstalk/www\" -I$top/src/common
+    -I$top/src/transport $pc_cflags
     $wslay_cflags"
 # -Werror for the targets only: the library's warnings are gcc's business
 # (its own build has -Werror), and clang's set differs.
 target_cflags=-Werror
 
 # what the autotools build puts in libcrosstalk.a, not whatever *.c is there
-sources=$(grep -o 'src/common/[A-Za-z0-9_]*\.c' "$top/src/common/local.mk" |
-    sort -u)
+# plus the daemon's pure WebSocket framing, which fuzz_ws drives
+sources="$(grep -o 'src/common/[A-Za-z0-9_]*\.c' "$top/src/common/local.mk" |
+    sort -u) src/transport/wsframe.c"
 if [ -z "$sources" ]; then
     echo "build.sh: no sources found in src/common/local.mk" >&2
     exit 1
@@ -65,7 +67,8 @@ fi
 mkdir -p "$out/obj"
 
 # newest header: any change to one rebuilds everything (there are few)
-newest_h=$(ls -t "$top"/src/common/*.h "$here"/*.h | head -n 1)
+newest_h=$(ls -t "$top"/src/common/*.h "$top"/src/transport/wsframe.h \
+    "$here"/*.h | head -n 1)
 
 # stale OBJ SRC: true when OBJ must be rebuilt
 stale() {

@@ -28,12 +28,14 @@
 #include "api.h"
 #include "fuzz.h"
 #include "utf8.h"
+#include "wsframe.h"
 
 /* max_message_bytes for this harness: small, so the 1009 limit is within
  * reach of a fuzz input; the limit itself is websocket.c's formula. */
 #define MAX_MESSAGE_BYTES 64
-#define MAX_MESSAGE ((size_t)MAX_MESSAGE_BYTES * 6 + 1024) /* ws_max_message   \
-                                                            */
+#define MAX_MESSAGE                                                            \
+    ((size_t)MAX_MESSAGE_BYTES * 6 + 1024) /* ws_max_message                   \
+                                            */
 
 #define FLAG_PING 0x01         /* the ping timer fires after the first piece */
 #define FLAG_SHUTDOWN 0x02     /* close_sub (1001) after the second piece */
@@ -199,31 +201,8 @@ static void send_blob(struct conn *c, const uint8_t *data, size_t blen)
 
 /* --- wslay's I/O, on memory (websocket.c) --- */
 
-static size_t frame_head(const uint8_t *h, size_t avail, uint64_t *plen)
-{
-    unsigned len7;
-    size_t hl;
-
-    if (avail < 2)
-        return 0;
-    len7 = h[1] & 0x7f;
-    hl = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + (h[1] & 0x80 ? 4 : 0);
-    if (avail < hl)
-        return 0;
-    if (len7 < 126) {
-        *plen = len7;
-    } else if (len7 == 126) {
-        *plen = (uint64_t)h[2] << 8 | h[3];
-    } else {
-        *plen = 0;
-        for (int i = 0; i < 8; i++)
-            *plen = *plen << 8 | h[2 + i];
-    }
-    return hl;
-}
-
 /* websocket.c's wslay_recv_cb, with c->in[taken..arrived) for the
- * bufferevent's input buffer: control frames are given whole. */
+ * bufferevent's input buffer; the framing is the real wsframe.c. */
 static ssize_t wslay_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf,
                              size_t len, int flags, void *arg)
 {
@@ -232,27 +211,15 @@ static ssize_t wslay_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf,
 
     (void)flags;
     while (!c->dead && n < len) {
-        size_t avail = c->arrived - c->taken, take;
-        if (avail == 0)
+        size_t avail = c->arrived - c->taken;
+        size_t seen = avail < WSFRAME_HEAD_MAX ? avail : WSFRAME_HEAD_MAX;
+        size_t take = wsframe_take(c->in + c->taken, seen, avail, len - n, n,
+                                   &c->frame_left);
+        if (take == 0)
             break;
-        if (c->frame_left == 0) {
-            uint64_t plen = 0;
-            size_t got = avail < 14 ? avail : 14;
-            size_t hl = frame_head(c->in + c->taken, got, &plen);
-            if (hl == 0)
-                break;
-            if ((c->in[c->taken] & 0x08) && plen <= 125 &&
-                (avail < hl + plen || (len - n < hl + plen && n > 0)))
-                break;
-            c->frame_left = plen > UINT64_MAX - hl ? UINT64_MAX : hl + plen;
-        }
-        take = len - n < avail ? len - n : avail;
-        if (take > c->frame_left)
-            take = (size_t)c->frame_left;
         memcpy(buf + n, c->in + c->taken, take);
         c->taken += take;
         n += take;
-        c->frame_left -= take;
     }
     if (n == 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
