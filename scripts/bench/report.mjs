@@ -232,7 +232,8 @@ md.push('');
 
 md.push('## How it is measured');
 md.push('');
-md.push('- **Open loop.** Messages are published at a fixed rate from scheduled send times; a');
+md.push('- **Open loop.** Messages are published at a fixed rate from scheduled send times (over');
+md.push('  16 keep-alive connections, each with one request in flight); a');
 md.push('  message\'s latency runs from its *scheduled* time to its arrival, so a stall in the');
 md.push('  publisher or the server is counted, not hidden. Each text carries a sequence number;');
 md.push('  every subscriber keeps a bitmap of what it got, so loss and duplicates are exact.');
@@ -241,7 +242,8 @@ md.push('  every step while the step *passes*: every publish acknowledged, every
 md.push('  every message within the grace period after the step, and p99 ≤ 100 ms (short poll:');
 md.push('  100 ms + its 1 s interval). At 10,000 subscribers the bound is 1 s: there one fan-out');
 md.push('  alone takes 100–200 ms on one core for both servers, so nothing would pass 100 ms.');
-md.push('  After the first failure it bisects between the last pass');
+md.push('  A failed step is run once more at the same rate, and only a second failure counts');
+md.push('  (one stall on a shared machine does not end a ramp). After that it bisects between the last pass');
 md.push('  and the failure. **deliveries/s** is the best passing step\'s deliveries over its');
 md.push('  duration; **kept up** is the best step that delivered everything in time whatever its p99.');
 md.push('- **p99 at equal load** compares the two servers at the highest rate both passed');

@@ -35,6 +35,7 @@ struct bench_opts {
     double max_rate;       /* messages/s the ramp stops at */
     double max_deliveries; /* deliveries/s the ramp stops at */
     int bisect;            /* bisection steps after the first failure */
+    int retries;           /* runs of a failed step at the same rate */
     double slo_ms;         /* p99 a step must stay under to pass */
     double grace;          /* seconds after a step for its deliveries */
     double drain;          /* seconds to wait for a backlog to clear */
@@ -73,6 +74,7 @@ struct step {
     uint64_t snap_delivered;
     uint64_t p50, p99, p999, max, f50, f99, fmax; /* ns */
     bool done, pass;
+    bool retry; /* the same rate again, after a failure */
     const char *why; /* why it failed */
 };
 

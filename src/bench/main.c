@@ -89,6 +89,11 @@ static void usage(FILE *out)
         "  --max-deliveries D         deliveries/s the ramp stops at (default "
         "5e6)\n"
         "  --bisect K                 (default 3)\n"
+        "  --retries K                a failed step is run again K times at "
+        "the same\n"
+        "                             rate before it counts (default 1): one "
+        "stall on\n"
+        "                             a busy machine does not end a ramp\n"
         "  --slo-ms MS                (default 100; short poll adds "
         "--interval-ms)\n"
         "  --grace S                  (default 2)\n"
@@ -141,6 +146,7 @@ enum {
     OPT_MAX_RATE,
     OPT_MAX_DELIV,
     OPT_BISECT,
+    OPT_RETRIES,
     OPT_SLO,
     OPT_GRACE,
     OPT_DRAIN,
@@ -174,6 +180,7 @@ static const struct option longopts[] = {
     {"max-rate", required_argument, NULL, OPT_MAX_RATE},
     {"max-deliveries", required_argument, NULL, OPT_MAX_DELIV},
     {"bisect", required_argument, NULL, OPT_BISECT},
+    {"retries", required_argument, NULL, OPT_RETRIES},
     {"slo-ms", required_argument, NULL, OPT_SLO},
     {"grace", required_argument, NULL, OPT_GRACE},
     {"drain", required_argument, NULL, OPT_DRAIN},
@@ -286,6 +293,7 @@ static void defaults(struct bench_opts *o)
     o->max_rate = 100000;
     o->max_deliveries = 5e6;
     o->bisect = 3;
+    o->retries = 1;
     o->slo_ms = 100;
     o->grace = 2;
     o->drain = 10;
@@ -380,6 +388,9 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
             break;
         case OPT_BISECT:
             rc = integer("--bisect", v, 0, 10, &o->bisect);
+            break;
+        case OPT_RETRIES:
+            rc = integer("--retries", v, 0, 5, &o->retries);
             break;
         case OPT_SLO:
             rc = number("--slo-ms", v, 0.001, 1e6, &o->slo_ms);

@@ -101,7 +101,7 @@ void report_step(const struct step *st, int k)
                     ? st->cpu_server * st->elapsed * 1e6 / (double)d
                     : -1.0,
                 st->pass ? "pass" : "FAIL", st->pass ? "" : ": ",
-                st->pass ? "" : st->why);
+                st->pass ? (st->retry ? " (run again)" : "") : st->why);
         fflush(h);
     }
     if (!R.o.json)
@@ -132,7 +132,7 @@ void report_step(const struct step *st, int k)
                : -1.0,
            st->pass ? "true" : "false");
     json_str(stdout, st->pass ? NULL : st->why);
-    printf("}\n");
+    printf(",\"retry\":%s}\n", st->retry ? "true" : "false");
     fflush(stdout);
 }
 

@@ -46,8 +46,8 @@ static int started, pending_ready, failed_ready;
 static struct event *tick, *check, *deadline;
 static uint64_t phase_t0;
 static uint64_t warm_next, warm_done;
-static double bis_lo, bis_hi;
-static int bisect_left;
+static double bis_lo, bis_hi, drain_next;
+static int bisect_left, retries_left;
 static bool bisecting;
 static struct rusage ru0;
 static double srv0;
@@ -409,6 +409,8 @@ static void step_begin(double rate, double seconds)
     st = &R.steps[R.cur];
     memset(st, 0, sizeof(*st));
     st->rate = rate;
+    st->retry = R.cur > 0 && R.steps[R.cur - 1].done &&
+                !R.steps[R.cur - 1].pass && R.steps[R.cur - 1].rate == rate;
     st->t0 = now_ns() + STEP_LEAD_NS;
     st->t1 = st->t0 + (uint64_t)(seconds * 1e9);
     st->seq0 = st->seq1 = R.nseq;
@@ -435,6 +437,14 @@ static void publish_due(void)
     st->seq1 = R.nseq;
 }
 
+/* After a failed step: clear the backlog, then run `rate`. */
+static void drain_then(double rate)
+{
+    drain_next = rate;
+    phase = PH_DRAIN;
+    phase_t0 = now_ns();
+}
+
 static void next_step(void)
 {
     struct step *st = &R.steps[R.cur];
@@ -443,6 +453,14 @@ static void next_step(void)
         finish();
         return;
     }
+    /* one stall on a busy machine should not end a ramp: a failed step is
+     * run again, and only a second failure at that rate counts */
+    if (!st->pass && retries_left > 0) {
+        retries_left--;
+        drain_then(st->rate);
+        return;
+    }
+    retries_left = R.o.retries;
     if (!bisecting) {
         if (st->pass) {
             double next = st->rate * 2;
@@ -473,13 +491,10 @@ static void next_step(void)
             return;
         }
     }
-    if (st->pass) {
+    if (st->pass)
         step_begin(sqrt(bis_lo * bis_hi), R.o.ramp_step);
-    } else {
-        /* a failed step leaves a backlog: let it clear first */
-        phase = PH_DRAIN;
-        phase_t0 = now_ns();
-    }
+    else
+        drain_then(sqrt(bis_lo * bis_hi));
 }
 
 static void evaluate(void)
@@ -629,7 +644,7 @@ static void on_check(evutil_socket_t fd, short what, void *arg)
                 finish();
                 return;
             }
-            step_begin(sqrt(bis_lo * bis_hi), R.o.ramp_step);
+            step_begin(drain_next, R.o.ramp_step);
         }
         break;
     case PH_CLOSED:
@@ -711,6 +726,7 @@ int run_main(void)
     uint64_t lost = 0;
 
     R.cur = -1;
+    retries_left = R.o.retries;
     R.connect = hist_new();
     R.rtt = hist_new();
     R.pub_rtt = hist_new();
