@@ -74,7 +74,7 @@ struct step {
     uint64_t snap_delivered;
     uint64_t p50, p99, p999, max, f50, f99, fmax; /* ns */
     bool done, pass;
-    bool retry; /* the same rate again, after a failure */
+    bool retry;      /* the same rate again, after a failure */
     const char *why; /* why it failed */
 };
 
