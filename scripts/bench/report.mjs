@@ -93,6 +93,12 @@ const commonCpu = (a, b) => {
   }
   return best;
 };
+/** A best step where the client used most of its core may measure the client. */
+const clientNote = (r) => {
+  if (!r?.best) return '';
+  const st = r.stepLines.find((x) => x.pass && Math.abs(x.deliveries_per_s - r.best.deliveries_per_s) < 1);
+  return st && st.cpu_client > 0.9 ? ' (client-bound?)' : '';
+};
 const lossNote = (r) => (!r ? '' : r.lost || r.dups || r.unknown ? ` **lost ${r.lost}, dup ${r.dups}**` : '');
 const fatalNote = (r) => (r?.fatal ? ` (stopped: ${r.fatal})` : '') +
   (r?.sub_errors ? ` (${r.sub_errors} error answers to subscribers)` : '');
@@ -246,6 +252,8 @@ md.push('  A failed step is run once more at the same rate, and only a second fa
 md.push('  (one stall on a shared machine does not end a ramp). After that it bisects between the last pass');
 md.push('  and the failure. **deliveries/s** is the best passing step\'s deliveries over its');
 md.push('  duration; **kept up** is the best step that delivered everything in time whatever its p99.');
+md.push('- **(client-bound?)** marks a best step in which the client used over 90 % of its core:');
+md.push('  there the number may be the client\'s limit rather than the server\'s.');
 md.push('- **p99 at equal load** compares the two servers at the highest rate both passed');
 md.push('  (the ramp steps are the same for both).');
 md.push('- **Server µs per delivery** is the server\'s CPU time (user + system, from');
@@ -283,8 +291,8 @@ for (const t of TRANSPORTS) {
       const p = commonP99(c, x);
       const cpu = commonCpu(c, x);
       const ratio = bestPass(x) && c ? (bestPass(c) ?? 0) / bestPass(x) : null;
-      md.push(`| ${TNAME[t]} | ${fmtInt(n)} | ${kib(size)} | ${sk ? `not served yet` : fmtInt(bestPass(c))}${lossNote(c)}${fatalNote(c)} | ` +
-        `${fmtInt(bestPass(x))}${lossNote(x)}${fatalNote(x)} | ${fmtRatio(ratio)} | ${fmtInt(bestKeptUp(c))} / ${fmtInt(bestKeptUp(x))} | ` +
+      md.push(`| ${TNAME[t]} | ${fmtInt(n)} | ${kib(size)} | ${sk ? `not served yet` : fmtInt(bestPass(c))}${clientNote(c)}${lossNote(c)}${fatalNote(c)} | ` +
+        `${fmtInt(bestPass(x))}${clientNote(x)}${lossNote(x)}${fatalNote(x)} | ${fmtRatio(ratio)} | ${fmtInt(bestKeptUp(c))} / ${fmtInt(bestKeptUp(x))} | ` +
         `${p ? `${fmtMs(p.a)} / ${fmtMs(p.b)} (at ${fmtInt(p.dps)}/s)` : '–'} | ` +
         `${cpu ? `${cpu.a.toFixed(1)} / ${cpu.b.toFixed(1)} (${fmtRatio(cpu.b / cpu.a)}, at ${fmtInt(cpu.dps)}/s)` : '–'} | ` +
         `${fmtMs(c?.connect_ms?.p99)} / ${fmtMs(x?.connect_ms?.p99)} | ${fmtInt(c?.rss_per_conn_bytes)} / ${fmtInt(x?.rss_per_conn_bytes)} | ` +
