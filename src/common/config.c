@@ -80,8 +80,18 @@ static const struct config_key config_keys[] = {
     INT(rate_send_per_sec, 20, 1, 1000000, "messages per token, burst 2x"),
     INT(longpolls_per_token, 8, 1, 10000, "concurrent long polls of one token"),
     INT(redis_timeout_ms, 2000, 1, 600000,
-        "connect/command timeout of sync Redis clients"),
+        "connect/command timeout of every Redis client; past it 503"),
     INT(backup_batch, 500, 1, 100000, "messages per MongoDB bulk write"),
+    INT(token_cache_ttl, 5, 0, 3600,
+        "seconds a cached token is believed before Redis is asked again"),
+    INT(streams_per_token, 16, 1, 100000,
+        "concurrent SSE and WebSocket streams of one token"),
+    STR(trusted_proxies, "", NULL,
+        "peers (comma separated addresses) whose X-Real-IP is believed"),
+    INT(rate_typing_per_sec, 2, 1, 1000000,
+        "typing notices per token, burst 2x"),
+    INT(stats_interval_ms, 1000, 100, 3600000,
+        "how often each process adds its counters to Redis"),
 };
 
 #undef STR

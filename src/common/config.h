@@ -34,8 +34,13 @@ struct config {
     int rate_register_per_min; /* per IP */
     int rate_send_per_sec;     /* per token, burst 2x */
     int longpolls_per_token;   /* concurrent long polls of one token */
-    int redis_timeout_ms;      /* connect/command timeout of sync clients */
+    int redis_timeout_ms;      /* connect/command timeout, every client */
     int backup_batch;          /* messages per MongoDB bulk write */
+    int token_cache_ttl;       /* seconds a cached token is believed */
+    int streams_per_token;     /* concurrent SSE + WebSocket of one token */
+    char *trusted_proxies;     /* peers whose X-Real-IP is believed */
+    int rate_typing_per_sec;   /* typing calls per token, burst 2x */
+    int stats_interval_ms;     /* how often counters go to Redis */
 };
 
 /* Fills *c with the defaults. */

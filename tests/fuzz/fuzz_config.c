@@ -54,6 +54,11 @@ static const struct field fields[] = {
     I(longpolls_per_token),
     I(redis_timeout_ms),
     I(backup_batch),
+    I(token_cache_ttl),
+    I(streams_per_token),
+    S(trusted_proxies),
+    I(rate_typing_per_sec),
+    I(stats_interval_ms),
 };
 #undef S
 #undef I

@@ -91,6 +91,11 @@ int main(void)
     is_int(c.longpolls_per_token, 8, "default longpolls_per_token");
     is_int(c.redis_timeout_ms, 2000, "default redis_timeout_ms");
     is_int(c.backup_batch, 500, "default backup_batch");
+    is_int(c.token_cache_ttl, 5, "default token_cache_ttl");
+    is_int(c.streams_per_token, 16, "default streams_per_token");
+    is_str(c.trusted_proxies, "", "default trusted_proxies");
+    is_int(c.rate_typing_per_sec, 2, "default rate_typing_per_sec");
+    is_int(c.stats_interval_ms, 1000, "default stats_interval_ms");
 
     is_int(config_parse_text(&c,
                              "# a comment\n"
