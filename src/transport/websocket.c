@@ -26,6 +26,7 @@
 #include "ratelimit.h"
 #include "resume.h"
 #include "store.h"
+#include "tally.h"
 #include "transport.h"
 #include "xmalloc.h"
 
@@ -70,6 +71,7 @@ struct ws {
     bool raw_close;         /* we wrote a close frame past wslay */
     bool free_when_written; /* shutdown: no lingering */
     bool joined;            /* counted in presence */
+    bool counted;           /* holds one of its user's streams_per_token */
     bool dead;              /* torn down; freed on the next turn */
     unsigned busy;          /* depth of calls into wslay */
     uint64_t frame_left;    /* of the client's frame being read,
@@ -269,6 +271,9 @@ static void detach(struct ws *c)
     if (c->joined)
         presence_leave(c->sub.room, c->sub.user);
     c->joined = false;
+    if (c->counted)
+        tally_give(app.streams, c->sub.user);
+    c->counted = false;
     event_del(c->timer);
     while ((a = TAILQ_FIRST(&c->appends)) != NULL) {
         TAILQ_REMOVE(&c->appends, a, link);
@@ -788,6 +793,9 @@ void ws_handle(struct request *r)
         evhttp_request_free(r->req);
         goto done;
     }
+    /* refused with a plain 429 answer, before any upgrade */
+    if (!transport_stream_take(r))
+        goto done;
     accept_key(key, accept);
     timers_init();
 
@@ -798,6 +806,7 @@ void ws_handle(struct request *r)
     c = xcalloc(1, sizeof(*c));
     c->evcon = evcon;
     c->bev = evhttp_connection_get_bufferevent(evcon);
+    c->counted = true;
     c->sub.ops = &ops;
     c->sub.kind = TRANSPORT_WEBSOCKET;
     strcpy(c->sub.room, r->room);
