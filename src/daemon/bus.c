@@ -2,6 +2,7 @@
 #include "bus.h"
 
 #include <search.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,13 @@ struct bus_pending {
 
 TAILQ_HEAD(subscriber_list, subscriber);
 
+/* A user who typed in a room lately: typing events of one user closer
+ * together than BUS_TYPING_GAP_MS are not fanned out (see bus.h). */
+struct typist {
+    char user[NAME_USER_MAX + 1];
+    int64_t at_ms; /* when its last typing event went out */
+};
+
 struct bus_room {
     char name[NAME_ROOM_MAX + 1];
     struct subscriber_list subs;
@@ -30,6 +38,8 @@ struct bus_room {
     struct streamid latest;
     bool latest_known;
     int64_t empty_since_ms;
+    void *typists; /* tsearch of struct typist, by user */
+    size_t ntypists;
 };
 
 struct bus {
@@ -172,6 +182,7 @@ static void room_free(void *p)
     struct bus_room *r = p;
 
     pending_clear(&r->held);
+    tdestroy(r->typists, free);
     free(r);
 }
 
@@ -267,11 +278,75 @@ static void room_deliver(struct bus_room *r, struct bus_event *e)
     }
 }
 
+static int typist_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct typist *)a)->user,
+                  ((const struct typist *)b)->user);
+}
+
+/* True when the user's last typing event in r went out less than
+ * BUS_TYPING_GAP_MS ago: this one adds nothing a client would show. */
+static bool typing_coalesced(struct bus_room *r, const char *user)
+{
+    struct typist key, *t;
+    void *node;
+    int64_t now = event_now_ms();
+
+    snprintf(key.user, sizeof(key.user), "%s", user);
+    if ((node = tfind(&key, &r->typists, typist_cmp)) != NULL) {
+        t = *(struct typist **)node;
+        if (now - t->at_ms < BUS_TYPING_GAP_MS)
+            return true;
+    } else {
+        t = xmalloc(sizeof(*t));
+        *t = key;
+        if (tsearch(t, &r->typists, typist_cmp) == NULL) {
+            log_error("bus: out of memory");
+            abort();
+        }
+        r->ntypists++;
+    }
+    t->at_ms = now;
+    return false;
+}
+
+/* twalk has no argument: these carry the one walk in progress. */
+static struct typist **walk_typists;
+static size_t walk_ntypists;
+static int64_t walk_before;
+
+static void collect_stale_typist(const void *node, VISIT which, int depth)
+{
+    struct typist *t = *(struct typist *const *)node;
+
+    if ((which == postorder || which == leaf) && t->at_ms <= walk_before)
+        walk_typists[walk_ntypists++] = t;
+}
+
+/* Forgets the typists whose gap is over: they would not be coalesced. */
+static void typists_sweep(struct bus_room *r, int64_t now)
+{
+    if (r->ntypists == 0)
+        return;
+    walk_typists = xcalloc(r->ntypists, sizeof(*walk_typists));
+    walk_ntypists = 0;
+    walk_before = now - BUS_TYPING_GAP_MS;
+    twalk(r->typists, collect_stale_typist);
+    for (size_t i = 0; i < walk_ntypists; i++) {
+        tdelete(walk_typists[i], &r->typists, typist_cmp);
+        free(walk_typists[i]);
+    }
+    r->ntypists -= walk_ntypists;
+    free(walk_typists);
+}
+
 void bus_publish(struct bus *b, struct bus_event *e)
 {
     struct bus_room *r = room_find(b, e->ev.room);
 
     if (r == NULL)
+        return;
+    if (e->ev.type == EVENT_TYPING && typing_coalesced(r, e->ev.from))
         return;
     if (r->filling && e->ev.type == EVENT_MESSAGE) {
         pending_push(&r->held, e);
@@ -391,10 +466,11 @@ void bus_sweep(struct bus *b, int64_t idle_ms)
 {
     size_t n;
     struct bus_room **rooms = rooms_snapshot(b, &n);
-    int64_t before = event_now_ms() - idle_ms;
+    int64_t now = event_now_ms(), before = now - idle_ms;
 
     for (size_t i = 0; i < n; i++) {
         struct bus_room *r = rooms[i];
+        typists_sweep(r, now);
         if (r->nsubs == 0 && !r->filling && r->empty_since_ms <= before) {
             tdelete(r, &b->rooms, room_cmp);
             b->nrooms--;

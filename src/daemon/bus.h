@@ -107,8 +107,15 @@ void bus_deliver_one(struct subscriber *s, struct bus_event *e);
  * those already given. */
 void bus_resume_done(struct subscriber *s);
 
+/* A user's typing events in one room go out at most once per this many
+ * ms: typing may come from any process through Redis, and each REST or
+ * WebSocket client is rate-limited only where it is connected. */
+#define BUS_TYPING_GAP_MS 500
+
 /* Fans an event out to every local subscriber of its room. Takes no
- * ownership: the caller keeps its reference. */
+ * ownership: the caller keeps its reference. A typing event of a user
+ * whose last one went out less than BUS_TYPING_GAP_MS ago is dropped
+ * (one check per event and room, whatever the number of subscribers). */
 void bus_publish(struct bus *b, struct bus_event *e);
 
 /* Gap filling after the bus lost Redis: while a room fills, live stored

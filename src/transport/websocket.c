@@ -458,6 +458,11 @@ static void on_text(struct ws *c, const uint8_t *msg, size_t len)
             append_done(-1, NULL, 0, a);
     } else if (type == EVENT_TYPING) {
         struct event ev;
+        /* over rate_typing_per_sec the frame is dropped without an answer:
+         * the room saw this user typing less than a second ago */
+        if (!ratelimit_take(app.typing_limit, c->sub.user, event_now_ms(),
+                            &retry))
+            goto done;
         event_init_typing(&ev, c->sub.room, c->sub.user, event_now_ms());
         if (store_publish(app.store, &ev) != 0) {
             api_fail(&err, 503, API_UNAVAILABLE,

@@ -160,3 +160,120 @@ describe('12.4 streams_per_token', () => {
     }, { timeout: 5000 * SLOW, interval: 100, what: 'the greedy token to get a stream once it closed all' });
   });
 });
+
+// ------------------------------------------------------------ 12.5 typing
+
+describe('12.5 typing is rate-limited and coalesced', () => {
+  // BUS_TYPING_GAP_MS: a user's typing goes out at most once per 500 ms per room
+  const GAP_MS = 500;
+  const bound = (ms) => Math.floor(ms / GAP_MS) + 2;
+
+  /** An SSE and a WebSocket listener in `room`; count(from) gives their typing events from that user. */
+  async function listeners(room) {
+    const who = await register(d.url, uniqueName('listen'));
+    const sse = await sseOpen(sseUrl(room, who));
+    assert.equal(sse.status, 200, sse.text);
+    const ws = await wsOpen(wsUrl(room, who));
+    assert.ok(!ws.refused, JSON.stringify(ws.refused));
+    return {
+      count: (from) => ({
+        sse: sse.events.filter((e) => e.event === 'typing' && e.json?.from === from).length,
+        ws: ws.of('typing').filter((e) => e.from === from).length,
+      }),
+      close: () => { sse.close(); ws.close(); },
+    };
+  }
+
+  /** Runs `n` calls of fn(i) with `width` in flight; resolves with their results and the ms it took. */
+  async function flood(n, width, fn) {
+    const out = new Array(n);
+    let next = 0;
+    const t0 = Date.now();
+    await Promise.all(Array.from({ length: width }, async () => {
+      while (next < n) {
+        const i = next++;
+        out[i] = await fn(i);
+      }
+    }));
+    return { out, ms: Date.now() - t0 };
+  }
+
+  test('2000 POST .../typing of one token: 429 with Retry-After past 2/s (burst 4); listeners get a few a second', async () => {
+    const room = uniqueRoom('typing');
+    const l = await listeners(room);
+    const bob = await register(d.url, uniqueName('bob'));
+    let healthMax = 0;
+    const t0 = Date.now();
+    const { out, ms } = await flood(2000, 16, async (i) => {
+      if (i % 250 === 0) healthMax = Math.max(healthMax, await healthyWithin1s('a typing flood'));
+      return http('POST', `${d.url}/api/rooms/${room}/typing`, { headers: bearer(bob.token) });
+    });
+    const ok = out.filter((r) => r.status === 202).length;
+    const limited = out.filter((r) => r.status === 429);
+    assert.equal(ok + limited.length, 2000, `every call is 202 or 429: ${JSON.stringify([...new Set(out.map((r) => r.status))])}`);
+    // 2 a second with a burst of 4
+    assert.ok(ok >= 1 && ok <= 4 + Math.ceil((2 * ms) / 1000) + 1, `${ok} typing calls accepted in ${ms} ms (rate 2/s, burst 4)`);
+    assertError(limited[0], 429, 'rate_limited', 'a typing call over the limit');
+    assert.match(limited[0].headers['retry-after'] ?? '', /^[1-9][0-9]*$/, 'a 429 says when to retry');
+    await sleep(1000); // stragglers on their way through Redis
+    const c = l.count(bob.name);
+    const max = bound(Date.now() - t0);
+    assert.ok(c.sse >= 1 && c.sse <= max, `SSE listener got ${c.sse} typing events of bob for 2000 calls in ${ms} ms (bound ${max})`);
+    assert.ok(c.ws >= 1 && c.ws <= max, `WebSocket listener got ${c.ws} typing events of bob (bound ${max})`);
+    console.log(`# 12.5 REST: 2000 calls in ${ms} ms: ${ok} accepted, ${limited.length} answered 429; ` +
+      `listeners got ${c.sse} (SSE) and ${c.ws} (WebSocket) typing events; /healthz at most ${healthMax} ms`);
+    l.close();
+  });
+
+  test('2000 typing frames on one WebSocket: over the limit they are dropped without an answer; listeners get a few a second', async () => {
+    const room = uniqueRoom('typing');
+    const l = await listeners(room);
+    const carol = await register(d.url, uniqueName('carol'));
+    const w = await wsOpen(wsUrl(room, carol));
+    assert.ok(!w.refused, JSON.stringify(w.refused));
+    const t0 = Date.now();
+    for (let i = 0; i < 2000; i++) w.send({ type: 'typing' });
+    const health = await healthyWithin1s('a WebSocket typing flood');
+    // a message sent after the flood is acked: every frame before it was read
+    w.send({ type: 'message', text: 'after the typing flood' });
+    await w.until(() => w.of('ack').length === 1, 'the ack of the message sent after 2000 typing frames');
+    const ms = Date.now() - t0;
+    // the REST bucket is the same one: carol's REST typing is refused now (its
+    // bucket refills 2 a second: this runs well within the half second)
+    const r = await http('POST', `${d.url}/api/rooms/${room}/typing`, { headers: bearer(carol.token) });
+    assertError(r, 429, 'rate_limited', 'REST typing right after a WebSocket typing flood of the same token');
+    await sleep(1000);
+    const c = l.count(carol.name);
+    const max = bound(Date.now() - t0);
+    assert.ok(c.sse >= 1 && c.sse <= max, `SSE listener got ${c.sse} typing events of carol for 2000 frames (bound ${max})`);
+    assert.ok(c.ws >= 1 && c.ws <= max, `WebSocket listener got ${c.ws} typing events of carol (bound ${max})`);
+    assert.deepEqual(w.of('error'), [], 'typing frames over the limit are dropped silently');
+    assert.equal(w.closed, null, 'the sender is not disconnected');
+    console.log(`# 12.5 WebSocket: 2000 frames read in ${ms} ms; listeners got ${c.sse} (SSE) and ${c.ws} (WebSocket) ` +
+      `typing events; /healthz ${health} ms`);
+    w.close();
+    l.close();
+  });
+
+  test('typing from other processes (2000 PUBLISHes on the bus) is coalesced at fan-out', async () => {
+    const room = uniqueRoom('typing');
+    const l = await listeners(room);
+    const t0 = Date.now();
+    const cmds = [];
+    for (let i = 0; i < 2000; i++) {
+      cmds.push(['PUBLISH', `ct:bus:${room}`, JSON.stringify({ room, type: 'typing', from: 'dave', ts: Date.now() })]);
+    }
+    await redis.pipeline(cmds);
+    await healthyWithin1s('2000 typing events on the bus');
+    // one typing event of another user after the burst, and messages, still go through
+    await redis.cmd('PUBLISH', `ct:bus:${room}`, JSON.stringify({ room, type: 'typing', from: 'erin', ts: Date.now() }));
+    await sleep(1000);
+    const c = l.count('dave');
+    const max = bound(Date.now() - t0);
+    assert.ok(c.sse >= 1 && c.sse <= max, `SSE listener got ${c.sse} of 2000 typing events of dave (bound ${max})`);
+    assert.ok(c.ws >= 1 && c.ws <= max, `WebSocket listener got ${c.ws} of 2000 typing events of dave (bound ${max})`);
+    assert.deepEqual(l.count('erin'), { sse: 1, ws: 1 }, 'another user\'s typing is not held back');
+    console.log(`# 12.5 bus: 2000 typing events published in Redis; listeners got ${c.sse} (SSE) and ${c.ws} (WebSocket)`);
+    l.close();
+  });
+});

@@ -2,6 +2,7 @@
  * id, held events while resuming or filling, unsubscribing in delivery */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 
@@ -68,6 +69,50 @@ static void publish(struct bus *b, const char *room, const char *id)
 
     bus_publish(b, e);
     bus_event_unref(e);
+}
+
+static void typing(struct bus *b, const char *room, const char *user)
+{
+    struct event ev;
+    struct bus_event *e;
+
+    event_init_typing(&ev, room, user, 1);
+    e = bus_event_new(&ev);
+    bus_publish(b, e);
+    bus_event_unref(e);
+}
+
+/* Typing events of one user in one room go out at most once per
+ * BUS_TYPING_GAP_MS, whatever their number; other users and rooms are not
+ * held back. */
+static void test_typing(void)
+{
+    struct bus *b = bus_new();
+    struct probe p, q;
+    struct timespec gap = {0, (BUS_TYPING_GAP_MS + 50) * 1000000L};
+
+    probe_init(&p, b, "lobby");
+    probe_init(&q, b, "other");
+    bus_subscribe(b, &p.sub, false);
+    bus_subscribe(b, &q.sub, false);
+    for (int i = 0; i < 1000; i++)
+        typing(b, "lobby", "bob");
+    is_int(p.n, 1, "1000 typing events of one user at once: one goes out");
+    typing(b, "lobby", "carol");
+    is_int(p.n, 2, "another user's typing is not held back");
+    typing(b, "other", "bob");
+    is_int(q.n, 1, "nor the same user's in another room");
+    nanosleep(&gap, NULL);
+    bus_sweep(b, 60000); /* forgets bob and carol: their gap is over */
+    typing(b, "lobby", "bob");
+    typing(b, "lobby", "bob");
+    is_int(p.n, 3, "after the gap, one more goes out");
+    publish(b, "lobby", "1-0");
+    publish(b, "lobby", "2-0");
+    is_int(p.n, 5, "messages are never coalesced");
+    bus_unsubscribe(b, &p.sub);
+    bus_unsubscribe(b, &q.sub);
+    bus_free(b); /* frees the typists it still knows */
 }
 
 int main(void)
@@ -184,5 +229,6 @@ int main(void)
         ok(!bus_room_latest(b, "lobby", &latest), "until swept");
     }
     bus_free(b);
+    test_typing();
     return tap_done();
 }
