@@ -7,11 +7,11 @@
 // that /healthz keeps answering within 1 s meanwhile.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
+import crypto from 'node:crypto';
 import WebSocket from 'ws';
 import {
-  RELAXED, assertError, bearer, cleanup, http, register, sendOk, sleep, sseOpen, startDaemon, startRedis,
-  uniqueName, uniqueRoom, waitFor,
+  RELAXED, assertError, bearer, cleanup, http, register, roomKey, sendOk, sleep, sseOpen, startDaemon, startFcgi,
+  startNginx, startRedis, uniqueName, uniqueRoom, waitFor,
 } from './harness.mjs';
 
 const SLOW = process.env.CT_BUILDDIR ? 3 : 1;
@@ -275,5 +275,106 @@ describe('12.5 typing is rate-limited and coalesced', () => {
     assert.deepEqual(l.count('erin'), { sse: 1, ws: 1 }, 'another user\'s typing is not held back');
     console.log(`# 12.5 bus: 2000 typing events published in Redis; listeners got ${c.sse} (SSE) and ${c.ws} (WebSocket)`);
     l.close();
+  });
+});
+
+// ------------------------------------------------------------ 12.10 names, blank text
+
+describe('12.10 names that differ only in case; whitespace-only text', () => {
+  let fcgi;
+  let nginx; // /api/register, messages and typing go to the FastCGI pool
+  before(async () => {
+    fcgi = await startFcgi({ redisUrl: redis.url, children: 2, config: RELAXED });
+    nginx = await startNginx({ daemons: [d.port], fcgiSocket: fcgi.socket });
+  });
+  after(async () => { await fcgi?.stop().catch(() => {}); });
+
+  const tokens = async () => (await redis.cmd('KEYS', 'ct:token:*')).length;
+
+  test('ALICE1 after alice1 is 409 name_taken on crosstalkd and crosstalk-fcgi, either way round; nothing is written', async () => {
+    const lower = uniqueName('case');
+    const mixed = uniqueName('Case');
+    for (const [first, again, what] of [
+      [d.url, d.url, 'daemon then daemon'], [d.url, nginx.url, 'daemon then pool'],
+      [nginx.url, d.url, 'pool then daemon'], [nginx.url, nginx.url, 'pool then pool'],
+    ]) {
+      const name = `${what.split(' ')[0][0]}${what.split(' ')[2][0]}${lower}`.slice(0, 32);
+      const u = await register(first, name);
+      assert.equal(u.name, name);
+      const before0 = await tokens();
+      for (const variant of [name.toUpperCase(), name[0].toUpperCase() + name.slice(1), name]) {
+        const r = await http('POST', `${again}/api/register`, { body: { name: variant } });
+        assertError(r, 409, 'name_taken', `${variant} after ${name} (${what})`);
+      }
+      assert.equal(await tokens(), before0, `a refused registration wrote a token (${what})`);
+      assert.equal(await redis.cmd('HGET', `ct:user:${name.toLowerCase()}`, 'token_sha256'),
+        crypto.createHash('sha256').update(u.token).digest('hex'), `the first user's token is kept (${what})`);
+    }
+    // the name keeps the case it was registered with
+    const m = await register(nginx.url, mixed);
+    assert.equal(m.name, mixed, 'register answers the name as given');
+    assert.equal(await redis.cmd('HGET', `ct:user:${mixed.toLowerCase()}`, 'name'), mixed, 'the user hash keeps its spelling');
+    const room = uniqueRoom('case');
+    const ev = await sendOk(d.url, room, m, 'hello');
+    assert.equal(ev.from, mixed, 'messages carry the name as registered');
+    assertError(await http('POST', `${d.url}/api/register`, { body: { name: mixed.toLowerCase() } }), 409, 'name_taken');
+  });
+
+  test('a user registered before names were folded is found: its name in any case is taken, its token still works', async () => {
+    // as an older crosstalk stored it: the key in the name's own case
+    const old = `Old${uniqueName('x')}`.slice(0, 32);
+    const token = crypto.randomBytes(32).toString('base64url');
+    const hash = crypto.createHash('sha256').update(token).digest('hex');
+    await redis.cmd('HSET', `ct:user:${old}`, 'token_sha256', hash, 'created', String(Date.now()));
+    await redis.cmd('SET', `ct:token:${hash}`, old);
+    await redis.cmd('DEL', 'ct:users:folded'); // as on a database from before the change
+    for (const [base, what] of [[nginx.url, 'pool'], [d.url, 'daemon']]) {
+      const r = await http('POST', `${base}/api/register`, { body: { name: old.toLowerCase() } });
+      assertError(r, 409, 'name_taken', `${old.toLowerCase()} after the old user ${old} (${what})`);
+    }
+    assert.equal(await redis.cmd('EXISTS', `ct:user:${old}`), 0, 'the old key was moved');
+    assert.equal(await redis.cmd('HGET', `ct:user:${old.toLowerCase()}`, 'name'), old, 'to the lower-case key, spelling kept');
+    assert.equal(await redis.cmd('HGET', `ct:user:${old.toLowerCase()}`, 'token_sha256'), hash);
+    const ev = await sendOk(d.url, uniqueRoom('old'), { token }, 'still me');
+    assert.equal(ev.from, old, 'the old token still speaks as the old name');
+  });
+
+  test('whitespace-only text is 400 empty_text on crosstalkd, the pool and WebSocket; nothing is stored', async () => {
+    const u = await register(d.url, uniqueName('blank'));
+    const room = uniqueRoom('blank');
+    const blanks = [' ', '   ', '\t', '\n\n', ' \t\r\n ', '\u00a0', '\u3000\u2003', '\u200b\ufeff', '\u2028 \u2029'];
+    for (const [base, what] of [[d.url, 'crosstalkd'], [nginx.url, 'crosstalk-fcgi']]) {
+      for (const text of blanks) {
+        const r = await http('POST', `${base}/api/rooms/${room}/messages`, { headers: bearer(u.token), body: { text } });
+        assertError(r, 400, 'empty_text', `${JSON.stringify(text)} to ${what}`);
+      }
+    }
+    const w = await wsOpen(wsUrl(room, u));
+    assert.ok(!w.refused, JSON.stringify(w.refused));
+    for (const text of blanks) w.send({ type: 'message', text });
+    await w.until(() => w.of('error').length === blanks.length, `${blanks.length} error frames`);
+    for (const e of w.of('error')) assert.equal(e.error, 'empty_text', JSON.stringify(e));
+    assert.equal(await redis.cmd('EXISTS', roomKey(room)), 0, 'a blank message was stored');
+    // text with anything visible in it is taken as it is, blanks and all
+    const ev = await sendOk(nginx.url, room, u, ' \u3000x\n');
+    assert.equal(ev.text, ' \u3000x\n');
+    w.close();
+  });
+
+  test('typing through the pool is rate-limited per token too: 429 with Retry-After', async () => {
+    const u = await register(d.url, uniqueName('fty'));
+    const room = uniqueRoom('ftyping');
+    const t0 = Date.now();
+    const out = [];
+    for (let i = 0; i < 40; i++) out.push(await http('POST', `${nginx.url}/api/rooms/${room}/typing`, { headers: bearer(u.token) }));
+    const ms = Date.now() - t0;
+    const ok = out.filter((r) => r.status === 202).length;
+    const limited = out.filter((r) => r.status === 429);
+    assert.equal(ok + limited.length, 40, `statuses: ${JSON.stringify(out.map((r) => r.status))}`);
+    // each of the 2 processes has its own bucket (2/s, burst 4)
+    assert.ok(ok <= 2 * (4 + Math.ceil((2 * ms) / 1000)), `${ok} accepted in ${ms} ms by a pool of 2`);
+    assert.ok(limited.length > 0, 'no 429 from the pool');
+    assertError(limited[0], 429, 'rate_limited');
+    assert.match(limited[0].headers['retry-after'] ?? '', /^[1-9][0-9]*$/, 'the pool\'s 429 says when to retry');
   });
 });
