@@ -43,6 +43,7 @@ struct bus_room {
 };
 
 struct bus {
+    size_t limit;   /* bytes queued or held per subscriber; 0: none */
     void *rooms;    /* tsearch tree of struct bus_room, by name */
     size_t nrooms;  /* in the tree */
     size_t nactive; /* with subscribers */
@@ -172,9 +173,12 @@ static struct bus_room *room_find(struct bus *b, const char *name)
     return node ? *(struct bus_room **)node : NULL;
 }
 
-struct bus *bus_new(void)
+struct bus *bus_new(size_t buffer_limit)
 {
-    return xcalloc(1, sizeof(struct bus));
+    struct bus *b = xcalloc(1, sizeof(struct bus));
+
+    b->limit = buffer_limit;
+    return b;
 }
 
 static void room_free(void *p)
@@ -214,6 +218,7 @@ void bus_subscribe(struct bus *b, struct subscriber *s, bool resuming)
     if (r->nsubs == 0)
         b->nactive++;
     TAILQ_INIT(&s->held);
+    s->held_bytes = 0;
     s->resuming = resuming;
     s->br = r;
     TAILQ_INSERT_TAIL(&r->subs, s, link);
@@ -229,6 +234,7 @@ void bus_unsubscribe(struct bus *b, struct subscriber *s)
     TAILQ_REMOVE(&r->subs, s, link);
     s->br = NULL;
     pending_clear(&s->held);
+    s->held_bytes = 0;
     s->resuming = false;
     if (--r->nsubs == 0) {
         b->nactive--;
@@ -253,12 +259,29 @@ void bus_resume_done(struct subscriber *s)
     s->resuming = false;
     /* deliver may unsubscribe s, which empties the list */
     while (s->br != NULL && (e = pending_pop(&s->held)) != NULL) {
+        s->held_bytes -= e->json->len;
         bus_deliver_one(s, e);
         bus_event_unref(e);
     }
 }
 
-static void room_deliver(struct bus_room *r, struct bus_event *e)
+/* Holds a live event for a resuming subscriber; one that lets more than
+ * the limit pile up (held here and queued to its client) is dropped: it
+ * resumes later by id, and nothing stored is lost to it. */
+static void hold(struct bus *b, struct subscriber *s, struct bus_event *e)
+{
+    size_t queued;
+
+    pending_push(&s->held, e);
+    s->held_bytes += e->json->len;
+    if (b->limit == 0 || s->ops->drop == NULL)
+        return;
+    queued = s->ops->queued != NULL ? s->ops->queued(s) : 0;
+    if (s->held_bytes + queued > b->limit)
+        s->ops->drop(s);
+}
+
+static void room_deliver(struct bus *b, struct bus_room *r, struct bus_event *e)
 {
     struct subscriber *s, *next;
 
@@ -272,7 +295,7 @@ static void room_deliver(struct bus_room *r, struct bus_event *e)
     for (s = TAILQ_FIRST(&r->subs); s != NULL; s = next) {
         next = TAILQ_NEXT(s, link);
         if (s->resuming)
-            pending_push(&s->held, e);
+            hold(b, s, e);
         else
             bus_deliver_one(s, e);
     }
@@ -352,7 +375,7 @@ void bus_publish(struct bus *b, struct bus_event *e)
         pending_push(&r->held, e);
         return;
     }
-    room_deliver(r, e);
+    room_deliver(b, r, e);
 }
 
 void bus_fill_begin(struct bus *b, const char *room)
@@ -377,7 +400,7 @@ void bus_fill_end(struct bus *b, const char *room)
     TAILQ_CONCAT(&held, &r->held, link);
     while ((e = pending_pop(&held)) != NULL) {
         if ((r = room_find(b, room)) != NULL)
-            room_deliver(r, e);
+            room_deliver(b, r, e);
         bus_event_unref(e);
     }
 }
@@ -387,7 +410,7 @@ void bus_fill_publish(struct bus *b, struct bus_event *e)
     struct bus_room *r = room_find(b, e->ev.room);
 
     if (r != NULL)
-        room_deliver(r, e);
+        room_deliver(b, r, e);
 }
 
 bool bus_room_oldest(struct bus *b, const char *room, struct streamid *out)

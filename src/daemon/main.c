@@ -152,7 +152,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    app.bus = bus_new();
+    app.bus = bus_new((size_t)cfg.client_buffer_limit);
     app.register_limit = ratelimit_new(cfg.rate_register_per_min, 60000,
                                        cfg.rate_register_per_min);
     app.send_limit =

@@ -111,7 +111,7 @@ static void close_poll(struct subscriber *s)
     answer((struct long_poll *)s);
 }
 
-static const struct subscriber_ops ops = {deliver, close_poll, NULL};
+static const struct subscriber_ops ops = {deliver, close_poll, NULL, NULL};
 
 static void timed_out(evutil_socket_t fd, short what, void *arg)
 {

@@ -180,7 +180,13 @@ static size_t queued(const struct subscriber *sub)
     return out ? evbuffer_get_length(out) : 0;
 }
 
-static const struct subscriber_ops ops = {deliver, close_stream, queued};
+static void drop_sub(struct subscriber *sub)
+{
+    drop_stream((struct sse *)sub);
+}
+
+static const struct subscriber_ops ops = {deliver, close_stream, queued,
+                                          drop_sub};
 
 static void gone(void *arg)
 {

@@ -363,6 +363,16 @@ static bool close_written(struct ws *c)
     return c->raw_close || wslay_event_get_close_sent(c->ctx);
 }
 
+/* Closes with 1008 a consumer that let its output (or what the bus holds
+ * for it while it resumes) pile up past client_buffer_limit. */
+static void drop_slow(struct ws *c)
+{
+    stats[TRANSPORT_WEBSOCKET].dropped++;
+    log_info("ws: dropped a slow consumer of %s (%s)", c->sub.room,
+             c->sub.user);
+    begin_close(c, WS_POLICY, "slow consumer: resume with since");
+}
+
 /* After any input, output or event: notices a close that wslay queued,
  * ends the connection once the close handshake is done, and drops a
  * consumer that lets its output pile up. */
@@ -381,12 +391,8 @@ static void after_io(struct ws *c)
     if (c->state == WS_OPEN) {
         size_t limit = (size_t)app.cfg->client_buffer_limit;
         /* history is paced by the resume, not held against the client */
-        if (!c->sub.resuming && evbuffer_get_length(out) > limit) {
-            stats[TRANSPORT_WEBSOCKET].dropped++;
-            log_info("ws: dropped a slow consumer of %s (%s)", c->sub.room,
-                     c->sub.user);
-            begin_close(c, WS_POLICY, "slow consumer: resume with since");
-        }
+        if (!c->sub.resuming && evbuffer_get_length(out) > limit)
+            drop_slow(c);
         return;
     }
     if (!close_written(c) || evbuffer_get_length(out) > 0)
@@ -628,7 +634,12 @@ static size_t queued(const struct subscriber *sub)
     return evbuffer_get_length(output((struct ws *)sub));
 }
 
-static const struct subscriber_ops ops = {deliver, close_sub, queued};
+static void drop_sub(struct subscriber *sub)
+{
+    drop_slow((struct ws *)sub);
+}
+
+static const struct subscriber_ops ops = {deliver, close_sub, queued, drop_sub};
 
 static void resumed(struct subscriber *sub, int status)
 {

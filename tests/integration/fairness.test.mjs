@@ -8,9 +8,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import WebSocket from 'ws';
 import {
-  RELAXED, assertError, bearer, cleanup, http, register, roomKey, sendOk, sleep, sseOpen, startDaemon, startFcgi,
+  RELAXED, assertError, bearer, cleanup, compareIds, http, register, roomKey, sendOk, sleep, sseOpen, startDaemon, startFcgi,
   startNginx, startRedis, uniqueName, uniqueRoom, waitFor,
 } from './harness.mjs';
 
@@ -376,5 +377,99 @@ describe('12.10 names that differ only in case; whitespace-only text', () => {
     assert.ok(limited.length > 0, 'no 429 from the pool');
     assertError(limited[0], 429, 'rate_limited');
     assert.match(limited[0].headers['retry-after'] ?? '', /^[1-9][0-9]*$/, 'the pool\'s 429 says when to retry');
+  });
+});
+
+// ------------------------------------------------------------ 12.6 resume backlog
+
+describe('12.6 a resuming subscriber counts what the bus holds for it', () => {
+  const HISTORY = 20000; // messages of 1 kB already stored
+  const LIVE_MAX = 20000; // live messages at most while waiting for the drop
+  const AFTER = 2000; // live messages after the drop
+  const RSS_BOUND_KB = 12 * 1024; // growth allowed over the idle daemon (the limit is 1 MB)
+
+  const rssKb = (pid) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+  const text = (tag, i) => `${tag}${String(i).padStart(6, '0')} ${'x'.repeat(1000)}`;
+
+  test('a WebSocket that reads nothing, resuming from 0-0 over 20,000 stored messages while messages are sent: RSS stays bounded, it is closed 1008, and a resume by id gets everything once', async () => {
+    const room = uniqueRoom('backlog');
+    const slowUser = await register(d.url, uniqueName('slow'));
+    const sender = await register(d.url, uniqueName('sender'));
+    // the history, straight into the room's stream
+    const historyIds = [];
+    for (let i = 0; i < HISTORY; i += 1000) {
+      const cmds = [];
+      for (let j = i; j < i + 1000; j++) {
+        cmds.push(['XADD', roomKey(room), '*', 'from', sender.name, 'text', text('h', j), 'ts', String(Date.now())]);
+      }
+      const out = await redis.pipeline(cmds);
+      assert.ok(out.every((x) => typeof x === 'string'), `XADD failed: ${out.find((x) => typeof x !== 'string')}`);
+      historyIds.push(...out);
+    }
+    const stored0 = await redis.cmd('XLEN', roomKey(room));
+    assert.equal(stored0, HISTORY);
+    const pub = await wsOpen(wsUrl(room, sender));
+    assert.ok(!pub.refused, JSON.stringify(pub.refused));
+    await sleep(500);
+    const base = rssKb(d.pid);
+    let peak = base;
+    const sampler = setInterval(() => { peak = Math.max(peak, rssKb(d.pid)); }, 20);
+    const acked = [];
+    const publish = async (n, tag) => {
+      const k = pub.of('ack').length;
+      for (let i = 0; i < n; i++) pub.send({ type: 'message', text: text(tag, acked.length + i) });
+      await pub.until(() => pub.of('ack').length === k + n, `acks ${k + 1}..${k + n}`, 20000 * SLOW);
+      acked.push(...pub.of('ack').slice(k).map((a) => a.id));
+    };
+    try {
+      // the slow one: resumes from the start and stops reading at once
+      const slow = await wsOpen(wsUrl(room, slowUser, { since: '0-0' }));
+      assert.ok(!slow.refused, JSON.stringify(slow.refused));
+      slow.ws.pause();
+      const s0 = (await stats()).websocket;
+      let health = 0;
+      const t1 = Date.now();
+      while ((await stats()).websocket.dropped === s0.dropped) {
+        assert.ok(acked.length < LIVE_MAX, `the slow WebSocket was not dropped after ${acked.length} live messages; ` +
+          `RSS grew ${peak - base} kB (${base} -> ${peak} kB)`);
+        await publish(100, 'l');
+        if (acked.length % 1000 === 0) health = Math.max(health, await healthyWithin1s('a slow resume'));
+      }
+      const dropMs = Date.now() - t1;
+      const liveAtDrop = acked.length;
+      // it comes back to read: what was queued, then close 1008
+      slow.ws.resume();
+      await slow.until(() => slow.closed, 'the close of the dropped WebSocket', 15000 * SLOW);
+      assert.equal(slow.closed.code, 1008, `closed ${JSON.stringify(slow.closed)}`);
+      // meanwhile more is sent; none of it piles up anywhere
+      for (let i = 0; i < AFTER; i += 100) await publish(100, 'a');
+      health = Math.max(health, await healthyWithin1s('messages after the drop'));
+      clearInterval(sampler);
+      const growth = peak - base;
+      const got1 = slow.of('message').map((e) => e.id);
+      console.log(`# 12.6: ${HISTORY} stored messages of 1 kB; the slow WebSocket was closed 1008 after ${liveAtDrop} live ` +
+        `messages (${dropMs} ms) with ${got1.length} messages read; crosstalkd RSS ${base} kB idle, peak ${peak} kB ` +
+        `(+${growth} kB, bound ${RSS_BOUND_KB} kB); /healthz at most ${health} ms`);
+      assert.ok(growth <= RSS_BOUND_KB, `crosstalkd RSS grew by ${growth} kB (${base} -> ${peak} kB), bound ${RSS_BOUND_KB} kB`);
+
+      // back with the last id it saw: everything stored, exactly once, in order
+      const all = [...historyIds, ...acked];
+      assert.equal(await redis.cmd('XLEN', roomKey(room)), all.length, 'every message sent is stored');
+      assert.ok(all.every((id, i) => i === 0 || compareIds(all[i - 1], id) < 0), 'acks in stream order');
+      assert.deepEqual(got1, all.slice(0, got1.length), 'the slow client got messages out of order or twice');
+      const back = await wsOpen(wsUrl(room, slowUser, got1.length ? { since: got1.at(-1) } : { since: '0-0' }));
+      assert.ok(!back.refused, JSON.stringify(back.refused));
+      const want = all.slice(got1.length);
+      await back.until(() => back.of('message').length >= want.length, `${want.length} messages after resuming`, 60000 * SLOW);
+      await sleep(200);
+      const got2 = back.of('message').map((e) => e.id);
+      assert.equal(got2.length, want.length, 'messages twice after the resume');
+      assert.ok(got2.every((id, i) => id === want[i]), 'the resume did not give every message after its id, once, in order');
+      assert.equal(back.closed, null, 'a reader catching up was dropped');
+      back.close();
+    } finally {
+      clearInterval(sampler);
+      pub.close();
+    }
   });
 });

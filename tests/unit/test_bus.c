@@ -44,7 +44,7 @@ static void closed(struct subscriber *s)
 {
 }
 
-static const struct subscriber_ops ops = {deliver, closed, NULL};
+static const struct subscriber_ops ops = {deliver, closed, NULL, NULL};
 
 static void probe_init(struct probe *p, struct bus *b, const char *room)
 {
@@ -87,7 +87,7 @@ static void typing(struct bus *b, const char *room, const char *user)
  * held back. */
 static void test_typing(void)
 {
-    struct bus *b = bus_new();
+    struct bus *b = bus_new(0);
     struct probe p, q;
     struct timespec gap = {0, (BUS_TYPING_GAP_MS + 50) * 1000000L};
 
@@ -115,9 +115,78 @@ static void test_typing(void)
     bus_free(b); /* frees the typists it still knows */
 }
 
+/* A resuming subscriber with bytes queued to its client. */
+struct backlog {
+    struct subscriber sub;
+    struct bus *bus;
+    size_t queued;
+    int delivered, dropped;
+};
+
+static void backlog_deliver(struct subscriber *s, struct bus_event *e)
+{
+    ((struct backlog *)s)->delivered++;
+}
+
+static size_t backlog_queued(const struct subscriber *s)
+{
+    return ((const struct backlog *)s)->queued;
+}
+
+static void backlog_drop(struct subscriber *s)
+{
+    struct backlog *k = (struct backlog *)s;
+
+    k->dropped++;
+    bus_unsubscribe(k->bus, s);
+}
+
+static const struct subscriber_ops backlog_ops = {backlog_deliver, closed,
+                                                  backlog_queued, backlog_drop};
+
+/* What the bus holds for a resuming subscriber counts with what is queued
+ * to its client against the limit; past it the subscriber is dropped. */
+static void test_backlog(void)
+{
+    struct bus *b = bus_new(1000);
+    struct backlog k, fast;
+    struct bus_event *e = message("lobby", "1-0");
+    size_t len = e->json->len;
+    int n = 0;
+
+    bus_event_unref(e);
+    memset(&k, 0, sizeof(k));
+    k.sub.ops = &backlog_ops;
+    k.bus = b;
+    strcpy(k.sub.room, "lobby");
+    fast = k;
+    k.queued = 500;
+    bus_subscribe(b, &k.sub, true);
+    bus_subscribe(b, &fast.sub, true);
+    while (k.sub.br != NULL && n < 100) {
+        char id[32];
+        snprintf(id, sizeof(id), "%d-0", ++n);
+        publish(b, "lobby", id);
+    }
+    is_int(k.dropped, 1, "a resuming subscriber is dropped past the limit");
+    is_int(n, (int)((1000 - 500) / len + 1),
+           "  when held events and queued bytes pass 1000");
+    is_int(k.sub.held_bytes, 0, "  and holds nothing after");
+    is_int(k.delivered, 0, "  having been given nothing live");
+    is_int(fast.dropped, 0, "one with nothing queued holds on");
+    is_int(fast.sub.held_bytes, n * len, "  counting what it holds");
+    bus_resume_done(&fast.sub);
+    is_int(fast.delivered, n, "  and gets it all when its resume is done");
+    is_int(fast.sub.held_bytes, 0, "  after which it holds nothing");
+    publish(b, "lobby", "1000-0");
+    is_int(fast.dropped, 0, "live events past the resume are the transport's");
+    bus_unsubscribe(b, &fast.sub);
+    bus_free(b);
+}
+
 int main(void)
 {
-    struct bus *b = bus_new();
+    struct bus *b = bus_new(0);
     struct probe p1, p2, p3;
     struct bus_event *e;
     struct event ev;
@@ -230,5 +299,6 @@ int main(void)
     }
     bus_free(b);
     test_typing();
+    test_backlog();
     return tap_done();
 }
