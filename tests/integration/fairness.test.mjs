@@ -9,9 +9,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import WebSocket from 'ws';
 import {
-  RELAXED, assertError, bearer, cleanup, compareIds, http, register, roomKey, sendOk, sleep, sseOpen, startDaemon, startFcgi,
+  RELAXED, assertError, bearer, cleanup, compareIds, cpuSeconds, http, register, roomKey, sendOk, sleep, sseOpen, startDaemon, startFcgi,
   startNginx, startRedis, uniqueName, uniqueRoom, waitFor,
 } from './harness.mjs';
 
@@ -204,11 +205,17 @@ describe('12.5 typing is rate-limited and coalesced', () => {
     const l = await listeners(room);
     const bob = await register(d.url, uniqueName('bob'));
     let healthMax = 0;
+    const log0 = d.logs().length;
+    const cpu0 = cpuSeconds(d.pid);
     const t0 = Date.now();
     const { out, ms } = await flood(2000, 16, async (i) => {
       if (i % 250 === 0) healthMax = Math.max(healthMax, await healthyWithin1s('a typing flood'));
       return http('POST', `${d.url}/api/rooms/${room}/typing`, { headers: bearer(bob.token) });
     });
+    const cpu = cpuSeconds(d.pid) - cpu0;
+    const logBytes = d.logs().length - log0;
+    assert.ok(cpu < 5 * SLOW, `crosstalkd used ${cpu.toFixed(2)} s of CPU for 2000 typing calls`);
+    assert.ok(logBytes < 64 * 1024, `crosstalkd logged ${logBytes} bytes for 2000 typing calls`);
     const ok = out.filter((r) => r.status === 202).length;
     const limited = out.filter((r) => r.status === 429);
     assert.equal(ok + limited.length, 2000, `every call is 202 or 429: ${JSON.stringify([...new Set(out.map((r) => r.status))])}`);
@@ -222,7 +229,8 @@ describe('12.5 typing is rate-limited and coalesced', () => {
     assert.ok(c.sse >= 1 && c.sse <= max, `SSE listener got ${c.sse} typing events of bob for 2000 calls in ${ms} ms (bound ${max})`);
     assert.ok(c.ws >= 1 && c.ws <= max, `WebSocket listener got ${c.ws} typing events of bob (bound ${max})`);
     console.log(`# 12.5 REST: 2000 calls in ${ms} ms: ${ok} accepted, ${limited.length} answered 429; ` +
-      `listeners got ${c.sse} (SSE) and ${c.ws} (WebSocket) typing events; /healthz at most ${healthMax} ms`);
+      `listeners got ${c.sse} (SSE) and ${c.ws} (WebSocket) typing events; /healthz at most ${healthMax} ms; ` +
+      `crosstalkd CPU ${cpu.toFixed(2)} s, log +${logBytes} bytes`);
     l.close();
   });
 
@@ -391,23 +399,27 @@ describe('12.6 a resuming subscriber counts what the bus holds for it', () => {
   const rssKb = (pid) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
   const text = (tag, i) => `${tag}${String(i).padStart(6, '0')} ${'x'.repeat(1000)}`;
 
+  /** XADDs n messages of 1 kB from `user` straight into the room's stream, 1000 a pipeline; resolves with their ids. */
+  async function storeHistory(room, user, n) {
+    const ids = [];
+    for (let i = 0; i < n; i += 1000) {
+      const cmds = [];
+      for (let j = i; j < Math.min(n, i + 1000); j++) {
+        cmds.push(['XADD', roomKey(room), '*', 'from', user.name, 'text', text('h', j), 'ts', String(Date.now())]);
+      }
+      const out = await redis.pipeline(cmds);
+      assert.ok(out.every((x) => typeof x === 'string'), `XADD failed: ${out.find((x) => typeof x !== 'string')}`);
+      ids.push(...out);
+    }
+    assert.equal(await redis.cmd('XLEN', roomKey(room)), n);
+    return ids;
+  }
+
   test('a WebSocket that reads nothing, resuming from 0-0 over 20,000 stored messages while messages are sent: RSS stays bounded, it is closed 1008, and a resume by id gets everything once', async () => {
     const room = uniqueRoom('backlog');
     const slowUser = await register(d.url, uniqueName('slow'));
     const sender = await register(d.url, uniqueName('sender'));
-    // the history, straight into the room's stream
-    const historyIds = [];
-    for (let i = 0; i < HISTORY; i += 1000) {
-      const cmds = [];
-      for (let j = i; j < i + 1000; j++) {
-        cmds.push(['XADD', roomKey(room), '*', 'from', sender.name, 'text', text('h', j), 'ts', String(Date.now())]);
-      }
-      const out = await redis.pipeline(cmds);
-      assert.ok(out.every((x) => typeof x === 'string'), `XADD failed: ${out.find((x) => typeof x !== 'string')}`);
-      historyIds.push(...out);
-    }
-    const stored0 = await redis.cmd('XLEN', roomKey(room));
-    assert.equal(stored0, HISTORY);
+    const historyIds = await storeHistory(room, sender, HISTORY);
     const pub = await wsOpen(wsUrl(room, sender));
     assert.ok(!pub.refused, JSON.stringify(pub.refused));
     await sleep(500);
@@ -457,6 +469,7 @@ describe('12.6 a resuming subscriber counts what the bus holds for it', () => {
       assert.equal(await redis.cmd('XLEN', roomKey(room)), all.length, 'every message sent is stored');
       assert.ok(all.every((id, i) => i === 0 || compareIds(all[i - 1], id) < 0), 'acks in stream order');
       assert.deepEqual(got1, all.slice(0, got1.length), 'the slow client got messages out of order or twice');
+      assert.ok(got1.length < HISTORY, `the slow client read ${got1.length} messages: it was not dropped while resuming`);
       const back = await wsOpen(wsUrl(room, slowUser, got1.length ? { since: got1.at(-1) } : { since: '0-0' }));
       assert.ok(!back.refused, JSON.stringify(back.refused));
       const want = all.slice(got1.length);
@@ -470,6 +483,53 @@ describe('12.6 a resuming subscriber counts what the bus holds for it', () => {
     } finally {
       clearInterval(sampler);
       pub.close();
+    }
+  });
+
+  test('an SSE stream that reads nothing, resuming from 0-0 while messages are sent, is ended; Last-Event-ID then gets everything once', async () => {
+    const room = uniqueRoom('backlog');
+    const slowUser = await register(d.url, uniqueName('slows'));
+    const sender = await register(d.url, uniqueName('sendr'));
+    const historyIds = await storeHistory(room, sender, HISTORY);
+    const acked = [];
+    const sock = net.connect({ host: '127.0.0.1', port: d.port });
+    let raw = '';
+    let ended = false;
+    sock.setEncoding('utf8');
+    sock.on('data', (x) => { raw += x; });
+    sock.on('close', () => { ended = true; });
+    sock.on('error', () => { ended = true; });
+    sock.write(`GET /api/rooms/${room}/events?since=0-0&token=${slowUser.token} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+      'Accept: text/event-stream\r\n\r\n');
+    try {
+      await waitFor(() => raw.includes('\r\n\r\n'), { timeout: 5000 * SLOW, what: 'the head of the SSE answer' });
+      assert.match(raw, /^HTTP\/1.1 200/, raw.slice(0, 200));
+      sock.pause();
+      const s0 = (await stats()).sse;
+      while ((await stats()).sse.dropped === s0.dropped) {
+        assert.ok(acked.length < 20000, `the slow SSE stream was not dropped after ${acked.length} live messages`);
+        const batch = await Promise.all(Array.from({ length: 50 }, (_, i) => sendOk(d.url, room, sender, text('l', acked.length + i))));
+        acked.push(...batch.map((e) => e.id).sort(compareIds));
+      }
+      const liveAtDrop = acked.length;
+      sock.resume();
+      await waitFor(() => ended, { timeout: 15000 * SLOW, what: 'the dropped SSE connection to close' });
+      // whole events only: the connection may have been cut inside one
+      const got1 = [...raw.matchAll(/^id: (\S+)\nevent: message\ndata: [^\n]*\n\n/gm)].map((m) => m[1]);
+      const all = [...historyIds, ...acked];
+      assert.deepEqual(got1, all.slice(0, got1.length), 'the slow SSE client got messages out of order or twice');
+      assert.ok(got1.length < HISTORY, `the slow SSE client read ${got1.length} messages: it was not dropped while resuming`);
+      const back = await sseOpen(sseUrl(room, slowUser), { headers: { 'Last-Event-ID': got1.at(-1) ?? '0-0' } });
+      assert.equal(back.status, 200, back.text);
+      const want = all.slice(got1.length);
+      await back.waitEvents(want.length, { filter: (e) => e.event === 'message', timeout: 30000 * SLOW, what: `${want.length} messages after Last-Event-ID` });
+      await sleep(200);
+      assert.deepEqual(back.messages().map((e) => e.id), want, 'after Last-Event-ID: every message once, in order');
+      back.close();
+      console.log(`# 12.6 SSE: ${HISTORY} stored messages; the slow stream was ended after ${liveAtDrop} live messages ` +
+        `with ${got1.length} read; the resume by Last-Event-ID got the other ${want.length}`);
+    } finally {
+      sock.destroy();
     }
   });
 });
