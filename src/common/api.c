@@ -2,6 +2,7 @@
  * by crosstalkd and crosstalk-fcgi */
 #include <json-c/json.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -93,6 +94,43 @@ done:
     return rc;
 }
 
+/* True when the code point shows nothing: Unicode's White_Space, and the
+ * zero-width characters (U+180E, U+200B, U+2060, U+FEFF) that render as
+ * nothing either. */
+static bool invisible(uint32_t cp)
+{
+    return (cp >= 0x09 && cp <= 0x0d) || cp == 0x20 || cp == 0x85 ||
+           cp == 0xa0 || cp == 0x1680 || cp == 0x180e ||
+           (cp >= 0x2000 && cp <= 0x200b) || cp == 0x2028 || cp == 0x2029 ||
+           cp == 0x202f || cp == 0x205f || cp == 0x2060 || cp == 0x3000 ||
+           cp == 0xfeff;
+}
+
+/* True when valid UTF-8 text s holds nothing a reader would see. */
+static bool blank(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+
+    while (p < end) {
+        uint32_t cp;
+        if (*p < 0x80) {
+            cp = *p++;
+        } else if (*p < 0xe0) {
+            cp = (uint32_t)(p[0] & 0x1f) << 6 | (p[1] & 0x3f);
+            p += 2;
+        } else if (*p < 0xf0) {
+            cp = (uint32_t)(p[0] & 0x0f) << 12 | (uint32_t)(p[1] & 0x3f) << 6 |
+                 (p[2] & 0x3f);
+            p += 3;
+        } else {
+            return false; /* no invisible character lies above U+FFFF */
+        }
+        if (!invisible(cp))
+            return false;
+    }
+    return true;
+}
+
 /* Checks and copies the "text" member of o. */
 static int take_text(json_object *o, size_t max_bytes, char **text,
                      size_t *text_len, struct api_error *err)
@@ -116,6 +154,9 @@ static int take_text(json_object *o, size_t max_bytes, char **text,
     if (memchr(s, '\0', n) != NULL)
         return api_fail(err, 400, API_BAD_UTF8,
                         "the text contains a NUL character");
+    if (blank(s, n))
+        return api_fail(err, 400, API_EMPTY_TEXT,
+                        "the text is only white space");
     *text = xmalloc(n + 1);
     memcpy(*text, s, n);
     (*text)[n] = '\0';

@@ -22,6 +22,7 @@
 #define API_NAME_TAKEN "name_taken"                 /* 409 */
 #define API_TOO_LARGE "too_large"                   /* 413 */
 #define API_RATE_LIMITED "rate_limited"             /* 429 */
+#define API_TOO_MANY_STREAMS "too_many_streams"     /* 429 */
 #define API_UNAVAILABLE "unavailable"               /* 503 */
 
 /* An error answer: HTTP status, a stable code, and a human message. */

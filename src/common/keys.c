@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "keys.h"
+#include "names.h"
 
 /*
  * The one write path of DESIGN.md. ts comes from the server's clock so
@@ -22,12 +23,36 @@ static const char append_body[] =
     "type = 'message', from = ARGV[2], text = ARGV[3], ts = ts}))\n"
     "return {id, tss}\n";
 
-/* Creating the user and its token lookup together, or neither: a taken
- * name writes nothing. */
+/*
+ * Creating the user and its token lookup together, or neither: a taken
+ * name writes nothing. Users are keyed by their name in lower case, so
+ * "ALICE1" finds "alice1". Users registered before that are keyed by their
+ * name as given; the first registration on a database moves each of them
+ * to its lower-case key (RENAME, and `name` keeps the spelling), once,
+ * marked by ct:users:folded. Where two old users differ only in case, the
+ * first found takes the lower-case key and the other keeps its own: both
+ * go on working by token, and neither name can be registered again.
+ */
 static const char register_body[] =
+    "if redis.call('EXISTS', 'ct:users:folded') == 0 then\n"
+    "  local cursor = '0'\n"
+    "  repeat\n"
+    "    local r = redis.call('SCAN', cursor, 'MATCH', 'ct:user:*', "
+    "'COUNT', 1000, 'TYPE', 'hash')\n"
+    "    cursor = r[1]\n"
+    "    for _, k in ipairs(r[2]) do\n"
+    "      local low = string.lower(k)\n"
+    "      if low == k or redis.call('EXISTS', low) == 0 then\n"
+    "        if low ~= k then redis.call('RENAME', k, low) end\n"
+    "        redis.call('HSETNX', low, 'name', string.sub(k, 9))\n"
+    "      end\n"
+    "    end\n"
+    "  until cursor == '0'\n"
+    "  redis.call('SET', 'ct:users:folded', '1')\n"
+    "end\n"
     "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
     "redis.call('HSET', KEYS[1], 'token_sha256', ARGV[1], "
-    "'created', ARGV[2])\n"
+    "'created', ARGV[2], 'name', ARGV[3])\n"
     "redis.call('SET', KEYS[2], ARGV[3])\n"
     "return 1\n";
 
@@ -48,7 +73,10 @@ char *keys_room_log(char *buf, const char *room)
 
 char *keys_user(char *buf, const char *name)
 {
-    return key(buf, "ct:user:", name, "");
+    char folded[NAME_USER_MAX + 1];
+
+    names_user_fold(name, folded);
+    return key(buf, "ct:user:", folded, "");
 }
 
 char *keys_token(char *buf, const char *hash)

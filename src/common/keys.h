@@ -9,7 +9,9 @@
 
 /* Each writes the key into buf (KEYS_MAX bytes) and returns buf. */
 char *keys_room_log(char *buf, const char *room); /* ct:room:{room}:log */
-char *keys_user(char *buf, const char *name);     /* ct:user:{name} */
+/* ct:user:{name in lower case}: one user per name whatever its case */
+char *keys_user(char *buf, const char *name);
+
 char *keys_token(char *buf, const char *hash);    /* ct:token:{sha256} */
 char *keys_presence(char *buf, const char *room); /* ct:presence:{room} */
 char *keys_bus(char *buf, const char *room);      /* ct:bus:{room} */
@@ -31,9 +33,12 @@ struct keys_script {
  * bus channel}. XADDs the message with its ts, bumps ct:rooms, PUBLISHes the
  * event JSON with its new id, all atomically; returns {id, ts}. */
 extern struct keys_script keys_append_script;
-/* The register script: KEYS = {ct:user:{name}, ct:token:{hash}}, ARGV =
- * {hash, created ms, name}. Returns 1 when created, 0 when the name is
- * taken (and then writes nothing). */
+/* The register script: KEYS = {ct:user:{name in lower case},
+ * ct:token:{hash}}, ARGV = {hash, created ms, name}. Returns 1 when
+ * created (the hash keeps the name as given in its field `name`), 0 when
+ * the name is taken in any case (and then writes nothing). The first run
+ * on a database also moves users registered before names were folded to
+ * their lower-case key (see register_body). */
 extern struct keys_script keys_register_script;
 
 /* Computes the scripts' SHA-1s; call once at start-up. */

@@ -169,6 +169,10 @@ void rest_typing(struct request *r)
 {
     struct event ev;
 
+    if (!http_rate_ok(r->req, r->kind, app.typing_limit, r->user)) {
+        http_request_free(r);
+        return;
+    }
     event_init_typing(&ev, r->room, r->user, event_now_ms());
     if (store_publish(app.store, &ev) != 0) {
         unavailable(r->req, r->kind);

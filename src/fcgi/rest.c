@@ -24,7 +24,7 @@
 
 static const struct config *cfg;
 static struct store *store;
-static struct ratelimit *register_limit, *send_limit;
+static struct ratelimit *register_limit, *send_limit, *typing_limit;
 
 /* One call in progress: the request, the answer, and what the route and the
  * token told us. */
@@ -72,13 +72,16 @@ void rest_init(const struct config *c, struct store *st)
                                    c->rate_register_per_min);
     send_limit =
         ratelimit_new(c->rate_send_per_sec, 1000, 2.0 * c->rate_send_per_sec);
+    typing_limit = ratelimit_new(c->rate_typing_per_sec, 1000,
+                                 2.0 * c->rate_typing_per_sec);
 }
 
 void rest_shutdown(void)
 {
     ratelimit_free(register_limit);
     ratelimit_free(send_limit);
-    register_limit = send_limit = NULL;
+    ratelimit_free(typing_limit);
+    register_limit = send_limit = typing_limit = NULL;
 }
 
 const char *rest_reason(int status)
@@ -444,6 +447,8 @@ static void do_typing(struct call *c)
     char *json;
     int rc;
 
+    if (!rate_ok(c, typing_limit, c->user))
+        return;
     event_init_typing(&ev, c->room, c->user, event_now_ms());
     json = event_to_json(&ev, &len);
     rc = store_publish(store, c->room, json, len);

@@ -26,6 +26,7 @@
 #include "ratelimit.h"
 #include "resume.h"
 #include "store.h"
+#include "tally.h"
 #include "transport.h"
 #include "xmalloc.h"
 
@@ -70,6 +71,7 @@ struct ws {
     bool raw_close;         /* we wrote a close frame past wslay */
     bool free_when_written; /* shutdown: no lingering */
     bool joined;            /* counted in presence */
+    bool counted;           /* holds one of its user's streams_per_token */
     bool dead;              /* torn down; freed on the next turn */
     unsigned busy;          /* depth of calls into wslay */
     uint64_t frame_left;    /* of the client's frame being read,
@@ -269,6 +271,9 @@ static void detach(struct ws *c)
     if (c->joined)
         presence_leave(c->sub.room, c->sub.user);
     c->joined = false;
+    if (c->counted)
+        tally_give(app.streams, c->sub.user);
+    c->counted = false;
     event_del(c->timer);
     while ((a = TAILQ_FIRST(&c->appends)) != NULL) {
         TAILQ_REMOVE(&c->appends, a, link);
@@ -358,6 +363,16 @@ static bool close_written(struct ws *c)
     return c->raw_close || wslay_event_get_close_sent(c->ctx);
 }
 
+/* Closes with 1008 a consumer that let its output (or what the bus holds
+ * for it while it resumes) pile up past client_buffer_limit. */
+static void drop_slow(struct ws *c)
+{
+    stats[TRANSPORT_WEBSOCKET].dropped++;
+    log_info("ws: dropped a slow consumer of %s (%s)", c->sub.room,
+             c->sub.user);
+    begin_close(c, WS_POLICY, "slow consumer: resume with since");
+}
+
 /* After any input, output or event: notices a close that wslay queued,
  * ends the connection once the close handshake is done, and drops a
  * consumer that lets its output pile up. */
@@ -376,12 +391,8 @@ static void after_io(struct ws *c)
     if (c->state == WS_OPEN) {
         size_t limit = (size_t)app.cfg->client_buffer_limit;
         /* history is paced by the resume, not held against the client */
-        if (!c->sub.resuming && evbuffer_get_length(out) > limit) {
-            stats[TRANSPORT_WEBSOCKET].dropped++;
-            log_info("ws: dropped a slow consumer of %s (%s)", c->sub.room,
-                     c->sub.user);
-            begin_close(c, WS_POLICY, "slow consumer: resume with since");
-        }
+        if (!c->sub.resuming && evbuffer_get_length(out) > limit)
+            drop_slow(c);
         return;
     }
     if (!close_written(c) || evbuffer_get_length(out) > 0)
@@ -453,6 +464,11 @@ static void on_text(struct ws *c, const uint8_t *msg, size_t len)
             append_done(-1, NULL, 0, a);
     } else if (type == EVENT_TYPING) {
         struct event ev;
+        /* over rate_typing_per_sec the frame is dropped without an answer:
+         * the room saw this user typing less than a second ago */
+        if (!ratelimit_take(app.typing_limit, c->sub.user, event_now_ms(),
+                            &retry))
+            goto done;
         event_init_typing(&ev, c->sub.room, c->sub.user, event_now_ms());
         if (store_publish(app.store, &ev) != 0) {
             api_fail(&err, 503, API_UNAVAILABLE,
@@ -618,7 +634,12 @@ static size_t queued(const struct subscriber *sub)
     return evbuffer_get_length(output((struct ws *)sub));
 }
 
-static const struct subscriber_ops ops = {deliver, close_sub, queued};
+static void drop_sub(struct subscriber *sub)
+{
+    drop_slow((struct ws *)sub);
+}
+
+static const struct subscriber_ops ops = {deliver, close_sub, queued, drop_sub};
 
 static void resumed(struct subscriber *sub, int status)
 {
@@ -788,6 +809,9 @@ void ws_handle(struct request *r)
         evhttp_request_free(r->req);
         goto done;
     }
+    /* refused with a plain 429 answer, before any upgrade */
+    if (!transport_stream_take(r))
+        goto done;
     accept_key(key, accept);
     timers_init();
 
@@ -798,6 +822,7 @@ void ws_handle(struct request *r)
     c = xcalloc(1, sizeof(*c));
     c->evcon = evcon;
     c->bev = evhttp_connection_get_bufferevent(evcon);
+    c->counted = true;
     c->sub.ops = &ops;
     c->sub.kind = TRANSPORT_WEBSOCKET;
     strcpy(c->sub.room, r->room);

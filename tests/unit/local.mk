@@ -51,3 +51,7 @@ check_PROGRAMS += tests/unit/test_redisurl
 TESTS += tests/unit/test_redisurl
 tests_unit_test_redisurl_SOURCES = tests/unit/test_redisurl.c tests/unit/tap.h
 tests_unit_test_redisurl_LDADD = $(COMMON_LIBS)
+check_PROGRAMS += tests/unit/test_tally
+TESTS += tests/unit/test_tally
+tests_unit_test_tally_SOURCES = tests/unit/test_tally.c tests/unit/tap.h
+tests_unit_test_tally_LDADD = $(COMMON_LIBS)

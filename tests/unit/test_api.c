@@ -112,6 +112,26 @@ int main(void)
     msg_fails("{\"text\":[\"hi\"]}", 100, 400, API_BAD_REQUEST);
     msg_fails("{\"text\":null}", 100, 400, API_BAD_REQUEST);
     msg_fails("{\"text\":\"\"}", 100, 400, API_EMPTY_TEXT);
+    msg_fails("{\"text\":\" \"}", 100, 400, API_EMPTY_TEXT);
+    msg_fails("{\"text\":\" \\t\\n\\r \\f\\u000b\"}", 100, 400, API_EMPTY_TEXT);
+    msg_fails("{\"text\":\"\\u00a0\\u2003\\u3000\\u200b\\ufeff\\u2028\"}", 100,
+              400, API_EMPTY_TEXT);
+    msg_fails("{\"text\":\"\xe3\x80\x80\xc2\x85 \"}", 100, 400, API_EMPTY_TEXT);
+    {
+        static const char *const seen[] = {"{\"text\":\" a \"}",
+                                           "{\"text\":\"\\n.\\n\"}",
+                                           "{\"text\":\"\\u3000\xe3\x81\x82\"}",
+                                           "{\"text\":\" \xf0\x9f\x98\x80\"}"};
+        for (size_t i = 0; i < sizeof(seen) / sizeof(*seen); i++) {
+            struct api_error e2;
+            char *t2 = NULL;
+            size_t l2 = 0;
+            ok(api_parse_message(seen[i], strlen(seen[i]), 100, &t2, &l2,
+                                 &e2) == 0,
+               "text with something visible is taken: %s", seen[i]);
+            free(t2);
+        }
+    }
     msg_fails("{\"text\":\"\xc0\xaf\"}", 100, 400, API_BAD_UTF8);
     msg_fails("{\"text\":\"\xed\xa0\x80\"}", 100, 400, API_BAD_UTF8);
     msg_fails("{\"text\":\"ab\xff\"}", 100, 400, API_BAD_UTF8);
@@ -144,6 +164,8 @@ int main(void)
     frame_fails("{\"type\":1}", 400, API_BAD_REQUEST);
     frame_fails("{\"type\":\"message\"}", 400, API_BAD_REQUEST);
     frame_fails("{\"type\":\"message\",\"text\":\"\"}", 400, API_EMPTY_TEXT);
+    frame_fails("{\"type\":\"message\",\"text\":\" \\t\\n\"}", 400,
+                API_EMPTY_TEXT);
     frame_fails("{\"type\":\"message\",\"text\":\"01234567890\"}", 413,
                 API_TOO_LARGE);
     frame_fails("{\"type\":\"message\",\"text\":\"\xe2\x82\"}", 400,

@@ -43,6 +43,8 @@ int main(void)
 
     is_str(keys_room_log(buf, "lobby"), "ct:room:lobby:log", "room log key");
     is_str(keys_user(buf, "alice"), "ct:user:alice", "user key");
+    is_str(keys_user(buf, "ALICE"), "ct:user:alice",
+           "user key: the name in lower case");
     is_str(keys_token(buf, "ab12"), "ct:token:ab12", "token key");
     is_str(keys_presence(buf, "lobby"), "ct:presence:lobby", "presence key");
     is_str(keys_bus(buf, "lobby"), "ct:bus:lobby", "bus channel");

@@ -92,6 +92,20 @@ static redisReply *cmd_argv(redisContext *c, int argc, const char **argv,
     return redisCommandArgv(c, argc, argv, lens);
 }
 
+/* Runs the register script by EVALSHA for `name` with a throwaway token
+ * key; returns its integer answer, or -1. */
+static long long register_again(redisContext *c, const char *name)
+{
+    char ukey[KEYS_MAX];
+    redisReply *r = redisCommand(
+        c, "EVALSHA %s 2 %s %s %s %s %s", keys_register_script.sha,
+        keys_user(ukey, name), "ct:token:other", "other", "1", name);
+    long long n = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+
+    freeReplyObject(r);
+    return n;
+}
+
 int main(void)
 {
     redisContext *c = NULL, *sub = NULL;
@@ -202,6 +216,11 @@ int main(void)
     {
         char hash[AUTH_HASH_LEN + 1], ukey[KEYS_MAX], tkey[KEYS_MAX];
 
+        /* users from before names were folded: Carol, and two that
+         * differ only in case */
+        freeReplyObject(redisCommand(c, "HSET ct:user:Carol token_sha256 c"));
+        freeReplyObject(redisCommand(c, "HSET ct:user:dave token_sha256 d1"));
+        freeReplyObject(redisCommand(c, "HSET ct:user:DAVE token_sha256 d2"));
         auth_hash("token", 5, hash);
         keys_user(ukey, "alice");
         keys_token(tkey, hash);
@@ -211,14 +230,17 @@ int main(void)
         ok(r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1,
            "register script creates alice");
         freeReplyObject(r);
-        r = redisCommand(c, "EVALSHA %s 2 %s %s %s %s %s",
-                         keys_register_script.sha, ukey, "ct:token:other",
-                         "other", "1", "alice");
-        ok(r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 0,
-           "register script: alice is taken (by EVALSHA)");
-        freeReplyObject(r);
+        is_int(register_again(c, "alice"), 0,
+               "register script: alice is taken (by EVALSHA)");
         r = redisCommand(c, "EXISTS ct:token:other");
         ok(r != NULL && r->integer == 0, "  and wrote nothing");
+        freeReplyObject(r);
+        is_int(register_again(c, "ALICE"), 0,
+               "register script: ALICE is alice, taken");
+        r = redisCommand(c, "HGET %s name", ukey);
+        ok(r != NULL && r->type == REDIS_REPLY_STRING &&
+               strcmp(r->str, "alice") == 0,
+           "  and alice keeps its spelling in `name`");
         freeReplyObject(r);
         r = redisCommand(c, "HGET %s token_sha256", ukey);
         ok(r != NULL && r->type == REDIS_REPLY_STRING &&
@@ -234,6 +256,20 @@ int main(void)
         ok(r != NULL && r->type == REDIS_REPLY_STRING &&
                strcmp(r->str, "alice") == 0,
            "token key names the user");
+        freeReplyObject(r);
+        r = redisCommand(c, "HGET ct:user:carol name");
+        ok(r != NULL && r->type == REDIS_REPLY_STRING &&
+               strcmp(r->str, "Carol") == 0,
+           "an old user is moved to its lower-case key, spelling kept");
+        freeReplyObject(r);
+        r = redisCommand(c, "EXISTS ct:user:Carol ct:user:dave ct:user:DAVE");
+        ok(r != NULL && r->integer == 2,
+           "  its old key is gone; two old users differing in case stay");
+        freeReplyObject(r);
+        is_int(register_again(c, "Dave"), 0,
+               "  and Dave cannot be registered again");
+        r = redisCommand(c, "EXISTS ct:users:folded");
+        ok(r != NULL && r->integer == 1, "  the move is marked as done");
         freeReplyObject(r);
     }
 done:
