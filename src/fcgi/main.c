@@ -254,6 +254,7 @@ static void serve(FCGX_Request *req, const struct config *cfg)
         rq.query = NULL;
     rq.path = path;
     rq.authorization = FCGX_GetParam("HTTP_AUTHORIZATION", req->envp);
+    rq.idempotency_key = FCGX_GetParam("HTTP_IDEMPOTENCY_KEY", req->envp);
     rq.remote_addr = FCGX_GetParam("REMOTE_ADDR", req->envp);
     body =
         read_body(req, cfg->max_body_bytes, &rq.body_len, &rq.body_too_large);
