@@ -291,6 +291,26 @@ test('WebSocket "key": a repeat is acked with the same id and stored once; a bad
   }
 });
 
+test('allowed_origins: a browser\'s preflight for a send with an Idempotency-Key passes', async () => {
+  const origin = 'http://good.example';
+  const d = await startDaemon({ redisUrl: redis.url, config: { allowed_origins: origin } });
+  try {
+    const r = await http('OPTIONS', `${d.url}/api/rooms/${uniqueRoom()}/messages`, {
+      headers: {
+        Origin: origin,
+        'Access-Control-Request-Method': 'POST',
+        'Access-Control-Request-Headers': 'authorization,content-type,idempotency-key',
+      },
+    });
+    assert.equal(r.status, 204, r.text);
+    assert.equal(r.headers['access-control-allow-origin'], origin);
+    const allowed = (r.headers['access-control-allow-headers'] ?? '').toLowerCase().split(/\s*,\s*/);
+    assert.ok(allowed.includes('idempotency-key'), `Access-Control-Allow-Headers: ${r.headers['access-control-allow-headers']}`);
+  } finally {
+    await d.stop();
+  }
+});
+
 // ------------------------------------------------------------ unknown outcomes
 
 test('the reply of a stored send is lost with its connection: 503 "unknown", the retry is a 200, one message, one delivery each', async () => {
