@@ -122,6 +122,7 @@ static void test_idempotent(redisContext *c, int port)
     redisContext *sub = redisConnect("127.0.0.1", port);
     redisReply *r, *first = NULL, *msg = NULL;
     char id[STREAMID_STRLEN] = "";
+    struct reply_appended a;
 
     r = redisCommand(sub, "SUBSCRIBE ct:bus:idem");
     freeReplyObject(r);
@@ -132,6 +133,10 @@ static void test_idempotent(redisContext *c, int port)
     if (first == NULL || first->type != REDIS_REPLY_ARRAY)
         goto done;
     snprintf(id, sizeof(id), "%s", first->element[0]->str);
+    is_int(reply_appended(first, &a), 0, "reply_appended reads it");
+    ok(strcmp(a.id, id) == 0 && !a.repeat && a.text == NULL &&
+           a.ts == strtoll(first->element[1]->str, NULL, 10),
+       "  id, ts, not a repeat");
     r = redisCommand(c, "TTL ct:idem:idem:alice:k-1");
     ok(r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer > 86000 &&
            r->integer <= 86400,
@@ -144,6 +149,9 @@ static void test_idempotent(redisContext *c, int port)
            strcmp(r->element[1]->str, first->element[1]->str) == 0 &&
            strcmp(r->element[2]->str, "one") == 0,
        "the same key again: {first id, first ts, first text}");
+    ok(reply_appended(r, &a) == 0 && a.repeat && strcmp(a.id, id) == 0 &&
+           a.text_len == 3 && memcmp(a.text, "one", 3) == 0,
+       "  reply_appended: a repeat with the first text");
     freeReplyObject(r);
     is_int(xlen(c), 1, "  nothing more stored");
 
