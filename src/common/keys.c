@@ -1,27 +1,57 @@
 /* keys.c - Redis key names and the Lua scripts every writer runs */
 #include <openssl/evp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "keys.h"
 #include "names.h"
 
+#define KEYS_STR_(x) #x
+#define KEYS_STR(x) KEYS_STR_(x)
+
 /*
  * The one write path of DESIGN.md. ts comes from the server's clock so
  * every writer agrees; it is formatted with %d because a Lua number would
  * otherwise go to XADD as "1.7e+12". cjson escapes '/' as "\/", which any
  * JSON reader (event_from_json included) takes as '/'.
+ *
+ * The idempotency key is read and written inside the script, so two
+ * retries racing on two processes still store one message. A repeat is
+ * answered by reads alone, which Redis runs even when it refuses writes
+ * (out of memory, read-only replica).
  */
 static const char append_body[] =
+    "if KEYS[3] then\n"
+    "  local prev = redis.call('GET', KEYS[3])\n"
+    "  if prev then\n"
+    "    local e = redis.call('XRANGE', KEYS[1], prev, prev)\n"
+    "    local ts, text = string.match(prev, '^%d+'), ARGV[3]\n"
+    "    if e[1] then\n"
+    "      local f = e[1][2]\n"
+    "      for i = 1, #f, 2 do\n"
+    "        if f[i] == 'ts' then ts = f[i + 1] end\n"
+    "        if f[i] == 'text' then text = f[i + 1] end\n"
+    "      end\n"
+    "    end\n"
+    "    return {prev, ts, text}\n"
+    "  end\n"
+    "end\n"
     "local t = redis.call('TIME')\n"
     "local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "local tss = string.format('%d', ts)\n"
     "local id = redis.call('XADD', KEYS[1], '*', 'from', ARGV[2], "
     "'text', ARGV[3], 'ts', tss)\n"
     "redis.call('ZADD', KEYS[2], tss, ARGV[1])\n"
-    "redis.call('PUBLISH', ARGV[4], cjson.encode({id = id, room = ARGV[1], "
-    "type = 'message', from = ARGV[2], text = ARGV[3], ts = ts}))\n"
-    "return {id, tss}\n";
+    "if KEYS[3] then\n"
+    "  redis.call('SET', KEYS[3], id, 'EX', " KEYS_STR(
+        KEYS_IDEM_TTL) ")\n"
+                       "end\n"
+                       "redis.call('PUBLISH', ARGV[4], cjson.encode({id = id, "
+                       "room = ARGV[1], "
+                       "type = 'message', from = ARGV[2], text = ARGV[3], ts = "
+                       "ts}))\n"
+                       "return {id, tss}\n";
 
 /*
  * Creating the user and its token lookup together, or neither: a taken
@@ -99,6 +129,12 @@ char *keys_backup(char *buf, const char *room)
     return key(buf, "ct:backup:", room, "");
 }
 
+char *keys_idem(char *buf, const char *room, const char *user, const char *key)
+{
+    snprintf(buf, KEYS_IDEM_MAX, "ct:idem:%s:%s:%s", room, user, key);
+    return buf;
+}
+
 static void script_sha(struct keys_script *s)
 {
     static const char hex[] = "0123456789abcdef";
@@ -126,22 +162,26 @@ void keys_init(void)
 
 int keys_append_argv(const char **argv, size_t *lens, char *bufs, int evalsha,
                      const char *room, const char *from, const char *text,
-                     size_t text_len)
+                     size_t text_len, const char *key)
 {
-    int n = 0, i;
+    bool idem = key != NULL && key[0] != '\0';
+    int n = 0, itext, i;
 
     if (evalsha && keys_append_script.sha[0] == '\0')
         keys_init();
     argv[n++] = evalsha ? "EVALSHA" : "EVAL";
     argv[n++] = evalsha ? keys_append_script.sha : keys_append_script.body;
-    argv[n++] = "2";
+    argv[n++] = idem ? "3" : "2";
     argv[n++] = keys_room_log(bufs, room);
     argv[n++] = KEYS_ROOMS;
+    if (idem)
+        argv[n++] = keys_idem(bufs + 2 * KEYS_MAX, room, from, key);
     argv[n++] = room;
     argv[n++] = from;
+    itext = n;
     argv[n++] = text;
     argv[n++] = keys_bus(bufs + KEYS_MAX, room);
     for (i = 0; i < n; i++)
-        lens[i] = i == 7 ? text_len : strlen(argv[i]); /* text: any bytes */
+        lens[i] = i == itext ? text_len : strlen(argv[i]); /* text: any bytes */
     return n;
 }

@@ -159,6 +159,17 @@ static void unavailable(struct call *c)
     c->rs->retry_after = 1;
 }
 
+/* The 503 of a write or a health probe that failed: what Redis said, and
+ * whether anything was stored. */
+static void write_failed(struct call *c, enum api_doing doing)
+{
+    struct api_error err;
+
+    api_unavailable(&err, store_fault(store), doing);
+    answer_error(c, &err);
+    c->rs->retry_after = 1;
+}
+
 /* Takes a token from key's bucket; false with a 429 answer when empty. */
 static bool rate_ok(struct call *c, struct ratelimit *rl, const char *key)
 {
@@ -282,8 +293,8 @@ static void do_healthz(struct call *c)
 {
     static const char ok[] = "{\"status\":\"ok\"}";
 
-    if (store_ping(store) != STORE_OK) {
-        unavailable(c);
+    if (store_health(store) != STORE_OK) {
+        write_failed(c, API_DOING_HEALTH);
         return;
     }
     answer(c, 200, xstrdup(ok), sizeof(ok) - 1);
@@ -341,32 +352,37 @@ static void do_rooms(struct call *c)
 
 static void do_send(struct call *c)
 {
-    char id[STREAMID_STRLEN];
+    char key[API_KEY_MAX + 1];
+    struct store_appended a;
     struct api_error err;
     struct event ev;
     size_t text_len, len;
     char *text = NULL, *body;
-    int64_t ts;
+    const char *ikey = c->rq->idempotency_key;
 
     if (!rate_ok(c, send_limit, c->user))
         return;
-    if (api_parse_message(c->rq->body, c->rq->body_len,
+    if (api_parse_key(ikey, ikey != NULL ? strlen(ikey) : 0, key, &err) < 0 ||
+        api_parse_message(c->rq->body, c->rq->body_len,
                           (size_t)cfg->max_message_bytes, &text, &text_len,
                           &err) < 0) {
         answer_error(c, &err);
         return;
     }
-    if (store_append(store, c->room, c->user, text, text_len, id, &ts) !=
+    if (store_append(store, c->room, c->user, text, text_len, key, &a) !=
         STORE_OK) {
         free(text);
-        unavailable(c);
+        write_failed(c, API_DOING_SEND);
         return;
     }
-    event_init_message(&ev, c->room, id, c->user, text, text_len, ts);
+    /* a repeat answers the first message, whatever this one said */
+    event_init_message(&ev, c->room, a.id, c->user, a.repeat ? a.text : text,
+                       a.repeat ? a.text_len : text_len, a.ts);
     body = event_to_json(&ev, &len);
     event_clear(&ev);
     free(text);
-    answer(c, 201, body, len);
+    free(a.text);
+    answer(c, a.repeat ? 200 : 201, body, len);
     touch_presence(c);
 }
 

@@ -24,6 +24,7 @@
 #include "presence.h"
 #include "query.h"
 #include "ratelimit.h"
+#include "reply.h"
 #include "resume.h"
 #include "store.h"
 #include "tally.h"
@@ -58,6 +59,7 @@ struct ws;
 struct ws_append {
     struct ws *c;
     TAILQ_ENTRY(ws_append) link;
+    char key[API_KEY_MAX + 1]; /* the frame's idempotency key, or "" */
 };
 
 struct ws {
@@ -164,17 +166,40 @@ static void send_text(struct ws *c, const char *json, size_t len)
         flush(c);
 }
 
+/* Acks and errors of a message frame name its key, when it had one, so a
+ * client knows which of its messages they are about. */
+static void send_about(struct ws *c, const char *key, const char *json,
+                       size_t len)
+{
+    char *frame;
+
+    if (key[0] == '\0') {
+        send_text(c, json, len);
+        return;
+    }
+    /* a key is [A-Za-z0-9_-]: nothing to escape */
+    frame = xasprintf("%.*s,\"key\":\"%s\"}", (int)len - 1, json, key);
+    send_text(c, frame, strlen(frame));
+    free(frame);
+}
+
 /* {"type":"error","error":code,"message":...}: the REST error body with a
  * type in front. The socket stays open. */
-static void send_error(struct ws *c, const struct api_error *err)
+static void send_error_about(struct ws *c, const char *key,
+                             const struct api_error *err)
 {
     size_t len;
     char *json = api_error_json(err, &len);
     char *frame = xasprintf("{\"type\":\"error\",%s", json + 1);
 
-    send_text(c, frame, len + 15);
+    send_about(c, key, frame, len + 15);
     free(frame);
     free(json);
+}
+
+static void send_error(struct ws *c, const struct api_error *err)
+{
+    send_error_about(c, "", err);
 }
 
 /* A broadcast frame shared with the room's other sockets. It is added to
@@ -411,7 +436,7 @@ static void after_io(struct ws *c)
 
 /* --- client frames --- */
 
-static void append_done(int status, const char *id, int64_t ts, void *arg)
+static void append_done(int status, const struct reply_appended *ap, void *arg)
 {
     struct ws_append *a = arg;
     struct ws *c = a->c;
@@ -422,14 +447,14 @@ static void append_done(int status, const char *id, int64_t ts, void *arg)
         if (status == 0) {
             char frame[32 + STREAMID_STRLEN];
             int n = snprintf(frame, sizeof(frame),
-                             "{\"type\":\"ack\",\"id\":\"%s\"}", id);
-            send_text(c, frame, (size_t)n);
+                             "{\"type\":\"ack\",\"id\":\"%s\"}", ap->id);
+            send_about(c, a->key, frame, (size_t)n);
             presence_touch(c->sub.room, c->sub.user);
         } else {
             struct api_error err;
-            api_fail(&err, 503, API_UNAVAILABLE,
-                     "the message store is unreachable; nothing was stored");
-            send_error(c, &err);
+
+            api_unavailable(&err, status, API_DOING_WS_SEND);
+            send_error_about(c, a->key, &err);
         }
         after_io(c);
     }
@@ -439,12 +464,12 @@ static void append_done(int status, const char *id, int64_t ts, void *arg)
 static void on_text(struct ws *c, const uint8_t *msg, size_t len)
 {
     struct api_error err;
-    char *text = NULL;
+    char *text = NULL, key[API_KEY_MAX + 1];
     size_t tlen = 0;
     int retry;
-    int type = api_parse_client_frame((const char *)msg, len,
-                                      (size_t)app.cfg->max_message_bytes, &text,
-                                      &tlen, &err);
+    int type = api_parse_client_frame_key((const char *)msg, len,
+                                          (size_t)app.cfg->max_message_bytes,
+                                          &text, &tlen, key, &err);
 
     if (type == EVENT_MESSAGE) {
         struct ws_append *a;
@@ -452,16 +477,17 @@ static void on_text(struct ws *c, const uint8_t *msg, size_t len)
                             &retry)) {
             api_fail(&err, 429, API_RATE_LIMITED,
                      "too many messages; retry in %d s", retry);
-            send_error(c, &err);
+            send_error_about(c, key, &err);
             goto done;
         }
         a = xcalloc(1, sizeof(*a));
         a->c = c;
+        strcpy(a->key, key);
         TAILQ_INSERT_TAIL(&c->appends, a, link);
         app.inflight++;
-        if (store_append(app.store, c->sub.room, c->sub.user, text, tlen,
+        if (store_append(app.store, c->sub.room, c->sub.user, text, tlen, key,
                          append_done, a) != 0)
-            append_done(-1, NULL, 0, a);
+            append_done(API_FAULT_DOWN, NULL, a);
     } else if (type == EVENT_TYPING) {
         struct event ev;
         /* over rate_typing_per_sec the frame is dropped without an answer:
