@@ -2,12 +2,14 @@
 // background on free ports, the page and the API over plain HTTP/1.1 and
 // over HTTPS with HTTP/2 (SSE over HTTP/2, WebSocket over TLS), a daemon and
 // the FastCGI pool killed and brought back with --restart, and a second run
-// that keeps the certificate the first one made.
+// that keeps the certificate the first one made. The page itself runs in
+// headless Chromium over both (tests/e2e/page.test.mjs tests it in depth).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http2 from 'node:http2';
 import path from 'node:path';
+import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
 import { REPO, alive, cleanup, freePort, http, runSync, tmpDir, uniqueName, uniqueRoom, waitFor, within } from './harness.mjs';
 
@@ -105,6 +107,51 @@ test('over HTTP/2 an SSE stream gets a message sent over HTTP/2, and a wss WebSo
     ws.terminate();
   }
 });
+
+for (const scheme of ['http', 'https']) {
+  test(`the page over ${scheme === 'https' ? 'HTTPS (HTTP/2)' : 'HTTP/1.1'}: four panes open and a message reaches each`, { timeout: 90000 }, async () => {
+    const url = scheme === 'https' ? `https://127.0.0.1:${ports.tls}/` : `http://127.0.0.1:${ports.http}/`;
+    const browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    const errors = [];
+    try {
+      const context = await browser.newContext({ ignoreHTTPSErrors: true });
+      const page = await context.newPage();
+      page.on('pageerror', (e) => errors.push(String(e)));
+      const res = await page.goto(url);
+      assert.equal(res.status(), 200, `GET ${url}`);
+      const proto = await page.evaluate(() => performance.getEntriesByType('navigation')[0].nextHopProtocol);
+      assert.equal(proto, scheme === 'https' ? 'h2' : 'http/1.1', `the page came over ${proto}`);
+      const wait = async (what, fn, arg, timeout = 20000) => {
+        const t0 = Date.now();
+        try {
+          await page.waitForFunction(fn, arg, { timeout, polling: 100 });
+        } catch (e) {
+          const states = await page.evaluate(() => [...document.querySelectorAll('.pane')]
+            .map((p) => `${p.dataset.transport}=${p.dataset.state}`).join(' ')).catch(() => '?');
+          throw new Error(`timed out after ${Date.now() - t0} ms waiting for ${what} at ${url}; panes: ${states}; page errors: ${errors.join(' | ')}`);
+        }
+      };
+      await page.fill('#name', uniqueName('pg'));
+      await page.fill('#room', uniqueRoom('pg'));
+      await page.click('#join-btn');
+      await wait('all four panes to be open', () => document.querySelectorAll('.pane[data-state="open"]').length === 4);
+      const text = `over ${scheme} ${Date.now()}`;
+      await page.fill('#text', text);
+      await page.click('#send-btn');
+      await wait(`"${text}" in all four panes`, (t) => [...document.querySelectorAll('.pane')]
+        .every((p) => [...p.querySelectorAll('.msg .text')].some((e) => e.textContent === t)), text);
+      assert.deepEqual(errors, [], 'page errors');
+      await context.close();
+    } finally {
+      await browser.close();
+    }
+  });
+}
 
 test('--restart brings back a killed daemon and the FastCGI pool', async () => {
   const [old] = pidsOf(`crosstalkd-${ports.d1}.pid`);
