@@ -220,3 +220,23 @@ describe('make install DESTDIR=...', () => {
     assert.deepEqual(filesBelow(dest), [], 'left behind by make uninstall');
   });
 });
+
+describe('configure --with-systemdsystemunitdir', () => {
+  const reconfigure = (opt) => run(`configure ${opt}`, 'bash', ['-c',
+    'opt=$2 && cd "$1" && eval "set -- $(./config.status --config)" && ./configure -q "$@" "$opt"', 'bash', tree, opt]);
+
+  test('=DIR puts the units there; --without leaves them and the sysusers entry out', () => {
+    const d1 = path.join(path.dirname(tree), 'dest-unitdir');
+    reconfigure('--with-systemdsystemunitdir=/lib/systemd/system');
+    run('make install', 'make', ['-C', tree, 'install', `DESTDIR=${d1}`]);
+    const units = filesBelow(d1).filter((f) => f.endsWith('.service'));
+    assert.deepEqual(units.sort(), ['lib/systemd/system/crosstalk-fcgi.service', 'lib/systemd/system/crosstalkd@.service']);
+
+    const d2 = path.join(path.dirname(tree), 'dest-nounits');
+    reconfigure('--without-systemdsystemunitdir');
+    run('make install', 'make', ['-C', tree, 'install', `DESTDIR=${d2}`]);
+    const files = filesBelow(d2);
+    assert.deepEqual(files.filter((f) => f.endsWith('.service') || f.includes('sysusers')), [], 'units installed after --without');
+    assert.ok(files.includes('usr/bin/crosstalkd'), 'the programs are still installed');
+  });
+});
