@@ -12,6 +12,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "paths.h"
 #include "presence.h"
 #include "ratelimit.h"
 #include "store.h"
