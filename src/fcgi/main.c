@@ -12,9 +12,11 @@
 
 #include "archive.h"
 #include "config.h"
+#include "event.h"
 #include "keys.h"
 #include "log.h"
 #include "rest.h"
+#include "statrec.h"
 #include "store.h"
 #include "xmalloc.h"
 
@@ -23,6 +25,12 @@
 /* What is drained of a body too large to handle, so the web server is not
  * cut off mid-send; beyond it the connection is simply closed. */
 #define DRAIN_MAX (64L << 20)
+
+/* This process's counters, written to Redis every stats_interval_ms so
+ * crosstalkd's /api/stats adds the pool in. */
+static struct statrec counters;
+static struct statrec_sink *counters_sink;
+static int64_t counters_written_ms;
 
 static volatile sig_atomic_t stopping;
 static volatile sig_atomic_t reopen_log;
@@ -215,6 +223,44 @@ static void write_response(FCGX_Request *req, const struct rest_response *rs)
     }
 }
 
+/* A GET of a room's messages is a short poll (or a page of history); the
+ * rest are REST calls. Counted as crosstalkd counts them. */
+static void count(const struct rest_request *rq, const struct rest_response *rs)
+{
+    const char *tail = strrchr(rq->path, '/');
+    bool poll = strcmp(rq->method, "GET") == 0 &&
+                strstr(rq->path, "/api/rooms/") != NULL && tail != NULL &&
+                strcmp(tail, "/messages") == 0;
+    uint64_t *c = counters.c[poll ? STATREC_SHORT_POLL : STATREC_REST];
+
+    c[STATREC_REQUESTS]++;
+    if (rs->body != NULL && rs->len > 0)
+        c[STATREC_BYTES_OUT] += rs->len + 1;
+    if (poll && rs->status == 200) {
+        int n = statrec_count_events(rs->body, rs->len);
+
+        if (n > 0)
+            c[STATREC_DELIVERED] += (uint64_t)n;
+        else if (n == 0)
+            c[STATREC_EMPTY]++;
+    }
+}
+
+/* Writes the counters when an interval (less a quarter, for the timer's
+ * jitter) has passed since the last write. The interval timer wakes the
+ * accept loop, so an idle process keeps its record alive too. */
+static void write_counters(void)
+{
+    int64_t now = event_now_ms();
+
+    if (counters_sink == NULL ||
+        now - counters_written_ms < counters.interval_ms * 3 / 4)
+        return;
+    counters_written_ms = now;
+    counters.updated_ms = now;
+    statrec_sink_write(counters_sink, &counters);
+}
+
 static long elapsed_us(const struct timeval *t0)
 {
     struct timeval t1;
@@ -260,6 +306,7 @@ static void serve(FCGX_Request *req, const struct config *cfg)
     rq.body = body;
     rest_handle(&rq, &rs);
     write_response(req, &rs);
+    count(&rq, &rs);
     log_debug("%s %s %d %zu bytes %ld us", rq.method, path, rs.status, rs.len,
               elapsed_us(&t0));
     rest_response_clear(&rs);
@@ -311,6 +358,9 @@ int main(int argc, char **argv)
     if (archive_mongo_use(cfg.mongo_uri) < 0)
         goto done;
     rest_init(&cfg, st);
+    statrec_init(&counters, PROGRAM, 0, cfg.stats_interval_ms);
+    counters_sink =
+        statrec_sink_new(cfg.redis_url, cfg.redis_timeout_ms, err, sizeof(err));
     if (FCGX_Init() != 0) {
         log_error("FCGX_Init failed");
         goto done;
@@ -331,6 +381,14 @@ int main(int argc, char **argv)
         log_error("cannot set up signals or the request: %s", strerror(errno));
         goto done;
     }
+    {
+        struct itimerval every = {
+            {cfg.stats_interval_ms / 1000, cfg.stats_interval_ms % 1000 * 1000},
+            {cfg.stats_interval_ms / 1000, cfg.stats_interval_ms % 1000 * 1000},
+        };
+        setitimer(ITIMER_REAL, &every, NULL);
+    }
+    write_counters();
     log_info("ready (pid %ld, redis %s)", (long)getpid(), cfg.redis_url);
     for (;;) {
         sigprocmask(SIG_UNBLOCK, &handled, NULL);
@@ -345,17 +403,21 @@ int main(int argc, char **argv)
         if (rc < 0) {
             if (stopping)
                 break;
-            if (rc == -EINTR)
+            if (rc == -EINTR) {
+                write_counters();
                 continue;
+            }
             log_error("FCGX_Accept_r failed: %d", rc);
             goto done;
         }
         serve(&req, &cfg);
         FCGX_Finish_r(&req);
+        write_counters();
     }
     log_info("stopping on signal");
     status = 0;
 done:
+    statrec_sink_free(counters_sink);
     rest_shutdown();
     archive_close();
     store_free(st);
