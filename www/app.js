@@ -829,6 +829,7 @@ function statsRows(obj) {
     return out;
   };
   for (const [k, v] of Object.entries(isObj(obj) ? obj : {})) {
+    if (k === 'interval_ms') continue; // a setting, said in the scope line
     if (typeof v === 'number') totals[k] = v;
     else if (isObj(v) && Object.keys(v).length && Object.values(v).every(isObj)) {
       for (const [ck, cv] of Object.entries(v)) rows.push([ck, flat(cv)]);
@@ -870,7 +871,7 @@ function statsScope(body) {
   const others = procs.filter((p) => p.program !== 'crosstalkd' && p.program !== 'crosstalk-fcgi');
   const parts = [];
   if (daemons.length) {
-    parts.push(`${daemons.length} crosstalkd (${daemons.map((p) => `${p.host || '?'}:${p.port || '?'}`).join(', ')})`);
+    parts.push(`${daemons.length} crosstalkd (${daemons.map((p) => `${p.host || '?'}:${p.port || '?'} pid ${p.pid}`).join(', ')})`);
   }
   if (fcgi.length) parts.push(`${fcgi.length} crosstalk-fcgi process${fcgi.length === 1 ? '' : 'es'} (pid ${fcgi.map((p) => p.pid).join(', ')})`);
   for (const p of others) parts.push(`${p.program} ${p.pid}`);

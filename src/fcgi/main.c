@@ -1,11 +1,13 @@
 /* main.c - crosstalk-fcgi: start-up, signals and the FastCGI accept loop */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fcgiapp.h>
@@ -26,11 +28,15 @@
  * cut off mid-send; beyond it the connection is simply closed. */
 #define DRAIN_MAX (64L << 20)
 
-/* This process's counters, written to Redis every stats_interval_ms so
- * crosstalkd's /api/stats adds the pool in. */
-static struct statrec counters;
+/* This process's counters, written to Redis every stats_interval_ms by a
+ * thread of their own, so an idle process (blocked in accept) stays in
+ * crosstalkd's /api/stats sum. A timer signal would do it without a thread,
+ * but it interrupts libfcgi's reads of a request it has just accepted. */
+static struct statrec counters; /* the identity; written before the thread */
+static uint64_t counts[STATREC_TRANSPORTS][STATREC_FIELDS]; /* atomically */
 static struct statrec_sink *counters_sink;
-static int64_t counters_written_ms;
+static pthread_t counters_thread;
+static bool counters_running;
 
 static volatile sig_atomic_t stopping;
 static volatile sig_atomic_t reopen_log;
@@ -231,34 +237,58 @@ static void count(const struct rest_request *rq, const struct rest_response *rs)
     bool poll = strcmp(rq->method, "GET") == 0 &&
                 strstr(rq->path, "/api/rooms/") != NULL && tail != NULL &&
                 strcmp(tail, "/messages") == 0;
-    uint64_t *c = counters.c[poll ? STATREC_SHORT_POLL : STATREC_REST];
+    uint64_t *c = counts[poll ? STATREC_SHORT_POLL : STATREC_REST];
 
-    c[STATREC_REQUESTS]++;
+    __atomic_add_fetch(&c[STATREC_REQUESTS], 1, __ATOMIC_RELAXED);
     if (rs->body != NULL && rs->len > 0)
-        c[STATREC_BYTES_OUT] += rs->len + 1;
-    if (poll && rs->status == 200) {
+        __atomic_add_fetch(&c[STATREC_BYTES_OUT], rs->len + 1,
+                           __ATOMIC_RELAXED);
+    if (poll && rs->status == 200 && rs->body != NULL) {
         int n = statrec_count_events(rs->body, rs->len);
 
         if (n > 0)
-            c[STATREC_DELIVERED] += (uint64_t)n;
+            __atomic_add_fetch(&c[STATREC_DELIVERED], (uint64_t)n,
+                               __ATOMIC_RELAXED);
         else if (n == 0)
-            c[STATREC_EMPTY]++;
+            __atomic_add_fetch(&c[STATREC_EMPTY], 1, __ATOMIC_RELAXED);
     }
 }
 
-/* Writes the counters when an interval (less a quarter, for the timer's
- * jitter) has passed since the last write. The interval timer wakes the
- * accept loop, so an idle process keeps its record alive too. */
-static void write_counters(void)
+/* The writer thread: a copy of the counters every interval. It takes no
+ * signal (they are for the accept loop) and dies with the process; its
+ * record then expires after its TTL. */
+static void *write_counters(void *arg)
 {
-    int64_t now = event_now_ms();
+    struct statrec copy;
+    struct timespec every = {counters.interval_ms / 1000,
+                             counters.interval_ms % 1000 * 1000000L};
 
-    if (counters_sink == NULL ||
-        now - counters_written_ms < counters.interval_ms * 3 / 4)
+    (void)arg;
+    for (;;) {
+        copy = counters;
+        for (int t = 0; t < STATREC_TRANSPORTS; t++)
+            for (int f = 0; f < STATREC_FIELDS; f++)
+                copy.c[t][f] = __atomic_load_n(&counts[t][f], __ATOMIC_RELAXED);
+        copy.updated_ms = event_now_ms();
+        statrec_sink_write(counters_sink, &copy);
+        nanosleep(&every, NULL);
+    }
+    return NULL;
+}
+
+static void start_counters(void)
+{
+    sigset_t all, old;
+
+    if (counters_sink == NULL)
         return;
-    counters_written_ms = now;
-    counters.updated_ms = now;
-    statrec_sink_write(counters_sink, &counters);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    counters_running =
+        pthread_create(&counters_thread, NULL, write_counters, NULL) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!counters_running)
+        log_error("cannot start the thread that writes the counters");
 }
 
 static long elapsed_us(const struct timeval *t0)
@@ -381,14 +411,7 @@ int main(int argc, char **argv)
         log_error("cannot set up signals or the request: %s", strerror(errno));
         goto done;
     }
-    {
-        struct itimerval every = {
-            {cfg.stats_interval_ms / 1000, cfg.stats_interval_ms % 1000 * 1000},
-            {cfg.stats_interval_ms / 1000, cfg.stats_interval_ms % 1000 * 1000},
-        };
-        setitimer(ITIMER_REAL, &every, NULL);
-    }
-    write_counters();
+    start_counters();
     log_info("ready (pid %ld, redis %s)", (long)getpid(), cfg.redis_url);
     for (;;) {
         sigprocmask(SIG_UNBLOCK, &handled, NULL);
@@ -403,21 +426,20 @@ int main(int argc, char **argv)
         if (rc < 0) {
             if (stopping)
                 break;
-            if (rc == -EINTR) {
-                write_counters();
+            if (rc == -EINTR)
                 continue;
-            }
             log_error("FCGX_Accept_r failed: %d", rc);
             goto done;
         }
         serve(&req, &cfg);
         FCGX_Finish_r(&req);
-        write_counters();
     }
     log_info("stopping on signal");
     status = 0;
 done:
-    statrec_sink_free(counters_sink);
+    /* the writer holds the sink: it goes with the process */
+    if (!counters_running)
+        statrec_sink_free(counters_sink);
     rest_shutdown();
     archive_close();
     store_free(st);

@@ -206,6 +206,7 @@ test('the server\'s counters are the sum over crosstalkd and the FastCGI pool, a
 
 test('the chat, as dana sees it, in a screenshot', { timeout: 30000 }, async () => {
   setStep('screenshot');
+  await until('every room in dana\'s room list', () => document.querySelectorAll('#rooms button.room').length >= 3, undefined, 20000, page2);
   await page2.fill('#text', 'Enter sends; the room list shows what is new elsewhere');
   await page2.evaluate(() => window.scrollTo(0, 0));
   await page2.waitForTimeout(500);
