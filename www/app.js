@@ -93,7 +93,7 @@ function describe(e, via) {
       case 413: return `Too long for the server (413): ${e.message}`;
       case 429: return `Rate limited (429): ${e.message}`;
       case 502: case 504: return `The proxy could not reach the backend (${e.status}).`;
-      case 503: return `The server could not store it (503): ${e.message}`;
+      case 503: return `The server is unavailable (503): ${e.message}`;
       default: return `${e.status}: ${e.message}`;
     }
   }
@@ -172,7 +172,6 @@ async function join(ev) {
 // Joins `room` as `name` (registering the name when this browser holds no
 // token for it): the panes open, the room list follows.
 async function enter(name, room) {
-  leave();
   ui.joinBtn.disabled = true;
   say(ui.joinStatus, 'Joining…');
   try {
@@ -189,6 +188,9 @@ async function enter(name, room) {
       first = await history(id, room);
     }
     noteServer(first.res);
+    // Only now, with the new room in hand, is the old one left: a switch
+    // that fails keeps the room one is in.
+    leave();
     saveRoom(room);
     ui.name.value = id.name;
     ui.room.value = room;
@@ -281,9 +283,17 @@ function onSignal(key, kind, info) {
   if (pane.lastSignal === sig) return;
   pane.lastSignal = sig;
   if (kind === 'truncated') {
-    const first = info.first_id ? String(info.first_id) : null;
-    pane.addNotice('truncated', 'Messages before this point are no longer kept in Redis, so this pane could not be given all it missed. '
-      + 'They are in the archive.', { label: 'Load the missing messages', run: () => loadOlder(first) });
+    // Each click pages further back from where the last one ended.
+    let cursor = info.first_id ? String(info.first_id) : null;
+    const li = pane.addNotice('truncated', 'Messages before this point are no longer kept in Redis, so this pane could not be given all it missed. '
+      + 'They are in the archive.', {
+      label: 'Load the missing messages',
+      run: async () => {
+        const r = await loadOlder(cursor);
+        if (r && r.oldest) cursor = r.oldest;
+        if (r && r.done) li.querySelector('button')?.remove();
+      },
+    });
   } else if (kind === 'reset') {
     pane.addNotice('reset', 'The server holds no message as new as the last one this pane had seen (its data was restored or reset). '
       + `Going on from its newest message${info.last_id ? ` (${info.last_id})` : ''}.`);
@@ -304,6 +314,7 @@ async function loadOlder(beforeId) {
     }
   }
   ui.older.disabled = true;
+  let result = null;
   say(ui.olderStatus, 'Loading older messages…');
   try {
     const q = `messages?before=${encodeURIComponent(before || MAX_ID)}&limit=${HISTORY_PAGE}`;
@@ -316,6 +327,7 @@ async function loadOlder(beforeId) {
       for (const e of events) if (panes[d.key].addMessage(e, { history: true, older: true }) && d.key === 'ws') added++;
     }
     if (!beforeId) olderDone = events.length < HISTORY_PAGE;
+    result = { oldest: events.length ? String(events[0].id) : null, done: events.length < HISTORY_PAGE };
     say(ui.olderStatus, !events.length ? 'No older messages: this is the start of the room.'
       : `${events.length} older message${events.length === 1 ? '' : 's'} loaded${added < events.length ? ` (${events.length - added} were shown already)` : ''}`
         + `${olderDone ? '; this is the start of the room.' : '.'}`, 'ok');
@@ -324,6 +336,7 @@ async function loadOlder(beforeId) {
   } finally {
     ui.older.disabled = olderDone || !session;
   }
+  return result;
 }
 
 // ---- rooms --------------------------------------------------------------------

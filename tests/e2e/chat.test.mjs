@@ -16,7 +16,7 @@ import path from 'node:path';
 import { REPO, bin, register, sendOk, cleanup, http, runSync, tmpDir } from '../integration/harness.mjs';
 import {
   OUT, TRANSPORTS, seen, startStack, elapsed, until, paneTexts, inEveryPane, assertOnceEach,
-  sendFromComposer, newContext, metric, assertNoConsoleErrors,
+  sendFromComposer, newContext, metric, assertNoConsoleErrors, daemonTail,
 } from './lib.mjs';
 
 let redis, ferret, base, context, page, context2, page2;
@@ -118,7 +118,7 @@ test('longer than the shipped timeouts: 32 s of quiet (header_timeout 10 s, long
   while (Date.now() - t0 < 32000) {
     for (const [who, pg] of pages) {
       const states = await pg.evaluate(() => [...document.querySelectorAll('.pane')].map((p) => `${p.dataset.transport}=${p.dataset.state}`));
-      assert.ok(states.every((x) => x.endsWith('=open')), `${who}: after ${elapsed(t0)} of quiet a pane left "open": ${states.join(' ')}`);
+      assert.ok(states.every((x) => x.endsWith('=open')), `${who}: after ${elapsed(t0)} of quiet a pane left "open": ${states.join(' ')}; crosstalkd log tail:\n${daemonTail()}`);
     }
     await page.waitForTimeout(1000);
   }
@@ -146,7 +146,7 @@ test('longer than the shipped timeouts: 32 s of quiet (header_timeout 10 s, long
   }
   for (const [who, pg] of pages) {
     const rec = await metric(pg, 'reconnects');
-    assert.deepEqual(rec, rec0[who], `${who}: reconnects during and after the quiet`);
+    assert.deepEqual(rec, rec0[who], `${who}: reconnects during and after the quiet; crosstalkd log tail:\n${daemonTail()}`);
   }
   assertNoConsoleErrors('after the quiet');
 });

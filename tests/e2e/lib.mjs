@@ -68,7 +68,7 @@ export async function snapshot(on = seen.page) {
   }
 }
 
-function daemonTail() {
+export function daemonTail() {
   const l = seen.daemon?.logs?.() ?? '';
   return l.length > 1500 ? '…' + l.slice(-1500) : l;
 }

@@ -97,6 +97,8 @@ export class Pane {
       if (older) {
         let before = this.list.firstElementChild;
         while (before && !(before.dataset.id && compareIds(before.dataset.id, id) > 0)) before = before.nextElementSibling;
+        // what a notice says is missing goes before the notice
+        while (before && before.previousElementSibling?.classList.contains('notice')) before = before.previousElementSibling;
         if (before) before.before(li); else this.list.append(li);
       } else {
         let after = this.list.lastElementChild;
