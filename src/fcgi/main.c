@@ -37,6 +37,9 @@ static uint64_t counts[STATREC_TRANSPORTS][STATREC_FIELDS]; /* atomically */
 static struct statrec_sink *counters_sink;
 static pthread_t counters_thread;
 static bool counters_running;
+static pthread_mutex_t counters_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t counters_wake = PTHREAD_COND_INITIALIZER;
+static bool counters_stop; /* under counters_lock */
 
 static volatile sig_atomic_t stopping;
 static volatile sig_atomic_t reopen_log;
@@ -254,26 +257,54 @@ static void count(const struct rest_request *rq, const struct rest_response *rs)
     }
 }
 
-/* The writer thread: a copy of the counters every interval. It takes no
- * signal (they are for the accept loop) and dies with the process; its
- * record then expires after its TTL. */
+/* The writer thread: a copy of the counters every interval, until
+ * stop_counters(). It takes no signal (they are for the accept loop). */
 static void *write_counters(void *arg)
 {
     struct statrec copy;
-    struct timespec every = {counters.interval_ms / 1000,
-                             counters.interval_ms % 1000 * 1000000L};
+    struct timespec until;
 
     (void)arg;
-    for (;;) {
+    pthread_mutex_lock(&counters_lock);
+    while (!counters_stop) {
+        pthread_mutex_unlock(&counters_lock);
         copy = counters;
         for (int t = 0; t < STATREC_TRANSPORTS; t++)
             for (int f = 0; f < STATREC_FIELDS; f++)
                 copy.c[t][f] = __atomic_load_n(&counts[t][f], __ATOMIC_RELAXED);
         copy.updated_ms = event_now_ms();
         statrec_sink_write(counters_sink, &copy);
-        nanosleep(&every, NULL);
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += counters.interval_ms / 1000;
+        until.tv_nsec += counters.interval_ms % 1000 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&counters_lock);
+        while (!counters_stop &&
+               pthread_cond_timedwait(&counters_wake, &counters_lock, &until) !=
+                   ETIMEDOUT)
+            ;
     }
+    pthread_mutex_unlock(&counters_lock);
     return NULL;
+}
+
+/* Ends the writer (its record then expires after its TTL) and frees the
+ * sink. */
+static void stop_counters(void)
+{
+    if (counters_running) {
+        pthread_mutex_lock(&counters_lock);
+        counters_stop = true;
+        pthread_cond_signal(&counters_wake);
+        pthread_mutex_unlock(&counters_lock);
+        pthread_join(counters_thread, NULL);
+        counters_running = false;
+    }
+    statrec_sink_free(counters_sink);
+    counters_sink = NULL;
 }
 
 static void start_counters(void)
@@ -437,9 +468,7 @@ int main(int argc, char **argv)
     log_info("stopping on signal");
     status = 0;
 done:
-    /* the writer holds the sink: it goes with the process */
-    if (!counters_running)
-        statrec_sink_free(counters_sink);
+    stop_counters();
     rest_shutdown();
     archive_close();
     store_free(st);

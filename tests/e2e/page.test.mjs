@@ -126,6 +126,13 @@ test('messages sent from the composer appear in all four panes, timed and counte
   assert.doesNotMatch(short.bytes, /≈/, 'short-poll bytes come from Resource Timing, not an estimate');
   await until('the comparison table to show measured latency', () =>
     /p50 .*p95/.test(document.querySelector('#compare tr[data-row="latency"] td .meas').textContent));
+  // Each verdict names what it compares, and says so when it is within noise.
+  await until('a verdict in each measured row', () => ['latency', 'load', 'traffic'].every((r) =>
+    [...document.querySelectorAll(`#compare tr[data-row="${r}"] .verdict`)].some((v) => v.textContent)));
+  const verdicts = await page.evaluate(() => [...document.querySelectorAll('#compare .verdict')].map((v) => v.textContent).filter(Boolean));
+  for (const v of verdicts) {
+    assert.match(v, /^(best here: |costliest here: |lowest .*, within noise \(|highest .*, within noise \()(p50 latency|HTTP requests\/min|bytes per message)/, `verdict ${JSON.stringify(v)}`);
+  }
   assertNoConsoleErrors('while chatting');
 });
 
