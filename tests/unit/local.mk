@@ -55,3 +55,7 @@ tests_unit_test_redisurl_LDADD = $(COMMON_LIBS)
 tests_unit_test_statrec_SOURCES = tests/unit/test_statrec.c tests/unit/tap.h
 tests_unit_test_statrec_CFLAGS = $(AM_CFLAGS) $(JSONC_CFLAGS)
 tests_unit_test_statrec_LDADD = $(COMMON_LIBS)
+check_PROGRAMS += tests/unit/test_tally
+TESTS += tests/unit/test_tally
+tests_unit_test_tally_SOURCES = tests/unit/test_tally.c tests/unit/tap.h
+tests_unit_test_tally_LDADD = $(COMMON_LIBS)
