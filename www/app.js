@@ -2,7 +2,8 @@
 
 import {
   NAME_RE, ROOM_RE, MAX_ID, ApiError, request, register, roomPath, maxId,
-  loadIdentity, saveIdentity, forgetIdentity, loadRoom, saveRoom,
+  loadIdentity, saveIdentity, forgetIdentity, loadRoom, saveRoom, loadVisits, saveVisit, newKey, listRooms,
+  compareIds,
 } from './js/api.js';
 import { ShortPoll, LongPoll, SSE, WS, LONGPOLL_TIMEOUT } from './js/transports.js';
 import { TransportMetrics, SendClock, observeResources, byteLength, WINDOW, HISTORY_MS } from './js/metrics.js';
@@ -13,11 +14,13 @@ const TRANSPORTS = [
   {
     key: 'short', title: 'Short polling', Class: ShortPoll, color: '#b45309',
     how: () => `GET …/messages?since=ID every ${spInterval()} s, answered at once`,
+    typingNote: 'No typing shown here: typing is not stored, so a poll never returns it; only the streams (SSE, WebSocket) carry it.',
     book: { direction: 'Client → Server', connection: 'Stateless', latency: 'High', load: 'High', traffic: 'High' },
   },
   {
     key: 'long', title: 'Long polling', Class: LongPoll, color: '#7c3aed',
     how: () => `GET …/poll?since=ID&timeout=${LONGPOLL_TIMEOUT}, held until there is news (204 on timeout)`,
+    typingNote: 'No typing shown here: typing is not stored, so a poll never returns it; only the streams (SSE, WebSocket) carry it.',
     book: { direction: 'Client → Server', connection: 'Persistent', latency: 'Medium', load: 'Medium', traffic: 'Medium' },
   },
   {
@@ -39,7 +42,8 @@ const ui = {
   burstN: $('burst-n'), burstGap: $('burst-gap'), burstBtn: $('burst-btn'), spInterval: $('sp-interval'),
   sendStatus: $('send-status'), panes: $('panes'), metrics: $('metrics'), compare: $('compare'),
   stats: $('stats'), statsStatus: $('stats-status'), chartLat: $('chart-latency'), chartBytes: $('chart-bytes'),
-  legend: $('legend'),
+  legend: $('legend'), rooms: $('rooms'), roomsStatus: $('rooms-status'), older: $('older-btn'),
+  olderStatus: $('older-status'), statsScope: $('stats-scope'),
 };
 
 const clock = new SendClock();
@@ -89,7 +93,7 @@ function describe(e, via) {
       case 413: return `Too long for the server (413): ${e.message}`;
       case 429: return `Rate limited (429): ${e.message}`;
       case 502: case 504: return `The proxy could not reach the backend (${e.status}).`;
-      case 503: return `Redis is unavailable (503); nothing was stored. ${e.message}`;
+      case 503: return `The server is unavailable (503): ${e.message}`;
       default: return `${e.status}: ${e.message}`;
     }
   }
@@ -113,8 +117,11 @@ async function identityFor(name, { fresh = false } = {}) {
   return id;
 }
 
+const HISTORY_PAGE = 30;
+let olderDone = false;
+
 async function history(id, room) {
-  const url = roomPath('/api', room, `messages?before=${encodeURIComponent(MAX_ID)}&limit=30`);
+  const url = roomPath('/api', room, `messages?before=${encodeURIComponent(MAX_ID)}&limit=${HISTORY_PAGE}`);
   return request(url, { token: id.token });
 }
 
@@ -144,16 +151,27 @@ async function join(ev) {
   if (!NAME_RE.test(name)) {
     ui.name.setAttribute('aria-invalid', 'true');
     ui.name.focus();
-    say(ui.joinStatus, 'A name is 1–32 letters, digits, “_”, “.” or “-”.', 'error');
+    const n = [...name].length;
+    say(ui.joinStatus, n > 32
+      ? `That name is ${n} characters long; a name holds at most 32. Please choose a shorter one.`
+      : 'A name is 1–32 letters, digits, “_”, “.” or “-”.', 'error');
     return;
   }
   if (!ROOM_RE.test(room)) {
     ui.room.setAttribute('aria-invalid', 'true');
     ui.room.focus();
-    say(ui.joinStatus, 'A room is 1–64 lower-case letters, digits, “_” or “-”.', 'error');
+    const n = [...room].length;
+    say(ui.joinStatus, n > 64
+      ? `That room name is ${n} characters long; a room name holds at most 64.`
+      : 'A room is 1–64 lower-case letters, digits, “_” or “-”.', 'error');
     return;
   }
-  leave();
+  await enter(name, room);
+}
+
+// Joins `room` as `name` (registering the name when this browser holds no
+// token for it): the panes open, the room list follows.
+async function enter(name, room) {
   ui.joinBtn.disabled = true;
   say(ui.joinStatus, 'Joining…');
   try {
@@ -170,9 +188,19 @@ async function join(ev) {
       first = await history(id, room);
     }
     noteServer(first.res);
+    // Only now, with the new room in hand, is the old one left: a switch
+    // that fails keeps the room one is in.
+    leave();
     saveRoom(room);
-    start(id, room, (first.body && Array.isArray(first.body.events)) ? first.body.events : [], first.body);
+    ui.name.value = id.name;
+    ui.room.value = room;
+    const events = (first.body && Array.isArray(first.body.events)) ? first.body.events : [];
+    start(id, room, events, first.body);
+    olderDone = events.length < HISTORY_PAGE;
+    say(ui.olderStatus, olderDone ? (events.length ? 'This is the start of the room.' : '') : '');
+    ui.older.disabled = olderDone;
     say(ui.joinStatus, `Joined “${room}” as ${id.name}.`, 'ok');
+    refreshRooms();
   } catch (e) {
     say(ui.joinStatus, e instanceof ApiError || e.name === 'TypeError' ? describe(e) : e.message, 'error');
   } finally {
@@ -185,8 +213,11 @@ function start(id, room, events, body) {
   for (const e of events) if (e && e.id) since = maxId(since, String(e.id));
   if (!since && body && typeof body.last_id === 'string' && body.last_id) since = body.last_id;
   since = since || '0-0';
+  const newest = events.at(-1);
+  saveVisit(room, since === '0-0' ? null : since, newest ? newest.ts : Date.now());
 
   session = { name: id.name, token: id.token, room, transports: {} };
+  outbox.clear();
   for (const d of TRANSPORTS) {
     const pane = panes[d.key];
     pane.clear();
@@ -197,8 +228,10 @@ function start(id, room, events, body) {
       room, token: id.token, metrics: metrics[d.key], interval: spInterval(),
       onState: (state, info) => pane.setState(state, info),
       onEvent: (evt) => onEvent(d.key, evt),
-      onAck: (ackId) => clock.ack(ackId),
-      onServerError: (msg) => say(ui.sendStatus, `WebSocket: ${msg.message || msg.error || 'error'}`, 'error'),
+      onAck: (ackId, key) => outbox.ack(ackId, key),
+      onServerError: (msg) => outbox.error(msg),
+      onOpen: () => outbox.resend(),
+      onSignal: (kind, info) => onSignal(d.key, kind, info),
       onAuth: () => say(ui.joinStatus, 'The server rejected the token (401). Join again.', 'error'),
     });
     session.transports[d.key] = t;
@@ -213,7 +246,11 @@ function start(id, room, events, body) {
 function leave() {
   if (!session) return;
   for (const t of Object.values(session.transports)) t.stop();
+  outbox.clear();
   session = null;
+  clearTimeout(roomsTimer);
+  ui.older.disabled = true;
+  say(ui.olderStatus, '');
   ui.leaveBtn.disabled = true;
   for (const c of [ui.text, ui.sendBtn, ui.burstBtn]) c.disabled = true;
   delete document.body.dataset.joined;
@@ -229,6 +266,7 @@ function onEvent(key, evt) {
   const li = pane.addMessage(evt);
   if (!li) return;
   m.delivered++;
+  if (evt.id && evt.room === session?.room) saveVisit(session.room, String(evt.id), evt.ts);
   if (evt.from === session?.name) {
     const ms = clock.shown(evt);
     if (ms != null) {
@@ -238,29 +276,292 @@ function onEvent(key, evt) {
   }
 }
 
+// The server's word on the history: shown in the pane that heard it.
+function onSignal(key, kind, info) {
+  const pane = panes[key];
+  const sig = `${kind} ${info.first_id || info.last_id || ''}`;
+  if (pane.lastSignal === sig) return;
+  pane.lastSignal = sig;
+  if (kind === 'truncated') {
+    // Each click pages further back from where the last one ended.
+    let cursor = info.first_id ? String(info.first_id) : null;
+    const li = pane.addNotice('truncated', 'Messages before this point are no longer kept in Redis, so this pane could not be given all it missed. '
+      + 'They are in the archive.', {
+      label: 'Load the missing messages',
+      run: async () => {
+        const r = await loadOlder(cursor);
+        if (r && r.oldest) cursor = r.oldest;
+        if (r && r.done) li.querySelector('button')?.remove();
+      },
+    });
+  } else if (kind === 'reset') {
+    pane.addNotice('reset', 'The server holds no message as new as the last one this pane had seen (its data was restored or reset). '
+      + `Going on from its newest message${info.last_id ? ` (${info.last_id})` : ''}.`);
+  }
+}
+
+// One page of older messages into every pane: before `beforeId`, or before
+// the oldest message shown. Through /api, which pages on into the MongoDB
+// archive where Redis ends (the FastCGI pool behind nginx).
+async function loadOlder(beforeId) {
+  if (!session) return;
+  const room = session.room;
+  let before = beforeId || null;
+  if (!before) {
+    for (const d of TRANSPORTS) {
+      const o = panes[d.key].oldestId;
+      if (o && (!before || compareIds(o, before) < 0)) before = o;
+    }
+  }
+  ui.older.disabled = true;
+  let result = null;
+  say(ui.olderStatus, 'Loading older messages…');
+  try {
+    const q = `messages?before=${encodeURIComponent(before || MAX_ID)}&limit=${HISTORY_PAGE}`;
+    const { body } = await request(roomPath('/api', room, q), { token: session.token });
+    if (!session || session.room !== room) return;
+    const events = (body && Array.isArray(body.events)) ? body.events : [];
+    let added = 0;
+    for (const d of TRANSPORTS) {
+      panes[d.key].grow(events.length);
+      for (const e of events) if (panes[d.key].addMessage(e, { history: true, older: true }) && d.key === 'ws') added++;
+    }
+    if (!beforeId) olderDone = events.length < HISTORY_PAGE;
+    result = { oldest: events.length ? String(events[0].id) : null, done: events.length < HISTORY_PAGE };
+    say(ui.olderStatus, !events.length ? 'No older messages: this is the start of the room.'
+      : `${events.length} older message${events.length === 1 ? '' : 's'} loaded${added < events.length ? ` (${events.length - added} were shown already)` : ''}`
+        + `${olderDone ? '; this is the start of the room.' : '.'}`, 'ok');
+  } catch (e) {
+    say(ui.olderStatus, `Could not load older messages: ${describe(e)}`, 'error');
+  } finally {
+    ui.older.disabled = olderDone || !session;
+  }
+  return result;
+}
+
+// ---- rooms --------------------------------------------------------------------
+
+const ROOMS_EVERY = 10000;
+const UNREAD_MAX = 100;
+let roomsTimer = null;
+
+// The room list, with what arrived in each since this browser last read
+// it: the count comes from one short poll after the last id seen there.
+async function refreshRooms() {
+  clearTimeout(roomsTimer);
+  roomsTimer = setTimeout(refreshRooms, ROOMS_EVERY);
+  const token = session?.token;
+  if (!token) {
+    say(ui.roomsStatus, 'Join to see the rooms and what is unread in them.');
+    return;
+  }
+  try {
+    const rooms = await listRooms(token);
+    if (!session || session.token !== token) return;
+    const visits = loadVisits();
+    const unread = {};
+    const todo = rooms.filter((r) => r.name !== session.room && visits[r.name]?.id && !(Number(r.last_ts) <= (visits[r.name].ts || 0)));
+    await Promise.all(todo.slice(0, 20).map(async (r) => {
+      try {
+        const q = `messages?since=${encodeURIComponent(visits[r.name].id)}&limit=${UNREAD_MAX}&cl=rooms`;
+        const { body } = await request(roomPath('/api', r.name, q), { token });
+        const evs = (body && Array.isArray(body.events)) ? body.events : [];
+        unread[r.name] = { n: evs.filter((e) => e.from !== session?.name).length, more: evs.length >= UNREAD_MAX };
+      } catch { /* no count is better than a wrong one */ }
+    }));
+    if (!session || session.token !== token) return;
+    renderRooms(rooms, unread, visits);
+    say(ui.roomsStatus, rooms.length ? 'By recent activity; unread since your last visit in this browser.' : 'No rooms yet.');
+  } catch (e) {
+    say(ui.roomsStatus, `Could not list the rooms: ${describe(e)}`, 'error');
+  }
+}
+
+function renderRooms(rooms, unread, visits) {
+  const items = rooms.map((r) => {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'room';
+    b.dataset.room = r.name;
+    const name = document.createElement('span');
+    name.className = 'room-name';
+    name.textContent = r.name;
+    b.append(name);
+    const u = unread[r.name];
+    let label = r.name;
+    if (r.name === session.room) {
+      b.setAttribute('aria-current', 'true');
+      label += ', the room you are in';
+    } else if (u && u.n > 0) {
+      const badge = document.createElement('span');
+      badge.className = 'unread';
+      badge.textContent = u.more ? `${u.n}+` : String(u.n);
+      b.append(badge);
+      label += `, ${badge.textContent} unread`;
+    } else if (!visits[r.name]) {
+      const badge = document.createElement('span');
+      badge.className = 'unread new';
+      badge.textContent = 'new';
+      b.append(badge);
+      label += ', not visited yet';
+    }
+    if (Number(r.last_ts) > 0) b.title = `last message ${new Date(Number(r.last_ts)).toLocaleString()}`;
+    b.setAttribute('aria-label', label);
+    b.addEventListener('click', () => {
+      if (session && r.name !== session.room) enter(session.name, r.name);
+    });
+    li.append(b);
+    return li;
+  });
+  ui.rooms.replaceChildren(...items);
+}
+
 // ---- composer ---------------------------------------------------------------
 
 const via = () => document.querySelector('input[name="via"]:checked').value;
 
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const REST_TRIES = 4;
+
+// A REST send with an Idempotency-Key; when the answer leaves the outcome
+// unknown (503, a proxy error, no answer at all) it is sent again with the
+// same key, which the server stores once.
+async function restSend(how, text) {
+  const key = newKey();
+  const entry = clock.start(text, how);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const { body } = await request(roomPath(how, session.room, 'messages'), {
+        method: 'POST', token: session.token, body: { text }, headers: { 'Idempotency-Key': key },
+      });
+      if (body && body.id) clock.bind(entry, String(body.id));
+      return body && body.id;
+    } catch (e) {
+      const unknown = e.name === 'TypeError' || (e instanceof ApiError && [502, 503, 504].includes(e.status));
+      if (!unknown || attempt >= REST_TRIES || !session) {
+        clock.cancel(entry);
+        throw e;
+      }
+      const wait = Math.max((e.retryAfter || 0) * 1000, 500 * 2 ** (attempt - 1));
+      say(ui.sendStatus, `${describe(e, how)} — sending again with the same idempotency key in ${fmtMs(wait)} (try ${attempt + 1} of ${REST_TRIES}).`, 'warn');
+      await sleep(wait);
+    }
+  }
+}
+
+// One's own WebSocket sends until their acks: each shown in the WebSocket
+// pane marked "sending…", sent with its idempotency key, sent again when no
+// ack comes within ACK_MS, on a new socket the second time.
+const ACK_MS = 5000;
+const WS_TRIES = 5;
+const outbox = {
+  items: [],
+  acked: new Set(),
+
+  clear() {
+    for (const it of this.items) {
+      clearTimeout(it.timer);
+      it.reject(new Error('left the room before the ack'));
+    }
+    this.items = [];
+  },
+
+  // Resolves with the id when acknowledged; rejects when refused or never
+  // acknowledged.
+  push(text) {
+    const it = { key: newKey(), text, tries: 0, timer: null, entry: clock.start(text, 'ws') };
+    const done = new Promise((resolve, reject) => { it.resolve = resolve; it.reject = reject; });
+    done.catch(() => {}); // a single send reports through the status line
+    this.items.push(it);
+    panes.ws.addPending(text, it.key);
+    this.transmit(it);
+    return { it, done };
+  },
+
+  transmit(it) {
+    clearTimeout(it.timer);
+    it.timer = null;
+    const ws = session?.transports.ws;
+    if (!ws || !ws.send({ type: 'message', text: it.text, key: it.key })) {
+      panes.ws.notePending(it.key, 'waiting for the WebSocket to open…');
+      return; // resend() runs when it opens
+    }
+    it.tries++;
+    if (it.tries > 1) panes.ws.notePending(it.key, `no ack yet: sent again with the same key (try ${it.tries})…`);
+    it.timer = setTimeout(() => this.late(it), ACK_MS);
+  },
+
+  late(it) {
+    if (!this.items.includes(it)) return;
+    if (it.tries >= WS_TRIES) {
+      this.drop(it);
+      it.reject(new Error(`no ack after ${it.tries} tries`));
+      panes.ws.notePending(it.key, `not acknowledged after ${it.tries} tries: it may or may not be stored`, true);
+      say(ui.sendStatus, `The WebSocket never acknowledged “${it.text.slice(0, 40)}” (${it.tries} tries of ${fmtMs(ACK_MS)}).`, 'error');
+      return;
+    }
+    const ws = session?.transports.ws;
+    if (it.tries >= 2 && ws?.isOpen) {
+      // A socket that takes frames and answers none is not to be trusted.
+      panes.ws.notePending(it.key, 'no ack: reconnecting to send it again…');
+      ws.reconnect('no ack to a message sent twice');
+      return;
+    }
+    this.transmit(it);
+  },
+
+  resend() {
+    for (const it of this.items) this.transmit(it);
+  },
+
+  drop(it) {
+    clearTimeout(it.timer);
+    this.items = this.items.filter((x) => x !== it);
+  },
+
+  find(key) {
+    return (key && this.items.find((x) => x.key === key)) || this.items.find((x) => x.tries > 0) || null;
+  },
+
+  ack(id, key) {
+    // A repeat of a send already acknowledged is acknowledged again with the same id.
+    if (this.acked.has(id)) return;
+    this.acked.add(id);
+    if (this.acked.size > 1000) this.acked.delete(this.acked.values().next().value);
+    const it = this.find(key);
+    if (!it) { clock.ack(id); return; }
+    this.drop(it);
+    clock.bind(it.entry, id);
+    panes.ws.ackPending(it.key, id);
+    it.resolve(id);
+    if (!bursting && (ui.sendStatus.dataset.kind !== 'error' || !this.items.length)) {
+      say(ui.sendStatus, `Stored as ${id}, acknowledged on the WebSocket${it.tries > 1 ? ` after ${it.tries} tries` : ''}.`, 'ok');
+    }
+  },
+
+  error(msg) {
+    const it = this.find(msg.key == null ? null : String(msg.key));
+    const text = msg.message || msg.error || 'error';
+    if (!it) { say(ui.sendStatus, `WebSocket: ${text}`, 'error'); return; }
+    if (msg.error === 'unavailable' || msg.error === 'rate_limited') {
+      // The outcome is unknown, or the server asks to slow down: same key, later.
+      clearTimeout(it.timer);
+      panes.ws.notePending(it.key, `${text} — trying again…`);
+      it.timer = setTimeout(() => this.transmit(it), 1000);
+      return;
+    }
+    this.drop(it);
+    it.reject(new Error(text));
+    panes.ws.notePending(it.key, `refused: ${text}`, true);
+    say(ui.sendStatus, `WebSocket: ${text}`, 'error');
+  },
+};
+
 async function sendOne(text, how) {
   if (!session) throw new Error('Join a room first.');
-  if (how === 'ws') {
-    const entry = clock.start(text, 'ws');
-    if (!session.transports.ws.send({ type: 'message', text })) {
-      clock.cancel(entry);
-      throw new Error('The WebSocket pane is not open; pick a REST option or wait for it to reconnect.');
-    }
-    return null;
-  }
-  const entry = clock.start(text, how);
-  try {
-    const { body } = await request(roomPath(how, session.room, 'messages'), { method: 'POST', token: session.token, body: { text } });
-    if (body && body.id) clock.bind(entry, String(body.id));
-    return body && body.id;
-  } catch (e) {
-    clock.cancel(entry);
-    throw e;
-  }
+  if (how === 'ws') return outbox.push(text);
+  return restSend(how, text);
 }
 
 async function send(ev) {
@@ -272,13 +573,17 @@ async function send(ev) {
   ui.text.value = '';
   try {
     const id = await sendOne(text, how);
-    say(ui.sendStatus, how === 'ws' ? 'Sent on the WebSocket.' : `Stored as ${id || '(no id in the answer)'} via ${how}.`, 'ok');
+    if (how !== 'ws') say(ui.sendStatus, `Stored as ${id || '(no id in the answer)'} via ${how}.`, 'ok');
+    else if (session?.transports.ws.isOpen) say(ui.sendStatus, 'Sent on the WebSocket; waiting for its ack.');
+    else say(ui.sendStatus, 'The WebSocket is not open: the message waits and goes when it opens.', 'warn');
   } catch (e) {
     if (!ui.text.value) ui.text.value = text;
     say(ui.sendStatus, describe(e, how), 'error');
   }
   ui.text.focus();
 }
+
+let bursting = false;
 
 async function burst() {
   if (!session) return;
@@ -287,14 +592,18 @@ async function burst() {
   const how = via();
   const stamp = new Date().toTimeString().slice(0, 8);
   ui.burstBtn.disabled = true;
+  bursting = true;
   let ok = 0, failed = 0, lastErr = null;
   const inflight = [];
   for (let i = 1; i <= n && session; i++) {
     say(ui.sendStatus, `Burst: sending ${i}/${n}…`);
-    inflight.push(sendOne(`burst ${stamp} ${i}/${n}`, how).then(() => ok++, (e) => { failed++; lastErr = e; }));
+    // WebSocket sends count once acknowledged.
+    inflight.push(sendOne(`burst ${stamp} ${i}/${n}`, how).then((r) => (how === 'ws' ? r.done : r))
+      .then(() => ok++, (e) => { failed++; lastErr = e; }));
     if (gap) await new Promise((r) => setTimeout(r, gap));
   }
   await Promise.all(inflight);
+  bursting = false;
   say(ui.sendStatus, `Burst: ${ok} sent via ${how === 'ws' ? 'WebSocket' : how}${failed ? `, ${failed} failed (${describe(lastErr, how)})` : ''}.`, failed ? 'error' : 'ok');
   ui.burstBtn.disabled = !session;
 }
@@ -373,11 +682,13 @@ function buildTables() {
       const td = document.createElement('td');
       const word = document.createElement('strong');
       word.textContent = d.book[k];
+      const verdict = document.createElement('span');
+      verdict.className = 'verdict';
       const meas = document.createElement('span');
       meas.className = 'meas';
       meas.textContent = '–';
-      td.append(word, meas);
-      compareCells[k][d.key] = { td, meas };
+      td.append(word, verdict, meas);
+      compareCells[k][d.key] = { td, meas, verdict };
       tr.append(td);
     }
     ui.compare.tBodies[0].append(tr);
@@ -425,13 +736,39 @@ function serverTrafficText(key) {
   return `; server wrote ${fmtBytes(out[1] / del[1])} per event delivered, all clients`;
 }
 
+// What a verdict compares, per row, and how big a difference is noise
+// here (timer jitter, a shared machine, a handful of samples).
+const VERDICT = {
+  latency: { what: 'p50 latency', fmt: (v) => fmtMs(v), noise: (lo) => Math.max(10, 0.25 * lo) },
+  load: { what: 'HTTP requests/min', fmt: (v) => v.toFixed(1), noise: (lo) => Math.max(1, 0.25 * lo) },
+  traffic: { what: 'bytes per message', fmt: (v) => fmtBytes(v), noise: (lo) => Math.max(50, 0.25 * lo) },
+};
+
 function mark(row, key, values, lowerIsBetter = true) {
   const present = Object.entries(values).filter(([, v]) => v != null);
-  for (const d of TRANSPORTS) compareCells[row][d.key].td.classList.remove('best', 'worst');
+  for (const d of TRANSPORTS) {
+    const c = compareCells[row][d.key];
+    c.td.classList.remove('best', 'worst', 'tie');
+    setText(c.verdict, '');
+  }
   if (present.length < 2) return;
   present.sort((a, b) => (lowerIsBetter ? a[1] - b[1] : b[1] - a[1]));
-  compareCells[row][present[0][0]].td.classList.add('best');
-  compareCells[row][present.at(-1)[0]].td.classList.add('worst');
+  const [bestKey, best] = present[0];
+  const [worstKey, worst] = present.at(-1);
+  const v = VERDICT[row];
+  const best1 = compareCells[row][bestKey];
+  const worst1 = compareCells[row][worstKey];
+  if (Math.abs(worst - best) <= v.noise(Math.min(best, worst))) {
+    // Too close to call: say what was compared rather than crown anyone.
+    for (const [k] of present) compareCells[row][k].td.classList.add('tie');
+    setText(best1.verdict, `lowest ${v.what}, within noise (${v.fmt(best)} vs ${v.fmt(worst)}) · `);
+    setText(worst1.verdict, `highest ${v.what}, within noise (${v.fmt(worst)} vs ${v.fmt(best)}) · `);
+    return;
+  }
+  best1.td.classList.add('best');
+  worst1.td.classList.add('worst');
+  setText(best1.verdict, `best here: ${v.what} ${v.fmt(best)} · `);
+  setText(worst1.verdict, `costliest here: ${v.what} ${v.fmt(worst)} · `);
 }
 
 function refresh() {
@@ -505,6 +842,7 @@ function statsRows(obj) {
     return out;
   };
   for (const [k, v] of Object.entries(isObj(obj) ? obj : {})) {
+    if (k === 'interval_ms') continue; // a setting, said in the scope line
     if (typeof v === 'number') totals[k] = v;
     else if (isObj(v) && Object.keys(v).length && Object.values(v).every(isObj)) {
       for (const [ck, cv] of Object.entries(v)) rows.push([ck, flat(cv)]);
@@ -534,6 +872,29 @@ function renderStats(obj) {
   return rows.length + Object.keys(totals).length;
 }
 
+// Which processes the counters cover, in words.
+function statsScope(body) {
+  const procs = Array.isArray(body?.processes) ? body.processes.filter((p) => p && typeof p === 'object') : null;
+  if (!procs) {
+    return 'The counters of whichever crosstalkd answered this request (this server does not add up the others).';
+  }
+  const group = (prog) => procs.filter((p) => p.program === prog);
+  const daemons = group('crosstalkd');
+  const fcgi = group('crosstalk-fcgi');
+  const others = procs.filter((p) => p.program !== 'crosstalkd' && p.program !== 'crosstalk-fcgi');
+  const parts = [];
+  if (daemons.length) {
+    parts.push(`${daemons.length} crosstalkd (${daemons.map((p) => `${p.host || '?'}:${p.port || '?'} pid ${p.pid}`).join(', ')})`);
+  }
+  if (fcgi.length) parts.push(`${fcgi.length} crosstalk-fcgi process${fcgi.length === 1 ? '' : 'es'} (pid ${fcgi.map((p) => p.pid).join(', ')})`);
+  for (const p of others) parts.push(`${p.program} ${p.pid}`);
+  const every = Number(body.interval_ms) > 0 ? `; each reports every ${fmtMs(Number(body.interval_ms))} and leaves the sum ${fmtMs(3 * Number(body.interval_ms))} after it stops` : '';
+  if (body.scope === 'process') {
+    return `Only the crosstalkd that answered (${parts.join(', ') || 'one process'}): it could not read the other processes' counters from Redis.`;
+  }
+  return `The sum over ${procs.length} process${procs.length === 1 ? '' : 'es'}: ${parts.join(' and ')}${every}. /metrics stays per process.`;
+}
+
 let statsDelay = 5000;
 async function pollStats() {
   try {
@@ -541,8 +902,8 @@ async function pollStats() {
     noteServer(res);
     serverStats = body;
     const n = renderStats(body);
-    const fcgiNote = behindNginx ? ' Behind nginx, REST calls, short polls and presence reads are answered by FastCGI, which these counters do not include.' : '';
-    say(ui.statsStatus, n ? `Updated ${new Date().toTimeString().slice(0, 8)}; this crosstalkd's counts for every client, not just this tab.${fcgiNote}` : 'The server answered with no numeric counters.');
+    setText(ui.statsScope, statsScope(body));
+    say(ui.statsStatus, n ? `Updated ${new Date().toTimeString().slice(0, 8)}; counts for every client, not just this tab.` : 'The server answered with no numeric counters.');
     statsDelay = 5000;
   } catch (e) {
     say(ui.statsStatus, `Could not read /api/stats: ${describe(e)}`, 'error');
@@ -564,6 +925,8 @@ function init() {
   ui.leaveBtn.addEventListener('click', leave);
   ui.composer.addEventListener('submit', send);
   ui.burstBtn.addEventListener('click', burst);
+  ui.older.addEventListener('click', () => loadOlder(null));
+  refreshRooms();
   ui.text.addEventListener('input', typing);
   ui.text.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {

@@ -16,6 +16,7 @@ libcrosstalk_a_SOURCES = \
 	src/common/query.c src/common/query.h \
 	src/common/ratelimit.c src/common/ratelimit.h \
 	src/common/tally.c src/common/tally.h \
-	src/common/redisurl.c src/common/redisurl.h
+	src/common/redisurl.c src/common/redisurl.h \
+	src/common/statrec.c src/common/statrec.h
 # What a program linking libcrosstalk.a needs besides.
 COMMON_LIBS = libcrosstalk.a $(JSONC_LIBS) $(HIREDIS_LIBS) $(CRYPTO_LIBS)

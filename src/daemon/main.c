@@ -15,6 +15,7 @@
 #include "paths.h"
 #include "presence.h"
 #include "ratelimit.h"
+#include "stats.h"
 #include "store.h"
 #include "tally.h"
 #include "transport.h"
@@ -166,6 +167,7 @@ int main(int argc, char **argv)
     if (app.store == NULL || http_start() != 0)
         goto done;
     presence_start();
+    stats_start();
     {
         struct timeval tv = {ROOM_IDLE_MS / 1000 / 4, 0};
         sweeper = event_new(app.base, -1, EV_PERSIST, sweep_rooms, NULL);
@@ -182,6 +184,7 @@ int main(int argc, char **argv)
     log_info("stopped");
     rc = 0;
 done:
+    stats_stop();
     presence_stop();
     sse_shutdown();
     http_free();

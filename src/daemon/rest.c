@@ -17,6 +17,7 @@
 #include "config.h"
 #include "log.h"
 #include "presence.h"
+#include "query.h"
 #include "ratelimit.h"
 #include "reply.h"
 #include "store.h"
@@ -244,13 +245,33 @@ void rest_presence(struct request *r)
 
 /* --- stats, metrics, health --- */
 
-void rest_stats(struct evhttp_request *req)
+static void stats_done(int status, const char *const *recs, const size_t *lens,
+                       size_t n, void *arg)
 {
+    struct evhttp_request *req = arg;
     size_t len;
-    char *json = stats_json(&len);
+    char *json = stats_cluster_json(status == 0, recs, lens, n, &len);
 
     http_reply_json(req, TRANSPORT_REST, 200, json, len);
     free(json);
+}
+
+/* The sum over every process that wrote its counters to Redis lately, or
+ * with ?scope=process (or Redis unreadable) this process alone. */
+void rest_stats(struct evhttp_request *req)
+{
+    const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    char *scope = query_get(qs, "scope");
+    bool cluster = scope == NULL || strcmp(scope, "cluster") == 0;
+
+    if (scope != NULL && !cluster && strcmp(scope, "process") != 0) {
+        http_reply_error(req, TRANSPORT_REST, 400, "bad_request",
+                         "scope is \"cluster\" (the default) or "
+                         "\"process\"");
+    } else if (!cluster || store_stats_read(app.store, stats_done, req) != 0) {
+        stats_done(-1, NULL, NULL, 0, req);
+    }
+    free(scope);
 }
 
 void rest_metrics(struct evhttp_request *req)

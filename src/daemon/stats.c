@@ -7,7 +7,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
+#include "app.h"
+#include "config.h"
+#include "event.h"
+#include "log.h"
+#include "statrec.h"
+#include "store.h"
 #include "xmalloc.h"
+
+_Static_assert(TRANSPORT_COUNT == STATREC_TRANSPORTS &&
+                   sizeof(struct stats_counters) ==
+                       STATREC_FIELDS * sizeof(uint64_t),
+               "stats.h and statrec.h list the same counters");
 
 struct stats_counters stats[TRANSPORT_COUNT];
 
@@ -52,29 +65,6 @@ uint64_t stats_streams(void)
            stats[TRANSPORT_WEBSOCKET].open;
 }
 
-char *stats_json(size_t *len)
-{
-    struct out o = {xmalloc(512), 0, 512};
-
-    out_printf(&o, "{\"streams\":%llu,\"transports\":{",
-               (unsigned long long)stats_streams());
-    for (int t = 0; t < TRANSPORT_COUNT; t++) {
-        const struct stats_counters *c = &stats[t];
-        out_printf(
-            &o,
-            "%s\"%s\":{\"open\":%llu,\"requests\":%llu,"
-            "\"delivered\":%llu,\"bytes_out\":%llu,\"empty\":%llu,"
-            "\"dropped\":%llu}",
-            t ? "," : "", names[t], (unsigned long long)c->open,
-            (unsigned long long)c->requests, (unsigned long long)c->delivered,
-            (unsigned long long)c->bytes_out, (unsigned long long)c->empty,
-            (unsigned long long)c->dropped);
-    }
-    out_printf(&o, "}}");
-    *len = o.len;
-    return o.buf;
-}
-
 char *stats_prometheus(size_t *len)
 {
     static const struct {
@@ -113,4 +103,73 @@ char *stats_prometheus(size_t *len)
                (unsigned long long)stats_streams());
     *len = o.len;
     return o.buf;
+}
+
+/* --- the cluster: every process's record in Redis --- */
+
+static struct statrec self;
+static struct event *stats_timer;
+
+static void fill_self(void)
+{
+    memcpy(self.c, stats, sizeof(self.c));
+    self.updated_ms = event_now_ms();
+}
+
+static void stats_tick(evutil_socket_t fd, short what, void *arg)
+{
+    size_t len;
+    char *json;
+
+    fill_self();
+    json = statrec_encode(&self, &len);
+    store_stats_write(app.store, self.id, json, len,
+                      statrec_ttl_ms(self.interval_ms));
+    free(json);
+}
+
+void stats_start(void)
+{
+    struct timeval tv = {app.cfg->stats_interval_ms / 1000,
+                         (app.cfg->stats_interval_ms % 1000) * 1000};
+
+    statrec_init(&self, "crosstalkd", app.cfg->port,
+                 app.cfg->stats_interval_ms);
+    stats_timer = event_new(app.base, -1, EV_PERSIST, stats_tick, NULL);
+    evtimer_add(stats_timer, &tv);
+}
+
+void stats_stop(void)
+{
+    if (stats_timer != NULL)
+        event_free(stats_timer);
+    stats_timer = NULL;
+}
+
+char *stats_cluster_json(bool cluster, const char *const *recs,
+                         const size_t *lens, size_t n, size_t *len)
+{
+    struct statrec *all = xcalloc(n + 1, sizeof(*all));
+    size_t m = 0;
+    char *json;
+
+    /* this process first, with its counters of this moment */
+    if (self.id[0] == '\0')
+        statrec_init(&self, "crosstalkd", app.cfg->port,
+                     app.cfg->stats_interval_ms);
+    fill_self();
+    all[m++] = self;
+    for (size_t i = 0; i < n; i++) {
+        if (statrec_decode(recs[i], lens[i], &all[m]) != 0) {
+            log_warn("stats: a record in redis is not one: %.*s",
+                     (int)(lens[i] > 200 ? 200 : lens[i]), recs[i]);
+            continue;
+        }
+        if (strcmp(all[m].id, self.id) != 0)
+            m++;
+    }
+    json = statrec_sum_json(all, m, cluster ? "cluster" : "process", self.id,
+                            self.interval_ms, len);
+    free(all);
+    return json;
 }

@@ -3,6 +3,7 @@
 #include "store.h"
 
 #include <search.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -20,6 +21,7 @@
 #include "log.h"
 #include "redisurl.h"
 #include "reply.h"
+#include "statrec.h"
 #include "xmalloc.h"
 
 #define BACKOFF_MIN_MS 100
@@ -1043,6 +1045,73 @@ int store_health(struct store *st, store_status_cb cb, void *arg)
     c->cb.status = cb;
     if (send_argv(st, on_health, c, 5, argv, NULL) != 0) {
         call_free(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* --- the counters records of every process --- */
+
+void store_stats_write(struct store *st, const char *id, const char *json,
+                       size_t len, int ttl_ms)
+{
+    char key[STATREC_KEY_MAX], px[24];
+    const char *set[5] = {"SET", statrec_key(key, id), json, "PX", px};
+    size_t lens[5];
+    const char *sadd[3] = {"SADD", STATREC_INDEX, id};
+
+    if (!st->cmd_up)
+        return;
+    snprintf(px, sizeof(px), "%d", ttl_ms);
+    for (int i = 0; i < 5; i++)
+        lens[i] = strlen(set[i]);
+    lens[2] = len;
+    redisAsyncCommandArgv(st->cmd, NULL, NULL, 5, set, lens);
+    redisAsyncCommandArgv(st->cmd, NULL, NULL, 3, sadd, NULL);
+}
+
+struct strings_call {
+    store_strings_cb cb;
+    void *arg;
+};
+
+static void on_stats_read(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct strings_call *c = priv;
+    redisReply *r = reply;
+
+    if (reply_failed(r, "stats") || r->type != REDIS_REPLY_ARRAY) {
+        c->cb(-1, NULL, NULL, 0, c->arg);
+    } else {
+        const char **v = xcalloc(r->elements + 1, sizeof(*v));
+        size_t *lens = xcalloc(r->elements + 1, sizeof(*lens));
+        size_t n = 0;
+
+        for (size_t i = 0; i < r->elements; i++) {
+            if (r->element[i]->type != REDIS_REPLY_STRING)
+                continue;
+            v[n] = r->element[i]->str;
+            lens[n++] = r->element[i]->len;
+        }
+        c->cb(0, v, lens, n, c->arg);
+        free(v);
+        free(lens);
+    }
+    free(c);
+}
+
+int store_stats_read(struct store *st, store_strings_cb cb, void *arg)
+{
+    struct strings_call *c = xcalloc(1, sizeof(*c));
+    const char *argv[] = {"EVAL", STATREC_READ_SCRIPT, "1", STATREC_INDEX,
+                          STATREC_PREFIX};
+
+    c->cb = cb;
+    c->arg = arg;
+    if (!st->cmd_up || st->cmd == NULL ||
+        redisAsyncCommandArgv(st->cmd, on_stats_read, c, 5, argv, NULL) !=
+            REDIS_OK) {
+        free(c);
         return -1;
     }
     return 0;

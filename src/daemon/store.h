@@ -94,4 +94,13 @@ typedef void (*store_status_cb)(int status, void *arg);
  * is an enum api_fault. */
 int store_health(struct store *st, store_status_cb cb, void *arg);
 
+/* Writes this process's counters record (statrec.h) with its TTL, and its
+ * id into the index (fire and forget; nothing when Redis is down). */
+void store_stats_write(struct store *st, const char *id, const char *json,
+                       size_t len, int ttl_ms);
+typedef void (*store_strings_cb)(int status, const char *const *v,
+                                 const size_t *lens, size_t n, void *arg);
+/* The live counters records of every process (statrec.h). */
+int store_stats_read(struct store *st, store_strings_cb cb, void *arg);
+
 #endif

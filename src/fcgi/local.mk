@@ -1,7 +1,8 @@
 # src/fcgi/local.mk - crosstalk-fcgi: the FastCGI responder pool's program
 bin_PROGRAMS += crosstalk-fcgi
 crosstalk_fcgi_CPPFLAGS = $(AM_CPPFLAGS) $(ARCHIVE_CPPFLAGS)
-crosstalk_fcgi_CFLAGS = $(AM_CFLAGS) $(FCGI_CFLAGS) $(HIREDIS_CFLAGS)
+crosstalk_fcgi_CFLAGS = $(AM_CFLAGS) $(FCGI_CFLAGS) $(HIREDIS_CFLAGS) -pthread
+crosstalk_fcgi_LDFLAGS = -pthread
 crosstalk_fcgi_SOURCES = \
 	src/fcgi/main.c \
 	src/fcgi/rest.c src/fcgi/rest.h \

@@ -1,20 +1,24 @@
 /* main.c - crosstalk-fcgi: start-up, signals and the FastCGI accept loop */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fcgiapp.h>
 
 #include "archive.h"
 #include "config.h"
+#include "event.h"
 #include "keys.h"
 #include "log.h"
 #include "rest.h"
+#include "statrec.h"
 #include "store.h"
 #include "xmalloc.h"
 
@@ -23,6 +27,19 @@
 /* What is drained of a body too large to handle, so the web server is not
  * cut off mid-send; beyond it the connection is simply closed. */
 #define DRAIN_MAX (64L << 20)
+
+/* This process's counters, written to Redis every stats_interval_ms by a
+ * thread of their own, so an idle process (blocked in accept) stays in
+ * crosstalkd's /api/stats sum. A timer signal would do it without a thread,
+ * but it interrupts libfcgi's reads of a request it has just accepted. */
+static struct statrec counters; /* the identity; written before the thread */
+static uint64_t counts[STATREC_TRANSPORTS][STATREC_FIELDS]; /* atomically */
+static struct statrec_sink *counters_sink;
+static pthread_t counters_thread;
+static bool counters_running;
+static pthread_mutex_t counters_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t counters_wake = PTHREAD_COND_INITIALIZER;
+static bool counters_stop; /* under counters_lock */
 
 static volatile sig_atomic_t stopping;
 static volatile sig_atomic_t reopen_log;
@@ -215,6 +232,96 @@ static void write_response(FCGX_Request *req, const struct rest_response *rs)
     }
 }
 
+/* A GET of a room's messages is a short poll (or a page of history); the
+ * rest are REST calls. Counted as crosstalkd counts them. */
+static void count(const struct rest_request *rq, const struct rest_response *rs)
+{
+    const char *tail = strrchr(rq->path, '/');
+    bool poll = strcmp(rq->method, "GET") == 0 &&
+                strstr(rq->path, "/api/rooms/") != NULL && tail != NULL &&
+                strcmp(tail, "/messages") == 0;
+    uint64_t *c = counts[poll ? STATREC_SHORT_POLL : STATREC_REST];
+
+    __atomic_add_fetch(&c[STATREC_REQUESTS], 1, __ATOMIC_RELAXED);
+    if (rs->body != NULL && rs->len > 0)
+        __atomic_add_fetch(&c[STATREC_BYTES_OUT], rs->len + 1,
+                           __ATOMIC_RELAXED);
+    if (poll && rs->status == 200 && rs->body != NULL) {
+        int n = statrec_count_events(rs->body, rs->len);
+
+        if (n > 0)
+            __atomic_add_fetch(&c[STATREC_DELIVERED], (uint64_t)n,
+                               __ATOMIC_RELAXED);
+        else if (n == 0)
+            __atomic_add_fetch(&c[STATREC_EMPTY], 1, __ATOMIC_RELAXED);
+    }
+}
+
+/* The writer thread: a copy of the counters every interval, until
+ * stop_counters(). It takes no signal (they are for the accept loop). */
+static void *write_counters(void *arg)
+{
+    struct statrec copy;
+    struct timespec until;
+
+    (void)arg;
+    pthread_mutex_lock(&counters_lock);
+    while (!counters_stop) {
+        pthread_mutex_unlock(&counters_lock);
+        copy = counters;
+        for (int t = 0; t < STATREC_TRANSPORTS; t++)
+            for (int f = 0; f < STATREC_FIELDS; f++)
+                copy.c[t][f] = __atomic_load_n(&counts[t][f], __ATOMIC_RELAXED);
+        copy.updated_ms = event_now_ms();
+        statrec_sink_write(counters_sink, &copy);
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += counters.interval_ms / 1000;
+        until.tv_nsec += counters.interval_ms % 1000 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&counters_lock);
+        while (!counters_stop &&
+               pthread_cond_timedwait(&counters_wake, &counters_lock, &until) !=
+                   ETIMEDOUT)
+            ;
+    }
+    pthread_mutex_unlock(&counters_lock);
+    return NULL;
+}
+
+/* Ends the writer (its record then expires after its TTL) and frees the
+ * sink. */
+static void stop_counters(void)
+{
+    if (counters_running) {
+        pthread_mutex_lock(&counters_lock);
+        counters_stop = true;
+        pthread_cond_signal(&counters_wake);
+        pthread_mutex_unlock(&counters_lock);
+        pthread_join(counters_thread, NULL);
+        counters_running = false;
+    }
+    statrec_sink_free(counters_sink);
+    counters_sink = NULL;
+}
+
+static void start_counters(void)
+{
+    sigset_t all, old;
+
+    if (counters_sink == NULL)
+        return;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    counters_running =
+        pthread_create(&counters_thread, NULL, write_counters, NULL) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!counters_running)
+        log_error("cannot start the thread that writes the counters");
+}
+
 /* A request header's value; several of them (nginx before 1.23 passes
  * each as its own parameter) are joined with ", " as one header, into a
  * newly allocated *joined. NULL when there is none. */
@@ -287,6 +394,7 @@ static void serve(FCGX_Request *req, const struct config *cfg)
     rq.body = body;
     rest_handle(&rq, &rs);
     write_response(req, &rs);
+    count(&rq, &rs);
     log_debug("%s %s %d %zu bytes %ld us", rq.method, path, rs.status, rs.len,
               elapsed_us(&t0));
     rest_response_clear(&rs);
@@ -339,6 +447,9 @@ int main(int argc, char **argv)
     if (archive_mongo_use(cfg.mongo_uri) < 0)
         goto done;
     rest_init(&cfg, st);
+    statrec_init(&counters, PROGRAM, 0, cfg.stats_interval_ms);
+    counters_sink =
+        statrec_sink_new(cfg.redis_url, cfg.redis_timeout_ms, err, sizeof(err));
     if (FCGX_Init() != 0) {
         log_error("FCGX_Init failed");
         goto done;
@@ -359,6 +470,7 @@ int main(int argc, char **argv)
         log_error("cannot set up signals or the request: %s", strerror(errno));
         goto done;
     }
+    start_counters();
     log_info("ready (pid %ld, redis %s)", (long)getpid(), cfg.redis_url);
     for (;;) {
         sigprocmask(SIG_UNBLOCK, &handled, NULL);
@@ -384,6 +496,7 @@ int main(int argc, char **argv)
     log_info("stopping on signal");
     status = 0;
 done:
+    stop_counters();
     rest_shutdown();
     archive_close();
     store_free(st);

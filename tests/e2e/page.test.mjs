@@ -1,156 +1,41 @@
 // page.test.mjs - the comparison page (www/) in headless Chromium against the
-// real stack: redis-server, crosstalkd, and, when the repo has them, the
-// FastCGI pool and nginx in front (as scripts/demo runs it). Nothing is
-// mocked; the browser talks to the servers over loopback.
+// real stack as scripts/demo runs it: redis-server, crosstalkd, the FastCGI
+// pool and nginx in front (tests/e2e/lib.mjs; a missing part is a failure,
+// never a quiet fallback). Nothing is mocked; the browser talks to the
+// servers over loopback. chat.test.mjs drives two people past the timeouts.
 //
-// CT_E2E_DIRECT=1 serves the page from crosstalkd itself, without nginx.
 // CT_UPDATE_SCREENSHOT=1 also copies the screenshot to docs/screenshot.png.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { REPO, register, sendOk, cleanup, bearer, http } from '../integration/harness.mjs';
 import {
-  REPO, bin, which, startRedis, startDaemon, startFcgi, startNginx, register, sendOk, waitFor,
-  tmpDir, cleanup, bearer, http, RELAXED,
-} from '../integration/harness.mjs';
+  OUT, TRANSPORTS, seen, startStack, elapsed, until, paneTexts, inEveryPane, assertOnceEach,
+  sendFromComposer, newContext, assertNoConsoleErrors,
+} from './lib.mjs';
 
-const OUT = path.join(REPO, 'tests', 'e2e', 'out');
-const CHROMIUM = '/usr/bin/chromium';
-const BEHIND_NGINX = !process.env.CT_E2E_DIRECT &&
-  fs.existsSync(path.join(REPO, 'nginx', 'crosstalk.standalone.conf.in')) &&
-  fs.existsSync(bin('crosstalk-fcgi')) && which('nginx') && which('spawn-fcgi');
-const TRANSPORTS = ['short', 'long', 'sse', 'ws'];
-
-let redis, daemon, fcgi, nginx, base, context, page;
+let redis, daemon, base, context, page;
 // Redis is new for this file, so plain names read well in the screenshot.
 const room = 'lobby';
 const me = 'alice';
 let bob = null;
-// What the browser reported, each tagged with the step it happened in.
-const consoleErrors = [];
-const pageErrors = [];
-const dialogs = [];
-let step = 'load';
-
-const elapsed = (t0) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
-
-// What the page shows now, for failure messages.
-async function snapshot() {
-  try {
-    return await page.evaluate(() => ({
-      panes: [...document.querySelectorAll('.pane')].map((p) => ({
-        transport: p.dataset.transport,
-        state: p.querySelector('.state').textContent,
-        why: p.querySelector('.state').title,
-        messages: p.querySelectorAll('.msg').length,
-        last: p.querySelector('.msg:last-child .text')?.textContent,
-        online: [...p.querySelectorAll('.who li')].map((li) => li.textContent),
-      })),
-      join: document.getElementById('join-status').textContent,
-      send: document.getElementById('send-status').textContent,
-    }));
-  } catch (e) {
-    return `(no snapshot: ${e.message})`;
-  }
-}
-
-function daemonTail() {
-  const l = daemon?.logs?.() ?? '';
-  return l.length > 1500 ? '…' + l.slice(-1500) : l;
-}
-
-// Waits until fn(arg) is true in the page; on timeout says what it waited
-// for, how long, and what the page and the daemon showed.
-async function until(what, fn, arg, timeout = 15000) {
-  const t0 = Date.now();
-  try {
-    await page.waitForFunction(fn, arg, { timeout, polling: 100 });
-  } catch (e) {
-    throw new Error(`timed out after ${elapsed(t0)} waiting for ${what}\n` +
-      `page: ${JSON.stringify(await snapshot(), null, 1)}\n` +
-      `console errors: ${JSON.stringify(consoleErrors.slice(-5))}\n` +
-      `crosstalkd log tail:\n${daemonTail()}\n(${e.message.split('\n')[0]})`);
-  }
-}
-
-// Texts shown in each pane, keyed by transport.
-function paneTexts() {
-  return page.evaluate(() => Object.fromEntries([...document.querySelectorAll('.pane')].map((p) =>
-    [p.dataset.transport, [...p.querySelectorAll('.msg .text')].map((e) => e.textContent)])));
-}
-
-const inEveryPane = (texts) => until(
-  `${texts.length} message(s) ${JSON.stringify(texts).slice(0, 200)} in all four panes`,
-  (want) => [...document.querySelectorAll('.pane')].every((p) => {
-    const have = new Set([...p.querySelectorAll('.msg .text')].map((e) => e.textContent));
-    return want.every((t) => have.has(t));
-  }),
-  texts,
-);
-
-// Each text exactly once in each pane: a resume that re-delivers is caught here.
-async function assertOnceEach(texts) {
-  const shown = await paneTexts();
-  for (const t of TRANSPORTS) {
-    for (const text of texts) {
-      const n = shown[t].filter((x) => x === text).length;
-      assert.equal(n, 1, `the ${t} pane shows ${JSON.stringify(text)} ${n} times`);
-    }
-  }
-}
-
-async function sendFromComposer(text, via) {
-  await page.check(`input[name="via"][value="${via}"]`);
-  await page.fill('#text', text);
-  await page.press('#text', 'Enter');
-}
-
-function assertNoConsoleErrors(where) {
-  const errs = consoleErrors.filter((e) => e.step !== 'outage' && e.step !== 'conflict');
-  assert.deepEqual(errs, [], `console errors ${where}`);
-  assert.deepEqual(pageErrors, [], `uncaught page errors ${where}`);
-}
+const { consoleErrors, pageErrors, dialogs } = seen;
+const setStep = (s) => { seen.step = s; };
 
 before(async () => {
-  fs.mkdirSync(OUT, { recursive: true });
-  redis = await startRedis();
-  daemon = await startDaemon({ redisUrl: redis.url, config: RELAXED });
-  if (BEHIND_NGINX) {
-    fcgi = await startFcgi({ redisUrl: redis.url, config: RELAXED });
-    nginx = await startNginx({ daemons: [daemon.port], fcgiSocket: fcgi.socket, wwwRoot: path.join(REPO, 'www') });
-    base = nginx.url;
-  } else {
-    base = daemon.url;
-  }
-  process.stderr.write(`# e2e: page at ${base} (${BEHIND_NGINX ? 'nginx + FastCGI + crosstalkd' : 'crosstalkd directly'})\n`);
-
-  context = await chromium.launchPersistentContext(tmpDir('chromium'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 900 },
-  });
-  page = context.pages()[0] ?? await context.newPage();
-  page.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors.push({ step, text: m.text() });
-  });
-  page.on('pageerror', (e) => pageErrors.push({ step, text: String(e && e.stack || e) }));
-  page.on('dialog', (d) => {
-    dialogs.push({ step, type: d.type(), message: d.message() });
-    d.dismiss().catch(() => {});
-  });
-}, { timeout: 60000 });
-
+  ({ redis, daemon, base } = await startStack());
+  ({ c: context, p: page } = await newContext());
+  seen.page = page;
+}, { timeout: 90000 });
 after(async () => {
   await context?.close().catch(() => {});
   await cleanup();
 }, { timeout: 30000 });
 
 test('the page loads with no console errors and shows the server counters', { timeout: 30000 }, async () => {
-  step = 'load';
+  setStep('load');
   const res = await page.goto(`${base}/`);
   assert.equal(res.status(), 200, `GET ${base}/`);
   await until('the page script to start (body[data-ready])', () => document.body.dataset.ready === 'true');
@@ -161,7 +46,7 @@ test('the page loads with no console errors and shows the server counters', { ti
 });
 
 test('a bad room is refused before sending, a taken name is said so', { timeout: 30000 }, async () => {
-  step = 'conflict';
+  setStep('conflict');
   await page.fill('#name', me);
   await page.fill('#room', 'Not A Room');
   await page.click('#join-btn');
@@ -180,8 +65,22 @@ test('a bad room is refused before sending, a taken name is said so', { timeout:
   assert.deepEqual(errs, [], 'console errors other than the 409');
 });
 
+test('a name over 32 characters is refused with a message, not cut', { timeout: 30000 }, async () => {
+  setStep('long-name');
+  const long = 'a_name_that_is_well_over_thirty_two_chars'; // 41
+  await page.fill('#name', long);
+  await page.fill('#room', room);
+  assert.equal(await page.inputValue('#name'), long, 'the name field cut what was typed');
+  await page.click('#join-btn');
+  await until('the "at most 32" message', () => /41 characters long; a name holds at most 32/.test(document.getElementById('join-status').textContent));
+  assert.equal(await page.getAttribute('#name', 'aria-invalid'), 'true');
+  assert.equal(await page.inputValue('#name'), long, 'the name was cut instead of refused');
+  assert.equal(await page.evaluate(() => document.body.dataset.joined), undefined, 'joined with a long name');
+  assert.equal(await redis.cmd('EXISTS', `ct:user:${long.slice(0, 32)}`), 0, 'a cut name was registered');
+});
+
 test('joining opens all four transports and each pane shows the user online', { timeout: 60000 }, async () => {
-  step = 'join';
+  setStep('join');
   await page.fill('#name', me);
   await page.fill('#room', room);
   await page.click('#join-btn');
@@ -196,11 +95,8 @@ test('joining opens all four transports and each pane shows the user online', { 
 });
 
 test('messages sent from the composer appear in all four panes, timed and counted', { timeout: 60000 }, async () => {
-  step = 'chat';
-  const vias = BEHIND_NGINX ? ['/api', '/d/api', 'ws'] : ['/api', 'ws'];
-  if (!BEHIND_NGINX) {
-    assert.equal(await page.isDisabled('input[name="via"][value="/d/api"]'), true, '/d/api offered without nginx in front');
-  }
+  setStep('chat');
+  const vias = ['/api', '/d/api', 'ws'];
   const texts = [];
   for (const via of vias) {
     const text = { '/api': 'hello, sent by REST through /api', '/d/api': 'hello, sent by REST straight to crosstalkd (/d/api)', ws: 'hello, sent over the WebSocket' }[via];
@@ -230,11 +126,18 @@ test('messages sent from the composer appear in all four panes, timed and counte
   assert.doesNotMatch(short.bytes, /≈/, 'short-poll bytes come from Resource Timing, not an estimate');
   await until('the comparison table to show measured latency', () =>
     /p50 .*p95/.test(document.querySelector('#compare tr[data-row="latency"] td .meas').textContent));
+  // Each verdict names what it compares, and says so when it is within noise.
+  await until('a verdict in each measured row', () => ['latency', 'load', 'traffic'].every((r) =>
+    [...document.querySelectorAll(`#compare tr[data-row="${r}"] .verdict`)].some((v) => v.textContent)));
+  const verdicts = await page.evaluate(() => [...document.querySelectorAll('#compare .verdict')].map((v) => v.textContent).filter(Boolean));
+  for (const v of verdicts) {
+    assert.match(v, /^(best here: |costliest here: |lowest .*, within noise \(|highest .*, within noise \()(p50 latency|HTTP requests\/min|bytes per message)/, `verdict ${JSON.stringify(v)}`);
+  }
   assertNoConsoleErrors('while chatting');
 });
 
 test('user text is shown as text and runs nothing', { timeout: 30000 }, async () => {
-  step = 'xss';
+  setStep('xss');
   const evil = '<img src=x onerror=alert(1)>';
   await sendFromComposer(evil, '/api');
   await inEveryPane([evil]);
@@ -245,7 +148,7 @@ test('user text is shown as text and runs nothing', { timeout: 30000 }, async ()
 });
 
 test('a burst arrives whole and once in every pane', { timeout: 60000 }, async () => {
-  step = 'burst';
+  setStep('burst');
   await page.check('input[name="via"][value="ws"]');
   await page.fill('#burst-n', '15');
   await page.fill('#burst-gap', '40');
@@ -262,7 +165,7 @@ test('a burst arrives whole and once in every pane', { timeout: 60000 }, async (
 });
 
 test('typing by someone else shows in the panes whose transport carries it', { timeout: 30000 }, async () => {
-  step = 'typing';
+  setStep('typing');
   bob = await register(base, 'bob');
   const r = await http('POST', `${base}/api/rooms/${room}/typing`, { headers: bearer(bob.token), body: {} });
   assert.equal(r.status, 202, `POST typing: ${r.status} ${r.text}`);
@@ -274,56 +177,44 @@ test('typing by someone else shows in the panes whose transport carries it', { t
   assertNoConsoleErrors('while bob typed');
 });
 
-test('a quiet room keeps every transport open: 20 s idle, no reconnect', { timeout: 60000 }, async () => {
-  step = 'idle';
-  const reconnects = () => page.evaluate(() => [...document.querySelectorAll('#metrics tbody tr')]
-    .map((tr) => `${tr.dataset.transport}=${tr.querySelector('[data-m="reconnects"]').textContent}`).join(' '));
-  const before = await reconnects();
-  const t0 = Date.now();
-  // Longer than the SSE heartbeat (15 s) and than header_timeout (10 s).
-  while (Date.now() - t0 < 20000) {
-    const states = await page.evaluate(() => [...document.querySelectorAll('.pane')].map((p) => `${p.dataset.transport}=${p.dataset.state}`));
-    assert.ok(states.every((x) => x.endsWith('=open')), `after ${elapsed(t0)} idle a pane left "open": ${states.join(' ')}; console: ${JSON.stringify(consoleErrors.slice(-3))}`);
-    await page.waitForTimeout(250);
+test('the polling panes say why their typing line stays empty; message text is dir="auto"', { timeout: 30000 }, async () => {
+  setStep('typing-note');
+  for (const t of ['short', 'long']) {
+    const line = await page.textContent(`#pane-${t} .typing`);
+    assert.match(line, /typing is not stored.*only the streams/i, `the ${t} pane's typing line: ${JSON.stringify(line)}`);
   }
-  assert.equal(await reconnects(), before, 'reconnects during 20 s of quiet');
-  assertNoConsoleErrors('in 20 s of quiet');
+  const rtl = 'مرحبا بالجميع — שלום לכולם';
+  await sendFromComposer(rtl, '/api');
+  await inEveryPane([rtl]);
+  const dirs = await page.evaluate(() => [...document.querySelectorAll('.msg .text')].map((e) => e.getAttribute('dir')));
+  assert.ok(dirs.length > 0 && dirs.every((d) => d === 'auto'), `dir of message texts: ${JSON.stringify([...new Set(dirs)])}`);
+  assertNoConsoleErrors('with right-to-left text');
 });
 
 test('after crosstalkd is killed and restarted the panes reconnect and show what was sent meanwhile', { timeout: 110000 }, async () => {
-  step = 'outage';
+  setStep('outage');
   const t0 = Date.now();
   await daemon.kill();
   await until('the pushing panes (long poll, SSE, WebSocket) to notice the loss', () =>
     ['long', 'sse', 'ws'].every((t) => document.getElementById(`pane-${t}`).dataset.state !== 'open'), undefined, 40000);
 
-  // Sent while crosstalkd is down, by someone else: through FastCGI behind
-  // nginx, or through a second crosstalkd on the same Redis.
+  // Sent while crosstalkd is down, by someone else through FastCGI behind nginx.
   const meanwhile = [];
-  let spare = null;
-  let via = base;
-  if (!BEHIND_NGINX) {
-    spare = await startDaemon({ redisUrl: redis.url, config: RELAXED });
-    via = spare.url;
-  }
-  const bobUser = bob ?? await register(via, 'bob');
+  const bobUser = bob ?? await register(base, 'bob');
   for (let i = 1; i <= 3; i++) {
     const text = `sent while crosstalkd was down ${i}`;
-    await sendOk(via, room, bobUser, text);
+    await sendOk(base, room, bobUser, text);
     meanwhile.push(text);
   }
-  if (BEHIND_NGINX) {
-    // The page's own composer still works: REST via FastCGI needs no crosstalkd.
-    const text = 'from the page, through FastCGI, while crosstalkd was down';
-    await sendFromComposer(text, '/api');
-    await until('the composer to report the FastCGI send', () => /^Stored as /.test(document.getElementById('send-status').textContent));
-    meanwhile.push(text);
-  }
-  await spare?.stop();
+  // The page's own composer still works: REST via FastCGI needs no crosstalkd.
+  const text = 'from the page, through FastCGI, while crosstalkd was down';
+  await sendFromComposer(text, '/api');
+  await until('the composer to report the FastCGI send', () => /^Stored as /.test(document.getElementById('send-status').textContent));
+  meanwhile.push(text);
 
   await daemon.restart();
   process.stderr.write(`# e2e: crosstalkd back after ${elapsed(t0)}\n`);
-  step = 'recovered';
+  setStep('recovered');
   await inEveryPane(meanwhile);
   await until('all four panes open again', () => document.querySelectorAll('.pane[data-state="open"]').length === 4, undefined, 30000);
   await assertOnceEach(meanwhile);
@@ -339,7 +230,7 @@ test('after crosstalkd is killed and restarted the panes reconnect and show what
 });
 
 test('the page works at phone width, and a screenshot is saved', { timeout: 30000 }, async () => {
-  step = 'screenshot';
+  setStep('screenshot');
   // Someone typing, for the picture.
   await http('POST', `${base}/api/rooms/${room}/typing`, { headers: bearer(bob.token), body: {} });
   await page.fill('#text', 'Enter sends; the panes show what each transport costs');

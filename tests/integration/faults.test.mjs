@@ -224,7 +224,7 @@ test('a daemon SIGKILLed under load: its clients resume on the other daemon thro
   const l = await load(nginx.url, room, seed);
   // nginx spreads the streams over both daemons; kill the one that holds more.
   const open = async (d) => {
-    const s = (await http('GET', `${d.url}/api/stats`)).json?.transports ?? {};
+    const s = (await http('GET', `${d.url}/api/stats?scope=process`)).json?.transports ?? {};
     return (s.sse?.open ?? 0) + (s.websocket?.open ?? s.ws?.open ?? 0);
   };
   const [o1, o2] = [await open(d1), await open(d2)];

@@ -33,7 +33,7 @@ after(async () => {
 });
 
 async function stats(d) {
-  const r = await http('GET', `${d.url}/api/stats`);
+  const r = await http('GET', `${d.url}/api/stats?scope=process`);
   assert.equal(r.status, 200, r.text);
   return r.json;
 }

@@ -146,7 +146,7 @@ async function waitOpenZero() {
   const t0 = Date.now();
   let lp;
   while (Date.now() - t0 < 3000) {
-    const s = await http('GET', `${d.url}/api/stats`);
+    const s = await http('GET', `${d.url}/api/stats?scope=process`);
     lp = (s.json.transports ?? s.json).long_poll;
     if (lp.open === 0) return;
     await sleep(100);

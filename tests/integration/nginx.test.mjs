@@ -468,7 +468,7 @@ test('a message posted through FastCGI reaches every subscriber on both daemons 
   }
   // SSE subscribers start from now: wait until both daemons hold them
   await waitFor(async () => {
-    const s = await Promise.all([d1, d2].map((d) => http('GET', `${d.url}/api/stats`)));
+    const s = await Promise.all([d1, d2].map((d) => http('GET', `${d.url}/api/stats?scope=process`)));
     return s.every((r) => r.json?.transports?.sse?.open >= 1) && s.reduce((n, r) => n + r.json.transports.sse.open, 0) >= 3;
   }, { timeout: 5000, what: 'the three SSE subscribers to be open on the two daemons (from /api/stats)' });
   await sleep(100);
@@ -497,13 +497,13 @@ test('killing one daemon moves its clients to the other; they resume without los
   for (let i = 0; i < 2; i++) cols.push(wsSubscriber(nginx.url, rm, token, seed.id));
   let victim;
   await waitFor(async () => {
-    const s = await Promise.all([d1, d2].map((d) => http('GET', `${d.url}/api/stats`)));
+    const s = await Promise.all([d1, d2].map((d) => http('GET', `${d.url}/api/stats?scope=process`)));
     const open = s.map((r) => r.json?.transports?.sse?.open ?? 0);
     if (open[0] + open[1] < 4) return false;
     victim = open[0] > 0 ? d1 : d2;
     return true;
   }, { timeout: 5000, what: 'the four SSE subscribers to be open through nginx (from the daemons\' /api/stats)' });
-  const victimSse = (await http('GET', `${victim.url}/api/stats`)).json.transports.sse.open;
+  const victimSse = (await http('GET', `${victim.url}/api/stats?scope=process`)).json.transports.sse.open;
   assert.ok(victimSse >= 1, 'a daemon to kill that holds SSE subscribers');
 
   let sending = true;

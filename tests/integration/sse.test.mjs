@@ -262,7 +262,7 @@ test('a quiet stream outlives header_timeout: it is not cut while nothing is sen
 
 test('stats: sse open count follows the streams, delivered and bytes_out grow', async () => {
   const stats = async () => {
-    const r = await http('GET', `${d.url}/api/stats`);
+    const r = await http('GET', `${d.url}/api/stats?scope=process`);
     return (r.json.transports ?? r.json).sse;
   };
   const room = uniqueRoom();

@@ -96,7 +96,7 @@ async function say(c, text) {
   return ack.id;
 }
 
-const stats = async (dm) => (await http('GET', `${dm.url}/api/stats`)).json.transports.websocket;
+const stats = async (dm) => (await http('GET', `${dm.url}/api/stats?scope=process`)).json.transports.websocket;
 
 // ------------------------------------------------------------- chat
 

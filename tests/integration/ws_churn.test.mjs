@@ -34,7 +34,7 @@ after(async () => {
 
 const fdCount = (pid) => fs.readdirSync(`/proc/${pid}/fd`).length;
 const rssKb = (pid) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
-const wsStats = async () => (await http('GET', `${d.url}/api/stats`)).json.transports.websocket;
+const wsStats = async () => (await http('GET', `${d.url}/api/stats?scope=process`)).json.transports.websocket;
 
 /** Opens a socket and collects its JSON frames; resolves on open. */
 function connect(room, user) {

@@ -5,7 +5,8 @@ UNIT_TESTS = \
 	tests/unit/test_names tests/unit/test_utf8 tests/unit/test_streamid \
 	tests/unit/test_event tests/unit/test_api tests/unit/test_query \
 	tests/unit/test_config tests/unit/test_auth tests/unit/test_keys \
-	tests/unit/test_reply tests/unit/test_scripts tests/unit/test_log
+	tests/unit/test_reply tests/unit/test_scripts tests/unit/test_log \
+	tests/unit/test_statrec
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 EXTRA_DIST += tests/unit/tap.h
@@ -51,6 +52,9 @@ check_PROGRAMS += tests/unit/test_redisurl
 TESTS += tests/unit/test_redisurl
 tests_unit_test_redisurl_SOURCES = tests/unit/test_redisurl.c tests/unit/tap.h
 tests_unit_test_redisurl_LDADD = $(COMMON_LIBS)
+tests_unit_test_statrec_SOURCES = tests/unit/test_statrec.c tests/unit/tap.h
+tests_unit_test_statrec_CFLAGS = $(AM_CFLAGS) $(JSONC_CFLAGS)
+tests_unit_test_statrec_LDADD = $(COMMON_LIBS)
 check_PROGRAMS += tests/unit/test_tally
 TESTS += tests/unit/test_tally
 tests_unit_test_tally_SOURCES = tests/unit/test_tally.c tests/unit/tap.h

@@ -41,6 +41,33 @@ export function forgetIdentity() {
   try { localStorage.removeItem(KEY); } catch { /* private mode */ }
 }
 
+// Where each room was last read, for unread counts: {room: {id, ts}}.
+const VISITS = 'crosstalk.visits';
+
+export function loadVisits() {
+  try {
+    const v = JSON.parse(localStorage.getItem(VISITS) || '{}');
+    if (v && typeof v === 'object' && !Array.isArray(v)) return v;
+  } catch { /* a damaged entry is as good as none */ }
+  return {};
+}
+
+export function saveVisit(room, id, ts) {
+  const v = loadVisits();
+  const old = v[room];
+  if (old && old.id && id && compareIds(old.id, id) >= 0) return;
+  v[room] = { id: id || (old && old.id) || null, ts: Math.max(Number(ts) || 0, (old && old.ts) || 0) };
+  try { localStorage.setItem(VISITS, JSON.stringify(v)); } catch { /* private mode */ }
+}
+
+// An idempotency key for one send ([A-Za-z0-9_-]{1,64}): a retry with the
+// same key is stored once.
+export function newKey() {
+  const b = new Uint8Array(16);
+  crypto.getRandomValues(b);
+  return btoa(String.fromCharCode(...b)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
 export function loadRoom() {
   try { return localStorage.getItem('crosstalk.room'); } catch { return null; }
 }
@@ -74,15 +101,19 @@ export function roomPath(base, room, tail) {
 
 // One JSON request. Resolves to {status, body, res}; a 4xx/5xx rejects with
 // ApiError, a network failure with the browser's TypeError.
-export async function request(url, { token, method = 'GET', body, signal } = {}) {
-  const headers = { Accept: 'application/json' };
+export async function request(url, { token, method = 'GET', body, signal, headers: extra } = {}) {
+  const headers = { Accept: 'application/json', ...extra };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const res = await fetch(url, {
     method, headers, signal, cache: 'no-store',
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  if (!res.ok) throw await errorFrom(res);
+  if (!res.ok) {
+    const err = await errorFrom(res);
+    err.retryAfter = Number(res.headers.get('retry-after')) || 0;
+    throw err;
+  }
   const text = res.status === 204 ? '' : await res.text();
   let parsed = null;
   if (text) {
@@ -97,4 +128,21 @@ export async function register(name) {
   const { body } = await request('/api/register', { method: 'POST', body: { name } });
   if (!body || typeof body.token !== 'string') throw new ApiError(201, 'bad_reply', 'register answered without a token');
   return { name: body.name || name, token: body.token };
+}
+
+// Every room, by recent activity, following "more"/"cursor" pages (at most
+// `maxPages` of them).
+export async function listRooms(token, maxPages = 20) {
+  const rooms = [];
+  let cursor = null;
+  for (let page = 0; page < maxPages; page++) {
+    const q = cursor ? `?cursor=${encodeURIComponent(cursor)}` : '';
+    const { body } = await request(`/api/rooms${q}`, { token });
+    for (const r of (body && Array.isArray(body.rooms)) ? body.rooms : []) {
+      if (r && typeof r.name === 'string' && !rooms.some((x) => x.name === r.name)) rooms.push(r);
+    }
+    if (!body || body.more !== true || body.cursor == null || String(body.cursor) === String(cursor)) break;
+    cursor = String(body.cursor);
+  }
+  return rooms;
 }

@@ -124,7 +124,8 @@ export function classify(url) {
   const m = u.pathname.match(/\/api\/rooms\/[^/]+\/(messages|poll|events|ws|presence|typing)$/);
   if (!m) return null;
   switch (m[1]) {
-    case 'messages': return u.searchParams.has('since') ? 'short' : null;
+    // ?cl=rooms: the room list's unread counts, not the short-poll pane's
+    case 'messages': return u.searchParams.has('since') && !u.searchParams.has('cl') ? 'short' : null;
     case 'poll': return 'long';
     case 'presence': {
       // The pushing panes' one presence read is in their ≈ estimate already.

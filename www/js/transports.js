@@ -61,6 +61,22 @@ class Transport {
     this.cb.onEvent?.(evt);
   }
 
+  // The server's word on where the history stands: "truncated" (what came
+  // before first_id is no longer in Redis) or "reset" (the id we held is
+  // newer than anything stored: delivery goes on from last_id).
+  signal(kind, info) {
+    if (!info || typeof info !== 'object') info = {};
+    if (kind === 'reset') this.lastId = info.last_id ? String(info.last_id) : '0-0';
+    this.cb.onSignal?.(kind, info);
+  }
+
+  // A poll answer's signals, beside its events.
+  pollSignals(body) {
+    if (!body) return;
+    if (body.truncated === true) this.signal('truncated', { first_id: body.first_id });
+    if (body.reset === true) this.signal('reset', { last_id: body.last_id });
+  }
+
   // Schedules the next connect() after a loss: exponential backoff with jitter.
   retry(reason) {
     if (this.stopped) return;
@@ -128,7 +144,12 @@ class Polling extends Transport {
     this.presenceTimer = setTimeout(async () => {
       if (this.stopped) return;
       try { await this.presence(this.ctrl?.signal); } catch (e) {
-        if (e.name === 'AbortError') return;
+        // The short poll's next request aborts the one before it, and a
+        // presence read in flight with it; only close() ends the reads.
+        if (e.name === 'AbortError') {
+          if (!this.stopped && this.ctrl) this.schedulePresence();
+          return;
+        }
         if (e instanceof ApiError && e.status === 401) { this.failed(e); return; }
       }
       if (!this.stopped) this.schedulePresence();
@@ -184,6 +205,7 @@ export class ShortPoll extends Polling {
         const { body } = await this.get(roomPath('/api', this.room, `messages?since=${since}&limit=${PAGE}`));
         const events = (body && Array.isArray(body.events)) ? body.events : [];
         if (!events.length) this.m.empties++;
+        this.pollSignals(body);
         events.forEach((e) => this.deliver(e));
         if (events.length < PAGE) break;
       }
@@ -234,6 +256,7 @@ export class LongPoll extends Polling {
       this.m.holds++;
       const events = (r.status === 200 && r.body && Array.isArray(r.body.events)) ? r.body.events : [];
       if (r.status === 204 || !events.length) this.m.empties++;
+      if (r.status === 200) this.pollSignals(r.body);
       events.forEach((e) => this.deliver(e));
       if (r.body && r.body.last_id && events.length) this.lastId = maxId(this.lastId, String(r.body.last_id));
       // An answer with nothing in it that came back at once would spin.
@@ -277,6 +300,15 @@ export class SSE extends Transport {
       this.deliver(evt);
     };
     for (const type of ['message', 'typing', 'presence']) es.addEventListener(type, onData);
+    for (const type of ['truncated', 'reset']) {
+      es.addEventListener(type, (ev) => {
+        if (this.es !== es) return;
+        this.m.framesIn++;
+        let info = {};
+        try { info = JSON.parse(ev.data); } catch { /* the signal stands without its id */ }
+        this.signal(type, info);
+      });
+    }
     es.onerror = () => {
       if (this.es !== es || this.stopped) return;
       // The first loss is left to EventSource itself: it reconnects and sends
@@ -323,6 +355,7 @@ export class WS extends Transport {
       this.m.estBytes += WS_101_EST;
       this.setState('open', { detail: 'one socket, both directions' });
       this.seedPresence();
+      this.cb.onOpen?.();
     };
     ws.onmessage = (ev) => {
       if (this.ws !== ws || typeof ev.data !== 'string') return;
@@ -331,14 +364,24 @@ export class WS extends Transport {
       let msg;
       try { msg = JSON.parse(ev.data); } catch { return; }
       if (!msg || typeof msg !== 'object') return;
-      if (msg.type === 'ack') { this.cb.onAck?.(String(msg.id)); return; }
+      if (msg.type === 'ack') { this.cb.onAck?.(String(msg.id), msg.key == null ? null : String(msg.key)); return; }
       if (msg.type === 'error') { this.cb.onServerError?.(msg); return; }
+      if (msg.type === 'truncated' || msg.type === 'reset') { this.signal(msg.type, msg); return; }
       this.deliver(msg);
     };
     ws.onclose = (ev) => {
       if (this.ws !== ws || this.stopped) return;
       this.retry(`socket closed (${ev.code}${ev.reason ? ' ' + ev.reason : ''})`);
     };
+  }
+
+  get isOpen() {
+    return !!this.ws && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  // Drops the socket and connects again (an ack that never came).
+  reconnect(reason) {
+    if (!this.stopped) this.retry(reason);
   }
 
   // Sends one JSON message on the socket. Returns false when it is not open.
