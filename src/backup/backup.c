@@ -675,110 +675,152 @@ static int backup_xadd(struct backup *b, const char *key, const char *room,
     return rc;
 }
 
-/* Adds the archived messages after `after` (all when NULL) to the stream,
- * a batch at a time from one cursor. *last gets the last id added, *ts its
- * time; *added how many. Returns 0 or -1 (logged). */
-static int backup_restore_stream(struct backup *b, const char *room,
-                                 const struct streamid *after,
-                                 struct streamid *last, int64_t *ts,
-                                 uint64_t *added)
+/* The archive read in one pass, by room and id, one message at a time. */
+struct backup_reader {
+    struct mongo_archive_scan *scan;
+    size_t batch;
+    struct event *evs; /* the current chunk; taken slots are zeroed */
+    size_t n, i;
+    bool end;
+};
+
+static void backup_reader_open(struct backup *b, struct backup_reader *rd,
+                               const char *room)
 {
-    struct mongo_archive_scan *s;
-    struct event *evs = NULL;
-    char key[KEYS_MAX], id[STREAMID_STRLEN];
-    size_t n = 0;
-    int rc = -1;
-
-    *added = 0;
-    keys_room_log(key, room);
-    s = mongo_archive_scan_open(b->archive, room, after, NULL, b->batch);
-    for (;;) {
-        if (mongo_archive_scan_next(s, b->batch, &evs, &n) < 0)
-            goto done;
-        if (n == 0)
-            break;
-        if (backup_xadd(b, key, room, evs, n) < 0)
-            goto done;
-        *last = evs[n - 1].sid;
-        *ts = evs[n - 1].ts;
-        *added += n;
-        b->restored += n;
-        event_free_array(evs, n);
-        evs = NULL;
-        n = 0;
-        backup_progress(b, false);
-        if (lock_refresh(b->redis, b->lock, false) < 0)
-            goto done;
-        if (backup_stopping(b)) {
-            log_warn("room %s: stopping on a signal after %s", room,
-                     streamid_format(last, id));
-            goto done;
-        }
-    }
-    rc = 0;
-
-done:
-    event_free_array(evs, n);
-    mongo_archive_scan_close(s);
-    return rc;
+    memset(rd, 0, sizeof(*rd));
+    rd->batch = b->batch;
+    rd->scan = mongo_archive_scan_open(b->archive, room, NULL, NULL, b->batch);
 }
 
-static int backup_restore_room(struct backup *b, const char *room)
+static void backup_reader_close(struct backup_reader *rd)
 {
-    char ck[STREAMID_STRLEN], last_id[STREAMID_STRLEN];
-    char m_last[STREAMID_STRLEN], tsbuf[24];
+    event_free_array(rd->evs, rd->n);
+    mongo_archive_scan_close(rd->scan);
+    memset(rd, 0, sizeof(*rd));
+}
+
+/* Points *ev at the next message, or NULL at the end, without taking it.
+ * Returns 0, or -1 when MongoDB cannot be read (logged). */
+static int backup_peek(struct backup_reader *rd, struct event **ev)
+{
+    *ev = NULL;
+    while (rd->i == rd->n && !rd->end) {
+        event_free_array(rd->evs, rd->n);
+        rd->evs = NULL;
+        rd->n = rd->i = 0;
+        if (mongo_archive_scan_next(rd->scan, rd->batch, &rd->evs, &rd->n) < 0)
+            return -1;
+        if (rd->n == 0)
+            rd->end = true;
+    }
+    if (rd->i < rd->n)
+        *ev = &rd->evs[rd->i];
+    return 0;
+}
+
+/* The next message if it belongs to `room`, else NULL: as backup_peek. */
+static int backup_peek_room(struct backup_reader *rd, const char *room,
+                            struct event **ev)
+{
+    if (backup_peek(rd, ev) < 0)
+        return -1;
+    if (*ev != NULL && strcmp((*ev)->room, room) != 0)
+        *ev = NULL;
+    return 0;
+}
+
+/* Moves the peeked message out of the reader into *out (or drops it when
+ * out is NULL). */
+static void backup_take(struct backup_reader *rd, struct event *out)
+{
+    if (out != NULL) {
+        *out = rd->evs[rd->i];
+        memset(&rd->evs[rd->i], 0, sizeof(rd->evs[rd->i]));
+    }
+    rd->i++;
+}
+
+static int backup_restore_room(struct backup *b, struct backup_reader *rd,
+                               const char *room)
+{
+    char key[KEYS_MAX], ck[STREAMID_STRLEN], last_id[STREAMID_STRLEN];
+    char tsbuf[24];
     struct streamid after, first;
-    bool has_after = false;
+    bool has_after = false, has_first = false, seen = false;
     struct backup_stream s;
-    struct event *newest = NULL;
-    uint64_t older = 0, room_restored = 0;
+    struct event *ev, *evs;
+    uint64_t room_restored = 0, older = 0;
     int64_t last_ts = 0;
-    size_t nn = 0;
+    size_t n = 0;
     redisReply *r = NULL;
     int rc = -1, has;
 
+    keys_room_log(key, room);
     if (backup_stream_info(b, room, &s) < 0)
         return -1;
     has = backup_get_checkpoint(b, room, ck);
     if (has < 0)
         return -1;
     if (s.last[0] != '\0') {
-        /* Archived messages up to the stream's last id that the stream
-         * lacks (those older than its first entry: trimmed) cannot be
-         * added back; they stay readable through the archive. */
-        uint64_t held = 0;
-
-        if (backup_sid(s.last, &after) < 0 ||
-            (s.first[0] != '\0' && backup_sid(s.first, &first) < 0))
+        if (backup_sid(s.last, &after) < 0)
             return -1;
         has_after = true;
-        if (mongo_archive_range(b->archive, room, NULL, &after, &older,
-                                m_last) < 0)
-            return -1;
-        if (s.first[0] != '\0' &&
-            mongo_archive_range(b->archive, room, &first, &after, &held,
-                                m_last) < 0)
-            return -1;
-        if (older > held) {
-            b->skipped += older - held;
-            log_debug("room %s: %" PRIu64 " archived message(s) older than "
-                      "the stream's %s are not restored (XADD only appends)",
-                      room, older - held,
-                      s.first[0] != '\0' ? "first entry" : "last id");
-        }
     }
-    if (backup_restore_stream(b, room, has_after ? &after : NULL, &after,
-                              &last_ts, &room_restored) < 0)
-        return -1;
+    if (s.first[0] != '\0') {
+        if (backup_sid(s.first, &first) < 0)
+            return -1;
+        has_first = true;
+    }
+    evs = xcalloc(b->batch, sizeof(*evs));
+    for (;;) {
+        if (backup_peek_room(rd, room, &ev) < 0)
+            goto done;
+        if (ev != NULL) {
+            seen = true;
+            last_ts = ev->ts;
+            /* XADD only appends: archived messages up to the stream's last
+             * id cannot be added; those older than its first entry were
+             * trimmed and stay readable through the archive. */
+            if (has_after && streamid_cmp(&ev->sid, &after) <= 0) {
+                if (!has_first || streamid_cmp(&ev->sid, &first) < 0)
+                    older++;
+                backup_take(rd, NULL);
+                continue;
+            }
+            backup_take(rd, &evs[n++]);
+            if (n < b->batch)
+                continue;
+        }
+        if (n > 0) {
+            if (backup_xadd(b, key, room, evs, n) < 0)
+                goto done;
+            after = evs[n - 1].sid;
+            has_after = true;
+            room_restored += n;
+            b->restored += n;
+            event_free_array(evs, n);
+            evs = xcalloc(b->batch, sizeof(*evs));
+            n = 0;
+            backup_progress(b, false);
+            if (lock_refresh(b->redis, b->lock, false) < 0)
+                goto done;
+            if (backup_stopping(b)) {
+                log_warn("room %s: stopping on a signal after %s", room,
+                         streamid_format(&after, last_id));
+                goto done;
+            }
+        }
+        if (ev == NULL)
+            break;
+    }
+    b->skipped += older;
+    if (older > 0)
+        log_debug("room %s: %" PRIu64 " archived message(s) older than the "
+                  "stream's %s are not restored (XADD only appends)",
+                  room, older, has_first ? "first entry" : "last id");
 
     /* The room's entry in ct:rooms, at its last message's time. */
-    if (room_restored == 0) {
-        if (mongo_archive_before(b->archive, room, NULL, 1, &newest, &nn) < 0)
-            goto done;
-        if (nn == 1)
-            last_ts = newest[0].ts;
-    }
-    if (room_restored > 0 || nn == 1) {
+    if (seen) {
         snprintf(tsbuf, sizeof(tsbuf), "%" PRId64, last_ts);
         r = redisCommand(b->redis, "ZADD %s GT %s %s", KEYS_ROOMS, tsbuf, room);
         if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
@@ -813,7 +855,7 @@ static int backup_restore_room(struct backup *b, const char *room)
     rc = 0;
 
 done:
-    event_free_array(newest, nn);
+    event_free_array(evs, n);
     if (r != NULL)
         freeReplyObject(r);
     return rc;
@@ -821,57 +863,49 @@ done:
 
 int backup_restore(struct backup *b, const char *room)
 {
-    char **rooms = NULL;
-    size_t n = 0, i;
+    struct backup_reader rd;
+    char name[NAME_ROOM_MAX + 1];
+    struct event *ev;
     int rc = -1;
 
-    if (room != NULL) {
-        rooms = xcalloc(1, sizeof(*rooms));
-        rooms[0] = xstrdup(room);
-        n = 1;
-    } else if (mongo_archive_rooms(b->archive, &rooms, &n) < 0) {
-        return -1;
-    }
-    b->rooms_total = n;
-    for (i = 0; i < n; i++) {
-        if (backup_restore_room(b, rooms[i]) < 0)
+    /* One pass over the archive, by room: a server that cannot use the
+     * indexes (FerretDB) reads every document once, not once per room. */
+    backup_reader_open(b, &rd, room);
+    for (;;) {
+        if (backup_peek(&rd, &ev) < 0)
+            goto done;
+        if (ev == NULL && (room == NULL || b->rooms > 0))
+            break;
+        snprintf(name, sizeof(name), "%s", ev != NULL ? ev->room : room);
+        if (backup_restore_room(b, &rd, name) < 0)
             goto done;
         b->rooms++;
         backup_progress(b, false);
         if (backup_stopping(b)) {
-            log_warn("stopping on a signal after room %s", rooms[i]);
+            log_warn("stopping on a signal after room %s", name);
             goto done;
         }
+        if (room != NULL)
+            break;
     }
     rc = 0;
 
 done:
-    mongo_archive_free_rooms(rooms, n);
+    backup_reader_close(&rd);
     return rc;
 }
 
 /* ------------------------------------------------------------ verify */
 
-/* The greatest id smaller than id (0-0 stays). */
-static void backup_prev_id(struct streamid *id)
-{
-    if (id->seq > 0) {
-        id->seq--;
-    } else if (id->ms > 0) {
-        id->ms--;
-        id->seq = UINT64_MAX;
-    }
-}
-
-/* One side of a comparison: events read a chunk at a time. */
+/* One chunk of the stream at a time, for the comparison. */
 struct backup_side {
     struct event *evs;
     size_t n, i;
     bool end;
 };
 
-/* Refills the Redis side from the stream: entries after `from` (the last
- * one read) up to hi. */
+/* Refills the Redis side from the stream: entries after `from` (from
+ * itself too when `first`) up to hi. Returns 0 or -1 (logged). */
 static int backup_side_redis(struct backup *b, const char *room,
                              struct backup_side *sd, const char *from,
                              bool first, const char *hi)
@@ -895,7 +929,6 @@ static int backup_side_redis(struct backup *b, const char *room,
         sd->end = true;
     if (reply_events(r, room, &sd->evs, &sd->n) < 0)
         goto done;
-    /* Malformed entries are skipped: go on after the last entry read. */
     if (r->elements > 0 && sd->n == 0 && !sd->end) {
         log_error("room %s: %zu malformed stream entries in a row", room,
                   r->elements);
@@ -932,24 +965,24 @@ static void backup_diff_note(struct backup_diff *d, const char *id)
         snprintf(d->first, sizeof(d->first), "%s", id);
 }
 
-/* Walks the stream from lo to hi (inclusive) and MongoDB's messages in the
- * same range side by side, in id order. Returns 0 or -1 (logged). */
-static int backup_compare(struct backup *b, const char *room, const char *lo,
-                          const char *hi, struct backup_diff *d)
+/* Walks the stream from lo to hi (inclusive) and the reader's messages of
+ * the room side by side, in id order; the reader's messages of the room
+ * outside [lo, hi] are passed over (trimmed from Redis, or written by a
+ * run that died before its checkpoint). Returns 0 or -1 (logged). */
+static int backup_compare(struct backup *b, struct backup_reader *mr,
+                          const char *room, const char *lo, const char *hi,
+                          struct backup_diff *d)
 {
-    struct backup_side rd, md;
-    struct mongo_archive_scan *s = NULL;
-    struct streamid after, upto;
+    struct backup_side rd;
+    struct streamid l, h;
+    struct event *m;
     char from[STREAMID_STRLEN];
     int rc = -1, c;
 
     memset(&rd, 0, sizeof(rd));
-    memset(&md, 0, sizeof(md));
     memset(d, 0, sizeof(*d));
-    if (backup_sid(lo, &after) < 0 || backup_sid(hi, &upto) < 0)
+    if (backup_sid(lo, &l) < 0 || backup_sid(hi, &h) < 0)
         return -1;
-    backup_prev_id(&after);
-    s = mongo_archive_scan_open(b->archive, room, &after, &upto, b->batch);
     snprintf(from, sizeof(from), "%s", lo);
     if (backup_side_redis(b, room, &rd, from, true, hi) < 0)
         goto done;
@@ -961,45 +994,43 @@ static int backup_compare(struct backup *b, const char *room, const char *lo,
                 goto done;
             continue;
         }
-        if (md.i == md.n && !md.end) {
-            event_free_array(md.evs, md.n);
-            md.i = 0;
-            if (mongo_archive_scan_next(s, b->batch, &md.evs, &md.n) < 0)
-                goto done;
-            if (md.n == 0)
-                md.end = true;
+        if (backup_peek_room(mr, room, &m) < 0)
+            goto done;
+        if (m != NULL &&
+            (streamid_cmp(&m->sid, &l) < 0 || streamid_cmp(&m->sid, &h) > 0)) {
+            backup_take(mr, NULL);
             continue;
         }
-        if (rd.i == rd.n && md.i == md.n)
+        if (rd.i == rd.n && m == NULL)
             break;
         if (rd.i == rd.n)
             c = 1;
-        else if (md.i == md.n)
+        else if (m == NULL)
             c = -1;
         else
-            c = streamid_cmp(&rd.evs[rd.i].sid, &md.evs[md.i].sid);
+            c = streamid_cmp(&rd.evs[rd.i].sid, &m->sid);
         if (c <= 0) {
             d->redis++;
             snprintf(d->r_last, sizeof(d->r_last), "%s", rd.evs[rd.i].id);
         }
         if (c >= 0) {
             d->mongo++;
-            snprintf(d->m_last, sizeof(d->m_last), "%s", md.evs[md.i].id);
+            snprintf(d->m_last, sizeof(d->m_last), "%s", m->id);
         }
         if (c < 0) {
             d->only_redis++;
             backup_diff_note(d, rd.evs[rd.i].id);
         } else if (c > 0) {
             d->only_mongo++;
-            backup_diff_note(d, md.evs[md.i].id);
-        } else if (!backup_same(&rd.evs[rd.i], &md.evs[md.i])) {
+            backup_diff_note(d, m->id);
+        } else if (!backup_same(&rd.evs[rd.i], m)) {
             d->changed++;
-            backup_diff_note(d, rd.evs[rd.i].id);
+            backup_diff_note(d, m->id);
         }
         if (c <= 0)
             rd.i++;
         if (c >= 0)
-            md.i++;
+            backup_take(mr, NULL);
         b->compared++;
         backup_progress(b, false);
     }
@@ -1007,44 +1038,31 @@ static int backup_compare(struct backup *b, const char *room, const char *lo,
 
 done:
     event_free_array(rd.evs, rd.n);
-    event_free_array(md.evs, md.n);
-    mongo_archive_scan_close(s);
     return rc;
 }
 
-/* Merges two sorted lists of names into one without duplicates. */
-static char **backup_union(char **a, size_t na, char **b, size_t nb, size_t *n)
+/* Passes over the reader's messages of `room`, counting them and keeping
+ * the last id. Returns 0 or -1 (logged). */
+static int backup_skip_room(struct backup_reader *mr, const char *room,
+                            uint64_t *count, char *last)
 {
-    char **out = xcalloc(na + nb + 1, sizeof(*out));
-    size_t i = 0, j = 0;
-    int c;
+    struct event *m;
 
-    *n = 0;
-    while (i < na || j < nb) {
-        if (i == na)
-            c = 1;
-        else if (j == nb)
-            c = -1;
-        else
-            c = strcmp(a[i], b[j]);
-        if (c <= 0) {
-            out[(*n)++] = xstrdup(a[i]);
-            if (c == 0)
-                j++;
-            i++;
-        } else {
-            out[(*n)++] = xstrdup(b[j++]);
-        }
+    *count = 0;
+    last[0] = '\0';
+    for (;;) {
+        if (backup_peek_room(mr, room, &m) < 0)
+            return -1;
+        if (m == NULL)
+            return 0;
+        (*count)++;
+        snprintf(last, STREAMID_STRLEN, "%s", m->id);
+        backup_take(mr, NULL);
     }
-    return out;
 }
 
-static int backup_cmp_str(const void *x, const void *y)
-{
-    return strcmp(*(char *const *)x, *(char *const *)y);
-}
-
-static int backup_verify_room(struct backup *b, const char *room, bool indexed)
+static int backup_verify_room(struct backup *b, struct backup_reader *mr,
+                              const char *room, bool indexed)
 {
     char ck[STREAMID_STRLEN], m_last[STREAMID_STRLEN];
     struct backup_stream s;
@@ -1057,10 +1075,11 @@ static int backup_verify_room(struct backup *b, const char *room, bool indexed)
     has = backup_get_checkpoint(b, room, ck);
     if (has < 0)
         return -1;
-    if (!s.exists) {
-        if (mongo_archive_range(b->archive, room, NULL, NULL, &m_count,
-                                m_last) < 0)
+    if (!s.exists || !indexed || !has || s.first[0] == '\0') {
+        if (backup_skip_room(mr, room, &m_count, m_last) < 0)
             return -1;
+    }
+    if (!s.exists) {
         if (m_count == 0) {
             if (!b->quiet)
                 printf("verify: room %s: no messages on either side: ok\n",
@@ -1087,7 +1106,8 @@ static int backup_verify_room(struct backup *b, const char *room, bool indexed)
                    room, s.length, has ? ck : "none");
         return 0;
     }
-    if (backup_compare(b, room, s.first, ck, &d) < 0)
+    if (backup_compare(b, mr, room, s.first, ck, &d) < 0 ||
+        backup_skip_room(mr, room, &m_count, m_last) < 0)
         return -1;
     pending = (uint64_t)s.length > d.redis ? (uint64_t)s.length - d.redis : 0;
     if (d.only_redis == 0 && d.only_mongo == 0 && d.changed == 0) {
@@ -1109,28 +1129,48 @@ static int backup_verify_room(struct backup *b, const char *room, bool indexed)
     return 1;
 }
 
+static int backup_cmp_str(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
 int backup_verify(struct backup *b)
 {
-    char **rr = NULL, **mr = NULL, **all = NULL;
-    size_t nr = 0, nm = 0, n = 0, i;
-    int rc = -1, d;
+    struct backup_reader mr;
+    char **rr = NULL, name[NAME_ROOM_MAX + 1];
+    struct event *m;
+    size_t nr = 0, i = 0;
+    int rc = -1, d, c;
 
-    if (backup_redis_rooms(b, &rr, &nr) < 0 ||
-        mongo_archive_rooms(b->archive, &mr, &nm) < 0)
+    backup_reader_open(b, &mr, NULL);
+    if (backup_redis_rooms(b, &rr, &nr) < 0)
         goto done;
     if (nr > 1)
         qsort(rr, nr, sizeof(*rr), backup_cmp_str);
-    all = backup_union(rr, nr, mr, nm, &n);
-    b->rooms_total = n;
-    for (i = 0; i < n; i++) {
-        bool indexed =
-            bsearch(&all[i], rr, nr, sizeof(*rr), backup_cmp_str) != NULL;
-
+    b->rooms_total = nr;
+    /* The rooms of ct:rooms and of the archive, merged in name order: the
+     * archive is read once, by room. */
+    for (;;) {
+        if (backup_peek(&mr, &m) < 0)
+            goto done;
+        if (i == nr && m == NULL)
+            break;
+        if (i == nr)
+            c = 1;
+        else if (m == NULL)
+            c = -1;
+        else
+            c = strcmp(rr[i], m->room);
+        snprintf(name, sizeof(name), "%s", c <= 0 ? rr[i] : m->room);
         if (lock_refresh(b->redis, b->lock, false) < 0)
             goto done;
-        d = backup_verify_room(b, all[i], indexed);
+        d = backup_verify_room(b, &mr, name, c <= 0);
         if (d < 0)
             goto done;
+        if (c <= 0)
+            i++;
+        else
+            b->rooms_total++;
         b->rooms++;
         if (d > 0)
             b->differences++;
@@ -1140,8 +1180,7 @@ int backup_verify(struct backup *b)
     rc = b->differences > 0 ? 1 : 0;
 
 done:
+    backup_reader_close(&mr);
     xfree_strings(rr, nr);
-    mongo_archive_free_rooms(mr, nm);
-    xfree_strings(all, n);
     return rc;
 }

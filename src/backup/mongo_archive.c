@@ -437,6 +437,15 @@ static int mongo_archive_doc_event(const bson_t *doc, const char *room,
     bson_iter_t it;
     int64_t ts;
 
+    if (room == NULL) {
+        uint32_t room_len;
+
+        room = mongo_archive_doc_str(doc, "room", &room_len);
+        if (room == NULL || !names_room_valid(room, room_len)) {
+            log_warn("skipping an archived message without a valid room");
+            return -1;
+        }
+    }
     id = mongo_archive_doc_str(doc, "id", &id_len);
     from = mongo_archive_doc_str(doc, "from", &from_len);
     text = mongo_archive_doc_str(doc, "text", &text_len);
@@ -562,15 +571,23 @@ struct mongo_archive_scan *mongo_archive_scan_open(struct mongo_archive *a,
     bson_t filter = BSON_INITIALIZER;
     bson_t *opts;
 
-    snprintf(s->room, sizeof(s->room), "%s", room);
+    int32_t bs = batch > 100000 ? 100000 : (int32_t)batch;
+
+    snprintf(s->room, sizeof(s->room), "%s", room != NULL ? room : "");
     if (!mongo_archive_filter(&filter, room, after, false, upto, true)) {
         bson_destroy(&filter);
         return s; /* nothing can match: an empty scan */
     }
-    opts = BCON_NEW("sort", "{", "ms", BCON_INT32(1), "seq", BCON_INT32(1), "}",
-                    "batchSize",
-                    BCON_INT32(batch > 100000 ? 100000 : (int32_t)batch),
-                    "projection", "{", "_id", BCON_INT32(0), "}");
+    /* Every room: by room, then id; the {room, ms, seq} index serves both
+     * orders. */
+    if (room != NULL)
+        opts = BCON_NEW("sort", "{", "ms", BCON_INT32(1), "seq", BCON_INT32(1),
+                        "}", "batchSize", BCON_INT32(bs), "projection", "{",
+                        "_id", BCON_INT32(0), "}");
+    else
+        opts = BCON_NEW("sort", "{", "room", BCON_INT32(1), "ms", BCON_INT32(1),
+                        "seq", BCON_INT32(1), "}", "batchSize", BCON_INT32(bs),
+                        "projection", "{", "_id", BCON_INT32(0), "}");
     s->cursor = mongoc_collection_find_with_opts(a->coll, &filter, opts, NULL);
     bson_destroy(opts);
     bson_destroy(&filter);
@@ -595,11 +612,14 @@ int mongo_archive_scan_next(struct mongo_archive_scan *s, size_t max,
             s->end = true;
             break;
         }
-        if (mongo_archive_doc_event(doc, s->room, &(*evs)[*n]) == 0)
+        if (mongo_archive_doc_event(doc, s->room[0] != '\0' ? s->room : NULL,
+                                    &(*evs)[*n]) == 0)
             (*n)++;
     }
     if (mongoc_cursor_error(s->cursor, &error)) {
-        log_error("MongoDB read of room %s failed: %s", s->room, error.message);
+        log_error("MongoDB read of %s%s failed: %s",
+                  s->room[0] != '\0' ? "room " : "the archive", s->room,
+                  error.message);
         s->failed = true;
         event_free_array(*evs, *n);
         *evs = NULL;
@@ -619,113 +639,6 @@ void mongo_archive_scan_close(struct mongo_archive_scan *s)
         return;
     mongoc_cursor_destroy(s->cursor);
     free(s);
-}
-
-static int mongo_archive_cmp_str(const void *x, const void *y)
-{
-    return strcmp(*(char *const *)x, *(char *const *)y);
-}
-
-int mongo_archive_rooms(struct mongo_archive *a, char ***rooms, size_t *n)
-{
-    bson_t *cmd;
-    bson_t reply;
-    bson_error_t error;
-    bson_iter_t it, vals;
-    size_t cap = 0;
-    int rc = -1;
-
-    *rooms = NULL;
-    *n = 0;
-    cmd = BCON_NEW("distinct", BCON_UTF8(MONGO_ARCHIVE_COLLECTION), "key",
-                   BCON_UTF8("room"));
-    if (!mongoc_collection_read_command_with_opts(a->coll, cmd, NULL, NULL,
-                                                  &reply, &error)) {
-        log_error("MongoDB distinct rooms failed: %s", error.message);
-        goto done;
-    }
-    if (!bson_iter_init_find(&it, &reply, "values") ||
-        !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &vals)) {
-        log_error("MongoDB distinct rooms: no 'values' array in the reply");
-        goto done;
-    }
-    while (bson_iter_next(&vals)) {
-        uint32_t len;
-        const char *s;
-
-        if (!BSON_ITER_HOLDS_UTF8(&vals))
-            continue;
-        s = bson_iter_utf8(&vals, &len);
-        if (!names_room_valid(s, len)) {
-            log_warn("MongoDB holds messages of an invalid room name; skipped");
-            continue;
-        }
-        if (*n == cap) {
-            cap = cap != 0 ? cap * 2 : 16;
-            *rooms = xrealloc(*rooms, cap * sizeof(**rooms));
-        }
-        (*rooms)[(*n)++] = xstrndup(s, len);
-    }
-    if (*n > 1)
-        qsort(*rooms, *n, sizeof(**rooms), mongo_archive_cmp_str);
-    rc = 0;
-
-done:
-    if (rc < 0) {
-        mongo_archive_free_rooms(*rooms, *n);
-        *rooms = NULL;
-        *n = 0;
-    }
-    bson_destroy(&reply);
-    bson_destroy(cmd);
-    return rc;
-}
-
-void mongo_archive_free_rooms(char **rooms, size_t n)
-{
-    size_t i;
-
-    if (rooms == NULL)
-        return;
-    for (i = 0; i < n; i++)
-        free(rooms[i]);
-    free(rooms);
-}
-
-int mongo_archive_range(struct mongo_archive *a, const char *room,
-                        const struct streamid *lo, const struct streamid *hi,
-                        uint64_t *count, char *last_id)
-{
-    bson_t filter = BSON_INITIALIZER;
-    struct event *evs = NULL;
-    size_t n = 0;
-    bson_error_t error;
-    int64_t c;
-    int rc = -1;
-
-    *count = 0;
-    last_id[0] = '\0';
-    if (!mongo_archive_filter(&filter, room, lo, true, hi, true)) {
-        rc = 0;
-        goto done;
-    }
-    c = mongoc_collection_count_documents(a->coll, &filter, NULL, NULL, NULL,
-                                          &error);
-    if (c < 0) {
-        log_error("MongoDB count of room %s failed: %s", room, error.message);
-        goto done;
-    }
-    *count = (uint64_t)c;
-    if (mongo_archive_find(a, room, &filter, -1, 1, &evs, &n) < 0)
-        goto done;
-    if (n > 0)
-        snprintf(last_id, STREAMID_STRLEN, "%s", evs[0].id);
-    rc = 0;
-
-done:
-    event_free_array(evs, n);
-    bson_destroy(&filter);
-    return rc;
 }
 
 long mongo_archive_dump(struct mongo_archive *a, const char *room, FILE *out)

@@ -78,8 +78,11 @@ int mongo_archive_after(struct mongo_archive *a, const char *room,
 
 /* A cursor over the messages of `room` with after < id <= upto (NULL: no
  * bound), in ascending id order, fetched `batch` documents at a time: one
- * query however many messages there are. Never NULL (a bad bound gives an
- * empty scan; MongoDB errors show in mongo_archive_scan_next). */
+ * query however many messages there are. With `room` NULL (and no bounds),
+ * every message of every room, by room name and then id: one pass over the
+ * archive (a MongoDB-wire server that filters by scanning, as FerretDB
+ * does, costs as much for one room as for all). Never NULL (a bad bound gives
+ * an empty scan; MongoDB errors show in mongo_archive_scan_next). */
 struct mongo_archive_scan;
 struct mongo_archive_scan *mongo_archive_scan_open(struct mongo_archive *a,
                                                    const char *room,
@@ -93,18 +96,6 @@ int mongo_archive_scan_next(struct mongo_archive_scan *s, size_t max,
                             struct event **evs, size_t *n);
 /* Frees the cursor; accepts NULL. */
 void mongo_archive_scan_close(struct mongo_archive_scan *s);
-
-/* The distinct room names in the archive, sorted. Returns 0 with *rooms
- * newly allocated (free with mongo_archive_free_rooms), or -1 (logged). */
-int mongo_archive_rooms(struct mongo_archive *a, char ***rooms, size_t *n);
-void mongo_archive_free_rooms(char **rooms, size_t n);
-
-/* Counts the messages of `room` with lo <= id <= hi (NULL for no bound)
- * and copies the greatest such id into last_id (STREAMID_STRLEN bytes; ""
- * when there is none). Returns 0, or -1 (logged). */
-int mongo_archive_range(struct mongo_archive *a, const char *room,
-                        const struct streamid *lo, const struct streamid *hi,
-                        uint64_t *count, char *last_id);
 
 /* Writes every document (of `room`, or all when NULL) as one line of
  * relaxed extended JSON without _id, ordered by room then id, to out; for
