@@ -296,9 +296,9 @@ void backup_progress(struct backup *b, bool final)
     fprintf(stderr,
             "%s%s: %zu%s rooms, %" PRIu64 " messages %s, %.0f msg/s, %.1f s%s",
             b->progress_tty ? "\r" : "", b->what, b->rooms, total, done,
-            b->restored > 0   ? "restored"
-            : b->compared > 0 ? "compared"
-                              : "copied",
+            strcmp(b->what, "restore") == 0  ? "restored"
+            : strcmp(b->what, "verify") == 0 ? "compared"
+                                             : "copied",
             rate, (double)ms / 1000.0,
             b->progress_tty ? (final ? "\033[K\n" : "\033[K") : "\n");
     fflush(stderr);

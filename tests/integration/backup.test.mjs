@@ -185,7 +185,7 @@ const room = (tag) => `bk-${tag}-${process.pid % 100000}-${++dbSeq}`;
 test('--help names the modes and the exit codes; a bad flag exits 2', () => {
   const h = runSync(BACKUP, ['--help']);
   assert.equal(h.status, 0, show(h));
-  for (const s of ['--retain', '--restore', '--room', '--verify', '--lock-ttl', 'Exit status', 'mongo_uri', 'redis_url', 'CT_BACKUP_BATCH_DELAY_MS']) {
+  for (const s of ['--retain', '--restore', '--room', '--verify', '--lock-ttl', '--quiet', '--progress', 'Exit status', 'mongo_uri', 'redis_url', 'CT_BACKUP_BATCH_DELAY_MS']) {
     assert.ok(h.stdout.includes(s), `--help should mention ${s}:\n${h.stdout}`);
   }
   for (const args of [['--bogus'], ['--retain'], ['--retain', 'x'], ['--room', 'lobby'], ['--restore', '--verify'], ['--restore', '--room', 'Bad Room']]) {
