@@ -227,7 +227,8 @@ CPU: crosstalk-backup's own (user + system) / FerretDB's during the run.
 
 Where the time goes: crosstalk-backup itself uses about ${(b.cpu / b.ms * 1000 * 100).toFixed(0)} % of a core
 during the backup and FerretDB about ${(b.ferretCpu / b.ms * 1000 * 100).toFixed(0)} %; FerretDB needs
-${(b.ferretCpu / total * 1e6).toFixed(0)} µs of CPU per inserted document. The restore cannot beat FerretDB's
+${(b.ferretCpu / total * 1e6).toFixed(0)} µs of CPU per inserted document (a core of its own would give it
+at most ${fmt(total / b.ferretCpu)} inserts/s) and ${(r.ferretCpu / total * 1e6).toFixed(0)} µs per document a restore reads. The restore cannot beat FerretDB's
 own read of the archive (last row): it answers a sorted find only after reading and
 sorting the whole collection in memory, and it pushes down no filter but one on
 \`_id\` (\`explain\` says \`filterPushdown: false\` for \`{room: ...}\`), so every query
