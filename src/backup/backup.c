@@ -280,7 +280,7 @@ void backup_progress(struct backup *b, bool final)
     int64_t now = lock_now_ms(), ms = now - b->started_ms;
     uint64_t done;
     double rate;
-    char total[32] = "";
+    char total[32] = "", msgs[32] = "";
 
     if (!b->progress)
         return;
@@ -293,9 +293,12 @@ void backup_progress(struct backup *b, bool final)
     rate = ms > 0 ? (double)done * 1000.0 / (double)ms : 0.0;
     if (b->rooms_total > 0)
         snprintf(total, sizeof(total), "/%zu", b->rooms_total);
+    if (b->messages_total > 0)
+        snprintf(msgs, sizeof(msgs), "/%" PRIu64, b->messages_total);
     fprintf(stderr,
-            "%s%s: %zu%s rooms, %" PRIu64 " messages %s, %.0f msg/s, %.1f s%s",
-            b->progress_tty ? "\r" : "", b->what, b->rooms, total, done,
+            "%s%s: %zu%s rooms, %" PRIu64 "%s messages %s, %.0f msg/s, %.1f "
+            "s%s",
+            b->progress_tty ? "\r" : "", b->what, b->rooms, total, done, msgs,
             strcmp(b->what, "restore") == 0  ? "restored"
             : strcmp(b->what, "verify") == 0 ? "compared"
                                              : "copied",
@@ -870,6 +873,11 @@ int backup_restore(struct backup *b, const char *room)
 
     /* One pass over the archive, by room: a server that cannot use the
      * indexes (FerretDB) reads every document once, not once per room. */
+    if (room == NULL && b->progress) {
+        int64_t est = mongo_archive_estimate(b->archive);
+
+        b->messages_total = est > 0 ? (uint64_t)est : 0;
+    }
     backup_reader_open(b, &rd, room);
     for (;;) {
         if (backup_peek(&rd, &ev) < 0)

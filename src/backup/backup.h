@@ -31,11 +31,12 @@ struct backup {
     bool quiet;                  /* --verify prints only rooms that differ */
 
     /* What the run did, for its summary line and the progress line. */
-    const char *what;   /* "backup", "restore", "verify" */
-    size_t rooms;       /* rooms done */
-    size_t rooms_total; /* rooms the run looks at (0: not known yet) */
-    uint64_t copied;    /* messages written to MongoDB (or found there) */
-    uint64_t already;   /* ... of which MongoDB already held */
+    const char *what;        /* "backup", "restore", "verify" */
+    size_t rooms;            /* rooms done */
+    size_t rooms_total;      /* rooms the run looks at (0: not known yet) */
+    uint64_t messages_total; /* messages --restore expects (0: not known) */
+    uint64_t copied;         /* messages written to MongoDB (or found there) */
+    uint64_t already;        /* ... of which MongoDB already held */
     uint64_t batches;
     uint64_t trimmed;     /* entries removed from streams by --retain */
     uint64_t restored;    /* messages added to streams by --restore */

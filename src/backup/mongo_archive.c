@@ -641,6 +641,18 @@ void mongo_archive_scan_close(struct mongo_archive_scan *s)
     free(s);
 }
 
+int64_t mongo_archive_estimate(struct mongo_archive *a)
+{
+    bson_error_t error;
+    int64_t n;
+
+    n = mongoc_collection_estimated_document_count(a->coll, NULL, NULL, NULL,
+                                                   &error);
+    if (n < 0)
+        log_debug("MongoDB estimated count: %s", error.message);
+    return n;
+}
+
 long mongo_archive_dump(struct mongo_archive *a, const char *room, FILE *out)
 {
     bson_t filter = BSON_INITIALIZER;

@@ -97,6 +97,11 @@ int mongo_archive_scan_next(struct mongo_archive_scan *s, size_t max,
 /* Frees the cursor; accepts NULL. */
 void mongo_archive_scan_close(struct mongo_archive_scan *s);
 
+/* About how many messages the archive holds, from the collection's
+ * metadata (no pass over it), for a progress line. Returns the number, or
+ * -1 when MongoDB cannot tell (logged at debug level only). */
+int64_t mongo_archive_estimate(struct mongo_archive *a);
+
 /* Writes every document (of `room`, or all when NULL) as one line of
  * relaxed extended JSON without _id, ordered by room then id, to out; for
  * tests and debugging. Returns the number written, or -1 (logged). */

@@ -607,7 +607,8 @@ test('Redis lost: --restore into an empty Redis brings every message back with i
   assert.equal(v0.status, 3, `an empty Redis against a full archive is a difference\n${show(v0)}`);
   assert.match(v0.stdout, /verify DIFFERENT: 8 rooms, 8 different/, show(v0));
 
-  backupOk(cfg2, ['--restore'], /^crosstalk-backup: restore ok: 8 rooms, 10000 messages restored, 0 older ones only in MongoDB, \d+ ms$/);
+  const rs = backupOk(cfg2, ['--restore', '--progress'], /^crosstalk-backup: restore ok: 8 rooms, 10000 messages restored, 0 older ones only in MongoDB, \d+ ms$/);
+  assert.match(rs.stderr, /^restore: 8 rooms, 10000\/10000 messages restored, \d+ msg\/s, [\d.]+ s$/m, `the restore's progress: rooms, and messages of the archive's total\n${show(rs)}`);
   const listed = await fresh.cmd('ZRANGE', 'ct:rooms', '0', '-1', 'WITHSCORES');
   const scores = Object.fromEntries(listed.reduce((a, x, i) => (i % 2 ? a : [...a, [x, Number(listed[i + 1])]]), []));
   for (const r of names) {
