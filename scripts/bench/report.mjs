@@ -409,7 +409,17 @@ if (pngFile) {
   if (r.status !== 0) plotNote.push(`gnuplot failed: ${r.stderr || r.error}`);
 }
 
-fs.writeFileSync(mdFile, md.join('\n'));
+// Sections other scripts write at the end (scripts/bench/backup.mjs) stay.
+const kept = (() => {
+  try {
+    const old = fs.readFileSync(mdFile, 'utf8');
+    const at = old.indexOf('<!-- backup benchmark:');
+    return at >= 0 ? old.slice(at) : '';
+  } catch {
+    return '';
+  }
+})();
+fs.writeFileSync(mdFile, md.join('\n') + (kept ? `\n\n${kept}` : ''));
 console.error(`report.mjs: wrote ${mdFile}${pngFile && !plotNote.length ? ` and ${pngFile}` : ''}`);
 for (const n of plotNote) console.error(`report.mjs: ${n}`);
 process.exit(plotNote.length ? 1 : 0);

@@ -14,13 +14,31 @@
 #include "streamid.h"
 #include "xmalloc.h"
 
-/* Moves a room's checkpoint, but only for the holder of the lock, and
- * renews the lock on the way. KEYS = {lock, checkpoint}, ARGV = {token,
- * id, ttl ms}. Returns 1, or 0 when the lock is not ours. */
+/* Moves checkpoints, but only for the holder of the lock, and renews the
+ * lock on the way. KEYS = {lock, checkpoint...}, ARGV = {token, ttl ms,
+ * id...}: the i-th checkpoint gets the i-th id. Returns 1, or 0 when the
+ * lock is not ours (then nothing moved). */
 static const char backup_checkpoint_lua[] =
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
-    "redis.call('SET', KEYS[2], ARGV[2]) "
-    "redis.call('PEXPIRE', KEYS[1], ARGV[3]) return 1";
+    "for i = 2, #KEYS do redis.call('SET', KEYS[i], ARGV[i + 1]) end "
+    "redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1";
+
+/* Trims a stream's oldest entries that are archived (at or before the
+ * checkpoint) and beyond the newest `keep`, at most `cap` per call, so
+ * Redis is never blocked long. KEYS = {stream, checkpoint}, ARGV = {keep,
+ * cap}. The entries XRANGE finds are the stream's oldest, so trimming the
+ * stream to its length less their number removes exactly them. Returns
+ * how many were removed. */
+static const char backup_retain_lua[] =
+    "local ck = redis.call('GET', KEYS[2]) "
+    "if not ck then return 0 end "
+    "local len = redis.call('XLEN', KEYS[1]) "
+    "local over = math.min(len - tonumber(ARGV[1]), tonumber(ARGV[2])) "
+    "if over <= 0 then return 0 end "
+    "local old = redis.call('XRANGE', KEYS[1], '-', ck, 'COUNT', over) "
+    "if #old == 0 then return 0 end "
+    "return redis.call('XTRIM', KEYS[1], 'MAXLEN', len - #old)";
+#define BACKUP_RETAIN_CAP 10000
 
 /* What XINFO STREAM says about a room's stream. */
 struct backup_stream {
@@ -96,62 +114,111 @@ static int backup_redis_rooms(struct backup *b, char ***rooms, size_t *n)
     return 0;
 }
 
-/* Reads ct:backup:{room} into id. Returns 1 when set, 0 when not, -1 on
- * error (logged; a value that is not a stream id is one). */
-static int backup_get_checkpoint(struct backup *b, const char *room, char *id)
+/* Reads a GET reply of the checkpoint `key` into id. Returns 1 when set,
+ * 0 when not, -1 on error (logged; a value that is not a stream id is
+ * one). */
+static int backup_checkpoint_reply(struct backup *b, const redisReply *r,
+                                   const char *key, const char *room, char *id)
 {
-    char key[KEYS_MAX];
     struct streamid sid;
-    redisReply *r;
-    int rc = -1;
 
     id[0] = '\0';
-    r = redisCommand(b->redis, "GET %s", keys_backup(key, room));
-    if (r != NULL && r->type == REDIS_REPLY_NIL) {
-        rc = 0;
-    } else if (r != NULL && r->type == REDIS_REPLY_STRING) {
+    if (r != NULL && r->type == REDIS_REPLY_NIL)
+        return 0;
+    if (r != NULL && r->type == REDIS_REPLY_STRING) {
         if (streamid_parse(r->str, r->len, &sid) < 0) {
             log_error("%s holds '%.*s', not a stream id; fix or delete it", key,
                       (int)(r->len > 64 ? 64 : r->len), r->str);
-        } else {
-            streamid_format(&sid, id);
-            rc = 1;
+            return -1;
         }
-    } else {
-        backup_redis_error(b, r, "GET checkpoint", room);
+        streamid_format(&sid, id);
+        return 1;
     }
+    backup_redis_error(b, r, "GET checkpoint", room);
+    return -1;
+}
+
+/* Reads ct:backup:{room} into id: as backup_checkpoint_reply. */
+static int backup_get_checkpoint(struct backup *b, const char *room, char *id)
+{
+    char key[KEYS_MAX];
+    redisReply *r;
+    int rc;
+
+    r = redisCommand(b->redis, "GET %s", keys_backup(key, room));
+    rc = backup_checkpoint_reply(b, r, key, room, id);
     if (r != NULL)
         freeReplyObject(r);
     return rc;
 }
 
-/* Sets ct:backup:{room} to id if the lock is ours. Returns 0, or -1 when
- * the lock was lost or Redis failed (logged). */
-static int backup_set_checkpoint(struct backup *b, const char *room,
-                                 const char *id)
+/* A checkpoint to move once MongoDB acknowledged the batch holding the
+ * room's messages up to `last`. */
+struct backup_mark {
+    const char *room; /* not owned */
+    char last[STREAMID_STRLEN];
+};
+
+/* Sets the checkpoint of each mark to its id, all at once, if the lock is
+ * ours. Returns 0, or -1 when the lock was lost or Redis failed (logged).
+ */
+static int backup_set_checkpoints(struct backup *b,
+                                  const struct backup_mark *marks, size_t n)
 {
-    char key[KEYS_MAX];
+    /* EVAL, script, numkeys, lock, n checkpoints, token, ttl, n ids */
+    size_t argc = 6 + 2 * n, i;
+    const char **argv = xcalloc(argc, sizeof(*argv));
+    size_t *lens = xcalloc(argc, sizeof(*lens));
+    char(*keys)[KEYS_MAX] = xcalloc(n, sizeof(*keys));
+    char nkeys[24], ttl[24];
     redisReply *r;
     int rc = -1;
 
-    r = redisCommand(b->redis, "EVAL %s 2 %s %s %s %s %d",
-                     backup_checkpoint_lua, b->lock->key,
-                     keys_backup(key, room), b->lock->token, id,
-                     b->lock->ttl_ms);
+    snprintf(nkeys, sizeof(nkeys), "%zu", n + 1);
+    snprintf(ttl, sizeof(ttl), "%d", b->lock->ttl_ms);
+    argv[0] = "EVAL";
+    argv[1] = backup_checkpoint_lua;
+    argv[2] = nkeys;
+    argv[3] = b->lock->key;
+    for (i = 0; i < n; i++) {
+        argv[4 + i] = keys_backup(keys[i], marks[i].room);
+        argv[6 + n + i] = marks[i].last;
+    }
+    argv[4 + n] = b->lock->token;
+    argv[5 + n] = ttl;
+    for (i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    r = redisCommandArgv(b->redis, (int)argc, argv, lens);
     if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
         lock_renewed(b->lock);
         rc = 0;
     } else if (r != NULL && r->type == REDIS_REPLY_INTEGER) {
-        log_error("room %s: lost the lock %s before moving the checkpoint to "
-                  "%s (it expired: a batch took longer than %d ms); stopping",
-                  room, b->lock->key, id, b->lock->ttl_ms);
+        log_error("lost the lock %s before moving the checkpoint of room %s "
+                  "to %s (it expired: a batch took longer than %d ms); "
+                  "stopping",
+                  b->lock->key, marks[0].room, marks[0].last, b->lock->ttl_ms);
         b->lock->held = false;
     } else {
-        backup_redis_error(b, r, "EVAL checkpoint", room);
+        backup_redis_error(b, r, "EVAL checkpoint", marks[0].room);
     }
     if (r != NULL)
         freeReplyObject(r);
+    free(keys);
+    free(lens);
+    free(argv);
     return rc;
+}
+
+/* Sets ct:backup:{room} to id if the lock is ours: as
+ * backup_set_checkpoints. */
+static int backup_set_checkpoint(struct backup *b, const char *room,
+                                 const char *id)
+{
+    struct backup_mark m;
+
+    m.room = room;
+    snprintf(m.last, sizeof(m.last), "%s", id);
+    return backup_set_checkpoints(b, &m, 1);
 }
 
 /* Fills *s from XINFO STREAM. Returns 0 or -1 (logged). */
@@ -208,57 +275,205 @@ done:
     return rc;
 }
 
-static void backup_progress(struct backup *b, const char *room,
-                            uint64_t room_copied)
+void backup_progress(struct backup *b, bool final)
 {
-    b->batches++;
-    if (b->batches % BACKUP_PROGRESS_BATCHES == 0)
-        log_info("progress: room %s: %" PRIu64 " copied so far (%" PRIu64
-                 " in this run, %" PRIu64 " batches)",
-                 room, room_copied, b->copied, b->batches);
+    int64_t now = lock_now_ms(), ms = now - b->started_ms;
+    uint64_t done;
+    double rate;
+    char total[32] = "", msgs[32] = "";
+
+    if (!b->progress)
+        return;
+    /* A terminal gets the line rewritten 4 times a second; a file or pipe
+     * (--progress) a line every 2 s. */
+    if (!final && now - b->shown_ms < (b->progress_tty ? 250 : 2000))
+        return;
+    b->shown_ms = now;
+    done = b->copied + b->restored + b->compared;
+    rate = ms > 0 ? (double)done * 1000.0 / (double)ms : 0.0;
+    if (b->rooms_total > 0)
+        snprintf(total, sizeof(total), "/%zu", b->rooms_total);
+    if (b->messages_total > 0)
+        snprintf(msgs, sizeof(msgs), "/%" PRIu64, b->messages_total);
+    fprintf(stderr,
+            "%s%s: %zu%s rooms, %" PRIu64 "%s messages %s, %.0f msg/s, %.1f "
+            "s%s",
+            b->progress_tty ? "\r" : "", b->what, b->rooms, total, done, msgs,
+            strcmp(b->what, "restore") == 0  ? "restored"
+            : strcmp(b->what, "verify") == 0 ? "compared"
+                                             : "copied",
+            rate, (double)ms / 1000.0,
+            b->progress_tty ? (final ? "\033[K\n" : "\033[K") : "\n");
+    fflush(stderr);
 }
 
-static int backup_copy_room(struct backup *b, const char *room)
+/* ------------------------------------------------------------ copy */
+
+/* A room to copy: its checkpoint and the newest id its stream held when
+ * the run looked. */
+struct backup_room {
+    const char *name;          /* not owned */
+    char ck[STREAMID_STRLEN];  /* "" when none */
+    char end[STREAMID_STRLEN]; /* "" when the stream is empty or missing */
+};
+
+/* Reads, in one pipeline, the checkpoint and the newest id of each room.
+ * Returns 0 or -1 (logged). */
+static int backup_scan(struct backup *b, struct backup_room *rs, size_t n)
+{
+    char key[KEYS_MAX];
+    redisReply *r = NULL;
+    size_t i;
+    int rc = -1;
+
+    for (i = 0; i < n; i++) {
+        redisAppendCommand(b->redis, "GET %s", keys_backup(key, rs[i].name));
+        redisAppendCommand(b->redis, "XREVRANGE %s + - COUNT 1",
+                           keys_room_log(key, rs[i].name));
+    }
+    for (i = 0; i < n; i++) {
+        if (redisGetReply(b->redis, (void **)&r) != REDIS_OK) {
+            r = NULL;
+            backup_redis_error(b, r, "GET checkpoint", rs[i].name);
+            return -1; /* the connection is gone: no replies to drain */
+        }
+        if (backup_checkpoint_reply(b, r, keys_backup(key, rs[i].name),
+                                    rs[i].name, rs[i].ck) < 0)
+            rc = -2;
+        freeReplyObject(r);
+        if (redisGetReply(b->redis, (void **)&r) != REDIS_OK) {
+            r = NULL;
+            backup_redis_error(b, r, "XREVRANGE", rs[i].name);
+            return -1;
+        }
+        if (r->type != REDIS_REPLY_ARRAY) {
+            backup_redis_error(b, r, "XREVRANGE", rs[i].name);
+            rc = -2;
+        } else if (r->elements > 0) {
+            reply_first_id(r, rs[i].end);
+        }
+        freeReplyObject(r);
+    }
+    return rc == -2 ? -1 : 0;
+}
+
+/* Whether the stream holds messages after the checkpoint. */
+static bool backup_room_behind(const struct backup_room *r)
+{
+    struct streamid c, e;
+
+    if (r->end[0] == '\0')
+        return false;
+    if (r->ck[0] == '\0')
+        return true;
+    if (streamid_parse(r->ck, strlen(r->ck), &c) < 0 ||
+        streamid_parse(r->end, strlen(r->end), &e) < 0)
+        return true; /* cannot happen: both were parsed; let XRANGE tell */
+    return streamid_cmp(&e, &c) > 0;
+}
+
+/* Messages read from Redis and not yet in MongoDB: a bulk insert in the
+ * making, and the checkpoints it will move. */
+struct backup_batch {
+    struct event *evs;
+    size_t n, cap;
+    size_t entries; /* stream entries read (malformed ones have no event) */
+    struct backup_mark *marks;
+    size_t nmarks, capmarks;
+};
+
+static void backup_batch_clear(struct backup_batch *q)
+{
+    event_free_array(q->evs, q->n);
+    q->evs = NULL;
+    q->n = q->cap = q->entries = 0;
+    q->nmarks = 0;
+}
+
+/* Moves the events (taking ownership of their contents; `evs` itself is
+ * freed) into the batch, and records that `room` is read up to `last`. */
+static void backup_batch_add(struct backup_batch *q, const char *room,
+                             const char *last, struct event *evs, size_t n,
+                             size_t entries)
+{
+    struct backup_mark *m;
+
+    if (q->n + n > q->cap) {
+        q->cap = q->n + n > 2 * q->cap ? q->n + n : 2 * q->cap;
+        q->evs = xrealloc(q->evs, q->cap * sizeof(*q->evs));
+    }
+    if (n > 0)
+        memcpy(q->evs + q->n, evs, n * sizeof(*evs));
+    free(evs);
+    q->n += n;
+    q->entries += entries;
+    if (q->nmarks > 0 && q->marks[q->nmarks - 1].room == room) {
+        m = &q->marks[q->nmarks - 1];
+    } else {
+        if (q->nmarks == q->capmarks) {
+            q->capmarks = q->capmarks != 0 ? 2 * q->capmarks : 16;
+            q->marks = xrealloc(q->marks, q->capmarks * sizeof(*q->marks));
+        }
+        m = &q->marks[q->nmarks++];
+        m->room = room;
+    }
+    snprintf(m->last, sizeof(m->last), "%s", last);
+}
+
+/* Writes the batch to MongoDB and, once acknowledged, moves its
+ * checkpoints. Returns 0 or -1 (logged); the batch is empty afterwards. */
+static int backup_flush(struct backup *b, struct backup_batch *q)
+{
+    size_t dups = 0;
+    int rc = -1;
+
+    if (q->nmarks == 0)
+        return 0;
+    if (mongo_archive_put(b->archive, q->evs, q->n, &dups) < 0)
+        goto done;
+    if (b->delay_ms > 0)
+        backup_sleep_ms(b->delay_ms);
+    if (backup_set_checkpoints(b, q->marks, q->nmarks) < 0)
+        goto done;
+    b->copied += q->n;
+    b->already += dups;
+    b->batches++;
+    rc = 0;
+
+done:
+    backup_batch_clear(q);
+    backup_progress(b, false);
+    return rc;
+}
+
+/* Reads the room's messages after its checkpoint up to r->end into the
+ * batch, flushing it whenever it is full. Returns 0 or -1 (logged). */
+static int backup_copy_room(struct backup *b, struct backup_batch *q,
+                            const struct backup_room *rm)
 {
     char key[KEYS_MAX], start[STREAMID_STRLEN + 1], last[STREAMID_STRLEN];
-    char end[STREAMID_STRLEN], count[24];
+    char count[24];
     struct event *evs = NULL;
-    uint64_t room_copied = 0;
-    size_t n = 0, got;
+    size_t n = 0, got, want;
     redisReply *r = NULL;
-    int rc = -1, has;
+    const redisReply *tail;
 
-    keys_room_log(key, room);
-    has = backup_get_checkpoint(b, room, last);
-    if (has < 0)
-        return -1;
-    if (has)
-        snprintf(start, sizeof(start), "(%s", last);
+    keys_room_log(key, rm->name);
+    if (rm->ck[0] != '\0')
+        snprintf(start, sizeof(start), "(%s", rm->ck);
     else
         snprintf(start, sizeof(start), "-");
-    snprintf(count, sizeof(count), "%zu", b->batch);
     /* A run copies what the stream held when it came to the room: under a
      * steady stream of new messages it still ends, and the next run (a
      * minute later, from cron) takes the rest. */
-    r = redisCommand(b->redis, "XREVRANGE %s + - COUNT 1", key);
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        backup_redis_error(b, r, "XREVRANGE", room);
-        goto done;
-    }
-    if (r->elements == 0 || reply_first_id(r, end) != 0) {
-        rc = 0; /* an empty or missing stream: nothing to copy */
-        goto done;
-    }
-    freeReplyObject(r);
-    r = NULL;
     for (;;) {
-        const redisReply *tail;
-
-        r = redisCommand(b->redis, "XRANGE %s %s %s COUNT %s", key, start, end,
-                         count);
+        want = b->batch > q->entries ? b->batch - q->entries : 1;
+        snprintf(count, sizeof(count), "%zu", want);
+        r = redisCommand(b->redis, "XRANGE %s %s %s COUNT %s", key, start,
+                         rm->end, count);
         if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-            backup_redis_error(b, r, "XRANGE", room);
-            goto done;
+            backup_redis_error(b, r, "XRANGE", rm->name);
+            goto err;
         }
         got = r->elements;
         if (got == 0)
@@ -268,157 +483,160 @@ static int backup_copy_room(struct backup *b, const char *room)
         tail = r->element[got - 1];
         if (tail->type != REDIS_REPLY_ARRAY || tail->elements < 1 ||
             tail->element[0]->type != REDIS_REPLY_STRING) {
-            log_error("room %s: XRANGE returned an entry without an id", room);
-            goto done;
+            log_error("room %s: XRANGE returned an entry without an id",
+                      rm->name);
+            goto err;
         }
         snprintf(last, sizeof(last), "%s", tail->element[0]->str);
-        if (reply_events(r, room, &evs, &n) < 0) {
-            log_error("room %s: cannot read the XRANGE reply", room);
-            goto done;
+        if (reply_events(r, rm->name, &evs, &n) < 0) {
+            log_error("room %s: cannot read the XRANGE reply", rm->name);
+            goto err;
         }
         freeReplyObject(r);
         r = NULL;
-        if (mongo_archive_put(b->archive, evs, n) < 0)
-            goto done;
-        event_free_array(evs, n);
+        backup_batch_add(q, rm->name, last, evs, n, got);
         evs = NULL;
-        if (b->delay_ms > 0)
-            backup_sleep_ms(b->delay_ms);
-        if (backup_set_checkpoint(b, room, last) < 0)
-            goto done;
-        b->copied += n;
-        room_copied += n;
-        backup_progress(b, room, room_copied);
-        if (got < b->batch)
-            break;
-        if (backup_stopping(b)) {
-            log_warn("room %s: stopping on a signal after %s", room, last);
-            goto done;
+        n = 0;
+        if (q->entries >= b->batch) {
+            if (backup_flush(b, q) < 0)
+                return -1;
+            if (backup_stopping(b)) {
+                log_warn("room %s: stopping on a signal after %s", rm->name,
+                         last);
+                return -1;
+            }
         }
+        if (got < want)
+            break;
         snprintf(start, sizeof(start), "(%s", last);
     }
-    if (room_copied > 0)
-        log_debug("room %s: %" PRIu64 " message(s) copied, checkpoint %s", room,
-                  room_copied, last);
-    rc = 0;
+    if (r != NULL)
+        freeReplyObject(r);
+    return 0;
 
-done:
+err:
     event_free_array(evs, n);
     if (r != NULL)
         freeReplyObject(r);
-    return rc;
+    return -1;
 }
 
 int backup_copy(struct backup *b)
 {
+    struct backup_batch q;
+    struct backup_room *rs = NULL;
     char **rooms = NULL;
-    size_t n = 0, i;
+    size_t n = 0, i, j, k;
     int rc = -1;
 
+    memset(&q, 0, sizeof(q));
     if (backup_redis_rooms(b, &rooms, &n) < 0)
         return -1;
-    for (i = 0; i < n; i++) {
-        if (backup_copy_room(b, rooms[i]) < 0)
+    b->rooms_total = n;
+    rs = xcalloc(BACKUP_SCAN_ROOMS, sizeof(*rs));
+    for (i = 0; i < n; i += BACKUP_SCAN_ROOMS) {
+        k = n - i < BACKUP_SCAN_ROOMS ? n - i : BACKUP_SCAN_ROOMS;
+        for (j = 0; j < k; j++)
+            rs[j].name = rooms[i + j];
+        if (backup_scan(b, rs, k) < 0)
             goto done;
-        b->rooms++;
-        if (backup_stopping(b)) {
-            log_warn("stopping on a signal after room %s", rooms[i]);
-            goto done;
+        for (j = 0; j < k; j++) {
+            if (backup_room_behind(&rs[j]) &&
+                backup_copy_room(b, &q, &rs[j]) < 0)
+                goto done;
+            b->rooms++;
+            backup_progress(b, false);
+            if (backup_stopping(b)) {
+                /* What is read is written first: it costs one insert. */
+                if (backup_flush(b, &q) == 0)
+                    log_warn("stopping on a signal after room %s", rs[j].name);
+                goto done;
+            }
         }
+        if (lock_refresh(b->redis, b->lock, false) < 0)
+            goto done;
     }
+    if (backup_flush(b, &q) < 0)
+        goto done;
+    if (b->already > 0)
+        log_info("%" PRIu64 " of the %" PRIu64 " messages copied were already "
+                 "in MongoDB (a run that died after writing them and before "
+                 "moving the checkpoint)",
+                 b->already, b->copied);
     rc = 0;
 
 done:
+    backup_batch_clear(&q);
+    free(q.marks);
+    free(rs);
     xfree_strings(rooms, n);
     return rc;
 }
 
-/* The smallest id greater than id. */
-static void backup_next_id(struct streamid *id)
-{
-    if (id->seq < UINT64_MAX) {
-        id->seq++;
-    } else if (id->ms < UINT64_MAX) {
-        id->ms++;
-        id->seq = 0;
-    }
-}
-
-static int backup_retain_room(struct backup *b, const char *room,
-                              long long keep)
-{
-    char key[KEYS_MAX], ck[STREAMID_STRLEN], minid[STREAMID_STRLEN];
-    struct streamid limit, nth;
-    redisReply *r = NULL;
-    int rc = -1, has;
-
-    keys_room_log(key, room);
-    has = backup_get_checkpoint(b, room, ck);
-    if (has <= 0)
-        return has; /* nothing archived yet: nothing may go */
-    streamid_parse(ck, strlen(ck), &limit);
-    backup_next_id(&limit);
-    if (keep > 0) {
-        const redisReply *e;
-
-        r = redisCommand(b->redis, "XREVRANGE %s + - COUNT %lld", key, keep);
-        if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-            backup_redis_error(b, r, "XREVRANGE", room);
-            goto done;
-        }
-        if ((long long)r->elements < keep) {
-            rc = 0;
-            goto done;
-        }
-        e = r->element[r->elements - 1];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 ||
-            e->element[0]->type != REDIS_REPLY_STRING ||
-            streamid_parse(e->element[0]->str, e->element[0]->len, &nth) < 0) {
-            log_error("room %s: XREVRANGE returned an entry without an id",
-                      room);
-            goto done;
-        }
-        if (streamid_cmp(&nth, &limit) < 0)
-            limit = nth;
-        freeReplyObject(r);
-    }
-    streamid_format(&limit, minid);
-    r = redisCommand(b->redis, "XTRIM %s MINID %s", key, minid);
-    if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
-        backup_redis_error(b, r, "XTRIM", room);
-        goto done;
-    }
-    if (r->integer > 0)
-        log_debug("room %s: trimmed %lld entries older than %s (checkpoint %s)",
-                  room, r->integer, minid, ck);
-    b->trimmed += (uint64_t)r->integer;
-    rc = 0;
-
-done:
-    if (r != NULL)
-        freeReplyObject(r);
-    return rc;
-}
+/* ------------------------------------------------------------ retain */
 
 int backup_retain(struct backup *b, long long keep)
 {
-    char **rooms = NULL;
-    size_t n = 0, i;
+    char **rooms = NULL, key[KEYS_MAX], ck[KEYS_MAX], cap[24];
+    bool *again = NULL;
+    size_t n = 0, i, left;
+    redisReply *r;
     int rc = -1;
 
     if (backup_redis_rooms(b, &rooms, &n) < 0)
         return -1;
-    for (i = 0; i < n; i++) {
-        if (lock_refresh(b->redis, b->lock, false) < 0 ||
-            backup_retain_room(b, rooms[i], keep) < 0)
+    again = xcalloc(n + 1, sizeof(*again));
+    for (i = 0; i < n; i++)
+        again[i] = true;
+    snprintf(cap, sizeof(cap), "%d", BACKUP_RETAIN_CAP);
+    left = n;
+    /* Every room at once, pipelined; a room with more to trim than the
+     * script takes per call goes round again. */
+    while (left > 0) {
+        if (lock_refresh(b->redis, b->lock, false) < 0)
             goto done;
+        for (i = 0; i < n; i++) {
+            if (again[i])
+                redisAppendCommand(b->redis, "EVAL %s 2 %s %s %lld %s",
+                                   backup_retain_lua,
+                                   keys_room_log(key, rooms[i]),
+                                   keys_backup(ck, rooms[i]), keep, cap);
+        }
+        left = 0;
+        for (i = 0; i < n; i++) {
+            if (!again[i])
+                continue;
+            if (redisGetReply(b->redis, (void **)&r) != REDIS_OK) {
+                backup_redis_error(b, NULL, "EVAL retain", rooms[i]);
+                goto done;
+            }
+            again[i] = false;
+            if (r->type != REDIS_REPLY_INTEGER) {
+                backup_redis_error(b, r, "EVAL retain", rooms[i]);
+                rc = -2;
+            } else {
+                b->trimmed += (uint64_t)r->integer;
+                if (r->integer >= BACKUP_RETAIN_CAP) {
+                    again[i] = true;
+                    left++;
+                }
+            }
+            freeReplyObject(r);
+        }
+        if (rc == -2) {
+            rc = -1;
+            goto done;
+        }
     }
     rc = 0;
 
 done:
+    free(again);
     xfree_strings(rooms, n);
     return rc;
 }
+
+/* ------------------------------------------------------------ restore */
 
 /* Appends the events to the room's stream with their own ids, pipelined.
  * Returns 0, or -1 when any XADD failed (logged). */
@@ -460,16 +678,83 @@ static int backup_xadd(struct backup *b, const char *key, const char *room,
     return rc;
 }
 
-static int backup_restore_room(struct backup *b, const char *room)
+/* The archive read in one pass, by room and id, one message at a time. */
+struct backup_reader {
+    struct mongo_archive_scan *scan;
+    size_t batch;
+    struct event *evs; /* the current chunk; taken slots are zeroed */
+    size_t n, i;
+    bool end;
+};
+
+static void backup_reader_open(struct backup *b, struct backup_reader *rd,
+                               const char *room)
+{
+    memset(rd, 0, sizeof(*rd));
+    rd->batch = b->batch;
+    rd->scan = mongo_archive_scan_open(b->archive, room, NULL, NULL, b->batch);
+}
+
+static void backup_reader_close(struct backup_reader *rd)
+{
+    event_free_array(rd->evs, rd->n);
+    mongo_archive_scan_close(rd->scan);
+    memset(rd, 0, sizeof(*rd));
+}
+
+/* Points *ev at the next message, or NULL at the end, without taking it.
+ * Returns 0, or -1 when MongoDB cannot be read (logged). */
+static int backup_peek(struct backup_reader *rd, struct event **ev)
+{
+    *ev = NULL;
+    while (rd->i == rd->n && !rd->end) {
+        event_free_array(rd->evs, rd->n);
+        rd->evs = NULL;
+        rd->n = rd->i = 0;
+        if (mongo_archive_scan_next(rd->scan, rd->batch, &rd->evs, &rd->n) < 0)
+            return -1;
+        if (rd->n == 0)
+            rd->end = true;
+    }
+    if (rd->i < rd->n)
+        *ev = &rd->evs[rd->i];
+    return 0;
+}
+
+/* The next message if it belongs to `room`, else NULL: as backup_peek. */
+static int backup_peek_room(struct backup_reader *rd, const char *room,
+                            struct event **ev)
+{
+    if (backup_peek(rd, ev) < 0)
+        return -1;
+    if (*ev != NULL && strcmp((*ev)->room, room) != 0)
+        *ev = NULL;
+    return 0;
+}
+
+/* Moves the peeked message out of the reader into *out (or drops it when
+ * out is NULL). */
+static void backup_take(struct backup_reader *rd, struct event *out)
+{
+    if (out != NULL) {
+        *out = rd->evs[rd->i];
+        memset(&rd->evs[rd->i], 0, sizeof(rd->evs[rd->i]));
+    }
+    rd->i++;
+}
+
+static int backup_restore_room(struct backup *b, struct backup_reader *rd,
+                               const char *room)
 {
     char key[KEYS_MAX], ck[STREAMID_STRLEN], last_id[STREAMID_STRLEN];
-    char m_last[STREAMID_STRLEN], tsbuf[24];
+    char tsbuf[24];
     struct streamid after, first;
-    bool has_after = false;
+    bool has_after = false, has_first = false, seen = false;
     struct backup_stream s;
-    struct event *evs = NULL, *newest = NULL;
-    uint64_t older = 0, room_restored = 0;
-    size_t n = 0, nn = 0;
+    struct event *ev, *evs;
+    uint64_t room_restored = 0, older = 0;
+    int64_t last_ts = 0;
+    size_t n = 0;
     redisReply *r = NULL;
     int rc = -1, has;
 
@@ -480,59 +765,66 @@ static int backup_restore_room(struct backup *b, const char *room)
     if (has < 0)
         return -1;
     if (s.last[0] != '\0') {
-        /* Archived messages up to the stream's last id that the stream
-         * lacks (those older than its first entry: trimmed) cannot be
-         * added back; they stay readable through the archive. */
-        uint64_t held = 0;
-
-        if (backup_sid(s.last, &after) < 0 ||
-            (s.first[0] != '\0' && backup_sid(s.first, &first) < 0))
+        if (backup_sid(s.last, &after) < 0)
             return -1;
         has_after = true;
-        if (mongo_archive_range(b->archive, room, NULL, &after, &older,
-                                m_last) < 0)
-            return -1;
-        if (s.first[0] != '\0' &&
-            mongo_archive_range(b->archive, room, &first, &after, &held,
-                                m_last) < 0)
-            return -1;
-        if (older > held) {
-            b->skipped += older - held;
-            log_info("room %s: %" PRIu64 " archived message(s) older than the "
-                     "stream's %s are not restored (XADD only appends)",
-                     room, older - held,
-                     s.first[0] != '\0' ? "first entry" : "last id");
-        }
     }
+    if (s.first[0] != '\0') {
+        if (backup_sid(s.first, &first) < 0)
+            return -1;
+        has_first = true;
+    }
+    evs = xcalloc(b->batch, sizeof(*evs));
     for (;;) {
-        if (mongo_archive_after(b->archive, room, has_after ? &after : NULL,
-                                b->batch, &evs, &n) < 0)
+        if (backup_peek_room(rd, room, &ev) < 0)
             goto done;
-        if (n == 0)
-            break;
-        if (backup_xadd(b, key, room, evs, n) < 0)
-            goto done;
-        after = evs[n - 1].sid;
-        has_after = true;
-        room_restored += n;
-        b->restored += n;
-        event_free_array(evs, n);
-        evs = NULL;
-        n = 0;
-        if (lock_refresh(b->redis, b->lock, false) < 0)
-            goto done;
-        if (backup_stopping(b)) {
-            log_warn("room %s: stopping on a signal after %s", room,
-                     streamid_format(&after, last_id));
-            goto done;
+        if (ev != NULL) {
+            seen = true;
+            last_ts = ev->ts;
+            /* XADD only appends: archived messages up to the stream's last
+             * id cannot be added; those older than its first entry were
+             * trimmed and stay readable through the archive. */
+            if (has_after && streamid_cmp(&ev->sid, &after) <= 0) {
+                if (!has_first || streamid_cmp(&ev->sid, &first) < 0)
+                    older++;
+                backup_take(rd, NULL);
+                continue;
+            }
+            backup_take(rd, &evs[n++]);
+            if (n < b->batch)
+                continue;
         }
+        if (n > 0) {
+            if (backup_xadd(b, key, room, evs, n) < 0)
+                goto done;
+            after = evs[n - 1].sid;
+            has_after = true;
+            room_restored += n;
+            b->restored += n;
+            event_free_array(evs, n);
+            evs = xcalloc(b->batch, sizeof(*evs));
+            n = 0;
+            backup_progress(b, false);
+            if (lock_refresh(b->redis, b->lock, false) < 0)
+                goto done;
+            if (backup_stopping(b)) {
+                log_warn("room %s: stopping on a signal after %s", room,
+                         streamid_format(&after, last_id));
+                goto done;
+            }
+        }
+        if (ev == NULL)
+            break;
     }
+    b->skipped += older;
+    if (older > 0)
+        log_debug("room %s: %" PRIu64 " archived message(s) older than the "
+                  "stream's %s are not restored (XADD only appends)",
+                  room, older, has_first ? "first entry" : "last id");
 
     /* The room's entry in ct:rooms, at its last message's time. */
-    if (mongo_archive_before(b->archive, room, NULL, 1, &newest, &nn) < 0)
-        goto done;
-    if (nn == 1) {
-        snprintf(tsbuf, sizeof(tsbuf), "%" PRId64, newest[0].ts);
+    if (seen) {
+        snprintf(tsbuf, sizeof(tsbuf), "%" PRId64, last_ts);
         r = redisCommand(b->redis, "ZADD %s GT %s %s", KEYS_ROOMS, tsbuf, room);
         if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
             backup_redis_error(b, r, "ZADD", room);
@@ -560,14 +852,13 @@ static int backup_restore_room(struct backup *b, const char *room)
                      room, has ? ck : "(none)", s.last);
         }
     }
-    log_info("room %s: restored %" PRIu64 " message(s)%s%s", room,
-             room_restored,
-             s.last[0] != '\0' ? " after the stream's last id " : "", s.last);
+    log_debug("room %s: restored %" PRIu64 " message(s)%s%s", room,
+              room_restored,
+              s.last[0] != '\0' ? " after the stream's last id " : "", s.last);
     rc = 0;
 
 done:
     event_free_array(evs, n);
-    event_free_array(newest, nn);
     if (r != NULL)
         freeReplyObject(r);
     return rc;
@@ -575,107 +866,216 @@ done:
 
 int backup_restore(struct backup *b, const char *room)
 {
-    char **rooms = NULL;
-    size_t n = 0, i;
+    struct backup_reader rd;
+    char name[NAME_ROOM_MAX + 1];
+    struct event *ev;
     int rc = -1;
 
-    if (room != NULL) {
-        rooms = xcalloc(1, sizeof(*rooms));
-        rooms[0] = xstrdup(room);
-        n = 1;
-    } else if (mongo_archive_rooms(b->archive, &rooms, &n) < 0) {
-        return -1;
+    /* One pass over the archive, by room: a server that cannot use the
+     * indexes (FerretDB) reads every document once, not once per room. */
+    if (room == NULL && b->progress) {
+        int64_t est = mongo_archive_estimate(b->archive);
+
+        b->messages_total = est > 0 ? (uint64_t)est : 0;
     }
-    for (i = 0; i < n; i++) {
-        if (backup_restore_room(b, rooms[i]) < 0)
+    backup_reader_open(b, &rd, room);
+    for (;;) {
+        if (backup_peek(&rd, &ev) < 0)
+            goto done;
+        if (ev == NULL && (room == NULL || b->rooms > 0))
+            break;
+        snprintf(name, sizeof(name), "%s", ev != NULL ? ev->room : room);
+        if (backup_restore_room(b, &rd, name) < 0)
             goto done;
         b->rooms++;
+        backup_progress(b, false);
+        if (backup_stopping(b)) {
+            log_warn("stopping on a signal after room %s", name);
+            goto done;
+        }
+        if (room != NULL)
+            break;
     }
     rc = 0;
 
 done:
-    mongo_archive_free_rooms(rooms, n);
+    backup_reader_close(&rd);
     return rc;
 }
 
-/* Counts the stream's entries from lo to hi (inclusive) and copies the
- * last one's id into last. Returns 0 or -1 (logged). */
-static int backup_count_range(struct backup *b, const char *room,
-                              const char *lo, const char *hi, uint64_t *count,
-                              char *last)
+/* ------------------------------------------------------------ verify */
+
+/* One chunk of the stream at a time, for the comparison. */
+struct backup_side {
+    struct event *evs;
+    size_t n, i;
+    bool end;
+};
+
+/* Refills the Redis side from the stream: entries after `from` (from
+ * itself too when `first`) up to hi. Returns 0 or -1 (logged). */
+static int backup_side_redis(struct backup *b, const char *room,
+                             struct backup_side *sd, const char *from,
+                             bool first, const char *hi)
 {
-    char key[KEYS_MAX], start[STREAMID_STRLEN + 1];
-    redisReply *r = NULL;
-    size_t got;
+    char key[KEYS_MAX], start[STREAMID_STRLEN + 1], count[24];
+    redisReply *r;
+    int rc = -1;
+
+    event_free_array(sd->evs, sd->n);
+    sd->evs = NULL;
+    sd->n = sd->i = 0;
+    snprintf(start, sizeof(start), "%s%s", first ? "" : "(", from);
+    snprintf(count, sizeof(count), "%zu", b->batch);
+    r = redisCommand(b->redis, "XRANGE %s %s %s COUNT %s",
+                     keys_room_log(key, room), start, hi, count);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        backup_redis_error(b, r, "XRANGE", room);
+        goto done;
+    }
+    if (r->elements < b->batch)
+        sd->end = true;
+    if (reply_events(r, room, &sd->evs, &sd->n) < 0)
+        goto done;
+    if (r->elements > 0 && sd->n == 0 && !sd->end) {
+        log_error("room %s: %zu malformed stream entries in a row", room,
+                  r->elements);
+        goto done;
+    }
+    rc = 0;
+
+done:
+    if (r != NULL)
+        freeReplyObject(r);
+    return rc;
+}
+
+static bool backup_same(const struct event *x, const struct event *y)
+{
+    return strcmp(x->from, y->from) == 0 && x->ts == y->ts &&
+           x->text_len == y->text_len &&
+           memcmp(x->text, y->text, x->text_len) == 0;
+}
+
+/* What a message-by-message comparison of one room found. */
+struct backup_diff {
+    uint64_t redis, mongo;       /* messages read on each side */
+    uint64_t only_redis;         /* missing from MongoDB */
+    uint64_t only_mongo;         /* missing from the stream */
+    uint64_t changed;            /* same id, other sender, text or time */
+    char first[STREAMID_STRLEN]; /* id of the first difference */
+    char r_last[STREAMID_STRLEN], m_last[STREAMID_STRLEN];
+};
+
+static void backup_diff_note(struct backup_diff *d, const char *id)
+{
+    if (d->first[0] == '\0')
+        snprintf(d->first, sizeof(d->first), "%s", id);
+}
+
+/* Walks the stream from lo to hi (inclusive) and the reader's messages of
+ * the room side by side, in id order; the reader's messages of the room
+ * outside [lo, hi] are passed over (trimmed from Redis, or written by a
+ * run that died before its checkpoint). Returns 0 or -1 (logged). */
+static int backup_compare(struct backup *b, struct backup_reader *mr,
+                          const char *room, const char *lo, const char *hi,
+                          struct backup_diff *d)
+{
+    struct backup_side rd;
+    struct streamid l, h;
+    struct event *m;
+    char from[STREAMID_STRLEN];
+    int rc = -1, c;
+
+    memset(&rd, 0, sizeof(rd));
+    memset(d, 0, sizeof(*d));
+    if (backup_sid(lo, &l) < 0 || backup_sid(hi, &h) < 0)
+        return -1;
+    snprintf(from, sizeof(from), "%s", lo);
+    if (backup_side_redis(b, room, &rd, from, true, hi) < 0)
+        goto done;
+    for (;;) {
+        if (rd.i == rd.n && !rd.end) {
+            if (rd.n > 0)
+                snprintf(from, sizeof(from), "%s", rd.evs[rd.n - 1].id);
+            if (backup_side_redis(b, room, &rd, from, false, hi) < 0)
+                goto done;
+            continue;
+        }
+        if (backup_peek_room(mr, room, &m) < 0)
+            goto done;
+        if (m != NULL &&
+            (streamid_cmp(&m->sid, &l) < 0 || streamid_cmp(&m->sid, &h) > 0)) {
+            backup_take(mr, NULL);
+            continue;
+        }
+        if (rd.i == rd.n && m == NULL)
+            break;
+        if (rd.i == rd.n)
+            c = 1;
+        else if (m == NULL)
+            c = -1;
+        else
+            c = streamid_cmp(&rd.evs[rd.i].sid, &m->sid);
+        if (c <= 0) {
+            d->redis++;
+            snprintf(d->r_last, sizeof(d->r_last), "%s", rd.evs[rd.i].id);
+        }
+        if (c >= 0) {
+            d->mongo++;
+            snprintf(d->m_last, sizeof(d->m_last), "%s", m->id);
+        }
+        if (c < 0) {
+            d->only_redis++;
+            backup_diff_note(d, rd.evs[rd.i].id);
+        } else if (c > 0) {
+            d->only_mongo++;
+            backup_diff_note(d, m->id);
+        } else if (!backup_same(&rd.evs[rd.i], m)) {
+            d->changed++;
+            backup_diff_note(d, m->id);
+        }
+        if (c <= 0)
+            rd.i++;
+        if (c >= 0)
+            backup_take(mr, NULL);
+        b->compared++;
+        backup_progress(b, false);
+    }
+    rc = 0;
+
+done:
+    event_free_array(rd.evs, rd.n);
+    return rc;
+}
+
+/* Passes over the reader's messages of `room`, counting them and keeping
+ * the last id. Returns 0 or -1 (logged). */
+static int backup_skip_room(struct backup_reader *mr, const char *room,
+                            uint64_t *count, char *last)
+{
+    struct event *m;
 
     *count = 0;
     last[0] = '\0';
-    keys_room_log(key, room);
-    snprintf(start, sizeof(start), "%s", lo);
     for (;;) {
-        const redisReply *tail;
-
-        r = redisCommand(b->redis, "XRANGE %s %s %s COUNT %llu", key, start, hi,
-                         (unsigned long long)b->batch);
-        if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-            backup_redis_error(b, r, "XRANGE", room);
-            if (r != NULL)
-                freeReplyObject(r);
+        if (backup_peek_room(mr, room, &m) < 0)
             return -1;
-        }
-        got = r->elements;
-        if (got > 0) {
-            tail = r->element[got - 1];
-            if (tail->type == REDIS_REPLY_ARRAY && tail->elements >= 1 &&
-                tail->element[0]->type == REDIS_REPLY_STRING)
-                snprintf(last, STREAMID_STRLEN, "%s", tail->element[0]->str);
-        }
-        *count += got;
-        freeReplyObject(r);
-        if (got < b->batch || last[0] == '\0')
+        if (m == NULL)
             return 0;
-        snprintf(start, sizeof(start), "(%s", last);
+        (*count)++;
+        snprintf(last, STREAMID_STRLEN, "%s", m->id);
+        backup_take(mr, NULL);
     }
 }
 
-/* Merges two sorted lists of names into one without duplicates. */
-static char **backup_union(char **a, size_t na, char **b, size_t nb, size_t *n)
+static int backup_verify_room(struct backup *b, struct backup_reader *mr,
+                              const char *room, bool indexed)
 {
-    char **out = xcalloc(na + nb + 1, sizeof(*out));
-    size_t i = 0, j = 0;
-    int c;
-
-    *n = 0;
-    while (i < na || j < nb) {
-        if (i == na)
-            c = 1;
-        else if (j == nb)
-            c = -1;
-        else
-            c = strcmp(a[i], b[j]);
-        if (c <= 0) {
-            out[(*n)++] = xstrdup(a[i]);
-            if (c == 0)
-                j++;
-            i++;
-        } else {
-            out[(*n)++] = xstrdup(b[j++]);
-        }
-    }
-    return out;
-}
-
-static int backup_cmp_str(const void *x, const void *y)
-{
-    return strcmp(*(char *const *)x, *(char *const *)y);
-}
-
-static int backup_verify_room(struct backup *b, const char *room)
-{
-    char ck[STREAMID_STRLEN], r_last[STREAMID_STRLEN], m_last[STREAMID_STRLEN];
+    char ck[STREAMID_STRLEN], m_last[STREAMID_STRLEN];
     struct backup_stream s;
-    struct streamid lo, hi;
-    uint64_t r_count = 0, m_count = 0, pending;
+    struct backup_diff d;
+    uint64_t m_count = 0, pending;
     int has;
 
     if (backup_stream_info(b, room, &s) < 0)
@@ -683,12 +1083,15 @@ static int backup_verify_room(struct backup *b, const char *room)
     has = backup_get_checkpoint(b, room, ck);
     if (has < 0)
         return -1;
-    if (!s.exists) {
-        if (mongo_archive_range(b->archive, room, NULL, NULL, &m_count,
-                                m_last) < 0)
+    if (!s.exists || !indexed || !has || s.first[0] == '\0') {
+        if (backup_skip_room(mr, room, &m_count, m_last) < 0)
             return -1;
+    }
+    if (!s.exists) {
         if (m_count == 0) {
-            printf("verify: room %s: no messages on either side: ok\n", room);
+            if (!b->quiet)
+                printf("verify: room %s: no messages on either side: ok\n",
+                       room);
             return 0;
         }
         printf("verify: room %s: MongoDB holds %" PRIu64 " message(s) up to %s"
@@ -697,61 +1100,95 @@ static int backup_verify_room(struct backup *b, const char *room)
                room, m_count, m_last, room);
         return 1;
     }
+    if (!indexed) {
+        printf("verify: room %s: the stream exists but %s does not list the "
+               "room (run --restore --room %s): DIFFERENT\n",
+               room, KEYS_ROOMS, room);
+        return 1;
+    }
     if (!has || s.first[0] == '\0') {
         /* Nothing both must hold: never backed up, or trimmed empty. */
-        printf("verify: room %s: redis holds %lld, none of them both must "
-               "hold (checkpoint %s): ok\n",
-               room, s.length, has ? ck : "none");
+        if (!b->quiet)
+            printf("verify: room %s: redis holds %lld, none of them both must "
+                   "hold (checkpoint %s): ok\n",
+                   room, s.length, has ? ck : "none");
         return 0;
     }
-    if (backup_sid(s.first, &lo) < 0 || backup_sid(ck, &hi) < 0 ||
-        backup_count_range(b, room, s.first, ck, &r_count, r_last) < 0 ||
-        mongo_archive_range(b->archive, room, &lo, &hi, &m_count, m_last) < 0)
+    if (backup_compare(b, mr, room, s.first, ck, &d) < 0 ||
+        backup_skip_room(mr, room, &m_count, m_last) < 0)
         return -1;
-    pending = (uint64_t)s.length > r_count ? (uint64_t)s.length - r_count : 0;
-    if (r_count == m_count && strcmp(r_last, m_last) == 0) {
-        printf("verify: room %s: %s..%s: redis %" PRIu64 ", mongodb %" PRIu64
-               ", last %s; %" PRIu64 " pending: ok\n",
-               room, s.first, ck, r_count, m_count,
-               r_last[0] != '\0' ? r_last : "none", pending);
+    pending = (uint64_t)s.length > d.redis ? (uint64_t)s.length - d.redis : 0;
+    if (d.only_redis == 0 && d.only_mongo == 0 && d.changed == 0) {
+        if (!b->quiet)
+            printf("verify: room %s: %s..%s: redis %" PRIu64
+                   ", mongodb %" PRIu64 ", last %s; %" PRIu64 " pending: ok\n",
+                   room, s.first, ck, d.redis, d.mongo,
+                   d.r_last[0] != '\0' ? d.r_last : "none", pending);
         return 0;
     }
     printf("verify: room %s: %s..%s: redis %" PRIu64
            " (last %s), mongodb %" PRIu64 " (last %s); %" PRIu64
+           " missing from MongoDB, %" PRIu64 " missing from Redis, %" PRIu64
+           " with other content, the first at %s; %" PRIu64
            " pending: DIFFERENT\n",
-           room, s.first, ck, r_count, r_last[0] != '\0' ? r_last : "none",
-           m_count, m_last[0] != '\0' ? m_last : "none", pending);
+           room, s.first, ck, d.redis, d.r_last[0] != '\0' ? d.r_last : "none",
+           d.mongo, d.m_last[0] != '\0' ? d.m_last : "none", d.only_redis,
+           d.only_mongo, d.changed, d.first, pending);
     return 1;
+}
+
+static int backup_cmp_str(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
 }
 
 int backup_verify(struct backup *b)
 {
-    char **rr = NULL, **mr = NULL, **all = NULL;
-    size_t nr = 0, nm = 0, n = 0, i;
-    int rc = -1, d;
+    struct backup_reader mr;
+    char **rr = NULL, name[NAME_ROOM_MAX + 1];
+    struct event *m;
+    size_t nr = 0, i = 0;
+    int rc = -1, d, c;
 
-    if (backup_redis_rooms(b, &rr, &nr) < 0 ||
-        mongo_archive_rooms(b->archive, &mr, &nm) < 0)
+    backup_reader_open(b, &mr, NULL);
+    if (backup_redis_rooms(b, &rr, &nr) < 0)
         goto done;
     if (nr > 1)
         qsort(rr, nr, sizeof(*rr), backup_cmp_str);
-    all = backup_union(rr, nr, mr, nm, &n);
-    for (i = 0; i < n; i++) {
+    b->rooms_total = nr;
+    /* The rooms of ct:rooms and of the archive, merged in name order: the
+     * archive is read once, by room. */
+    for (;;) {
+        if (backup_peek(&mr, &m) < 0)
+            goto done;
+        if (i == nr && m == NULL)
+            break;
+        if (i == nr)
+            c = 1;
+        else if (m == NULL)
+            c = -1;
+        else
+            c = strcmp(rr[i], m->room);
+        snprintf(name, sizeof(name), "%s", c <= 0 ? rr[i] : m->room);
         if (lock_refresh(b->redis, b->lock, false) < 0)
             goto done;
-        d = backup_verify_room(b, all[i]);
+        d = backup_verify_room(b, &mr, name, c <= 0);
         if (d < 0)
             goto done;
+        if (c <= 0)
+            i++;
+        else
+            b->rooms_total++;
         b->rooms++;
         if (d > 0)
             b->differences++;
+        backup_progress(b, false);
     }
     fflush(stdout);
     rc = b->differences > 0 ? 1 : 0;
 
 done:
+    backup_reader_close(&mr);
     xfree_strings(rr, nr);
-    mongo_archive_free_rooms(mr, nm);
-    xfree_strings(all, n);
     return rc;
 }

@@ -14,9 +14,8 @@
 #include "mongo_archive.h"
 #include "lock.h"
 
-/* Messages are copied in batches: every PROGRESS_BATCHES batches a progress
- * line goes to the log. */
-#define BACKUP_PROGRESS_BATCHES 10
+/* Rooms whose checkpoints and newest ids are asked for in one pipeline. */
+#define BACKUP_SCAN_ROOMS 512
 
 /* One run. The caller connects both stores and takes the lock; every
  * function below writes only while the lock is still ours. */
@@ -27,32 +26,43 @@ struct backup {
     size_t batch; /* messages per XRANGE and per bulk write */
     int delay_ms; /* test hook: sleep after each acknowledged batch */
     volatile sig_atomic_t *stop; /* set by a signal: stop after this batch */
+    bool progress;               /* a progress line on stderr */
+    bool progress_tty;           /* ... rewritten in place (a terminal) */
+    bool quiet;                  /* --verify prints only rooms that differ */
 
-    /* What the run did, for its summary line. */
-    size_t rooms;
-    uint64_t copied; /* messages written to MongoDB */
+    /* What the run did, for its summary line and the progress line. */
+    const char *what;        /* "backup", "restore", "verify" */
+    size_t rooms;            /* rooms done */
+    size_t rooms_total;      /* rooms the run looks at (0: not known yet) */
+    uint64_t messages_total; /* messages --restore expects (0: not known) */
+    uint64_t copied;         /* messages written to MongoDB (or found there) */
+    uint64_t already;        /* ... of which MongoDB already held */
     uint64_t batches;
     uint64_t trimmed;     /* entries removed from streams by --retain */
     uint64_t restored;    /* messages added to streams by --restore */
     uint64_t skipped;     /* archived messages --restore could not add */
+    uint64_t compared;    /* messages --verify read on both sides */
     uint64_t differences; /* rooms --verify found different */
+    int64_t started_ms;   /* lock_now_ms() at the start */
+    int64_t shown_ms;     /* when the progress line was last written */
 };
 
 /* For each room of ct:rooms, copies the messages after its checkpoint
- * ct:backup:{room} to MongoDB in batches and moves the checkpoint to the
- * last id of each batch once MongoDB acknowledged it (and only while the
- * lock is ours). A crash anywhere leaves the checkpoint at or before what
- * MongoDB holds, and the upserts make the next run's copy of the same
- * messages harmless. Returns 0, or -1 at the first failure (logged): the
- * checkpoints then cover exactly the batches already acknowledged. */
+ * ct:backup:{room}, up to the newest id the stream had when the run looked
+ * at it, into MongoDB. Messages of several rooms share a bulk insert of up
+ * to `batch` messages; once MongoDB acknowledged one, the checkpoint of
+ * every room in it moves to the last id it held (in one script, only while
+ * the lock is ours). A crash anywhere leaves each checkpoint at or before
+ * what MongoDB holds, and the next run's insert of the same messages is
+ * refused as duplicates, which counts as done. Returns 0, or -1 at the
+ * first failure (logged): the checkpoints then cover exactly the batches
+ * already acknowledged. */
 int backup_copy(struct backup *b);
 
-/* Trims each room's stream to its newest `keep` messages, but never past
- * its checkpoint: XTRIM MINID keeps ids >= MINID, so MINID is the smaller
- * of the id right after the checkpoint and the id of the keep-th newest
- * entry; a stream with fewer than `keep` entries is left as it is, and so
- * is a room without a checkpoint. Run it after a successful backup_copy.
- * Returns 0 or -1 (logged). */
+/* Trims each room's stream to its newest `keep` messages, but never an
+ * entry after its checkpoint (not yet in MongoDB); a room without a
+ * checkpoint is left as it is. One script per room, pipelined. Run it
+ * after a successful backup_copy. Returns 0 or -1 (logged). */
 int backup_retain(struct backup *b, long long keep);
 
 /* Rebuilds the stream of `room` (every archived room when NULL) from
@@ -67,14 +77,19 @@ int backup_retain(struct backup *b, long long keep);
  * is returned (logged). */
 int backup_restore(struct backup *b, const char *room);
 
-/* Compares, for every room in Redis or MongoDB, what both must hold: the
- * stream's entries from its first one (older ones may have been trimmed by
- * --retain) up to the checkpoint (newer ones are pending the next backup)
- * against MongoDB's messages in the same id range: their counts and their
- * last ids must be equal. A room MongoDB holds messages of but Redis has
- * no stream for is a difference too. Prints one line per room to stdout.
- * Returns 0 when all agree, 1 when some room differs (b->differences), -1
- * when a store could not be read (logged). */
+/* Compares, for every room in ct:rooms or in MongoDB, what both must hold:
+ * the stream's entries from its first one (older ones may have been
+ * trimmed by --retain) up to the checkpoint (newer ones are pending the
+ * next backup) against MongoDB's messages in the same id range, message
+ * by message: id, sender, text and time. A room MongoDB holds messages of
+ * but Redis has no stream for, or whose stream ct:rooms lacks, is a
+ * difference too. Prints one line per room to stdout. Returns 0 when all
+ * agree, 1 when some room differs (b->differences), -1 when a store could
+ * not be read (logged). */
 int backup_verify(struct backup *b);
+
+/* Writes the progress line now (when b->progress), and ends it with a
+ * newline when `final`. */
+void backup_progress(struct backup *b, bool final);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backup.h"
 #include "config.h"
@@ -35,6 +36,8 @@ struct options {
     const char *room; /* --restore --room */
     int lock_ttl;     /* seconds */
     bool mode_given;
+    bool quiet;    /* --quiet: nothing unless something fails */
+    bool progress; /* --progress: the progress line even without a tty */
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -54,27 +57,37 @@ static void usage(FILE *out)
 "       " PROG " --verify [options]\n"
 "\n"
 "Copies the chat messages Redis holds (redis_url) into MongoDB (mongo_uri),\n"
-"room by room, after each room's checkpoint ct:backup:{room}, in batches\n"
-"of backup_batch, moving the checkpoint only once MongoDB acknowledged a\n"
-"batch (write concern mongo_write_concern). Running it again, or after a\n"
-"crash, never duplicates and never loses a message. One run at a time: a\n"
-"second one finds the lock " KEYS_BACKUP_LOCK " and exits 0 saying so.\n"
+"each room from its checkpoint ct:backup:{room}, in unordered bulk inserts\n"
+"of up to backup_batch messages (several rooms may share one), moving the\n"
+"checkpoints only once MongoDB acknowledged the insert (write concern\n"
+"mongo_write_concern). The unique {room, id} index refuses a message that\n"
+"is already archived, which counts as done: running it again, or after a\n"
+"crash at any moment, never duplicates and never loses a message. One run\n"
+"at a time: a second one finds the lock " KEYS_BACKUP_LOCK " and exits 0\n"
+"saying so.\n"
 "\n"
 "  --retain N      after a successful backup, trim each room's stream to its\n"
 "                  newest N messages, never one not yet in MongoDB\n"
-"  --restore       rebuild the Redis streams from MongoDB with the original\n"
-"                  ids (only messages newer than a stream's last id can be\n"
-"                  added: restore into an empty Redis, writers stopped)\n"
+"  --restore       rebuild the Redis streams (and ct:rooms) from MongoDB with\n"
+"                  the original ids (only messages newer than a stream's\n"
+"                  last id can be added: restore into an empty Redis, with\n"
+"                  crosstalkd and crosstalk-fcgi stopped)\n"
 "  --room ROOM     with --restore: only this room\n"
 "  --verify        per room, compare what Redis and MongoDB must both hold\n"
-"                  (the stream from its first entry up to the checkpoint):\n"
-"                  counts and last ids\n"
+"                  (the stream from its first entry up to the checkpoint)\n"
+"                  message by message: id, sender, text and time\n"
 "  --lock-ttl S    seconds the lock outlives a run that died (default %d)\n"
+"  --quiet         print nothing unless something fails (for cron)\n"
+"  --progress      the progress line even when stderr is not a terminal\n"
 "  --config FILE   configuration file; any key below also as --key=value\n"
 "  -h, --help      this text\n"
 "\n"
-"Prints one summary line (rooms, messages, ms) on stdout; errors and a\n"
-"progress line every %d batches go to the log (stderr by default).\n"
+"Output: on a terminal, a progress line on stderr (rooms done/total,\n"
+"messages, messages/s), rewritten in place; then one summary line on\n"
+"stdout (rooms, messages, ms), which cron's logger keeps. Errors go to the\n"
+"log (stderr by default) whatever the flags. Without a terminal (cron)\n"
+"there is no progress line; --quiet also drops the summary line and info\n"
+"lines of a run that succeeds, so cron only mails or logs failures.\n"
 "\n"
 "Exit status: 0 done, or another run holds the lock (backup only);\n"
 "1 failure (Redis or MongoDB unreachable or refusing; the lock held by\n"
@@ -82,10 +95,10 @@ static void usage(FILE *out)
 "3 --verify found a room that differs.\n"
 "\n"
 "Test hook: CT_BACKUP_BATCH_DELAY_MS=N sleeps N ms after MongoDB\n"
-"acknowledged each batch, before the checkpoint moves.\n"
+"acknowledged each batch, before the checkpoints move.\n"
 "\n"
 "Configuration keys:\n",
-            LOCK_TTL_DEFAULT, BACKUP_PROGRESS_BATCHES);
+            LOCK_TTL_DEFAULT);
     /* clang-format on */
     config_usage(out);
 }
@@ -142,7 +155,11 @@ static int parse_options(int argc, char **argv, struct options *o)
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
 
-        if (strcmp(a, "--restore") == 0 || strcmp(a, "--verify") == 0) {
+        if (strcmp(a, "--quiet") == 0) {
+            o->quiet = true;
+        } else if (strcmp(a, "--progress") == 0) {
+            o->progress = true;
+        } else if (strcmp(a, "--restore") == 0 || strcmp(a, "--verify") == 0) {
             enum mode m = a[2] == 'r' ? MODE_RESTORE : MODE_VERIFY;
 
             if (o->mode_given && o->mode != m) {
@@ -192,6 +209,10 @@ static int parse_options(int argc, char **argv, struct options *o)
     }
     if (o->room != NULL && o->mode != MODE_RESTORE) {
         fprintf(stderr, PROG ": --room goes with --restore\n");
+        return -1;
+    }
+    if (o->quiet && o->progress) {
+        fprintf(stderr, PROG ": --quiet and --progress contradict\n");
         return -1;
     }
     if (o->retain >= 0 && o->mode != MODE_BACKUP) {
@@ -279,7 +300,12 @@ int main(int argc, char **argv)
         status = EXIT_USAGE;
         goto out;
     }
-    if (log_open(cfg.log_level, cfg.log_file) < 0) {
+    /* --quiet keeps warnings and errors only. */
+    if (log_open(opt.quiet && (strcmp(cfg.log_level, "debug") == 0 ||
+                               strcmp(cfg.log_level, "info") == 0)
+                     ? "warn"
+                     : cfg.log_level,
+                 cfg.log_file) < 0) {
         fprintf(stderr,
                 PROG ": cannot open the log (log_level '%s', "
                      "log_file '%s')\n",
@@ -332,6 +358,10 @@ int main(int argc, char **argv)
     if (r < 0)
         goto done;
     if (r == 0) {
+        if (opt.quiet && opt.mode == MODE_BACKUP) {
+            status = EXIT_OK;
+            goto out;
+        }
         printf(PROG ": another run is in progress (%s is held for %lld ms "
                     "more); %s\n",
                KEYS_BACKUP_LOCK, left_ms,
@@ -348,6 +378,11 @@ int main(int argc, char **argv)
     b.lock = &lock;
     b.batch = (size_t)cfg.backup_batch;
     b.stop = &stop_flag;
+    b.what = mode_names[opt.mode];
+    b.quiet = opt.quiet;
+    b.progress_tty = isatty(STDERR_FILENO) == 1;
+    b.progress = !opt.quiet && (opt.progress || b.progress_tty);
+    b.started_ms = t0;
     switch (opt.mode) {
     case MODE_BACKUP:
         if (mongo_archive_prepare(archive) < 0 || backup_copy(&b) < 0)
@@ -378,7 +413,9 @@ done:
                       : "see the lines above");
     if (locked)
         lock_release(redis, &lock);
-    summary(&opt, &b, ok, lock_now_ms() - t0);
+    backup_progress(&b, true);
+    if (!opt.quiet || status != EXIT_OK)
+        summary(&opt, &b, ok, lock_now_ms() - t0);
 out:
     if (redis != NULL)
         redisFree(redis);

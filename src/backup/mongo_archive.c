@@ -191,26 +191,91 @@ static int mongo_archive_parse_id(const char *s, struct streamid *id)
     return 0;
 }
 
+/* The server's code for a write that a unique index refused. */
+#define MONGO_ARCHIVE_DUPLICATE_KEY 11000
+
+/* Reads an unordered bulk insert's reply: every document must be either
+ * inserted or refused as a duplicate key, and no write concern error may
+ * be reported. Returns 0 with *dups set, or -1 (logged). */
+static int mongo_archive_insert_reply(const bson_t *reply, size_t n,
+                                      const struct event *evs, size_t *dups)
+{
+    bson_iter_t it, errs, e, f;
+    int64_t inserted = 0;
+    size_t other = 0;
+
+    *dups = 0;
+    if (bson_iter_init_find(&it, reply, "nInserted") &&
+        BSON_ITER_HOLDS_NUMBER(&it))
+        inserted = bson_iter_as_int64(&it);
+    if (bson_iter_init_find(&it, reply, "writeConcernErrors") &&
+        BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &errs) &&
+        bson_iter_next(&errs)) {
+        log_error("MongoDB bulk insert of %zu message(s) (%s %s .. %s %s): "
+                  "a write concern error: the batch may not be durable",
+                  n, evs[0].room, evs[0].id, evs[n - 1].room, evs[n - 1].id);
+        return -1;
+    }
+    if (bson_iter_init_find(&it, reply, "writeErrors") &&
+        BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &errs)) {
+        while (bson_iter_next(&errs)) {
+            int32_t code = 0;
+            const char *msg = "";
+
+            if (!BSON_ITER_HOLDS_DOCUMENT(&errs) ||
+                !bson_iter_recurse(&errs, &e))
+                continue;
+            if (bson_iter_find(&e, "code") && BSON_ITER_HOLDS_NUMBER(&e))
+                code = (int32_t)bson_iter_as_int64(&e);
+            if (bson_iter_recurse(&errs, &f) && bson_iter_find(&f, "errmsg") &&
+                BSON_ITER_HOLDS_UTF8(&f))
+                msg = bson_iter_utf8(&f, NULL);
+            if (code == MONGO_ARCHIVE_DUPLICATE_KEY) {
+                (*dups)++;
+            } else if (other++ == 0) {
+                log_error("MongoDB refused a message of the batch %s %s .. "
+                          "%s %s: code %d: %s",
+                          evs[0].room, evs[0].id, evs[n - 1].room,
+                          evs[n - 1].id, (int)code, msg);
+            }
+        }
+    }
+    if (other > 0)
+        return -1;
+    /* Every document must be accounted for: a batch cut short (a lost
+     * connection mid-way) reports fewer. */
+    if (inserted < 0 || (uint64_t)inserted + *dups != n) {
+        log_error("MongoDB bulk insert of %zu message(s) (%s %s .. %s %s): "
+                  "%" PRId64 " inserted and %zu already there: not all "
+                  "were written",
+                  n, evs[0].room, evs[0].id, evs[n - 1].room, evs[n - 1].id,
+                  inserted, *dups);
+        return -1;
+    }
+    return 0;
+}
+
 int mongo_archive_put(struct mongo_archive *a, const struct event *evs,
-                      size_t n)
+                      size_t n, size_t *dups)
 {
     mongoc_bulk_operation_t *bulk = NULL;
-    bson_t opts = BSON_INITIALIZER, upsert = BSON_INITIALIZER, reply;
+    bson_t opts = BSON_INITIALIZER, reply;
     bson_error_t error;
     struct streamid sid;
-    size_t i;
+    size_t i, d = 0;
     int rc = -1;
 
+    if (dups != NULL)
+        *dups = 0;
     if (n == 0)
         return 0;
     bson_init(&reply);
     mongoc_write_concern_append(a->wc, &opts);
-    BSON_APPEND_BOOL(&opts, "ordered", true);
-    BSON_APPEND_BOOL(&upsert, "upsert", true);
+    BSON_APPEND_BOOL(&opts, "ordered", false);
     bulk = mongoc_collection_create_bulk_operation_with_opts(a->coll, &opts);
     for (i = 0; i < n; i++) {
         const struct event *ev = &evs[i];
-        bson_t sel = BSON_INITIALIZER, doc = BSON_INITIALIZER;
+        bson_t doc = BSON_INITIALIZER;
         bool ok;
 
         if (mongo_archive_parse_id(ev->id, &sid) < 0) {
@@ -218,8 +283,6 @@ int mongo_archive_put(struct mongo_archive *a, const struct event *evs,
                       ev->id);
             goto done;
         }
-        BSON_APPEND_UTF8(&sel, "room", ev->room);
-        BSON_APPEND_UTF8(&sel, "id", ev->id);
         BSON_APPEND_UTF8(&doc, "room", ev->room);
         BSON_APPEND_UTF8(&doc, "id", ev->id);
         BSON_APPEND_INT64(&doc, "ms", (int64_t)sid.ms);
@@ -228,9 +291,7 @@ int mongo_archive_put(struct mongo_archive *a, const struct event *evs,
         bson_append_utf8(&doc, "text", 4, ev->text != NULL ? ev->text : "",
                          (int)ev->text_len);
         BSON_APPEND_INT64(&doc, "ts", ev->ts);
-        ok = mongoc_bulk_operation_replace_one_with_opts(bulk, &sel, &doc,
-                                                         &upsert, &error);
-        bson_destroy(&sel);
+        ok = mongoc_bulk_operation_insert_with_opts(bulk, &doc, NULL, &error);
         bson_destroy(&doc);
         if (!ok) {
             log_error("room %s: cannot queue message %s for MongoDB: %s",
@@ -239,17 +300,27 @@ int mongo_archive_put(struct mongo_archive *a, const struct event *evs,
         }
     }
     if (mongoc_bulk_operation_execute(bulk, &reply, &error) == 0) {
-        log_error("MongoDB bulk write of %zu message(s) of room %s (%s..%s) "
-                  "failed: %s",
-                  n, evs[0].room, evs[0].id, evs[n - 1].id, error.message);
-        goto done;
+        /* Write errors (duplicates among them) fail the whole call: look
+         * at each. Anything else (no server, a timeout) has no
+         * writeErrors to excuse it. */
+        if (error.domain != MONGOC_ERROR_SERVER &&
+            error.domain != MONGOC_ERROR_WRITE_CONCERN) {
+            log_error("MongoDB bulk insert of %zu message(s) (%s %s .. %s "
+                      "%s) failed: %s",
+                      n, evs[0].room, evs[0].id, evs[n - 1].room, evs[n - 1].id,
+                      error.message);
+            goto done;
+        }
     }
+    if (mongo_archive_insert_reply(&reply, n, evs, &d) < 0)
+        goto done;
+    if (dups != NULL)
+        *dups = d;
     rc = 0;
 
 done:
     mongoc_bulk_operation_destroy(bulk);
     bson_destroy(&reply);
-    bson_destroy(&upsert);
     bson_destroy(&opts);
     return rc;
 }
@@ -366,6 +437,15 @@ static int mongo_archive_doc_event(const bson_t *doc, const char *room,
     bson_iter_t it;
     int64_t ts;
 
+    if (room == NULL) {
+        uint32_t room_len;
+
+        room = mongo_archive_doc_str(doc, "room", &room_len);
+        if (room == NULL || !names_room_valid(room, room_len)) {
+            log_warn("skipping an archived message without a valid room");
+            return -1;
+        }
+    }
     id = mongo_archive_doc_str(doc, "id", &id_len);
     from = mongo_archive_doc_str(doc, "from", &from_len);
     text = mongo_archive_doc_str(doc, "text", &text_len);
@@ -474,111 +554,103 @@ int mongo_archive_after(struct mongo_archive *a, const char *room,
     return mongo_archive_page(a, room, after, limit, false, evs, n);
 }
 
-static int mongo_archive_cmp_str(const void *x, const void *y)
+struct mongo_archive_scan {
+    mongoc_cursor_t *cursor;
+    char room[NAME_ROOM_MAX + 1];
+    bool failed;
+    bool end; /* the driver refuses a cursor that ended another next() */
+};
+
+struct mongo_archive_scan *mongo_archive_scan_open(struct mongo_archive *a,
+                                                   const char *room,
+                                                   const struct streamid *after,
+                                                   const struct streamid *upto,
+                                                   size_t batch)
 {
-    return strcmp(*(char *const *)x, *(char *const *)y);
-}
-
-int mongo_archive_rooms(struct mongo_archive *a, char ***rooms, size_t *n)
-{
-    bson_t *cmd;
-    bson_t reply;
-    bson_error_t error;
-    bson_iter_t it, vals;
-    size_t cap = 0;
-    int rc = -1;
-
-    *rooms = NULL;
-    *n = 0;
-    cmd = BCON_NEW("distinct", BCON_UTF8(MONGO_ARCHIVE_COLLECTION), "key",
-                   BCON_UTF8("room"));
-    if (!mongoc_collection_read_command_with_opts(a->coll, cmd, NULL, NULL,
-                                                  &reply, &error)) {
-        log_error("MongoDB distinct rooms failed: %s", error.message);
-        goto done;
-    }
-    if (!bson_iter_init_find(&it, &reply, "values") ||
-        !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &vals)) {
-        log_error("MongoDB distinct rooms: no 'values' array in the reply");
-        goto done;
-    }
-    while (bson_iter_next(&vals)) {
-        uint32_t len;
-        const char *s;
-
-        if (!BSON_ITER_HOLDS_UTF8(&vals))
-            continue;
-        s = bson_iter_utf8(&vals, &len);
-        if (!names_room_valid(s, len)) {
-            log_warn("MongoDB holds messages of an invalid room name; skipped");
-            continue;
-        }
-        if (*n == cap) {
-            cap = cap != 0 ? cap * 2 : 16;
-            *rooms = xrealloc(*rooms, cap * sizeof(**rooms));
-        }
-        (*rooms)[(*n)++] = xstrndup(s, len);
-    }
-    if (*n > 1)
-        qsort(*rooms, *n, sizeof(**rooms), mongo_archive_cmp_str);
-    rc = 0;
-
-done:
-    if (rc < 0) {
-        mongo_archive_free_rooms(*rooms, *n);
-        *rooms = NULL;
-        *n = 0;
-    }
-    bson_destroy(&reply);
-    bson_destroy(cmd);
-    return rc;
-}
-
-void mongo_archive_free_rooms(char **rooms, size_t n)
-{
-    size_t i;
-
-    if (rooms == NULL)
-        return;
-    for (i = 0; i < n; i++)
-        free(rooms[i]);
-    free(rooms);
-}
-
-int mongo_archive_range(struct mongo_archive *a, const char *room,
-                        const struct streamid *lo, const struct streamid *hi,
-                        uint64_t *count, char *last_id)
-{
+    struct mongo_archive_scan *s = xcalloc(1, sizeof(*s));
     bson_t filter = BSON_INITIALIZER;
-    struct event *evs = NULL;
-    size_t n = 0;
-    bson_error_t error;
-    int64_t c;
-    int rc = -1;
+    bson_t *opts;
 
-    *count = 0;
-    last_id[0] = '\0';
-    if (!mongo_archive_filter(&filter, room, lo, true, hi, true)) {
-        rc = 0;
-        goto done;
-    }
-    c = mongoc_collection_count_documents(a->coll, &filter, NULL, NULL, NULL,
-                                          &error);
-    if (c < 0) {
-        log_error("MongoDB count of room %s failed: %s", room, error.message);
-        goto done;
-    }
-    *count = (uint64_t)c;
-    if (mongo_archive_find(a, room, &filter, -1, 1, &evs, &n) < 0)
-        goto done;
-    if (n > 0)
-        snprintf(last_id, STREAMID_STRLEN, "%s", evs[0].id);
-    rc = 0;
+    int32_t bs = batch > 100000 ? 100000 : (int32_t)batch;
 
-done:
-    event_free_array(evs, n);
+    snprintf(s->room, sizeof(s->room), "%s", room != NULL ? room : "");
+    if (!mongo_archive_filter(&filter, room, after, false, upto, true)) {
+        bson_destroy(&filter);
+        return s; /* nothing can match: an empty scan */
+    }
+    /* Every room: by room, then id; the {room, ms, seq} index serves both
+     * orders. */
+    if (room != NULL)
+        opts = BCON_NEW("sort", "{", "ms", BCON_INT32(1), "seq", BCON_INT32(1),
+                        "}", "batchSize", BCON_INT32(bs), "projection", "{",
+                        "_id", BCON_INT32(0), "}");
+    else
+        opts = BCON_NEW("sort", "{", "room", BCON_INT32(1), "ms", BCON_INT32(1),
+                        "seq", BCON_INT32(1), "}", "batchSize", BCON_INT32(bs),
+                        "projection", "{", "_id", BCON_INT32(0), "}");
+    s->cursor = mongoc_collection_find_with_opts(a->coll, &filter, opts, NULL);
+    bson_destroy(opts);
     bson_destroy(&filter);
-    return rc;
+    return s;
+}
+
+int mongo_archive_scan_next(struct mongo_archive_scan *s, size_t max,
+                            struct event **evs, size_t *n)
+{
+    const bson_t *doc;
+    bson_error_t error;
+
+    *evs = NULL;
+    *n = 0;
+    if (s->failed)
+        return -1;
+    if (s->cursor == NULL || s->end || max == 0)
+        return 0;
+    *evs = xcalloc(max, sizeof(**evs));
+    while (*n < max) {
+        if (!mongoc_cursor_next(s->cursor, &doc)) {
+            s->end = true;
+            break;
+        }
+        if (mongo_archive_doc_event(doc, s->room[0] != '\0' ? s->room : NULL,
+                                    &(*evs)[*n]) == 0)
+            (*n)++;
+    }
+    if (mongoc_cursor_error(s->cursor, &error)) {
+        log_error("MongoDB read of %s%s failed: %s",
+                  s->room[0] != '\0' ? "room " : "the archive", s->room,
+                  error.message);
+        s->failed = true;
+        event_free_array(*evs, *n);
+        *evs = NULL;
+        *n = 0;
+        return -1;
+    }
+    if (*n == 0) {
+        free(*evs);
+        *evs = NULL;
+    }
+    return 0;
+}
+
+void mongo_archive_scan_close(struct mongo_archive_scan *s)
+{
+    if (s == NULL)
+        return;
+    mongoc_cursor_destroy(s->cursor);
+    free(s);
+}
+
+int64_t mongo_archive_estimate(struct mongo_archive *a)
+{
+    bson_error_t error;
+    int64_t n;
+
+    n = mongoc_collection_estimated_document_count(a->coll, NULL, NULL, NULL,
+                                                   &error);
+    if (n < 0)
+        log_debug("MongoDB estimated count: %s", error.message);
+    return n;
 }
 
 long mongo_archive_dump(struct mongo_archive *a, const char *room, FILE *out)

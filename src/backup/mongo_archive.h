@@ -48,12 +48,15 @@ int mongo_archive_set_write_concern(struct mongo_archive *a, const char *wc);
  * Returns 0, or -1 with the reason logged. */
 int mongo_archive_prepare(struct mongo_archive *a);
 
-/* Upserts the n message events (ids must be set) as one ordered bulk write
- * with the write concern: running it again with the same events changes
- * nothing. Returns 0 only once MongoDB acknowledged every one of them, else
- * -1 with the reason logged (then any subset may have been written). */
+/* Inserts the n message events (ids set; any rooms) as one unordered bulk
+ * write with the write concern. The unique {room, id} index makes it
+ * idempotent: a message refused as a duplicate key is already archived,
+ * which counts as success for it (*dups, may be NULL, gets how many).
+ * Returns 0 only once MongoDB accounted for every one of them (inserted or
+ * already there) with no other error, else -1 with the reason logged (then
+ * any subset may have been written). */
 int mongo_archive_put(struct mongo_archive *a, const struct event *evs,
-                      size_t n);
+                      size_t n, size_t *dups);
 
 /* The archive read path (the FastCGI responder's ?before= pages). Fills
  * *evs with the newest `limit` messages of `room` whose id is older than
@@ -73,17 +76,31 @@ int mongo_archive_after(struct mongo_archive *a, const char *room,
                         const struct streamid *after, size_t limit,
                         struct event **evs, size_t *n);
 
-/* The distinct room names in the archive, sorted. Returns 0 with *rooms
- * newly allocated (free with mongo_archive_free_rooms), or -1 (logged). */
-int mongo_archive_rooms(struct mongo_archive *a, char ***rooms, size_t *n);
-void mongo_archive_free_rooms(char **rooms, size_t n);
+/* A cursor over the messages of `room` with after < id <= upto (NULL: no
+ * bound), in ascending id order, fetched `batch` documents at a time: one
+ * query however many messages there are. With `room` NULL (and no bounds),
+ * every message of every room, by room name and then id: one pass over the
+ * archive (a MongoDB-wire server that filters by scanning, as FerretDB
+ * does, costs as much for one room as for all). Never NULL (a bad bound gives
+ * an empty scan; MongoDB errors show in mongo_archive_scan_next). */
+struct mongo_archive_scan;
+struct mongo_archive_scan *mongo_archive_scan_open(struct mongo_archive *a,
+                                                   const char *room,
+                                                   const struct streamid *after,
+                                                   const struct streamid *upto,
+                                                   size_t batch);
+/* The next at most `max` messages. Returns 0 with *evs newly allocated
+ * (free with event_free_array; NULL and *n 0 at the end), or -1 (logged)
+ * when MongoDB cannot be read. */
+int mongo_archive_scan_next(struct mongo_archive_scan *s, size_t max,
+                            struct event **evs, size_t *n);
+/* Frees the cursor; accepts NULL. */
+void mongo_archive_scan_close(struct mongo_archive_scan *s);
 
-/* Counts the messages of `room` with lo <= id <= hi (NULL for no bound)
- * and copies the greatest such id into last_id (STREAMID_STRLEN bytes; ""
- * when there is none). Returns 0, or -1 (logged). */
-int mongo_archive_range(struct mongo_archive *a, const char *room,
-                        const struct streamid *lo, const struct streamid *hi,
-                        uint64_t *count, char *last_id);
+/* About how many messages the archive holds, from the collection's
+ * metadata (no pass over it), for a progress line. Returns the number, or
+ * -1 when MongoDB cannot tell (logged at debug level only). */
+int64_t mongo_archive_estimate(struct mongo_archive *a);
 
 /* Writes every document (of `room`, or all when NULL) as one line of
  * relaxed extended JSON without _id, ordered by room then id, to out; for

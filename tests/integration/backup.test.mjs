@@ -1,9 +1,12 @@
 // backup.test.mjs - crosstalk-backup against a real redis-server and a real
-// MongoDB-wire server (FerretDB): several rooms copied exactly once, a run
-// SIGKILLed between batches, MongoDB down, --retain never trimming what
-// MongoDB lacks, --restore into an empty Redis (and a client resuming with
-// an old `since` through crosstalkd), two concurrent runs, --verify, and the
-// archive read path paging back past what Redis holds.
+// MongoDB-wire server (FerretDB): several rooms copied exactly once, runs
+// SIGKILLed between an acknowledged insert and its checkpoints and at other
+// moments of 20,000 messages, MongoDB down, --retain never trimming what
+// MongoDB lacks, --restore into an empty Redis (ids, ct:rooms, a client
+// resuming with an old `since`), concurrent runs, --verify finding a
+// missing and a changed message, the progress line and --quiet, and the
+// archive read path paging back past what Redis holds (directly, and
+// through nginx and the FastCGI pool).
 //
 // Messages are written with the real append script, read from
 // src/common/keys.c and run with EVAL, so the streams look exactly as the
@@ -12,15 +15,16 @@
 //
 // Each test has its own redis-server and its own MongoDB database on one
 // shared FerretDB (the MongoDB-down test starts its own FerretDB).
+// Throughput is not timed here: scripts/bench/backup.mjs measures it.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
 import {
-  REPO, startRedis, startFerret, startDaemon, cleanup, tmpDir, bin, runSync, waitFor, alive,
+  REPO, startRedis, startFerret, startDaemon, startFcgi, startNginx, cleanup, tmpDir, bin, runSync, waitFor, alive,
   compareIds, roomKey, register, sendOk, history, RELAXED, RedisError,
 } from './harness.mjs';
 
@@ -139,7 +143,9 @@ function spawnBackup(cfg, args = [], env = {}) {
 
 /** Every archived document, as objects, in room/id order. */
 function dump(uri, room) {
-  const r = runSync(TOOL, ['dump', uri, ...(room ? [room] : [])], { timeout: 30000 });
+  // spawnSync directly: 20,000 documents are more than runSync's default buffer.
+  const r = spawnSync(TOOL, ['dump', uri, ...(room ? [room] : [])], { encoding: 'utf8', timeout: 60000, maxBuffer: 256 << 20 });
+  if (r.error) throw new Error(`ct-archive-tool dump ${uri}: ${r.error.message}`);
   assert.equal(r.status, 0, `ct-archive-tool dump ${uri}: ${show(r)}`);
   return r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
 }
@@ -179,7 +185,7 @@ const room = (tag) => `bk-${tag}-${process.pid % 100000}-${++dbSeq}`;
 test('--help names the modes and the exit codes; a bad flag exits 2', () => {
   const h = runSync(BACKUP, ['--help']);
   assert.equal(h.status, 0, show(h));
-  for (const s of ['--retain', '--restore', '--room', '--verify', '--lock-ttl', 'Exit status', 'mongo_uri', 'redis_url', 'CT_BACKUP_BATCH_DELAY_MS']) {
+  for (const s of ['--retain', '--restore', '--room', '--verify', '--lock-ttl', '--quiet', '--progress', 'Exit status', 'mongo_uri', 'redis_url', 'CT_BACKUP_BATCH_DELAY_MS']) {
     assert.ok(h.stdout.includes(s), `--help should mention ${s}:\n${h.stdout}`);
   }
   for (const args of [['--bogus'], ['--retain'], ['--retain', 'x'], ['--room', 'lobby'], ['--restore', '--verify'], ['--restore', '--room', 'Bad Room']]) {
@@ -479,4 +485,248 @@ test('--verify reports a room that differs (exit 3), and a room only MongoDB hol
   assert.equal(v.status, 3, show(v));
   assert.match(v.stdout, new RegExp(`verify: room ${b}: MongoDB holds 4 message\\(s\\) .* but Redis has no stream`), show(v));
   assert.ok(alive(ferret.pid), 'FerretDB should still run');
+});
+
+// ------------------------------------------------------------ at scale (issue 16)
+
+/** Fills `rooms` rooms with `per` messages each through the append script; returns {names, all: {room: stream}}. */
+async function fillRooms(redis, tag, rooms, per) {
+  const names = Array.from({ length: rooms }, () => room(tag));
+  for (const r of names) {
+    for (let i = 0; i < per; i += 500) await append(redis, r, messages(r, Math.min(500, per - i), `m${i}`));
+  }
+  const all = {};
+  for (const r of names) all[r] = await stream(redis, r);
+  return { names, all };
+}
+
+/** How many messages the checkpoints cover, over every room. */
+async function covered(redis, all) {
+  let n = 0;
+  for (const [r, s] of Object.entries(all)) {
+    const ck = await redis.cmd('GET', `ct:backup:${r}`);
+    if (ck) n += s.filter((m) => compareIds(m.id, ck) <= 0).length;
+  }
+  return n;
+}
+
+test('20,000 messages, the run SIGKILLed at several points: afterwards every message is in MongoDB exactly once', async () => {
+  const redis = await startRedis();
+  const cfg = setup(redis); // backup_batch 500, the shipped default
+  const { names, all } = await fillRooms(redis, 'k20', 20, 1000);
+  const total = Object.values(all).reduce((a, s) => a + s.length, 0);
+  assert.equal(total, 20000);
+  const kills = [];
+
+  // 1. Right after MongoDB acknowledged a batch, before its checkpoints
+  //    move: each batch waits 2 s there (the test hook). Kill 1.5 s after
+  //    the first checkpoints moved: the second batch (500 messages) is then
+  //    in MongoDB and no checkpoint says so.
+  {
+    const run = spawnBackup(cfg, [], { CT_BACKUP_BATCH_DELAY_MS: '2000' });
+    const c0 = await waitFor(async () => (await covered(redis, all)) || null, {
+      timeout: 20000, interval: 10, what: 'the first checkpoints to move', proc: run.child,
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    run.child.kill('SIGKILL');
+    const res = await run.exited;
+    assert.equal(res.signal, 'SIGKILL', `the run should still be working\n${run.out()}`);
+    const c1 = await covered(redis, all);
+    assert.equal(c1, c0, 'no checkpoint should have moved during the 2 s wait');
+    const held = dump(cfg.uri).length;
+    assert.ok(held > c1, `MongoDB should hold the batch the checkpoints do not cover yet: holds ${held}, checkpoints cover ${c1}`);
+    kills.push({ at: 'between an acknowledged insert and its checkpoints', covered: c1, held });
+    await redis.cmd('DEL', 'ct:backup:lock'); // it would expire by itself; spare the wait
+  }
+
+  // 2. At arbitrary moments of a full-speed run: right away, and while the
+  //    inserts go on. Each run must have been cut short, and the next one
+  //    must go on from where the checkpoints are.
+  let before = await covered(redis, all);
+  for (const ms of [0, 300, 700]) {
+    const run = spawnBackup(cfg);
+    if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+    run.child.kill('SIGKILL');
+    const res = await run.exited;
+    const now = await covered(redis, all);
+    assert.ok(now >= before, `checkpoints went back: ${before} -> ${now}`);
+    kills.push({ at: `${ms} ms after the start`, covered: now, signal: res.signal, status: res.status });
+    if (res.signal === 'SIGKILL') await redis.cmd('DEL', 'ct:backup:lock');
+    before = now;
+  }
+  assert.ok(kills.filter((k) => k.signal === 'SIGKILL' || k.held).length >= 3,
+    `most kills should land while a run works: ${JSON.stringify(kills)}`);
+  assert.ok(before < total, `the kills came too late: checkpoints already cover everything (${JSON.stringify(kills)})`);
+
+  // The next run completes the work; what the dead runs wrote is refused
+  // as duplicates and counts as done.
+  const done = backupOk(cfg, [], new RegExp(`^crosstalk-backup: backup ok: 20 rooms, ${total - before} messages copied, 0 trimmed, \\d+ ms$`));
+  assert.match(done.stderr, /\d+ of the \d+ messages copied were already in MongoDB/,
+    `the batch acknowledged before the first kill is in MongoDB already: the run should say so\n${show(done)}`);
+  const docs = dump(cfg.uri);
+  assert.equal(docs.length, total, `MongoDB should hold exactly ${total} documents after the kills ${JSON.stringify(kills)}`);
+  for (const r of names) {
+    assertArchived(docs, r, all[r]);
+    assert.equal(await redis.cmd('GET', `ct:backup:${r}`), all[r].at(-1).id, `room ${r}: checkpoint`);
+  }
+  backupOk(cfg, [], /backup ok: 20 rooms, 0 messages copied/);
+  const v = backup(cfg, ['--verify', '--quiet']);
+  assert.equal(v.status, 0, `--verify: every message of the 20 rooms the same on both sides\n${show(v)}`);
+  assert.equal(v.stdout, '', `--verify --quiet prints nothing when all agree\n${show(v)}`);
+});
+
+test('runs started together: one does the work, the others exit 0 at once; every message exactly once', async () => {
+  const redis = await startRedis();
+  const cfg = setup(redis);
+  const { names, all } = await fillRooms(redis, 'cc', 4, 1500);
+  const runs = [0, 1, 2].map(() => spawnBackup(cfg));
+  const res = await Promise.all(runs.map((r) => r.exited));
+  const out = runs.map((r) => r.out()).join('\n');
+  const workers = res.filter((r) => /backup ok: 4 rooms, 6000 messages copied/.test(r.stdout));
+  const waiting = res.filter((r) => /another run is in progress/.test(r.stdout));
+  for (const r of res) assert.equal(r.status, 0, out);
+  assert.equal(workers.length, 1, `exactly one run should copy\n${out}`);
+  assert.equal(waiting.length, 2, `the two others should leave the work to it\n${out}`);
+  const docs = dump(cfg.uri);
+  for (const r of names) assertArchived(docs, r, all[r]);
+  assert.equal(docs.length, 6000);
+});
+
+test('Redis lost: --restore into an empty Redis brings every message back with its id, and ct:rooms; --verify finds changed content', async () => {
+  const redis = await startRedis();
+  const cfg = setup(redis);
+  const { names, all } = await fillRooms(redis, 'rs', 8, 1250);
+  backupOk(cfg, ['--retain', '100'], /backup ok: 8 rooms, 10000 messages copied, 9200 trimmed/);
+  await redis.stop();
+
+  const fresh = await startRedis();
+  const cfg2 = { ...cfg, file: path.join(tmpDir('backup'), 'crosstalk.conf') };
+  fs.writeFileSync(cfg2.file, fs.readFileSync(cfg.file, 'utf8').replace(redis.url, fresh.url));
+  assert.equal(await fresh.cmd('DBSIZE'), 0);
+  const v0 = backup(cfg2, ['--verify']);
+  assert.equal(v0.status, 3, `an empty Redis against a full archive is a difference\n${show(v0)}`);
+  assert.match(v0.stdout, /verify DIFFERENT: 8 rooms, 8 different/, show(v0));
+
+  const rs = backupOk(cfg2, ['--restore', '--progress'], /^crosstalk-backup: restore ok: 8 rooms, 10000 messages restored, 0 older ones only in MongoDB, \d+ ms$/);
+  assert.match(rs.stderr, /^restore: 8 rooms, 10000\/10000 messages restored, \d+ msg\/s, [\d.]+ s$/m, `the restore's progress: rooms, and messages of the archive's total\n${show(rs)}`);
+  const listed = await fresh.cmd('ZRANGE', 'ct:rooms', '0', '-1', 'WITHSCORES');
+  const scores = Object.fromEntries(listed.reduce((a, x, i) => (i % 2 ? a : [...a, [x, Number(listed[i + 1])]]), []));
+  for (const r of names) {
+    assert.deepEqual(await stream(fresh, r), all[r], `room ${r}: every message back with its id, sender, text and time`);
+    assert.equal(scores[r], all[r].at(-1).ts, `room ${r}: in ct:rooms at its last message's time`);
+    assert.equal(await fresh.cmd('GET', `ct:backup:${r}`), all[r].at(-1).id, `room ${r}: checkpoint`);
+  }
+  backupOk(cfg2, ['--verify'], /verify ok: 8 rooms, 0 different/);
+  backupOk(cfg2, [], /backup ok: 8 rooms, 0 messages copied/);
+
+  // A Redis holding the same ids with one text changed: counts and last
+  // ids agree, the content does not.
+  const odd = await startRedis();
+  const r0 = names[3];
+  const k = 617;
+  for (const r of [r0]) {
+    await odd.pipeline(all[r].map((m, i) => ['XADD', roomKey(r), m.id, 'from', m.from, 'text', i === k ? `${m.text}!` : m.text, 'ts', String(m.ts)]));
+    await odd.cmd('ZADD', 'ct:rooms', String(all[r].at(-1).ts), r);
+    await odd.cmd('SET', `ct:backup:${r}`, all[r].at(-1).id);
+  }
+  const cfg3 = { ...cfg, file: path.join(tmpDir('backup'), 'crosstalk.conf') };
+  fs.writeFileSync(cfg3.file, fs.readFileSync(cfg.file, 'utf8').replace(redis.url, odd.url));
+  const v = backup(cfg3, ['--verify']);
+  assert.equal(v.status, 3, show(v));
+  assert.match(v.stdout, new RegExp(`verify: room ${r0}: .*redis 1250 .*mongodb 1250 .*0 missing from MongoDB, 0 missing from Redis, 1 with other content, the first at ${all[r0][k].id}; 0 pending: DIFFERENT`), show(v));
+  assert.match(v.stdout, /verify DIFFERENT: 8 rooms, 8 different/, `the 7 rooms this Redis lacks differ too\n${show(v)}`);
+  const q = backup(cfg3, ['--verify', '--quiet']);
+  assert.equal(q.status, 3, show(q));
+  assert.doesNotMatch(q.stdout, /: ok$/m, `--quiet prints only the rooms that differ\n${show(q)}`);
+  assert.match(q.stdout, /verify DIFFERENT/, show(q));
+});
+
+test('progress on stderr: on a terminal, with --progress, never under cron; --quiet prints nothing unless something fails', async () => {
+  const redis = await startRedis();
+  const cfg = setup(redis, { batch: 50 });
+  await fillRooms(redis, 'pg', 3, 200);
+
+  // No terminal (cron): one summary line on stdout, no progress.
+  const plain = backupOk(cfg, ['--retain', '1000'], /backup ok: 3 rooms, 600 messages copied/);
+  assert.doesNotMatch(plain.stderr, /rooms, \d+ messages/, `no progress line without a terminal\n${show(plain)}`);
+  await fillRooms(redis, 'pg', 2, 100);
+
+  const p = backupOk(cfg, ['--progress'], /backup ok: 5 rooms, 200 messages copied/);
+  assert.match(p.stderr, /^backup: 5\/5 rooms, 200 messages copied, \d+ msg\/s, [\d.]+ s$/m, `the final progress line\n${show(p)}`);
+
+  // A terminal: the line is rewritten in place.
+  await fillRooms(redis, 'pg', 1, 100);
+  const t = runSync('script', ['-qfec', `${BACKUP} --config ${cfg.file}`, '/dev/null'], { timeout: 60000 });
+  assert.equal(t.status, 0, show(t));
+  assert.match(t.stdout, /\rbackup: 6\/6 rooms, 100 messages copied, \d+ msg\/s, [\d.]+ s\x1b\[K\r?\n/, `a progress line rewritten with \\r on a terminal\n${JSON.stringify(t.stdout)}`);
+  assert.match(t.stdout, /crosstalk-backup: backup ok: 6 rooms, 100 messages copied/, show(t));
+  const tq = runSync('script', ['-qfec', `${BACKUP} --config ${cfg.file} --quiet`, '/dev/null'], { timeout: 60000 });
+  assert.equal(tq.status, 0, show(tq));
+  assert.equal(tq.stdout, '', `--quiet on a terminal prints nothing\n${JSON.stringify(tq.stdout)}`);
+
+  // --quiet: nothing at all when it works (even another run holding the lock) ...
+  const q = backup(cfg, ['--quiet']);
+  assert.equal(q.status, 0, show(q));
+  assert.equal(q.stdout + q.stderr, '', `--quiet prints nothing when all is well\n${show(q)}`);
+  await redis.cmd('SET', 'ct:backup:lock', 'someone-else', 'PX', '5000');
+  const busy = backup(cfg, ['--quiet']);
+  assert.equal(busy.status, 0, show(busy));
+  assert.equal(busy.stdout + busy.stderr, '', `--quiet, lock held by another run: nothing to say\n${show(busy)}`);
+  await redis.cmd('DEL', 'ct:backup:lock');
+  // ... and the error and the summary when it fails.
+  const down = setup(redis, { mongoUri: 'mongodb://127.0.0.1:1/ct_down' });
+  const f = backup(down, ['--quiet']);
+  assert.equal(f.status, 1, show(f));
+  assert.match(f.stdout, /^crosstalk-backup: backup FAILED/m, show(f));
+  assert.match(f.stderr, /error: .*MongoDB/, show(f));
+  const both = runSync(BACKUP, ['--config', '/dev/null', '--quiet', '--progress']);
+  assert.equal(both.status, 2, show(both));
+});
+
+test('GET ?before= through nginx and the FastCGI pool pages from Redis into the archive, seamlessly, with --retain', async () => {
+  const redis = await startRedis();
+  const cfg = setup(redis);
+  const daemon = await startDaemon({ redisUrl: redis.url, config: RELAXED });
+  const pool = await startFcgi({ redisUrl: redis.url, mongoUri: cfg.uri, children: 2, config: RELAXED });
+  const front = await startNginx({ daemons: [daemon], fcgiSocket: pool.socket });
+  const user = await register(front.url);
+  const r = room('fc');
+  const sent = [];
+  const sendSome = async (k, tag) => {
+    for (let i = 0; i < k; i++) sent.push(await sendOk(front.url, r, user, `${tag} ${i}`));
+  };
+
+  // Two backups with --retain 10, and 5 messages after the last one.
+  await sendSome(45, 'first');
+  backupOk(cfg, ['--retain', '10'], /backup ok: 1 rooms, 45 messages copied, 35 trimmed/);
+  await sendSome(20, 'second');
+  backupOk(cfg, ['--retain', '10'], /backup ok: 1 rooms, 20 messages copied, 20 trimmed/);
+  await sendSome(5, 'third');
+  assert.equal(await redis.cmd('XLEN', roomKey(r)), 15, 'Redis holds the newest 10 archived and the 5 newer ones');
+
+  const shape = (e) => [e.id, e.room, e.type, e.from, e.text, e.ts];
+  const want = sent.map(shape);
+  const first = await history(front.url, r, user, { limit: 7 });
+  assert.equal(first.status, 200, first.text);
+  const got = [...first.json.events];
+  assert.deepEqual(got.map(shape), want.slice(-7), 'the newest page');
+  // Back 7 at a time: page 2 from Redis, page 3 across the Redis/archive
+  // boundary, the rest from the archive; each ascending, older than the
+  // cursor, and none twice.
+  for (let i = 0; i < 20 && got.length < sent.length; i++) {
+    const cursor = got[0].id;
+    const p = await history(front.url, r, user, { before: cursor, limit: 7 });
+    assert.equal(p.status, 200, `before=${cursor}: ${p.status} ${p.text}\n${pool.logs()}`);
+    const ids = p.json.events.map((e) => e.id);
+    assert.ok(ids.length > 0, `before=${cursor}: an empty page with ${sent.length - got.length} older messages left`);
+    assert.deepEqual(ids, [...ids].sort(compareIds), `before=${cursor}: ascending`);
+    assert.equal(p.json.last_id, ids.at(-1));
+    got.unshift(...p.json.events);
+  }
+  assert.deepEqual(got.map(shape), want, 'paging back yields every message once, in order, whatever side holds it');
+  const end = await history(front.url, r, user, { before: sent[0].id, limit: 7 });
+  assert.deepEqual(end.json.events, [], 'nothing before the first message');
+  // One page of 30 across the boundary.
+  const wide = await history(front.url, r, user, { before: sent[40].id, limit: 30 });
+  assert.deepEqual(wide.json.events.map(shape), want.slice(10, 40));
 });
