@@ -247,6 +247,33 @@ void bus_resume_done(struct subscriber *s)
     }
 }
 
+void bus_signal(struct subscriber *s, const struct streamid_signal *sig)
+{
+    s->last = sig->from;
+    if (s->ops->signal != NULL)
+        s->ops->signal(s, sig);
+}
+
+void bus_room_judge(struct bus *b, const char *room,
+                    const struct streamid_log *log)
+{
+    struct bus_room *r = room_find(b, room);
+    struct subscriber *s, *next;
+    struct streamid_signal sig;
+
+    if (r == NULL)
+        return;
+    /* next is read before signal, which may unsubscribe s (only s) */
+    for (s = TAILQ_FIRST(&r->subs); s != NULL; s = next) {
+        next = TAILQ_NEXT(s, link);
+        if (s->resuming)
+            continue;
+        streamid_judge(&s->last, log, &sig);
+        if (sig.verdict != STREAMID_FINE)
+            bus_signal(s, &sig);
+    }
+}
+
 static void room_deliver(struct bus_room *r, struct bus_event *e)
 {
     struct subscriber *s, *next;

@@ -67,6 +67,10 @@ struct subscriber_ops {
     /* Bytes written to the client but not yet taken by it, so a resume
      * can pace history to the client; NULL when nothing queues. */
     size_t (*queued)(const struct subscriber *s);
+    /* Tells the subscriber of a gap or a reset (streamid_judge) before
+     * anything that follows it; its last id is already sig->from. It may
+     * unsubscribe itself, as deliver may, but only when not resuming. */
+    void (*signal)(struct subscriber *s, const struct streamid_signal *sig);
 };
 
 struct bus_pending;
@@ -106,6 +110,14 @@ void bus_deliver_one(struct subscriber *s, struct bus_event *e);
 /* Ends the resuming state: held live events are delivered in order, less
  * those already given. */
 void bus_resume_done(struct subscriber *s);
+/* Gives a subscriber a signal that is not STREAMID_FINE: it goes on from
+ * sig->from (a reset moves it to the room's newest id) and is told. */
+void bus_signal(struct subscriber *s, const struct streamid_signal *sig);
+/* Judges every subscriber of the room that is not resuming (a resume
+ * judges its own) against the room's stream, and signals those that lack
+ * history now gone or hold an id from the future (a gap fill). */
+void bus_room_judge(struct bus *b, const char *room,
+                    const struct streamid_log *log);
 
 /* Fans an event out to every local subscriber of its room. Takes no
  * ownership: the caller keeps its reference. */
