@@ -74,9 +74,10 @@ struct long_poll {
     struct query_history q;
     struct bus_event **got; /* what the answer will carry */
     size_t ngot, cap;
-    struct streamid_signal sig; /* and the gap or reset it tells */
-    bool waiting;               /* counted in stats as open */
-    bool counted;               /* counted in polls_by_user */
+    /* and the gap or the reset it tells */
+    struct streamid_signal sig;
+    bool waiting; /* counted in stats as open */
+    bool counted; /* counted in polls_by_user */
 };
 
 static void free_poll(void *arg)
