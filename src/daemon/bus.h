@@ -148,6 +148,10 @@ size_t bus_room_count(struct bus *b);
  * stored after it has gone by unseen, so a client at that id is up to date
  * without asking Redis. False when that is not known. */
 bool bus_room_latest(struct bus *b, const char *room, struct streamid *out);
+/* Keeps the room as if it had just lost its last subscriber (a short poll
+ * came): the bus follows its newest message for the next poll, until the
+ * room has been idle for bus_sweep's time. */
+void bus_room_follow(struct bus *b, const char *room);
 /* The subscription was lost: no room's newest message is known any more. */
 void bus_forget_latest(struct bus *b);
 /* Frees rooms without subscribers for idle_ms or more. */

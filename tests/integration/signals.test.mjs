@@ -294,7 +294,7 @@ test('a room with no stream: any since but 0-0 is reset to "0-0"', async () => {
   ws.close();
 });
 
-test('a poll already up to date costs no Redis call: the signals are checked only when a resume reads Redis', async () => {
+test('a poll already up to date costs no Redis call (long and short): the signals are checked only when a poll reads Redis', async () => {
   const room = uniqueRoom('hot');
   const [first] = await sendMany(d.url, room, 1);
   // a long poll subscribes the room, so the daemon follows its newest id
@@ -311,11 +311,28 @@ test('a poll already up to date costs no Redis call: the signals are checked onl
   const lp = await longPoll(d.url, room, { since: m.id, timeout: 1 });
   assert.equal(lp.status, 204, `up to date: 204 after 1 s, got ${lp.status} ${lp.text}`);
   assert.deepEqual(await calls(), before0, 'no XINFO, XRANGE or EXEC for a poll already up to date');
+  // a short poll up to date too; and a room only short-polled is followed
+  // from its first poll on
+  const sp = await history(d.url, room, alice, { since: m.id });
+  assert.deepEqual(sp.json, { events: [], last_id: m.id });
+  assert.deepEqual(await calls(), before0, 'nor for a short poll up to date');
+  const room2 = uniqueRoom('hotshort');
+  assert.deepEqual((await poll(d.url, room2, { since: '0-0' })).events, [], 'a new room: nothing yet');
+  const m2 = await sendOk(d.url, room2, alice, 'short');
+  await sleep(100); // the bus sees it
+  const b2 = await calls();
+  const sp2 = await history(d.url, room2, alice, { since: m2.id });
+  assert.equal(sp2.status, 200);
+  assert.equal(sp2.text, (await history(fcgiUrl(), room2, alice, { since: m2.id })).text, 'the same answer as the FastCGI pool');
+  assert.deepEqual(await calls(), { xinfo: b2.xinfo + 1, xrange: b2.xrange + 1, exec: b2.exec + 1 }, 'only the FastCGI poll read Redis');
+  assert.deepEqual(sp2.json, { events: [], last_id: m2.id });
+  assert.deepEqual(await calls(), { xinfo: b2.xinfo + 1, xrange: b2.xrange + 1, exec: b2.exec + 1 });
+  const before1 = await calls();
   const lp2 = await longPoll(d.url, room, { since: first, timeout: 1 });
   assert.equal(lp2.status, 200);
   const after0 = await calls();
-  assert.equal(after0.exec - before0.exec, 1, `a poll behind reads Redis once (one MULTI/EXEC): ${JSON.stringify([before0, after0])}`);
-  assert.equal(after0.xinfo - before0.xinfo, 1, 'with XINFO STREAM in it');
+  assert.equal(after0.exec - before1.exec, 1, `a poll behind reads Redis once (one MULTI/EXEC): ${JSON.stringify([before1, after0])}`);
+  assert.equal(after0.xinfo - before1.xinfo, 1, 'with XINFO STREAM in it');
 });
 
 test('Redis FLUSHALL and restart under open SSE, WebSocket and long poll: each is reset, then gets new messages', async () => {

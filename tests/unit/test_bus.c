@@ -226,6 +226,17 @@ int main(void)
         ok(bus_room_latest(b, "lobby", &latest), "and is kept while recent");
         bus_sweep(b, -1);
         ok(!bus_room_latest(b, "lobby", &latest), "until swept");
+
+        bus_room_follow(b, "polled");
+        is_int(bus_room_count(b), 0, "a followed room has no subscribers");
+        publish(b, "polled", "16-0");
+        ok(bus_room_latest(b, "polled", &latest) && latest.ms == 16,
+           "a room followed (short polls) knows its newest message");
+        bus_sweep(b, 60000);
+        bus_room_follow(b, "polled");
+        ok(bus_room_latest(b, "polled", &latest), "  following keeps it");
+        bus_sweep(b, -1);
+        ok(!bus_room_latest(b, "polled", &latest), "  until swept");
     }
     bus_free(b);
     return tap_done();
