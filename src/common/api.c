@@ -315,16 +315,19 @@ char *api_register_json(const char *name, const char *token, size_t *len)
 }
 
 char *api_events_json(const char *const *jsons, const size_t *lens, size_t n,
-                      const char *last_id, size_t *len)
+                      const char *last_id, const struct streamid_signal *sig,
+                      size_t *len)
 {
     json_object *id = json_object_new_string(last_id != NULL ? last_id : "");
     const char *idjson;
-    size_t idlen, total, i, off;
+    char members[API_SIGNAL_MEMBERS_MAX];
+    size_t idlen, mlen, total, i, off;
     char *out;
 
     idjson = json_object_to_json_string_length(
         id, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &idlen);
-    total = strlen("{\"events\":[],\"last_id\":}") + idlen;
+    mlen = api_signal_members(sig, members);
+    total = strlen("{\"events\":[],\"last_id\":}") + idlen + mlen;
     for (i = 0; i < n; i++)
         total += lens[i] + 1;
     out = xmalloc(total + 1);
@@ -341,6 +344,8 @@ char *api_events_json(const char *const *jsons, const size_t *lens, size_t n,
     off += 12;
     memcpy(out + off, idjson, idlen);
     off += idlen;
+    memcpy(out + off, members, mlen);
+    off += mlen;
     out[off++] = '}';
     out[off] = '\0';
     json_object_put(id);
@@ -362,12 +367,15 @@ char *api_online_json(const char *const *names, size_t n, size_t *len)
 }
 
 char *api_rooms_json(const char *const *names, const long long *last_ts,
-                     size_t n, size_t *len)
+                     size_t n, size_t limit, size_t *len)
 {
     json_object *o = json_object_new_object();
     json_object *arr = json_object_new_array();
+    bool more = n > limit;
     size_t i;
 
+    if (more)
+        n = limit;
     for (i = 0; i < n; i++) {
         json_object *r = json_object_new_object();
 
@@ -376,5 +384,67 @@ char *api_rooms_json(const char *const *names, const long long *last_ts,
         json_object_array_add(arr, r);
     }
     json_object_object_add(o, "rooms", arr);
+    json_object_object_add(o, "more", json_object_new_boolean(more));
+    if (more && n > 0) {
+        char next[32 + NAME_ROOM_MAX];
+
+        snprintf(next, sizeof(next), "%lld:%s", last_ts[n - 1], names[n - 1]);
+        json_object_object_add(o, "next", json_object_new_string(next));
+    }
     return jsonobj_finish(o, len);
+}
+
+const char *api_signal_type(const struct streamid_signal *sig)
+{
+    switch (sig != NULL ? sig->verdict : STREAMID_FINE) {
+    case STREAMID_TRUNCATED:
+        return "truncated";
+    case STREAMID_RESET:
+        return "reset";
+    default:
+        return NULL;
+    }
+}
+
+/* The member naming the signal's id. */
+static const char *signal_id_name(const struct streamid_signal *sig)
+{
+    return sig->verdict == STREAMID_TRUNCATED ? "first_id" : "last_id";
+}
+
+char *api_signal_json(const struct streamid_signal *sig, bool with_type,
+                      size_t *len)
+{
+    const char *type = api_signal_type(sig);
+    char id[STREAMID_STRLEN];
+    char *out;
+
+    if (type == NULL)
+        return NULL;
+    streamid_format(&sig->id, id);
+    if (with_type)
+        out = xasprintf("{\"type\":\"%s\",\"%s\":\"%s\"}", type,
+                        signal_id_name(sig), id);
+    else
+        out = xasprintf("{\"%s\":\"%s\"}", signal_id_name(sig), id);
+    if (len != NULL)
+        *len = strlen(out);
+    return out;
+}
+
+size_t api_signal_members(const struct streamid_signal *sig, char *buf)
+{
+    const char *type = api_signal_type(sig);
+    char id[STREAMID_STRLEN];
+    int n;
+
+    buf[0] = '\0';
+    if (type == NULL)
+        return 0;
+    if (sig->verdict == STREAMID_RESET)
+        return (size_t)snprintf(buf, API_SIGNAL_MEMBERS_MAX, ",\"reset\":true");
+    n = snprintf(buf, API_SIGNAL_MEMBERS_MAX,
+                 ",\"%s\":true,\"first_id\":\"%s\"", type,
+                 streamid_format(&sig->id, id));
+    return (size_t)n;
 }

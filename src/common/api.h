@@ -3,6 +3,7 @@
 #ifndef CT_API_H
 #define CT_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "event.h"
@@ -106,15 +107,43 @@ char *api_register_json(const char *name, const char *token, size_t *len);
 
 /* {"events":[<json>,...],"last_id":"..."}: joins already encoded events.
  * last_id is the id of the newest stored event in the list or, when none
- * is, the caller's `since` ("0-0" when there was none). Newly allocated. */
+ * is, where the client goes on from: its `since` ("0-0" when there was
+ * none), or sig->from after a signal. The members of `sig` (NULL or
+ * STREAMID_FINE: none) follow, as api_signal_members writes them. Newly
+ * allocated. */
 char *api_events_json(const char *const *jsons, const size_t *lens, size_t n,
-                      const char *last_id, size_t *len);
+                      const char *last_id, const struct streamid_signal *sig,
+                      size_t *len);
+
+/* The signals a resume may give before its replay (streamid_judge), written
+ * once here for every transport. */
+
+/* "truncated" or "reset": the SSE event's name, the WebSocket frame's
+ * type, and the poll answer's flag. NULL for STREAMID_FINE. */
+const char *api_signal_type(const struct streamid_signal *sig);
+
+/* {"first_id":"..."} or {"last_id":"..."}, the data of the SSE event; with
+ * `with_type`, {"type":"truncated","first_id":"..."} or
+ * {"type":"reset","last_id":"..."}, a WebSocket frame. Newly allocated;
+ * NULL for STREAMID_FINE. */
+char *api_signal_json(const struct streamid_signal *sig, bool with_type,
+                      size_t *len);
+
+/* What a poll answer carries beside "events" and "last_id", each member
+ * after a comma: ,"truncated":true,"first_id":"..." or ,"reset":true (the
+ * answer's last_id being then the room's newest). Writes it into buf
+ * (API_SIGNAL_MEMBERS_MAX bytes, "" when fine) and returns its length. */
+#define API_SIGNAL_MEMBERS_MAX (48 + STREAMID_STRLEN)
+size_t api_signal_members(const struct streamid_signal *sig, char *buf);
 
 /* {"online":[...]} */
 char *api_online_json(const char *const *names, size_t n, size_t *len);
 
-/* {"rooms":[{"name":...,"last_ts":...},...]} */
+/* {"rooms":[{"name":...,"last_ts":...},...],"more":false} for a page of
+ * at most `limit` rooms, given up to limit + 1 of them: when there are
+ * more, the first `limit` with "more":true,"next":"<last_ts>:<name>", the
+ * cursor of the last one, for ?after= (query_parse_rooms). */
 char *api_rooms_json(const char *const *names, const long long *last_ts,
-                     size_t n, size_t *len);
+                     size_t n, size_t limit, size_t *len);
 
 #endif

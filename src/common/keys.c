@@ -185,3 +185,67 @@ int keys_append_argv(const char **argv, size_t *lens, char *bufs, int evalsha,
         lens[i] = i == itext ? text_len : strlen(argv[i]); /* text: any bytes */
     return n;
 }
+
+void keys_resume_init(struct keys_resume *k, const char *room,
+                      const struct streamid *after, int limit)
+{
+    keys_room_log(k->key, room);
+    streamid_format_after(after, k->start);
+    snprintf(k->count, sizeof(k->count), "%d", limit);
+    k->xinfo[0] = "XINFO";
+    k->xinfo[1] = "STREAM";
+    k->xinfo[2] = k->key;
+    k->xrange[0] = "XRANGE";
+    k->xrange[1] = k->key;
+    k->xrange[2] = k->start;
+    k->xrange[3] = "+";
+    k->xrange[4] = "COUNT";
+    k->xrange[5] = k->count;
+}
+
+/* Names are compared byte by byte, as sorted sets order them: Lua's '<'
+ * follows the server's locale. */
+static const char rooms_body[] =
+    "local n = tonumber(ARGV[1])\n"
+    "local out, max = {}, '+inf'\n"
+    "local function below(a, b)\n"
+    "  for i = 1, math.min(#a, #b) do\n"
+    "    local x, y = string.byte(a, i), string.byte(b, i)\n"
+    "    if x ~= y then return x < y end\n"
+    "  end\n"
+    "  return #a < #b\n"
+    "end\n"
+    "if ARGV[2] ~= '' then\n"
+    "  local ties = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[2], "
+    "ARGV[2], 'WITHSCORES')\n"
+    "  for i = 1, #ties, 2 do\n"
+    "    if #out < 2 * n and below(ties[i], ARGV[3]) then\n"
+    "      out[#out + 1] = ties[i]\n"
+    "      out[#out + 1] = ties[i + 1]\n"
+    "    end\n"
+    "  end\n"
+    "  max = '(' .. ARGV[2]\n"
+    "end\n"
+    "if #out < 2 * n then\n"
+    "  local rest = redis.call('ZREVRANGEBYSCORE', KEYS[1], max, '-inf', "
+    "'WITHSCORES', 'LIMIT', 0, n - #out / 2)\n"
+    "  for i = 1, #rest do out[#out + 1] = rest[i] end\n"
+    "end\n"
+    "return out\n";
+
+void keys_rooms_init(struct keys_rooms *k, int n, long long after_ts,
+                     const char *after_name)
+{
+    snprintf(k->n, sizeof(k->n), "%d", n);
+    if (after_name != NULL)
+        snprintf(k->score, sizeof(k->score), "%lld", after_ts);
+    else
+        k->score[0] = '\0';
+    k->argv[0] = "EVAL";
+    k->argv[1] = rooms_body;
+    k->argv[2] = "1";
+    k->argv[3] = KEYS_ROOMS;
+    k->argv[4] = k->n;
+    k->argv[5] = k->score;
+    k->argv[6] = after_name != NULL ? after_name : "";
+}

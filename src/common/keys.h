@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "streamid.h"
+
 #define KEYS_MAX 128
 
 /* Each writes the key into buf (KEYS_MAX bytes) and returns buf. */
@@ -68,5 +70,35 @@ void keys_init(void);
 int keys_append_argv(const char **argv, size_t *lens, char *bufs, int evalsha,
                      const char *room, const char *from, const char *text,
                      size_t text_len, const char *key);
+
+/* The commands a resume sends in one round trip, so the replay and what
+ * Redis says of the room's stream agree: MULTI, XINFO STREAM, XRANGE after
+ * `after` (exclusive) COUNT limit, EXEC. reply_resume reads EXEC's reply. */
+struct keys_resume {
+    char key[KEYS_MAX];
+    char start[STREAMID_STRLEN + 1];
+    char count[16];
+    const char *xinfo[3];
+    const char *xrange[6];
+};
+void keys_resume_init(struct keys_resume *k, const char *room,
+                      const struct streamid *after, int limit);
+
+/* A page of GET /api/rooms: the rooms script, run with EVAL (listing rooms
+ * is not hot, and EVAL needs no NOSCRIPT fallback). KEYS = {ct:rooms},
+ * ARGV = {n, score, name}: the first n rooms after the cursor (score,
+ * name) in ct:rooms' order (newest first, ties in reverse name order, as
+ * ZREVRANGE), every room when score is empty; a flat [name, score, ...]. A
+ * room active since the cursor was made has moved ahead of it: a page never
+ * repeats a room nor skips one whose activity is older than the cursor. */
+#define KEYS_ROOMS_ARGC 7
+struct keys_rooms {
+    char n[16];
+    char score[24];
+    const char *argv[KEYS_ROOMS_ARGC];
+};
+/* after_name NULL: from the top. The strings must outlive k's use. */
+void keys_rooms_init(struct keys_rooms *k, int n, long long after_ts,
+                     const char *after_name);
 
 #endif

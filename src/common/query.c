@@ -158,6 +158,11 @@ int query_parse_history(const char *qs, int max_timeout,
                      "\"before\" is not a message id");
             goto done;
         }
+        if (streamid_is_zero(&out->before)) {
+            api_fail(err, 400, API_BAD_REQUEST,
+                     "nothing is before 0-0: give a message id");
+            goto done;
+        }
         out->has_before = true;
     }
     if (limit != NULL) {
@@ -183,5 +188,44 @@ done:
     free(before);
     free(limit);
     free(timeout);
+    return rc;
+}
+
+int query_parse_rooms(const char *qs, struct query_rooms *out,
+                      struct api_error *err)
+{
+    char *limit = NULL, *after = NULL, *colon;
+    int rc = -1;
+
+    memset(out, 0, sizeof(*out));
+    out->limit = QUERY_ROOMS_DEFAULT;
+    if (param(qs, "limit", &limit, err) < 0 ||
+        param(qs, "after", &after, err) < 0)
+        goto done;
+    if (limit != NULL && (parse_int(limit, QUERY_ROOMS_MAX, &out->limit) < 0 ||
+                          out->limit < 1)) {
+        api_fail(err, 400, API_BAD_REQUEST, "\"limit\" must be 1..%d",
+                 QUERY_ROOMS_MAX);
+        goto done;
+    }
+    if (after != NULL) {
+        /* "<last_ts>:<room>", with at most 15 digits: a score of ct:rooms
+         * is a double, exact up to there */
+        colon = strchr(after, ':');
+        if (colon == NULL || colon == after || colon - after > 15 ||
+            strspn(after, "0123456789") != (size_t)(colon - after) ||
+            !names_room_valid(colon + 1, strlen(colon + 1))) {
+            api_fail(err, 400, API_BAD_REQUEST,
+                     "\"after\" must be the \"next\" of the page before");
+            goto done;
+        }
+        out->has_after = true;
+        out->after_ts = strtoll(after, NULL, 10);
+        strcpy(out->after_name, colon + 1);
+    }
+    rc = 0;
+done:
+    free(limit);
+    free(after);
     return rc;
 }

@@ -32,4 +32,20 @@ struct query_history {
 int query_parse_history(const char *qs, int max_timeout,
                         struct query_history *out, struct api_error *err);
 
+#define QUERY_ROOMS_DEFAULT 100
+#define QUERY_ROOMS_MAX 1000
+
+/* The parameters of GET /api/rooms. */
+struct query_rooms {
+    int limit; /* 1..1000, default 100 */
+    bool has_after;
+    long long after_ts; /* the cursor "<last_ts>:<room>", the "next" */
+    char after_name[NAME_ROOM_MAX + 1]; /* of the page before */
+};
+
+/* Parses limit and after out of `qs`. A limit outside 1..1000 or an after
+ * that is not a cursor are 400 errors: returns -1 with err set. */
+int query_parse_rooms(const char *qs, struct query_rooms *out,
+                      struct api_error *err);
+
 #endif

@@ -134,3 +134,87 @@ enum api_fault reply_fault(const redisReply *r)
         return api_fault_of(r->str);
     return API_FAULT_NONE;
 }
+
+/* An integer field, which RESP2 gives as an integer. */
+static int field_u64(const redisReply *v, uint64_t *out)
+{
+    if (v == NULL || v->type != REDIS_REPLY_INTEGER || v->integer < 0)
+        return -1;
+    *out = (uint64_t)v->integer;
+    return 0;
+}
+
+static int field_id(const redisReply *v, struct streamid *out)
+{
+    if (!is_string(v))
+        return -1;
+    return streamid_parse(v->str, v->len, out);
+}
+
+int reply_stream_log(const redisReply *r, struct streamid_log *out)
+{
+    bool has_length = false, has_last = false, has_added = false;
+    uint64_t added = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (r != NULL && r->type == REDIS_REPLY_ERROR)
+        return strstr(r->str, "no such key") != NULL ? 0 : -1;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
+        return -1;
+    out->exists = true;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *k = r->element[i], *v = r->element[i + 1];
+
+        if (!is_string(k))
+            continue;
+        if (strcmp(k->str, "length") == 0) {
+            if (field_u64(v, &out->length) < 0)
+                return -1;
+            has_length = true;
+        } else if (strcmp(k->str, "last-generated-id") == 0) {
+            if (field_id(v, &out->last) < 0)
+                return -1;
+            has_last = true;
+        } else if (strcmp(k->str, "entries-added") == 0) {
+            if (field_u64(v, &added) < 0)
+                return -1;
+            has_added = true;
+        } else if (strcmp(k->str, "first-entry") == 0 &&
+                   v->type == REDIS_REPLY_ARRAY) {
+            /* [id, [field, value, ...]]; nil when the stream is empty */
+            if (v->elements < 1 || field_id(v->element[0], &out->first) < 0)
+                return -1;
+        }
+    }
+    if (!has_length || !has_last)
+        return -1;
+    if (!has_added)
+        out->removed = UINT64_MAX; /* before Redis 7: unknown */
+    else
+        out->removed = added > out->length ? added - out->length : 0;
+    return 0;
+}
+
+int reply_resume(const redisReply *r, const char *room,
+                 struct streamid_log *log, struct event **evs, size_t *n)
+{
+    const redisReply *info, *range;
+
+    *evs = NULL;
+    *n = 0;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        return -1;
+    info = r->element[0];
+    range = r->element[1];
+    if (reply_stream_log(info, log) < 0) {
+        log_warn("room %s: XINFO STREAM: %s", room,
+                 info->type == REDIS_REPLY_ERROR ? info->str
+                                                 : "unexpected reply");
+        return -1;
+    }
+    if (range->type == REDIS_REPLY_ERROR) {
+        log_warn("room %s: XRANGE: %s", room, range->str);
+        return -1;
+    }
+    return reply_events(range, room, evs, n);
+}

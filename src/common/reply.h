@@ -42,4 +42,15 @@ int reply_appended(const struct redisReply *r, struct reply_appended *a);
  * fault an error reply names. */
 enum api_fault reply_fault(const struct redisReply *r);
 
+/* An XINFO STREAM reply as a struct streamid_log; the error "no such key"
+ * is a stream that does not exist. Returns 0, or -1 when the reply is
+ * another error or lacks a field it must have. */
+int reply_stream_log(const struct redisReply *r, struct streamid_log *out);
+
+/* The EXEC reply of the commands keys_resume_argv builds: [XINFO STREAM,
+ * XRANGE]. Fills *log and, as reply_events does, *evs and *n. Returns 0, or
+ * -1 (nothing to free) when either reply is an error or malformed. */
+int reply_resume(const struct redisReply *r, const char *room,
+                 struct streamid_log *log, struct event **evs, size_t *n);
+
 #endif

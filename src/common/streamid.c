@@ -1,6 +1,7 @@
 /* streamid.c - Redis stream ids: parse, compare, format */
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "streamid.h"
 
@@ -62,4 +63,65 @@ char *streamid_format(const struct streamid *id, char *buf)
 bool streamid_is_zero(const struct streamid *id)
 {
     return id->ms == 0 && id->seq == 0;
+}
+
+struct streamid streamid_next(const struct streamid *id)
+{
+    struct streamid n = *id;
+
+    if (n.seq < UINT64_MAX) {
+        n.seq++;
+    } else if (n.ms < UINT64_MAX) {
+        n.ms++;
+        n.seq = 0;
+    }
+    return n;
+}
+
+char *streamid_format_after(const struct streamid *id, char *buf)
+{
+    if (id->ms == UINT64_MAX && id->seq == UINT64_MAX) {
+        strcpy(buf, "+");
+        return buf;
+    }
+    buf[0] = '(';
+    streamid_format(id, buf + 1);
+    return buf;
+}
+
+void streamid_judge(const struct streamid *since,
+                    const struct streamid_log *log, struct streamid_signal *out)
+{
+    static const struct streamid zero = {0, 0};
+
+    out->verdict = STREAMID_FINE;
+    out->id = zero;
+    out->from = *since;
+    if (!log->exists) {
+        /* flushed, lost, or never written: every room starts at 0-0 */
+        if (!streamid_is_zero(since)) {
+            out->verdict = STREAMID_RESET;
+            out->from = zero;
+        }
+        return;
+    }
+    if (streamid_cmp(since, &log->last) > 0) {
+        out->verdict = STREAMID_RESET;
+        out->id = out->from = log->last;
+        return;
+    }
+    /* Trimming removes the oldest entries, so what was removed lies below
+     * the oldest held, and a client older than that may lack some of it.
+     * (Had it seen the entry right before the oldest held, it lacks none;
+     * Redis cannot tell, so it is told, and finds nothing if it looks.) */
+    if (log->removed == 0)
+        return;
+    if (log->length > 0 && streamid_cmp(since, &log->first) < 0) {
+        out->verdict = STREAMID_TRUNCATED;
+        out->id = log->first;
+    } else if (log->length == 0 && streamid_cmp(since, &log->last) < 0) {
+        out->verdict = STREAMID_TRUNCATED;
+        out->id = streamid_next(&log->last);
+        out->from = log->last;
+    }
 }

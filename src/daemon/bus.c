@@ -200,21 +200,38 @@ void bus_free(struct bus *b)
     free(b);
 }
 
-void bus_subscribe(struct bus *b, struct subscriber *s, bool resuming)
+/* The room, made when missing. */
+static struct bus_room *room_get(struct bus *b, const char *name)
 {
-    struct bus_room *r = room_find(b, s->room);
+    struct bus_room *r = room_find(b, name);
 
     if (r == NULL) {
         r = xcalloc(1, sizeof(*r));
-        strcpy(r->name, s->room);
+        strcpy(r->name, name);
         TAILQ_INIT(&r->subs);
         TAILQ_INIT(&r->held);
+        r->empty_since_ms = event_now_ms();
         if (tsearch(r, &b->rooms, room_cmp) == NULL) {
             log_error("bus: out of memory");
             abort();
         }
         b->nrooms++;
     }
+    return r;
+}
+
+void bus_room_follow(struct bus *b, const char *room)
+{
+    struct bus_room *r = room_get(b, room);
+
+    if (r->nsubs == 0)
+        r->empty_since_ms = event_now_ms();
+}
+
+void bus_subscribe(struct bus *b, struct subscriber *s, bool resuming)
+{
+    struct bus_room *r = room_get(b, s->room);
+
     if (r->nsubs == 0)
         b->nactive++;
     TAILQ_INIT(&s->held);
@@ -262,6 +279,33 @@ void bus_resume_done(struct subscriber *s)
         s->held_bytes -= e->json->len;
         bus_deliver_one(s, e);
         bus_event_unref(e);
+    }
+}
+
+void bus_signal(struct subscriber *s, const struct streamid_signal *sig)
+{
+    s->last = sig->from;
+    if (s->ops->signal != NULL)
+        s->ops->signal(s, sig);
+}
+
+void bus_room_judge(struct bus *b, const char *room,
+                    const struct streamid_log *log)
+{
+    struct bus_room *r = room_find(b, room);
+    struct subscriber *s, *next;
+    struct streamid_signal sig;
+
+    if (r == NULL)
+        return;
+    /* next is read before signal, which may unsubscribe s (only s) */
+    for (s = TAILQ_FIRST(&r->subs); s != NULL; s = next) {
+        next = TAILQ_NEXT(s, link);
+        if (s->resuming)
+            continue;
+        streamid_judge(&s->last, log, &sig);
+        if (sig.verdict != STREAMID_FINE)
+            bus_signal(s, &sig);
     }
 }
 

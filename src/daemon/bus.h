@@ -73,6 +73,11 @@ struct subscriber_ops {
      * close 1008, SSE end), unsubscribing itself, and its client resumes by
      * id. NULL: never dropped by the bus (what it holds is bounded). */
     void (*drop)(struct subscriber *s);
+
+    /* Tells the subscriber of a gap or a reset (streamid_judge) before
+     * anything that follows it; its last id is already sig->from. It may
+     * unsubscribe itself, as deliver may, but only when not resuming. */
+    void (*signal)(struct subscriber *s, const struct streamid_signal *sig);
 };
 
 struct bus_pending;
@@ -117,6 +122,14 @@ void bus_deliver_one(struct subscriber *s, struct bus_event *e);
 /* Ends the resuming state: held live events are delivered in order, less
  * those already given. */
 void bus_resume_done(struct subscriber *s);
+/* Gives a subscriber a signal that is not STREAMID_FINE: it goes on from
+ * sig->from (a reset moves it to the room's newest id) and is told. */
+void bus_signal(struct subscriber *s, const struct streamid_signal *sig);
+/* Judges every subscriber of the room that is not resuming (a resume
+ * judges its own) against the room's stream, and signals those that lack
+ * history now gone or hold an id from the future (a gap fill). */
+void bus_room_judge(struct bus *b, const char *room,
+                    const struct streamid_log *log);
 
 /* A user's typing events in one room go out at most once per this many
  * ms: typing may come from any process through Redis, and each REST or
@@ -154,6 +167,10 @@ size_t bus_room_count(struct bus *b);
  * stored after it has gone by unseen, so a client at that id is up to date
  * without asking Redis. False when that is not known. */
 bool bus_room_latest(struct bus *b, const char *room, struct streamid *out);
+/* Keeps the room as if it had just lost its last subscriber (a short poll
+ * came): the bus follows its newest message for the next poll, until the
+ * room has been idle for bus_sweep's time. */
+void bus_room_follow(struct bus *b, const char *room);
 /* The subscription was lost: no room's newest message is known any more. */
 void bus_forget_latest(struct bus *b);
 /* Frees rooms without subscribers for idle_ms or more. */

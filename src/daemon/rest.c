@@ -88,26 +88,46 @@ void rest_register(struct evhttp_request *req)
 
 /* --- rooms --- */
 
+struct rooms {
+    struct evhttp_request *req;
+    struct query_rooms q;
+};
+
 static void rooms_done(int status, const char *const *names,
                        const long long *last_ts, size_t n, void *arg)
 {
-    struct evhttp_request *req = arg;
+    struct rooms *g = arg;
     size_t len;
     char *json;
 
     if (status != 0) {
-        unavailable(req, TRANSPORT_REST);
-        return;
+        unavailable(g->req, TRANSPORT_REST);
+    } else {
+        json = api_rooms_json(names, last_ts, n, (size_t)g->q.limit, &len);
+        http_reply_json(g->req, TRANSPORT_REST, 200, json, len);
+        free(json);
     }
-    json = api_rooms_json(names, last_ts, n, &len);
-    http_reply_json(req, TRANSPORT_REST, 200, json, len);
-    free(json);
+    free(g);
 }
 
 void rest_rooms(struct evhttp_request *req)
 {
-    if (store_rooms(app.store, rooms_done, req) != 0)
-        unavailable(req, TRANSPORT_REST);
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    struct rooms *g = xcalloc(1, sizeof(*g));
+    struct api_error err;
+
+    g->req = req;
+    if (query_parse_rooms(uri ? evhttp_uri_get_query(uri) : NULL, &g->q,
+                          &err) != 0) {
+        http_reply_api_error(req, TRANSPORT_REST, &err);
+        free(g);
+        return;
+    }
+    /* one more than the page, to know whether there are more */
+    if (store_rooms(app.store, g->q.limit + 1, g->q.after_ts,
+                    g->q.has_after ? g->q.after_name : NULL, rooms_done,
+                    g) != 0)
+        rooms_done(-1, NULL, NULL, 0, g);
 }
 
 /* --- send --- */

@@ -21,6 +21,7 @@ struct resume {
     struct subscriber *s; /* NULL once cancelled */
     int left;             /* messages still wanted; <0: all */
     bool tail;            /* asking for the newest id only */
+    bool judged;          /* the first page from `since` has been read */
     bool complete;        /* all read: only the final drain is left */
     bool reading;         /* a page is being read from Redis */
     struct event *wait;   /* for the client to take its bytes */
@@ -77,12 +78,15 @@ static void next(struct resume *rs)
     }
 }
 
+/* Delivers a page read after the subscriber's last id and goes on. The
+ * resume stays `reading` meanwhile, so a subscriber that ends itself only
+ * cancels it (rs->s NULL) and rs stays ours to finish. */
 static void page_done(int status, struct event *evs, size_t n, void *arg)
 {
     struct resume *rs = arg;
 
-    rs->reading = false;
     if (rs->s == NULL || status != 0) {
+        rs->reading = false;
         finish(rs, status);
         return;
     }
@@ -90,6 +94,7 @@ static void page_done(int status, struct event *evs, size_t n, void *arg)
         /* the newest message marks where the live stream starts */
         if (n > 0)
             rs->s->last = evs[n - 1].sid;
+        rs->reading = false;
         finish(rs, 0);
         return;
     }
@@ -98,15 +103,33 @@ static void page_done(int status, struct event *evs, size_t n, void *arg)
         bus_deliver_one(rs->s, e);
         bus_event_unref(e);
     }
+    rs->reading = false;
     if (rs->left > 0)
         rs->left -= (int)n;
-    /* deliver may have ended the subscriber: then it cancelled */
     if (rs->s == NULL) {
         finish(rs, 0);
         return;
     }
-    rs->complete = n < RESUME_PAGE || rs->left == 0;
+    rs->complete = rs->complete || n < RESUME_PAGE || rs->left == 0;
     next(rs);
+}
+
+/* The first page, with what Redis says of the stream: a gap or a reset is
+ * signalled before the replay. After a reset there is nothing to replay:
+ * the live stream goes on from the room's newest id. */
+static void first_page_done(int status, struct event *evs, size_t n,
+                            const struct streamid_log *log, void *arg)
+{
+    struct resume *rs = arg;
+    struct streamid_signal sig;
+
+    if (rs->s != NULL && status == 0) {
+        streamid_judge(&rs->s->last, log, &sig);
+        if (sig.verdict != STREAMID_FINE)
+            bus_signal(rs->s, &sig);
+        rs->complete = sig.verdict == STREAMID_RESET;
+    }
+    page_done(status, evs, n, rs);
 }
 
 static void page(struct resume *rs)
@@ -115,11 +138,16 @@ static void page(struct resume *rs)
     int rc;
 
     rs->reading = true;
-    if (rs->tail)
+    if (rs->tail) {
         rc = store_before(app.store, rs->s->room, NULL, 1, page_done, rs);
-    else
+    } else if (!rs->judged) {
+        rs->judged = true;
+        rc = store_resume(app.store, rs->s->room, &rs->s->last, limit,
+                          first_page_done, rs);
+    } else {
         rc = store_after(app.store, rs->s->room, &rs->s->last, limit, page_done,
                          rs);
+    }
     if (rc != 0) {
         rs->reading = false;
         finish(rs, -1);
@@ -134,9 +162,11 @@ void resume_start(struct subscriber *s, const struct streamid *since, int max,
 
     s->last = since ? *since : (struct streamid){0, 0};
     if (bus_room_latest(app.bus, s->room, &latest) &&
-        (since == NULL || streamid_cmp(since, &latest) >= 0)) {
+        (since == NULL || streamid_cmp(since, &latest) == 0)) {
         /* Nothing stored after `since` has gone by on the bus: up to date
-         * without a round trip (a poll that comes back, a reconnect). */
+         * without a round trip (a poll that comes back, a reconnect). An
+         * id past the newest seen goes to Redis, which says whether it is
+         * from the future (a reset) or only not yet seen here. */
         if (since == NULL)
             s->last = latest;
         bus_subscribe(app.bus, s, true);

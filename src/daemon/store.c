@@ -74,6 +74,7 @@ struct call {
     union {
         store_append_cb append;
         store_events_cb events;
+        store_resume_cb resume;
         store_user_cb user;
         store_register_cb reg;
         store_rooms_cb rooms;
@@ -82,6 +83,7 @@ struct call {
     } cb;
     void *arg;
     char room[NAME_ROOM_MAX + 1];
+    struct streamid after; /* where a gap fill reads from */
     char key[AUTH_HASH_LEN + 1];
     char token[AUTH_TOKEN_LEN + 1];
     char created[24];
@@ -473,15 +475,46 @@ static void fill_room(struct store *st, const char *room,
         fill_page(-1, NULL, 0, c);
 }
 
+/* The first page of a fill comes with what Redis says of the stream: the
+ * room's subscribers learn of a gap or a reset (Redis flushed, or back from
+ * an older file) before the page. A reset moves a subscriber back to the
+ * room's newest id: then the fill reads again from there. */
+static void fill_checked(int status, struct event *evs, size_t n,
+                         const struct streamid_log *log, void *arg)
+{
+    struct call *c = arg;
+    struct store *st = c->st;
+    struct streamid from;
+
+    if (status != 0) {
+        fill_page(-1, NULL, 0, c);
+        return;
+    }
+    bus_room_judge(st->bus, c->room, log);
+    if (bus_room_oldest(st->bus, c->room, &from) &&
+        streamid_cmp(&from, &c->after) < 0) {
+        fill_room(st, c->room, &from);
+        call_free(c);
+        return;
+    }
+    fill_page(0, evs, n, c);
+}
+
 static void fill_one(const char *room, void *arg)
 {
     struct store *st = arg;
-    struct streamid from;
+    struct call *c;
 
-    if (!bus_room_oldest(st->bus, room, &from))
+    c = call_new(st, NULL);
+    c->arg = c;
+    strcpy(c->room, room);
+    if (!bus_room_oldest(st->bus, room, &c->after)) {
+        call_free(c);
         return;
+    }
     bus_fill_begin(st->bus, room);
-    fill_room(st, room, &from);
+    if (store_resume(st, room, &c->after, FILL_PAGE, fill_checked, c) != 0)
+        fill_page(-1, NULL, 0, c);
 }
 
 static void fill_all(struct store *st)
@@ -673,8 +706,7 @@ int store_after(struct store *st, const char *room,
 {
     char id[STREAMID_STRLEN + 1];
 
-    id[0] = '(';
-    streamid_format(after, id + 1);
+    streamid_format_after(after, id);
     return range(st, "XRANGE", room, id, "+", limit, cb, arg);
 }
 
@@ -689,6 +721,48 @@ int store_before(struct store *st, const char *room,
         streamid_format(before, id + 1);
     }
     return range(st, "XREVRANGE", room, id, "-", limit, cb, arg);
+}
+
+static void on_resume(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct call *c = priv;
+    redisReply *r = reply;
+    struct streamid_log log;
+    struct event *evs = NULL;
+    size_t n = 0;
+
+    if (reply_failed(r, "resume") ||
+        reply_resume(r, c->room, &log, &evs, &n) != 0)
+        c->cb.resume(-1, NULL, 0, NULL, c->arg);
+    else
+        c->cb.resume(0, evs, n, &log, c->arg);
+    event_free_array(evs, n);
+    call_free(c);
+}
+
+int store_resume(struct store *st, const char *room,
+                 const struct streamid *after, int limit, store_resume_cb cb,
+                 void *arg)
+{
+    static const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+    struct call *c;
+    struct keys_resume k;
+
+    if (!st->cmd_up || st->cmd == NULL)
+        return -1;
+    c = call_new(st, arg);
+    c->cb.resume = cb;
+    strcpy(c->room, room);
+    keys_resume_init(&k, room, after, limit);
+    /* one write, one round trip: only EXEC's reply is read */
+    redisAsyncCommandArgv(st->cmd, NULL, NULL, 1, multi, NULL);
+    redisAsyncCommandArgv(st->cmd, NULL, NULL, 3, k.xinfo, NULL);
+    redisAsyncCommandArgv(st->cmd, NULL, NULL, 6, k.xrange, NULL);
+    if (send_argv(st, on_resume, c, 1, exec, NULL) != 0) {
+        call_free(c);
+        return -1;
+    }
+    return 0;
 }
 
 static int auth_cmp(const void *a, const void *b)
@@ -885,13 +959,15 @@ static void on_rooms(redisAsyncContext *ac, void *reply, void *priv)
     call_free(c);
 }
 
-int store_rooms(struct store *st, store_rooms_cb cb, void *arg)
+int store_rooms(struct store *st, int n, long long after_ts,
+                const char *after_name, store_rooms_cb cb, void *arg)
 {
     struct call *c = call_new(st, arg);
-    const char *argv[] = {"ZREVRANGE", KEYS_ROOMS, "0", "999", "WITHSCORES"};
+    struct keys_rooms k;
 
     c->cb.rooms = cb;
-    if (send_argv(st, on_rooms, c, 5, argv, NULL) != 0) {
+    keys_rooms_init(&k, n, after_ts, after_name);
+    if (send_argv(st, on_rooms, c, KEYS_ROOMS_ARGC, k.argv, NULL) != 0) {
         call_free(c);
         return -1;
     }

@@ -58,6 +58,16 @@ int store_before(struct store *st, const char *room,
                  const struct streamid *before, int limit, store_events_cb cb,
                  void *arg);
 
+typedef void (*store_resume_cb)(int status, struct event *evs, size_t n,
+                                const struct streamid_log *log, void *arg);
+/* As store_after, with what Redis says of the room's stream (XINFO
+ * STREAM) in the same round trip and at the same instant, for
+ * streamid_judge: a resume that goes to Redis learns of gaps and resets at
+ * no extra round trip. */
+int store_resume(struct store *st, const char *room,
+                 const struct streamid *after, int limit, store_resume_cb cb,
+                 void *arg);
+
 typedef void (*store_user_cb)(int status, const char *user, void *arg);
 /* The user a token belongs to (user NULL when unknown, or when the user
  * no longer has that token). A token Redis confirmed less than
@@ -71,7 +81,10 @@ int store_register(struct store *st, const char *name, const char *token,
 
 typedef void (*store_rooms_cb)(int status, const char *const *names,
                                const long long *last_ts, size_t n, void *arg);
-int store_rooms(struct store *st, store_rooms_cb cb, void *arg);
+/* The first `n` rooms after the cursor (after_name NULL: from the top),
+ * newest first: keys_rooms_init. */
+int store_rooms(struct store *st, int n, long long after_ts,
+                const char *after_name, store_rooms_cb cb, void *arg);
 
 typedef void (*store_online_cb)(int status, const char *const *names, size_t n,
                                 void *arg);

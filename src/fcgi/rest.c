@@ -19,9 +19,6 @@
 #include "store.h"
 #include "xmalloc.h"
 
-/* As many rooms as crosstalkd lists. */
-#define REST_ROOMS_MAX 1000
-
 static const struct config *cfg;
 static struct store *store;
 static struct ratelimit *register_limit, *send_limit, *typing_limit;
@@ -336,16 +333,26 @@ static void do_register(struct call *c)
 
 static void do_rooms(struct call *c)
 {
+    struct query_rooms q;
+    struct api_error err;
     char **names;
     long long *last_ts;
     size_t n, len;
     char *body;
 
-    if (store_rooms(store, REST_ROOMS_MAX, &names, &last_ts, &n) != STORE_OK) {
+    if (query_parse_rooms(c->rq->query, &q, &err) < 0) {
+        answer_error(c, &err);
+        return;
+    }
+    /* one more than the page, to know whether there are more */
+    if (store_rooms(store, q.limit + 1, q.after_ts,
+                    q.has_after ? q.after_name : NULL, &names, &last_ts,
+                    &n) != STORE_OK) {
         unavailable(c);
         return;
     }
-    body = api_rooms_json((const char *const *)names, last_ts, n, &len);
+    body = api_rooms_json((const char *const *)names, last_ts, n,
+                          (size_t)q.limit, &len);
     store_free_rooms(names, last_ts, n);
     answer(c, 200, body, len);
 }
@@ -417,9 +424,12 @@ static void do_history(struct call *c)
     struct query_history h;
     struct api_error err;
     struct event *evs = NULL;
+    struct streamid_log log;
+    struct streamid_signal sig = {STREAMID_FINE};
     size_t n = 0, i, len;
     char **jsons;
     size_t *lens;
+    char from[STREAMID_STRLEN];
     const char *last_id;
     char *body;
     int rc;
@@ -429,9 +439,12 @@ static void do_history(struct call *c)
         answer_error(c, &err);
         return;
     }
-    if (h.has_since)
-        rc = store_after(store, c->room, &h.since, h.limit, &evs, &n);
-    else
+    sig.from = h.since; /* 0-0 when absent */
+    if (h.has_since) {
+        rc = store_resume(store, c->room, &h.since, h.limit, &log, &evs, &n);
+        if (rc == STORE_OK)
+            streamid_judge(&h.since, &log, &sig);
+    } else
         rc = store_before(store, c->room, h.has_before ? &h.before : NULL,
                           h.limit, &evs, &n);
     if (rc != STORE_OK) {
@@ -444,8 +457,11 @@ static void do_history(struct call *c)
     lens = xcalloc(n + 1, sizeof(*lens));
     for (i = 0; i < n; i++)
         jsons[i] = event_to_json(&evs[i], &lens[i]);
-    last_id = n > 0 ? evs[n - 1].id : h.since_str;
-    body = api_events_json((const char *const *)jsons, lens, n, last_id, &len);
+    /* with nothing new, where the client goes on from: its since, or the
+     * room's newest after a gap or a reset */
+    last_id = n > 0 ? evs[n - 1].id : streamid_format(&sig.from, from);
+    body = api_events_json((const char *const *)jsons, lens, n, last_id, &sig,
+                           &len);
     for (i = 0; i < n; i++)
         free(jsons[i]);
     free(jsons);

@@ -318,23 +318,60 @@ int store_before(struct store *st, const char *room,
     return STORE_OK;
 }
 
-int store_rooms(struct store *st, int limit, char ***names, long long **last_ts,
+int store_resume(struct store *st, const char *room,
+                 const struct streamid *since, int limit,
+                 struct streamid_log *log, struct event **evs, size_t *n)
+{
+    static const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+    struct keys_resume k;
+    redisReply *r = NULL;
+    int rc = STORE_DOWN;
+
+    *evs = NULL;
+    *n = 0;
+    if (connect_now(st) < 0)
+        return STORE_DOWN;
+    keys_resume_init(&k, room, since, limit);
+    /* one round trip; only EXEC's reply, the last, says anything */
+    redisAppendCommandArgv(st->c, 1, multi, NULL);
+    redisAppendCommandArgv(st->c, 3, k.xinfo, NULL);
+    redisAppendCommandArgv(st->c, 6, k.xrange, NULL);
+    redisAppendCommandArgv(st->c, 1, exec, NULL);
+    for (int i = 0; i < 4; i++) {
+        if (r != NULL)
+            freeReplyObject(r);
+        r = NULL;
+        if (redisGetReply(st->c, (void **)&r) != REDIS_OK || r == NULL) {
+            log_error("redis history of %s: %s", room, st->c->errstr);
+            drop(st);
+            return STORE_DOWN;
+        }
+    }
+    if (r->type == REDIS_REPLY_ERROR)
+        log_error("redis history of %s: %s", room, r->str);
+    else if (reply_resume(r, room, log, evs, n) == 0)
+        rc = STORE_OK;
+    freeReplyObject(r);
+    return rc;
+}
+
+int store_rooms(struct store *st, int limit, long long after_ts,
+                const char *after_name, char ***names, long long **last_ts,
                 size_t *n)
 {
-    char stop[16];
-    const char *argv[] = {"ZREVRANGE", KEYS_ROOMS, "0", stop, "WITHSCORES"};
+    struct keys_rooms k;
     redisReply *r;
-    size_t i, k = 0;
+    size_t i, j = 0;
 
-    snprintf(stop, sizeof(stop), "%d", limit - 1);
+    keys_rooms_init(&k, limit, after_ts, after_name);
     *names = NULL;
     *last_ts = NULL;
     *n = 0;
-    r = call_ok(st, 5, argv, NULL);
+    r = call_ok(st, KEYS_ROOMS_ARGC, k.argv, NULL);
     if (r == NULL)
         return STORE_DOWN;
     if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0) {
-        log_error("redis ZREVRANGE %s: unexpected reply", KEYS_ROOMS);
+        log_error("redis rooms script: unexpected reply");
         freeReplyObject(r);
         return STORE_DOWN;
     }
@@ -346,12 +383,12 @@ int store_rooms(struct store *st, int limit, char ***names, long long **last_ts,
         if (name->type != REDIS_REPLY_STRING ||
             score->type != REDIS_REPLY_STRING)
             continue;
-        (*names)[k] = xstrndup(name->str, name->len);
+        (*names)[j] = xstrndup(name->str, name->len);
         /* scores are doubles in Redis' text; ms fit a double exactly */
-        (*last_ts)[k] = (long long)strtod(score->str, NULL);
-        k++;
+        (*last_ts)[j] = (long long)strtod(score->str, NULL);
+        j++;
     }
-    *n = k;
+    *n = j;
     freeReplyObject(r);
     return STORE_OK;
 }

@@ -78,9 +78,17 @@ int store_before(struct store *st, const char *room,
                  const struct streamid *before, int limit, struct event **evs,
                  size_t *n);
 
-/* Rooms by recent activity, at most `limit`. *names (each and the array)
- * and *last_ts are newly allocated; free with store_free_rooms. */
-int store_rooms(struct store *st, int limit, char ***names, long long **last_ts,
+/* As store_after, with what Redis says of the room's stream (XINFO STREAM)
+ * from the same round trip, for streamid_judge. */
+int store_resume(struct store *st, const char *room,
+                 const struct streamid *since, int limit,
+                 struct streamid_log *log, struct event **evs, size_t *n);
+
+/* The first `limit` rooms after the cursor (after_name NULL: from the top),
+ * newest first (keys_rooms_init). *names (each and the array) and *last_ts
+ * are newly allocated; free with store_free_rooms. */
+int store_rooms(struct store *st, int limit, long long after_ts,
+                const char *after_name, char ***names, long long **last_ts,
                 size_t *n);
 void store_free_rooms(char **names, long long *last_ts, size_t n);
 

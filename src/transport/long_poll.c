@@ -25,6 +25,8 @@ struct long_poll {
     struct query_history q;
     struct bus_event **got; /* what the answer will carry */
     size_t ngot, cap;
+    /* and the gap or the reset it tells */
+    struct streamid_signal sig;
     bool waiting; /* counted in stats as open */
     bool counted; /* counted in app.polls */
 };
@@ -67,19 +69,22 @@ static void answer(struct long_poll *p)
     size_t bytes = 0;
 
     detach(p);
-    if (p->ngot == 0) {
+    if (p->ngot == 0 && p->sig.verdict == STREAMID_FINE) {
         stats[TRANSPORT_LONG_POLL].empty++;
         http_api_headers(req, "application/json");
         evhttp_send_reply(req, 204, "No Content", NULL);
     } else {
+        char members[API_SIGNAL_MEMBERS_MAX];
+
         streamid_format(&p->sub.last, last);
+        api_signal_members(&p->sig, members);
         evbuffer_add(out, "{\"events\":[", 11);
         for (size_t i = 0; i < p->ngot; i++) {
             if (i > 0)
                 evbuffer_add(out, ",", 1);
             bus_blob_add(p->got[i]->json, out);
         }
-        evbuffer_add_printf(out, "],\"last_id\":\"%s\"}\n", last);
+        evbuffer_add_printf(out, "],\"last_id\":\"%s\"%s}\n", last, members);
         bytes = evbuffer_get_length(out);
         stats[TRANSPORT_LONG_POLL].delivered += p->ngot;
         stats[TRANSPORT_LONG_POLL].bytes_out += bytes;
@@ -111,7 +116,19 @@ static void close_poll(struct subscriber *s)
     answer((struct long_poll *)s);
 }
 
-static const struct subscriber_ops ops = {deliver, close_poll, NULL, NULL};
+/* A gap or a reset is news: the poll answers with it at once (after the
+ * replay, when it comes with one). */
+static void signal_poll(struct subscriber *s, const struct streamid_signal *sig)
+{
+    struct long_poll *p = (struct long_poll *)s;
+
+    p->sig = *sig;
+    if (!s->resuming)
+        answer(p);
+}
+
+static const struct subscriber_ops ops = {
+    .deliver = deliver, .close = close_poll, .signal = signal_poll};
 
 static void timed_out(evutil_socket_t fd, short what, void *arg)
 {
@@ -140,7 +157,8 @@ static void resumed(struct subscriber *s, int status)
         http_defer(free_poll, p);
         return;
     }
-    if (p->ngot > 0 || tv.tv_sec == 0 || app.draining) {
+    if (p->ngot > 0 || p->sig.verdict != STREAMID_FINE || tv.tv_sec == 0 ||
+        app.draining) {
         answer(p);
         return;
     }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "bus.h"
 #include "config.h"
 #include "query.h"
 #include "presence.h"
@@ -16,9 +17,10 @@ struct short_poll {
     struct query_history q;
 };
 
-/* Answers {"events":[...],"last_id":...}: encodes each event once. */
+/* Answers {"events":[...],"last_id":...} and the signal's members:
+ * encodes each event once. */
 static void reply_events(struct request *r, const struct event *evs, size_t n,
-                         const char *since)
+                         const char *since, const struct streamid_signal *sig)
 {
     const char **jsons = xcalloc(n + 1, sizeof(*jsons));
     size_t *lens = xcalloc(n + 1, sizeof(*lens));
@@ -28,7 +30,7 @@ static void reply_events(struct request *r, const struct event *evs, size_t n,
 
     for (size_t i = 0; i < n; i++)
         jsons[i] = event_to_json(&evs[i], &lens[i]);
-    body = api_events_json(jsons, lens, n, last, &len);
+    body = api_events_json(jsons, lens, n, last, sig, &len);
     stats[r->kind].delivered += n;
     if (n == 0)
         stats[r->kind].empty++;
@@ -49,9 +51,40 @@ static void got_events(int status, struct event *evs, size_t n, void *arg)
         http_reply_error(r->req, r->kind, 503, "unavailable",
                          "the message store is unreachable; try again");
     else
-        reply_events(r, evs, n, p->q.has_since ? p->q.since_str : "0-0");
+        reply_events(r, evs, n, "0-0", NULL);
     http_request_free(r);
     free(p);
+}
+
+/* After `since`: with a gap or a reset told, "last_id" is where the
+ * client goes on from. */
+static void got_resume(int status, struct event *evs, size_t n,
+                       const struct streamid_log *log, void *arg)
+{
+    struct short_poll *p = arg;
+    struct streamid_signal sig;
+    char from[STREAMID_STRLEN];
+
+    if (status != 0) {
+        got_events(status, NULL, 0, p);
+        return;
+    }
+    streamid_judge(&p->q.since, log, &sig);
+    reply_events(p->r, evs, n, streamid_format(&sig.from, from), &sig);
+    http_request_free(p->r);
+    free(p);
+}
+
+/* A poll whose since is the newest message the bus has seen in the room is
+ * answered without Redis, as a long poll is: nothing stored after it has
+ * gone by unseen. The room is followed from now on for the next poll. */
+static bool up_to_date(const char *room, const struct streamid *since)
+{
+    struct streamid latest;
+    bool known = bus_room_latest(app.bus, room, &latest);
+
+    bus_room_follow(app.bus, room);
+    return known && streamid_cmp(since, &latest) == 0;
 }
 
 void short_poll_handle(struct request *r)
@@ -69,9 +102,15 @@ void short_poll_handle(struct request *r)
         return;
     }
     presence_touch(r->room, r->user);
+    if (p->q.has_since && up_to_date(r->room, &p->q.since)) {
+        reply_events(r, NULL, 0, p->q.since_str, NULL);
+        http_request_free(r);
+        free(p);
+        return;
+    }
     if (p->q.has_since)
-        rc = store_after(app.store, r->room, &p->q.since, p->q.limit,
-                         got_events, p);
+        rc = store_resume(app.store, r->room, &p->q.since, p->q.limit,
+                          got_resume, p);
     else
         rc = store_before(app.store, r->room,
                           p->q.has_before ? &p->q.before : NULL, p->q.limit,

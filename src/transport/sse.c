@@ -185,8 +185,29 @@ static void drop_sub(struct subscriber *sub)
     drop_stream((struct sse *)sub);
 }
 
-static const struct subscriber_ops ops = {deliver, close_stream, queued,
-                                          drop_sub};
+/* "event: truncated" or "event: reset" with the id where the stream goes
+ * on from, so that EventSource's next Last-Event-ID is that, not an id
+ * from the future. */
+static void signal_stream(struct subscriber *sub,
+                          const struct streamid_signal *sig)
+{
+    struct sse *s = (struct sse *)sub;
+    char from[STREAMID_STRLEN];
+    char *data = api_signal_json(sig, false, NULL);
+    char *block = xasprintf("id: %s\nevent: %s\ndata: %s\n\n",
+                            streamid_format(&sig->from, from),
+                            api_signal_type(sig), data);
+
+    send_bytes(s, block, strlen(block), NULL);
+    free(block);
+    free(data);
+}
+
+static const struct subscriber_ops ops = {.deliver = deliver,
+                                          .close = close_stream,
+                                          .queued = queued,
+                                          .drop = drop_sub,
+                                          .signal = signal_stream};
 
 static void gone(void *arg)
 {

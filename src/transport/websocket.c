@@ -665,7 +665,24 @@ static void drop_sub(struct subscriber *sub)
     drop_slow((struct ws *)sub);
 }
 
-static const struct subscriber_ops ops = {deliver, close_sub, queued, drop_sub};
+/* {"type":"truncated","first_id":...} or {"type":"reset","last_id":...},
+ * ahead of what follows it. */
+static void signal_sub(struct subscriber *sub,
+                       const struct streamid_signal *sig)
+{
+    struct ws *c = (struct ws *)sub;
+    size_t len;
+    char *json = api_signal_json(sig, true, &len);
+
+    send_text(c, json, len);
+    free(json);
+}
+
+static const struct subscriber_ops ops = {.deliver = deliver,
+                                          .close = close_sub,
+                                          .queued = queued,
+                                          .drop = drop_sub,
+                                          .signal = signal_sub};
 
 static void resumed(struct subscriber *sub, int status)
 {

@@ -180,14 +180,49 @@ int main(void)
         const char *evs[] = {"{\"a\":1}", "{\"b\":2}"};
         size_t lens[] = {7, 7};
 
-        json = api_events_json(evs, lens, 2, "5-1", &len);
+        struct streamid_signal gap = {STREAMID_TRUNCATED, {10, 0}, {0, 0}};
+        struct streamid_signal reset = {STREAMID_RESET, {20, 3}, {20, 3}};
+        struct streamid_signal fine = {STREAMID_FINE};
+
+        json = api_events_json(evs, lens, 2, "5-1", NULL, &len);
         is_str(json, "{\"events\":[{\"a\":1},{\"b\":2}],\"last_id\":\"5-1\"}",
                "events JSON joins");
         is_int(len, strlen(json), "  length");
         free(json);
-        json = api_events_json(NULL, NULL, 0, "0-0", &len);
+        json = api_events_json(NULL, NULL, 0, "0-0", &fine, &len);
         is_str(json, "{\"events\":[],\"last_id\":\"0-0\"}", "no events");
         free(json);
+        json = api_events_json(evs, lens, 1, "10-0", &gap, &len);
+        is_str(json,
+               "{\"events\":[{\"a\":1}],\"last_id\":\"10-0\","
+               "\"truncated\":true,\"first_id\":\"10-0\"}",
+               "events with a gap");
+        is_int(len, strlen(json), "  length");
+        free(json);
+        json = api_events_json(NULL, NULL, 0, "20-3", &reset, &len);
+        is_str(json, "{\"events\":[],\"last_id\":\"20-3\",\"reset\":true}",
+               "events with a reset");
+        free(json);
+
+        is_str(api_signal_type(&gap), "truncated", "signal type truncated");
+        is_str(api_signal_type(&reset), "reset", "signal type reset");
+        ok(api_signal_type(&fine) == NULL, "no type when fine");
+        json = api_signal_json(&gap, true, &len);
+        is_str(json, "{\"type\":\"truncated\",\"first_id\":\"10-0\"}",
+               "WebSocket truncated frame");
+        is_int(len, strlen(json), "  length");
+        free(json);
+        json = api_signal_json(&reset, true, &len);
+        is_str(json, "{\"type\":\"reset\",\"last_id\":\"20-3\"}",
+               "WebSocket reset frame");
+        free(json);
+        json = api_signal_json(&gap, false, NULL);
+        is_str(json, "{\"first_id\":\"10-0\"}", "SSE truncated data");
+        free(json);
+        json = api_signal_json(&reset, false, NULL);
+        is_str(json, "{\"last_id\":\"20-3\"}", "SSE reset data");
+        free(json);
+        ok(api_signal_json(&fine, true, NULL) == NULL, "no JSON when fine");
     }
     {
         const char *who[] = {"alice", "bob"};
@@ -200,11 +235,20 @@ int main(void)
         json = api_online_json(NULL, 0, &len);
         is_str(json, "{\"online\":[]}", "nobody online");
         free(json);
-        json = api_rooms_json(rooms, ts, 2, &len);
+        json = api_rooms_json(rooms, ts, 2, 2, &len);
         is_str(json,
                "{\"rooms\":[{\"name\":\"lobby\",\"last_ts\":1732230000000},"
-               "{\"name\":\"dev\",\"last_ts\":5}]}",
+               "{\"name\":\"dev\",\"last_ts\":5}],\"more\":false}",
                "rooms JSON");
+        free(json);
+        json = api_rooms_json(rooms, ts, 2, 1, &len);
+        is_str(json,
+               "{\"rooms\":[{\"name\":\"lobby\",\"last_ts\":1732230000000}],"
+               "\"more\":true,\"next\":\"1732230000000:lobby\"}",
+               "rooms JSON, a page of one of two: more, next");
+        free(json);
+        json = api_rooms_json(NULL, NULL, 0, 100, &len);
+        is_str(json, "{\"rooms\":[],\"more\":false}", "no rooms");
         free(json);
     }
     {

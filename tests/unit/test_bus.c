@@ -44,7 +44,19 @@ static void closed(struct subscriber *s)
 {
 }
 
-static const struct subscriber_ops ops = {deliver, closed, NULL, NULL};
+/* A signal is recorded as "truncated:ID" or "reset:ID". */
+static void signalled(struct subscriber *s, const struct streamid_signal *sig)
+{
+    struct probe *p = (struct probe *)s;
+    char id[STREAMID_STRLEN];
+
+    snprintf(p->got[p->n++], 64, "%s:%s",
+             sig->verdict == STREAMID_RESET ? "reset" : "truncated",
+             streamid_format(&sig->id, id));
+}
+
+static const struct subscriber_ops ops = {
+    .deliver = deliver, .close = closed, .signal = signalled};
 
 static void probe_init(struct probe *p, struct bus *b, const char *room)
 {
@@ -141,8 +153,10 @@ static void backlog_drop(struct subscriber *s)
     bus_unsubscribe(k->bus, s);
 }
 
-static const struct subscriber_ops backlog_ops = {backlog_deliver, closed,
-                                                  backlog_queued, backlog_drop};
+static const struct subscriber_ops backlog_ops = {.deliver = backlog_deliver,
+                                                  .close = closed,
+                                                  .queued = backlog_queued,
+                                                  .drop = backlog_drop};
 
 /* What the bus holds for a resuming subscriber counts with what is queued
  * to its client against the limit; past it the subscriber is dropped. */
@@ -283,6 +297,39 @@ int main(void)
            "until the next message");
     }
 
+    {
+        /* a gap fill judges the room's subscribers that are not resuming */
+        struct probe q1, q2, q3, q4;
+        struct streamid_log log = {true, 3, {20, 0}, {30, 0}, 7};
+
+        probe_init(&q1, b, "judged");
+        probe_init(&q2, b, "judged");
+        probe_init(&q3, b, "judged");
+        probe_init(&q4, b, "judged");
+        q1.sub.last = (struct streamid){25, 0};
+        q2.sub.last = (struct streamid){99, 0};
+        q3.sub.last = (struct streamid){5, 0};
+        q4.sub.last = (struct streamid){99, 0};
+        bus_subscribe(b, &q1.sub, false);
+        bus_subscribe(b, &q2.sub, false);
+        bus_subscribe(b, &q3.sub, false);
+        bus_subscribe(b, &q4.sub, true);
+        bus_room_judge(b, "judged", &log);
+        is_int(q1.n, 0, "judge: a subscriber with all it lacks held: nothing");
+        is_int(q2.n, 1, "judge: one with an id from the future");
+        is_str(q2.got[0], "reset:30-0", "  is reset to the newest");
+        ok(q2.sub.last.ms == 30, "  and goes on from it");
+        is_int(q3.n, 1, "judge: one older than the oldest held");
+        is_str(q3.got[0], "truncated:20-0", "  learns of the gap");
+        ok(q3.sub.last.ms == 5, "  and is replayed from its id");
+        is_int(q4.n, 0, "judge: a resuming one is left to its resume");
+        ok(q4.sub.last.ms == 99, "  untouched");
+        bus_unsubscribe(b, &q1.sub);
+        bus_unsubscribe(b, &q2.sub);
+        bus_unsubscribe(b, &q3.sub);
+        bus_unsubscribe(b, &q4.sub);
+    }
+
     bus_unsubscribe(b, &p2.sub);
     bus_unsubscribe(b, &p3.sub);
     bus_unsubscribe(b, &p3.sub);
@@ -296,6 +343,17 @@ int main(void)
         ok(bus_room_latest(b, "lobby", &latest), "and is kept while recent");
         bus_sweep(b, -1);
         ok(!bus_room_latest(b, "lobby", &latest), "until swept");
+
+        bus_room_follow(b, "polled");
+        is_int(bus_room_count(b), 0, "a followed room has no subscribers");
+        publish(b, "polled", "16-0");
+        ok(bus_room_latest(b, "polled", &latest) && latest.ms == 16,
+           "a room followed (short polls) knows its newest message");
+        bus_sweep(b, 60000);
+        bus_room_follow(b, "polled");
+        ok(bus_room_latest(b, "polled", &latest), "  following keeps it");
+        bus_sweep(b, -1);
+        ok(!bus_room_latest(b, "polled", &latest), "  until swept");
     }
     bus_free(b);
     test_typing();

@@ -101,5 +101,48 @@ int main(void)
     bad("timeout=-1", 60);
     bad("timeout=ten", 60);
     bad("timeout=5", 2);
+    bad("before=0-0", 60);
+    bad("before=0", 60);
+    is_int(query_parse_history("before=0-1", 60, &h, &err), 0,
+           "before=0-1 is a bound");
+
+    {
+        struct query_rooms q;
+
+        is_int(query_parse_rooms(NULL, &q, &err), 0, "rooms: no query");
+        is_int(q.limit, QUERY_ROOMS_DEFAULT, "  limit 100");
+        ok(!q.has_after, "  from the top");
+        is_int(query_parse_rooms("limit=1000&after=1732230000000:lo-b_y", &q,
+                                 &err),
+               0, "rooms: limit and after");
+        is_int(q.limit, 1000, "  limit 1000");
+        ok(q.has_after && q.after_ts == 1732230000000LL, "  after ts");
+        is_str(q.after_name, "lo-b_y", "  after name");
+        is_int(query_parse_rooms("after=5%3Alobby&limit=", &q, &err), 0,
+               "rooms: after percent-encoded, empty limit");
+        ok(q.after_ts == 5 && strcmp(q.after_name, "lobby") == 0, "  decoded");
+        {
+            const char *bads[] = {
+                "limit=0",
+                "limit=1001",
+                "limit=x",
+                "after=lobby",
+                "after=:lobby",
+                "after=12:",
+                "after=1-2:lobby",
+                "after=x1:lobby",
+                "after=1:Lobby",
+                "after=1:a/b",
+                "after=1234567890123456:lobby",
+            };
+            for (size_t i = 0; i < sizeof(bads) / sizeof(*bads); i++) {
+                memset(&err, 0, sizeof(err));
+                is_int(query_parse_rooms(bads[i], &q, &err), -1, "rooms: %s",
+                       bads[i]);
+                ok(err.status == 400 && strcmp(err.code, "bad_request") == 0,
+                   "  400 bad_request");
+            }
+        }
+    }
     return tap_done();
 }

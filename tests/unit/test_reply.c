@@ -34,6 +34,15 @@ static redisReply *arr(size_t n, ...)
     return r;
 }
 
+static redisReply *num(long long v)
+{
+    redisReply *r = calloc(1, sizeof(*r));
+
+    r->type = REDIS_REPLY_INTEGER;
+    r->integer = v;
+    return r;
+}
+
 /* Frees what str/arr built (strings are not owned). */
 static void drop(redisReply *r)
 {
@@ -118,5 +127,45 @@ int main(void)
     is_int(reply_events(NULL, "lobby", &evs, &n), -1, "NULL rejected");
     /* NULL is accepted like free(NULL); a crash here ends the plan short */
     event_free_array(NULL, 0);
+    {
+        struct streamid_log log;
+        redisReply err = {0}, *info;
+
+        err.type = REDIS_REPLY_ERROR;
+        err.str = "ERR no such key";
+        err.len = strlen(err.str);
+        is_int(reply_stream_log(&err, &log), 0, "XINFO: no such key");
+        ok(!log.exists, "  is no stream");
+        err.str = "WRONGTYPE Operation against a key";
+        err.len = strlen(err.str);
+        is_int(reply_stream_log(&err, &log), -1, "XINFO: another error fails");
+        is_int(reply_stream_log(NULL, &log), -1, "XINFO: no reply fails");
+
+        info = arr(10, str("length"), num(2), str("last-generated-id"),
+                   str("9-1"), str("entries-added"), num(5), str("first-entry"),
+                   entry("7-0", "a", "x", "1"), str("last-entry"),
+                   entry("9-1", "a", "y", "2"));
+        is_int(reply_stream_log(info, &log), 0, "XINFO STREAM reply");
+        ok(log.exists && log.length == 2 && log.removed == 3,
+           "  2 held, 3 gone");
+        ok(log.first.ms == 7 && log.last.ms == 9 && log.last.seq == 1,
+           "  first 7-0, last 9-1");
+        drop(info);
+        info = arr(6, str("length"), num(0), str("last-generated-id"),
+                   str("9-1"), str("first-entry"), &nil);
+        is_int(reply_stream_log(info, &log), 0, "XINFO of Redis 6, empty");
+        ok(log.removed == UINT64_MAX, "  removals unknown");
+        ok(streamid_is_zero(&log.first), "  no first entry");
+        info->element[5] = NULL;
+        drop(info);
+        info = arr(2, str("length"), num(0));
+        is_int(reply_stream_log(info, &log), -1,
+               "XINFO without last-generated-id fails");
+        drop(info);
+        info =
+            arr(4, str("length"), num(1), str("last-generated-id"), str("x"));
+        is_int(reply_stream_log(info, &log), -1, "XINFO with a bad id fails");
+        drop(info);
+    }
     return tap_done();
 }

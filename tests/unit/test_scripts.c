@@ -202,6 +202,29 @@ done:
     redisFree(sub);
 }
 
+/* Sends a resume's commands in one write, as the stores do, and returns
+ * EXEC's reply (the others are status replies). */
+static redisReply *resume_exec(redisContext *c, const char *room,
+                               const struct streamid *since)
+{
+    static const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+    struct keys_resume k;
+    redisReply *r = NULL;
+
+    keys_resume_init(&k, room, since, 10);
+    redisAppendCommandArgv(c, 1, multi, NULL);
+    redisAppendCommandArgv(c, 3, k.xinfo, NULL);
+    redisAppendCommandArgv(c, 6, k.xrange, NULL);
+    redisAppendCommandArgv(c, 1, exec, NULL);
+    for (int i = 0; i < 4; i++) {
+        freeReplyObject(r);
+        r = NULL;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK)
+            return NULL;
+    }
+    return r;
+}
+
 int main(void)
 {
     redisContext *c = NULL, *sub = NULL;
@@ -372,6 +395,107 @@ int main(void)
         freeReplyObject(r);
     }
     test_idempotent(c, port);
+
+    {
+        /* a resume's round trip on a real stream: trimmed, then emptied,
+         * then gone */
+        struct streamid_log log;
+        struct streamid_signal sig;
+        struct streamid since = {0, 0};
+        char key[KEYS_MAX];
+        int i;
+
+        keys_room_log(key, "trim");
+        for (i = 1; i <= 4; i++)
+            freeReplyObject(redisCommand(c, "XADD %s %d-0 from a text t%d ts 1",
+                                         key, i, i));
+        freeReplyObject(redisCommand(c, "XTRIM %s MINID 3", key));
+        r = resume_exec(c, "trim", &since);
+        is_int(reply_resume(r, "trim", &log, &evs, &n), 0,
+               "resume after 0-0 on a trimmed stream");
+        ok(log.exists && log.length == 2 && log.first.ms == 3 &&
+               log.last.ms == 4 && log.removed == 2,
+           "  XINFO: 2 held from 3-0 to 4-0, 2 removed");
+        is_int(n, 2, "  the replay: both held");
+        streamid_judge(&since, &log, &sig);
+        is_int(sig.verdict, STREAMID_TRUNCATED, "  a gap");
+        ok(sig.id.ms == 3, "  first_id 3-0");
+        event_free_array(evs, n);
+        freeReplyObject(r);
+        r = NULL;
+
+        since.ms = UINT64_MAX;
+        since.seq = UINT64_MAX;
+        r = resume_exec(c, "trim", &since);
+        is_int(reply_resume(r, "trim", &log, &evs, &n), 0,
+               "resume after the largest id: Redis takes it");
+        is_int(n, 0, "  nothing after it");
+        streamid_judge(&since, &log, &sig);
+        ok(sig.verdict == STREAMID_RESET && sig.id.ms == 4, "  reset to 4-0");
+        event_free_array(evs, n);
+        freeReplyObject(r);
+
+        freeReplyObject(redisCommand(c, "XTRIM %s MAXLEN 0", key));
+        since = (struct streamid){3, 0};
+        r = resume_exec(c, "trim", &since);
+        is_int(reply_resume(r, "trim", &log, &evs, &n), 0,
+               "resume on a stream trimmed to nothing");
+        ok(log.exists && log.length == 0 && streamid_is_zero(&log.first),
+           "  empty, no first entry");
+        streamid_judge(&since, &log, &sig);
+        ok(sig.verdict == STREAMID_TRUNCATED && sig.id.ms == 4 &&
+               sig.id.seq == 1 && sig.from.ms == 4,
+           "  a gap up to 4-0: first_id 4-1");
+        event_free_array(evs, n);
+        freeReplyObject(r);
+
+        freeReplyObject(redisCommand(c, "DEL %s", key));
+        r = resume_exec(c, "trim", &since);
+        is_int(reply_resume(r, "trim", &log, &evs, &n), 0,
+               "resume on no stream at all");
+        ok(!log.exists && n == 0, "  it does not exist");
+        event_free_array(evs, n);
+        evs = NULL;
+        n = 0;
+        freeReplyObject(r);
+        r = NULL;
+    }
+
+    {
+        /* the rooms script pages ct:rooms newest first, ties by name */
+        static const char *names[] = {"a", "b", "c", "d", "e"};
+        static const int scores[] = {10, 20, 20, 20, 5};
+        struct keys_rooms k;
+        char seen[64] = "", after[NAME_ROOM_MAX + 1] = "";
+        long long after_ts = 0;
+        int pages = 0;
+
+        freeReplyObject(redisCommand(c, "DEL %s", KEYS_ROOMS));
+        for (int i = 0; i < 5; i++)
+            freeReplyObject(redisCommand(c, "ZADD %s %d %s", KEYS_ROOMS,
+                                         scores[i], names[i]));
+        do {
+            keys_rooms_init(&k, 2, after_ts, after[0] ? after : NULL);
+            r = redisCommandArgv(c, KEYS_ROOMS_ARGC, k.argv, NULL);
+            if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+                ok(0, "rooms script: %s", r ? r->str : "no reply");
+                break;
+            }
+            for (size_t i = 0; i + 1 < r->elements; i += 2) {
+                strcat(seen, r->element[i]->str);
+                snprintf(after, sizeof(after), "%s", r->element[i]->str);
+                after_ts = strtoll(r->element[i + 1]->str, NULL, 10);
+            }
+            strcat(seen, "|");
+            pages++;
+            if (pages == 1) /* activity in a listed room moves it ahead */
+                freeReplyObject(redisCommand(c, "ZADD %s 30 d", KEYS_ROOMS));
+        } while (r->elements == 4 && pages < 10);
+        freeReplyObject(r);
+        r = NULL;
+        is_str(seen, "dc|ba|e|",
+               "rooms in pages of 2: ties in reverse name order, none twice");
+    }
 done:
     freeReplyObject(msg);
     redisFree(sub);
