@@ -19,6 +19,7 @@
 #include <wslay/wslay.h>
 
 #include "app.h"
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "presence.h"
@@ -60,6 +61,8 @@ struct ws_append {
     struct ws *c;
     TAILQ_ENTRY(ws_append) link;
     char key[API_KEY_MAX + 1]; /* the frame's idempotency key, or "" */
+    char *text;                /* until it is handed to the store */
+    size_t len;
 };
 
 struct ws {
@@ -79,6 +82,10 @@ struct ws {
     uint64_t frame_left;    /* of the client's frame being read,
                              * bytes not yet given to wslay */
     TAILQ_HEAD(, ws_append) appends;
+    /* what it authenticated with: every send asks again (store_auth
+     * answers from its cache for token_cache_ttl), so a user deleted
+     * while its socket is open cannot go on sending */
+    char token[AUTH_TOKEN_LEN + 1];
 };
 
 /* Common timeouts: every connection's timer sits in one of these queues,
@@ -458,7 +465,35 @@ static void append_done(int status, const struct reply_appended *ap, void *arg)
         }
         after_io(c);
     }
+    free(a->text);
     free(a);
+}
+
+/* The token is still its user's: the message goes to Redis. A token
+ * whose user was deleted (or registered anew) gets an error frame, and the
+ * socket closes 1008. */
+static void append_authed(int status, const char *user, void *arg)
+{
+    struct ws_append *a = arg;
+    struct ws *c = a->c;
+    struct api_error err;
+
+    app.inflight++;
+    if (c != NULL && status == 0 &&
+        (user == NULL || strcmp(user, c->sub.user) != 0)) {
+        app.inflight--;
+        TAILQ_REMOVE(&c->appends, a, link);
+        api_fail(&err, 401, API_UNAUTHORIZED,
+                 "the token is no longer valid; nothing was stored");
+        send_error_about(c, a->key, &err);
+        free(a->text);
+        free(a);
+        begin_close(c, WS_POLICY, "unauthorized");
+    } else if (c == NULL || status != 0 ||
+               store_append(app.store, c->sub.room, c->sub.user, a->text,
+                            a->len, a->key, append_done, a) != 0) {
+        append_done(API_FAULT_DOWN, NULL, a);
+    }
 }
 
 static void on_text(struct ws *c, const uint8_t *msg, size_t len)
@@ -483,11 +518,12 @@ static void on_text(struct ws *c, const uint8_t *msg, size_t len)
         a = xcalloc(1, sizeof(*a));
         a->c = c;
         strcpy(a->key, key);
+        a->text = text;
+        a->len = tlen;
+        text = NULL;
         TAILQ_INSERT_TAIL(&c->appends, a, link);
-        app.inflight++;
-        if (store_append(app.store, c->sub.room, c->sub.user, text, tlen, key,
-                         append_done, a) != 0)
-            append_done(API_FAULT_DOWN, NULL, a);
+        if (store_auth(app.store, c->token, append_authed, a) != 0)
+            append_authed(-1, NULL, a);
     } else if (type == EVENT_TYPING) {
         struct event ev;
         /* over rate_typing_per_sec the frame is dropped without an answer:
@@ -870,6 +906,16 @@ void ws_handle(struct request *r)
     c->sub.kind = TRANSPORT_WEBSOCKET;
     strcpy(c->sub.room, r->room);
     strcpy(c->sub.user, r->user);
+    {
+        char *token = auth_from_request(
+            evhttp_find_header(evhttp_request_get_input_headers(r->req),
+                               "Authorization"),
+            r->query);
+        /* http_authenticate found it there a moment ago */
+        if (token != NULL)
+            snprintf(c->token, sizeof(c->token), "%s", token);
+        free(token);
+    }
     TAILQ_INIT(&c->appends);
     if (wslay_event_context_server_init(&c->ctx, &callbacks, c) != 0) {
         log_error("ws: out of memory");

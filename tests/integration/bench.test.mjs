@@ -17,7 +17,7 @@ let daemon;
 
 before(async () => {
   redis = await startRedis();
-  daemon = await startDaemon({ redisUrl: redis.url, config: { ...RELAXED, longpolls_per_token: 100 } });
+  daemon = await startDaemon({ redisUrl: redis.url, config: { ...RELAXED, longpolls_per_token: 100, streams_per_token: 100 } });
 });
 
 after(cleanup);

@@ -433,6 +433,29 @@ test('a deleted user is refused on both daemons and the pool within token_cache_
   }
 });
 
+test('a WebSocket opened before its user was deleted cannot send after token_cache_ttl: an unauthorized error frame, close 1008, nothing stored', async () => {
+  const name = uniqueName('gonews');
+  const u = await register(a.url, name);
+  const room = uniqueRoom();
+  const c = await wsOpen(a, room, u);
+  let closed = null;
+  c.ws.on('close', (code) => { closed = code; });
+  try {
+    c.send({ type: 'message', text: 'while it exists' });
+    const ack = await c.until(() => c.of('ack')[0], 'the ack of a send before the delete');
+    await redis.cmd('DEL', `ct:user:${name}`);
+    await sleep(TOKEN_CACHE_TTL_MS + 500);
+    c.send({ type: 'message', text: 'after the delete' });
+    const err = await c.until(() => c.of('error')[0], 'the error frame of a send after the delete');
+    assert.equal(err.error, 'unauthorized', JSON.stringify(err));
+    await waitFor(() => closed !== null, { timeout: 5000 * SLOW, what: 'the close of the socket after the error frame' });
+    assert.equal(closed, 1008, 'closed as a policy violation');
+    assert.deepEqual((await stored(room)).map((e) => e.id), [ack.id], 'only the send before the delete is stored');
+  } finally {
+    c.close();
+  }
+});
+
 // ------------------------------------------------------------ writes refused
 
 test('/healthz and sends name out of memory and a read-only replica, on crosstalkd and the pool; 200 again when undone', async () => {
