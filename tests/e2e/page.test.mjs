@@ -116,7 +116,7 @@ function assertNoConsoleErrors(where) {
 before(async () => {
   fs.mkdirSync(OUT, { recursive: true });
   redis = await startRedis();
-  daemon = await startDaemon({ redisUrl: redis.url, config: RELAXED });
+  daemon = await startDaemon({ redisUrl: redis.url, config: { ...RELAXED, trusted_proxies: '127.0.0.1' } });
   if (BEHIND_NGINX) {
     fcgi = await startFcgi({ redisUrl: redis.url, config: RELAXED });
     nginx = await startNginx({ daemons: [daemon.port], fcgiSocket: fcgi.socket, wwwRoot: path.join(REPO, 'www') });
