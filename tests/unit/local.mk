@@ -51,3 +51,7 @@ check_PROGRAMS += tests/unit/test_redisurl
 TESTS += tests/unit/test_redisurl
 tests_unit_test_redisurl_SOURCES = tests/unit/test_redisurl.c tests/unit/tap.h
 tests_unit_test_redisurl_LDADD = $(COMMON_LIBS)
+check_PROGRAMS += tests/unit/test_strlist
+TESTS += tests/unit/test_strlist
+tests_unit_test_strlist_SOURCES = tests/unit/test_strlist.c tests/unit/tap.h
+tests_unit_test_strlist_LDADD = $(COMMON_LIBS)
