@@ -614,11 +614,6 @@ static void sweep_heads(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-size_t http_connections(void)
-{
-    return n_conns;
-}
-
 void http_clear_timeouts(struct bufferevent *bev)
 {
     static const struct timeval day = {86400, 0};

@@ -76,10 +76,6 @@ struct bufferevent;
  * no HTTP timeout governs. */
 void http_clear_timeouts(struct bufferevent *bev);
 
-/* Connections open now (accepted, not yet closed), as counted against
- * max_connections. */
-size_t http_connections(void);
-
 /* The client's address: the peer's, or, when the peer is one of
  * trusted_proxies (nginx), the X-Real-IP it set. Points into the request
  * or its connection. */
