@@ -1,4 +1,5 @@
-# data.mk - installed data: config example, nginx config, www, crontab
+# data.mk - installed data: config example, nginx config, www, crontab,
+# systemd units
 
 # The documented example configuration: $(sysconfdir)/crosstalk.conf.example.
 # Programs read $(sysconfdir)/crosstalk.conf; copying the example there is
@@ -24,19 +25,54 @@ nobase_dist_pkgdata_DATA += \
 	www/js/pane.js \
 	www/js/transports.js
 
+# Files that name installed paths are written from a template by make, with
+# the paths make has now (those configure chose, or make's command line):
+# @bindir@, @sysconfdir@, @pkgdatadir@ and @SPAWN_FCGI@ (from configure).
+# Like src/common/paths.h they are rewritten on every make but replaced only
+# when a path changed.
+ct_subst = sed -e 's|@bindir[@]|$(bindir)|g' \
+	-e 's|@sysconfdir[@]|$(sysconfdir)|g' \
+	-e 's|@pkgdatadir[@]|$(pkgdatadir)|g' \
+	-e 's|@SPAWN_FCGI[@]|$(SPAWN_FCGI)|g'
+# Replaces $@ with $@.tmp unless they are the same.
+ct_update = if cmp -s $@.tmp $@; then rm -f $@.tmp; \
+	else echo "  GEN      $@"; mv -f $@.tmp $@; fi
+ct_generated = scripts/crosstalk-backup.cron \
+	scripts/crosstalkd@.service \
+	scripts/crosstalk-fcgi.service
+$(ct_generated): FORCE
+	@$(MKDIR_P) scripts; \
+	$(ct_subst) <$(srcdir)/$@.in >$@.tmp && $(ct_update)
+DISTCLEANFILES += $(ct_generated)
+EXTRA_DIST += $(ct_generated:=.in)
+
 # The crontab entry of crosstalk-backup, ready to copy to /etc/cron.d (it is
 # not put there by make install: that would start backups every minute).
-dist_pkgdata_DATA = scripts/crosstalk-backup.cron
+nodist_pkgdata_DATA = scripts/crosstalk-backup.cron
+
+# The systemd units: crosstalkd@PORT (one daemon per port) and the FastCGI
+# pool under spawn-fcgi, with the sysusers.d entry of the user they (and
+# the cron entry) run as. $(systemdsystemunitdir): configure
+# --with-systemdsystemunitdir, default $(prefix)/lib/systemd/system.
+if HAVE_SYSTEMD_UNITS
+nodist_systemdsystemunit_DATA = scripts/crosstalkd@.service \
+	scripts/crosstalk-fcgi.service
+dist_sysusers_DATA = scripts/sysusers.d/crosstalk.conf
+else
+EXTRA_DIST += scripts/sysusers.d/crosstalk.conf
+endif
 
 # Starts the whole stack from the build tree (not installed).
 dist_noinst_SCRIPTS += scripts/demo
 
-# The installed copies name the installed paths: the www root in the nginx
-# server block, and the bin directory in the crontab's PATH.
+# The installed copies name the installed paths: the example configuration
+# its own directory and the www root, the nginx server block the www root.
 install-data-hook:
+	f='$(DESTDIR)$(sysconfdir)/crosstalk.conf.example'; \
+	sed -e 's|/usr/local/etc/|$(sysconfdir)/|g' \
+		-e 's|/usr/local/share/crosstalk/|$(pkgdatadir)/|g' \
+		-e 's|^# with the default prefix)|# as installed)|' \
+		"$$f" > "$$f.tmp" && mv "$$f.tmp" "$$f"
 	f='$(DESTDIR)$(pkgdatadir)/nginx/crosstalk.conf'; \
 	sed -e 's|^\(    root \)/usr/share/crosstalk/www;|\1$(pkgdatadir)/www;|' \
-		"$$f" > "$$f.tmp" && mv "$$f.tmp" "$$f"
-	f='$(DESTDIR)$(pkgdatadir)/crosstalk-backup.cron'; \
-	sed -e 's|^PATH=/usr/local/bin:|PATH=$(bindir):|' \
 		"$$f" > "$$f.tmp" && mv "$$f.tmp" "$$f"

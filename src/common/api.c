@@ -2,6 +2,7 @@
  * by crosstalkd and crosstalk-fcgi */
 #include <json-c/json.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -93,6 +94,43 @@ done:
     return rc;
 }
 
+/* True when the code point shows nothing: Unicode's White_Space, and the
+ * zero-width characters (U+180E, U+200B, U+2060, U+FEFF) that render as
+ * nothing either. */
+static bool invisible(uint32_t cp)
+{
+    return (cp >= 0x09 && cp <= 0x0d) || cp == 0x20 || cp == 0x85 ||
+           cp == 0xa0 || cp == 0x1680 || cp == 0x180e ||
+           (cp >= 0x2000 && cp <= 0x200b) || cp == 0x2028 || cp == 0x2029 ||
+           cp == 0x202f || cp == 0x205f || cp == 0x2060 || cp == 0x3000 ||
+           cp == 0xfeff;
+}
+
+/* True when valid UTF-8 text s holds nothing a reader would see. */
+static bool blank(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+
+    while (p < end) {
+        uint32_t cp;
+        if (*p < 0x80) {
+            cp = *p++;
+        } else if (*p < 0xe0) {
+            cp = (uint32_t)(p[0] & 0x1f) << 6 | (p[1] & 0x3f);
+            p += 2;
+        } else if (*p < 0xf0) {
+            cp = (uint32_t)(p[0] & 0x0f) << 12 | (uint32_t)(p[1] & 0x3f) << 6 |
+                 (p[2] & 0x3f);
+            p += 3;
+        } else {
+            return false; /* no invisible character lies above U+FFFF */
+        }
+        if (!invisible(cp))
+            return false;
+    }
+    return true;
+}
+
 /* Checks and copies the "text" member of o. */
 static int take_text(json_object *o, size_t max_bytes, char **text,
                      size_t *text_len, struct api_error *err)
@@ -116,6 +154,9 @@ static int take_text(json_object *o, size_t max_bytes, char **text,
     if (memchr(s, '\0', n) != NULL)
         return api_fail(err, 400, API_BAD_UTF8,
                         "the text contains a NUL character");
+    if (blank(s, n))
+        return api_fail(err, 400, API_EMPTY_TEXT,
+                        "the text is only white space");
     *text = xmalloc(n + 1);
     memcpy(*text, s, n);
     (*text)[n] = '\0';
@@ -138,8 +179,54 @@ int api_parse_message(const char *body, size_t len, size_t max_bytes,
     return rc;
 }
 
-int api_parse_client_frame(const char *body, size_t len, size_t max_bytes,
-                           char **text, size_t *text_len, struct api_error *err)
+int api_parse_key(const char *s, size_t len, char key[API_KEY_MAX + 1],
+                  struct api_error *err)
+{
+    size_t i;
+
+    key[0] = '\0';
+    if (s == NULL)
+        return 0;
+    if (len >= 2 && s[0] == '"' && s[len - 1] == '"') {
+        s++;
+        len -= 2;
+    }
+    if (len == 0 || len > API_KEY_MAX)
+        goto bad;
+    for (i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+              (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
+            goto bad;
+    }
+    memcpy(key, s, len);
+    key[len] = '\0';
+    return 0;
+bad:
+    return api_fail(err, 400, API_BAD_REQUEST,
+                    "an idempotency key is 1 to %d of A-Z a-z 0-9 _ -",
+                    API_KEY_MAX);
+}
+
+/* The optional "key" member of a message frame. */
+static int take_key(json_object *o, char key[API_KEY_MAX + 1],
+                    struct api_error *err)
+{
+    json_object *v;
+
+    key[0] = '\0';
+    if (!json_object_object_get_ex(o, "key", &v))
+        return 0;
+    if (!json_object_is_type(v, json_type_string))
+        return api_fail(err, 400, API_BAD_REQUEST, "\"key\" must be a string");
+    return api_parse_key(json_object_get_string(v),
+                         (size_t)json_object_get_string_len(v), key, err);
+}
+
+int api_parse_client_frame_key(const char *body, size_t len, size_t max_bytes,
+                               char **text, size_t *text_len,
+                               char key[API_KEY_MAX + 1], struct api_error *err)
 {
     json_object *o, *v;
     const char *type;
@@ -147,6 +234,7 @@ int api_parse_client_frame(const char *body, size_t len, size_t max_bytes,
 
     *text = NULL;
     *text_len = 0;
+    key[0] = '\0';
     if ((o = parse_object(body, len, err)) == NULL)
         return -1;
     if ((v = get_string(o, "type", err)) == NULL)
@@ -156,7 +244,8 @@ int api_parse_client_frame(const char *body, size_t len, size_t max_bytes,
     if (strlen(type) != (size_t)json_object_get_string_len(v))
         type = "";
     if (strcmp(type, "message") == 0) {
-        if (take_text(o, max_bytes, text, text_len, err) == 0)
+        if (take_key(o, key, err) == 0 &&
+            take_text(o, max_bytes, text, text_len, err) == 0)
             rc = EVENT_MESSAGE;
     } else if (strcmp(type, "typing") == 0) {
         rc = EVENT_TYPING;
@@ -167,6 +256,53 @@ int api_parse_client_frame(const char *body, size_t len, size_t max_bytes,
 done:
     json_object_put(o);
     return rc;
+}
+
+int api_parse_client_frame(const char *body, size_t len, size_t max_bytes,
+                           char **text, size_t *text_len, struct api_error *err)
+{
+    char key[API_KEY_MAX + 1];
+
+    return api_parse_client_frame_key(body, len, max_bytes, text, text_len, key,
+                                      err);
+}
+
+enum api_fault api_fault_of(const char *redis_error)
+{
+    /* Redis 7 keeps the error code when a script's call fails */
+    if (strncmp(redis_error, "OOM ", 4) == 0)
+        return API_FAULT_OOM;
+    if (strncmp(redis_error, "READONLY ", 9) == 0)
+        return API_FAULT_READONLY;
+    return API_FAULT_ERROR;
+}
+
+int api_unavailable(struct api_error *err, enum api_fault fault,
+                    enum api_doing doing)
+{
+    static const char *const cause[] = {
+        [API_FAULT_NONE] = "the message store failed",
+        [API_FAULT_DOWN] = "the message store is unreachable",
+        [API_FAULT_UNKNOWN] = "the message store did not answer in time or "
+                              "the connection to it was lost",
+        [API_FAULT_OOM] = "Redis is out of memory (maxmemory reached) and "
+                          "refuses writes",
+        [API_FAULT_READONLY] = "Redis is a read-only replica and refuses "
+                               "writes",
+        [API_FAULT_ERROR] = "Redis answered an error",
+    };
+    const char *why = fault <= API_FAULT_ERROR ? cause[fault] : cause[0];
+
+    if (doing == API_DOING_HEALTH)
+        return api_fail(err, 503, API_UNAVAILABLE, "%s", why);
+    if (fault != API_FAULT_UNKNOWN)
+        return api_fail(err, 503, API_UNAVAILABLE, "%s; nothing was stored",
+                        why);
+    return api_fail(err, 503, API_UNAVAILABLE,
+                    "%s after the message was sent: the outcome is unknown; "
+                    "retry with the same %s",
+                    why,
+                    doing == API_DOING_SEND ? "Idempotency-Key" : "\"key\"");
 }
 
 char *api_register_json(const char *name, const char *token, size_t *len)

@@ -22,7 +22,11 @@
 #define API_NAME_TAKEN "name_taken"                 /* 409 */
 #define API_TOO_LARGE "too_large"                   /* 413 */
 #define API_RATE_LIMITED "rate_limited"             /* 429 */
+#define API_TOO_MANY_STREAMS "too_many_streams"     /* 429 */
 #define API_UNAVAILABLE "unavailable"               /* 503 */
+
+/* The longest idempotency key (Idempotency-Key, a WebSocket "key"). */
+#define API_KEY_MAX 64
 
 /* An error answer: HTTP status, a stable code, and a human message. */
 struct api_error {
@@ -54,10 +58,48 @@ int api_parse_message(const char *body, size_t len, size_t max_bytes,
 
 /* A WebSocket client frame: {"type":"message","text":...} or
  * {"type":"typing"}. Returns EVENT_MESSAGE (with *text set as above),
- * EVENT_TYPING, or -1 with err set. */
+ * EVENT_TYPING, or -1 with err set. A message's optional "key" must be an
+ * idempotency key (api_parse_key), else 400 bad_request. */
 int api_parse_client_frame(const char *body, size_t len, size_t max_bytes,
                            char **text, size_t *text_len,
                            struct api_error *err);
+/* The same, copying the message's "key" into `key` ("" when it has none). */
+int api_parse_client_frame_key(const char *body, size_t len, size_t max_bytes,
+                               char **text, size_t *text_len,
+                               char key[API_KEY_MAX + 1],
+                               struct api_error *err);
+
+/* An idempotency key: 1 to API_KEY_MAX of A-Z a-z 0-9 _ -. The header
+ * Idempotency-Key may also carry it as a quoted string ("abc", the IETF
+ * draft's form). `s` NULL means none: 0 with key "". Otherwise returns 0
+ * with the key copied, or -1 with a 400 bad_request in err. */
+int api_parse_key(const char *s, size_t len, char key[API_KEY_MAX + 1],
+                  struct api_error *err);
+
+/* Why a call to Redis did not succeed. */
+enum api_fault {
+    API_FAULT_NONE = 0,
+    API_FAULT_DOWN,     /* not sent: Redis unreachable; nothing was done */
+    API_FAULT_UNKNOWN,  /* sent, then no answer (connection lost or timed
+                         * out): whether it ran is unknown */
+    API_FAULT_OOM,      /* refused: Redis is out of memory (maxmemory) */
+    API_FAULT_READONLY, /* refused: Redis is a read-only replica */
+    API_FAULT_ERROR     /* refused with another error */
+};
+/* The fault a Redis error reply's text names (OOM, READONLY, else ERROR). */
+enum api_fault api_fault_of(const char *redis_error);
+
+/* What the caller was doing when the fault struck, for the message. */
+enum api_doing {
+    API_DOING_SEND,    /* POST .../messages (retry with Idempotency-Key) */
+    API_DOING_WS_SEND, /* a WebSocket message frame (retry with "key") */
+    API_DOING_HEALTH   /* /healthz: can Redis take writes? */
+};
+/* Fills err with the 503 unavailable answer for `fault`: the cause, and
+ * whether anything was stored ("nothing was stored" only when certain).
+ * Returns -1. */
+int api_unavailable(struct api_error *err, enum api_fault fault,
+                    enum api_doing doing);
 
 /* {"name":...,"token":...} */
 char *api_register_json(const char *name, const char *token, size_t *len);

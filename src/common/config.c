@@ -11,14 +11,8 @@
 #include <string.h>
 
 #include "config.h"
+#include "paths.h"
 #include "xmalloc.h"
-
-#ifndef SYSCONFDIR
-#define SYSCONFDIR "/etc"
-#endif
-#ifndef WWWDIR
-#define WWWDIR "/usr/share/crosstalk/www"
-#endif
 
 #define CONFIG_ENV_PREFIX "CROSSTALK_"
 #define CONFIG_FILE_MAX (1 << 20)

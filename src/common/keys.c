@@ -1,33 +1,88 @@
 /* keys.c - Redis key names and the Lua scripts every writer runs */
 #include <openssl/evp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "keys.h"
+#include "names.h"
+
+#define KEYS_STR_(x) #x
+#define KEYS_STR(x) KEYS_STR_(x)
 
 /*
  * The one write path of DESIGN.md. ts comes from the server's clock so
  * every writer agrees; it is formatted with %d because a Lua number would
  * otherwise go to XADD as "1.7e+12". cjson escapes '/' as "\/", which any
  * JSON reader (event_from_json included) takes as '/'.
+ *
+ * The idempotency key is read and written inside the script, so two
+ * retries racing on two processes still store one message. A repeat is
+ * answered by reads alone, which Redis runs even when it refuses writes
+ * (out of memory, read-only replica).
  */
 static const char append_body[] =
+    "if KEYS[3] then\n"
+    "  local prev = redis.call('GET', KEYS[3])\n"
+    "  if prev then\n"
+    "    local e = redis.call('XRANGE', KEYS[1], prev, prev)\n"
+    "    local ts, text = string.match(prev, '^%d+'), ARGV[3]\n"
+    "    if e[1] then\n"
+    "      local f = e[1][2]\n"
+    "      for i = 1, #f, 2 do\n"
+    "        if f[i] == 'ts' then ts = f[i + 1] end\n"
+    "        if f[i] == 'text' then text = f[i + 1] end\n"
+    "      end\n"
+    "    end\n"
+    "    return {prev, ts, text}\n"
+    "  end\n"
+    "end\n"
     "local t = redis.call('TIME')\n"
     "local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "local tss = string.format('%d', ts)\n"
     "local id = redis.call('XADD', KEYS[1], '*', 'from', ARGV[2], "
     "'text', ARGV[3], 'ts', tss)\n"
     "redis.call('ZADD', KEYS[2], tss, ARGV[1])\n"
-    "redis.call('PUBLISH', ARGV[4], cjson.encode({id = id, room = ARGV[1], "
-    "type = 'message', from = ARGV[2], text = ARGV[3], ts = ts}))\n"
-    "return {id, tss}\n";
+    "if KEYS[3] then\n"
+    "  redis.call('SET', KEYS[3], id, 'EX', " KEYS_STR(
+        KEYS_IDEM_TTL) ")\n"
+                       "end\n"
+                       "redis.call('PUBLISH', ARGV[4], cjson.encode({id = id, "
+                       "room = ARGV[1], "
+                       "type = 'message', from = ARGV[2], text = ARGV[3], ts = "
+                       "ts}))\n"
+                       "return {id, tss}\n";
 
-/* Creating the user and its token lookup together, or neither: a taken
- * name writes nothing. */
+/*
+ * Creating the user and its token lookup together, or neither: a taken
+ * name writes nothing. Users are keyed by their name in lower case, so
+ * "ALICE1" finds "alice1". Users registered before that are keyed by their
+ * name as given; the first registration on a database moves each of them
+ * to its lower-case key (RENAME, and `name` keeps the spelling), once,
+ * marked by ct:users:folded. Where two old users differ only in case, the
+ * first found takes the lower-case key and the other keeps its own: both
+ * go on working by token, and neither name can be registered again.
+ */
 static const char register_body[] =
+    "if redis.call('EXISTS', 'ct:users:folded') == 0 then\n"
+    "  local cursor = '0'\n"
+    "  repeat\n"
+    "    local r = redis.call('SCAN', cursor, 'MATCH', 'ct:user:*', "
+    "'COUNT', 1000, 'TYPE', 'hash')\n"
+    "    cursor = r[1]\n"
+    "    for _, k in ipairs(r[2]) do\n"
+    "      local low = string.lower(k)\n"
+    "      if low == k or redis.call('EXISTS', low) == 0 then\n"
+    "        if low ~= k then redis.call('RENAME', k, low) end\n"
+    "        redis.call('HSETNX', low, 'name', string.sub(k, 9))\n"
+    "      end\n"
+    "    end\n"
+    "  until cursor == '0'\n"
+    "  redis.call('SET', 'ct:users:folded', '1')\n"
+    "end\n"
     "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
     "redis.call('HSET', KEYS[1], 'token_sha256', ARGV[1], "
-    "'created', ARGV[2])\n"
+    "'created', ARGV[2], 'name', ARGV[3])\n"
     "redis.call('SET', KEYS[2], ARGV[3])\n"
     "return 1\n";
 
@@ -48,7 +103,10 @@ char *keys_room_log(char *buf, const char *room)
 
 char *keys_user(char *buf, const char *name)
 {
-    return key(buf, "ct:user:", name, "");
+    char folded[NAME_USER_MAX + 1];
+
+    names_user_fold(name, folded);
+    return key(buf, "ct:user:", folded, "");
 }
 
 char *keys_token(char *buf, const char *hash)
@@ -69,6 +127,12 @@ char *keys_bus(char *buf, const char *room)
 char *keys_backup(char *buf, const char *room)
 {
     return key(buf, "ct:backup:", room, "");
+}
+
+char *keys_idem(char *buf, const char *room, const char *user, const char *key)
+{
+    snprintf(buf, KEYS_IDEM_MAX, "ct:idem:%s:%s:%s", room, user, key);
+    return buf;
 }
 
 static void script_sha(struct keys_script *s)
@@ -98,22 +162,26 @@ void keys_init(void)
 
 int keys_append_argv(const char **argv, size_t *lens, char *bufs, int evalsha,
                      const char *room, const char *from, const char *text,
-                     size_t text_len)
+                     size_t text_len, const char *key)
 {
-    int n = 0, i;
+    bool idem = key != NULL && key[0] != '\0';
+    int n = 0, itext, i;
 
     if (evalsha && keys_append_script.sha[0] == '\0')
         keys_init();
     argv[n++] = evalsha ? "EVALSHA" : "EVAL";
     argv[n++] = evalsha ? keys_append_script.sha : keys_append_script.body;
-    argv[n++] = "2";
+    argv[n++] = idem ? "3" : "2";
     argv[n++] = keys_room_log(bufs, room);
     argv[n++] = KEYS_ROOMS;
+    if (idem)
+        argv[n++] = keys_idem(bufs + 2 * KEYS_MAX, room, from, key);
     argv[n++] = room;
     argv[n++] = from;
+    itext = n;
     argv[n++] = text;
     argv[n++] = keys_bus(bufs + KEYS_MAX, room);
     for (i = 0; i < n; i++)
-        lens[i] = i == 7 ? text_len : strlen(argv[i]); /* text: any bytes */
+        lens[i] = i == itext ? text_len : strlen(argv[i]); /* text: any bytes */
     return n;
 }

@@ -9,15 +9,25 @@
 
 /* Each writes the key into buf (KEYS_MAX bytes) and returns buf. */
 char *keys_room_log(char *buf, const char *room); /* ct:room:{room}:log */
-char *keys_user(char *buf, const char *name);     /* ct:user:{name} */
+/* ct:user:{name in lower case}: one user per name whatever its case */
+char *keys_user(char *buf, const char *name);
+
 char *keys_token(char *buf, const char *hash);    /* ct:token:{sha256} */
 char *keys_presence(char *buf, const char *room); /* ct:presence:{room} */
 char *keys_bus(char *buf, const char *room);      /* ct:bus:{room} */
 char *keys_backup(char *buf, const char *room);   /* ct:backup:{room} */
+/* ct:idem:{room}:{user}:{key}, which no ':' in a name makes unambiguous;
+ * buf holds KEYS_IDEM_MAX bytes. */
+#define KEYS_IDEM_MAX 192
+char *keys_idem(char *buf, const char *room, const char *user, const char *key);
 #define KEYS_ROOMS "ct:rooms"
 #define KEYS_BUS_PATTERN "ct:bus:*"
 #define KEYS_BUS_PREFIX "ct:bus:"
 #define KEYS_BACKUP_LOCK "ct:backup:lock"
+/* What /healthz writes (SET PX) to learn whether Redis takes writes. */
+#define KEYS_HEALTH "ct:health"
+/* How long a send's idempotency key is remembered, in seconds. */
+#define KEYS_IDEM_TTL 86400
 
 /* A Lua script and its SHA-1 (hex), run with EVALSHA and, on NOSCRIPT,
  * with EVAL. */
@@ -27,26 +37,36 @@ struct keys_script {
     char sha[41];
 };
 
-/* The append script: KEYS = {room log, ct:rooms}, ARGV = {room, from, text,
- * bus channel}. XADDs the message with its ts, bumps ct:rooms, PUBLISHes the
- * event JSON with its new id, all atomically; returns {id, ts}. */
+/* The append script: KEYS = {room log, ct:rooms[, idempotency key]}, ARGV =
+ * {room, from, text, bus channel}. XADDs the message with its ts, bumps
+ * ct:rooms, PUBLISHes the event JSON with its new id, all atomically, and
+ * returns {id, ts}. With the third key it first looks the key up: when it
+ * holds an id (the same user sent the same key within KEYS_IDEM_TTL), it
+ * writes and publishes nothing and returns {id, ts, text} of that first
+ * message (ts from the id and the text of this call when the stream no
+ * longer holds it); otherwise it stores the new id there after the XADD. */
 extern struct keys_script keys_append_script;
-/* The register script: KEYS = {ct:user:{name}, ct:token:{hash}}, ARGV =
- * {hash, created ms, name}. Returns 1 when created, 0 when the name is
- * taken (and then writes nothing). */
+/* The register script: KEYS = {ct:user:{name in lower case},
+ * ct:token:{hash}}, ARGV = {hash, created ms, name}. Returns 1 when
+ * created (the hash keeps the name as given in its field `name`), 0 when
+ * the name is taken in any case (and then writes nothing). The first run
+ * on a database also moves users registered before names were folded to
+ * their lower-case key (see register_body). */
 extern struct keys_script keys_register_script;
 
 /* Computes the scripts' SHA-1s; call once at start-up. */
 void keys_init(void);
 
-/* Argument vectors for the append script: fills argv/lens
- * (KEYS_APPEND_ARGC = 9 entries: EVALSHA sha 2 log ct:rooms room from text
- * channel) and returns the count. `bufs` must hold 2 * KEYS_MAX bytes and
- * outlive use; argv[7] is `text` itself, lens[7] is text_len. `evalsha`
+/* Argument vectors for the append script: fills argv/lens (at most
+ * KEYS_APPEND_ARGC entries: EVALSHA sha numkeys log ct:rooms [idem] room
+ * from text channel) and returns the count. `key` is the idempotency key,
+ * NULL or "" for none. `bufs` must hold KEYS_APPEND_BUFS bytes and outlive
+ * use; the text entry is `text` itself, with length text_len. `evalsha`
  * picks EVALSHA+sha or EVAL+body. */
-#define KEYS_APPEND_ARGC 9
+#define KEYS_APPEND_ARGC 10
+#define KEYS_APPEND_BUFS (2 * KEYS_MAX + KEYS_IDEM_MAX)
 int keys_append_argv(const char **argv, size_t *lens, char *bufs, int evalsha,
                      const char *room, const char *from, const char *text,
-                     size_t text_len);
+                     size_t text_len, const char *key);
 
 #endif

@@ -15,6 +15,7 @@ libcrosstalk_a_SOURCES = \
 	src/common/reply.c src/common/reply.h \
 	src/common/query.c src/common/query.h \
 	src/common/ratelimit.c src/common/ratelimit.h \
+	src/common/tally.c src/common/tally.h \
 	src/common/redisurl.c src/common/redisurl.h \
 	src/common/strlist.c src/common/strlist.h
 # What a program linking libcrosstalk.a needs besides.

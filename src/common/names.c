@@ -25,6 +25,16 @@ bool names_user_valid(const char *s, size_t len)
     return true;
 }
 
+void names_user_fold(const char *name, char out[NAME_USER_MAX + 1])
+{
+    size_t i;
+
+    for (i = 0; i < NAME_USER_MAX && name[i] != '\0'; i++)
+        out[i] =
+            name[i] >= 'A' && name[i] <= 'Z' ? name[i] - 'A' + 'a' : name[i];
+    out[i] = '\0';
+}
+
 bool names_room_valid(const char *s, size_t len)
 {
     size_t i;

@@ -102,3 +102,35 @@ int reply_first_id(const struct redisReply *r, char *buf)
     streamid_format(&sid, buf);
     return 0;
 }
+
+int reply_appended(const redisReply *r, struct reply_appended *a)
+{
+    struct streamid sid;
+
+    memset(a, 0, sizeof(*a));
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY ||
+        (r->elements != 2 && r->elements != 3) || !is_string(r->element[0]) ||
+        !is_string(r->element[1]) ||
+        streamid_parse(r->element[0]->str, r->element[0]->len, &sid) != 0 ||
+        parse_ts(r->element[1]->str, r->element[1]->len, &a->ts) != 0 ||
+        (r->elements == 3 && !is_string(r->element[2]))) {
+        log_warn("redis: the append script answered no {id, ts[, text]}");
+        return -1;
+    }
+    streamid_format(&sid, a->id);
+    if (r->elements == 3) {
+        a->repeat = true;
+        a->text = r->element[2]->str;
+        a->text_len = r->element[2]->len;
+    }
+    return 0;
+}
+
+enum api_fault reply_fault(const redisReply *r)
+{
+    if (r == NULL)
+        return API_FAULT_UNKNOWN;
+    if (r->type == REDIS_REPLY_ERROR)
+        return api_fault_of(r->str);
+    return API_FAULT_NONE;
+}

@@ -3,9 +3,13 @@
 #ifndef CT_REPLY_H
 #define CT_REPLY_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include "api.h"
 #include "event.h"
+#include "streamid.h"
 
 struct redisReply;
 
@@ -20,5 +24,22 @@ int reply_events(const struct redisReply *r, const char *room,
  * (STREAMID_STRLEN bytes) and returns 0; returns -1 with buf "" when the
  * reply is empty or not an array. */
 int reply_first_id(const struct redisReply *r, char *buf);
+
+/* What the append script (keys.h) answered. */
+struct reply_appended {
+    char id[STREAMID_STRLEN];
+    int64_t ts;
+    bool repeat;      /* the idempotency key was known: the first message */
+    const char *text; /* repeat: its text, pointing into the reply */
+    size_t text_len;
+};
+/* Reads an append script reply into *a. Returns 0, or -1 when the reply
+ * is not what the script returns (logged). */
+int reply_appended(const struct redisReply *r, struct reply_appended *a);
+
+/* API_FAULT_NONE for an answer, API_FAULT_UNKNOWN for none (NULL: the
+ * connection was lost or timed out after the command was sent), or the
+ * fault an error reply names. */
+enum api_fault reply_fault(const struct redisReply *r);
 
 #endif

@@ -10,6 +10,7 @@ struct config;
 struct bus;
 struct store;
 struct ratelimit;
+struct tally;
 
 struct app {
     struct event_base *base;
@@ -21,6 +22,9 @@ struct app {
     unsigned inflight; /* writes to Redis not yet answered */
     struct ratelimit *register_limit; /* per client address */
     struct ratelimit *send_limit;     /* per user, every transport */
+    struct ratelimit *typing_limit;   /* per user, REST and WebSocket */
+    struct tally *streams;            /* SSE + WebSocket, per user */
+    struct tally *polls;              /* long polls, per user */
 };
 
 extern struct app app;

@@ -2,6 +2,7 @@
 #include "bus.h"
 
 #include <search.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,13 @@ struct bus_pending {
 
 TAILQ_HEAD(subscriber_list, subscriber);
 
+/* A user who typed in a room lately: typing events of one user closer
+ * together than BUS_TYPING_GAP_MS are not fanned out (see bus.h). */
+struct typist {
+    char user[NAME_USER_MAX + 1];
+    int64_t at_ms; /* when its last typing event went out */
+};
+
 struct bus_room {
     char name[NAME_ROOM_MAX + 1];
     struct subscriber_list subs;
@@ -30,9 +38,12 @@ struct bus_room {
     struct streamid latest;
     bool latest_known;
     int64_t empty_since_ms;
+    void *typists; /* tsearch of struct typist, by user */
+    size_t ntypists;
 };
 
 struct bus {
+    size_t limit;   /* bytes queued or held per subscriber; 0: none */
     void *rooms;    /* tsearch tree of struct bus_room, by name */
     size_t nrooms;  /* in the tree */
     size_t nactive; /* with subscribers */
@@ -162,9 +173,12 @@ static struct bus_room *room_find(struct bus *b, const char *name)
     return node ? *(struct bus_room **)node : NULL;
 }
 
-struct bus *bus_new(void)
+struct bus *bus_new(size_t buffer_limit)
 {
-    return xcalloc(1, sizeof(struct bus));
+    struct bus *b = xcalloc(1, sizeof(struct bus));
+
+    b->limit = buffer_limit;
+    return b;
 }
 
 static void room_free(void *p)
@@ -172,6 +186,7 @@ static void room_free(void *p)
     struct bus_room *r = p;
 
     pending_clear(&r->held);
+    tdestroy(r->typists, free);
     free(r);
 }
 
@@ -203,6 +218,7 @@ void bus_subscribe(struct bus *b, struct subscriber *s, bool resuming)
     if (r->nsubs == 0)
         b->nactive++;
     TAILQ_INIT(&s->held);
+    s->held_bytes = 0;
     s->resuming = resuming;
     s->br = r;
     TAILQ_INSERT_TAIL(&r->subs, s, link);
@@ -218,6 +234,7 @@ void bus_unsubscribe(struct bus *b, struct subscriber *s)
     TAILQ_REMOVE(&r->subs, s, link);
     s->br = NULL;
     pending_clear(&s->held);
+    s->held_bytes = 0;
     s->resuming = false;
     if (--r->nsubs == 0) {
         b->nactive--;
@@ -242,12 +259,29 @@ void bus_resume_done(struct subscriber *s)
     s->resuming = false;
     /* deliver may unsubscribe s, which empties the list */
     while (s->br != NULL && (e = pending_pop(&s->held)) != NULL) {
+        s->held_bytes -= e->json->len;
         bus_deliver_one(s, e);
         bus_event_unref(e);
     }
 }
 
-static void room_deliver(struct bus_room *r, struct bus_event *e)
+/* Holds a live event for a resuming subscriber; one that lets more than
+ * the limit pile up (held here and queued to its client) is dropped: it
+ * resumes later by id, and nothing stored is lost to it. */
+static void hold(struct bus *b, struct subscriber *s, struct bus_event *e)
+{
+    size_t queued;
+
+    pending_push(&s->held, e);
+    s->held_bytes += e->json->len;
+    if (b->limit == 0 || s->ops->drop == NULL)
+        return;
+    queued = s->ops->queued != NULL ? s->ops->queued(s) : 0;
+    if (s->held_bytes + queued > b->limit)
+        s->ops->drop(s);
+}
+
+static void room_deliver(struct bus *b, struct bus_room *r, struct bus_event *e)
 {
     struct subscriber *s, *next;
 
@@ -261,10 +295,72 @@ static void room_deliver(struct bus_room *r, struct bus_event *e)
     for (s = TAILQ_FIRST(&r->subs); s != NULL; s = next) {
         next = TAILQ_NEXT(s, link);
         if (s->resuming)
-            pending_push(&s->held, e);
+            hold(b, s, e);
         else
             bus_deliver_one(s, e);
     }
+}
+
+static int typist_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct typist *)a)->user,
+                  ((const struct typist *)b)->user);
+}
+
+/* True when the user's last typing event in r went out less than
+ * BUS_TYPING_GAP_MS ago: this one adds nothing a client would show. */
+static bool typing_coalesced(struct bus_room *r, const char *user)
+{
+    struct typist key, *t;
+    void *node;
+    int64_t now = event_now_ms();
+
+    snprintf(key.user, sizeof(key.user), "%s", user);
+    if ((node = tfind(&key, &r->typists, typist_cmp)) != NULL) {
+        t = *(struct typist **)node;
+        if (now - t->at_ms < BUS_TYPING_GAP_MS)
+            return true;
+    } else {
+        t = xmalloc(sizeof(*t));
+        *t = key;
+        if (tsearch(t, &r->typists, typist_cmp) == NULL) {
+            log_error("bus: out of memory");
+            abort();
+        }
+        r->ntypists++;
+    }
+    t->at_ms = now;
+    return false;
+}
+
+/* twalk has no argument: these carry the one walk in progress. */
+static struct typist **walk_typists;
+static size_t walk_ntypists;
+static int64_t walk_before;
+
+static void collect_stale_typist(const void *node, VISIT which, int depth)
+{
+    struct typist *t = *(struct typist *const *)node;
+
+    if ((which == postorder || which == leaf) && t->at_ms <= walk_before)
+        walk_typists[walk_ntypists++] = t;
+}
+
+/* Forgets the typists whose gap is over: they would not be coalesced. */
+static void typists_sweep(struct bus_room *r, int64_t now)
+{
+    if (r->ntypists == 0)
+        return;
+    walk_typists = xcalloc(r->ntypists, sizeof(*walk_typists));
+    walk_ntypists = 0;
+    walk_before = now - BUS_TYPING_GAP_MS;
+    twalk(r->typists, collect_stale_typist);
+    for (size_t i = 0; i < walk_ntypists; i++) {
+        tdelete(walk_typists[i], &r->typists, typist_cmp);
+        free(walk_typists[i]);
+    }
+    r->ntypists -= walk_ntypists;
+    free(walk_typists);
 }
 
 void bus_publish(struct bus *b, struct bus_event *e)
@@ -273,11 +369,13 @@ void bus_publish(struct bus *b, struct bus_event *e)
 
     if (r == NULL)
         return;
+    if (e->ev.type == EVENT_TYPING && typing_coalesced(r, e->ev.from))
+        return;
     if (r->filling && e->ev.type == EVENT_MESSAGE) {
         pending_push(&r->held, e);
         return;
     }
-    room_deliver(r, e);
+    room_deliver(b, r, e);
 }
 
 void bus_fill_begin(struct bus *b, const char *room)
@@ -302,7 +400,7 @@ void bus_fill_end(struct bus *b, const char *room)
     TAILQ_CONCAT(&held, &r->held, link);
     while ((e = pending_pop(&held)) != NULL) {
         if ((r = room_find(b, room)) != NULL)
-            room_deliver(r, e);
+            room_deliver(b, r, e);
         bus_event_unref(e);
     }
 }
@@ -312,7 +410,7 @@ void bus_fill_publish(struct bus *b, struct bus_event *e)
     struct bus_room *r = room_find(b, e->ev.room);
 
     if (r != NULL)
-        room_deliver(r, e);
+        room_deliver(b, r, e);
 }
 
 bool bus_room_oldest(struct bus *b, const char *room, struct streamid *out)
@@ -391,10 +489,11 @@ void bus_sweep(struct bus *b, int64_t idle_ms)
 {
     size_t n;
     struct bus_room **rooms = rooms_snapshot(b, &n);
-    int64_t before = event_now_ms() - idle_ms;
+    int64_t now = event_now_ms(), before = now - idle_ms;
 
     for (size_t i = 0; i < n; i++) {
         struct bus_room *r = rooms[i];
+        typists_sweep(r, now);
         if (r->nsubs == 0 && !r->filling && r->empty_since_ms <= before) {
             tdelete(r, &b->rooms, room_cmp);
             b->nrooms--;

@@ -67,6 +67,12 @@ struct subscriber_ops {
     /* Bytes written to the client but not yet taken by it, so a resume
      * can pace history to the client; NULL when nothing queues. */
     size_t (*queued)(const struct subscriber *s);
+    /* The subscriber let more than the bus's limit pile up: the bytes
+     * queued to its client and the live events held for it while it
+     * resumes. It ends its stream at once as a slow consumer (WebSocket
+     * close 1008, SSE end), unsubscribing itself, and its client resumes by
+     * id. NULL: never dropped by the bus (what it holds is bounded). */
+    void (*drop)(struct subscriber *s);
 };
 
 struct bus_pending;
@@ -83,6 +89,7 @@ struct subscriber {
     struct streamid last;
     bool resuming;                /* holding live events back */
     struct bus_pending_list held; /* live events held while resuming */
+    size_t held_bytes;            /* their JSON, counted against the limit */
     struct bus_room *br;          /* NULL when not subscribed */
     struct resume *resume;        /* history being read (resume.c) */
     TAILQ_ENTRY(subscriber) link;
@@ -90,12 +97,16 @@ struct subscriber {
 
 struct bus;
 
-struct bus *bus_new(void);
+/* A bus whose subscribers may each have up to `buffer_limit` bytes queued
+ * or held (client_buffer_limit; 0: no limit) before they are dropped. */
+struct bus *bus_new(size_t buffer_limit);
 /* Frees the bus; all subscribers must be gone. Accepts NULL. */
 void bus_free(struct bus *b);
 
 /* Joins s to its room (s->room must be set). Starts in the resuming state
- * when `resuming` is true: live events are held until bus_resume_done. */
+ * when `resuming` is true: live events are held until bus_resume_done, and
+ * when what is held and what is queued to its client (ops->queued) pass
+ * the bus's limit, s is dropped (ops->drop). */
 void bus_subscribe(struct bus *b, struct subscriber *s, bool resuming);
 /* Leaves the room and drops held events. Safe on a subscriber that is not
  * subscribed, and from inside its own deliver callback. */
@@ -107,8 +118,15 @@ void bus_deliver_one(struct subscriber *s, struct bus_event *e);
  * those already given. */
 void bus_resume_done(struct subscriber *s);
 
+/* A user's typing events in one room go out at most once per this many
+ * ms: typing may come from any process through Redis, and each REST or
+ * WebSocket client is rate-limited only where it is connected. */
+#define BUS_TYPING_GAP_MS 500
+
 /* Fans an event out to every local subscriber of its room. Takes no
- * ownership: the caller keeps its reference. */
+ * ownership: the caller keeps its reference. A typing event of a user
+ * whose last one went out less than BUS_TYPING_GAP_MS ago is dropped
+ * (one check per event and room, whatever the number of subscribers). */
 void bus_publish(struct bus *b, struct bus_event *e);
 
 /* Gap filling after the bus lost Redis: while a room fills, live stored

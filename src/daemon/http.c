@@ -846,8 +846,9 @@ static bool preflight(struct evhttp_request *req)
         evhttp_add_header(out, "Access-Control-Allow-Origin", origin);
         evhttp_add_header(out, "Access-Control-Allow-Methods",
                           "GET, POST, OPTIONS");
-        evhttp_add_header(out, "Access-Control-Allow-Headers",
-                          "Authorization, Content-Type, Last-Event-ID");
+        evhttp_add_header(
+            out, "Access-Control-Allow-Headers",
+            "Authorization, Content-Type, Idempotency-Key, Last-Event-ID");
         evhttp_add_header(out, "Access-Control-Max-Age", "600");
     }
     evhttp_add_header(out, "Vary", "Origin");

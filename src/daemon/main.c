@@ -14,9 +14,11 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "paths.h"
 #include "presence.h"
 #include "ratelimit.h"
 #include "store.h"
+#include "tally.h"
 #include "transport.h"
 
 #define DRAIN_MAX_MS 5000
@@ -220,11 +222,15 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    app.bus = bus_new();
+    app.bus = bus_new((size_t)cfg.client_buffer_limit);
     app.register_limit = ratelimit_new(cfg.rate_register_per_min, 60000,
                                        cfg.rate_register_per_min);
     app.send_limit =
         ratelimit_new(cfg.rate_send_per_sec, 1000, 2.0 * cfg.rate_send_per_sec);
+    app.typing_limit = ratelimit_new(cfg.rate_typing_per_sec, 1000,
+                                     2.0 * cfg.rate_typing_per_sec);
+    app.streams = tally_new((unsigned)cfg.streams_per_token);
+    app.polls = tally_new((unsigned)cfg.longpolls_per_token);
     app.store = store_new(app.base, &cfg, app.bus);
     if (app.store == NULL || http_start() != 0)
         goto done;
@@ -252,6 +258,9 @@ done:
     bus_free(app.bus);
     ratelimit_free(app.register_limit);
     ratelimit_free(app.send_limit);
+    ratelimit_free(app.typing_limit);
+    tally_free(app.streams);
+    tally_free(app.polls);
     if (drain_timer)
         event_free(drain_timer);
     if (sigterm)

@@ -5,7 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/queue.h>
+
 #include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
 
 #include "api.h"
 #include "app.h"
@@ -14,6 +18,7 @@
 #include "log.h"
 #include "presence.h"
 #include "ratelimit.h"
+#include "reply.h"
 #include "store.h"
 #include "xmalloc.h"
 
@@ -110,24 +115,31 @@ struct send {
     struct request *r;
     char *text;
     size_t len;
+    char key[API_KEY_MAX + 1];
 };
 
-static void send_done(int status, const char *id, int64_t ts, void *arg)
+static void send_done(int status, const struct reply_appended *a, void *arg)
 {
     struct send *s = arg;
     struct request *r = s->r;
 
     app.inflight--;
     if (status != 0) {
-        unavailable(r->req, r->kind);
+        struct api_error err;
+
+        api_unavailable(&err, status, API_DOING_SEND);
+        http_reply_api_error(r->req, r->kind, &err);
     } else {
         struct event ev;
         size_t len;
         char *json;
 
-        event_init_message(&ev, r->room, id, r->user, s->text, s->len, ts);
+        /* a repeat answers the first message, whatever this one said */
+        event_init_message(&ev, r->room, a->id, r->user,
+                           a->repeat ? a->text : s->text,
+                           a->repeat ? a->text_len : s->len, a->ts);
         json = event_to_json(&ev, &len);
-        http_reply_json(r->req, r->kind, 201, json, len);
+        http_reply_json(r->req, r->kind, a->repeat ? 200 : 201, json, len);
         free(json);
         event_clear(&ev);
         presence_touch(r->room, r->user);
@@ -135,6 +147,25 @@ static void send_done(int status, const char *id, int64_t ts, void *arg)
     free(s->text);
     free(s);
     http_request_free(r);
+}
+
+/* The Idempotency-Key header, at most one. */
+static int idempotency_key(struct evhttp_request *req,
+                           char key[API_KEY_MAX + 1], struct api_error *err)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const struct evkeyval *h, *found = NULL;
+
+    TAILQ_FOREACH(h, in, next) {
+        if (evutil_ascii_strcasecmp(h->key, "Idempotency-Key") != 0)
+            continue;
+        if (found != NULL)
+            return api_fail(err, 400, API_BAD_REQUEST,
+                            "one Idempotency-Key header at most");
+        found = h;
+    }
+    return api_parse_key(found ? found->value : NULL,
+                         found ? strlen(found->value) : 0, key, err);
 }
 
 void rest_send(struct request *r)
@@ -150,17 +181,19 @@ void rest_send(struct request *r)
         http_request_free(r);
         return;
     }
-    if (api_parse_message(body, len, app.cfg->max_message_bytes, &s->text,
+    if (idempotency_key(r->req, s->key, &err) != 0 ||
+        api_parse_message(body, len, app.cfg->max_message_bytes, &s->text,
                           &s->len, &err) != 0) {
         http_reply_api_error(r->req, r->kind, &err);
+        free(s->text);
         free(s);
         http_request_free(r);
         return;
     }
     app.inflight++;
-    if (store_append(app.store, r->room, r->user, s->text, s->len, send_done,
-                     s) != 0)
-        send_done(-1, NULL, 0, s);
+    if (store_append(app.store, r->room, r->user, s->text, s->len, s->key,
+                     send_done, s) != 0)
+        send_done(API_FAULT_DOWN, NULL, s);
 }
 
 /* --- typing --- */
@@ -169,6 +202,10 @@ void rest_typing(struct request *r)
 {
     struct event ev;
 
+    if (!http_rate_ok(r->req, r->kind, app.typing_limit, r->user)) {
+        http_request_free(r);
+        return;
+    }
     event_init_typing(&ev, r->room, r->user, event_now_ms());
     if (store_publish(app.store, &ev) != 0) {
         unavailable(r->req, r->kind);
@@ -232,11 +269,14 @@ static void healthz_done(int status, void *arg)
 {
     struct evhttp_request *req = arg;
 
-    if (status != 0)
-        http_reply_error(req, TRANSPORT_REST, 503, "unavailable",
-                         "Redis is unreachable");
-    else
+    if (status != 0) {
+        struct api_error err;
+
+        api_unavailable(&err, status, API_DOING_HEALTH);
+        http_reply_api_error(req, TRANSPORT_REST, &err);
+    } else {
         http_reply_json(req, TRANSPORT_REST, 200, "{\"status\":\"ok\"}", 15);
+    }
 }
 
 void rest_healthz(struct evhttp_request *req)
@@ -244,6 +284,6 @@ void rest_healthz(struct evhttp_request *req)
     if (app.draining)
         http_reply_error(req, TRANSPORT_REST, 503, "unavailable",
                          "shutting down");
-    else if (store_ping(app.store, healthz_done, req) != 0)
-        healthz_done(-1, req);
+    else if (store_health(app.store, healthz_done, req) != 0)
+        healthz_done(API_FAULT_DOWN, req);
 }

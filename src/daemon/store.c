@@ -5,6 +5,8 @@
 #include <search.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
@@ -24,6 +26,20 @@
 #define BACKOFF_MAX_MS 5000
 #define FILL_PAGE 500
 #define AUTH_CACHE_MAX 65536
+/* How often the watchdog looks at the commands in flight, at most. */
+#define WATCH_MAX_MS 250
+
+/* A command in flight on the command connection. Redis answers in order,
+ * so the head of the list is the oldest; hiredis 0.14 has no command
+ * timeout of its own. */
+struct pending {
+    TAILQ_ENTRY(pending) link;
+    struct store *st;
+    int64_t sent_ms; /* monotonic */
+    redisCallbackFn *fn;
+    void *priv;
+};
+TAILQ_HEAD(pending_list, pending);
 
 struct store {
     struct event_base *base;
@@ -37,9 +53,17 @@ struct store {
     struct event *cmd_timer, *sub_timer, *fill_timer;
     bool fill_wanted; /* rooms must be filled once both are up */
     bool closing;
-    /* token hash -> user name, tokens being immutable */
+    /* token -> user name, believed for token_cache_ttl after Redis said so */
     void *auth_cache;
     size_t auth_cached;
+    /* Every Redis command is bounded by redis_timeout_ms: the watchdog
+     * drops a connection whose oldest command (or whose connect, or the
+     * subscription's probe) has waited longer, and reconnects. */
+    struct pending_list pending;
+    struct event *watchdog;
+    int64_t cmd_since;  /* when the connect started; 0 when none is */
+    int64_t sub_since;  /* PSUBSCRIBE sent and not answered; 0 when none */
+    int64_t sub_probed; /* when the last probe of the subscription went */
 };
 
 /* One command in flight and what to tell whom when it answers. */
@@ -62,12 +86,13 @@ struct call {
     bool reverse;
     /* the command, kept to resend as EVAL after NOSCRIPT */
     int argc;
-    const char *argv[9];
-    size_t lens[9];
+    const char *argv[KEYS_APPEND_ARGC];
+    size_t lens[KEYS_APPEND_ARGC];
     char from[NAME_USER_MAX + 1];
     char *text;
     size_t text_len;
-    char bufs[2 * KEYS_MAX];
+    char idem[API_KEY_MAX + 1]; /* the idempotency key, "" for none */
+    char bufs[KEYS_APPEND_BUFS];
 };
 
 /* Tokens are looked up by their token rather than their digest, so a
@@ -75,11 +100,20 @@ struct call {
 struct auth_entry {
     char token[AUTH_TOKEN_LEN + 1];
     char user[NAME_USER_MAX + 1];
+    int64_t checked_ms; /* monotonic: when Redis last confirmed it */
 };
 
 static void cmd_connect(struct store *st);
 static void sub_connect(struct store *st);
 static void fill_all(struct store *st);
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static struct call *call_new(struct store *st, void *arg)
 {
@@ -153,6 +187,9 @@ static void cmd_connected(const redisAsyncContext *ac, int status)
 {
     struct store *st = ac->data;
 
+    if (ac != st->cmd)
+        return;
+    st->cmd_since = 0;
     if (status != REDIS_OK) {
         log_warn("redis: cannot connect: %s", ac->errstr);
         st->cmd = NULL;
@@ -170,6 +207,8 @@ static void cmd_disconnected(const redisAsyncContext *ac, int status)
 {
     struct store *st = ac->data;
 
+    if (ac != st->cmd) /* dropped by the watchdog, which reconnects */
+        return;
     st->cmd = NULL;
     st->cmd_up = false;
     if (st->closing)
@@ -188,6 +227,7 @@ static void cmd_connect(struct store *st)
         schedule(st, st->cmd_timer, &st->cmd_backoff);
         return;
     }
+    st->cmd_since = mono_ms();
     redisAsyncSetConnectCallback(st->cmd, cmd_connected);
     redisAsyncSetDisconnectCallback(st->cmd, cmd_disconnected);
 }
@@ -197,14 +237,57 @@ static void cmd_timer_cb(evutil_socket_t fd, short what, void *arg)
     cmd_connect(arg);
 }
 
+/* Drops the command connection: every command in flight on it is answered
+ * with no reply (its outcome unknown), then we reconnect with backoff. */
+static void cmd_reset(struct store *st)
+{
+    redisAsyncContext *ac = st->cmd;
+
+    st->cmd = NULL;
+    st->cmd_up = false;
+    st->cmd_since = 0;
+    redisAsyncFree(ac);
+    schedule(st, st->cmd_timer, &st->cmd_backoff);
+}
+
+static void on_pending(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct pending *p = priv;
+
+    TAILQ_REMOVE(&p->st->pending, p, link);
+    if (p->fn != NULL)
+        p->fn(ac, reply, p->priv);
+    free(p);
+}
+
+/* Sends a command on the command connection; `fn` (which may be NULL) gets
+ * the reply, or NULL when the connection is lost or the command times out.
+ * Returns -1, without calling fn, when the command could not be sent. */
+static int cmd_send(struct store *st, redisCallbackFn *fn, void *priv, int argc,
+                    const char **argv, const size_t *lens)
+{
+    struct pending *p;
+
+    if (!st->cmd_up || st->cmd == NULL)
+        return -1;
+    p = xmalloc(sizeof(*p));
+    p->st = st;
+    p->sent_ms = mono_ms();
+    p->fn = fn;
+    p->priv = priv;
+    if (redisAsyncCommandArgv(st->cmd, on_pending, p, argc, argv, lens) !=
+        REDIS_OK) {
+        free(p);
+        return -1;
+    }
+    TAILQ_INSERT_TAIL(&st->pending, p, link);
+    return 0;
+}
+
 static int send_argv(struct store *st, redisCallbackFn *fn, struct call *c,
                      int argc, const char **argv, const size_t *lens)
 {
-    if (!st->cmd_up || st->cmd == NULL)
-        return -1;
-    if (redisAsyncCommandArgv(st->cmd, fn, c, argc, argv, lens) != REDIS_OK)
-        return -1;
-    return 0;
+    return cmd_send(st, fn, c, argc, argv, lens);
 }
 
 /* --- the bus subscription --- */
@@ -220,6 +303,9 @@ static void on_bus_message(redisAsyncContext *ac, void *reply, void *priv)
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 3)
         return;
     if (strcmp(r->element[0]->str, "psubscribe") == 0) {
+        st->sub_since = 0;
+        if (st->sub_up) /* the answer to the watchdog's probe */
+            return;
         log_info("redis: subscribed to %s", KEYS_BUS_PATTERN);
         st->sub_up = true;
         st->sub_backoff = BACKOFF_MIN_MS;
@@ -252,24 +338,43 @@ static void sub_connected(const redisAsyncContext *ac, int status)
 {
     struct store *st = ac->data;
 
+    if (ac != st->sub)
+        return;
     if (status != REDIS_OK) {
         st->sub = NULL;
+        st->sub_since = 0;
         schedule(st, st->sub_timer, &st->sub_backoff);
     }
+}
+
+/* What is published from now until we are subscribed again goes by
+ * unseen: gap filling reads it from the streams then. */
+static void sub_lost(struct store *st)
+{
+    st->sub = NULL;
+    st->sub_up = false;
+    st->sub_since = 0;
+    bus_forget_latest(st->bus);
 }
 
 static void sub_disconnected(const redisAsyncContext *ac, int status)
 {
     struct store *st = ac->data;
 
-    st->sub = NULL;
-    st->sub_up = false;
-    /* what is published from now until we are back goes by unseen */
-    bus_forget_latest(st->bus);
+    if (ac != st->sub)
+        return;
+    sub_lost(st);
     if (st->closing)
         return;
     log_warn("redis: subscription lost; resubscribing");
     schedule(st, st->sub_timer, &st->sub_backoff);
+}
+
+static void sub_subscribe(struct store *st)
+{
+    redisAsyncCommand(st->sub, on_bus_message, NULL, "PSUBSCRIBE %s",
+                      KEYS_BUS_PATTERN);
+    st->sub_since = mono_ms();
 }
 
 static void sub_connect(struct store *st)
@@ -283,13 +388,46 @@ static void sub_connect(struct store *st)
     }
     redisAsyncSetConnectCallback(st->sub, sub_connected);
     redisAsyncSetDisconnectCallback(st->sub, sub_disconnected);
-    redisAsyncCommand(st->sub, on_bus_message, NULL, "PSUBSCRIBE %s",
-                      KEYS_BUS_PATTERN);
+    sub_subscribe(st);
 }
 
 static void sub_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     sub_connect(arg);
+}
+
+/* --- the watchdog --- */
+
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct store *st = arg;
+    int64_t now = mono_ms(), limit = st->cfg->redis_timeout_ms;
+    struct pending *oldest = TAILQ_FIRST(&st->pending);
+
+    if (st->cmd != NULL &&
+        ((oldest != NULL && now - oldest->sent_ms >= limit) ||
+         (st->cmd_since != 0 && now - st->cmd_since >= limit))) {
+        log_warn("redis: no answer in %lld ms; dropping the connection and "
+                 "failing what was sent on it as unknown",
+                 (long long)limit);
+        cmd_reset(st);
+    }
+    if (st->sub != NULL && st->sub_since != 0 && now - st->sub_since >= limit) {
+        redisAsyncContext *ac = st->sub;
+
+        log_warn("redis: the subscription did not answer in %lld ms; "
+                 "resubscribing",
+                 (long long)limit);
+        sub_lost(st);
+        redisAsyncFree(ac);
+        schedule(st, st->sub_timer, &st->sub_backoff);
+    } else if (st->sub_up && st->sub_since == 0 &&
+               now - st->sub_probed >= limit) {
+        /* Subscribing again to what we follow is answered in order behind
+         * any message: a live subscription answers it at once. */
+        sub_subscribe(st);
+        st->sub_probed = st->sub_since;
+    }
 }
 
 /* --- gap filling: what was published while we were not subscribed --- */
@@ -378,6 +516,17 @@ struct store *store_new(struct event_base *base, const struct config *cfg,
     st->cmd_timer = evtimer_new(base, cmd_timer_cb, st);
     st->sub_timer = evtimer_new(base, sub_timer_cb, st);
     st->fill_timer = evtimer_new(base, fill_timer_cb, st);
+    TAILQ_INIT(&st->pending);
+    {
+        int ms = cfg->redis_timeout_ms / 4;
+        struct timeval tv;
+
+        ms = ms < 10 ? 10 : ms > WATCH_MAX_MS ? WATCH_MAX_MS : ms;
+        tv.tv_sec = 0;
+        tv.tv_usec = ms * 1000;
+        st->watchdog = event_new(base, -1, EV_PERSIST, watchdog_cb, st);
+        event_add(st->watchdog, &tv);
+    }
     keys_init();
     cmd_connect(st);
     sub_connect(st);
@@ -399,6 +548,8 @@ void store_free(struct store *st)
         event_free(st->sub_timer);
     if (st->fill_timer)
         event_free(st->fill_timer);
+    if (st->watchdog)
+        event_free(st->watchdog);
     tdestroy(st->auth_cache, free);
     redisurl_free(&st->url);
     free(st);
@@ -411,49 +562,54 @@ bool store_ready(const struct store *st)
 
 /* --- commands --- */
 
-static void on_append(redisAsyncContext *ac, void *reply, void *priv);
-
 static void on_append(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct call *c = priv;
     redisReply *r = reply;
+    struct reply_appended a;
+    enum api_fault fault;
 
     if (r != NULL && r->type == REDIS_REPLY_ERROR &&
         strncmp(r->str, "NOSCRIPT", 8) == 0 && c->argv[0][4] == 'S') {
         /* the script cache was flushed (restart): send the body once */
         c->argc = keys_append_argv(c->argv, c->lens, c->bufs, 0, c->room,
-                                   c->from, c->text, c->text_len);
+                                   c->from, c->text, c->text_len, c->idem);
         if (send_argv(c->st, on_append, c, c->argc, c->argv, c->lens) == 0)
             return;
-        r = NULL;
+        /* lost between the two: the EVALSHA did nothing, the EVAL went
+         * nowhere */
+        c->cb.append(API_FAULT_DOWN, NULL, c->arg);
+        call_free(c);
+        return;
     }
-    if (reply_failed(r, "append") || r->type != REDIS_REPLY_ARRAY ||
-        r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
-        c->cb.append(-1, NULL, 0, c->arg);
+    if ((fault = reply_fault(r)) != API_FAULT_NONE) {
+        if (r != NULL)
+            log_warn("redis: append in %s: %s", c->room, r->str);
+        c->cb.append(fault, NULL, c->arg);
+    } else if (reply_appended(r, &a) != 0) {
+        c->cb.append(API_FAULT_ERROR, NULL, c->arg);
     } else {
-        const redisReply *ts = r->element[1];
-        int64_t t = ts->type == REDIS_REPLY_INTEGER
-                        ? ts->integer
-                        : strtoll(ts->str, NULL, 10);
-        c->cb.append(0, r->element[0]->str, t, c->arg);
+        c->cb.append(0, &a, c->arg);
     }
     call_free(c);
 }
 
 int store_append(struct store *st, const char *room, const char *from,
-                 const char *text, size_t len, store_append_cb cb, void *arg)
+                 const char *text, size_t len, const char *key,
+                 store_append_cb cb, void *arg)
 {
     struct call *c = call_new(st, arg);
 
     c->cb.append = cb;
     strcpy(c->room, room);
     strcpy(c->from, from);
+    snprintf(c->idem, sizeof(c->idem), "%s", key != NULL ? key : "");
     c->text = xmalloc(len + 1);
     memcpy(c->text, text, len);
     c->text[len] = '\0';
     c->text_len = len;
     c->argc = keys_append_argv(c->argv, c->lens, c->bufs, 1, c->room, c->from,
-                               c->text, len);
+                               c->text, len, c->idem);
     if (send_argv(st, on_append, c, c->argc, c->argv, c->lens) != 0) {
         call_free(c);
         return -1;
@@ -539,38 +695,88 @@ static int auth_cmp(const void *a, const void *b)
                   ((const struct auth_entry *)b)->token);
 }
 
+/* Believes `token` is `user`'s from now for token_cache_ttl. */
+static void auth_remember(struct store *st, const char *token, const char *user)
+{
+    struct auth_entry *e = xmalloc(sizeof(*e)), *old;
+
+    strcpy(e->token, token);
+    strcpy(e->user, user);
+    e->checked_ms = mono_ms();
+    if (st->auth_cached >= AUTH_CACHE_MAX) {
+        tdestroy(st->auth_cache, free);
+        st->auth_cache = NULL;
+        st->auth_cached = 0;
+    }
+    old = *(struct auth_entry **)tsearch(e, &st->auth_cache, auth_cmp);
+    if (old != e) {
+        *old = *e;
+        free(e);
+    } else {
+        st->auth_cached++;
+    }
+}
+
+static void auth_forget(struct store *st, const char *token)
+{
+    struct auth_entry key, *e;
+    void *node;
+
+    strcpy(key.token, token);
+    if ((node = tfind(&key, &st->auth_cache, auth_cmp)) == NULL)
+        return;
+    e = *(struct auth_entry **)node;
+    tdelete(&key, &st->auth_cache, auth_cmp);
+    free(e);
+    st->auth_cached--;
+}
+
+/* The second step: the user still exists and this is still its token (a
+ * user deleted, or deleted and registered again, leaves the old token's
+ * ct:token key pointing at the name). */
+static void on_auth_user(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct call *c = priv;
+    redisReply *r = reply;
+
+    if (reply_failed(r, "auth")) {
+        c->cb.user(-1, NULL, c->arg);
+    } else if (r->type != REDIS_REPLY_STRING || strcmp(r->str, c->key) != 0) {
+        auth_forget(c->st, c->token);
+        c->cb.user(0, NULL, c->arg);
+    } else {
+        auth_remember(c->st, c->token, c->from);
+        c->cb.user(0, c->from, c->arg);
+    }
+    call_free(c);
+}
+
 static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct call *c = priv;
-    struct store *st = c->st;
     redisReply *r = reply;
+    char k[KEYS_MAX];
+    const char *argv[3] = {"HGET", k, "token_sha256"};
 
     if (reply_failed(r, "auth")) {
         c->cb.user(-1, NULL, c->arg);
     } else if (r->type != REDIS_REPLY_STRING ||
                !names_user_valid(r->str, r->len)) {
+        auth_forget(c->st, c->token);
         c->cb.user(0, NULL, c->arg);
     } else {
-        struct auth_entry *e = xmalloc(sizeof(*e));
-        strcpy(e->token, c->token);
-        strcpy(e->user, r->str);
-        if (st->auth_cached >= AUTH_CACHE_MAX) {
-            tdestroy(st->auth_cache, free);
-            st->auth_cache = NULL;
-            st->auth_cached = 0;
-        }
-        if (*(struct auth_entry **)tsearch(e, &st->auth_cache, auth_cmp) != e)
-            free(e);
-        else
-            st->auth_cached++;
-        c->cb.user(0, r->str, c->arg);
+        strcpy(c->from, r->str);
+        keys_user(k, c->from);
+        if (send_argv(c->st, on_auth_user, c, 3, argv, NULL) == 0)
+            return;
+        c->cb.user(-1, NULL, c->arg);
     }
     call_free(c);
 }
 
 int store_auth(struct store *st, const char *token, store_user_cb cb, void *arg)
 {
-    struct auth_entry key;
+    struct auth_entry key, *e;
     void *node;
     struct call *c;
     char k[KEYS_MAX];
@@ -581,8 +787,11 @@ int store_auth(struct store *st, const char *token, store_user_cb cb, void *arg)
     }
     strcpy(key.token, token);
     if ((node = tfind(&key, &st->auth_cache, auth_cmp)) != NULL) {
-        cb(0, (*(struct auth_entry **)node)->user, arg);
-        return 0;
+        e = *(struct auth_entry **)node;
+        if (mono_ms() - e->checked_ms < st->cfg->token_cache_ttl * 1000LL) {
+            cb(0, e->user, arg);
+            return 0;
+        }
     }
     c = call_new(st, arg);
     c->cb.user = cb;
@@ -765,15 +974,14 @@ int store_presence_add(struct store *st, const char *room, const char *user,
     argv[1] = key;
     argv[2] = "-inf";
     argv[3] = now;
-    redisAsyncCommandArgv(st->cmd, NULL, NULL, 4, argv, NULL);
+    cmd_send(st, NULL, NULL, 4, argv, NULL);
     argv[0] = "ZADD";
     argv[2] = expiry;
     argv[3] = user;
     a = xmalloc(sizeof(*a));
     a->cb = cb;
     a->arg = arg;
-    if (redisAsyncCommandArgv(st->cmd, on_added, a, 4, argv, NULL) !=
-        REDIS_OK) {
+    if (cmd_send(st, on_added, a, 4, argv, NULL) != 0) {
         free(a);
         return -1;
     }
@@ -790,7 +998,7 @@ void store_presence_remove(struct store *st, const char *room, const char *user)
     argv[0] = "ZREM";
     argv[1] = keys_presence(key, room);
     argv[2] = user;
-    redisAsyncCommandArgv(st->cmd, NULL, NULL, 3, argv, NULL);
+    cmd_send(st, NULL, NULL, 3, argv, NULL);
 }
 
 int store_publish(struct store *st, const struct event *ev)
@@ -811,28 +1019,29 @@ int store_publish(struct store *st, const struct event *ev)
     lens[0] = 7;
     lens[1] = strlen(chan);
     lens[2] = len;
-    rc = redisAsyncCommandArgv(st->cmd, NULL, NULL, 3, argv, lens) == REDIS_OK
-             ? 0
-             : -1;
+    rc = cmd_send(st, NULL, NULL, 3, argv, lens);
     free(json);
     return rc;
 }
 
-static void on_ping(redisAsyncContext *ac, void *reply, void *priv)
+static void on_health(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct call *c = priv;
+    redisReply *r = reply;
 
-    c->cb.status(reply_failed(reply, "ping") ? -1 : 0, c->arg);
+    if (r != NULL && r->type == REDIS_REPLY_ERROR)
+        log_warn("redis: health probe: %s", r->str);
+    c->cb.status(reply_fault(r), c->arg);
     call_free(c);
 }
 
-int store_ping(struct store *st, store_status_cb cb, void *arg)
+int store_health(struct store *st, store_status_cb cb, void *arg)
 {
     struct call *c = call_new(st, arg);
-    const char *argv[1] = {"PING"};
+    const char *argv[5] = {"SET", KEYS_HEALTH, "1", "PX", "10000"};
 
     c->cb.status = cb;
-    if (send_argv(st, on_ping, c, 1, argv, NULL) != 0) {
+    if (send_argv(st, on_health, c, 5, argv, NULL) != 0) {
         call_free(c);
         return -1;
     }

@@ -14,6 +14,7 @@ struct event_base;
 struct config;
 struct bus;
 struct store;
+struct reply_appended; /* reply.h */
 
 /* Connects (and keeps reconnecting with backoff) to config->redis_url.
  * Events from the Redis bus are published on `bus`. Returns NULL, with a
@@ -25,16 +26,25 @@ void store_free(struct store *st);
 /* True when the command connection is up. */
 bool store_ready(const struct store *st);
 
-/* In every callback, status is 0 on success and -1 when Redis could not be
- * reached or answered with an error; data passed to a callback is valid
- * only during it. The functions return 0 when the command was sent; on -1
- * (Redis down) the callback is not called. */
+/* In every callback, status is 0 on success and non-zero when Redis could
+ * not be reached, answered with an error, or did not answer within
+ * redis_timeout_ms (then the connection is dropped, every command in
+ * flight on it fails, and it is made again). Data passed to a callback is
+ * valid only during it. The functions return 0 when the command was sent;
+ * on -1 (Redis down: nothing was sent) the callback is not called. */
 
-typedef void (*store_append_cb)(int status, const char *id, int64_t ts,
+/* For the append: status is an enum api_fault (API_FAULT_UNKNOWN: sent, no
+ * answer, whether it was stored is unknown); on success `a` is what the
+ * script answered. */
+typedef void (*store_append_cb)(int status, const struct reply_appended *a,
                                 void *arg);
-/* Runs the append script: stored, published, acknowledged in that order. */
+/* Runs the append script: stored, published, acknowledged in that order.
+ * `key` (NULL or "" for none) is the sender's idempotency key: a repeat
+ * within KEYS_IDEM_TTL stores and publishes nothing and answers the first
+ * message (a->repeat). */
 int store_append(struct store *st, const char *room, const char *from,
-                 const char *text, size_t len, store_append_cb cb, void *arg);
+                 const char *text, size_t len, const char *key,
+                 store_append_cb cb, void *arg);
 
 typedef void (*store_events_cb)(int status, struct event *evs, size_t n,
                                 void *arg);
@@ -49,8 +59,9 @@ int store_before(struct store *st, const char *room,
                  void *arg);
 
 typedef void (*store_user_cb)(int status, const char *user, void *arg);
-/* The user a token belongs to (user NULL when unknown). Answers from a
- * cache when it can, then synchronously. */
+/* The user a token belongs to (user NULL when unknown, or when the user
+ * no longer has that token). A token Redis confirmed less than
+ * token_cache_ttl seconds ago is answered from a cache, synchronously. */
 int store_auth(struct store *st, const char *token, store_user_cb cb,
                void *arg);
 
@@ -78,7 +89,9 @@ void store_presence_remove(struct store *st, const char *room,
 int store_publish(struct store *st, const struct event *ev);
 
 typedef void (*store_status_cb)(int status, void *arg);
-/* PING, for /healthz. */
-int store_ping(struct store *st, store_status_cb cb, void *arg);
+/* For /healthz: a small write (SET KEYS_HEALTH PX), since Redis may answer
+ * PING and refuse every write (out of memory, read-only replica). status
+ * is an enum api_fault. */
+int store_health(struct store *st, store_status_cb cb, void *arg);
 
 #endif

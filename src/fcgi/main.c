@@ -215,6 +215,32 @@ static void write_response(FCGX_Request *req, const struct rest_response *rs)
     }
 }
 
+/* A request header's value; several of them (nginx before 1.23 passes
+ * each as its own parameter) are joined with ", " as one header, into a
+ * newly allocated *joined. NULL when there is none. */
+static const char *header_param(FCGX_Request *req, const char *name,
+                                char **joined)
+{
+    size_t n = strlen(name);
+    const char *first = NULL;
+    char **e, *all;
+
+    *joined = NULL;
+    for (e = req->envp; e != NULL && *e != NULL; e++) {
+        if (strncmp(*e, name, n) != 0 || (*e)[n] != '=')
+            continue;
+        if (first == NULL) {
+            first = *e + n + 1;
+            continue;
+        }
+        all =
+            xasprintf("%s, %s", *joined != NULL ? *joined : first, *e + n + 1);
+        free(*joined);
+        *joined = all;
+    }
+    return *joined != NULL ? *joined : first;
+}
+
 static long elapsed_us(const struct timeval *t0)
 {
     struct timeval t1;
@@ -233,7 +259,7 @@ static void serve(FCGX_Request *req, const struct config *cfg)
     struct rest_request rq;
     struct rest_response rs;
     struct timeval t0;
-    char *path = NULL, *body;
+    char *path = NULL, *body, *ikey;
     const char *q;
 
     gettimeofday(&t0, NULL);
@@ -254,6 +280,7 @@ static void serve(FCGX_Request *req, const struct config *cfg)
         rq.query = NULL;
     rq.path = path;
     rq.authorization = FCGX_GetParam("HTTP_AUTHORIZATION", req->envp);
+    rq.idempotency_key = header_param(req, "HTTP_IDEMPOTENCY_KEY", &ikey);
     rq.remote_addr = FCGX_GetParam("REMOTE_ADDR", req->envp);
     body =
         read_body(req, cfg->max_body_bytes, &rq.body_len, &rq.body_too_large);
@@ -263,6 +290,7 @@ static void serve(FCGX_Request *req, const struct config *cfg)
     log_debug("%s %s %d %zu bytes %ld us", rq.method, path, rs.status, rs.len,
               elapsed_us(&t0));
     rest_response_clear(&rs);
+    free(ikey);
     free(body);
     free(path);
 }

@@ -24,7 +24,7 @@
 
 static const struct config *cfg;
 static struct store *store;
-static struct ratelimit *register_limit, *send_limit;
+static struct ratelimit *register_limit, *send_limit, *typing_limit;
 
 /* One call in progress: the request, the answer, and what the route and the
  * token told us. */
@@ -72,13 +72,16 @@ void rest_init(const struct config *c, struct store *st)
                                    c->rate_register_per_min);
     send_limit =
         ratelimit_new(c->rate_send_per_sec, 1000, 2.0 * c->rate_send_per_sec);
+    typing_limit = ratelimit_new(c->rate_typing_per_sec, 1000,
+                                 2.0 * c->rate_typing_per_sec);
 }
 
 void rest_shutdown(void)
 {
     ratelimit_free(register_limit);
     ratelimit_free(send_limit);
-    register_limit = send_limit = NULL;
+    ratelimit_free(typing_limit);
+    register_limit = send_limit = typing_limit = NULL;
 }
 
 const char *rest_reason(int status)
@@ -153,6 +156,17 @@ static void unavailable(struct call *c)
 {
     fail(c, 503, API_UNAVAILABLE,
          "the message store is unreachable; nothing was stored");
+    c->rs->retry_after = 1;
+}
+
+/* The 503 of a write or a health probe that failed: what Redis said, and
+ * whether anything was stored. */
+static void write_failed(struct call *c, enum api_doing doing)
+{
+    struct api_error err;
+
+    api_unavailable(&err, store_fault(store), doing);
+    answer_error(c, &err);
     c->rs->retry_after = 1;
 }
 
@@ -279,8 +293,8 @@ static void do_healthz(struct call *c)
 {
     static const char ok[] = "{\"status\":\"ok\"}";
 
-    if (store_ping(store) != STORE_OK) {
-        unavailable(c);
+    if (store_health(store) != STORE_OK) {
+        write_failed(c, API_DOING_HEALTH);
         return;
     }
     answer(c, 200, xstrdup(ok), sizeof(ok) - 1);
@@ -338,32 +352,37 @@ static void do_rooms(struct call *c)
 
 static void do_send(struct call *c)
 {
-    char id[STREAMID_STRLEN];
+    char key[API_KEY_MAX + 1];
+    struct store_appended a;
     struct api_error err;
     struct event ev;
     size_t text_len, len;
     char *text = NULL, *body;
-    int64_t ts;
+    const char *ikey = c->rq->idempotency_key;
 
     if (!rate_ok(c, send_limit, c->user))
         return;
-    if (api_parse_message(c->rq->body, c->rq->body_len,
+    if (api_parse_key(ikey, ikey != NULL ? strlen(ikey) : 0, key, &err) < 0 ||
+        api_parse_message(c->rq->body, c->rq->body_len,
                           (size_t)cfg->max_message_bytes, &text, &text_len,
                           &err) < 0) {
         answer_error(c, &err);
         return;
     }
-    if (store_append(store, c->room, c->user, text, text_len, id, &ts) !=
+    if (store_append(store, c->room, c->user, text, text_len, key, &a) !=
         STORE_OK) {
         free(text);
-        unavailable(c);
+        write_failed(c, API_DOING_SEND);
         return;
     }
-    event_init_message(&ev, c->room, id, c->user, text, text_len, ts);
+    /* a repeat answers the first message, whatever this one said */
+    event_init_message(&ev, c->room, a.id, c->user, a.repeat ? a.text : text,
+                       a.repeat ? a.text_len : text_len, a.ts);
     body = event_to_json(&ev, &len);
     event_clear(&ev);
     free(text);
-    answer(c, 201, body, len);
+    free(a.text);
+    answer(c, a.repeat ? 200 : 201, body, len);
     touch_presence(c);
 }
 
@@ -444,6 +463,8 @@ static void do_typing(struct call *c)
     char *json;
     int rc;
 
+    if (!rate_ok(c, typing_limit, c->user))
+        return;
     event_init_typing(&ev, c->room, c->user, event_now_ms());
     json = event_to_json(&ev, &len);
     rc = store_publish(store, c->room, json, len);

@@ -19,6 +19,8 @@ struct rest_request {
     const char *body;          /* NUL-terminated, NULL when none was read */
     size_t body_len;
     bool body_too_large; /* the body was over max_body_bytes, unread */
+    /* the Idempotency-Key header, or NULL */
+    const char *idempotency_key;
 };
 
 /* The answer. `body` is newly allocated JSON (or NULL for none). */

@@ -22,7 +22,8 @@ struct store {
     redisContext *c; /* NULL while disconnected */
     struct redisurl url;
     int timeout_ms;
-    int down_logged; /* the last connect failed and was logged */
+    int down_logged;      /* the last connect failed and was logged */
+    enum api_fault fault; /* why the last STORE_DOWN */
 };
 
 struct store *store_new(const char *url, int timeout_ms, char *err,
@@ -86,17 +87,28 @@ static int connect_now(struct store *st)
     return 0;
 }
 
+enum api_fault store_fault(const struct store *st)
+{
+    return st->fault;
+}
+
 /* Sends one command. Returns the reply (the caller frees it), which may be
- * an error reply, or NULL when the connection failed (then dropped). */
+ * an error reply, or NULL when the connection failed (then dropped) with
+ * st->fault saying whether the command went out. */
 static redisReply *call(struct store *st, int argc, const char **argv,
                         const size_t *lens)
 {
     redisReply *r;
 
+    st->fault = API_FAULT_DOWN;
     if (connect_now(st) < 0)
         return NULL;
     r = redisCommandArgv(st->c, argc, argv, lens);
     if (r == NULL) {
+        /* What hiredis could not write stays in its output buffer; a
+         * command written whole may have run (a timeout, a lost reply). */
+        if (st->c->obuf == NULL || st->c->obuf[0] == '\0')
+            st->fault = API_FAULT_UNKNOWN;
         log_error("redis %s failed: %s", argv[0],
                   st->c->errstr[0] != '\0' ? st->c->errstr : "no reply");
         drop(st);
@@ -112,6 +124,7 @@ static redisReply *call_ok(struct store *st, int argc, const char **argv,
 
     if (r != NULL && r->type == REDIS_REPLY_ERROR) {
         log_error("redis %s: %s", argv[0], r->str);
+        st->fault = api_fault_of(r->str);
         freeReplyObject(r);
         r = NULL;
     }
@@ -124,10 +137,10 @@ static int is_noscript(const redisReply *r)
            strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
-int store_ping(struct store *st)
+int store_health(struct store *st)
 {
-    const char *argv[] = {"PING"};
-    redisReply *r = call_ok(st, 1, argv, NULL);
+    const char *argv[] = {"SET", KEYS_HEALTH, "1", "PX", "10000"};
+    redisReply *r = call_ok(st, 5, argv, NULL);
 
     if (r == NULL)
         return STORE_DOWN;
@@ -140,6 +153,7 @@ int store_token_user(struct store *st, const char *hash,
 {
     char key[KEYS_MAX];
     const char *argv[] = {"GET", keys_token(key, hash)};
+    const char *hget[] = {"HGET", key, "token_sha256"};
     redisReply *r = call_ok(st, 2, argv, NULL);
     int rc = STORE_NONE;
 
@@ -152,8 +166,19 @@ int store_token_user(struct store *st, const char *hash,
         rc = STORE_OK;
     } else if (r->type != REDIS_REPLY_NIL) {
         log_error("redis GET %s: unexpected reply type %d", key, r->type);
+        st->fault = API_FAULT_ERROR;
         rc = STORE_DOWN;
     }
+    freeReplyObject(r);
+    if (rc != STORE_OK)
+        return rc;
+    /* A user deleted, or deleted and registered again, leaves the old
+     * token's key naming it: the token must still be the user's. */
+    keys_user(key, name);
+    if ((r = call_ok(st, 3, hget, NULL)) == NULL)
+        return STORE_DOWN;
+    if (r->type != REDIS_REPLY_STRING || strcmp(r->str, hash) != 0)
+        rc = STORE_NONE;
     freeReplyObject(r);
     return rc;
 }
@@ -193,53 +218,43 @@ int store_register(struct store *st, const char *name, const char *hash,
     return rc;
 }
 
-/* An integer that Redis may hand back as an integer or a bulk string. */
-static int reply_int64(const redisReply *r, int64_t *out)
-{
-    char *end;
-
-    if (r->type == REDIS_REPLY_INTEGER) {
-        *out = r->integer;
-        return 0;
-    }
-    if (r->type != REDIS_REPLY_STRING || r->len == 0)
-        return -1;
-    errno = 0;
-    *out = strtoll(r->str, &end, 10);
-    return errno == 0 && *end == '\0' ? 0 : -1;
-}
-
 int store_append(struct store *st, const char *room, const char *from,
-                 const char *text, size_t text_len, char id[STREAMID_STRLEN],
-                 int64_t *ts)
+                 const char *text, size_t text_len, const char *key,
+                 struct store_appended *out)
 {
-    /* keys.h says 8 entries; keys_append_argv fills 9 (the bus channel) */
-    const char *argv[12];
-    size_t lens[12];
-    char bufs[2 * KEYS_MAX];
-    struct streamid sid;
+    const char *argv[KEYS_APPEND_ARGC];
+    size_t lens[KEYS_APPEND_ARGC];
+    char bufs[KEYS_APPEND_BUFS];
+    struct reply_appended a;
     redisReply *r;
     int argc, rc = STORE_DOWN;
 
-    argc = keys_append_argv(argv, lens, bufs, 1, room, from, text, text_len);
+    memset(out, 0, sizeof(*out));
+    argc =
+        keys_append_argv(argv, lens, bufs, 1, room, from, text, text_len, key);
     r = call(st, argc, argv, lens);
     if (is_noscript(r)) {
         freeReplyObject(r);
-        argc =
-            keys_append_argv(argv, lens, bufs, 0, room, from, text, text_len);
+        argc = keys_append_argv(argv, lens, bufs, 0, room, from, text, text_len,
+                                key);
         r = call(st, argc, argv, lens);
     }
     if (r == NULL)
         return STORE_DOWN;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[0]->type == REDIS_REPLY_STRING &&
-        streamid_parse(r->element[0]->str, r->element[0]->len, &sid) == 0 &&
-        reply_int64(r->element[1], ts) == 0) {
-        streamid_format(&sid, id);
-        rc = STORE_OK;
+    if (r->type == REDIS_REPLY_ERROR) {
+        log_error("redis append script in room %s: %s", room, r->str);
+        st->fault = api_fault_of(r->str);
+    } else if (reply_appended(r, &a) != 0) {
+        st->fault = API_FAULT_ERROR;
     } else {
-        log_error("redis append script in room %s: %s", room,
-                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        memcpy(out->id, a.id, sizeof(out->id));
+        out->ts = a.ts;
+        if (a.repeat) {
+            out->repeat = 1;
+            out->text = xstrndup(a.text, a.text_len);
+            out->text_len = a.text_len;
+        }
+        rc = STORE_OK;
     }
     freeReplyObject(r);
     return rc;

@@ -6,14 +6,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api.h"
 #include "event.h"
 #include "names.h"
 #include "streamid.h"
 
 /* Every call below answers STORE_OK, or STORE_DOWN when Redis could not be
- * reached, timed out, or answered an error. After STORE_DOWN the connection
- * is dropped and the next call connects again, so one request's failure is
- * never the next request's. */
+ * reached, timed out, or answered an error (store_fault says which). After
+ * a failed connection it is dropped and the next call connects again, so
+ * one request's failure is never the next request's. */
 #define STORE_OK 0
 #define STORE_DOWN (-1)
 #define STORE_NONE 1 /* the thing asked for does not exist */
@@ -28,11 +29,18 @@ struct store *store_new(const char *url, int timeout_ms, char *err,
 /* Closes the connection; accepts NULL. */
 void store_free(struct store *st);
 
-/* PING. */
-int store_ping(struct store *st);
+/* Why the last call answered STORE_DOWN: API_FAULT_DOWN (nothing was
+ * sent), API_FAULT_UNKNOWN (sent, then no answer within the timeout or the
+ * connection was lost), or the fault Redis' error answer names. */
+enum api_fault store_fault(const struct store *st);
 
-/* The user name a token's digest belongs to (GET ct:token:{hash}): STORE_OK
- * and `name` filled, STORE_NONE when no user has it, or STORE_DOWN. */
+/* Whether Redis takes writes: a SET of KEYS_HEALTH with PX, since Redis
+ * may answer PING and refuse every write (out of memory, read-only). */
+int store_health(struct store *st);
+
+/* The user name a token's digest belongs to (GET ct:token:{hash}, then
+ * the user's token_sha256 must still be `hash`): STORE_OK and `name`
+ * filled, STORE_NONE when no user has it, or STORE_DOWN. */
 int store_token_user(struct store *st, const char *hash,
                      char name[NAME_USER_MAX + 1]);
 
@@ -41,12 +49,23 @@ int store_token_user(struct store *st, const char *hash,
 int store_register(struct store *st, const char *name, const char *hash,
                    int64_t created_ms);
 
+/* What the append script answered. */
+struct store_appended {
+    char id[STREAMID_STRLEN];
+    int64_t ts;
+    int repeat; /* the key was known: this is the first message */
+    char *text; /* repeat: its text, newly allocated; else NULL */
+    size_t text_len;
+};
 /* Runs the append script: the message is stored and published atomically.
- * STORE_OK fills `id` and *ts; STORE_DOWN means nothing is known to be
- * stored. */
+ * `key` (NULL or "" for none) is the sender's idempotency key: a repeat
+ * within KEYS_IDEM_TTL stores and publishes nothing and answers the first
+ * message. STORE_OK fills *out (free out->text); on STORE_DOWN,
+ * store_fault tells whether the message may have been stored
+ * (API_FAULT_UNKNOWN) or surely was not. */
 int store_append(struct store *st, const char *room, const char *from,
-                 const char *text, size_t text_len, char id[STREAMID_STRLEN],
-                 int64_t *ts);
+                 const char *text, size_t text_len, const char *key,
+                 struct store_appended *out);
 
 /* The first `limit` messages after `since` (all from the start when since
  * is NULL), ascending. *evs is newly allocated (event_free_array). */

@@ -1,6 +1,5 @@
 /* long_poll.c - GET /api/rooms/{room}/poll: held open until anything after
  * `since` exists, then answered with it; 204 after the timeout */
-#include <search.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,57 +13,9 @@
 #include "presence.h"
 #include "resume.h"
 #include "store.h"
+#include "tally.h"
 #include "transport.h"
 #include "xmalloc.h"
-
-/* How many long polls each user has waiting here (longpolls_per_token). */
-struct user_polls {
-    char user[NAME_USER_MAX + 1];
-    unsigned n;
-};
-
-static void *polls_by_user;
-
-static int user_cmp(const void *a, const void *b)
-{
-    return strcmp(((const struct user_polls *)a)->user,
-                  ((const struct user_polls *)b)->user);
-}
-
-/* Counts one more poll of the user; false when that is over the limit. */
-static bool user_poll_add(const char *user)
-{
-    struct user_polls key, *u;
-    void *node;
-
-    strcpy(key.user, user);
-    if ((node = tfind(&key, &polls_by_user, user_cmp)) != NULL) {
-        u = *(struct user_polls **)node;
-    } else {
-        u = xcalloc(1, sizeof(*u));
-        strcpy(u->user, user);
-        tsearch(u, &polls_by_user, user_cmp);
-    }
-    if (u->n >= (unsigned)app.cfg->longpolls_per_token)
-        return false;
-    u->n++;
-    return true;
-}
-
-static void user_poll_remove(const char *user)
-{
-    struct user_polls key, *u;
-    void *node;
-
-    strcpy(key.user, user);
-    if ((node = tfind(&key, &polls_by_user, user_cmp)) == NULL)
-        return;
-    u = *(struct user_polls **)node;
-    if (--u->n == 0) {
-        tdelete(u, &polls_by_user, user_cmp);
-        free(u);
-    }
-}
 
 struct long_poll {
     struct subscriber sub;
@@ -75,7 +26,7 @@ struct long_poll {
     struct bus_event **got; /* what the answer will carry */
     size_t ngot, cap;
     bool waiting; /* counted in stats as open */
-    bool counted; /* counted in polls_by_user */
+    bool counted; /* counted in app.polls */
 };
 
 static void free_poll(void *arg)
@@ -83,7 +34,7 @@ static void free_poll(void *arg)
     struct long_poll *p = arg;
 
     if (p->counted)
-        user_poll_remove(p->sub.user);
+        tally_give(app.polls, p->sub.user);
     for (size_t i = 0; i < p->ngot; i++)
         bus_event_unref(p->got[i]);
     free(p->got);
@@ -160,7 +111,7 @@ static void close_poll(struct subscriber *s)
     answer((struct long_poll *)s);
 }
 
-static const struct subscriber_ops ops = {deliver, close_poll, NULL};
+static const struct subscriber_ops ops = {deliver, close_poll, NULL, NULL};
 
 static void timed_out(evutil_socket_t fd, short what, void *arg)
 {
@@ -221,7 +172,7 @@ void long_poll_handle(struct request *r)
         free_poll(p);
         return;
     }
-    if (!user_poll_add(r->user)) {
+    if (!tally_take(app.polls, r->user)) {
         evhttp_add_header(evhttp_request_get_output_headers(r->req),
                           "Retry-After", "1");
         http_reply_error(r->req, r->kind, 429, "rate_limited",

@@ -16,6 +16,7 @@
 #include "presence.h"
 #include "query.h"
 #include "resume.h"
+#include "tally.h"
 #include "transport.h"
 #include "xmalloc.h"
 
@@ -28,6 +29,7 @@ struct sse {
     struct http_watch *watch;
     bool joined;           /* counted in presence */
     bool chunked;          /* HTTP/1.1: the body goes in chunks */
+    bool counted;          /* holds one of its user's streams_per_token */
     TAILQ_ENTRY(sse) link; /* every open stream, for heartbeats */
 };
 
@@ -107,6 +109,9 @@ static void detach(struct sse *s)
     if (s->joined)
         presence_leave(s->sub.room, s->sub.user);
     s->joined = false;
+    if (s->counted)
+        tally_give(app.streams, s->sub.user);
+    s->counted = false;
     TAILQ_REMOVE(&streams, s, link);
     nstreams--;
     stats[TRANSPORT_SSE].open--;
@@ -175,7 +180,13 @@ static size_t queued(const struct subscriber *sub)
     return out ? evbuffer_get_length(out) : 0;
 }
 
-static const struct subscriber_ops ops = {deliver, close_stream, queued};
+static void drop_sub(struct subscriber *sub)
+{
+    drop_stream((struct sse *)sub);
+}
+
+static const struct subscriber_ops ops = {deliver, close_stream, queued,
+                                          drop_sub};
 
 static void gone(void *arg)
 {
@@ -244,6 +255,11 @@ void sse_handle(struct request *r)
         free_stream(s);
         return;
     }
+    if (!transport_stream_take(r)) {
+        free_stream(s);
+        return;
+    }
+    s->counted = true;
     if (heartbeat == NULL) {
         struct timeval tv = {app.cfg->sse_heartbeat, 0};
         scratch = evbuffer_new();
@@ -279,6 +295,17 @@ void sse_handle(struct request *r)
     presence_join(r->room, r->user);
     s->joined = true;
     resume_start(&s->sub, has_since ? &since : NULL, 0, resumed);
+}
+
+bool transport_stream_take(struct request *r)
+{
+    if (tally_take(app.streams, r->user))
+        return true;
+    http_reply_error(r->req, r->kind, 429, API_TOO_MANY_STREAMS,
+                     "at most %u streams (SSE and WebSocket) at once per "
+                     "user (streams_per_token); close one first",
+                     tally_limit(app.streams));
+    return false;
 }
 
 void sse_shutdown(void)

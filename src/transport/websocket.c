@@ -24,9 +24,11 @@
 #include "presence.h"
 #include "query.h"
 #include "ratelimit.h"
+#include "reply.h"
 #include "resume.h"
 #include "store.h"
 #include "strlist.h"
+#include "tally.h"
 #include "transport.h"
 #include "xmalloc.h"
 
@@ -58,6 +60,7 @@ struct ws;
 struct ws_append {
     struct ws *c;
     TAILQ_ENTRY(ws_append) link;
+    char key[API_KEY_MAX + 1]; /* the frame's idempotency key, or "" */
 };
 
 struct ws {
@@ -71,6 +74,7 @@ struct ws {
     bool raw_close;         /* we wrote a close frame past wslay */
     bool free_when_written; /* shutdown: no lingering */
     bool joined;            /* counted in presence */
+    bool counted;           /* holds one of its user's streams_per_token */
     bool dead;              /* torn down; freed on the next turn */
     unsigned busy;          /* depth of calls into wslay */
     uint64_t frame_left;    /* of the client's frame being read,
@@ -163,17 +167,40 @@ static void send_text(struct ws *c, const char *json, size_t len)
         flush(c);
 }
 
+/* Acks and errors of a message frame name its key, when it had one, so a
+ * client knows which of its messages they are about. */
+static void send_about(struct ws *c, const char *key, const char *json,
+                       size_t len)
+{
+    char *frame;
+
+    if (key[0] == '\0') {
+        send_text(c, json, len);
+        return;
+    }
+    /* a key is [A-Za-z0-9_-]: nothing to escape */
+    frame = xasprintf("%.*s,\"key\":\"%s\"}", (int)len - 1, json, key);
+    send_text(c, frame, strlen(frame));
+    free(frame);
+}
+
 /* {"type":"error","error":code,"message":...}: the REST error body with a
  * type in front. The socket stays open. */
-static void send_error(struct ws *c, const struct api_error *err)
+static void send_error_about(struct ws *c, const char *key,
+                             const struct api_error *err)
 {
     size_t len;
     char *json = api_error_json(err, &len);
     char *frame = xasprintf("{\"type\":\"error\",%s", json + 1);
 
-    send_text(c, frame, len + 15);
+    send_about(c, key, frame, len + 15);
     free(frame);
     free(json);
+}
+
+static void send_error(struct ws *c, const struct api_error *err)
+{
+    send_error_about(c, "", err);
 }
 
 /* A broadcast frame shared with the room's other sockets. It is added to
@@ -270,6 +297,9 @@ static void detach(struct ws *c)
     if (c->joined)
         presence_leave(c->sub.room, c->sub.user);
     c->joined = false;
+    if (c->counted)
+        tally_give(app.streams, c->sub.user);
+    c->counted = false;
     event_del(c->timer);
     while ((a = TAILQ_FIRST(&c->appends)) != NULL) {
         TAILQ_REMOVE(&c->appends, a, link);
@@ -359,6 +389,16 @@ static bool close_written(struct ws *c)
     return c->raw_close || wslay_event_get_close_sent(c->ctx);
 }
 
+/* Closes with 1008 a consumer that let its output (or what the bus holds
+ * for it while it resumes) pile up past client_buffer_limit. */
+static void drop_slow(struct ws *c)
+{
+    stats[TRANSPORT_WEBSOCKET].dropped++;
+    log_info("ws: dropped a slow consumer of %s (%s)", c->sub.room,
+             c->sub.user);
+    begin_close(c, WS_POLICY, "slow consumer: resume with since");
+}
+
 /* After any input, output or event: notices a close that wslay queued,
  * ends the connection once the close handshake is done, and drops a
  * consumer that lets its output pile up. */
@@ -377,12 +417,8 @@ static void after_io(struct ws *c)
     if (c->state == WS_OPEN) {
         size_t limit = (size_t)app.cfg->client_buffer_limit;
         /* history is paced by the resume, not held against the client */
-        if (!c->sub.resuming && evbuffer_get_length(out) > limit) {
-            stats[TRANSPORT_WEBSOCKET].dropped++;
-            log_info("ws: dropped a slow consumer of %s (%s)", c->sub.room,
-                     c->sub.user);
-            begin_close(c, WS_POLICY, "slow consumer: resume with since");
-        }
+        if (!c->sub.resuming && evbuffer_get_length(out) > limit)
+            drop_slow(c);
         return;
     }
     if (!close_written(c) || evbuffer_get_length(out) > 0)
@@ -401,7 +437,7 @@ static void after_io(struct ws *c)
 
 /* --- client frames --- */
 
-static void append_done(int status, const char *id, int64_t ts, void *arg)
+static void append_done(int status, const struct reply_appended *ap, void *arg)
 {
     struct ws_append *a = arg;
     struct ws *c = a->c;
@@ -412,14 +448,14 @@ static void append_done(int status, const char *id, int64_t ts, void *arg)
         if (status == 0) {
             char frame[32 + STREAMID_STRLEN];
             int n = snprintf(frame, sizeof(frame),
-                             "{\"type\":\"ack\",\"id\":\"%s\"}", id);
-            send_text(c, frame, (size_t)n);
+                             "{\"type\":\"ack\",\"id\":\"%s\"}", ap->id);
+            send_about(c, a->key, frame, (size_t)n);
             presence_touch(c->sub.room, c->sub.user);
         } else {
             struct api_error err;
-            api_fail(&err, 503, API_UNAVAILABLE,
-                     "the message store is unreachable; nothing was stored");
-            send_error(c, &err);
+
+            api_unavailable(&err, status, API_DOING_WS_SEND);
+            send_error_about(c, a->key, &err);
         }
         after_io(c);
     }
@@ -429,12 +465,12 @@ static void append_done(int status, const char *id, int64_t ts, void *arg)
 static void on_text(struct ws *c, const uint8_t *msg, size_t len)
 {
     struct api_error err;
-    char *text = NULL;
+    char *text = NULL, key[API_KEY_MAX + 1];
     size_t tlen = 0;
     int retry;
-    int type = api_parse_client_frame((const char *)msg, len,
-                                      (size_t)app.cfg->max_message_bytes, &text,
-                                      &tlen, &err);
+    int type = api_parse_client_frame_key((const char *)msg, len,
+                                          (size_t)app.cfg->max_message_bytes,
+                                          &text, &tlen, key, &err);
 
     if (type == EVENT_MESSAGE) {
         struct ws_append *a;
@@ -442,18 +478,24 @@ static void on_text(struct ws *c, const uint8_t *msg, size_t len)
                             &retry)) {
             api_fail(&err, 429, API_RATE_LIMITED,
                      "too many messages; retry in %d s", retry);
-            send_error(c, &err);
+            send_error_about(c, key, &err);
             goto done;
         }
         a = xcalloc(1, sizeof(*a));
         a->c = c;
+        strcpy(a->key, key);
         TAILQ_INSERT_TAIL(&c->appends, a, link);
         app.inflight++;
-        if (store_append(app.store, c->sub.room, c->sub.user, text, tlen,
+        if (store_append(app.store, c->sub.room, c->sub.user, text, tlen, key,
                          append_done, a) != 0)
-            append_done(-1, NULL, 0, a);
+            append_done(API_FAULT_DOWN, NULL, a);
     } else if (type == EVENT_TYPING) {
         struct event ev;
+        /* over rate_typing_per_sec the frame is dropped without an answer:
+         * the room saw this user typing less than a second ago */
+        if (!ratelimit_take(app.typing_limit, c->sub.user, event_now_ms(),
+                            &retry))
+            goto done;
         event_init_typing(&ev, c->sub.room, c->sub.user, event_now_ms());
         if (store_publish(app.store, &ev) != 0) {
             api_fail(&err, 503, API_UNAVAILABLE,
@@ -627,7 +669,12 @@ static size_t queued(const struct subscriber *sub)
     return evbuffer_get_length(output((struct ws *)sub));
 }
 
-static const struct subscriber_ops ops = {deliver, close_sub, queued};
+static void drop_sub(struct subscriber *sub)
+{
+    drop_slow((struct ws *)sub);
+}
+
+static const struct subscriber_ops ops = {deliver, close_sub, queued, drop_sub};
 
 static void resumed(struct subscriber *sub, int status)
 {
@@ -785,6 +832,9 @@ void ws_handle(struct request *r)
         evhttp_request_free(r->req);
         goto done;
     }
+    /* refused with a plain 429 answer, before any upgrade */
+    if (!transport_stream_take(r))
+        goto done;
     accept_key(key, accept);
     timers_init();
 
@@ -795,6 +845,7 @@ void ws_handle(struct request *r)
     c = xcalloc(1, sizeof(*c));
     c->evcon = evcon;
     c->bev = evhttp_connection_get_bufferevent(evcon);
+    c->counted = true;
     c->sub.ops = &ops;
     c->sub.kind = TRANSPORT_WEBSOCKET;
     strcpy(c->sub.room, r->room);

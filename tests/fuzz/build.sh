@@ -47,8 +47,7 @@ wslay_libs=$(pkg-config --libs libwslay 2>/dev/null || echo -lwslay)
 
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 cflags="-g -O1 -fno-omit-frame-pointer $san -std=gnu11 -Wall -Wextra
-    -Wno-unused-parameter -D_GNU_SOURCE -DSYSCONFDIR=\"/etc\"
-    -DWWWDIR=\"/usr/share/crosstalk/www\" -I$top/src/common
+    -Wno-unused-parameter -D_GNU_SOURCE -I$top/src/common -I$out
     -I$top/src/transport $pc_cflags
     $wslay_cflags"
 # -Werror for the targets only: the library's warnings are gcc's business
@@ -65,6 +64,13 @@ if [ -z "$sources" ]; then
 fi
 
 mkdir -p "$out/obj"
+
+# the paths.h make writes from configure's directories (config.c includes
+# it); an in-tree build's own, beside config.c, is found first
+if [ ! -e "$out/paths.h" ]; then
+    printf '%s\n' '#define SYSCONFDIR "/etc"' \
+        '#define WWWDIR "/usr/share/crosstalk/www"' >"$out/paths.h"
+fi
 
 # newest header: any change to one rebuilds everything (there are few)
 newest_h=$(ls -t "$top"/src/common/*.h "$top"/src/transport/wsframe.h \

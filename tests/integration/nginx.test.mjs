@@ -268,21 +268,6 @@ async function expectAll(cols, want, timeout = 10000) {
   }
 }
 
-// The daemon's WebSocket transport comes with its own issue; until it is
-// there crosstalkd answers the upgrade 501 not_implemented. A WebSocket test
-// is then marked todo (and counts as skipped: under CI=true it fails the run).
-let wsState;
-async function wsAvailable() {
-  if (wsState !== undefined) return wsState;
-  const { token } = await register();
-  const r = await http('GET', `${d1.url}/api/rooms/probe/ws?token=${token}`, {
-    headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13',
-      'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' },
-  }).catch((e) => ({ status: 0, text: e.message, json: undefined }));
-  wsState = !(r.status === 501 || r.json?.error === 'not_implemented');
-  return wsState;
-}
-const WS_TODO = 'crosstalkd has no WebSocket transport yet (it answers 501 not_implemented)';
 
 // ------------------------------------------------------------ the configs
 
@@ -449,9 +434,6 @@ test('long poll through nginx: answered at the message, 204 at its timeout', asy
 });
 
 test('WebSocket upgrade through nginx', async (t) => {
-  if (!(await wsAvailable())) {
-    t.todo(WS_TODO);
-  }
   const { token } = await register();
   const rm = room('ws');
   const ws = new WebSocket(`${nginx.url.replace('http', 'ws')}/api/rooms/${rm}/ws?token=${token}`);
@@ -474,8 +456,6 @@ test('WebSocket upgrade through nginx', async (t) => {
 });
 
 test('a message posted through FastCGI reaches every subscriber on both daemons in the same order', async (t) => {
-  const ws = await wsAvailable();
-  if (!ws) t.diagnostic(`no WebSocket subscribers: ${WS_TODO}`);
   const { token } = await register();
   const rm = room('fan');
   const seed = await send(token, rm, 'seed');
@@ -484,7 +464,7 @@ test('a message posted through FastCGI reaches every subscriber on both daemons 
     cols.push(sseSubscriber(base, rm, token));
     cols.push(longPollSubscriber(base, rm, token, seed.id));
     cols.push(shortPollSubscriber(base, rm, token, seed.id));
-    if (ws) cols.push(wsSubscriber(base, rm, token, seed.id));
+    cols.push(wsSubscriber(base, rm, token, seed.id));
   }
   // SSE subscribers start from now: wait until both daemons hold them
   await waitFor(async () => {
@@ -507,8 +487,6 @@ test('a message posted through FastCGI reaches every subscriber on both daemons 
 });
 
 test('killing one daemon moves its clients to the other; they resume without loss', async (t) => {
-  const ws = await wsAvailable();
-  if (!ws) t.diagnostic(`no WebSocket subscribers: ${WS_TODO}`);
   const { token } = await register();
   const rm = room('fail');
   const seed = await send(token, rm, 'seed');
@@ -516,7 +494,7 @@ test('killing one daemon moves its clients to the other; they resume without los
   for (let i = 0; i < 4; i++) cols.push(sseSubscriber(nginx.url, rm, token));
   for (let i = 0; i < 2; i++) cols.push(longPollSubscriber(nginx.url, rm, token, seed.id));
   for (let i = 0; i < 2; i++) cols.push(shortPollSubscriber(nginx.url, rm, token, seed.id));
-  if (ws) for (let i = 0; i < 2; i++) cols.push(wsSubscriber(nginx.url, rm, token, seed.id));
+  for (let i = 0; i < 2; i++) cols.push(wsSubscriber(nginx.url, rm, token, seed.id));
   let victim;
   await waitFor(async () => {
     const s = await Promise.all([d1, d2].map((d) => http('GET', `${d.url}/api/stats`)));

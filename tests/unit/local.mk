@@ -55,3 +55,7 @@ check_PROGRAMS += tests/unit/test_strlist
 TESTS += tests/unit/test_strlist
 tests_unit_test_strlist_SOURCES = tests/unit/test_strlist.c tests/unit/tap.h
 tests_unit_test_strlist_LDADD = $(COMMON_LIBS)
+check_PROGRAMS += tests/unit/test_tally
+TESTS += tests/unit/test_tally
+tests_unit_test_tally_SOURCES = tests/unit/test_tally.c tests/unit/tap.h
+tests_unit_test_tally_LDADD = $(COMMON_LIBS)

@@ -112,6 +112,26 @@ int main(void)
     msg_fails("{\"text\":[\"hi\"]}", 100, 400, API_BAD_REQUEST);
     msg_fails("{\"text\":null}", 100, 400, API_BAD_REQUEST);
     msg_fails("{\"text\":\"\"}", 100, 400, API_EMPTY_TEXT);
+    msg_fails("{\"text\":\" \"}", 100, 400, API_EMPTY_TEXT);
+    msg_fails("{\"text\":\" \\t\\n\\r \\f\\u000b\"}", 100, 400, API_EMPTY_TEXT);
+    msg_fails("{\"text\":\"\\u00a0\\u2003\\u3000\\u200b\\ufeff\\u2028\"}", 100,
+              400, API_EMPTY_TEXT);
+    msg_fails("{\"text\":\"\xe3\x80\x80\xc2\x85 \"}", 100, 400, API_EMPTY_TEXT);
+    {
+        static const char *const seen[] = {"{\"text\":\" a \"}",
+                                           "{\"text\":\"\\n.\\n\"}",
+                                           "{\"text\":\"\\u3000\xe3\x81\x82\"}",
+                                           "{\"text\":\" \xf0\x9f\x98\x80\"}"};
+        for (size_t i = 0; i < sizeof(seen) / sizeof(*seen); i++) {
+            struct api_error e2;
+            char *t2 = NULL;
+            size_t l2 = 0;
+            ok(api_parse_message(seen[i], strlen(seen[i]), 100, &t2, &l2,
+                                 &e2) == 0,
+               "text with something visible is taken: %s", seen[i]);
+            free(t2);
+        }
+    }
     msg_fails("{\"text\":\"\xc0\xaf\"}", 100, 400, API_BAD_UTF8);
     msg_fails("{\"text\":\"\xed\xa0\x80\"}", 100, 400, API_BAD_UTF8);
     msg_fails("{\"text\":\"ab\xff\"}", 100, 400, API_BAD_UTF8);
@@ -144,6 +164,8 @@ int main(void)
     frame_fails("{\"type\":1}", 400, API_BAD_REQUEST);
     frame_fails("{\"type\":\"message\"}", 400, API_BAD_REQUEST);
     frame_fails("{\"type\":\"message\",\"text\":\"\"}", 400, API_EMPTY_TEXT);
+    frame_fails("{\"type\":\"message\",\"text\":\" \\t\\n\"}", 400,
+                API_EMPTY_TEXT);
     frame_fails("{\"type\":\"message\",\"text\":\"01234567890\"}", 413,
                 API_TOO_LARGE);
     frame_fails("{\"type\":\"message\",\"text\":\"\xe2\x82\"}", 400,
@@ -185,5 +207,70 @@ int main(void)
                "rooms JSON");
         free(json);
     }
+    {
+        char key[API_KEY_MAX + 1], k64[API_KEY_MAX + 2];
+        static const char *const bad[] = {"",  "a b", "a:b", "\"\"", "\"a",
+                                          "é", "a,b", "a\"", "a.b"};
+
+        is_int(api_parse_key(NULL, 0, key, &err), 0, "no key: 0");
+        is_str(key, "", "  and key \"\"");
+        is_int(api_parse_key("Ab_9-z", 6, key, &err), 0, "key Ab_9-z");
+        is_str(key, "Ab_9-z", "  copied");
+        is_int(api_parse_key("\"q-1\"", 5, key, &err), 0,
+               "a quoted key (the IETF draft's sf-string)");
+        is_str(key, "q-1", "  without its quotes");
+        memset(k64, 'k', 65);
+        k64[65] = '\0';
+        ok(api_parse_key(k64, 64, key, &err) == 0 && strlen(key) == 64,
+           "64 characters");
+        ok(api_parse_key(k64, 65, key, &err) == -1 && err.status == 400 &&
+               strcmp(err.code, API_BAD_REQUEST) == 0,
+           "65 characters: 400 bad_request");
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+            ok(api_parse_key(bad[i], strlen(bad[i]), key, &err) == -1 &&
+                   err.status == 400 && key[0] == '\0',
+               "key \"%s\": 400", bad[i]);
+        ok(api_parse_key("a\0b", 3, key, &err) == -1, "a NUL in a key: 400");
+
+        is_int(api_parse_client_frame_key(
+                   "{\"type\":\"message\",\"text\":\"yo\",\"key\":\"m-1\"}", 42,
+                   10, &text, &len, key, &err),
+               EVENT_MESSAGE, "frame with a key");
+        is_str(key, "m-1", "  the key");
+        free(text);
+        is_int(
+            api_parse_client_frame_key("{\"type\":\"message\",\"text\":\"yo\"}",
+                                       30, 10, &text, &len, key, &err),
+            EVENT_MESSAGE, "frame without a key");
+        is_str(key, "", "  key \"\"");
+        free(text);
+        frame_fails("{\"type\":\"message\",\"text\":\"yo\",\"key\":\"a b\"}",
+                    400, API_BAD_REQUEST);
+        frame_fails("{\"type\":\"message\",\"text\":\"yo\",\"key\":7}", 400,
+                    API_BAD_REQUEST);
+        frame_fails("{\"type\":\"message\",\"text\":\"yo\",\"key\":\"\"}", 400,
+                    API_BAD_REQUEST);
+    }
+    is_int(api_fault_of("OOM command not allowed when used memory > "
+                        "'maxmemory'. script: 1, on @user_script:5."),
+           API_FAULT_OOM, "an OOM error is out of memory");
+    is_int(api_fault_of("READONLY You can't write against a read only "
+                        "replica."),
+           API_FAULT_READONLY, "READONLY is read-only");
+    is_int(api_fault_of("ERR unknown command"), API_FAULT_ERROR,
+           "another error");
+    api_unavailable(&err, API_FAULT_UNKNOWN, API_DOING_SEND);
+    ok(err.status == 503 && strcmp(err.code, API_UNAVAILABLE) == 0 &&
+           strstr(err.message, "unknown") != NULL &&
+           strstr(err.message, "Idempotency-Key") != NULL &&
+           strstr(err.message, "nothing was stored") == NULL,
+       "unknown outcome: 503, retry with the same key (%s)", err.message);
+    api_unavailable(&err, API_FAULT_OOM, API_DOING_SEND);
+    ok(strstr(err.message, "out of memory") != NULL &&
+           strstr(err.message, "nothing was stored") != NULL,
+       "out of memory: nothing was stored (%s)", err.message);
+    api_unavailable(&err, API_FAULT_READONLY, API_DOING_HEALTH);
+    ok(strstr(err.message, "read-only") != NULL, "health: read-only (%s)",
+       err.message);
     return tap_done();
 }

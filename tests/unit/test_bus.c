@@ -2,6 +2,7 @@
  * id, held events while resuming or filling, unsubscribing in delivery */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 
@@ -43,7 +44,7 @@ static void closed(struct subscriber *s)
 {
 }
 
-static const struct subscriber_ops ops = {deliver, closed, NULL};
+static const struct subscriber_ops ops = {deliver, closed, NULL, NULL};
 
 static void probe_init(struct probe *p, struct bus *b, const char *room)
 {
@@ -70,9 +71,122 @@ static void publish(struct bus *b, const char *room, const char *id)
     bus_event_unref(e);
 }
 
+static void typing(struct bus *b, const char *room, const char *user)
+{
+    struct event ev;
+    struct bus_event *e;
+
+    event_init_typing(&ev, room, user, 1);
+    e = bus_event_new(&ev);
+    bus_publish(b, e);
+    bus_event_unref(e);
+}
+
+/* Typing events of one user in one room go out at most once per
+ * BUS_TYPING_GAP_MS, whatever their number; other users and rooms are not
+ * held back. */
+static void test_typing(void)
+{
+    struct bus *b = bus_new(0);
+    struct probe p, q;
+    struct timespec gap = {0, (BUS_TYPING_GAP_MS + 50) * 1000000L};
+
+    probe_init(&p, b, "lobby");
+    probe_init(&q, b, "other");
+    bus_subscribe(b, &p.sub, false);
+    bus_subscribe(b, &q.sub, false);
+    for (int i = 0; i < 1000; i++)
+        typing(b, "lobby", "bob");
+    is_int(p.n, 1, "1000 typing events of one user at once: one goes out");
+    typing(b, "lobby", "carol");
+    is_int(p.n, 2, "another user's typing is not held back");
+    typing(b, "other", "bob");
+    is_int(q.n, 1, "nor the same user's in another room");
+    nanosleep(&gap, NULL);
+    bus_sweep(b, 60000); /* forgets bob and carol: their gap is over */
+    typing(b, "lobby", "bob");
+    typing(b, "lobby", "bob");
+    is_int(p.n, 3, "after the gap, one more goes out");
+    publish(b, "lobby", "1-0");
+    publish(b, "lobby", "2-0");
+    is_int(p.n, 5, "messages are never coalesced");
+    bus_unsubscribe(b, &p.sub);
+    bus_unsubscribe(b, &q.sub);
+    bus_free(b); /* frees the typists it still knows */
+}
+
+/* A resuming subscriber with bytes queued to its client. */
+struct backlog {
+    struct subscriber sub;
+    struct bus *bus;
+    size_t queued;
+    int delivered, dropped;
+};
+
+static void backlog_deliver(struct subscriber *s, struct bus_event *e)
+{
+    ((struct backlog *)s)->delivered++;
+}
+
+static size_t backlog_queued(const struct subscriber *s)
+{
+    return ((const struct backlog *)s)->queued;
+}
+
+static void backlog_drop(struct subscriber *s)
+{
+    struct backlog *k = (struct backlog *)s;
+
+    k->dropped++;
+    bus_unsubscribe(k->bus, s);
+}
+
+static const struct subscriber_ops backlog_ops = {backlog_deliver, closed,
+                                                  backlog_queued, backlog_drop};
+
+/* What the bus holds for a resuming subscriber counts with what is queued
+ * to its client against the limit; past it the subscriber is dropped. */
+static void test_backlog(void)
+{
+    struct bus *b = bus_new(1000);
+    struct backlog k, fast;
+    struct bus_event *e = message("lobby", "1-0");
+    size_t len = e->json->len;
+    int n = 0;
+
+    bus_event_unref(e);
+    memset(&k, 0, sizeof(k));
+    k.sub.ops = &backlog_ops;
+    k.bus = b;
+    strcpy(k.sub.room, "lobby");
+    fast = k;
+    k.queued = 500;
+    bus_subscribe(b, &k.sub, true);
+    bus_subscribe(b, &fast.sub, true);
+    while (k.sub.br != NULL && n < 100) {
+        char id[32];
+        snprintf(id, sizeof(id), "%d-0", ++n);
+        publish(b, "lobby", id);
+    }
+    is_int(k.dropped, 1, "a resuming subscriber is dropped past the limit");
+    is_int(n, (int)((1000 - 500) / len + 1),
+           "  when held events and queued bytes pass 1000");
+    is_int(k.sub.held_bytes, 0, "  and holds nothing after");
+    is_int(k.delivered, 0, "  having been given nothing live");
+    is_int(fast.dropped, 0, "one with nothing queued holds on");
+    is_int(fast.sub.held_bytes, n * len, "  counting what it holds");
+    bus_resume_done(&fast.sub);
+    is_int(fast.delivered, n, "  and gets it all when its resume is done");
+    is_int(fast.sub.held_bytes, 0, "  after which it holds nothing");
+    publish(b, "lobby", "1000-0");
+    is_int(fast.dropped, 0, "live events past the resume are the transport's");
+    bus_unsubscribe(b, &fast.sub);
+    bus_free(b);
+}
+
 int main(void)
 {
-    struct bus *b = bus_new();
+    struct bus *b = bus_new(0);
     struct probe p1, p2, p3;
     struct bus_event *e;
     struct event ev;
@@ -184,5 +298,7 @@ int main(void)
         ok(!bus_room_latest(b, "lobby", &latest), "until swept");
     }
     bus_free(b);
+    test_typing();
+    test_backlog();
     return tap_done();
 }

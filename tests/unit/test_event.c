@@ -51,7 +51,8 @@ int main(void)
     event_clear(&ev);
     ok(ev.text == NULL && ev.room[0] == 0, "event_clear zeroes");
     event_clear(&ev);
-    ok(1, "event_clear twice is harmless");
+    ok(ev.text == NULL && ev.room[0] == 0 && ev.text_len == 0,
+       "event_clear twice leaves it cleared");
 
     event_init_message(&ev, "r", "1-1", "u", "a/\"b\"\\\n\xc3\xa9</script>",
                        strlen("a/\"b\"\\\n\xc3\xa9</script>"), 5);

@@ -35,7 +35,7 @@ done:
 
 int main(void)
 {
-    char buf[KEYS_MAX], sha[41], bufs[2 * KEYS_MAX];
+    char buf[KEYS_MAX], sha[41], bufs[KEYS_APPEND_BUFS];
     const char *argv[KEYS_APPEND_ARGC];
     size_t lens[KEYS_APPEND_ARGC];
     char room64[65];
@@ -43,6 +43,8 @@ int main(void)
 
     is_str(keys_room_log(buf, "lobby"), "ct:room:lobby:log", "room log key");
     is_str(keys_user(buf, "alice"), "ct:user:alice", "user key");
+    is_str(keys_user(buf, "ALICE"), "ct:user:alice",
+           "user key: the name in lower case");
     is_str(keys_token(buf, "ab12"), "ct:token:ab12", "token key");
     is_str(keys_presence(buf, "lobby"), "ct:presence:lobby", "presence key");
     is_str(keys_bus(buf, "lobby"), "ct:bus:lobby", "bus channel");
@@ -71,8 +73,9 @@ int main(void)
            strstr(keys_append_script.body, "ZADD") != NULL,
        "append script does XADD, ZADD and PUBLISH");
 
-    n = keys_append_argv(argv, lens, bufs, 1, "lobby", "alice", "hi\0x", 4);
-    is_int(n, KEYS_APPEND_ARGC, "EVALSHA argv has KEYS_APPEND_ARGC entries");
+    n = keys_append_argv(argv, lens, bufs, 1, "lobby", "alice", "hi\0x", 4,
+                         NULL);
+    is_int(n, 9, "EVALSHA argv without a key has 9 entries");
     is_str(argv[0], "EVALSHA", "  command");
     is_str(argv[1], keys_append_script.sha, "  sha");
     is_str(argv[2], "2", "  numkeys");
@@ -90,15 +93,39 @@ int main(void)
         char *unterminated = malloc(2);
 
         memcpy(unterminated, "yo", 2);
-        keys_append_argv(argv, lens, bufs, 1, "lobby", "alice", unterminated,
-                         2);
+        keys_append_argv(argv, lens, bufs, 1, "lobby", "alice", unterminated, 2,
+                         "");
         ok(argv[7] == unterminated && lens[7] == 2,
            "text is passed by pointer and length only");
         free(unterminated);
     }
-    n = keys_append_argv(argv, lens, bufs, 0, "lobby", "alice", "hi", 2);
+    n = keys_append_argv(argv, lens, bufs, 0, "lobby", "alice", "hi", 2, NULL);
     is_str(argv[0], "EVAL", "EVAL form");
     ok(argv[1] == keys_append_script.body, "  carries the body");
     is_int(lens[1], strlen(keys_append_script.body), "  its length");
+
+    {
+        char key64[65], user32[33], idem[KEYS_IDEM_MAX];
+
+        memset(key64, 'k', 64);
+        key64[64] = '\0';
+        memset(user32, 'u', 32);
+        user32[32] = '\0';
+        n = keys_append_argv(argv, lens, bufs, 1, room64, user32, "hi\0x", 4,
+                             key64);
+        is_int(n, KEYS_APPEND_ARGC, "with a key: KEYS_APPEND_ARGC entries");
+        is_str(argv[2], "3", "  numkeys 3");
+        ok(strncmp(argv[5], "ct:idem:", 8) == 0 &&
+               strlen(argv[5]) == 8 + 64 + 1 + 32 + 1 + 64 &&
+               strcmp(argv[5] + strlen(argv[5]) - 64, key64) == 0,
+           "  KEYS[3] ct:idem:{room}:{user}:{key}, longest of each whole");
+        is_str(argv[6], room64, "  ARGV[1] room");
+        is_str(argv[7], user32, "  ARGV[2] from");
+        ok(memcmp(argv[8], "hi\0x", 4) == 0 && lens[8] == 4,
+           "  ARGV[3] text with its length");
+        ok(strncmp(argv[9], "ct:bus:", 7) == 0, "  ARGV[4] channel");
+        is_str(keys_idem(idem, "lobby", "bob", "k1"), "ct:idem:lobby:bob:k1",
+               "idempotency key");
+    }
     return tap_done();
 }

@@ -34,5 +34,17 @@ int main(void)
        "65 characters rejected");
     ok(!R("lob*"), "glob character rejected");
     ok(!R("a{b}"), "braces rejected");
+    {
+        char out[NAME_USER_MAX + 1];
+        names_user_fold("ALICE1", out);
+        is_str(out, "alice1", "a user name folds to lower case");
+        names_user_fold("Bob_.-9", out);
+        is_str(out, "bob_.-9", "only letters change");
+        names_user_fold("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef", out);
+        is_str(out, "abcdefghijklmnopqrstuvwxyzabcdef", "32 characters");
+        strcpy(out, "MiXeD");
+        names_user_fold(out, out);
+        is_str(out, "mixed", "in place");
+    }
     return tap_done();
 }

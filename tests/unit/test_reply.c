@@ -116,7 +116,7 @@ int main(void)
     is_int(reply_first_id(r, id), -1, "  first id too");
     drop(r);
     is_int(reply_events(NULL, "lobby", &evs, &n), -1, "NULL rejected");
+    /* NULL is accepted like free(NULL); a crash here ends the plan short */
     event_free_array(NULL, 0);
-    ok(1, "event_free_array(NULL) is harmless");
     return tap_done();
 }

@@ -92,13 +92,123 @@ static redisReply *cmd_argv(redisContext *c, int argc, const char **argv,
     return redisCommandArgv(c, argc, argv, lens);
 }
 
+/* Runs the register script by EVALSHA for `name` with a throwaway token
+ * key; returns its integer answer, or -1. */
+static long long register_again(redisContext *c, const char *name)
+{
+    char ukey[KEYS_MAX];
+    redisReply *r = redisCommand(
+        c, "EVALSHA %s 2 %s %s %s %s %s", keys_register_script.sha,
+        keys_user(ukey, name), "ct:token:other", "other", "1", name);
+    long long n = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+
+    freeReplyObject(r);
+    return n;
+}
+
+/* Runs the append script (EVALSHA, loaded by now) as `from` in room idem. */
+static redisReply *append(redisContext *c, const char *from, const char *text,
+                          const char *key)
+{
+    const char *argv[KEYS_APPEND_ARGC];
+    size_t lens[KEYS_APPEND_ARGC];
+    char bufs[KEYS_APPEND_BUFS];
+    int n = keys_append_argv(argv, lens, bufs, 1, "idem", from, text,
+                             strlen(text), key);
+
+    return cmd_argv(c, n, argv, lens);
+}
+
+static long long xlen(redisContext *c)
+{
+    redisReply *r = redisCommand(c, "XLEN ct:room:idem:log");
+    long long n = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+
+    freeReplyObject(r);
+    return n;
+}
+
+/* Idempotency keys: a repeat answers the first message and writes and
+ * publishes nothing; keys are per user; a trimmed first message still
+ * answers its id. */
+static void test_idempotent(redisContext *c, int port)
+{
+    redisContext *sub = redisConnect("127.0.0.1", port);
+    redisReply *r, *first = NULL, *msg = NULL;
+    char id[STREAMID_STRLEN] = "";
+    struct reply_appended a;
+
+    r = redisCommand(sub, "SUBSCRIBE ct:bus:idem");
+    freeReplyObject(r);
+    first = append(c, "alice", "one", "k-1");
+    ok(first != NULL && first->type == REDIS_REPLY_ARRAY &&
+           first->elements == 2,
+       "a new key: {id, ts}");
+    if (first == NULL || first->type != REDIS_REPLY_ARRAY)
+        goto done;
+    snprintf(id, sizeof(id), "%s", first->element[0]->str);
+    is_int(reply_appended(first, &a), 0, "reply_appended reads it");
+    ok(strcmp(a.id, id) == 0 && !a.repeat && a.text == NULL &&
+           a.ts == strtoll(first->element[1]->str, NULL, 10),
+       "  id, ts, not a repeat");
+    r = redisCommand(c, "TTL ct:idem:idem:alice:k-1");
+    ok(r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer > 86000 &&
+           r->integer <= 86400,
+       "the key is kept 24 h (TTL %lld)", r != NULL ? r->integer : -1);
+    freeReplyObject(r);
+
+    r = append(c, "alice", "one, again but changed", "k-1");
+    ok(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+           strcmp(r->element[0]->str, id) == 0 &&
+           strcmp(r->element[1]->str, first->element[1]->str) == 0 &&
+           strcmp(r->element[2]->str, "one") == 0,
+       "the same key again: {first id, first ts, first text}");
+    ok(reply_appended(r, &a) == 0 && a.repeat && strcmp(a.id, id) == 0 &&
+           a.text_len == 3 && memcmp(a.text, "one", 3) == 0,
+       "  reply_appended: a repeat with the first text");
+    freeReplyObject(r);
+    is_int(xlen(c), 1, "  nothing more stored");
+
+    r = append(c, "bob", "bob's", "k-1");
+    ok(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2,
+       "another user's same key is another message");
+    freeReplyObject(r);
+    is_int(xlen(c), 2, "  stored");
+
+    /* the bus carries "one", then "bob's": the repeat published nothing */
+    for (int i = 0; i < 2; i++) {
+        ok(redisGetReply(sub, (void **)&msg) == REDIS_OK && msg != NULL &&
+               msg->type == REDIS_REPLY_ARRAY && msg->elements == 3 &&
+               strstr(msg->element[2]->str, i == 0 ? "\"one\"" : "\"bob's\"") !=
+                   NULL,
+           "published %d: %s", i + 1,
+           msg != NULL && msg->elements == 3 ? msg->element[2]->str : "-");
+        freeReplyObject(msg);
+        msg = NULL;
+    }
+
+    r = redisCommand(c, "XTRIM ct:room:idem:log MAXLEN 0");
+    freeReplyObject(r);
+    r = append(c, "alice", "retry", "k-1");
+    ok(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+           strcmp(r->element[0]->str, id) == 0 &&
+           strncmp(r->element[1]->str, id, strlen(r->element[1]->str)) == 0 &&
+           strcmp(r->element[2]->str, "retry") == 0,
+       "first message trimmed away: its id, ts from the id, this text");
+    freeReplyObject(r);
+    is_int(xlen(c), 0, "  nothing stored");
+done:
+    freeReplyObject(first);
+    redisFree(sub);
+}
+
 int main(void)
 {
     redisContext *c = NULL, *sub = NULL;
     redisReply *r = NULL, *msg = NULL;
     const char *argv[KEYS_APPEND_ARGC];
     size_t lens[KEYS_APPEND_ARGC];
-    char bufs[2 * KEYS_MAX], id[STREAMID_STRLEN], ts[32];
+    char bufs[KEYS_APPEND_BUFS], id[STREAMID_STRLEN], ts[32];
     const char text[] = "a/b \"q\" \\ \xc3\xa9\xf0\x9f\x98\x80 </x>";
     struct event ev = {0}, *evs = NULL;
     size_t n = 0;
@@ -132,15 +242,17 @@ int main(void)
     r = redisCommand(c, "SCRIPT FLUSH");
     freeReplyObject(r);
 
-    keys_append_argv(argv, lens, bufs, 1, "lobby", "alice", text, strlen(text));
-    r = cmd_argv(c, KEYS_APPEND_ARGC, argv, lens);
+    n = keys_append_argv(argv, lens, bufs, 1, "lobby", "alice", text,
+                         strlen(text), NULL);
+    r = cmd_argv(c, (int)n, argv, lens);
     ok(r != NULL && r->type == REDIS_REPLY_ERROR &&
            strncmp(r->str, "NOSCRIPT", 8) == 0,
        "EVALSHA of an unloaded script is NOSCRIPT");
     freeReplyObject(r);
 
-    keys_append_argv(argv, lens, bufs, 0, "lobby", "alice", text, strlen(text));
-    r = cmd_argv(c, KEYS_APPEND_ARGC, argv, lens);
+    n = keys_append_argv(argv, lens, bufs, 0, "lobby", "alice", text,
+                         strlen(text), NULL);
+    r = cmd_argv(c, (int)n, argv, lens);
     ok(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
            r->element[0]->type == REDIS_REPLY_STRING &&
            r->element[1]->type == REDIS_REPLY_STRING,
@@ -172,8 +284,9 @@ int main(void)
     is_int(ev.ts, strtoll(ts, NULL, 10), "  ts as EVAL returned");
     event_clear(&ev);
 
-    keys_append_argv(argv, lens, bufs, 1, "lobby", "bob", "second", 6);
-    r = cmd_argv(c, KEYS_APPEND_ARGC, argv, lens);
+    n = keys_append_argv(argv, lens, bufs, 1, "lobby", "bob", "second", 6,
+                         NULL);
+    r = cmd_argv(c, (int)n, argv, lens);
     ok(r != NULL && r->type == REDIS_REPLY_ARRAY,
        "EVALSHA works once the script is cached");
     freeReplyObject(r);
@@ -202,6 +315,11 @@ int main(void)
     {
         char hash[AUTH_HASH_LEN + 1], ukey[KEYS_MAX], tkey[KEYS_MAX];
 
+        /* users from before names were folded: Carol, and two that
+         * differ only in case */
+        freeReplyObject(redisCommand(c, "HSET ct:user:Carol token_sha256 c"));
+        freeReplyObject(redisCommand(c, "HSET ct:user:dave token_sha256 d1"));
+        freeReplyObject(redisCommand(c, "HSET ct:user:DAVE token_sha256 d2"));
         auth_hash("token", 5, hash);
         keys_user(ukey, "alice");
         keys_token(tkey, hash);
@@ -211,14 +329,17 @@ int main(void)
         ok(r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1,
            "register script creates alice");
         freeReplyObject(r);
-        r = redisCommand(c, "EVALSHA %s 2 %s %s %s %s %s",
-                         keys_register_script.sha, ukey, "ct:token:other",
-                         "other", "1", "alice");
-        ok(r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 0,
-           "register script: alice is taken (by EVALSHA)");
-        freeReplyObject(r);
+        is_int(register_again(c, "alice"), 0,
+               "register script: alice is taken (by EVALSHA)");
         r = redisCommand(c, "EXISTS ct:token:other");
         ok(r != NULL && r->integer == 0, "  and wrote nothing");
+        freeReplyObject(r);
+        is_int(register_again(c, "ALICE"), 0,
+               "register script: ALICE is alice, taken");
+        r = redisCommand(c, "HGET %s name", ukey);
+        ok(r != NULL && r->type == REDIS_REPLY_STRING &&
+               strcmp(r->str, "alice") == 0,
+           "  and alice keeps its spelling in `name`");
         freeReplyObject(r);
         r = redisCommand(c, "HGET %s token_sha256", ukey);
         ok(r != NULL && r->type == REDIS_REPLY_STRING &&
@@ -235,7 +356,22 @@ int main(void)
                strcmp(r->str, "alice") == 0,
            "token key names the user");
         freeReplyObject(r);
+        r = redisCommand(c, "HGET ct:user:carol name");
+        ok(r != NULL && r->type == REDIS_REPLY_STRING &&
+               strcmp(r->str, "Carol") == 0,
+           "an old user is moved to its lower-case key, spelling kept");
+        freeReplyObject(r);
+        r = redisCommand(c, "EXISTS ct:user:Carol ct:user:dave ct:user:DAVE");
+        ok(r != NULL && r->integer == 2,
+           "  its old key is gone; two old users differing in case stay");
+        freeReplyObject(r);
+        is_int(register_again(c, "Dave"), 0,
+               "  and Dave cannot be registered again");
+        r = redisCommand(c, "EXISTS ct:users:folded");
+        ok(r != NULL && r->integer == 1, "  the move is marked as done");
+        freeReplyObject(r);
     }
+    test_idempotent(c, port);
 done:
     freeReplyObject(msg);
     redisFree(sub);
