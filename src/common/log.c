@@ -1,6 +1,7 @@
 /* log.c - levelled logging to stderr or a file */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,16 @@ static char *log_path; /* NULL: stderr */
 static const char *log_prog = "crosstalk";
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+/* Lines above debug are rate-limited, so that a fault repeating in a
+ * loop cannot fill the disk: a bucket of LOG_BURST lines refilled at
+ * LOG_RATE a second; what it drops is counted and said. */
+#define LOG_RATE 100
+#define LOG_BURST 1000
+
+static double log_tokens = LOG_BURST;
+static int64_t log_refilled_ms;
+static unsigned long long log_dropped;
 
 static FILE *log_out(void)
 {
@@ -110,11 +121,33 @@ void log_write(enum log_level level, const char *fmt, ...)
     if (level < cur_level)
         return;
     gettimeofday(&tv, NULL);
+    if (level > LOGL_DEBUG) {
+        int64_t now = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+        if (now > log_refilled_ms) {
+            log_tokens += (double)(now - log_refilled_ms) * LOG_RATE / 1000;
+            if (log_tokens > LOG_BURST)
+                log_tokens = LOG_BURST;
+            log_refilled_ms = now;
+        }
+        if (log_tokens < 1) {
+            log_dropped++;
+            return;
+        }
+        log_tokens--;
+    }
     gmtime_r(&tv.tv_sec, &tm);
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    if (log_dropped > 0) {
+        fprintf(log_out(),
+                "%s.%03dZ %s[%ld] warn: %llu log lines dropped "
+                "(over %d a second)\n",
+                stamp, (int)(tv.tv_usec / 1000), log_prog, (long)getpid(),
+                log_dropped, LOG_RATE);
+        log_dropped = 0;
+    }
     /* One fprintf per line so concurrent writers to one file interleave
      * whole lines. */
     fprintf(log_out(), "%s.%03dZ %s[%ld] %s: %s\n", stamp,

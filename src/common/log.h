@@ -14,6 +14,9 @@ void log_close(void);
 /* `prog` prefixes every line; it is not copied. */
 void log_set_program(const char *prog);
 enum log_level log_get_level(void);
+/* Writes one line when `level` is at least the log's. Lines above debug
+ * are rate-limited (100 a second, bursts of 1000); the number dropped is
+ * said on the next line written. */
 void log_write(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

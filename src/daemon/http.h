@@ -63,8 +63,22 @@ struct http_watch *http_watch_new(struct evhttp_request *req,
 /* Stops watching before you answer the request yourself. Accepts NULL. */
 void http_watch_free(struct http_watch *w);
 
-/* The client's address: the peer's, or, when the peer is a proxy on
- * loopback (nginx), the X-Real-IP it set. Points into the request. */
+/* Calls cb(evcon, arg) when evhttp frees the connection (the one close
+ * callback evhttp has: use this, not evhttp_connection_set_closecb, which
+ * would take it from the connection count). A NULL cb stops it. */
+void http_on_close(struct evhttp_connection *evcon,
+                   void (*cb)(struct evhttp_connection *evcon, void *arg),
+                   void *arg);
+
+struct bufferevent;
+/* Removes every timeout from a connection's bufferevent and enables it
+ * both ways: for a connection taken over from evhttp (an upgrade), which
+ * no HTTP timeout governs. */
+void http_clear_timeouts(struct bufferevent *bev);
+
+/* The client's address: the peer's, or, when the peer is one of
+ * trusted_proxies (nginx), the X-Real-IP it set. Points into the request
+ * or its connection. */
 const char *http_client_address(struct evhttp_request *req);
 
 struct ratelimit;

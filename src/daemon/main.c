@@ -1,8 +1,10 @@
 /* main.c - crosstalkd: start-up, signals, draining shutdown */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <event2/event.h>
 #include <event2/http.h>
@@ -101,6 +103,67 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
         log_info("SIGHUP: log reopened");
 }
 
+/* Descriptors crosstalkd holds beside one per connection: the listener,
+ * the event base, Redis connections, the log, static files being sent. */
+#define FD_RESERVE 32
+/* Where an unlimited hard limit leaves us (Linux's default fs.nr_open). */
+#define FD_CEILING 1048576
+
+/* Raises the soft RLIMIT_NOFILE to the hard limit and says what it got.
+ * Returns 0, or -1 (with a message naming both numbers) when that is not
+ * enough for max_connections. */
+static int raise_fd_limit(const struct config *cfg)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)cfg->max_connections + FD_RESERVE;
+    rlim_t want;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        log_error("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+        return -1;
+    }
+    want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > FD_CEILING
+               ? FD_CEILING
+               : rl.rlim_max;
+    if (want < need && rl.rlim_max == RLIM_INFINITY)
+        want = need;
+    while (want > rl.rlim_cur) {
+        struct rlimit to = {want, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &to) == 0) {
+            rl.rlim_cur = want;
+            break;
+        }
+        want = want / 2 > rl.rlim_cur ? want / 2 : rl.rlim_cur;
+    }
+    if (rl.rlim_cur < need) {
+        log_error("max_connections %d needs %llu file descriptors, but only "
+                  "%llu are allowed (RLIMIT_NOFILE, hard limit %llu): raise "
+                  "the limit (ulimit -n, LimitNOFILE=) or lower "
+                  "max_connections",
+                  cfg->max_connections, (unsigned long long)need,
+                  (unsigned long long)rl.rlim_cur,
+                  (unsigned long long)rl.rlim_max);
+        return -1;
+    }
+    log_info("file descriptors: %llu allowed, %llu needed for "
+             "max_connections %d",
+             (unsigned long long)rl.rlim_cur, (unsigned long long)need,
+             cfg->max_connections);
+    return 0;
+}
+
+/* libevent's own messages (a failed accept, a bad epoll_ctl), through our
+ * log so that log_level, log_file and its rate limit apply to them. */
+static void libevent_log(int severity, const char *msg)
+{
+    enum log_level level = severity == EVENT_LOG_DEBUG  ? LOGL_DEBUG
+                           : severity == EVENT_LOG_MSG  ? LOGL_INFO
+                           : severity == EVENT_LOG_WARN ? LOGL_WARN
+                                                        : LOGL_ERROR;
+
+    log_write(level, "libevent: %s", msg);
+}
+
 int main(int argc, char **argv)
 {
     static struct config cfg;
@@ -139,6 +202,12 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    event_set_log_callback(libevent_log);
+    if (raise_fd_limit(&cfg) != 0) {
+        config_free(&cfg);
+        log_close();
+        return 2;
+    }
 
     app.cfg = &cfg;
     {

@@ -28,6 +28,7 @@
 #include "reply.h"
 #include "resume.h"
 #include "store.h"
+#include "strlist.h"
 #include "tally.h"
 #include "transport.h"
 #include "xmalloc.h"
@@ -322,7 +323,7 @@ static void teardown(struct ws *c)
         return;
     detach(c);
     if (c->evcon != NULL) {
-        evhttp_connection_set_closecb(c->evcon, NULL, NULL);
+        http_on_close(c->evcon, NULL, NULL);
         /* frees the bufferevent and the pending request, closes the fd */
         evhttp_connection_free(c->evcon);
     }
@@ -637,8 +638,16 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     struct ws *c = arg;
 
     /* end of stream or a socket error: nobody left to talk to */
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
         teardown(c);
+    } else if (what & BEV_EVENT_TIMEOUT) {
+        /* No HTTP timeout governs an upgraded connection (pings do): one
+         * that fires anyway must not leave the socket unread. */
+        log_warn("ws: a stray %s timeout on %s in %s; ignored",
+                 what & BEV_EVENT_READING ? "read" : "write", c->sub.user,
+                 c->sub.room);
+        http_clear_timeouts(bev);
+    }
 }
 
 static void tick(evutil_socket_t fd, short what, void *arg)
@@ -743,24 +752,12 @@ static void resumed(struct subscriber *sub, int status)
 /* True when the comma separated header value lists `token` (any case). */
 static bool has_token(const char *value, const char *token)
 {
-    size_t tlen = strlen(token);
+    size_t tlen = strlen(token), len;
+    const char *p;
 
-    while (value != NULL && *value != '\0') {
-        size_t n = strcspn(value, ",");
-        const char *p = value;
-        size_t len = n;
-        while (len > 0 && (*p == ' ' || *p == '\t')) {
-            p++;
-            len--;
-        }
-        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-            len--;
+    while ((p = strlist_next(&value, &len)) != NULL)
         if (len == tlen && strncasecmp(p, token, tlen) == 0)
             return true;
-        value += n;
-        if (*value == ',')
-            value++;
-    }
     return false;
 }
 
@@ -923,14 +920,13 @@ void ws_handle(struct request *r)
     }
     wslay_event_config_set_max_recv_msg_length(c->ctx, ws_max_message(app.cfg));
     c->timer = event_new(app.base, -1, 0, tick, c);
-    evhttp_connection_set_closecb(evcon, evcon_gone, c);
+    http_on_close(evcon, evcon_gone, c);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_set_timeouts(c->bev, NULL, NULL);
     bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
     /* the write callback runs at half the limit too, to pace history */
     bufferevent_setwatermark(c->bev, EV_WRITE,
                              (size_t)app.cfg->client_buffer_limit / 2, 0);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    http_clear_timeouts(c->bev);
 
     out = output(c);
     before = evbuffer_get_length(out);

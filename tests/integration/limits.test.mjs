@@ -1,5 +1,6 @@
 // limits.test.mjs - crosstalkd's limits against real clients: max_connections
-// over every kind of stream (refused fast, the held ones unharmed),
+// over every kind of stream (refused fast, the held ones unharmed; it counts
+// TCP connections, so a request past it is refused whatever it asks),
 // slowloris with Debian's slowhttptest against header_timeout,
 // client_buffer_limit on an SSE subscriber that stops reading (dropped, then
 // resumes by Last-Event-ID with nothing lost or repeated), longpolls_per_token,
@@ -60,6 +61,8 @@ describe('max_connections', () => {
   test('20 streams of every kind are held; the 21st (SSE, long poll or WebSocket) gets 503 at once; the 20 still get messages', async () => {
     const r = await redis();
     const d = await startDaemon({ redisUrl: r.url, config: { ...RELAXED, max_connections: 20, longpoll_timeout: 30 } });
+    // max_connections counts TCP connections: with d full, sends go through d2
+    const d2 = await startDaemon({ redisUrl: r.url, config: RELAXED });
     const users = [];
     for (let i = 0; i < 4; i++) users.push(await register(d.url, uniqueName('mc')));
     const room = uniqueRoom('mc');
@@ -81,7 +84,8 @@ describe('max_connections', () => {
       for (let i = 0; i < 6; i++) {
         polls.push(http('GET', `${d.url}/api/rooms/${room}/poll?since=${seed.id}&timeout=30`, { headers: bearer(users[i % 4].token), timeout: 40000 }));
       }
-      await waitFor(async () => (await stats(d)).streams >= 20, { timeout: 5000, what: '/api/stats to count 20 streams' });
+      await waitFor(async () => (await http('GET', `${d.url}/healthz`, { timeout: 2000 })).status === 503,
+        { timeout: 5000, what: 'GET /healthz to be refused once 20 connections are held' });
 
       // The 21st of each kind: 503 in JSON with Retry-After, fast.
       for (const [kind, go] of [
@@ -101,12 +105,11 @@ describe('max_connections', () => {
       assert.equal(extraWs.status, 503, `the 21st stream (WebSocket) got ${extraWs.status} ${extraWs.body ?? extraWs.error ?? ''}`);
       assert.ok(Date.now() - t0 < 1000, `the 21st WebSocket was refused only after ${Date.now() - t0} ms`);
 
-      // Requests that hold nothing are still served.
-      assert.equal((await http('GET', `${d.url}/healthz`)).status, 200);
-      assert.equal((await http('GET', `${d.url}/api/rooms/${room}/messages?since=${seed.id}`, { headers: bearer(users[3].token) })).status, 200);
+      // Past max_connections a request that would hold nothing is refused too, in JSON.
+      assertError(await http('GET', `${d.url}/healthz`), 503, 'unavailable', 'GET /healthz past max_connections');
 
       // The 20 held streams all get the next message.
-      const m = await sendOk(d.url, room, users[3], 'for the twenty');
+      const m = await sendOk(d2.url, room, users[3], 'for the twenty');
       for (const [i, s] of sses.entries()) {
         await s.waitEvents(1, { filter: (e) => e.event === 'message' && e.id === m.id, timeout: 3000, what: `message ${m.id} on SSE #${i + 1}` });
       }

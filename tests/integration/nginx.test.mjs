@@ -29,8 +29,8 @@ let redis, d1, d2, fcgi, nginx, www;
 
 before(async () => {
   redis = await startRedis();
-  d1 = await startDaemon({ redisUrl: redis.url, config: CONFIG });
-  d2 = await startDaemon({ redisUrl: redis.url, config: CONFIG });
+  d1 = await startDaemon({ redisUrl: redis.url, config: { ...CONFIG, trusted_proxies: '127.0.0.1' } });
+  d2 = await startDaemon({ redisUrl: redis.url, config: { ...CONFIG, trusted_proxies: '127.0.0.1' } });
   fcgi = await startFcgi({ redisUrl: redis.url, children: 3, config: CONFIG });
   // a www/ of our own, so what nginx serves can only have come from nginx
   www = tmpDir('www');

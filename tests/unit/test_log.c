@@ -1,4 +1,5 @@
-/* test_log.c - line format, level filter and reopening after rotation */
+/* test_log.c - line format, level filter, reopening after rotation and the
+ * rate limit */
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,25 @@ static char *slurp(const char *path)
         fclose(fp);
     }
     return buf;
+}
+
+/* Lines in the file, and whether one of them holds `needle`. */
+static long count_lines(const char *path, const char *needle, int *found)
+{
+    FILE *fp = fopen(path, "r");
+    char line[4096];
+    long n = 0;
+
+    *found = 0;
+    if (fp == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        n++;
+        if (strstr(line, needle) != NULL)
+            *found = 1;
+    }
+    fclose(fp);
+    return n;
 }
 
 int main(void)
@@ -71,6 +91,24 @@ int main(void)
            strstr(text, "before reopen") == NULL,
        "the new file gets what follows");
     free(text);
+
+    /* A fault logging in a loop: bursts of 1000, then 100 lines a second,
+     * and the number dropped is said. */
+    {
+        long n;
+        int found;
+
+        is_int(log_open("info", path), 0, "log_open for the rate limit");
+        for (int i = 0; i < 20000; i++)
+            log_error("flood %d", i);
+        n = count_lines(path, "log lines dropped", &found);
+        ok(n >= 900 && n < 1500, "20000 lines in a loop: %ld written", n);
+        usleep(50000);
+        log_error("after the flood");
+        n = count_lines(path, "log lines dropped", &found);
+        ok(found, "the number dropped is said (%ld lines)", n);
+        log_debug("debug is not limited");
+    }
 
     is_int(log_open("debug", NULL), 0, "back to stderr");
     is_int(log_get_level(), LOGL_DEBUG, "  level debug");
