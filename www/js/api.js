@@ -130,19 +130,19 @@ export async function register(name) {
   return { name: body.name || name, token: body.token };
 }
 
-// Every room, by recent activity, following "more"/"cursor" pages (at most
-// `maxPages` of them).
+// Every room, by recent activity, following the "more"/"next" pages
+// (?after=<next>, at most `maxPages` of them).
 export async function listRooms(token, maxPages = 20) {
   const rooms = [];
-  let cursor = null;
+  let after = null;
   for (let page = 0; page < maxPages; page++) {
-    const q = cursor ? `?cursor=${encodeURIComponent(cursor)}` : '';
+    const q = after ? `?after=${encodeURIComponent(after)}` : '';
     const { body } = await request(`/api/rooms${q}`, { token });
     for (const r of (body && Array.isArray(body.rooms)) ? body.rooms : []) {
       if (r && typeof r.name === 'string' && !rooms.some((x) => x.name === r.name)) rooms.push(r);
     }
-    if (!body || body.more !== true || body.cursor == null || String(body.cursor) === String(cursor)) break;
-    cursor = String(body.cursor);
+    if (!body || body.more !== true || body.next == null || String(body.next) === String(after)) break;
+    after = String(body.next);
   }
   return rooms;
 }
