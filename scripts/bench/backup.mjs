@@ -236,6 +236,27 @@ costs a pass over every document. The 20,000 msg/s targets are therefore out of
 reach against FerretDB on this machine whatever the client does; the no-op run is
 not (it asks MongoDB nothing but the two idempotent \`createIndexes\`).
 
+What the client could change and does not help (measured on 2026-12-02 with a
+standalone node program and the \`mongodb\` driver against the same FerretDB,
+5,000 documents shaped like ours, at load averages 1 to 3; see
+docs/reliability.md, "Why unordered"): ordered or unordered inserts, write
+concern \`majority\` or the default, batches of 500, 1,000 or 5,000 all take
+100–145 ms per 1,000 documents (7,000–10,000 documents/s), even 50–90 ms for
+documents of one field; two connections in parallel gain at most a fifth.
+FerretDB 1.24's insert handler (\`internal/handler/msg_insert.go\`) treats ordered
+and unordered alike: one SQLite transaction per 100 documents, and one per
+document only for a part of 100 that hits a duplicate key (then an unordered
+insert with 1 % duplicates spread over it is 6 times slower). A CPU profile of
+FerretDB (its \`/debug/pprof\`) puts an insert's time in SQLite: page writes to
+the WAL and the statement journal (about 30 % of the samples are system
+calls, most of them \`pwrite\`) and \`json_extract\` for the two indexes; BSON conversion is about
+10 %. For reads, natural order, order by \`_id\`, \`batchSize\` 10,000, a
+projection are all within the noise of the sorted cursor (5,000–7,000
+documents/s; a hint on the \`{room, id}\` index is slower): the time is FerretDB decoding each document's JSON
+(\`sjson.Unmarshal\`, about 45 %) and tracking its resources (about 17 %), so
+the restore keeps the sorted cursor it needs (\`XADD\` appends each room in id
+order).
+
 How the backup gets there: one pipeline asks Redis for every room's checkpoint
 and newest id (512 rooms per round trip), so a room with nothing new costs no
 further command; messages of several rooms share one unordered \`insertMany\` of
@@ -261,7 +282,9 @@ BSON encoding, Redis and the network. What would slow them: write concern
 \`majority\` on a replica set waits for a secondary on every batch (200 batches
 for 100,000 messages: at 2 ms each, 0.4 s), and a MongoDB across a network adds
 its round trip to every batch and every \`getMore\`; a larger \`backup_batch\`
-(up to 100,000) divides both.
+(up to 100,000) divides both. Unordered inserts suit \`mongod\` too: it
+may apply them in any order and goes on past a duplicate without a retry, while
+an ordered insert stops at the first one and the rest must be sent again.
 `;
 }
 
