@@ -561,8 +561,13 @@ test('20,000 messages, the run SIGKILLed at several points: afterwards every mes
   // The next run completes the work; what the dead runs wrote is refused
   // as duplicates and counts as done.
   const done = backupOk(cfg, [], new RegExp(`^crosstalk-backup: backup ok: 20 rooms, ${total - before} messages copied, 0 trimmed, \\d+ ms$`));
-  assert.match(done.stderr, /\d+ of the \d+ messages copied were already in MongoDB/,
-    `the batch acknowledged before the first kill is in MongoDB already: the run should say so\n${show(done)}`);
+  // Unless a later killed run got past it first (a slow build: the
+  // sanitizers), the batch MongoDB acknowledged before the first kill is
+  // still ahead of the checkpoints: this run meets it again.
+  if (before < kills[0].held) {
+    assert.match(done.stderr, /\d+ of the \d+ messages copied were already in MongoDB/,
+      `the batch acknowledged before the first kill is in MongoDB already: the run should say so\n${show(done)}`);
+  }
   const docs = dump(cfg.uri);
   assert.equal(docs.length, total, `MongoDB should hold exactly ${total} documents after the kills ${JSON.stringify(kills)}`);
   for (const r of names) {
