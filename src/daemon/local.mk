@@ -15,6 +15,13 @@ crosstalkd_SOURCES = \
 	src/transport/short_poll.c \
 	src/transport/long_poll.c \
 	src/transport/sse.c src/transport/sse.h \
-	src/transport/wsframe.c src/transport/wsframe.h \
 	src/transport/websocket.c src/transport/websocket.h
-crosstalkd_LDADD = $(COMMON_LIBS) $(LIBEVENT_LIBS) $(WSLAY_LIBS)
+crosstalkd_LDADD = libwscore.a $(COMMON_LIBS) $(LIBEVENT_LIBS) $(WSLAY_LIBS)
+
+# The WebSocket protocol without its socket: crosstalkd, its unit test and
+# the fuzzer (tests/fuzz/build.sh) link the same code.
+noinst_LIBRARIES += libwscore.a
+libwscore_a_CFLAGS = $(AM_CFLAGS) $(WSLAY_CFLAGS)
+libwscore_a_SOURCES = \
+	src/transport/wscore.c src/transport/wscore.h \
+	src/transport/wsframe.c src/transport/wsframe.h

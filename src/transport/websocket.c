@@ -1,8 +1,8 @@
 /* websocket.c - GET /api/rooms/{room}/ws: RFC 6455 on the same port. The
  * handshake is answered here on evhttp's connection, which we then take
- * over; wslay does the framing, driven from the connection's bufferevent. */
+ * over; wscore.c speaks the protocol, driven from its bufferevent. */
 #include "websocket.h"
-#include "wsframe.h"
+#include "wscore.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,7 +16,6 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <openssl/evp.h>
-#include <wslay/wslay.h>
 
 #include "app.h"
 #include "auth.h"
@@ -41,19 +40,6 @@
  * written most of the last: a client far behind catches up at its own pace
  * without passing client_buffer_limit on history alone. */
 
-/* Close codes of RFC 6455 section 7.4.1 that we send. */
-#define WS_GOING_AWAY 1001
-#define WS_PROTOCOL_ERROR 1002
-#define WS_UNSUPPORTED_DATA 1003
-#define WS_POLICY 1008
-#define WS_INTERNAL_ERROR 1011
-
-enum ws_state {
-    WS_OPEN,    /* chatting */
-    WS_CLOSING, /* our close frame is queued behind what is still unsent */
-    WS_LINGER,  /* it is sent and our side shut: reading to the peer's end */
-};
-
 struct ws;
 
 /* A message of this connection on its way into Redis. The connection may
@@ -70,18 +56,12 @@ struct ws {
     struct subscriber sub;           /* first: the bus sees a subscriber */
     struct evhttp_connection *evcon; /* NULL once freed */
     struct bufferevent *bev;         /* evcon's; NULL with it */
-    wslay_event_context_ptr ctx;
-    struct event *timer; /* next ping, pong or close deadline */
-    enum ws_state state;
-    bool awaiting_pong;     /* a ping is out */
-    bool raw_close;         /* we wrote a close frame past wslay */
-    bool free_when_written; /* shutdown: no lingering */
-    bool joined;            /* counted in presence */
-    bool counted;           /* holds one of its user's streams_per_token */
-    bool dead;              /* torn down; freed on the next turn */
-    unsigned busy;          /* depth of calls into wslay */
-    uint64_t frame_left;    /* of the client's frame being read,
-                             * bytes not yet given to wslay */
+    struct event *timer;             /* next ping, pong or close deadline */
+    struct wscore core; /* the protocol; core.dead: torn down, freed on
+                         * the next turn */
+    bool joined;        /* counted in presence */
+    bool counted;       /* holds one of its user's streams_per_token */
+    unsigned busy;      /* depth of calls into wslay */
     TAILQ_HEAD(, ws_append) appends;
     /* what it authenticated with: every send asks again (store_auth
      * answers from its cache for token_cache_ttl), so a user deleted
@@ -98,31 +78,10 @@ static void after_io(struct ws *c);
 
 /* --- frames --- */
 
-/* Writes the header of a final unmasked frame with a payload of `len`
- * bytes into h (10 bytes at most); returns the header's length. */
-static size_t frame_header(uint8_t *h, uint8_t opcode, size_t len)
-{
-    h[0] = 0x80 | opcode;
-    if (len < 126) {
-        h[1] = (uint8_t)len;
-        return 2;
-    }
-    if (len <= 0xffff) {
-        h[1] = 126;
-        h[2] = (uint8_t)(len >> 8);
-        h[3] = (uint8_t)len;
-        return 4;
-    }
-    h[1] = 127;
-    for (int i = 0; i < 8; i++)
-        h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
-    return 10;
-}
-
 struct bus_blob *ws_encode(const struct bus_event *e)
 {
-    uint8_t h[10];
-    size_t n = frame_header(h, WSLAY_TEXT_FRAME, e->json->len);
+    uint8_t h[WSCORE_HEAD_MAX];
+    size_t n = wscore_frame_header(h, WSCORE_TEXT, e->json->len);
     struct bus_blob *b = bus_blob_new(n + e->json->len);
 
     memcpy(b->data, h, n);
@@ -132,7 +91,7 @@ struct bus_blob *ws_encode(const struct bus_event *e)
 
 size_t ws_max_message(const struct config *cfg)
 {
-    return (size_t)cfg->max_message_bytes * 6 + 1024;
+    return wscore_max_message((size_t)cfg->max_message_bytes);
 }
 
 /* --- output --- */
@@ -148,30 +107,19 @@ static void out_add(struct ws *c, const void *data, size_t len)
     stats[TRANSPORT_WEBSOCKET].bytes_out += len;
 }
 
-/* Hands wslay's queue (pongs, close frames, acks) to the output buffer,
- * which takes everything: wslay never holds a frame half written. */
 static void flush(struct ws *c)
 {
-    int rc;
-
-    if (c->dead)
-        return;
     c->busy++;
-    rc = wslay_event_send(c->ctx);
+    wscore_flush(&c->core);
     c->busy--;
-    if (rc != 0 && rc != WSLAY_ERR_CALLBACK_FAILURE)
-        log_error("ws: wslay_event_send: %d", rc);
 }
 
-/* Queues a text frame through wslay (copied), after anything queued. */
+/* Queues a text frame (copied), after anything queued. */
 static void send_text(struct ws *c, const char *json, size_t len)
 {
-    struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)json, len};
-
-    if (c->state != WS_OPEN || c->dead)
-        return;
-    if (wslay_event_queue_msg(c->ctx, &m) == 0)
-        flush(c);
+    c->busy++;
+    wscore_send_text(&c->core, json, len);
+    c->busy--;
 }
 
 /* Acks and errors of a message frame name its key, when it had one, so a
@@ -211,65 +159,16 @@ static void send_error(struct ws *c, const struct api_error *err)
 }
 
 /* A broadcast frame shared with the room's other sockets. It is added to
- * the output by reference when wslay has nothing queued (so frames never
- * interleave), else queued through wslay as a copy. */
+ * the output by reference when nothing is queued before it, else queued
+ * as a copy. */
 static void send_blob(struct ws *c, struct bus_blob *b)
 {
-    unsigned len7 = (unsigned char)b->data[1] & 0x7f;
-    size_t hlen = len7 < 126 ? 2 : len7 == 126 ? 4 : 10;
-
-    flush(c);
-    if (wslay_event_get_queued_msg_count(c->ctx) == 0) {
+    c->busy++;
+    if (wscore_send_frame(&c->core, (const uint8_t *)b->data, b->len)) {
         bus_blob_add(b, output(c));
         stats[TRANSPORT_WEBSOCKET].bytes_out += b->len;
-    } else {
-        struct wslay_event_msg m = {
-            WSLAY_TEXT_FRAME, (const uint8_t *)b->data + hlen, b->len - hlen};
-        if (wslay_event_queue_msg(c->ctx, &m) == 0)
-            flush(c);
     }
-}
-
-/* --- wslay's I/O, on the bufferevent's buffers --- */
-
-/* Gives wslay the client's bytes, control frames whole (wsframe.h). */
-static ssize_t wslay_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf,
-                             size_t len, int flags, void *arg)
-{
-    struct ws *c = arg;
-    struct evbuffer *in = c->bev ? bufferevent_get_input(c->bev) : NULL;
-    size_t n = 0;
-
-    while (in != NULL && n < len) {
-        uint8_t h[WSFRAME_HEAD_MAX];
-        size_t avail = evbuffer_get_length(in), seen = 0, take;
-
-        if (avail > 0 && c->frame_left == 0)
-            seen = (size_t)evbuffer_copyout(in, h, sizeof(h));
-        take = wsframe_take(h, seen, avail, len - n, n, &c->frame_left);
-        if (take == 0)
-            break;
-        evbuffer_remove(in, buf + n, take);
-        n += take;
-    }
-    if (n == 0) {
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-        return -1;
-    }
-    return (ssize_t)n;
-}
-
-static ssize_t wslay_send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
-                             size_t len, int flags, void *arg)
-{
-    struct ws *c = arg;
-
-    if (c->bev == NULL) {
-        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-        return -1;
-    }
-    out_add(c, data, len);
-    return (ssize_t)len;
+    c->busy--;
 }
 
 /* --- the connection's life --- */
@@ -289,7 +188,7 @@ static void ws_free(void *arg)
 {
     struct ws *c = arg;
 
-    wslay_event_context_free(c->ctx);
+    wscore_free(&c->core);
     event_free(c->timer);
     free(c);
 }
@@ -299,7 +198,7 @@ static void detach(struct ws *c)
 {
     struct ws_append *a;
 
-    c->dead = true;
+    wscore_kill(&c->core);
     leave_bus(c);
     if (c->joined)
         presence_leave(c->sub.room, c->sub.user);
@@ -319,7 +218,7 @@ static void detach(struct ws *c)
  * inside its deliver callback, or inside wslay). */
 static void teardown(struct ws *c)
 {
-    if (c->dead)
+    if (c->core.dead)
         return;
     detach(c);
     if (c->evcon != NULL) {
@@ -348,52 +247,11 @@ static void evcon_gone(struct evhttp_connection *evcon, void *arg)
         ws_free(c);
 }
 
-/* No more events go out once a close frame is queued. */
-static void enter_closing(struct ws *c)
-{
-    if (c->state != WS_OPEN)
-        return;
-    c->state = WS_CLOSING;
-    leave_bus(c);
-    arm(c, tv_pong);
-}
-
 /* Starts the closing handshake with `code`. */
 static void begin_close(struct ws *c, uint16_t code, const char *reason)
 {
-    if (c->state != WS_OPEN || c->dead)
-        return;
-    wslay_event_queue_close(c->ctx, code, (const uint8_t *)reason,
-                            strlen(reason));
-    enter_closing(c);
-    after_io(c);
-}
-
-/* Fails the connection with a close frame wslay would not send: wslay
- * answers some protocol errors with a close without a code, and is told to
- * send nothing more. */
-static void fail_raw(struct ws *c, uint16_t code, const char *reason)
-{
-    uint8_t frame[2 + 2 + 123];
-    size_t rlen = strlen(reason);
-
-    wslay_event_shutdown_read(c->ctx);
-    if (c->state == WS_OPEN && !wslay_event_get_close_sent(c->ctx)) {
-        wslay_event_shutdown_write(c->ctx);
-        frame[0] = 0x80 | WSLAY_CONNECTION_CLOSE;
-        frame[1] = (uint8_t)(2 + rlen);
-        frame[2] = (uint8_t)(code >> 8);
-        frame[3] = (uint8_t)code;
-        memcpy(frame + 4, reason, rlen);
-        out_add(c, frame, 4 + rlen);
-        c->raw_close = true;
-    }
-    enter_closing(c);
-}
-
-static bool close_written(struct ws *c)
-{
-    return c->raw_close || wslay_event_get_close_sent(c->ctx);
+    if (wscore_close(&c->core, code, reason, true))
+        after_io(c);
 }
 
 /* Closes with 1008 a consumer that let its output (or what the bus holds
@@ -403,7 +261,7 @@ static void drop_slow(struct ws *c)
     stats[TRANSPORT_WEBSOCKET].dropped++;
     log_info("ws: dropped a slow consumer of %s (%s)", c->sub.room,
              c->sub.user);
-    begin_close(c, WS_POLICY, "slow consumer: resume with since");
+    begin_close(c, WSCORE_POLICY, "slow consumer: resume with since");
 }
 
 /* After any input, output or event: notices a close that wslay queued,
@@ -411,34 +269,26 @@ static void drop_slow(struct ws *c)
  * consumer that lets its output pile up. */
 static void after_io(struct ws *c)
 {
-    struct evbuffer *out;
+    size_t unsent;
 
-    if (c->dead)
+    if (c->core.dead)
         return;
     flush(c);
-    if (c->state == WS_OPEN && (!wslay_event_get_read_enabled(c->ctx) ||
-                                wslay_event_get_close_received(c->ctx) ||
-                                wslay_event_get_close_sent(c->ctx)))
-        enter_closing(c);
-    out = output(c);
-    if (c->state == WS_OPEN) {
-        size_t limit = (size_t)app.cfg->client_buffer_limit;
+    unsent = evbuffer_get_length(output(c));
+    switch (wscore_settle(&c->core, unsent)) {
+    case WSCORE_CHAT:
         /* history is paced by the resume, not held against the client */
-        if (!c->sub.resuming && evbuffer_get_length(out) > limit)
+        if (!c->sub.resuming && unsent > (size_t)app.cfg->client_buffer_limit)
             drop_slow(c);
-        return;
-    }
-    if (!close_written(c) || evbuffer_get_length(out) > 0)
-        return;
-    /* Our close frame is on the wire. */
-    if (c->free_when_written || wslay_event_get_close_received(c->ctx)) {
+        break;
+    case WSCORE_END:
         teardown(c);
-    } else if (c->state == WS_CLOSING) {
-        /* Half-close and read on: the peer's close frame or its end of the
-         * stream comes next, and no data it sent meanwhile resets the
-         * connection under the close frame it is reading. */
-        c->state = WS_LINGER;
+        break;
+    case WSCORE_SHUT_WR:
         shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+        break;
+    case WSCORE_WAIT:
+        break;
     }
 }
 
@@ -489,7 +339,7 @@ static void append_authed(int status, const char *user, void *arg)
         send_error_about(c, a->key, &err);
         free(a->text);
         free(a);
-        begin_close(c, WS_POLICY, "unauthorized");
+        begin_close(c, WSCORE_POLICY, "unauthorized");
     } else if (c == NULL || status != 0 ||
                store_append(app.store, c->sub.room, c->sub.user, a->text,
                             a->len, a->key, append_done, a) != 0) {
@@ -548,83 +398,96 @@ done:
     free(text);
 }
 
-static void on_frame_start(wslay_event_context_ptr ctx,
-                           const struct wslay_event_on_frame_recv_start_arg *f,
-                           void *arg)
-{
-    struct ws *c = arg;
+/* --- the core's callbacks --- */
 
+static struct ws *core_ws(struct wscore *w)
+{
+    return (struct ws *)((char *)w - offsetof(struct ws, core));
+}
+
+static size_t core_peek(struct wscore *w, uint8_t *buf, size_t len)
+{
+    struct evbuffer *in = bufferevent_get_input(core_ws(w)->bev);
+    size_t avail = evbuffer_get_length(in);
+
+    if (avail > 0 && len > 0)
+        evbuffer_copyout(in, buf, len);
+    return avail;
+}
+
+static void core_take(struct wscore *w, uint8_t *buf, size_t n)
+{
+    struct evbuffer *in = bufferevent_get_input(core_ws(w)->bev);
+
+    if (buf != NULL)
+        evbuffer_remove(in, buf, n);
+    else
+        evbuffer_drain(in, n);
+}
+
+static void core_write(struct wscore *w, const uint8_t *data, size_t len)
+{
+    out_add(core_ws(w), data, len);
+}
+
+static void core_frame(struct wscore *w)
+{
     stats[TRANSPORT_WEBSOCKET].requests++;
-    if (c->state != WS_OPEN)
-        return;
-    /* Fail before reading what we would refuse anyway. */
-    if (f->opcode == WSLAY_BINARY_FRAME) {
-        static const char why[] = "binary frames are not taken; send JSON";
-        wslay_event_shutdown_read(ctx);
-        wslay_event_queue_close(ctx, WS_UNSUPPORTED_DATA, (const uint8_t *)why,
-                                sizeof(why) - 1);
-        enter_closing(c);
-    } else if (f->opcode == WSLAY_CONNECTION_CLOSE && f->payload_length == 1) {
-        static const char why[] = "a close payload of one byte";
-        wslay_event_shutdown_read(ctx);
-        wslay_event_queue_close(ctx, WS_PROTOCOL_ERROR, (const uint8_t *)why,
-                                sizeof(why) - 1);
-        enter_closing(c);
-    }
 }
 
-static void on_msg(wslay_event_context_ptr ctx,
-                   const struct wslay_event_on_msg_recv_arg *m, void *arg)
+static void core_message(struct wscore *w, unsigned opcode, const uint8_t *msg,
+                         size_t len)
 {
-    struct ws *c = arg;
+    struct ws *c = core_ws(w);
 
-    if (m->opcode == WSLAY_PONG) {
-        c->awaiting_pong = false;
-        if (c->state == WS_OPEN)
-            arm(c, tv_ping);
-    } else if (m->opcode == WSLAY_PING) {
-        /* wslay queued the pong; send it now, before a close that a later
-         * frame in the same read may queue (wslay drops control frames
-         * still queued behind a close) */
-        flush(c);
-    } else if (m->opcode == WSLAY_TEXT_FRAME && c->state == WS_OPEN) {
-        on_text(c, m->msg, m->msg_length);
-    }
-    /* closes are echoed by wslay itself */
+    if (opcode == WSCORE_PONG && wscore_open(w))
+        arm(c, tv_ping);
+    else if (opcode == WSCORE_TEXT && wscore_open(w))
+        on_text(c, msg, len);
 }
+
+/* No more events go out once a close frame is queued. */
+static void core_closing(struct wscore *w)
+{
+    struct ws *c = core_ws(w);
+
+    leave_bus(c);
+    arm(c, tv_pong);
+}
+
+static void core_error(struct wscore *w, const char *what, int rc)
+{
+    log_error("ws: %s: %d", what, rc);
+}
+
+static const struct wscore_ops core_ops = {
+    .peek = core_peek,
+    .take = core_take,
+    .write = core_write,
+    .frame = core_frame,
+    .message = core_message,
+    .closing = core_closing,
+    .error = core_error,
+};
 
 /* --- bufferevent callbacks --- */
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct ws *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
     int rc;
 
-    if (c->dead)
+    if (c->core.dead)
         return;
-    if (!wslay_event_get_read_enabled(c->ctx)) {
-        evbuffer_drain(in, evbuffer_get_length(in));
-        after_io(c);
-        return;
-    }
     c->busy++;
-    rc = wslay_event_recv(c->ctx);
+    rc = wscore_read(&c->core);
     c->busy--;
-    if (c->dead)
+    if (c->core.dead)
         return;
-    if (rc == WSLAY_ERR_CALLBACK_FAILURE) {
-        /* Our callbacks do not fail: the frame layer saw a control frame
-         * over 125 bytes or fragmented, or a length not in its shortest
-         * form, and queued a close without a code. */
-        fail_raw(c, WS_PROTOCOL_ERROR, "malformed frame");
-    } else if (rc != 0) {
-        log_error("ws: wslay_event_recv: %d", rc);
+    if (rc != 0) {
         teardown(c);
         return;
     }
-    if (!wslay_event_get_read_enabled(c->ctx))
-        evbuffer_drain(in, evbuffer_get_length(in));
     after_io(c);
 }
 
@@ -653,24 +516,23 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 static void tick(evutil_socket_t fd, short what, void *arg)
 {
     struct ws *c = arg;
-    static const uint8_t payload[] = "crosstalk";
-    struct wslay_event_msg ping = {WSLAY_PING, payload, sizeof(payload) - 1};
 
-    if (c->state != WS_OPEN) {
+    switch (wscore_tick(&c->core)) {
+    case WSCORE_TICK_LATE:
         /* the peer had ws_pong_timeout to finish the close handshake */
         teardown(c);
-        return;
-    }
-    if (c->awaiting_pong) {
+        break;
+    case WSCORE_TICK_NO_PONG:
         log_info("ws: no pong from %s in %s within %d s: dropped", c->sub.user,
                  c->sub.room, app.cfg->ws_pong_timeout);
         teardown(c);
-        return;
-    }
-    if (wslay_event_queue_msg(c->ctx, &ping) == 0) {
-        c->awaiting_pong = true;
+        break;
+    case WSCORE_TICK_PINGED:
         arm(c, tv_pong);
         after_io(c);
+        break;
+    case WSCORE_TICK_NONE:
+        break;
     }
 }
 
@@ -680,7 +542,7 @@ static void deliver(struct subscriber *sub, struct bus_event *e)
 {
     struct ws *c = (struct ws *)sub;
 
-    if (c->state != WS_OPEN || c->dead)
+    if (!wscore_open(&c->core) || c->core.dead)
         return;
     if (!sub->resuming &&
         evbuffer_get_length(output(c)) > (size_t)app.cfg->client_buffer_limit) {
@@ -696,8 +558,9 @@ static void close_sub(struct subscriber *sub)
 {
     struct ws *c = (struct ws *)sub;
 
-    c->free_when_written = true;
-    begin_close(c, WS_GOING_AWAY, "server shutting down");
+    if (wscore_close(&c->core, WSCORE_GOING_AWAY, "server shutting down",
+                     false))
+        after_io(c);
 }
 
 static size_t queued(const struct subscriber *sub)
@@ -738,10 +601,10 @@ static void resumed(struct subscriber *sub, int status)
         api_fail(&err, 503, API_UNAVAILABLE,
                  "the message store is unreachable; reconnect with since");
         send_error(c, &err);
-        begin_close(c, WS_INTERNAL_ERROR, "message store unreachable");
+        begin_close(c, WSCORE_INTERNAL_ERROR, "message store unreachable");
         return;
     }
-    if (c->dead || c->state != WS_OPEN)
+    if (c->core.dead || !wscore_open(&c->core))
         return;
     /* held live events may close (and so free) c here */
     bus_resume_done(&c->sub);
@@ -852,15 +715,13 @@ static void timers_init(void)
 
 void ws_handle(struct request *r)
 {
-    static const struct wslay_event_callbacks callbacks = {
-        wslay_recv_cb, wslay_send_cb, NULL, on_frame_start, NULL, NULL, on_msg,
-    };
     struct evhttp_connection *evcon;
     struct api_error err;
     struct query_history q;
     const char *key;
     char accept[WS_ACCEPT_LEN + 1];
     struct ws *c;
+    struct wscore_limits limits = {ws_max_message(app.cfg)};
     struct evbuffer *out;
     size_t before;
 
@@ -914,11 +775,8 @@ void ws_handle(struct request *r)
         free(token);
     }
     TAILQ_INIT(&c->appends);
-    if (wslay_event_context_server_init(&c->ctx, &callbacks, c) != 0) {
-        log_error("ws: out of memory");
-        abort();
-    }
-    wslay_event_config_set_max_recv_msg_length(c->ctx, ws_max_message(app.cfg));
+    wscore_setup(&core_ops);
+    wscore_init(&c->core, &limits);
     c->timer = event_new(app.base, -1, 0, tick, c);
     http_on_close(evcon, evcon_gone, c);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
@@ -946,7 +804,7 @@ void ws_handle(struct request *r)
      * next loop turn whatever happens */
     resume_start(&c->sub, q.has_since ? &q.since : NULL, 0, resumed);
     /* frames the client sent right behind its request */
-    if (!c->dead && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+    if (!c->core.dead && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         on_read(c->bev, c);
 done:
     http_request_free(r);

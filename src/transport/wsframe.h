@@ -1,5 +1,5 @@
 /* wsframe.h - frame boundaries in the bytes a WebSocket client sends, so
- * that wslay is given control frames whole (websocket.c, tests/fuzz) */
+ * that wslay is given control frames whole (wscore.c) */
 #ifndef CT_WSFRAME_H
 #define CT_WSFRAME_H
 

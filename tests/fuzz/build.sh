@@ -55,9 +55,11 @@ cflags="-g -O1 -fno-omit-frame-pointer $san -std=gnu11 -Wall -Wextra
 target_cflags=-Werror
 
 # what the autotools build puts in libcrosstalk.a, not whatever *.c is there
-# plus the daemon's pure WebSocket framing, which fuzz_ws drives
+# plus what libwscore.a holds (src/daemon/local.mk): the daemon's WebSocket
+# protocol core, which fuzz_ws drives
 sources="$(grep -o 'src/common/[A-Za-z0-9_]*\.c' "$top/src/common/local.mk" |
-    sort -u) src/transport/wsframe.c"
+    sort -u) $(sed -n '/^libwscore_a_SOURCES/,/[^\\]$/p' \
+    "$top/src/daemon/local.mk" | grep -o 'src/transport/[A-Za-z0-9_]*\.c')"
 if [ -z "$sources" ]; then
     echo "build.sh: no sources found in src/common/local.mk" >&2
     exit 1
@@ -74,6 +76,7 @@ fi
 
 # newest header: any change to one rebuilds everything (there are few)
 newest_h=$(ls -t "$top"/src/common/*.h "$top"/src/transport/wsframe.h \
+    "$top"/src/transport/wscore.h \
     "$here"/*.h | head -n 1)
 
 # stale OBJ SRC: true when OBJ must be rebuilt

@@ -1,12 +1,7 @@
-/* fuzz_ws.c - the WebSocket frame path: wslay's server context configured
- * and driven as src/transport/websocket.c drives it (the same callbacks,
- * message limit, close handling and frames of our own), over memory
- * instead of a bufferevent.
- *
- * websocket.c has no entry point that takes bytes without a socket and an
- * app, so the parts of it that touch wslay are mirrored here, as of commit
- * a880b52 ("give wslay control frames whole"); keep them in step (the
- * functions below carry websocket.c's names). What it checks:
+/* fuzz_ws.c - the WebSocket frame path: the shipped protocol core
+ * (src/transport/wscore.c, which websocket.c drives from its bufferevent)
+ * driven over memory, with a tiny app that answers text as websocket.c
+ * does (an ack or an error frame). What it checks:
  * - every byte the server writes is a well-formed RFC 6455 server frame:
  *   unmasked, shortest length form, control frames short and final, text
  *   valid UTF-8 and a JSON object, a close code we may send, and nothing
@@ -23,31 +18,21 @@
  */
 #include <json-c/json.h>
 #include <stdbool.h>
-#include <wslay/wslay.h>
 
 #include "api.h"
 #include "fuzz.h"
 #include "utf8.h"
-#include "wsframe.h"
+#include "wscore.h"
 
 /* max_message_bytes for this harness: small, so the 1009 limit is within
- * reach of a fuzz input; the limit itself is websocket.c's formula. */
+ * reach of a fuzz input; the limit itself is the shipped formula. */
 #define MAX_MESSAGE_BYTES 64
-#define MAX_MESSAGE                                                            \
-    ((size_t)MAX_MESSAGE_BYTES * 6 + 1024) /* ws_max_message                   \
-                                            */
+#define MAX_MESSAGE wscore_max_message(MAX_MESSAGE_BYTES)
 
 #define FLAG_PING 0x01         /* the ping timer fires after the first piece */
-#define FLAG_SHUTDOWN 0x02     /* close_sub (1001) after the second piece */
+#define FLAG_SHUTDOWN 0x02     /* shutdown (1001) after the second piece */
 #define FLAG_BLOB_SHIFT 2      /* 2 bits: size class of a broadcast event */
 #define FLAG_PONG_TIMEOUT 0x10 /* the timer fires again at the end */
-
-#define WS_GOING_AWAY 1001
-#define WS_PROTOCOL_ERROR 1002
-#define WS_UNSUPPORTED_DATA 1003
-#define WS_POLICY 1008
-
-enum ws_state { WS_OPEN, WS_CLOSING, WS_LINGER };
 
 struct msg {
     uint8_t opcode;
@@ -61,25 +46,20 @@ struct msgs {
 };
 
 struct conn {
-    wslay_event_context_ptr ctx;
-    const uint8_t *in; /* everything the client will send */
+    struct wscore core; /* first: the callbacks get it back */
+    const uint8_t *in;  /* everything the client will send */
     size_t in_len;
     size_t arrived; /* how much of it is in our input buffer */
-    size_t taken;   /* how much wslay has read */
+    size_t taken;   /* how much the core has read */
     uint8_t *out;   /* everything we wrote */
     size_t out_len, out_cap;
-    enum ws_state state;
-    bool awaiting_pong, raw_close, free_when_written, dead, write_shut;
+    bool write_shut;
     bool server_ended;   /* we ended it (shutdown, ping timer), not the
                           * client's bytes */
-    uint64_t frame_left; /* of the client's frame being read, bytes not
-                          * yet given to wslay */
-    struct msgs got;     /* what wslay handed to on_msg */
+    struct msgs got;     /* what wslay handed up */
     const uint8_t *blob; /* the broadcast frame of this run, if any */
     size_t blob_len;
 };
-
-static void after_io(struct conn *c);
 
 static void msgs_add(struct msgs *m, uint8_t opcode, const uint8_t *data,
                      size_t len)
@@ -109,34 +89,13 @@ static void msgs_free(struct msgs *m)
     free(m->v);
 }
 
-/* --- frames (websocket.c) --- */
-
-static size_t frame_header(uint8_t *h, uint8_t opcode, size_t len)
-{
-    h[0] = 0x80 | opcode;
-    if (len < 126) {
-        h[1] = (uint8_t)len;
-        return 2;
-    }
-    if (len <= 0xffff) {
-        h[1] = 126;
-        h[2] = (uint8_t)(len >> 8);
-        h[3] = (uint8_t)len;
-        return 4;
-    }
-    h[1] = 127;
-    for (int i = 0; i < 8; i++)
-        h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
-    return 10;
-}
-
-/* --- output (websocket.c) --- */
+/* --- the socket, in memory: it takes all that is written at once --- */
 
 static void out_add(struct conn *c, const void *data, size_t len)
 {
     FUZZ_CHECK(!c->write_shut, "%zu bytes written after shutdown(SHUT_WR)",
                len);
-    FUZZ_CHECK(!c->dead, "%zu bytes written after teardown", len);
+    FUZZ_CHECK(!c->core.dead, "%zu bytes written after teardown", len);
     if (c->out_len + len > c->out_cap) {
         c->out_cap = (c->out_len + len) * 2;
         c->out = realloc(c->out, c->out_cap);
@@ -147,293 +106,168 @@ static void out_add(struct conn *c, const void *data, size_t len)
     c->out_len += len;
 }
 
-static void flush(struct conn *c)
-{
-    int rc;
+/* --- the core's callbacks --- */
 
-    if (c->dead)
-        return;
-    rc = wslay_event_send(c->ctx);
-    /* websocket.c logs anything else as an error */
-    FUZZ_CHECK(rc == 0 || rc == WSLAY_ERR_CALLBACK_FAILURE,
-               "wslay_event_send: %d", rc);
+static size_t core_peek(struct wscore *w, uint8_t *buf, size_t len)
+{
+    struct conn *c = (struct conn *)w;
+    size_t avail = c->arrived - c->taken;
+
+    if (len > 0)
+        memcpy(buf, c->in + c->taken, avail < len ? avail : len);
+    return avail;
 }
 
-static void send_text(struct conn *c, const char *json, size_t len)
+static void core_take(struct wscore *w, uint8_t *buf, size_t n)
 {
-    struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)json, len};
+    struct conn *c = (struct conn *)w;
 
-    if (c->state != WS_OPEN || c->dead)
-        return;
-    if (wslay_event_queue_msg(c->ctx, &m) == 0)
-        flush(c);
+    FUZZ_CHECK(n <= c->arrived - c->taken, "took %zu of %zu bytes", n,
+               c->arrived - c->taken);
+    if (buf != NULL)
+        memcpy(buf, c->in + c->taken, n);
+    c->taken += n;
 }
 
-static void send_error(struct conn *c, const struct api_error *err)
+static void core_write(struct wscore *w, const uint8_t *data, size_t len)
 {
-    size_t len;
-    char *json = api_error_json(err, &len);
-    char *frame = NULL;
-
-    /* websocket.c: xasprintf("{\"type\":\"error\",%s", json + 1) */
-    if (asprintf(&frame, "{\"type\":\"error\",%s", json + 1) < 0)
-        abort();
-    send_text(c, frame, len + 15);
-    free(frame);
-    free(json);
+    out_add((struct conn *)w, data, len);
 }
 
-/* A broadcast frame: added as is when wslay has nothing queued, else
- * queued through wslay without its header. */
-static void send_blob(struct conn *c, const uint8_t *data, size_t blen)
+static void core_frame(struct wscore *w)
 {
-    size_t hlen = (data[1] & 0x7f) < 126 ? 2 : (data[1] & 0x7f) == 126 ? 4 : 10;
-
-    flush(c);
-    if (wslay_event_get_queued_msg_count(c->ctx) == 0) {
-        out_add(c, data, blen);
-    } else {
-        struct wslay_event_msg m = {WSLAY_TEXT_FRAME, data + hlen, blen - hlen};
-        if (wslay_event_queue_msg(c->ctx, &m) == 0)
-            flush(c);
-    }
 }
 
-/* --- wslay's I/O, on memory (websocket.c) --- */
-
-/* websocket.c's wslay_recv_cb, with c->in[taken..arrived) for the
- * bufferevent's input buffer; the framing is the real wsframe.c. */
-static ssize_t wslay_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf,
-                             size_t len, int flags, void *arg)
-{
-    struct conn *c = arg;
-    size_t n = 0;
-
-    (void)flags;
-    while (!c->dead && n < len) {
-        size_t avail = c->arrived - c->taken;
-        size_t seen = avail < WSFRAME_HEAD_MAX ? avail : WSFRAME_HEAD_MAX;
-        size_t take = wsframe_take(c->in + c->taken, seen, avail, len - n, n,
-                                   &c->frame_left);
-        if (take == 0)
-            break;
-        memcpy(buf + n, c->in + c->taken, take);
-        c->taken += take;
-        n += take;
-    }
-    if (n == 0) {
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-        return -1;
-    }
-    return (ssize_t)n;
-}
-
-static ssize_t wslay_send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
-                             size_t len, int flags, void *arg)
-{
-    struct conn *c = arg;
-
-    (void)flags;
-    if (c->dead) {
-        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-        return -1;
-    }
-    out_add(c, data, len);
-    return (ssize_t)len;
-}
-
-/* --- the connection's life (websocket.c) --- */
-
-static void teardown(struct conn *c)
-{
-    c->dead = true;
-}
-
-static void enter_closing(struct conn *c)
-{
-    if (c->state != WS_OPEN)
-        return;
-    c->state = WS_CLOSING;
-}
-
-static void begin_close(struct conn *c, uint16_t code, const char *reason)
-{
-    if (c->state != WS_OPEN || c->dead)
-        return;
-    wslay_event_queue_close(c->ctx, code, (const uint8_t *)reason,
-                            strlen(reason));
-    enter_closing(c);
-    after_io(c);
-}
-
-static void fail_raw(struct conn *c, uint16_t code, const char *reason)
-{
-    uint8_t frame[2 + 2 + 123];
-    size_t rlen = strlen(reason);
-
-    wslay_event_shutdown_read(c->ctx);
-    if (c->state == WS_OPEN && !wslay_event_get_close_sent(c->ctx)) {
-        wslay_event_shutdown_write(c->ctx);
-        frame[0] = 0x80 | WSLAY_CONNECTION_CLOSE;
-        frame[1] = (uint8_t)(2 + rlen);
-        frame[2] = (uint8_t)(code >> 8);
-        frame[3] = (uint8_t)code;
-        memcpy(frame + 4, reason, rlen);
-        out_add(c, frame, 4 + rlen);
-        c->raw_close = true;
-    }
-    enter_closing(c);
-}
-
-static bool close_written(struct conn *c)
-{
-    return c->raw_close || wslay_event_get_close_sent(c->ctx);
-}
-
-/* The output buffer is drained at once here: a socket that takes all. */
-static void after_io(struct conn *c)
-{
-    if (c->dead)
-        return;
-    flush(c);
-    if (c->state == WS_OPEN && (!wslay_event_get_read_enabled(c->ctx) ||
-                                wslay_event_get_close_received(c->ctx) ||
-                                wslay_event_get_close_sent(c->ctx)))
-        enter_closing(c);
-    if (c->state == WS_OPEN || !close_written(c))
-        return;
-    if (c->free_when_written || wslay_event_get_close_received(c->ctx)) {
-        teardown(c);
-    } else if (c->state == WS_CLOSING) {
-        c->state = WS_LINGER;
-        c->write_shut = true;
-    }
-}
-
-/* --- client frames (websocket.c) --- */
-
+/* The app: a message is stored at once (the ack), any other frame but
+ * typing gets an error frame, as websocket.c answers. */
 static void on_text(struct conn *c, const uint8_t *msg, size_t len)
 {
+    static const char ack[] = "{\"type\":\"ack\",\"id\":\"1732230000000-0\"}";
     struct api_error err;
-    char *text = NULL;
-    size_t tlen = 0;
+    char *text = NULL, *json, *frame = NULL;
+    size_t tlen = 0, jlen;
     int type = api_parse_client_frame((const char *)msg, len, MAX_MESSAGE_BYTES,
                                       &text, &tlen, &err);
 
-    if (type == EVENT_MESSAGE) {
-        /* stored at once: the ack */
-        static const char ack[] =
-            "{\"type\":\"ack\",\"id\":\"1732230000000-0\"}";
-
-        send_text(c, ack, sizeof(ack) - 1);
-    } else if (type != EVENT_TYPING) {
-        send_error(c, &err);
-    }
     free(text);
-}
-
-static void on_frame_start(wslay_event_context_ptr ctx,
-                           const struct wslay_event_on_frame_recv_start_arg *f,
-                           void *arg)
-{
-    struct conn *c = arg;
-
-    if (c->state != WS_OPEN)
-        return;
-    if (f->opcode == WSLAY_BINARY_FRAME) {
-        static const char why[] = "binary frames are not taken; send JSON";
-        wslay_event_shutdown_read(ctx);
-        wslay_event_queue_close(ctx, WS_UNSUPPORTED_DATA, (const uint8_t *)why,
-                                sizeof(why) - 1);
-        enter_closing(c);
-    } else if (f->opcode == WSLAY_CONNECTION_CLOSE && f->payload_length == 1) {
-        static const char why[] = "a close payload of one byte";
-        wslay_event_shutdown_read(ctx);
-        wslay_event_queue_close(ctx, WS_PROTOCOL_ERROR, (const uint8_t *)why,
-                                sizeof(why) - 1);
-        enter_closing(c);
+    if (type == EVENT_MESSAGE) {
+        wscore_send_text(&c->core, ack, sizeof(ack) - 1);
+    } else if (type != EVENT_TYPING) {
+        json = api_error_json(&err, &jlen);
+        if (asprintf(&frame, "{\"type\":\"error\",%s", json + 1) < 0)
+            abort();
+        wscore_send_text(&c->core, frame, jlen + 15);
+        free(frame);
+        free(json);
     }
 }
 
-static void on_msg(wslay_event_context_ptr ctx,
-                   const struct wslay_event_on_msg_recv_arg *m, void *arg)
+static void core_message(struct wscore *w, unsigned opcode, const uint8_t *msg,
+                         size_t len)
 {
-    struct conn *c = arg;
+    struct conn *c = (struct conn *)w;
 
-    (void)ctx;
-    msgs_add(&c->got, m->opcode, m->msg, m->msg_length);
-    if (m->opcode == WSLAY_TEXT_FRAME)
-        FUZZ_CHECK(m->msg_length <= MAX_MESSAGE &&
-                       utf8_valid((const char *)m->msg, m->msg_length),
+    msgs_add(&c->got, (uint8_t)opcode, msg, len);
+    if (opcode == WSCORE_TEXT)
+        FUZZ_CHECK(len <= MAX_MESSAGE && utf8_valid((const char *)msg, len),
                    "text message of %zu bytes over the limit or not UTF-8",
-                   m->msg_length);
-    if (m->opcode == WSLAY_PONG)
-        c->awaiting_pong = false;
-    else if (m->opcode == WSLAY_PING)
-        flush(c); /* the pong before a close a later frame may queue */
-    else if (m->opcode == WSLAY_TEXT_FRAME && c->state == WS_OPEN)
-        on_text(c, m->msg, m->msg_length);
+                   len);
+    if (opcode == WSCORE_TEXT && wscore_open(w))
+        on_text(c, msg, len);
 }
 
-/* --- events (websocket.c) --- */
+static void core_closing(struct wscore *w)
+{
+}
+
+static void core_error(struct wscore *w, const char *what, int rc)
+{
+    /* websocket.c logs it as an error and drops the client */
+    FUZZ_CHECK(0, "%s: %d", what, rc);
+}
+
+static const struct wscore_ops core_ops = {
+    .peek = core_peek,
+    .take = core_take,
+    .write = core_write,
+    .frame = core_frame,
+    .message = core_message,
+    .closing = core_closing,
+    .error = core_error,
+};
+
+/* --- the driver, as websocket.c drives the core --- */
+
+static void teardown(struct conn *c)
+{
+    wscore_kill(&c->core);
+}
+
+static void after_io(struct conn *c)
+{
+    if (c->core.dead)
+        return;
+    wscore_flush(&c->core);
+    switch (wscore_settle(&c->core, 0)) {
+    case WSCORE_END:
+        teardown(c);
+        break;
+    case WSCORE_SHUT_WR:
+        c->write_shut = true;
+        break;
+    case WSCORE_CHAT:
+    case WSCORE_WAIT:
+        break;
+    }
+}
 
 static void on_read(struct conn *c)
 {
     int rc;
 
-    if (c->dead)
+    if (c->core.dead)
         return;
-    if (!wslay_event_get_read_enabled(c->ctx)) {
-        c->taken = c->arrived;
-        after_io(c);
+    rc = wscore_read(&c->core);
+    if (c->core.dead)
         return;
-    }
-    rc = wslay_event_recv(c->ctx);
-    if (c->dead)
-        return;
-    if (rc == WSLAY_ERR_CALLBACK_FAILURE) {
-        fail_raw(c, WS_PROTOCOL_ERROR, "malformed frame");
-    } else {
-        /* websocket.c logs anything else as an error and drops the client */
-        FUZZ_CHECK(rc == 0, "wslay_event_recv: %d", rc);
-    }
-    if (!wslay_event_get_read_enabled(c->ctx))
-        c->taken = c->arrived;
+    FUZZ_CHECK(rc == 0, "wscore_read: %d", rc);
     after_io(c);
 }
 
 static void tick(struct conn *c)
 {
-    static const uint8_t payload[] = "crosstalk";
-    struct wslay_event_msg ping = {WSLAY_PING, payload, sizeof(payload) - 1};
-
-    if (c->dead)
+    if (c->core.dead)
         return;
-    if (c->state != WS_OPEN || c->awaiting_pong) {
+    switch (wscore_tick(&c->core)) {
+    case WSCORE_TICK_LATE:
+    case WSCORE_TICK_NO_PONG:
         c->server_ended = true;
         teardown(c);
-        return;
-    }
-    if (wslay_event_queue_msg(c->ctx, &ping) == 0) {
-        c->awaiting_pong = true;
+        break;
+    case WSCORE_TICK_PINGED:
         after_io(c);
+        break;
+    case WSCORE_TICK_NONE:
+        break;
     }
 }
 
 static void deliver(struct conn *c, const uint8_t *blob, size_t blen)
 {
-    if (c->state != WS_OPEN || c->dead)
+    if (!wscore_open(&c->core) || c->core.dead)
         return;
-    send_blob(c, blob, blen);
+    if (wscore_send_frame(&c->core, blob, blen))
+        out_add(c, blob, blen);
 }
 
 static void close_sub(struct conn *c)
 {
-    if (c->dead)
+    if (c->core.dead)
         return;
     c->server_ended = true;
-    c->free_when_written = true;
-    begin_close(c, WS_GOING_AWAY, "server shutting down");
+    if (wscore_close(&c->core, WSCORE_GOING_AWAY, "server shutting down",
+                     false))
+        after_io(c);
 }
 
 /* --- the plain reading of the client's frames --- */
@@ -552,7 +386,7 @@ static void ref_walk(const uint8_t *p, size_t len, struct msgs *want,
         if (fin) {
             if (!utf8_done(&u))
                 break;
-            msgs_add(want, WSLAY_TEXT_FRAME, cur, cur_len);
+            msgs_add(want, WSCORE_TEXT, cur, cur_len);
             in_text = false;
             cur_len = 0;
         }
@@ -613,7 +447,7 @@ static void check_output(const struct conn *c, const uint8_t *p, size_t len,
         pl = p + off + hl;
         off += hl + plen;
         switch (op) {
-        case WSLAY_TEXT_FRAME: {
+        case WSCORE_TEXT: {
             json_tokener *tok = json_tokener_new();
             json_object *o, *t;
 
@@ -641,14 +475,14 @@ static void check_output(const struct conn *c, const uint8_t *p, size_t len,
             json_tokener_free(tok);
             break;
         }
-        case WSLAY_PING:
+        case WSCORE_PING:
             FUZZ_CHECK(plen <= 125, "ping of %zu bytes", plen);
             break;
-        case WSLAY_PONG:
+        case WSCORE_PONG:
             FUZZ_CHECK(plen <= 125, "pong of %zu bytes", plen);
             msgs_add(&seen->pongs, op, pl, plen);
             break;
-        case WSLAY_CONNECTION_CLOSE:
+        case WSCORE_CLOSE:
             FUZZ_CHECK(plen <= 125 && plen != 1, "close payload of %zu bytes",
                        plen);
             if (plen >= 2) {
@@ -682,7 +516,7 @@ static const uint8_t *make_blob(unsigned size_class, size_t *blen)
     static size_t lens[4];
     size_t tl = text_len[size_class], jl, hl;
     char *json;
-    uint8_t h[10], *b;
+    uint8_t h[WSCORE_HEAD_MAX], *b;
 
     if (blobs[size_class] != NULL) {
         *blen = lens[size_class];
@@ -697,7 +531,7 @@ static const uint8_t *make_blob(unsigned size_class, size_t *blen)
     memset(json + jl, 'x', tl);
     jl += tl;
     jl += (size_t)sprintf(json + jl, "\",\"ts\":1}");
-    hl = frame_header(h, WSLAY_TEXT_FRAME, jl);
+    hl = wscore_frame_header(h, WSCORE_TEXT, jl);
     b = malloc(hl + jl);
     if (b == NULL)
         abort();
@@ -710,9 +544,7 @@ static const uint8_t *make_blob(unsigned size_class, size_t *blen)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const struct wslay_event_callbacks callbacks = {
-        wslay_recv_cb, wslay_send_cb, NULL, on_frame_start, NULL, NULL, on_msg,
-    };
+    struct wscore_limits limits = {MAX_MESSAGE};
     struct conn c;
     struct msgs want = {NULL, 0, 0};
     struct ref_close close = {false, {0}, 0};
@@ -734,9 +566,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (blob_class != 0)
         blob = make_blob(blob_class, &blen);
 
-    if (wslay_event_context_server_init(&c.ctx, &callbacks, &c) != 0)
-        abort();
-    wslay_event_config_set_max_recv_msg_length(c.ctx, MAX_MESSAGE);
+    wscore_setup(&core_ops);
+    wscore_init(&c.core, &limits);
 
     for (k = 0; c.arrived < c.in_len || k == 0; k++) {
         c.arrived +=
@@ -767,8 +598,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (i = 0; i < c.got.n; i++) {
             const struct msg *g = &c.got.v[i];
 
-            if (g->opcode != WSLAY_TEXT_FRAME && g->opcode != WSLAY_PING &&
-                g->opcode != WSLAY_PONG)
+            if (g->opcode != WSCORE_TEXT && g->opcode != WSCORE_PING &&
+                g->opcode != WSCORE_PONG)
                 continue; /* binary and close: reading stops there */
             FUZZ_CHECK(n < want.n,
                        "wslay handed up message %zu (opcode %u, "
@@ -793,7 +624,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t n = 0;
 
         for (i = 0; i < want.n; i++) {
-            if (want.v[i].opcode != WSLAY_PING)
+            if (want.v[i].opcode != WSCORE_PING)
                 continue;
             FUZZ_CHECK(n < seen.pongs.n, "ping %zu (%zu bytes) not answered", n,
                        want.v[i].len);
@@ -823,7 +654,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     msgs_free(&seen.pongs);
 
-    wslay_event_context_free(c.ctx);
+    wscore_free(&c.core);
     msgs_free(&c.got);
     msgs_free(&want);
     free(c.out);
