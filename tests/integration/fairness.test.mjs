@@ -395,6 +395,10 @@ describe('12.6 a resuming subscriber counts what the bus holds for it', () => {
   const LIVE_MAX = 20000; // live messages at most while waiting for the drop
   const AFTER = 2000; // live messages after the drop
   const RSS_BOUND_KB = 12 * 1024; // growth allowed over the idle daemon (the limit is 1 MB)
+  // Under AddressSanitizer freed memory sits in its quarantine (256 MB) and
+  // every block has red zones: RSS says nothing about what the daemon holds
+  // there. The normal build's pass asserts the bound; this one the rest.
+  const RSS_MEANINGFUL = !process.env.ASAN_OPTIONS;
 
   const rssKb = (pid) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
   const text = (tag, i) => `${tag}${String(i).padStart(6, '0')} ${'x'.repeat(1000)}`;
@@ -462,7 +466,9 @@ describe('12.6 a resuming subscriber counts what the bus holds for it', () => {
       console.log(`# 12.6: ${HISTORY} stored messages of 1 kB; the slow WebSocket was closed 1008 after ${liveAtDrop} live ` +
         `messages (${dropMs} ms) with ${got1.length} messages read; crosstalkd RSS ${base} kB idle, peak ${peak} kB ` +
         `(+${growth} kB, bound ${RSS_BOUND_KB} kB); /healthz at most ${health} ms`);
-      assert.ok(growth <= RSS_BOUND_KB, `crosstalkd RSS grew by ${growth} kB (${base} -> ${peak} kB), bound ${RSS_BOUND_KB} kB`);
+      if (RSS_MEANINGFUL) {
+        assert.ok(growth <= RSS_BOUND_KB, `crosstalkd RSS grew by ${growth} kB (${base} -> ${peak} kB), bound ${RSS_BOUND_KB} kB`);
+      }
 
       // back with the last id it saw: everything stored, exactly once, in order
       const all = [...historyIds, ...acked];

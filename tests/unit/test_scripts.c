@@ -476,6 +476,7 @@ int main(void)
                                          scores[i], names[i]));
         do {
             keys_rooms_init(&k, 2, after_ts, after[0] ? after : NULL);
+            freeReplyObject(r); /* the page before */
             r = redisCommandArgv(c, KEYS_ROOMS_ARGC, k.argv, NULL);
             if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
                 ok(0, "rooms script: %s", r ? r->str : "no reply");
