@@ -648,12 +648,36 @@ static void auth_done(int status, const char *user, void *arg)
     r->handler(r);
 }
 
+int http_header_once(struct evhttp_request *req, const char *name,
+                     const char **value)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const struct evkeyval *h;
+
+    *value = NULL;
+    TAILQ_FOREACH(h, in, next) {
+        if (evutil_ascii_strcasecmp(h->key, name) != 0)
+            continue;
+        if (*value != NULL)
+            return -1;
+        *value = h->value;
+    }
+    return 0;
+}
+
 void http_authenticate(struct request *r)
 {
-    const char *authz = evhttp_find_header(
-        evhttp_request_get_input_headers(r->req), "Authorization");
-    char *token = auth_from_request(authz, r->query);
+    const char *authz;
+    char *token;
 
+    /* two credentials: a proxy and we could each believe another one */
+    if (http_header_once(r->req, "Authorization", &authz) != 0) {
+        http_reply_error(r->req, r->kind, 400, "bad_request",
+                         "one Authorization header at most");
+        http_request_free(r);
+        return;
+    }
+    token = auth_from_request(authz, r->query);
     if (token == NULL) {
         http_reply_error(r->req, r->kind, 401, "unauthorized",
                          "a token is required: Authorization: Bearer <token> "
@@ -759,6 +783,25 @@ static const struct route room_routes[] = {
     {"presence", EVHTTP_REQ_GET, TRANSPORT_REST, rest_presence},
 };
 
+/* Every call that needs a token: its handler runs once the token is known
+ * (room_len 0: a call outside a room). */
+static void authenticate_then(struct evhttp_request *req,
+                              enum evhttp_cmd_type m, enum transport kind,
+                              const char *room, size_t room_len,
+                              const char *query,
+                              void (*handler)(struct request *r))
+{
+    struct request *r = xcalloc(1, sizeof(*r));
+
+    r->req = req;
+    r->method = m;
+    r->kind = kind;
+    memcpy(r->room, room, room_len);
+    r->query = query ? xstrdup(query) : NULL;
+    r->handler = handler;
+    http_authenticate(r);
+}
+
 static void method_not_allowed(struct evhttp_request *req, const char *allow)
 {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
@@ -773,7 +816,6 @@ static void route_room(struct evhttp_request *req, enum evhttp_cmd_type m,
     const char *action;
     const struct route *found = NULL;
     bool path_known = false;
-    struct request *r;
 
     if (slash == NULL || strchr(slash + 1, '/') != NULL) {
         http_reply_error(req, TRANSPORT_REST, 404, "not_found", "no such path");
@@ -818,14 +860,8 @@ static void route_room(struct evhttp_request *req, enum evhttp_cmd_type m,
             return;
         }
     }
-    r = xcalloc(1, sizeof(*r));
-    r->req = req;
-    r->method = m;
-    r->kind = found->kind;
-    memcpy(r->room, rest, slash - rest);
-    r->query = query ? xstrdup(query) : NULL;
-    r->handler = found->handler;
-    http_authenticate(r);
+    authenticate_then(req, m, found->kind, rest, slash - rest, query,
+                      found->handler);
 }
 
 /* A browser's CORS preflight: answered for origins allowed_origins names
@@ -959,7 +995,7 @@ static void route(struct evhttp_request *req, void *arg)
         if (!get)
             return method_not_allowed(req, "GET");
         stats[TRANSPORT_REST].requests++;
-        rest_rooms(req);
+        authenticate_then(req, m, TRANSPORT_REST, "", 0, query, rest_rooms);
     } else if (strcmp(path, "/api/stats") == 0) {
         if (!get)
             return method_not_allowed(req, "GET");

@@ -50,6 +50,10 @@ const char *http_body(struct evhttp_request *req, size_t *len);
  * allowed_origins ("*" allows any), or, with none configured, the same
  * host as the request's Host header. */
 bool http_origin_allowed(struct evhttp_request *req, const char *origin);
+/* The value of header `name` in *value (NULL when absent). Returns 0, or -1
+ * when the request carries it more than once. */
+int http_header_once(struct evhttp_request *req, const char *name,
+                     const char **value);
 /* Sets the headers every API answer carries (content type, no caching). */
 void http_api_headers(struct evhttp_request *req, const char *content_type);
 

@@ -110,12 +110,14 @@ static void rooms_done(int status, const char *const *names,
     free(g);
 }
 
-void rest_rooms(struct evhttp_request *req)
+void rest_rooms(struct request *r)
 {
+    struct evhttp_request *req = r->req;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     struct rooms *g = xcalloc(1, sizeof(*g));
     struct api_error err;
 
+    http_request_free(r);
     g->req = req;
     if (query_parse_rooms(uri ? evhttp_uri_get_query(uri) : NULL, &g->q,
                           &err) != 0) {
@@ -174,19 +176,12 @@ static void send_done(int status, const struct reply_appended *a, void *arg)
 static int idempotency_key(struct evhttp_request *req,
                            char key[API_KEY_MAX + 1], struct api_error *err)
 {
-    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-    const struct evkeyval *h, *found = NULL;
+    const char *value;
 
-    TAILQ_FOREACH(h, in, next) {
-        if (evutil_ascii_strcasecmp(h->key, "Idempotency-Key") != 0)
-            continue;
-        if (found != NULL)
-            return api_fail(err, 400, API_BAD_REQUEST,
-                            "one Idempotency-Key header at most");
-        found = h;
-    }
-    return api_parse_key(found ? found->value : NULL,
-                         found ? strlen(found->value) : 0, key, err);
+    if (http_header_once(req, "Idempotency-Key", &value) != 0)
+        return api_fail(err, 400, API_BAD_REQUEST,
+                        "one Idempotency-Key header at most");
+    return api_parse_key(value, value ? strlen(value) : 0, key, err);
 }
 
 void rest_send(struct request *r)

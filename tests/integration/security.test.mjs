@@ -258,7 +258,7 @@ describe('CORS', () => {
       assert.equal(r.headers['access-control-allow-credentials'], undefined);
     }
     // Same host is no cross-origin request: still no CORS header needed or given.
-    const same = await http('GET', `${d.url}/api/rooms`, { headers: { Origin: d.url } });
+    const same = await http('GET', `${d.url}/api/rooms`, { headers: { Origin: d.url, ...bearer(u.token) } });
     assert.equal(same.status, 200);
   });
 
