@@ -256,6 +256,8 @@ done:
     stats_stop();
     presence_stop();
     sse_shutdown();
+    if (app.store != NULL)
+        store_drain(app.store);
     http_free();
     store_free(app.store);
     bus_free(app.bus);

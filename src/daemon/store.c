@@ -568,6 +568,17 @@ struct store *store_new(struct event_base *base, const struct config *cfg,
     return st;
 }
 
+void store_drain(struct store *st)
+{
+    int64_t until = mono_ms() + st->cfg->redis_timeout_ms;
+
+    /* every reply hiredis still waits for, fire-and-forget ones too; the
+     * watchdog wakes the loop at least every WATCH_MAX_MS */
+    while (st->cmd_up && st->cmd != NULL && st->cmd->replies.head != NULL &&
+           mono_ms() < until)
+        event_base_loop(st->base, EVLOOP_ONCE);
+}
+
 void store_free(struct store *st)
 {
     if (st == NULL)

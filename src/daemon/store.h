@@ -21,6 +21,11 @@ struct reply_appended; /* reply.h */
  * message logged, when the URL is malformed. */
 struct store *store_new(struct event_base *base, const struct config *cfg,
                         struct bus *bus);
+/* At exit, before the HTTP server goes: runs the event loop until every
+ * command in flight has its answer (what shutdown itself sent, such as
+ * presence removals), for at most redis_timeout_ms, so that their callbacks
+ * still find what they answer. */
+void store_drain(struct store *st);
 /* Disconnects; pending callbacks are called with status -1. Accepts NULL. */
 void store_free(struct store *st);
 /* True when the command connection is up. */
