@@ -23,7 +23,8 @@ static size_t t_peek(struct wscore *w, uint8_t *buf, size_t len)
     struct conn *c = (struct conn *)w;
     size_t avail = c->in_len - c->taken;
 
-    memcpy(buf, c->in + c->taken, avail < len ? avail : len);
+    if (len > 0) /* the core peeks with (NULL, 0) for the length alone */
+        memcpy(buf, c->in + c->taken, avail < len ? avail : len);
     return avail;
 }
 
