@@ -539,18 +539,25 @@ test('20,000 messages, the run SIGKILLed at several points: afterwards every mes
     await redis.cmd('DEL', 'ct:backup:lock'); // it would expire by itself; spare the wait
   }
 
-  // 2. At arbitrary moments of a full-speed run: right away, and while the
-  //    inserts go on. Each run must have been cut short, and the next one
-  //    must go on from where the checkpoints are.
+  // 2. At moments of a full-speed run: right away, and twice while the
+  //    inserts go on (once its checkpoints have moved 4,000 messages on, so
+  //    the kill lands mid-run however fast the machine is). Each run must
+  //    have been cut short, and the next one must go on from where the
+  //    checkpoints are.
   let before = await covered(redis, all);
-  for (const ms of [0, 300, 700]) {
+  for (const step of [0, 4000, 4000]) {
     const run = spawnBackup(cfg);
-    if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+    if (step > 0) {
+      const from = before;
+      await waitFor(async () => run.child.exitCode !== null || (await covered(redis, all)) >= from + step, {
+        timeout: 60000, interval: 5, what: `the checkpoints to move ${step} messages past ${from}`, proc: run.child,
+      });
+    }
     run.child.kill('SIGKILL');
     const res = await run.exited;
     const now = await covered(redis, all);
     assert.ok(now >= before, `checkpoints went back: ${before} -> ${now}`);
-    kills.push({ at: `${ms} ms after the start`, covered: now, signal: res.signal, status: res.status });
+    kills.push({ at: step ? `${step} messages into a run` : 'at the start', covered: now, signal: res.signal, status: res.status });
     if (res.signal === 'SIGKILL') await redis.cmd('DEL', 'ct:backup:lock');
     before = now;
   }
