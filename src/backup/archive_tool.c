@@ -25,7 +25,7 @@ int main(int argc, char **argv)
 {
     struct mongo_archive *a = NULL;
     struct streamid sid;
-    struct event *evs = NULL;
+    struct chat_event *evs = NULL;
     size_t n = 0, i;
     const char *id;
     char *end;

@@ -375,7 +375,7 @@ static bool backup_room_behind(const struct backup_room *r)
 /* Messages read from Redis and not yet in MongoDB: a bulk insert in the
  * making, and the checkpoints it will move. */
 struct backup_batch {
-    struct event *evs;
+    struct chat_event *evs;
     size_t n, cap;
     size_t entries; /* stream entries read (malformed ones have no event) */
     struct backup_mark *marks;
@@ -393,7 +393,7 @@ static void backup_batch_clear(struct backup_batch *q)
 /* Moves the events (taking ownership of their contents; `evs` itself is
  * freed) into the batch, and records that `room` is read up to `last`. */
 static void backup_batch_add(struct backup_batch *q, const char *room,
-                             const char *last, struct event *evs, size_t n,
+                             const char *last, struct chat_event *evs, size_t n,
                              size_t entries)
 {
     struct backup_mark *m;
@@ -453,7 +453,7 @@ static int backup_copy_room(struct backup *b, struct backup_batch *q,
 {
     char key[KEYS_MAX], start[STREAMID_STRLEN + 1], last[STREAMID_STRLEN];
     char count[24];
-    struct event *evs = NULL;
+    struct chat_event *evs = NULL;
     size_t n = 0, got, want;
     redisReply *r = NULL;
     const redisReply *tail;
@@ -641,7 +641,7 @@ done:
 /* Appends the events to the room's stream with their own ids, pipelined.
  * Returns 0, or -1 when any XADD failed (logged). */
 static int backup_xadd(struct backup *b, const char *key, const char *room,
-                       const struct event *evs, size_t n)
+                       const struct chat_event *evs, size_t n)
 {
     char tsbuf[24];
     redisReply *r;
@@ -682,7 +682,7 @@ static int backup_xadd(struct backup *b, const char *key, const char *room,
 struct backup_reader {
     struct mongo_archive_scan *scan;
     size_t batch;
-    struct event *evs; /* the current chunk; taken slots are zeroed */
+    struct chat_event *evs; /* the current chunk; taken slots are zeroed */
     size_t n, i;
     bool end;
 };
@@ -704,7 +704,7 @@ static void backup_reader_close(struct backup_reader *rd)
 
 /* Points *ev at the next message, or NULL at the end, without taking it.
  * Returns 0, or -1 when MongoDB cannot be read (logged). */
-static int backup_peek(struct backup_reader *rd, struct event **ev)
+static int backup_peek(struct backup_reader *rd, struct chat_event **ev)
 {
     *ev = NULL;
     while (rd->i == rd->n && !rd->end) {
@@ -723,7 +723,7 @@ static int backup_peek(struct backup_reader *rd, struct event **ev)
 
 /* The next message if it belongs to `room`, else NULL: as backup_peek. */
 static int backup_peek_room(struct backup_reader *rd, const char *room,
-                            struct event **ev)
+                            struct chat_event **ev)
 {
     if (backup_peek(rd, ev) < 0)
         return -1;
@@ -734,7 +734,7 @@ static int backup_peek_room(struct backup_reader *rd, const char *room,
 
 /* Moves the peeked message out of the reader into *out (or drops it when
  * out is NULL). */
-static void backup_take(struct backup_reader *rd, struct event *out)
+static void backup_take(struct backup_reader *rd, struct chat_event *out)
 {
     if (out != NULL) {
         *out = rd->evs[rd->i];
@@ -751,7 +751,7 @@ static int backup_restore_room(struct backup *b, struct backup_reader *rd,
     struct streamid after, first;
     bool has_after = false, has_first = false, seen = false;
     struct backup_stream s;
-    struct event *ev, *evs;
+    struct chat_event *ev, *evs;
     uint64_t room_restored = 0, older = 0;
     int64_t last_ts = 0;
     size_t n = 0;
@@ -868,7 +868,7 @@ int backup_restore(struct backup *b, const char *room)
 {
     struct backup_reader rd;
     char name[NAME_ROOM_MAX + 1];
-    struct event *ev;
+    struct chat_event *ev;
     int rc = -1;
 
     /* One pass over the archive, by room: a server that cannot use the
@@ -907,7 +907,7 @@ done:
 
 /* One chunk of the stream at a time, for the comparison. */
 struct backup_side {
-    struct event *evs;
+    struct chat_event *evs;
     size_t n, i;
     bool end;
 };
@@ -950,7 +950,7 @@ done:
     return rc;
 }
 
-static bool backup_same(const struct event *x, const struct event *y)
+static bool backup_same(const struct chat_event *x, const struct chat_event *y)
 {
     return strcmp(x->from, y->from) == 0 && x->ts == y->ts &&
            x->text_len == y->text_len &&
@@ -983,7 +983,7 @@ static int backup_compare(struct backup *b, struct backup_reader *mr,
 {
     struct backup_side rd;
     struct streamid l, h;
-    struct event *m;
+    struct chat_event *m;
     char from[STREAMID_STRLEN];
     int rc = -1, c;
 
@@ -1054,7 +1054,7 @@ done:
 static int backup_skip_room(struct backup_reader *mr, const char *room,
                             uint64_t *count, char *last)
 {
-    struct event *m;
+    struct chat_event *m;
 
     *count = 0;
     last[0] = '\0';
@@ -1146,7 +1146,7 @@ int backup_verify(struct backup *b)
 {
     struct backup_reader mr;
     char **rr = NULL, name[NAME_ROOM_MAX + 1];
-    struct event *m;
+    struct chat_event *m;
     size_t nr = 0, i = 0;
     int rc = -1, d, c;
 

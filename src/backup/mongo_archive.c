@@ -198,7 +198,8 @@ static int mongo_archive_parse_id(const char *s, struct streamid *id)
  * inserted or refused as a duplicate key, and no write concern error may
  * be reported. Returns 0 with *dups set, or -1 (logged). */
 static int mongo_archive_insert_reply(const bson_t *reply, size_t n,
-                                      const struct event *evs, size_t *dups)
+                                      const struct chat_event *evs,
+                                      size_t *dups)
 {
     bson_iter_t it, errs, e, f;
     int64_t inserted = 0;
@@ -255,7 +256,7 @@ static int mongo_archive_insert_reply(const bson_t *reply, size_t n,
     return 0;
 }
 
-int mongo_archive_put(struct mongo_archive *a, const struct event *evs,
+int mongo_archive_put(struct mongo_archive *a, const struct chat_event *evs,
                       size_t n, size_t *dups)
 {
     mongoc_bulk_operation_t *bulk = NULL;
@@ -274,7 +275,7 @@ int mongo_archive_put(struct mongo_archive *a, const struct event *evs,
     BSON_APPEND_BOOL(&opts, "ordered", false);
     bulk = mongoc_collection_create_bulk_operation_with_opts(a->coll, &opts);
     for (i = 0; i < n; i++) {
-        const struct event *ev = &evs[i];
+        const struct chat_event *ev = &evs[i];
         bson_t doc = BSON_INITIALIZER;
         bool ok;
 
@@ -429,7 +430,7 @@ static const char *mongo_archive_doc_str(const bson_t *doc, const char *key,
 /* Turns an archived document into a message event; -1 (logged) when a
  * field is missing or malformed. */
 static int mongo_archive_doc_event(const bson_t *doc, const char *room,
-                                   struct event *ev)
+                                   struct chat_event *ev)
 {
     const char *id, *from, *text;
     uint32_t id_len, from_len, text_len;
@@ -465,7 +466,7 @@ static int mongo_archive_doc_event(const bson_t *doc, const char *room,
  * the cursor's order. */
 static int mongo_archive_find(struct mongo_archive *a, const char *room,
                               const bson_t *filter, int sort, size_t limit,
-                              struct event **evs, size_t *n)
+                              struct chat_event **evs, size_t *n)
 {
     mongoc_cursor_t *cursor = NULL;
     const bson_t *doc;
@@ -503,7 +504,7 @@ done:
 /* The common body of mongo_archive_before and mongo_archive_after. */
 static int mongo_archive_page(struct mongo_archive *a, const char *room,
                               const struct streamid *bound, size_t limit,
-                              bool before, struct event **evs, size_t *n)
+                              bool before, struct chat_event **evs, size_t *n)
 {
     bson_t filter = BSON_INITIALIZER;
     size_t i;
@@ -521,7 +522,7 @@ static int mongo_archive_page(struct mongo_archive *a, const char *room,
     if (rc == 0 && before) {
         /* Newest first from MongoDB; the API lists events ascending. */
         for (i = 0; i < *n / 2; i++) {
-            struct event t = (*evs)[i];
+            struct chat_event t = (*evs)[i];
             (*evs)[i] = (*evs)[*n - 1 - i];
             (*evs)[*n - 1 - i] = t;
         }
@@ -542,14 +543,14 @@ done:
 
 int mongo_archive_before(struct mongo_archive *a, const char *room,
                          const struct streamid *before, size_t limit,
-                         struct event **evs, size_t *n)
+                         struct chat_event **evs, size_t *n)
 {
     return mongo_archive_page(a, room, before, limit, true, evs, n);
 }
 
 int mongo_archive_after(struct mongo_archive *a, const char *room,
                         const struct streamid *after, size_t limit,
-                        struct event **evs, size_t *n)
+                        struct chat_event **evs, size_t *n)
 {
     return mongo_archive_page(a, room, after, limit, false, evs, n);
 }
@@ -595,7 +596,7 @@ struct mongo_archive_scan *mongo_archive_scan_open(struct mongo_archive *a,
 }
 
 int mongo_archive_scan_next(struct mongo_archive_scan *s, size_t max,
-                            struct event **evs, size_t *n)
+                            struct chat_event **evs, size_t *n)
 {
     const bson_t *doc;
     bson_error_t error;

@@ -55,7 +55,7 @@ int mongo_archive_prepare(struct mongo_archive *a);
  * Returns 0 only once MongoDB accounted for every one of them (inserted or
  * already there) with no other error, else -1 with the reason logged (then
  * any subset may have been written). */
-int mongo_archive_put(struct mongo_archive *a, const struct event *evs,
+int mongo_archive_put(struct mongo_archive *a, const struct chat_event *evs,
                       size_t n, size_t *dups);
 
 /* The archive read path (the FastCGI responder's ?before= pages). Fills
@@ -69,12 +69,12 @@ int mongo_archive_put(struct mongo_archive *a, const struct event *evs,
  * *evs NULL and *n 0 when MongoDB cannot be read (logged). */
 int mongo_archive_before(struct mongo_archive *a, const char *room,
                          const struct streamid *before, size_t limit,
-                         struct event **evs, size_t *n);
+                         struct chat_event **evs, size_t *n);
 /* The same the other way: the oldest `limit` messages newer than `after`
  * (NULL: from the first), ascending. */
 int mongo_archive_after(struct mongo_archive *a, const char *room,
                         const struct streamid *after, size_t limit,
-                        struct event **evs, size_t *n);
+                        struct chat_event **evs, size_t *n);
 
 /* A cursor over the messages of `room` with after < id <= upto (NULL: no
  * bound), in ascending id order, fetched `batch` documents at a time: one
@@ -93,7 +93,7 @@ struct mongo_archive_scan *mongo_archive_scan_open(struct mongo_archive *a,
  * (free with event_free_array; NULL and *n 0 at the end), or -1 (logged)
  * when MongoDB cannot be read. */
 int mongo_archive_scan_next(struct mongo_archive_scan *s, size_t max,
-                            struct event **evs, size_t *n);
+                            struct chat_event **evs, size_t *n);
 /* Frees the cursor; accepts NULL. */
 void mongo_archive_scan_close(struct mongo_archive_scan *s);
 

@@ -21,7 +21,7 @@ const char *event_type_name(enum event_type t)
     return type_names[t];
 }
 
-void event_clear(struct event *ev)
+void event_clear(struct chat_event *ev)
 {
     size_t i;
 
@@ -44,7 +44,7 @@ static void copy_name(char *dst, size_t dstlen, const char *src)
     snprintf(dst, dstlen, "%s", src != NULL ? src : "");
 }
 
-void event_init_message(struct event *ev, const char *room, const char *id,
+void event_init_message(struct chat_event *ev, const char *room, const char *id,
                         const char *from, const char *text, size_t text_len,
                         int64_t ts)
 {
@@ -61,8 +61,8 @@ void event_init_message(struct event *ev, const char *room, const char *id,
     ev->ts = ts;
 }
 
-void event_init_typing(struct event *ev, const char *room, const char *from,
-                       int64_t ts)
+void event_init_typing(struct chat_event *ev, const char *room,
+                       const char *from, int64_t ts)
 {
     memset(ev, 0, sizeof(*ev));
     ev->type = EVENT_TYPING;
@@ -71,7 +71,7 @@ void event_init_typing(struct event *ev, const char *room, const char *from,
     ev->ts = ts;
 }
 
-void event_init_presence(struct event *ev, const char *room,
+void event_init_presence(struct chat_event *ev, const char *room,
                          const char *const *online, size_t n, int64_t ts)
 {
     size_t i;
@@ -95,7 +95,7 @@ int64_t event_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-char *event_to_json(const struct event *ev, size_t *len)
+char *event_to_json(const struct chat_event *ev, size_t *len)
 {
     json_object *o = json_object_new_object();
     size_t i;
@@ -139,7 +139,7 @@ char *jsonobj_finish(struct json_object *o, size_t *len)
     return out;
 }
 
-void event_free_array(struct event *evs, size_t n)
+void event_free_array(struct chat_event *evs, size_t n)
 {
     size_t i;
 
@@ -236,7 +236,7 @@ static bool valid_text(const char *s, size_t n)
     return utf8_valid(s, n) && memchr(s, '\0', n) == NULL;
 }
 
-static int get_online(json_object *o, struct event *ev)
+static int get_online(json_object *o, struct chat_event *ev)
 {
     json_object *v;
     size_t i, n;
@@ -269,7 +269,7 @@ static int get_online(json_object *o, struct event *ev)
     return 0;
 }
 
-int event_from_json(const char *buf, size_t len, struct event *out)
+int event_from_json(const char *buf, size_t len, struct chat_event *out)
 {
     json_object *o = NULL, *v;
     const char *type;

@@ -31,7 +31,8 @@ static int parse_ts(const char *s, size_t len, int64_t *out)
 }
 
 /* Turns one [id, [field, value, ...]] entry into a message event. */
-static int entry_event(const redisReply *e, const char *room, struct event *ev)
+static int entry_event(const redisReply *e, const char *room,
+                       struct chat_event *ev)
 {
     const redisReply *id, *fields, *from = NULL, *text = NULL, *ts = NULL;
     struct streamid sid;
@@ -66,7 +67,7 @@ static int entry_event(const redisReply *e, const char *room, struct event *ev)
 }
 
 int reply_events(const struct redisReply *r, const char *room,
-                 struct event **evs, size_t *n)
+                 struct chat_event **evs, size_t *n)
 {
     size_t i;
 
@@ -196,7 +197,7 @@ int reply_stream_log(const redisReply *r, struct streamid_log *out)
 }
 
 int reply_resume(const redisReply *r, const char *room,
-                 struct streamid_log *log, struct event **evs, size_t *n)
+                 struct streamid_log *log, struct chat_event **evs, size_t *n)
 {
     const redisReply *info, *range;
 

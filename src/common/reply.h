@@ -18,7 +18,7 @@ struct redisReply;
  * skipped (and logged). Returns 0 with *evs newly allocated (free with
  * event_free_array), or -1 when the reply is not an array (an error). */
 int reply_events(const struct redisReply *r, const char *room,
-                 struct event **evs, size_t *n);
+                 struct chat_event **evs, size_t *n);
 
 /* Copies the id of an XRANGE/XREVRANGE reply's first entry into buf
  * (STREAMID_STRLEN bytes) and returns 0; returns -1 with buf "" when the
@@ -51,6 +51,6 @@ int reply_stream_log(const struct redisReply *r, struct streamid_log *out);
  * XRANGE]. Fills *log and, as reply_events does, *evs and *n. Returns 0, or
  * -1 (nothing to free) when either reply is an error or malformed. */
 int reply_resume(const struct redisReply *r, const char *room,
-                 struct streamid_log *log, struct event **evs, size_t *n);
+                 struct streamid_log *log, struct chat_event **evs, size_t *n);
 
 #endif

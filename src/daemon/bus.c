@@ -85,7 +85,7 @@ void bus_blob_add(struct bus_blob *b, struct evbuffer *out)
     }
 }
 
-struct bus_event *bus_event_new(struct event *ev)
+struct bus_event *bus_event_new(struct chat_event *ev)
 {
     struct bus_event *e = xcalloc(1, sizeof(*e));
     size_t len;

@@ -39,7 +39,7 @@ enum bus_slot {
 /* One event on its way through the bus, refcounted. */
 struct bus_event {
     unsigned refs;
-    struct event ev;
+    struct chat_event ev;
     struct bus_blob *json;                /* event_to_json, always there */
     struct bus_blob *enc[BUS_SLOT_COUNT]; /* lazily made */
 };
@@ -47,7 +47,7 @@ struct bus_event {
 typedef struct bus_blob *(*bus_encoder)(const struct bus_event *e);
 
 /* Takes ownership of *ev's contents (ev is cleared). One reference. */
-struct bus_event *bus_event_new(struct event *ev);
+struct bus_event *bus_event_new(struct chat_event *ev);
 struct bus_event *bus_event_ref(struct bus_event *e);
 void bus_event_unref(struct bus_event *e);
 /* The event in the encoding of `slot`, made by `enc` on first use and kept

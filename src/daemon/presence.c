@@ -88,7 +88,7 @@ static void announce_online(int status, const char *const *names, size_t n,
                             void *arg)
 {
     char *room = arg;
-    struct event ev;
+    struct chat_event ev;
 
     if (status == 0) {
         event_init_presence(&ev, room, names, n, event_now_ms());

@@ -153,7 +153,7 @@ static void send_done(int status, const struct reply_appended *a, void *arg)
         api_unavailable(&err, status, API_DOING_SEND);
         http_reply_api_error(r->req, r->kind, &err);
     } else {
-        struct event ev;
+        struct chat_event ev;
         size_t len;
         char *json;
 
@@ -216,7 +216,7 @@ void rest_send(struct request *r)
 
 void rest_typing(struct request *r)
 {
-    struct event ev;
+    struct chat_event ev;
 
     if (!http_rate_ok(r->req, r->kind, app.typing_limit, r->user)) {
         http_request_free(r);

@@ -81,7 +81,7 @@ static void next(struct resume *rs)
 /* Delivers a page read after the subscriber's last id and goes on. The
  * resume stays `reading` meanwhile, so a subscriber that ends itself only
  * cancels it (rs->s NULL) and rs stays ours to finish. */
-static void page_done(int status, struct event *evs, size_t n, void *arg)
+static void page_done(int status, struct chat_event *evs, size_t n, void *arg)
 {
     struct resume *rs = arg;
 
@@ -117,7 +117,7 @@ static void page_done(int status, struct event *evs, size_t n, void *arg)
 /* The first page, with what Redis says of the stream: a gap or a reset is
  * signalled before the replay. After a reset there is nothing to replay:
  * the live stream goes on from the room's newest id. */
-static void first_page_done(int status, struct event *evs, size_t n,
+static void first_page_done(int status, struct chat_event *evs, size_t n,
                             const struct streamid_log *log, void *arg)
 {
     struct resume *rs = arg;

@@ -6,14 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum transport {
-    TRANSPORT_REST,
-    TRANSPORT_SHORT_POLL,
-    TRANSPORT_LONG_POLL,
-    TRANSPORT_SSE,
-    TRANSPORT_WEBSOCKET,
-    TRANSPORT_COUNT
-};
+#include "transport_kind.h"
 
 struct stats_counters {
     uint64_t open;      /* connections (streams, waiting polls) now */

@@ -300,7 +300,7 @@ static void on_bus_message(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct store *st = ac->data;
     redisReply *r = reply;
-    struct event ev;
+    struct chat_event ev;
     struct bus_event *e;
     const redisReply *chan, *payload;
 
@@ -439,7 +439,7 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 static void fill_room(struct store *st, const char *room,
                       const struct streamid *after);
 
-static void fill_page(int status, struct event *evs, size_t n, void *arg)
+static void fill_page(int status, struct chat_event *evs, size_t n, void *arg)
 {
     struct call *c = arg;
     struct store *st = c->st;
@@ -479,7 +479,7 @@ static void fill_room(struct store *st, const char *room,
  * room's subscribers learn of a gap or a reset (Redis flushed, or back from
  * an older file) before the page. A reset moves a subscriber back to the
  * room's newest id: then the fill reads again from there. */
-static void fill_checked(int status, struct event *evs, size_t n,
+static void fill_checked(int status, struct chat_event *evs, size_t n,
                          const struct streamid_log *log, void *arg)
 {
     struct call *c = arg;
@@ -667,7 +667,7 @@ static void on_range(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct call *c = priv;
     redisReply *r = reply;
-    struct event *evs = NULL;
+    struct chat_event *evs = NULL;
     size_t n = 0;
 
     if (reply_failed(r, "range") || reply_events(r, c->room, &evs, &n) != 0) {
@@ -675,7 +675,7 @@ static void on_range(redisAsyncContext *ac, void *reply, void *priv)
     } else {
         if (c->reverse) {
             for (size_t i = 0; i < n / 2; i++) {
-                struct event t = evs[i];
+                struct chat_event t = evs[i];
                 evs[i] = evs[n - 1 - i];
                 evs[n - 1 - i] = t;
             }
@@ -739,7 +739,7 @@ static void on_resume(redisAsyncContext *ac, void *reply, void *priv)
     struct call *c = priv;
     redisReply *r = reply;
     struct streamid_log log;
-    struct event *evs = NULL;
+    struct chat_event *evs = NULL;
     size_t n = 0;
 
     if (reply_failed(r, "resume") ||
@@ -1090,7 +1090,7 @@ void store_presence_remove(struct store *st, const char *room, const char *user)
     cmd_send(st, NULL, NULL, 3, argv, NULL);
 }
 
-int store_publish(struct store *st, const struct event *ev)
+int store_publish(struct store *st, const struct chat_event *ev)
 {
     char chan[KEYS_MAX];
     size_t len;

@@ -51,7 +51,7 @@ int store_append(struct store *st, const char *room, const char *from,
                  const char *text, size_t len, const char *key,
                  store_append_cb cb, void *arg);
 
-typedef void (*store_events_cb)(int status, struct event *evs, size_t n,
+typedef void (*store_events_cb)(int status, struct chat_event *evs, size_t n,
                                 void *arg);
 /* Up to `limit` messages after `after` (exclusive), oldest first. */
 int store_after(struct store *st, const char *room,
@@ -63,7 +63,7 @@ int store_before(struct store *st, const char *room,
                  const struct streamid *before, int limit, store_events_cb cb,
                  void *arg);
 
-typedef void (*store_resume_cb)(int status, struct event *evs, size_t n,
+typedef void (*store_resume_cb)(int status, struct chat_event *evs, size_t n,
                                 const struct streamid_log *log, void *arg);
 /* As store_after, with what Redis says of the room's stream (XINFO
  * STREAM) in the same round trip and at the same instant, for
@@ -104,7 +104,7 @@ int store_presence_add(struct store *st, const char *room, const char *user,
 void store_presence_remove(struct store *st, const char *room,
                            const char *user);
 /* Publishes an ephemeral event (not stored). Returns 0 or -1 when down. */
-int store_publish(struct store *st, const struct event *ev);
+int store_publish(struct store *st, const struct chat_event *ev);
 
 typedef void (*store_status_cb)(int status, void *arg);
 /* For /healthz: a small write (SET KEYS_HEALTH PX), since Redis may answer

@@ -25,7 +25,7 @@ int archive_enabled(void)
 }
 
 int archive_before(const char *room, const struct streamid *before, int limit,
-                   struct event **evs, size_t *n)
+                   struct chat_event **evs, size_t *n)
 {
     *evs = NULL;
     *n = 0;

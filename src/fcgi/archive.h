@@ -22,7 +22,7 @@ struct archive_backend {
     const char *name;
     void *ctx;
     int (*before)(void *ctx, const char *room, const struct streamid *before,
-                  int limit, struct event **evs, size_t *n);
+                  int limit, struct chat_event **evs, size_t *n);
     void (*close)(void *ctx);
 };
 
@@ -36,7 +36,7 @@ int archive_enabled(void);
  * Without a backend, returns 0 with no events. On a backend error, returns
  * -1 (logged) and *evs is NULL. */
 int archive_before(const char *room, const struct streamid *before, int limit,
-                   struct event **evs, size_t *n);
+                   struct chat_event **evs, size_t *n);
 
 /* Closes the backend in use; accepts being called with none. */
 void archive_close(void);

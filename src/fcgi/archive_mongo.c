@@ -8,7 +8,7 @@
 
 static int mongo_before(void *ctx, const char *room,
                         const struct streamid *before, int limit,
-                        struct event **evs, size_t *n)
+                        struct chat_event **evs, size_t *n)
 {
     return mongo_archive_before(ctx, room, before, (size_t)limit, evs, n);
 }

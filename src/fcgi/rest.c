@@ -268,7 +268,7 @@ static void touch_presence(struct call *c)
     int joined = 0;
     char **names = NULL;
     size_t n = 0, len;
-    struct event ev;
+    struct chat_event ev;
     char *json;
 
     if (store_presence_touch(store, c->room, c->user, now,
@@ -362,7 +362,7 @@ static void do_send(struct call *c)
     char key[API_KEY_MAX + 1];
     struct store_appended a;
     struct api_error err;
-    struct event ev;
+    struct chat_event ev;
     size_t text_len, len;
     char *text = NULL, *body;
     const char *ikey = c->rq->idempotency_key;
@@ -396,10 +396,10 @@ static void do_send(struct call *c)
 /* Prepends to the Redis page what the archive holds before its oldest
  * message, when Redis had fewer than asked for. */
 static void fill_from_archive(struct call *c, const struct query_history *h,
-                              struct event **evs, size_t *n)
+                              struct chat_event **evs, size_t *n)
 {
     const struct streamid *oldest = *n > 0 ? &(*evs)[0].sid : &h->before;
-    struct event *old = NULL, *all;
+    struct chat_event *old = NULL, *all;
     size_t k = 0;
 
     if (!archive_enabled() || *n >= (size_t)h->limit)
@@ -423,7 +423,7 @@ static void do_history(struct call *c)
 {
     struct query_history h;
     struct api_error err;
-    struct event *evs = NULL;
+    struct chat_event *evs = NULL;
     struct streamid_log log;
     struct streamid_signal sig = {STREAMID_FINE};
     size_t n = 0, i, len;
@@ -474,7 +474,7 @@ static void do_history(struct call *c)
 static void do_typing(struct call *c)
 {
     static const char ok[] = "{\"ok\":true}";
-    struct event ev;
+    struct chat_event ev;
     size_t len;
     char *json;
     int rc;

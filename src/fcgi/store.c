@@ -262,7 +262,7 @@ int store_append(struct store *st, const char *room, const char *from,
 
 static int range(struct store *st, const char *cmd, const char *room,
                  const char *start, const char *end, int limit,
-                 struct event **evs, size_t *n)
+                 struct chat_event **evs, size_t *n)
 {
     char key[KEYS_MAX], count[16];
     const char *argv[] = {cmd,  keys_room_log(key, room), start, end, "COUNT",
@@ -282,8 +282,8 @@ static int range(struct store *st, const char *cmd, const char *room,
 }
 
 int store_after(struct store *st, const char *room,
-                const struct streamid *since, int limit, struct event **evs,
-                size_t *n)
+                const struct streamid *since, int limit,
+                struct chat_event **evs, size_t *n)
 {
     char start[STREAMID_STRLEN + 1] = "-";
 
@@ -295,11 +295,11 @@ int store_after(struct store *st, const char *room,
 }
 
 int store_before(struct store *st, const char *room,
-                 const struct streamid *before, int limit, struct event **evs,
-                 size_t *n)
+                 const struct streamid *before, int limit,
+                 struct chat_event **evs, size_t *n)
 {
     char end[STREAMID_STRLEN + 1] = "+";
-    struct event tmp;
+    struct chat_event tmp;
     size_t i;
     int rc;
 
@@ -320,7 +320,7 @@ int store_before(struct store *st, const char *room,
 
 int store_resume(struct store *st, const char *room,
                  const struct streamid *since, int limit,
-                 struct streamid_log *log, struct event **evs, size_t *n)
+                 struct streamid_log *log, struct chat_event **evs, size_t *n)
 {
     static const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
     struct keys_resume k;

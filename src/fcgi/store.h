@@ -70,19 +70,19 @@ int store_append(struct store *st, const char *room, const char *from,
 /* The first `limit` messages after `since` (all from the start when since
  * is NULL), ascending. *evs is newly allocated (event_free_array). */
 int store_after(struct store *st, const char *room,
-                const struct streamid *since, int limit, struct event **evs,
-                size_t *n);
+                const struct streamid *since, int limit,
+                struct chat_event **evs, size_t *n);
 /* The newest `limit` messages older than `before` (the newest of all when
  * before is NULL), ascending. */
 int store_before(struct store *st, const char *room,
-                 const struct streamid *before, int limit, struct event **evs,
-                 size_t *n);
+                 const struct streamid *before, int limit,
+                 struct chat_event **evs, size_t *n);
 
 /* As store_after, with what Redis says of the room's stream (XINFO STREAM)
  * from the same round trip, for streamid_judge. */
 int store_resume(struct store *st, const char *room,
                  const struct streamid *since, int limit,
-                 struct streamid_log *log, struct event **evs, size_t *n);
+                 struct streamid_log *log, struct chat_event **evs, size_t *n);
 
 /* The first `limit` rooms after the cursor (after_name NULL: from the top),
  * newest first (keys_rooms_init). *names (each and the array) and *last_ts

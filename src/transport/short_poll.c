@@ -19,8 +19,9 @@ struct short_poll {
 
 /* Answers {"events":[...],"last_id":...} and the signal's members:
  * encodes each event once. */
-static void reply_events(struct request *r, const struct event *evs, size_t n,
-                         const char *since, const struct streamid_signal *sig)
+static void reply_events(struct request *r, const struct chat_event *evs,
+                         size_t n, const char *since,
+                         const struct streamid_signal *sig)
 {
     const char **jsons = xcalloc(n + 1, sizeof(*jsons));
     size_t *lens = xcalloc(n + 1, sizeof(*lens));
@@ -42,7 +43,7 @@ static void reply_events(struct request *r, const struct event *evs, size_t n,
     free(lens);
 }
 
-static void got_events(int status, struct event *evs, size_t n, void *arg)
+static void got_events(int status, struct chat_event *evs, size_t n, void *arg)
 {
     struct short_poll *p = arg;
     struct request *r = p->r;
@@ -58,7 +59,7 @@ static void got_events(int status, struct event *evs, size_t n, void *arg)
 
 /* After `since`: with a gap or a reset told, "last_id" is where the
  * client goes on from. */
-static void got_resume(int status, struct event *evs, size_t n,
+static void got_resume(int status, struct chat_event *evs, size_t n,
                        const struct streamid_log *log, void *arg)
 {
     struct short_poll *p = arg;

@@ -40,7 +40,7 @@ static struct evbuffer *scratch; /* moved into the output on every send */
 
 struct bus_blob *sse_encode(const struct bus_event *e)
 {
-    const struct event *ev = &e->ev;
+    const struct chat_event *ev = &e->ev;
     const char *type = event_type_name(ev->type);
     size_t len = strlen("event: \ndata: \n\n") + strlen(type) + e->json->len;
     struct bus_blob *b;

@@ -376,7 +376,7 @@ static void on_text(struct ws *c, const uint8_t *msg, size_t len)
         if (store_auth(app.store, c->token, append_authed, a) != 0)
             append_authed(-1, NULL, a);
     } else if (type == EVENT_TYPING) {
-        struct event ev;
+        struct chat_event ev;
         /* over rate_typing_per_sec the frame is dropped without an answer:
          * the room saw this user typing less than a second ago */
         if (!ratelimit_take(app.typing_limit, c->sub.user, event_now_ms(),

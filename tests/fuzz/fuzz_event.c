@@ -9,10 +9,10 @@
 #include "names.h"
 #include "utf8.h"
 
-static const struct event zero_event;
+static const struct chat_event zero_event;
 
 /* Everything event_from_json promises about an event it accepted. */
-static void check_event(const struct event *ev)
+static void check_event(const struct chat_event *ev)
 {
     struct streamid sid;
     char id[STREAMID_STRLEN];
@@ -57,7 +57,7 @@ static void check_event(const struct event *ev)
     }
 }
 
-static bool events_equal(const struct event *a, const struct event *b)
+static bool events_equal(const struct chat_event *a, const struct chat_event *b)
 {
     size_t i;
 
@@ -78,7 +78,7 @@ static bool events_equal(const struct event *a, const struct event *b)
 /* The "type" of an accepted event is exactly one of the names, not a name
  * with more after a NUL ("message\u0000x"): json-c as a second reader. */
 static void check_type_exact(const uint8_t *data, size_t size,
-                             const struct event *ev)
+                             const struct chat_event *ev)
 {
     json_tokener *tok = json_tokener_new();
     json_object *o = json_tokener_parse_ex(tok, (const char *)data, (int)size);
@@ -98,7 +98,7 @@ static void check_type_exact(const uint8_t *data, size_t size,
  * decoded, it is the same text. */
 static void check_text_round_trip(const uint8_t *data, size_t size)
 {
-    struct event ev, back;
+    struct chat_event ev, back;
     char *json;
     size_t n;
 
@@ -118,7 +118,7 @@ static void check_text_round_trip(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct event a, b;
+    struct chat_event a, b;
     char *j1 = NULL, *j2 = NULL;
     size_t n1, n2;
 

@@ -69,7 +69,7 @@ static void probe_init(struct probe *p, struct bus *b, const char *room)
 
 static struct bus_event *message(const char *room, const char *id)
 {
-    struct event ev;
+    struct chat_event ev;
 
     event_init_message(&ev, room, id, "alice", "hi", 2, 1);
     return bus_event_new(&ev);
@@ -85,7 +85,7 @@ static void publish(struct bus *b, const char *room, const char *id)
 
 static void typing(struct bus *b, const char *room, const char *user)
 {
-    struct event ev;
+    struct chat_event ev;
     struct bus_event *e;
 
     event_init_typing(&ev, room, user, 1);
@@ -203,7 +203,7 @@ int main(void)
     struct bus *b = bus_new(0);
     struct probe p1, p2, p3;
     struct bus_event *e;
-    struct event ev;
+    struct chat_event ev;
     struct evbuffer *out;
 
     probe_init(&p1, b, "lobby");

@@ -5,7 +5,7 @@
 #include "event.h"
 #include "tap.h"
 
-static int decode(const char *json, struct event *ev)
+static int decode(const char *json, struct chat_event *ev)
 {
     return event_from_json(json, strlen(json), ev);
 }
@@ -13,7 +13,7 @@ static int decode(const char *json, struct event *ev)
 /* Asserts that json is rejected and leaves a zeroed event. */
 static void rejects(const char *json, const char *why)
 {
-    struct event ev;
+    struct chat_event ev;
     int rc = decode(json, &ev);
 
     ok(rc == -1 && ev.text == NULL && ev.online == NULL && ev.room[0] == 0,
@@ -23,7 +23,7 @@ static void rejects(const char *json, const char *why)
 
 int main(void)
 {
-    struct event ev, back;
+    struct chat_event ev, back;
     const char *names[] = {"bob", "alice"};
     char *json;
     size_t len;

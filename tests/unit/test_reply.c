@@ -68,7 +68,7 @@ static redisReply *entry(const char *id, const char *from, const char *text,
 
 int main(void)
 {
-    struct event *evs;
+    struct chat_event *evs;
     size_t n;
     redisReply *r, nil = {0};
     char id[STREAMID_STRLEN];

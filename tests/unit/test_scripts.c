@@ -233,7 +233,7 @@ int main(void)
     size_t lens[KEYS_APPEND_ARGC];
     char bufs[KEYS_APPEND_BUFS], id[STREAMID_STRLEN], ts[32];
     const char text[] = "a/b \"q\" \\ \xc3\xa9\xf0\x9f\x98\x80 </x>";
-    struct event ev = {0}, *evs = NULL;
+    struct chat_event ev = {0}, *evs = NULL;
     size_t n = 0;
     int port = -1;
 
