@@ -298,6 +298,13 @@ int api_unavailable(struct api_error *err, enum api_fault fault,
     if (fault != API_FAULT_UNKNOWN)
         return api_fail(err, 503, API_UNAVAILABLE, "%s; nothing was stored",
                         why);
+    if (doing == API_DOING_REGISTER)
+        return api_fail(err, 503, API_UNAVAILABLE,
+                        "%s after the registration was sent: whether the "
+                        "name is now registered is unknown (its token is "
+                        "lost if it is); register again, under another name "
+                        "if this one is taken",
+                        why);
     return api_fail(err, 503, API_UNAVAILABLE,
                     "%s after the message was sent: the outcome is unknown; "
                     "retry with the same %s",

@@ -33,7 +33,7 @@
 struct api_error {
     int status;
     const char *code; /* static string, e.g. "bad_name" */
-    char message[200];
+    char message[320];
 };
 
 /* Fills err; `fmt` is the human message. Returns -1 so callers can write
@@ -94,7 +94,8 @@ enum api_fault api_fault_of(const char *redis_error);
 enum api_doing {
     API_DOING_SEND,    /* POST .../messages (retry with Idempotency-Key) */
     API_DOING_WS_SEND, /* a WebSocket message frame (retry with "key") */
-    API_DOING_HEALTH   /* /healthz: can Redis take writes? */
+    API_DOING_HEALTH,  /* /healthz: can Redis take writes? */
+    API_DOING_REGISTER /* POST /api/register */
 };
 /* Fills err with the 503 unavailable answer for `fault`: the cause, and
  * whether anything was stored ("nothing was stored" only when certain).

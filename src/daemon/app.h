@@ -4,6 +4,8 @@
 
 #include <stdbool.h>
 
+#include "rest.h"
+
 struct event_base;
 struct evhttp;
 struct config;
@@ -18,13 +20,13 @@ struct app {
     const struct config *cfg;
     struct bus *bus;
     struct store *store;
-    bool draining;     /* SIGTERM: finishing, accepting no streams */
-    unsigned inflight; /* writes to Redis not yet answered */
-    struct ratelimit *register_limit; /* per client address */
-    struct ratelimit *send_limit;     /* per user, every transport */
-    struct ratelimit *typing_limit;   /* per user, REST and WebSocket */
-    struct tally *streams;            /* SSE + WebSocket, per user */
-    struct tally *polls;              /* long polls, per user */
+    bool draining;                /* SIGTERM: finishing, accepting no streams */
+    unsigned inflight;            /* writes to Redis not yet answered */
+    struct rest_ctx rest;         /* the REST core, with the rate limits */
+    struct ratelimit *send_limit; /* rest's: per user, every transport */
+    struct ratelimit *typing_limit; /* rest's: per user, REST and WebSocket */
+    struct tally *streams;          /* SSE + WebSocket, per user */
+    struct tally *polls;            /* long polls, per user */
 };
 
 extern struct app app;

@@ -1,5 +1,5 @@
-/* http.c - crosstalkd's HTTP layer: routing, authentication, replies,
- * static files */
+/* http.c - crosstalkd's HTTP layer: connections, request heads, replies,
+ * and watching a held request */
 #include "http.h"
 
 #include <errno.h>
@@ -23,14 +23,11 @@
 #include <event2/listener.h>
 
 #include "app.h"
-#include "auth.h"
 #include "config.h"
 #include "log.h"
-#include "ratelimit.h"
 #include "rest.h"
-#include "store.h"
+#include "stats.h"
 #include "strlist.h"
-#include "transport.h"
 #include "xmalloc.h"
 
 static struct evhttp_bound_socket *listener;
@@ -121,22 +118,9 @@ const char *http_body(struct evhttp_request *req, size_t *len)
 
 bool http_origin_allowed(struct evhttp_request *req, const char *origin)
 {
-    const char *list = app.cfg->allowed_origins;
-    size_t olen = strlen(origin), ilen;
-    const char *item;
-
-    if (list[0] == '\0') {
-        /* same host: the Origin's authority equals the Host header */
-        const char *host =
-            evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
-        const char *auth = strstr(origin, "://");
-        return host != NULL && auth != NULL && strcmp(auth + 3, host) == 0;
-    }
-    while ((item = strlist_next(&list, &ilen)) != NULL)
-        if ((ilen == 1 && item[0] == '*') ||
-            (ilen == olen && strncasecmp(item, origin, olen) == 0))
-            return true;
-    return false;
+    return rest_origin_allowed(
+        app.cfg, origin,
+        evhttp_find_header(evhttp_request_get_input_headers(req), "Host"));
 }
 
 /* --- watching for a client that goes away --- */
@@ -294,22 +278,6 @@ const char *http_client_address(struct evhttp_request *req)
             return real;
     }
     return addr;
-}
-
-bool http_rate_ok(struct evhttp_request *req, enum transport kind,
-                  struct ratelimit *rl, const char *key)
-{
-    int retry;
-    char value[16];
-
-    if (ratelimit_take(rl, key, event_now_ms(), &retry))
-        return true;
-    snprintf(value, sizeof(value), "%d", retry);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
-                      value);
-    http_reply_error(req, kind, 429, "rate_limited",
-                     "too many requests; retry in %d s", retry);
-    return false;
 }
 
 /* The request line and headers as they came, in bytes (near enough: the
@@ -627,27 +595,6 @@ void http_clear_timeouts(struct bufferevent *bev)
     bufferevent_set_timeouts(bev, NULL, NULL);
 }
 
-/* --- authentication --- */
-
-static void auth_done(int status, const char *user, void *arg)
-{
-    struct request *r = arg;
-
-    if (status != 0) {
-        http_reply_error(r->req, r->kind, 503, "unavailable",
-                         "the message store is unreachable; try again");
-        http_request_free(r);
-        return;
-    }
-    if (user == NULL) {
-        http_reply_error(r->req, r->kind, 401, "unauthorized", "unknown token");
-        http_request_free(r);
-        return;
-    }
-    strcpy(r->user, user);
-    r->handler(r);
-}
-
 int http_header_once(struct evhttp_request *req, const char *name,
                      const char **value)
 {
@@ -665,232 +612,7 @@ int http_header_once(struct evhttp_request *req, const char *name,
     return 0;
 }
 
-void http_authenticate(struct request *r)
-{
-    const char *authz;
-    char *token;
-
-    /* two credentials: a proxy and we could each believe another one */
-    if (http_header_once(r->req, "Authorization", &authz) != 0) {
-        http_reply_error(r->req, r->kind, 400, "bad_request",
-                         "one Authorization header at most");
-        http_request_free(r);
-        return;
-    }
-    token = auth_from_request(authz, r->query);
-    if (token == NULL) {
-        http_reply_error(r->req, r->kind, 401, "unauthorized",
-                         "a token is required: Authorization: Bearer <token> "
-                         "or ?token=");
-        http_request_free(r);
-    } else if (store_auth(app.store, token, auth_done, r) != 0) {
-        auth_done(-1, NULL, r);
-    }
-    free(token);
-}
-
-/* --- static files --- */
-
-static const char *content_type(const char *path)
-{
-    static const struct {
-        const char *ext, *type;
-    } types[] = {
-        {".html", "text/html; charset=utf-8"},
-        {".css", "text/css; charset=utf-8"},
-        {".js", "text/javascript; charset=utf-8"},
-        {".mjs", "text/javascript; charset=utf-8"},
-        {".json", "application/json"},
-        {".svg", "image/svg+xml"},
-        {".png", "image/png"},
-        {".ico", "image/x-icon"},
-        {".txt", "text/plain; charset=utf-8"},
-    };
-    const char *dot = strrchr(path, '.');
-
-    for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
-        if (strcmp(dot, types[i].ext) == 0)
-            return types[i].type;
-    return "application/octet-stream";
-}
-
-static void serve_static(struct evhttp_request *req, const char *raw_path)
-{
-    size_t len = 0;
-    char *path = evhttp_uridecode(raw_path, 0, &len);
-    char *full = NULL, *real = NULL, *root = NULL;
-    struct stat sb;
-    int fd = -1;
-
-    /* a decoded NUL would cut the name short: no such file */
-    if (path == NULL || strlen(path) != len || strstr(path, "..") != NULL ||
-        strchr(path, '\\') || path[0] != '/') {
-        http_reply_error(req, TRANSPORT_REST, 404, "not_found", "no such file");
-        goto done;
-    }
-    full = xasprintf("%s%s%s", app.cfg->www_root, path,
-                     path[strlen(path) - 1] == '/' ? "index.html" : "");
-    root = realpath(app.cfg->www_root, NULL);
-    real = realpath(full, NULL);
-    if (root == NULL || real == NULL ||
-        strncmp(real, root, strlen(root)) != 0 ||
-        (real[strlen(root)] != '/' && real[strlen(root)] != '\0') ||
-        (fd = open(real, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &sb) != 0 ||
-        !S_ISREG(sb.st_mode)) {
-        http_reply_error(req, TRANSPORT_REST, 404, "not_found", "no such file");
-        goto done;
-    }
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      content_type(real));
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control",
-                      "no-cache");
-    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
-        char size[32];
-        snprintf(size, sizeof(size), "%lld", (long long)sb.st_size);
-        evhttp_add_header(evhttp_request_get_output_headers(req),
-                          "Content-Length", size);
-    } else if (sb.st_size > 0) {
-        evbuffer_add_file(evhttp_request_get_output_buffer(req), fd, 0,
-                          sb.st_size);
-        fd = -1; /* the buffer owns it now */
-    }
-    evhttp_send_reply(req, 200, "OK", NULL);
-done:
-    if (fd >= 0)
-        close(fd);
-    free(path);
-    free(full);
-    free(real);
-    free(root);
-}
-
 /* --- routing --- */
-
-struct route {
-    const char *action; /* after /api/rooms/{room}/ */
-    enum evhttp_cmd_type method;
-    enum transport kind;
-    void (*handler)(struct request *r);
-};
-
-static const struct route room_routes[] = {
-    {"messages", EVHTTP_REQ_GET, TRANSPORT_SHORT_POLL, short_poll_handle},
-    {"messages", EVHTTP_REQ_POST, TRANSPORT_REST, rest_send},
-    {"poll", EVHTTP_REQ_GET, TRANSPORT_LONG_POLL, long_poll_handle},
-    {"events", EVHTTP_REQ_GET, TRANSPORT_SSE, sse_handle},
-    {"ws", EVHTTP_REQ_GET, TRANSPORT_WEBSOCKET, ws_handle},
-    {"typing", EVHTTP_REQ_POST, TRANSPORT_REST, rest_typing},
-    {"presence", EVHTTP_REQ_GET, TRANSPORT_REST, rest_presence},
-};
-
-/* Every call that needs a token: its handler runs once the token is known
- * (room_len 0: a call outside a room). */
-static void authenticate_then(struct evhttp_request *req,
-                              enum evhttp_cmd_type m, enum transport kind,
-                              const char *room, size_t room_len,
-                              const char *query,
-                              void (*handler)(struct request *r))
-{
-    struct request *r = xcalloc(1, sizeof(*r));
-
-    r->req = req;
-    r->method = m;
-    r->kind = kind;
-    memcpy(r->room, room, room_len);
-    r->query = query ? xstrdup(query) : NULL;
-    r->handler = handler;
-    http_authenticate(r);
-}
-
-static void method_not_allowed(struct evhttp_request *req, const char *allow)
-{
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
-    http_reply_error(req, TRANSPORT_REST, 405, "method_not_allowed",
-                     "this path allows %s", allow);
-}
-
-static void route_room(struct evhttp_request *req, enum evhttp_cmd_type m,
-                       const char *rest, const char *query)
-{
-    const char *slash = strchr(rest, '/');
-    const char *action;
-    const struct route *found = NULL;
-    bool path_known = false;
-
-    if (slash == NULL || strchr(slash + 1, '/') != NULL) {
-        http_reply_error(req, TRANSPORT_REST, 404, "not_found", "no such path");
-        return;
-    }
-    action = slash + 1;
-    for (size_t i = 0; i < sizeof(room_routes) / sizeof(room_routes[0]); i++) {
-        if (strcmp(room_routes[i].action, action) != 0)
-            continue;
-        path_known = true;
-        if (room_routes[i].method == m ||
-            (m == EVHTTP_REQ_HEAD && room_routes[i].method == EVHTTP_REQ_GET &&
-             strcmp(action, "ws") != 0 && strcmp(action, "events") != 0 &&
-             strcmp(action, "poll") != 0))
-            found = &room_routes[i];
-    }
-    if (!path_known) {
-        http_reply_error(req, TRANSPORT_REST, 404, "not_found", "no such path");
-        return;
-    }
-    if (found == NULL) {
-        method_not_allowed(req, strcmp(action, "messages") == 0 ? "GET, POST"
-                                : strcmp(action, "typing") == 0 ? "POST"
-                                                                : "GET");
-        return;
-    }
-    if (!names_room_valid(rest, slash - rest)) {
-        http_reply_error(req, found->kind, 400, "bad_name",
-                         "a room name is 1 to 64 of a-z 0-9 _ -");
-        return;
-    }
-    stats[found->kind].requests++;
-    if (found->kind == TRANSPORT_LONG_POLL || found->kind == TRANSPORT_SSE ||
-        found->kind == TRANSPORT_WEBSOCKET) {
-        if (stats_streams() >= (uint64_t)app.cfg->max_connections) {
-            evhttp_add_header(evhttp_request_get_output_headers(req),
-                              "Retry-After", "1");
-            http_reply_error(req, found->kind, 503, "unavailable",
-                             "this server holds max_connections (%d) "
-                             "streams; try another or later",
-                             app.cfg->max_connections);
-            return;
-        }
-    }
-    authenticate_then(req, m, found->kind, rest, slash - rest, query,
-                      found->handler);
-}
-
-/* A browser's CORS preflight: answered for origins allowed_origins names
- * (none by default, so cross-origin browsers are refused). Returns false
- * when the request is not one. */
-static bool preflight(struct evhttp_request *req)
-{
-    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    const char *origin = evhttp_find_header(in, "Origin");
-
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_OPTIONS ||
-        origin == NULL ||
-        evhttp_find_header(in, "Access-Control-Request-Method") == NULL)
-        return false;
-    if (app.cfg->allowed_origins[0] != '\0' &&
-        http_origin_allowed(req, origin)) {
-        evhttp_add_header(out, "Access-Control-Allow-Origin", origin);
-        evhttp_add_header(out, "Access-Control-Allow-Methods",
-                          "GET, POST, OPTIONS");
-        evhttp_add_header(
-            out, "Access-Control-Allow-Headers",
-            "Authorization, Content-Type, Idempotency-Key, Last-Event-ID");
-        evhttp_add_header(out, "Access-Control-Max-Age", "600");
-    }
-    evhttp_add_header(out, "Vary", "Origin");
-    evhttp_send_reply(req, 204, "No Content", NULL);
-    return true;
-}
 
 /* The characters of a header name (RFC 9110 token). */
 static const char tchar[] = "!#$%&'*+-.^_`|~0123456789"
@@ -932,92 +654,34 @@ static const char *head_ambiguous(struct evhttp_request *req)
     return NULL;
 }
 
-static bool method_known(enum evhttp_cmd_type m)
-{
-    return m == EVHTTP_REQ_GET || m == EVHTTP_REQ_POST ||
-           m == EVHTTP_REQ_HEAD || m == EVHTTP_REQ_PUT ||
-           m == EVHTTP_REQ_DELETE || m == EVHTTP_REQ_OPTIONS ||
-           m == EVHTTP_REQ_TRACE || m == EVHTTP_REQ_CONNECT ||
-           m == EVHTTP_REQ_PATCH;
-}
+static void (*serve)(struct evhttp_request *req);
 
+/* Every request: what evhttp lets through that is unsafe or too large to
+ * hand on is answered here, the rest is served. */
 static void route(struct evhttp_request *req, void *arg)
 {
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    enum evhttp_cmd_type m = evhttp_request_get_command(req);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
-    bool get = m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
     const char *bad;
 
+    (void)arg;
     head_done(req);
     if ((bad = head_ambiguous(req)) != NULL) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
-                          "close");
+        evhttp_add_header(out, "Connection", "close");
         http_reply_error(req, TRANSPORT_REST, 400, "bad_request",
                          "malformed request head: %s", bad);
         return;
     }
-    if (!method_known(m)) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
-                          "close");
-        http_reply_error(req, TRANSPORT_REST, 501, "not_implemented",
-                         "unknown method");
-        return;
-    }
-    if (path == NULL || path[0] == '\0')
-        path = "/";
     if (head_bytes(req) > (size_t)app.cfg->max_header_bytes) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
-                          "close");
+        evhttp_add_header(out, "Connection", "close");
         http_reply_error(req, TRANSPORT_REST, 431, "too_large",
                          "the request head is over %d bytes",
                          app.cfg->max_header_bytes);
         return;
     }
-    if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) >
-        (size_t)app.cfg->max_body_bytes) {
-        http_reply_error(req, TRANSPORT_REST, 413, "too_large",
-                         "the request body is over %d bytes",
-                         app.cfg->max_body_bytes);
-        return;
-    }
-    if (preflight(req)) {
-        return;
-    } else if (strncmp(path, "/api/rooms/", 11) == 0) {
-        route_room(req, m, path + 11, query);
-    } else if (strcmp(path, "/api/register") == 0) {
-        if (m != EVHTTP_REQ_POST)
-            return method_not_allowed(req, "POST");
-        stats[TRANSPORT_REST].requests++;
-        rest_register(req);
-    } else if (strcmp(path, "/api/rooms") == 0) {
-        if (!get)
-            return method_not_allowed(req, "GET");
-        stats[TRANSPORT_REST].requests++;
-        authenticate_then(req, m, TRANSPORT_REST, "", 0, query, rest_rooms);
-    } else if (strcmp(path, "/api/stats") == 0) {
-        if (!get)
-            return method_not_allowed(req, "GET");
-        rest_stats(req);
-    } else if (strcmp(path, "/metrics") == 0) {
-        if (!get)
-            return method_not_allowed(req, "GET");
-        rest_metrics(req);
-    } else if (strcmp(path, "/healthz") == 0) {
-        if (!get)
-            return method_not_allowed(req, "GET");
-        rest_healthz(req);
-    } else if (strncmp(path, "/api/", 5) == 0 || strcmp(path, "/api") == 0) {
-        http_reply_error(req, TRANSPORT_REST, 404, "not_found", "no such path");
-    } else if (!get) {
-        method_not_allowed(req, "GET, HEAD");
-    } else {
-        serve_static(req, path);
-    }
+    serve(req);
 }
 
-int http_start(void)
+int http_start(void (*handler)(struct evhttp_request *req))
 {
     const struct config *cfg = app.cfg;
     char body[256];
@@ -1037,6 +701,7 @@ int http_start(void)
                                    "Connection: close\r\n"
                                    "Content-Length: %zu\r\n\r\n%s",
                                    strlen(body), body);
+    serve = handler;
     TAILQ_INIT(&fresh);
     TAILQ_INIT(&awaiting);
     adopt_ev = event_new(app.base, -1, 0, adopt, NULL);

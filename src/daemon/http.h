@@ -1,5 +1,5 @@
-/* http.h - crosstalkd's HTTP layer: routing, authentication, replies,
- * static files */
+/* http.h - crosstalkd's HTTP layer: connections, request heads, replies,
+ * and watching a held request */
 #ifndef CT_HTTP_H
 #define CT_HTTP_H
 
@@ -10,25 +10,23 @@
 
 #include "api.h"
 #include "names.h"
-#include "stats.h"
+#include "transport_kind.h"
 
 /* One API call on its way through authentication to its handler. */
 struct request {
     struct evhttp_request *req;
-    enum evhttp_cmd_type method;
     enum transport kind;
     char room[NAME_ROOM_MAX + 1];
     char user[NAME_USER_MAX + 1];
     char *query; /* the raw query string, NULL when none */
-    void (*handler)(struct request *r);
 };
 
 /* Frees the request record (not the evhttp request). Accepts NULL. */
 void http_request_free(struct request *r);
 
-/* Binds cfg->bind:cfg->port and routes every request. Returns 0, or -1
- * with a message logged. */
-int http_start(void);
+/* Binds cfg->bind:cfg->port and hands every request whose head is sound
+ * to `handler`. Returns 0, or -1 with a message logged. */
+int http_start(void (*handler)(struct evhttp_request *req));
 /* Stops accepting new connections (shutdown). */
 void http_stop_accepting(void);
 /* Closes every connection and frees the server (at exit). */
@@ -85,18 +83,8 @@ void http_clear_timeouts(struct bufferevent *bev);
  * or its connection. */
 const char *http_client_address(struct evhttp_request *req);
 
-struct ratelimit;
-/* Takes a token from `rl` for `key`; when there is none, answers 429 with
- * Retry-After and returns false. */
-bool http_rate_ok(struct evhttp_request *req, enum transport kind,
-                  struct ratelimit *rl, const char *key);
-
 /* Runs fn(arg) on the next turn of the event loop: for freeing a
  * subscriber from inside its own deliver callback. */
 void http_defer(void (*fn)(void *arg), void *arg);
-
-/* Routes that need a token go through here: resolves it to r->user, then
- * calls r->handler, or answers 401/503 and frees r. */
-void http_authenticate(struct request *r);
 
 #endif

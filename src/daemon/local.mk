@@ -1,22 +1,21 @@
 # src/daemon/local.mk - crosstalkd: the daemon and its transports
 bin_PROGRAMS += crosstalkd
-crosstalkd_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/daemon -I$(top_srcdir)/src/transport
+crosstalkd_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/core -I$(top_srcdir)/src/daemon -I$(top_srcdir)/src/transport
 crosstalkd_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(HIREDIS_CFLAGS) $(WSLAY_CFLAGS) $(CRYPTO_CFLAGS)
 crosstalkd_SOURCES = \
 	src/daemon/main.c src/daemon/app.h \
 	src/daemon/http.c src/daemon/http.h \
-	src/daemon/rest.c src/daemon/rest.h \
+	src/daemon/serve.c src/daemon/serve.h \
 	src/daemon/bus.c src/daemon/bus.h \
 	src/daemon/store.c src/daemon/store.h \
 	src/daemon/resume.c src/daemon/resume.h \
 	src/daemon/presence.c src/daemon/presence.h \
 	src/daemon/stats.c src/daemon/stats.h \
 	src/transport/transport.h \
-	src/transport/short_poll.c \
 	src/transport/long_poll.c \
 	src/transport/sse.c src/transport/sse.h \
 	src/transport/websocket.c src/transport/websocket.h
-crosstalkd_LDADD = libwscore.a $(COMMON_LIBS) $(LIBEVENT_LIBS) $(WSLAY_LIBS)
+crosstalkd_LDADD = libcore.a libwscore.a $(COMMON_LIBS) $(LIBEVENT_LIBS) $(WSLAY_LIBS)
 
 # The WebSocket protocol without its socket: crosstalkd, its unit test and
 # the fuzzer (tests/fuzz/build.sh) link the same code.

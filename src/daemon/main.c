@@ -16,7 +16,7 @@
 #include "log.h"
 #include "paths.h"
 #include "presence.h"
-#include "ratelimit.h"
+#include "serve.h"
 #include "stats.h"
 #include "store.h"
 #include "tally.h"
@@ -224,16 +224,15 @@ int main(int argc, char **argv)
         }
     }
     app.bus = bus_new((size_t)cfg.client_buffer_limit);
-    app.register_limit = ratelimit_new(cfg.rate_register_per_min, 60000,
-                                       cfg.rate_register_per_min);
-    app.send_limit =
-        ratelimit_new(cfg.rate_send_per_sec, 1000, 2.0 * cfg.rate_send_per_sec);
-    app.typing_limit = ratelimit_new(cfg.rate_typing_per_sec, 1000,
-                                     2.0 * cfg.rate_typing_per_sec);
     app.streams = tally_new((unsigned)cfg.streams_per_token);
     app.polls = tally_new((unsigned)cfg.longpolls_per_token);
     app.store = store_new(app.base, &cfg, app.bus);
-    if (app.store == NULL || http_start() != 0)
+    if (app.store == NULL)
+        goto done;
+    serve_init(&app.rest);
+    app.send_limit = app.rest.send_limit;
+    app.typing_limit = app.rest.typing_limit;
+    if (http_start(serve_request) != 0)
         goto done;
     presence_start();
     stats_start();
@@ -261,9 +260,7 @@ done:
     http_free();
     store_free(app.store);
     bus_free(app.bus);
-    ratelimit_free(app.register_limit);
-    ratelimit_free(app.send_limit);
-    ratelimit_free(app.typing_limit);
+    rest_shutdown(&app.rest);
     tally_free(app.streams);
     tally_free(app.polls);
     if (drain_timer)

@@ -5,9 +5,6 @@
 
 #include "http.h"
 
-/* GET /api/rooms/{room}/messages: short poll (since) and history (before).
- * Takes ownership of r. */
-void short_poll_handle(struct request *r);
 /* GET /api/rooms/{room}/poll: answers once anything after since exists, or
  * 204 after the timeout. Takes ownership of r. */
 void long_poll_handle(struct request *r);

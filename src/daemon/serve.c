@@ -1,0 +1,330 @@
+/* serve.c - crosstalkd's side of the REST core */
+#include "serve.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "app.h"
+#include "bus.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "presence.h"
+#include "query.h"
+#include "rest.h"
+#include "stats.h"
+#include "store.h"
+#include "transport.h"
+#include "xmalloc.h"
+
+/* A request on its way through the core. */
+struct served {
+    struct evhttp_request *req;
+    struct rest_request rq;
+    bool write; /* counted in app.inflight until answered */
+};
+
+/* --- the hooks --- */
+
+static void hook_touch(void *arg, const char *room, const char *user)
+{
+    (void)arg;
+    presence_touch(room, user);
+}
+
+/* A poll whose since is the newest message the bus has seen in the room is
+ * answered without Redis, as a long poll is: nothing stored after it has
+ * gone by unseen. The room is followed from now on for the next poll. */
+static bool hook_up_to_date(void *arg, const char *room,
+                            const struct streamid *since)
+{
+    struct streamid latest;
+    bool known = bus_room_latest(app.bus, room, &latest);
+
+    (void)arg;
+    bus_room_follow(app.bus, room);
+    return known && streamid_cmp(since, &latest) == 0;
+}
+
+static bool hook_draining(void *arg)
+{
+    (void)arg;
+    return app.draining;
+}
+
+void serve_init(struct rest_ctx *ctx)
+{
+    rest_init(ctx, app.cfg, app.store);
+    ctx->serves_streams = true;
+    ctx->hooks.touch = hook_touch;
+    ctx->hooks.up_to_date = hook_up_to_date;
+    ctx->hooks.draining = hook_draining;
+}
+
+/* --- what the core passes on --- */
+
+static const char *content_type(const char *path)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".html", "text/html; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".mjs", "text/javascript; charset=utf-8"},
+        {".json", "application/json"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
+        {".txt", "text/plain; charset=utf-8"},
+    };
+    const char *dot = strrchr(path, '.');
+
+    for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
+        if (strcmp(dot, types[i].ext) == 0)
+            return types[i].type;
+    return "application/octet-stream";
+}
+
+static void serve_static(struct evhttp_request *req, const char *raw_path)
+{
+    size_t len = 0;
+    char *path = evhttp_uridecode(raw_path, 0, &len);
+    char *full = NULL, *real = NULL, *root = NULL;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    struct stat sb;
+    int fd = -1;
+
+    /* a decoded NUL would cut the name short: no such file */
+    if (path == NULL || strlen(path) != len || strstr(path, "..") != NULL ||
+        strchr(path, '\\') || path[0] != '/') {
+        http_reply_error(req, TRANSPORT_REST, 404, "not_found", "no such file");
+        goto done;
+    }
+    full = xasprintf("%s%s%s", app.cfg->www_root, path,
+                     path[strlen(path) - 1] == '/' ? "index.html" : "");
+    root = realpath(app.cfg->www_root, NULL);
+    real = realpath(full, NULL);
+    if (root == NULL || real == NULL ||
+        strncmp(real, root, strlen(root)) != 0 ||
+        (real[strlen(root)] != '/' && real[strlen(root)] != '\0') ||
+        (fd = open(real, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &sb) != 0 ||
+        !S_ISREG(sb.st_mode)) {
+        http_reply_error(req, TRANSPORT_REST, 404, "not_found", "no such file");
+        goto done;
+    }
+    evhttp_add_header(out, "Content-Type", content_type(real));
+    evhttp_add_header(out, "Cache-Control", "no-cache");
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        char size[32];
+
+        snprintf(size, sizeof(size), "%lld", (long long)sb.st_size);
+        evhttp_add_header(out, "Content-Length", size);
+    } else if (sb.st_size > 0) {
+        evbuffer_add_file(evhttp_request_get_output_buffer(req), fd, 0,
+                          sb.st_size);
+        fd = -1; /* the buffer owns it now */
+    }
+    evhttp_send_reply(req, 200, "OK", NULL);
+done:
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    free(full);
+    free(real);
+    free(root);
+}
+
+static void stats_done(int status, const char *const *recs, const size_t *lens,
+                       size_t n, void *arg)
+{
+    struct evhttp_request *req = arg;
+    size_t len;
+    char *json = stats_cluster_json(status == 0, recs, lens, n, &len);
+
+    http_reply_json(req, TRANSPORT_REST, 200, json, len);
+    free(json);
+}
+
+/* The sum over every process that wrote its counters to Redis lately, or
+ * with ?scope=process (or Redis unreadable) this process alone. */
+static void serve_stats(struct evhttp_request *req, const char *qs)
+{
+    char *scope = query_get(qs, "scope");
+    bool cluster = scope == NULL || strcmp(scope, "cluster") == 0;
+
+    if (scope != NULL && !cluster && strcmp(scope, "process") != 0)
+        http_reply_error(req, TRANSPORT_REST, 400, "bad_request",
+                         "scope is \"cluster\" (the default) or "
+                         "\"process\"");
+    else if (!cluster || store_stats_read(app.store, stats_done, req) != 0)
+        stats_done(-1, NULL, NULL, 0, req);
+    free(scope);
+}
+
+static void serve_metrics(struct evhttp_request *req)
+{
+    size_t len;
+    char *text = stats_prometheus(&len);
+
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4; charset=utf-8");
+    evbuffer_add(evhttp_request_get_output_buffer(req), text, len);
+    evhttp_send_reply(req, 200, "OK", NULL);
+    free(text);
+}
+
+/* A long poll, an event stream or a WebSocket: refused while this server
+ * holds max_connections of them, else handed to its transport. */
+static void serve_stream(struct evhttp_request *req,
+                         const struct rest_request *rq,
+                         const struct rest_response *rs)
+{
+    const struct route *route = rs->pass.route;
+    struct request *r;
+
+    if (stats_streams() >= (uint64_t)app.cfg->max_connections) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
+                          "1");
+        http_reply_error(req, route->kind, 503, "unavailable",
+                         "this server holds max_connections (%d) "
+                         "streams; try another or later",
+                         app.cfg->max_connections);
+        return;
+    }
+    r = xcalloc(1, sizeof(*r));
+    r->req = req;
+    r->kind = route->kind;
+    strcpy(r->room, rs->pass.room);
+    strcpy(r->user, rs->user);
+    r->query = rq->query != NULL ? xstrdup(rq->query) : NULL;
+    if (route->id == ROUTE_POLL)
+        long_poll_handle(r);
+    else if (route->id == ROUTE_EVENTS)
+        sse_handle(r);
+    else
+        ws_handle(r);
+}
+
+static void pass_on(struct evhttp_request *req, const struct rest_request *rq,
+                    const struct rest_response *rs)
+{
+    switch (rs->pass.route->id) {
+    case ROUTE_STATIC:
+        serve_static(req, rq->path);
+        break;
+    case ROUTE_METRICS:
+        serve_metrics(req);
+        break;
+    case ROUTE_STATS:
+        serve_stats(req, rq->query);
+        break;
+    default:
+        serve_stream(req, rq, rs);
+        break;
+    }
+}
+
+/* --- the core's answer --- */
+
+static void answered(const struct rest_request *rq, struct rest_response *rs,
+                     void *arg)
+{
+    struct served *s = arg;
+    struct evhttp_request *req = s->req;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    struct evbuffer *body = evhttp_request_get_output_buffer(req);
+    const struct route *route = rs->pass.route;
+
+    if (s->write)
+        app.inflight--;
+    if (route != NULL && route->id != ROUTE_HEALTHZ &&
+        !(route->flags & ROUTE_DAEMON && !(route->flags & ROUTE_STREAM)))
+        stats[rs->kind].requests++;
+    if (rs->status == 0) {
+        pass_on(req, rq, rs);
+        free(s);
+        return;
+    }
+    for (int i = 0; i < rs->n_headers; i++)
+        evhttp_add_header(out, rs->headers[i].name, rs->headers[i].value);
+    if (rs->status == 501)
+        evhttp_add_header(out, "Connection", "close");
+    if (rs->len > 0) {
+        evbuffer_add(body, rs->body, rs->len);
+        evbuffer_add(body, "\n", 1);
+        stats[rs->kind].bytes_out += rs->len + 1;
+    }
+    if (rs->delivered > 0)
+        stats[rs->kind].delivered += (uint64_t)rs->delivered;
+    else if (rs->delivered == 0)
+        stats[rs->kind].empty++;
+    evhttp_send_reply(req, rs->status, rest_reason(rs->status), NULL);
+    free(s);
+}
+
+static const char *method_name(enum evhttp_cmd_type m)
+{
+    switch (m) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    default:
+        return "?";
+    }
+}
+
+void serve_request(struct evhttp_request *req)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    struct served *s = xcalloc(1, sizeof(*s));
+    struct rest_request *rq = &s->rq;
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+
+    s->req = req;
+    rq->method = method_name(evhttp_request_get_command(req));
+    rq->path = path != NULL && path[0] != '\0' ? path : "/";
+    rq->query = uri ? evhttp_uri_get_query(uri) : NULL;
+    rq->authorization_twice =
+        http_header_once(req, "Authorization", &rq->authorization) != 0;
+    rq->idempotency_key_twice =
+        http_header_once(req, "Idempotency-Key", &rq->idempotency_key) != 0;
+    rq->origin = evhttp_find_header(in, "Origin");
+    rq->host = evhttp_find_header(in, "Host");
+    rq->preflight =
+        evhttp_find_header(in, "Access-Control-Request-Method") != NULL;
+    rq->remote_addr = http_client_address(req);
+    rq->body_too_large =
+        evbuffer_get_length(evhttp_request_get_input_buffer(req)) >
+        (size_t)app.cfg->max_body_bytes;
+    if (!rq->body_too_large)
+        rq->body = http_body(req, &rq->body_len);
+    s->write = strcmp(rq->method, "POST") == 0;
+    if (s->write)
+        app.inflight++;
+    rest_handle(&app.rest, rq, answered, s);
+}
