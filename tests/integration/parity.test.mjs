@@ -22,6 +22,9 @@
 //           proxy_pass would rewrite (`//`, %XX) run direct only: /d/ hands
 //           crosstalkd a normalised path while /f/ hands the pool the raw one;
 //           HEAD runs through nginx only (the web server drops its body).
+// Then Redis hangs (CLIENT PAUSE WRITE past redis_timeout_ms: typing, send,
+// and when each side answers) and Redis is down (both stopped: every call
+// 503 alike, with Retry-After). About 5 s in all.
 // Set CT_PARITY_VERBOSE=1 to print every answer; the file's `after` prints
 // all divergences in one list.
 // Real redis-server (2), crosstalkd, spawn-fcgi + crosstalk-fcgi, nginx.
@@ -31,7 +34,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 
 import {
-  startRedis, startDaemon, startFcgi, startNginx, http, cleanup, within, RELAXED,
+  startRedis, startDaemon, startFcgi, startNginx, http, cleanup, within, waitFor, RELAXED,
 } from './harness.mjs';
 
 // The shipped defaults, except rate limits a table of requests would trip
@@ -209,19 +212,18 @@ const label = (c) => {
 
 const show = (v) => (v === undefined ? '(none)' : JSON.stringify(v));
 
-async function compare(name, c, pairName) {
-  const [[chA, sA], [chB, sB]] = PAIRS[pairName];
-  const ans = [];
-  const ids = { d: new Map(), f: new Map() };
-  for (const [ch, s] of [[chA, sA], [chB, sB]]) {
-    const st = side[s];
-    const r = await send(ch, c.method, c.path(st), { headers: c.headers?.(st) ?? {}, body: c.body?.(st, pairName) });
-    ans.push({ ch, status: r.status, headers: mattering(r.headers), body: normalise(r.text, st, ids[s]) });
-    c.after?.(st, r);
-  }
-  const [a, b] = ans;
+// Sends a case's request on one channel; the answer with what must differ replaced.
+async function answer(ch, s, c, pairName, ids, t0 = Date.now()) {
+  const st = side[s];
+  const r = await send(ch, c.method, c.path(st), { headers: c.headers?.(st) ?? {}, body: c.body?.(st, pairName) });
+  c.after?.(st, r);
+  return { ch, ms: Date.now() - t0, status: r.status, headers: mattering(r.headers), body: normalise(r.text, st, ids) };
+}
+
+// The differences between two answers, one line each ([] when they agree).
+function differences(name, c, pairName, a, b) {
   if (process.env.CT_PARITY_VERBOSE) {
-    for (const x of ans) process.stdout.write(`# ${name} [${pairName}] ${x.ch}: ${x.status} ${JSON.stringify(x.headers)} ${x.body.slice(0, 300)}\n`);
+    for (const x of [a, b]) process.stdout.write(`# ${name} [${pairName}] ${x.ch}: ${x.status} ${JSON.stringify(x.headers)} ${x.body.trim().slice(0, 300)}\n`);
   }
   const lines = [];
   if (a.status !== b.status) lines.push(`status: ${a.ch} ${a.status}, ${b.ch} ${b.status}`);
@@ -229,9 +231,19 @@ async function compare(name, c, pairName) {
     if (a.headers[k] !== b.headers[k]) lines.push(`${k}: ${a.ch} ${show(a.headers[k])}, ${b.ch} ${show(b.headers[k])}`);
   }
   if (a.body !== b.body) lines.push(`body:\n      ${a.ch}: ${show(a.body)}\n      ${b.ch}: ${show(b.body)}`);
-  if (lines.length) {
-    divergences.push({ name, pair: pairName, request: label(c), status: [a.status, b.status], lines });
-  }
+  return lines;
+}
+
+function record(name, c, pairName, a, b, lines) {
+  if (lines.length) divergences.push({ name, pair: pairName, request: label(c), status: [a.status, b.status], lines });
+}
+
+async function compare(name, c, pairName) {
+  const [[chA, sA], [chB, sB]] = PAIRS[pairName];
+  const a = await answer(chA, sA, c, pairName, new Map());
+  const b = await answer(chB, sB, c, pairName, new Map());
+  const lines = differences(name, c, pairName, a, b);
+  record(name, c, pairName, a, b, lines);
   return { a, b, lines };
 }
 
@@ -425,6 +437,39 @@ p('OPTIONS preflight, other origin', 'OPTIONS', MSG, {
 p('OPTIONS without Origin', 'OPTIONS', MSG, { headers: () => ({}) });
 p('GET with an allowed Origin', 'GET', MSG, { headers: (st) => ({ ...auth(st), Origin: ORIGIN }), expect: 200 });
 p('POST with an allowed Origin', 'POST', '/api/rooms/origin/messages', { headers: (st) => ({ ...auth(st), Origin: ORIGIN }), body: J({ text: 'o' }), expect: 201 });
+
+// Redis hangs: CLIENT PAUSE WRITE on both stores for longer than the shipped
+// redis_timeout_ms (2000 ms), then a typing and a send on each side at once
+// (direct pair). Compared as above, and also when each side answered: an
+// acknowledgement given while Redis had not taken the PUBLISH (under 1 s) on
+// one side and only after the pause (over 2 s) on the other is a divergence.
+const PAUSE_MS = 3000;
+test('Redis hangs (CLIENT PAUSE WRITE 3 s > redis_timeout_ms): typing and send answer alike', async () => {
+  const cases = [
+    ['typing while Redis hangs', { method: 'POST', path: () => `/api/rooms/${ROOM}/typing`, headers: auth }],
+    ['send while Redis hangs', { method: 'POST', path: () => '/api/rooms/hang/messages', headers: auth, body: J({ text: 'hang' }) }],
+  ];
+  await Promise.all([redisD, redisF].map((r) => r.cmd('CLIENT', 'PAUSE', PAUSE_MS, 'WRITE')));
+  const t0 = Date.now();
+  const answers = await Promise.all(cases.flatMap(([, c]) =>
+    PAIRS.direct.map(([ch, s]) => answer(ch, s, c, 'direct', new Map(), t0))));
+  const out = [];
+  cases.forEach(([name, c], i) => {
+    const [a, b] = answers.slice(2 * i, 2 * i + 2);
+    const lines = differences(name, c, 'direct', a, b);
+    const [fast, slow] = a.ms < b.ms ? [a, b] : [b, a];
+    if (fast.ms < 1000 && slow.ms > 2000) {
+      lines.push(`answered after: ${a.ch} ${a.ms} ms, ${b.ch} ${b.ms} ms (Redis paused for ${PAUSE_MS} ms)`);
+    }
+    record(name, c, 'direct', a, b, lines);
+    if (lines.length) out.push(`  [direct] ${name}: ${label(c)}\n    ${lines.join('\n    ')}`);
+  });
+  // Both sides serve again before the next case.
+  await waitFor(async () => (await http('GET', `${daemon.url}/healthz`)).status === 200 &&
+    (await fcgiHttp(fcgi.socket, 'GET', '/healthz')).status === 200,
+  { timeout: 15000, what: 'crosstalkd and the pool to answer /healthz 200 after the pause' });
+  assert.ok(out.length === 0, `Redis hangs: the two REST implementations answer differently\n${out.join('\n')}`);
+});
 
 // Redis down: both stores stop; both sides must say the same and send Retry-After.
 test('setup: stop both redis-servers', async () => {
