@@ -11,8 +11,11 @@
 // so both stores see the same sequence of writes and the same names can be
 // used on both sides (a room list, a taken name, a repeated Idempotency-Key
 // answer alike); only ids, timestamps and tokens differ, and the placeholders
-// cover those. Stream ids are numbered per side in order of first appearance
-// (<id1>, <id2>, ...), so "the same id" and "a later id" still compare.
+// cover those. The seed messages' ids become <seed1>..<seed4>, any other id
+// <id1>, <id2>... in order of appearance within one case on one side, so
+// "the same id" and "a later id" still compare. Each send case writes to a
+// room of its own, so one side storing what the other refuses shifts no
+// later case.
 //
 // Every case is sent over two paths:
 //   direct: crosstalkd on its own port  vs  crosstalk-fcgi over a raw FastCGI
