@@ -642,10 +642,11 @@ void rest_handle(struct rest_ctx *ctx, const struct rest_request *rq,
     r = c->rs.pass.route;
     c->rs.kind = r->kind;
     if ((r->flags & ROUTE_DAEMON) && !ctx->serves_streams) {
-        fail(c, 404, API_NOT_FOUND,
-             r->flags & ROUTE_STREAM
-                 ? "polls and streams are served by crosstalkd"
-                 : "no such path");
+        fail(c, 404, API_NOT_FOUND, "%s",
+             r->id == ROUTE_STATIC      ? "no such file"
+             : r->flags & ROUTE_STREAM ? "polls and streams are served by "
+                                         "crosstalkd"
+                                       : "no such path");
         return;
     }
     if (rq->body_too_large) {

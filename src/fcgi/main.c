@@ -17,17 +17,14 @@
 #include "event.h"
 #include "keys.h"
 #include "log.h"
-#include "rest.h"
+#include "rexec_sync.h"
+#include "serve.h"
 #include "statrec.h"
 #include "store.h"
 #include "xmalloc.h"
 
 #define PROGRAM "crosstalk-fcgi"
 #define LISTEN_BACKLOG 128
-/* What is drained of a body too large to handle, so the web server is not
- * cut off mid-send; beyond it the connection is simply closed. */
-#define DRAIN_MAX (64L << 20)
-
 /* This process's counters, written to Redis every stats_interval_ms by a
  * thread of their own, so an idle process (blocked in accept) stays in
  * crosstalkd's /api/stats sum. A timer signal would do it without a thread,
@@ -150,111 +147,21 @@ static int parse_args(int argc, char **argv, const char **socket_path)
     return 0;
 }
 
-/* Reads the body: at most max_body bytes, or notes that it is larger and
- * drains it. Returns the body (NUL-terminated, newly allocated) or NULL. */
-static char *read_body(FCGX_Request *req, long max_body, size_t *len,
-                       bool *too_large)
+/* Counted as crosstalkd counts them: a GET of a room's messages is a
+ * short poll (or a page of history), the rest are REST calls. */
+static void count(const struct serve_outcome *o)
 {
-    const char *cl = FCGX_GetParam("CONTENT_LENGTH", req->envp);
-    char *end, *body, sink[8192];
-    long want = -1, got = 0;
-    int n;
-
-    *len = 0;
-    *too_large = false;
-    if (cl != NULL && *cl != '\0') {
-        errno = 0;
-        want = strtol(cl, &end, 10);
-        if (errno != 0 || *end != '\0' || want < 0)
-            want = -1;
-    }
-    if (want == 0)
-        return NULL;
-    if (want > max_body) {
-        *too_large = true;
-        while (got < DRAIN_MAX &&
-               (n = FCGX_GetStr(sink, sizeof(sink), req->in)) > 0)
-            got += n;
-        return NULL;
-    }
-    /* without a length, read to the end, one byte past the limit at most */
-    body = xmalloc((size_t)(want >= 0 ? want : max_body + 1) + 1);
-    for (;;) {
-        long room = (want >= 0 ? want : max_body + 1) - got;
-
-        if (room <= 0)
-            break;
-        n = FCGX_GetStr(body + got, room > 65536 ? 65536 : (int)room, req->in);
-        if (n <= 0)
-            break;
-        got += n;
-    }
-    if (got > max_body) {
-        *too_large = true;
-        free(body);
-        while ((n = FCGX_GetStr(sink, sizeof(sink), req->in)) > 0)
-            ;
-        return NULL;
-    }
-    body[got] = '\0';
-    *len = (size_t)got;
-    return body;
-}
-
-/* libfcgi's own printf knows no %zu: the head is formatted here. A JSON
- * body ends with a newline, as crosstalkd's do. */
-static void write_response(FCGX_Request *req, const struct rest_response *rs)
-{
-    char head[512];
-    int n;
-
-    n = snprintf(
-        head, sizeof(head),
-        "Status: %d %s\r\n"
-        "Content-Type: application/json\r\n"
-        "Cache-Control: no-store\r\n"
-        "Content-Length: %zu\r\n"
-        "%s%s%s",
-        rs->status, rest_reason(rs->status), rs->len > 0 ? rs->len + 1 : 0,
-        rs->allow != NULL ? "Allow: " : "", rs->allow != NULL ? rs->allow : "",
-        rs->allow != NULL ? "\r\n" : "");
-    if (rs->retry_after > 0)
-        n += snprintf(head + n, sizeof(head) - (size_t)n, "Retry-After: %d\r\n",
-                      rs->retry_after);
-    if (rs->www_authenticate)
-        n += snprintf(head + n, sizeof(head) - (size_t)n,
-                      "WWW-Authenticate: Bearer\r\n");
-    n += snprintf(head + n, sizeof(head) - (size_t)n, "\r\n");
-    FCGX_PutStr(head, n, req->out);
-    if (rs->body != NULL && rs->len > 0) {
-        FCGX_PutStr(rs->body, (int)rs->len, req->out);
-        FCGX_PutChar('\n', req->out);
-    }
-}
-
-/* A GET of a room's messages is a short poll (or a page of history); the
- * rest are REST calls. Counted as crosstalkd counts them. */
-static void count(const struct rest_request *rq, const struct rest_response *rs)
-{
-    const char *tail = strrchr(rq->path, '/');
-    bool poll = strcmp(rq->method, "GET") == 0 &&
-                strstr(rq->path, "/api/rooms/") != NULL && tail != NULL &&
-                strcmp(tail, "/messages") == 0;
-    uint64_t *c = counts[poll ? STATREC_SHORT_POLL : STATREC_REST];
+    uint64_t *c =
+        counts[o->kind == TRANSPORT_SHORT_POLL ? STATREC_SHORT_POLL
+                                               : STATREC_REST];
 
     __atomic_add_fetch(&c[STATREC_REQUESTS], 1, __ATOMIC_RELAXED);
-    if (rs->body != NULL && rs->len > 0)
-        __atomic_add_fetch(&c[STATREC_BYTES_OUT], rs->len + 1,
+    __atomic_add_fetch(&c[STATREC_BYTES_OUT], o->bytes_out, __ATOMIC_RELAXED);
+    if (o->delivered > 0)
+        __atomic_add_fetch(&c[STATREC_DELIVERED], (uint64_t)o->delivered,
                            __ATOMIC_RELAXED);
-    if (poll && rs->status == 200 && rs->body != NULL) {
-        int n = statrec_count_events(rs->body, rs->len);
-
-        if (n > 0)
-            __atomic_add_fetch(&c[STATREC_DELIVERED], (uint64_t)n,
-                               __ATOMIC_RELAXED);
-        else if (n == 0)
-            __atomic_add_fetch(&c[STATREC_EMPTY], 1, __ATOMIC_RELAXED);
-    }
+    else if (o->delivered == 0)
+        __atomic_add_fetch(&c[STATREC_EMPTY], 1, __ATOMIC_RELAXED);
 }
 
 /* The writer thread: a copy of the counters every interval, until
@@ -322,91 +229,13 @@ static void start_counters(void)
         log_error("cannot start the thread that writes the counters");
 }
 
-/* A request header's value; several of them (nginx before 1.23 passes
- * each as its own parameter) are joined with ", " as one header, into a
- * newly allocated *joined. NULL when there is none. */
-static const char *header_param(FCGX_Request *req, const char *name,
-                                char **joined)
-{
-    size_t n = strlen(name);
-    const char *first = NULL;
-    char **e, *all;
-
-    *joined = NULL;
-    for (e = req->envp; e != NULL && *e != NULL; e++) {
-        if (strncmp(*e, name, n) != 0 || (*e)[n] != '=')
-            continue;
-        if (first == NULL) {
-            first = *e + n + 1;
-            continue;
-        }
-        all =
-            xasprintf("%s, %s", *joined != NULL ? *joined : first, *e + n + 1);
-        free(*joined);
-        *joined = all;
-    }
-    return *joined != NULL ? *joined : first;
-}
-
-static long elapsed_us(const struct timeval *t0)
-{
-    struct timeval t1;
-
-    gettimeofday(&t1, NULL);
-    return (t1.tv_sec - t0->tv_sec) * 1000000L + (t1.tv_usec - t0->tv_usec);
-}
-
-/* Turns the FastCGI parameters into a rest_request and answers it. The path
- * is the raw one of REQUEST_URI, as crosstalkd sees it; SCRIPT_NAME and
- * PATH_INFO serve for web servers that send no REQUEST_URI. */
-static void serve(FCGX_Request *req, const struct config *cfg)
-{
-    const char *method = FCGX_GetParam("REQUEST_METHOD", req->envp);
-    const char *uri = FCGX_GetParam("REQUEST_URI", req->envp);
-    struct rest_request rq;
-    struct rest_response rs;
-    struct timeval t0;
-    char *path = NULL, *body, *ikey;
-    const char *q;
-
-    gettimeofday(&t0, NULL);
-    memset(&rq, 0, sizeof(rq));
-    rq.method = method != NULL ? method : "GET";
-    if (uri != NULL && *uri != '\0') {
-        q = strchr(uri, '?');
-        path = q != NULL ? xstrndup(uri, (size_t)(q - uri)) : xstrdup(uri);
-        rq.query = q != NULL ? q + 1 : NULL;
-    } else {
-        const char *sn = FCGX_GetParam("SCRIPT_NAME", req->envp);
-        const char *pi = FCGX_GetParam("PATH_INFO", req->envp);
-
-        path = xasprintf("%s%s", sn != NULL ? sn : "", pi != NULL ? pi : "");
-        rq.query = FCGX_GetParam("QUERY_STRING", req->envp);
-    }
-    if (rq.query != NULL && *rq.query == '\0')
-        rq.query = NULL;
-    rq.path = path;
-    rq.authorization = FCGX_GetParam("HTTP_AUTHORIZATION", req->envp);
-    rq.idempotency_key = header_param(req, "HTTP_IDEMPOTENCY_KEY", &ikey);
-    rq.remote_addr = FCGX_GetParam("REMOTE_ADDR", req->envp);
-    body =
-        read_body(req, cfg->max_body_bytes, &rq.body_len, &rq.body_too_large);
-    rq.body = body;
-    rest_handle(&rq, &rs);
-    write_response(req, &rs);
-    count(&rq, &rs);
-    log_debug("%s %s %d %zu bytes %ld us", rq.method, path, rs.status, rs.len,
-              elapsed_us(&t0));
-    rest_response_clear(&rs);
-    free(ikey);
-    free(body);
-    free(path);
-}
-
 int main(int argc, char **argv)
 {
     struct config cfg;
+    struct rexec_sync *redis = NULL;
     struct store *st = NULL;
+    struct rest_ctx ctx;
+    struct serve_outcome outcome;
     FCGX_Request req;
     const char *socket_path;
     char err[512];
@@ -439,14 +268,16 @@ int main(int argc, char **argv)
                         "stderr\n",
                 cfg.log_file);
     keys_init();
-    st = store_new(cfg.redis_url, cfg.redis_timeout_ms, err, sizeof(err));
-    if (st == NULL) {
+    redis = rexec_sync_new(cfg.redis_url, cfg.redis_timeout_ms, err,
+                           sizeof(err));
+    if (redis == NULL) {
         log_error("%s", err);
         goto done;
     }
+    st = store_new(rexec_sync_rexec(redis), &cfg);
     if (archive_mongo_use(cfg.mongo_uri) < 0)
         goto done;
-    rest_init(&cfg, st);
+    serve_init(&ctx, &cfg, st);
     statrec_init(&counters, PROGRAM, 0, cfg.stats_interval_ms);
     counters_sink =
         statrec_sink_new(cfg.redis_url, cfg.redis_timeout_ms, err, sizeof(err));
@@ -490,16 +321,19 @@ int main(int argc, char **argv)
             log_error("FCGX_Accept_r failed: %d", rc);
             goto done;
         }
-        serve(&req, &cfg);
+        serve_request(&ctx, &req, &outcome);
         FCGX_Finish_r(&req);
+        count(&outcome);
     }
     log_info("stopping on signal");
     status = 0;
 done:
     stop_counters();
-    rest_shutdown();
+    if (st != NULL)
+        rest_shutdown(&ctx);
     archive_close();
     store_free(st);
+    rexec_sync_free(redis);
     log_close();
     config_free(&cfg);
     return status;
