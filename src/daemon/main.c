@@ -17,6 +17,7 @@
 #include "paths.h"
 #include "presence.h"
 #include "ratelimit.h"
+#include "session.h"
 #include "stats.h"
 #include "store.h"
 #include "tally.h"
@@ -233,6 +234,7 @@ int main(int argc, char **argv)
     app.streams = tally_new((unsigned)cfg.streams_per_token);
     app.polls = tally_new((unsigned)cfg.longpolls_per_token);
     app.store = store_new(app.base, &cfg, app.bus);
+    session_init(&app);
     if (app.store == NULL || http_start() != 0)
         goto done;
     presence_start();
