@@ -19,6 +19,7 @@ libcrosstalk_a_SOURCES = \
 	src/common/redisurl.c src/common/redisurl.h \
 	src/common/statrec.c src/common/statrec.h \
 	src/common/strlist.c src/common/strlist.h \
+	src/common/shard.c src/common/shard.h \
 	src/common/transport_kind.h
 # What a program linking libcrosstalk.a needs besides.
 COMMON_LIBS = libcrosstalk.a $(JSONC_LIBS) $(HIREDIS_LIBS) $(CRYPTO_LIBS)

@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <hiredis/hiredis.h>
 
+#include "strlist.h"
 #include "xmalloc.h"
 
 #define DB_MAX 1000000
@@ -137,6 +139,124 @@ void redisurl_free(struct redisurl *u)
     free(u->user);
     free(u->password);
     memset(u, 0, sizeof(*u));
+}
+
+/* Writes the URL item[0..len) into out for a message: at most 160 bytes
+ * of it, and what stands between "://" and the last '@' shown as
+ * "user:***" or "***", as a password may hold any byte. A unix socket URL
+ * holds no password. */
+static void item_shown(const char *item, size_t len, char *out, size_t outlen)
+{
+    char *one = xstrndup(item, len);
+    const char *auth = strstr(one, "://"), *at = NULL, *colon;
+
+    if (auth != NULL && strncmp(one, "unix://", 7) != 0)
+        at = strrchr(auth + 3, '@');
+    if (at == NULL) {
+        snprintf(out, outlen, "%.160s", one);
+    } else {
+        auth += 3;
+        colon = memchr(auth, ':', (size_t)(at - auth));
+        snprintf(out, outlen, "%.*s***%.160s",
+                 (int)((colon != NULL ? colon + 1 : auth) - one), one, at);
+    }
+    free(one);
+}
+
+/* Whether a and b are one Redis server, as far as the URLs tell
+ * ("localhost" and "127.0.0.1" are not resolved). */
+static bool same_server(const struct redisurl *a, const struct redisurl *b)
+{
+    if (a->path != NULL || b->path != NULL)
+        return a->path != NULL && b->path != NULL &&
+               strcmp(a->path, b->path) == 0;
+    return a->port == b->port && strcasecmp(a->host, b->host) == 0;
+}
+
+/* Parses the n-th item (counting from 1) into *u; `several` says whether
+ * the message must say which item. */
+static int parse_item(const char *item, size_t len, int n, bool several,
+                      struct redisurl *u, char *err, size_t errlen)
+{
+    char *one = xstrndup(item, len), why[256], shown[200];
+    int rc = redisurl_parse(one, u, why, sizeof(why));
+
+    if (rc != 0 && !several)
+        fail(err, errlen, "%s", why);
+    else if (rc != 0) {
+        item_shown(item, len, shown, sizeof(shown));
+        fail(err, errlen, "redis_url: item %d (%s): %s", n, shown,
+             strncmp(why, "redis_url: ", 11) == 0 ? why + 11 : why);
+    }
+    free(one);
+    return rc;
+}
+
+int redisurl_parse_list(const char *list, struct redisurl **urls, char *err,
+                        size_t errlen)
+{
+    const char *rest = list, *item, *end = list + strlen(list);
+    struct redisurl *u = xcalloc(REDISURL_LIST_MAX, sizeof(*u));
+    bool several = strchr(list, ',') != NULL;
+    char shown[200];
+    size_t len;
+    int n = 0;
+
+    *urls = NULL;
+    while (end > list && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    if (end == list) {
+        fail(err, errlen,
+             "redis_url: empty; expected one or more comma-separated "
+             "Redis URLs");
+        goto err;
+    }
+    while ((item = strlist_next(&rest, &len)) != NULL) {
+        if (n == REDISURL_LIST_MAX) {
+            item_shown(item, len, shown, sizeof(shown));
+            fail(err, errlen,
+                 "redis_url: more than %d Redis URLs (item %d is %s)",
+                 REDISURL_LIST_MAX, n + 1, shown);
+            goto err;
+        }
+        if (len == 0) {
+            fail(err, errlen, "redis_url: item %d is empty (a comma too many)",
+                 n + 1);
+            goto err;
+        }
+        /* Counted before parsing: a URL that fails may hold parts. */
+        n++;
+        if (parse_item(item, len, n, several, &u[n - 1], err, errlen) != 0)
+            goto err;
+        for (int i = 0; i < n - 1; i++)
+            if (same_server(&u[i], &u[n - 1])) {
+                item_shown(item, len, shown, sizeof(shown));
+                fail(err, errlen,
+                     "redis_url: item %d (%s) is the same Redis server as "
+                     "item %d: each shard needs a server of its own",
+                     n, shown, i + 1);
+                goto err;
+            }
+    }
+    if (end[-1] == ',') {
+        fail(err, errlen, "redis_url: item %d is empty (a comma too many)",
+             n + 1);
+        goto err;
+    }
+    *urls = xrealloc(u, (size_t)n * sizeof(*u));
+    return n;
+err:
+    redisurl_free_list(u, n);
+    return -1;
+}
+
+void redisurl_free_list(struct redisurl *urls, int n)
+{
+    if (urls == NULL)
+        return;
+    for (int i = 0; i < n; i++)
+        redisurl_free(&urls[i]);
+    free(urls);
 }
 
 char *redisurl_where(const struct redisurl *u, char *buf, size_t len)

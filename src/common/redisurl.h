@@ -24,6 +24,23 @@ struct redisurl {
 int redisurl_parse(const char *url, struct redisurl *u, char *err,
                    size_t errlen);
 void redisurl_free(struct redisurl *u);
+
+/* The most Redis URLs (shards) one redis_url may list. */
+#define REDISURL_LIST_MAX 64
+
+/* Parses the comma-separated list of Redis URLs `list` (blanks around each
+ * item are ignored): each item as redisurl_parse does, and the list has no
+ * empty item, no two items naming the same server (same host and port, or
+ * same socket path, whatever the database: pub/sub channels are shared by
+ * a server's databases) and at most REDISURL_LIST_MAX items. On success
+ * returns the count (at least 1) and sets *urls to a new array of it, in
+ * the list's order (free it with redisurl_free_list). On error returns -1,
+ * sets *urls to NULL and writes into err which item is bad and why, its
+ * password shown as "***". */
+int redisurl_parse_list(const char *list, struct redisurl **urls, char *err,
+                        size_t errlen);
+/* Frees the n URLs of `urls` and the array. Accepts NULL. */
+void redisurl_free_list(struct redisurl *urls, int n);
 /* "host:port" or the socket path, for log lines. Returns buf. */
 char *redisurl_where(const struct redisurl *u, char *buf, size_t len);
 

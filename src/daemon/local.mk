@@ -10,6 +10,7 @@ crosstalkd_SOURCES = \
 	src/daemon/store.c src/daemon/store.h \
 	src/daemon/resume.c src/daemon/resume.h \
 	src/daemon/presence.c src/daemon/presence.h \
+	src/daemon/session.c src/daemon/session.h \
 	src/daemon/stats.c src/daemon/stats.h \
 	src/transport/transport.h \
 	src/transport/long_poll.c \

@@ -17,6 +17,7 @@
 #include "paths.h"
 #include "presence.h"
 #include "serve.h"
+#include "session.h"
 #include "stats.h"
 #include "store.h"
 #include "tally.h"
@@ -232,6 +233,7 @@ int main(int argc, char **argv)
     serve_init(&app.rest);
     app.send_limit = app.rest.send_limit;
     app.typing_limit = app.rest.typing_limit;
+    session_init(&app);
     if (http_start(serve_request) != 0)
         goto done;
     presence_start();

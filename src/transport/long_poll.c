@@ -6,19 +6,15 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "app.h"
 #include "bus.h"
 #include "config.h"
 #include "query.h"
-#include "presence.h"
-#include "resume.h"
-#include "store.h"
-#include "tally.h"
+#include "session.h"
 #include "transport.h"
 #include "xmalloc.h"
 
 struct long_poll {
-    struct subscriber sub;
+    struct session sess; /* first: the bus sees its subscriber */
     struct request *r;
     struct http_watch *watch;
     struct event *timer;
@@ -28,15 +24,13 @@ struct long_poll {
     /* and the gap or the reset it tells */
     struct streamid_signal sig;
     bool waiting; /* counted in stats as open */
-    bool counted; /* counted in app.polls */
 };
 
 static void free_poll(void *arg)
 {
     struct long_poll *p = arg;
 
-    if (p->counted)
-        tally_give(app.polls, p->sub.user);
+    session_leave(&p->sess);
     for (size_t i = 0; i < p->ngot; i++)
         bus_event_unref(p->got[i]);
     free(p->got);
@@ -47,8 +41,7 @@ static void free_poll(void *arg)
 /* Leaves the bus and stops the timer and the watch; the request stays. */
 static void detach(struct long_poll *p)
 {
-    resume_cancel(&p->sub);
-    bus_unsubscribe(app.bus, &p->sub);
+    session_stop(&p->sess);
     if (p->timer != NULL)
         event_free(p->timer);
     p->timer = NULL;
@@ -76,7 +69,7 @@ static void answer(struct long_poll *p)
     } else {
         char members[API_SIGNAL_MEMBERS_MAX];
 
-        streamid_format(&p->sub.last, last);
+        streamid_format(&p->sess.sub.last, last);
         api_signal_members(&p->sig, members);
         evbuffer_add(out, "{\"events\":[", 11);
         for (size_t i = 0; i < p->ngot; i++) {
@@ -148,7 +141,7 @@ static void resumed(struct subscriber *s, int status)
 {
     struct long_poll *p = (struct long_poll *)s;
     struct timeval tv = {
-        p->q.has_timeout ? p->q.timeout : app.cfg->longpoll_timeout, 0};
+        p->q.has_timeout ? p->q.timeout : p->sess.cfg->longpoll_timeout, 0};
 
     if (status != 0) {
         detach(p);
@@ -158,13 +151,13 @@ static void resumed(struct subscriber *s, int status)
         return;
     }
     if (p->ngot > 0 || p->sig.verdict != STREAMID_FINE || tv.tv_sec == 0 ||
-        app.draining) {
+        session_draining(&p->sess)) {
         answer(p);
         return;
     }
     p->waiting = true;
     stats[TRANSPORT_LONG_POLL].open++;
-    p->timer = evtimer_new(app.base, timed_out, p);
+    p->timer = evtimer_new(p->sess.base, timed_out, p);
     evtimer_add(p->timer, &tv);
     p->watch = http_watch_new(p->r->req, gone, p);
     /* held live events may answer (and so free) p here */
@@ -177,11 +170,8 @@ void long_poll_handle(struct request *r)
     struct api_error err;
 
     p->r = r;
-    p->sub.ops = &ops;
-    p->sub.kind = TRANSPORT_LONG_POLL;
-    strcpy(p->sub.room, r->room);
-    strcpy(p->sub.user, r->user);
-    if (query_parse_history(r->query, app.cfg->longpoll_max_timeout, &p->q,
+    session_open(&p->sess, r, &ops);
+    if (query_parse_history(r->query, p->sess.cfg->longpoll_max_timeout, &p->q,
                             &err) != 0 ||
         (p->q.has_before &&
          api_fail(&err, 400, "bad_request",
@@ -190,17 +180,13 @@ void long_poll_handle(struct request *r)
         free_poll(p);
         return;
     }
-    if (!tally_take(app.polls, r->user)) {
+    if (session_take(&p->sess, &err) != 0) {
         evhttp_add_header(evhttp_request_get_output_headers(r->req),
                           "Retry-After", "1");
-        http_reply_error(r->req, r->kind, 429, "rate_limited",
-                         "at most %d long polls at once per user",
-                         app.cfg->longpolls_per_token);
+        http_reply_api_error(r->req, r->kind, &err);
         free_poll(p);
         return;
     }
-    p->counted = true;
-    presence_touch(r->room, r->user);
-    resume_start(&p->sub, p->q.has_since ? &p->q.since : NULL, p->q.limit,
+    session_join(&p->sess, p->q.has_since ? &p->q.since : NULL, p->q.limit,
                  resumed);
 }

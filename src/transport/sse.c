@@ -10,13 +10,10 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "app.h"
 #include "config.h"
 #include "log.h"
-#include "presence.h"
 #include "query.h"
-#include "resume.h"
-#include "tally.h"
+#include "session.h"
 #include "transport.h"
 #include "xmalloc.h"
 
@@ -24,12 +21,10 @@
 #define SSE_WRITE_TIMEOUT 60
 
 struct sse {
-    struct subscriber sub;
+    struct session sess; /* first: the bus sees its subscriber */
     struct request *r;
     struct http_watch *watch;
-    bool joined;           /* counted in presence */
     bool chunked;          /* HTTP/1.1: the body goes in chunks */
-    bool counted;          /* holds one of its user's streams_per_token */
     TAILQ_ENTRY(sse) link; /* every open stream, for heartbeats */
 };
 
@@ -104,14 +99,7 @@ static void free_stream(void *arg)
 /* Everything but the request: the bus, presence, heartbeats, the watch. */
 static void detach(struct sse *s)
 {
-    resume_cancel(&s->sub);
-    bus_unsubscribe(app.bus, &s->sub);
-    if (s->joined)
-        presence_leave(s->sub.room, s->sub.user);
-    s->joined = false;
-    if (s->counted)
-        tally_give(app.streams, s->sub.user);
-    s->counted = false;
+    session_leave(&s->sess);
     TAILQ_REMOVE(&streams, s, link);
     nstreams--;
     stats[TRANSPORT_SSE].open--;
@@ -135,8 +123,8 @@ static void drop_stream(struct sse *s)
 
     detach(s);
     stats[TRANSPORT_SSE].dropped++;
-    log_info("sse: dropped a slow consumer of %s (%s)", s->sub.room,
-             s->sub.user);
+    log_info("sse: dropped a slow consumer of %s (%s)", s->sess.sub.room,
+             s->sess.sub.user);
     if (evcon != NULL)
         evhttp_connection_free(evcon); /* frees the request */
     else
@@ -154,7 +142,7 @@ static void deliver(struct subscriber *sub, struct bus_event *e)
         return;
     /* history is paced by the resume; live events may not pile up */
     if (!sub->resuming &&
-        evbuffer_get_length(out) > (size_t)app.cfg->client_buffer_limit) {
+        evbuffer_get_length(out) > (size_t)s->sess.cfg->client_buffer_limit) {
         drop_stream(s);
         return;
     }
@@ -243,6 +231,7 @@ static void resumed(struct subscriber *sub, int status)
 void sse_handle(struct request *r)
 {
     struct sse *s = xcalloc(1, sizeof(*s));
+    const struct config *cfg;
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
     const char *last_event_id = evhttp_find_header(
         evhttp_request_get_input_headers(r->req), "Last-Event-ID");
@@ -253,8 +242,10 @@ void sse_handle(struct request *r)
     char retry[32];
 
     s->r = r;
-    if (query_parse_history(r->query, app.cfg->longpoll_max_timeout, &q,
-                            &err) != 0) {
+    session_open(&s->sess, r, &ops);
+    cfg = s->sess.cfg;
+    if (query_parse_history(r->query, cfg->longpoll_max_timeout, &q, &err) !=
+        0) {
         http_reply_api_error(r->req, r->kind, &err);
         free_stream(s);
         return;
@@ -271,26 +262,17 @@ void sse_handle(struct request *r)
         since = q.since;
         has_since = true;
     }
-    if (app.draining) {
-        http_reply_error(r->req, r->kind, 503, "unavailable", "shutting down");
+    if (session_take(&s->sess, &err) != 0) {
+        http_reply_api_error(r->req, r->kind, &err);
         free_stream(s);
         return;
     }
-    if (!transport_stream_take(r)) {
-        free_stream(s);
-        return;
-    }
-    s->counted = true;
     if (heartbeat == NULL) {
-        struct timeval tv = {app.cfg->sse_heartbeat, 0};
+        struct timeval tv = {cfg->sse_heartbeat, 0};
         scratch = evbuffer_new();
-        heartbeat = event_new(app.base, -1, EV_PERSIST, beat, NULL);
+        heartbeat = event_new(s->sess.base, -1, EV_PERSIST, beat, NULL);
         event_add(heartbeat, &tv);
     }
-    s->sub.ops = &ops;
-    s->sub.kind = TRANSPORT_SSE;
-    strcpy(s->sub.room, r->room);
-    strcpy(s->sub.user, r->user);
     TAILQ_INSERT_TAIL(&streams, s, link);
     nstreams++;
     stats[TRANSPORT_SSE].open++;
@@ -309,24 +291,11 @@ void sse_handle(struct request *r)
                                      evhttp_request_get_connection(r->req)),
                                  NULL, &wtv);
     }
-    snprintf(retry, sizeof(retry), "retry: %d\n\n", app.cfg->sse_retry_ms);
+    snprintf(retry, sizeof(retry), "retry: %d\n\n", cfg->sse_retry_ms);
     send_bytes(s, retry, strlen(retry), NULL);
 
     s->watch = http_watch_new(r->req, gone, s);
-    presence_join(r->room, r->user);
-    s->joined = true;
-    resume_start(&s->sub, has_since ? &since : NULL, 0, resumed);
-}
-
-bool transport_stream_take(struct request *r)
-{
-    if (tally_take(app.streams, r->user))
-        return true;
-    http_reply_error(r->req, r->kind, 429, API_TOO_MANY_STREAMS,
-                     "at most %u streams (SSE and WebSocket) at once per "
-                     "user (streams_per_token); close one first",
-                     tally_limit(app.streams));
-    return false;
+    session_join(&s->sess, has_since ? &since : NULL, 0, resumed);
 }
 
 void sse_shutdown(void)

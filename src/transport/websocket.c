@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -17,18 +16,11 @@
 #include <event2/http.h>
 #include <openssl/evp.h>
 
-#include "app.h"
-#include "auth.h"
 #include "config.h"
 #include "log.h"
-#include "presence.h"
 #include "query.h"
-#include "ratelimit.h"
-#include "reply.h"
-#include "resume.h"
-#include "store.h"
+#include "session.h"
 #include "strlist.h"
-#include "tally.h"
 #include "transport.h"
 #include "xmalloc.h"
 
@@ -40,33 +32,14 @@
  * written most of the last: a client far behind catches up at its own pace
  * without passing client_buffer_limit on history alone. */
 
-struct ws;
-
-/* A message of this connection on its way into Redis. The connection may
- * go before the answer comes: then `c` is NULL and the answer is dropped. */
-struct ws_append {
-    struct ws *c;
-    TAILQ_ENTRY(ws_append) link;
-    char key[API_KEY_MAX + 1]; /* the frame's idempotency key, or "" */
-    char *text;                /* until it is handed to the store */
-    size_t len;
-};
-
 struct ws {
-    struct subscriber sub;           /* first: the bus sees a subscriber */
+    struct session sess;             /* first: the bus sees a subscriber */
     struct evhttp_connection *evcon; /* NULL once freed */
     struct bufferevent *bev;         /* evcon's; NULL with it */
     struct event *timer;             /* next ping, pong or close deadline */
     struct wscore core; /* the protocol; core.dead: torn down, freed on
                          * the next turn */
-    bool joined;        /* counted in presence */
-    bool counted;       /* holds one of its user's streams_per_token */
     unsigned busy;      /* depth of calls into wslay */
-    TAILQ_HEAD(, ws_append) appends;
-    /* what it authenticated with: every send asks again (store_auth
-     * answers from its cache for token_cache_ttl), so a user deleted
-     * while its socket is open cannot go on sending */
-    char token[AUTH_TOKEN_LEN + 1];
 };
 
 /* Common timeouts: every connection's timer sits in one of these queues,
@@ -178,12 +151,6 @@ static void arm(struct ws *c, const struct timeval *tv)
     event_add(c->timer, tv);
 }
 
-static void leave_bus(struct ws *c)
-{
-    resume_cancel(&c->sub);
-    bus_unsubscribe(app.bus, &c->sub);
-}
-
 static void ws_free(void *arg)
 {
     struct ws *c = arg;
@@ -193,24 +160,13 @@ static void ws_free(void *arg)
     free(c);
 }
 
-/* Everything but the socket: bus, presence, counters, timer, appends. */
+/* Everything but the socket: the session (bus, presence, counters,
+ * sends), the timer. */
 static void detach(struct ws *c)
 {
-    struct ws_append *a;
-
     wscore_kill(&c->core);
-    leave_bus(c);
-    if (c->joined)
-        presence_leave(c->sub.room, c->sub.user);
-    c->joined = false;
-    if (c->counted)
-        tally_give(app.streams, c->sub.user);
-    c->counted = false;
+    session_leave(&c->sess);
     event_del(c->timer);
-    while ((a = TAILQ_FIRST(&c->appends)) != NULL) {
-        TAILQ_REMOVE(&c->appends, a, link);
-        a->c = NULL;
-    }
     stats[TRANSPORT_WEBSOCKET].open--;
 }
 
@@ -237,7 +193,8 @@ static void evcon_gone(struct evhttp_connection *evcon, void *arg)
 {
     struct ws *c = arg;
 
-    log_info("ws: %s in %s still closing at exit", c->sub.user, c->sub.room);
+    log_info("ws: %s in %s still closing at exit", c->sess.sub.user,
+             c->sess.sub.room);
     detach(c);
     c->evcon = NULL;
     c->bev = NULL;
@@ -259,8 +216,8 @@ static void begin_close(struct ws *c, uint16_t code, const char *reason)
 static void drop_slow(struct ws *c)
 {
     stats[TRANSPORT_WEBSOCKET].dropped++;
-    log_info("ws: dropped a slow consumer of %s (%s)", c->sub.room,
-             c->sub.user);
+    log_info("ws: dropped a slow consumer of %s (%s)", c->sess.sub.room,
+             c->sess.sub.user);
     begin_close(c, WSCORE_POLICY, "slow consumer: resume with since");
 }
 
@@ -278,7 +235,8 @@ static void after_io(struct ws *c)
     switch (wscore_settle(&c->core, unsent)) {
     case WSCORE_CHAT:
         /* history is paced by the resume, not held against the client */
-        if (!c->sub.resuming && unsent > (size_t)app.cfg->client_buffer_limit)
+        if (!c->sess.sub.resuming &&
+            unsent > (size_t)c->sess.cfg->client_buffer_limit)
             drop_slow(c);
         break;
     case WSCORE_END:
@@ -294,56 +252,25 @@ static void after_io(struct ws *c)
 
 /* --- client frames --- */
 
-static void append_done(int status, const struct reply_appended *ap, void *arg)
+/* The answer to a message frame: an ack with its id, or an error. A token
+ * no longer its user's closes the socket with 1008. */
+static void sent(struct session *sess, const char *key, const char *id,
+                 const struct api_error *err)
 {
-    struct ws_append *a = arg;
-    struct ws *c = a->c;
+    struct ws *c = (struct ws *)sess;
 
-    app.inflight--;
-    if (c != NULL) {
-        TAILQ_REMOVE(&c->appends, a, link);
-        if (status == 0) {
-            char frame[32 + STREAMID_STRLEN];
-            int n = snprintf(frame, sizeof(frame),
-                             "{\"type\":\"ack\",\"id\":\"%s\"}", ap->id);
-            send_about(c, a->key, frame, (size_t)n);
-            presence_touch(c->sub.room, c->sub.user);
-        } else {
-            struct api_error err;
-
-            api_unavailable(&err, status, API_DOING_WS_SEND);
-            send_error_about(c, a->key, &err);
-        }
+    if (id != NULL) {
+        char frame[32 + STREAMID_STRLEN];
+        int n = snprintf(frame, sizeof(frame),
+                         "{\"type\":\"ack\",\"id\":\"%s\"}", id);
+        send_about(c, key, frame, (size_t)n);
         after_io(c);
-    }
-    free(a->text);
-    free(a);
-}
-
-/* The token is still its user's: the message goes to Redis. A token
- * whose user was deleted (or registered anew) gets an error frame, and the
- * socket closes 1008. */
-static void append_authed(int status, const char *user, void *arg)
-{
-    struct ws_append *a = arg;
-    struct ws *c = a->c;
-    struct api_error err;
-
-    app.inflight++;
-    if (c != NULL && status == 0 &&
-        (user == NULL || strcmp(user, c->sub.user) != 0)) {
-        app.inflight--;
-        TAILQ_REMOVE(&c->appends, a, link);
-        api_fail(&err, 401, API_UNAUTHORIZED,
-                 "the token is no longer valid; nothing was stored");
-        send_error_about(c, a->key, &err);
-        free(a->text);
-        free(a);
+    } else if (err->status == 401) {
+        send_error_about(c, key, err);
         begin_close(c, WSCORE_POLICY, "unauthorized");
-    } else if (c == NULL || status != 0 ||
-               store_append(app.store, c->sub.room, c->sub.user, a->text,
-                            a->len, a->key, append_done, a) != 0) {
-        append_done(API_FAULT_DOWN, NULL, a);
+    } else {
+        send_error_about(c, key, err);
+        after_io(c);
     }
 }
 
@@ -352,49 +279,21 @@ static void on_text(struct ws *c, const uint8_t *msg, size_t len)
     struct api_error err;
     char *text = NULL, key[API_KEY_MAX + 1];
     size_t tlen = 0;
-    int retry;
-    int type = api_parse_client_frame_key((const char *)msg, len,
-                                          (size_t)app.cfg->max_message_bytes,
-                                          &text, &tlen, key, &err);
+    int type = api_parse_client_frame_key(
+        (const char *)msg, len, (size_t)c->sess.cfg->max_message_bytes, &text,
+        &tlen, key, &err);
 
     if (type == EVENT_MESSAGE) {
-        struct ws_append *a;
-        if (!ratelimit_take(app.send_limit, c->sub.user, event_now_ms(),
-                            &retry)) {
-            api_fail(&err, 429, API_RATE_LIMITED,
-                     "too many messages; retry in %d s", retry);
+        /* the session takes the text */
+        if (session_send(&c->sess, text, tlen, key, sent, &err) != 0)
             send_error_about(c, key, &err);
-            goto done;
-        }
-        a = xcalloc(1, sizeof(*a));
-        a->c = c;
-        strcpy(a->key, key);
-        a->text = text;
-        a->len = tlen;
         text = NULL;
-        TAILQ_INSERT_TAIL(&c->appends, a, link);
-        if (store_auth(app.store, c->token, append_authed, a) != 0)
-            append_authed(-1, NULL, a);
     } else if (type == EVENT_TYPING) {
-        struct chat_event ev;
-        /* over rate_typing_per_sec the frame is dropped without an answer:
-         * the room saw this user typing less than a second ago */
-        if (!ratelimit_take(app.typing_limit, c->sub.user, event_now_ms(),
-                            &retry))
-            goto done;
-        event_init_typing(&ev, c->sub.room, c->sub.user, event_now_ms());
-        if (store_publish(app.store, &ev) != 0) {
-            api_fail(&err, 503, API_UNAVAILABLE,
-                     "the message store is unreachable; try again");
+        if (session_typing(&c->sess, &err) != 0)
             send_error(c, &err);
-        } else {
-            presence_touch(c->sub.room, c->sub.user);
-        }
-        event_clear(&ev);
     } else {
         send_error(c, &err);
     }
-done:
     free(text);
 }
 
@@ -451,7 +350,7 @@ static void core_closing(struct wscore *w)
 {
     struct ws *c = core_ws(w);
 
-    leave_bus(c);
+    session_stop(&c->sess);
     arm(c, tv_pong);
 }
 
@@ -507,8 +406,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         /* No HTTP timeout governs an upgraded connection (pings do): one
          * that fires anyway must not leave the socket unread. */
         log_warn("ws: a stray %s timeout on %s in %s; ignored",
-                 what & BEV_EVENT_READING ? "read" : "write", c->sub.user,
-                 c->sub.room);
+                 what & BEV_EVENT_READING ? "read" : "write", c->sess.sub.user,
+                 c->sess.sub.room);
         http_clear_timeouts(bev);
     }
 }
@@ -523,8 +422,9 @@ static void tick(evutil_socket_t fd, short what, void *arg)
         teardown(c);
         break;
     case WSCORE_TICK_NO_PONG:
-        log_info("ws: no pong from %s in %s within %d s: dropped", c->sub.user,
-                 c->sub.room, app.cfg->ws_pong_timeout);
+        log_info("ws: no pong from %s in %s within %d s: dropped",
+                 c->sess.sub.user, c->sess.sub.room,
+                 c->sess.cfg->ws_pong_timeout);
         teardown(c);
         break;
     case WSCORE_TICK_PINGED:
@@ -544,8 +444,8 @@ static void deliver(struct subscriber *sub, struct bus_event *e)
 
     if (!wscore_open(&c->core) || c->core.dead)
         return;
-    if (!sub->resuming &&
-        evbuffer_get_length(output(c)) > (size_t)app.cfg->client_buffer_limit) {
+    if (!sub->resuming && evbuffer_get_length(output(c)) >
+                              (size_t)c->sess.cfg->client_buffer_limit) {
         after_io(c); /* drops it */
         return;
     }
@@ -607,7 +507,7 @@ static void resumed(struct subscriber *sub, int status)
     if (c->core.dead || !wscore_open(&c->core))
         return;
     /* held live events may close (and so free) c here */
-    bus_resume_done(&c->sub);
+    bus_resume_done(sub);
 }
 
 /* --- the handshake --- */
@@ -697,16 +597,16 @@ static bool handshake_ok(struct request *r, const char **key)
     return true;
 }
 
-static void timers_init(void)
+static void timers_init(const struct session *s)
 {
     static struct timeval ping, pong;
 
     if (tv_ping != NULL)
         return;
-    ping.tv_sec = app.cfg->ws_ping_interval;
-    pong.tv_sec = app.cfg->ws_pong_timeout;
-    tv_ping = event_base_init_common_timeout(app.base, &ping);
-    tv_pong = event_base_init_common_timeout(app.base, &pong);
+    ping.tv_sec = s->cfg->ws_ping_interval;
+    pong.tv_sec = s->cfg->ws_pong_timeout;
+    tv_ping = event_base_init_common_timeout(s->base, &ping);
+    tv_pong = event_base_init_common_timeout(s->base, &pong);
     if (tv_ping == NULL)
         tv_ping = &ping;
     if (tv_pong == NULL)
@@ -720,24 +620,23 @@ void ws_handle(struct request *r)
     struct query_history q;
     const char *key;
     char accept[WS_ACCEPT_LEN + 1];
-    struct ws *c;
-    struct wscore_limits limits = {ws_max_message(app.cfg)};
+    struct ws *c = NULL;
+    const struct config *cfg;
+    struct wscore_limits limits;
     struct evbuffer *out;
     size_t before;
 
     if (!handshake_ok(r, &key))
         goto done;
-    if (query_parse_history(r->query, app.cfg->longpoll_max_timeout, &q,
-                            &err) != 0 ||
+    c = xcalloc(1, sizeof(*c));
+    session_open(&c->sess, r, &ops);
+    cfg = c->sess.cfg;
+    if (query_parse_history(r->query, cfg->longpoll_max_timeout, &q, &err) !=
+            0 ||
         (q.has_before &&
          api_fail(&err, 400, API_BAD_REQUEST,
                   "a WebSocket takes since, not before") != 0)) {
         http_reply_api_error(r->req, r->kind, &err);
-        goto done;
-    }
-    if (app.draining) {
-        http_reply_error(r->req, r->kind, 503, API_UNAVAILABLE,
-                         "shutting down");
         goto done;
     }
     evcon = evhttp_request_get_connection(r->req);
@@ -746,44 +645,31 @@ void ws_handle(struct request *r)
         evhttp_request_free(r->req);
         goto done;
     }
-    /* refused with a plain 429 answer, before any upgrade */
-    if (!transport_stream_take(r))
+    /* refused with a plain answer (503 shutting down, 429), before any
+     * upgrade */
+    if (session_take(&c->sess, &err) != 0) {
+        http_reply_api_error(r->req, r->kind, &err);
         goto done;
+    }
     accept_key(key, accept);
-    timers_init();
+    timers_init(&c->sess);
 
     /* Take the connection over. evhttp's callbacks must never run on it
      * again: its read callback aborts the process on input in the state
      * the connection is in (answer pending). It keeps owning the request
      * and the bufferevent, both freed by evhttp_connection_free. */
-    c = xcalloc(1, sizeof(*c));
     c->evcon = evcon;
     c->bev = evhttp_connection_get_bufferevent(evcon);
-    c->counted = true;
-    c->sub.ops = &ops;
-    c->sub.kind = TRANSPORT_WEBSOCKET;
-    strcpy(c->sub.room, r->room);
-    strcpy(c->sub.user, r->user);
-    {
-        char *token = auth_from_request(
-            evhttp_find_header(evhttp_request_get_input_headers(r->req),
-                               "Authorization"),
-            r->query);
-        /* http_authenticate found it there a moment ago */
-        if (token != NULL)
-            snprintf(c->token, sizeof(c->token), "%s", token);
-        free(token);
-    }
-    TAILQ_INIT(&c->appends);
+    limits.max_message = ws_max_message(cfg);
     wscore_setup(&core_ops);
     wscore_init(&c->core, &limits);
-    c->timer = event_new(app.base, -1, 0, tick, c);
+    c->timer = event_new(c->sess.base, -1, 0, tick, c);
     http_on_close(evcon, evcon_gone, c);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
     /* the write callback runs at half the limit too, to pace history */
     bufferevent_setwatermark(c->bev, EV_WRITE,
-                             (size_t)app.cfg->client_buffer_limit / 2, 0);
+                             (size_t)cfg->client_buffer_limit / 2, 0);
     http_clear_timeouts(c->bev);
 
     out = output(c);
@@ -797,15 +683,16 @@ void ws_handle(struct request *r)
     stats[TRANSPORT_WEBSOCKET].bytes_out += evbuffer_get_length(out) - before;
     stats[TRANSPORT_WEBSOCKET].open++;
 
-    presence_join(c->sub.room, c->sub.user);
-    c->joined = true;
     arm(c, tv_ping);
-    /* may call resumed() before it returns; c stays allocated until the
-     * next loop turn whatever happens */
-    resume_start(&c->sub, q.has_since ? &q.since : NULL, 0, resumed);
+    /* presence, then the resume, which may call resumed() before it
+     * returns; c stays allocated until the next loop turn whatever
+     * happens */
+    session_join(&c->sess, q.has_since ? &q.since : NULL, 0, resumed);
     /* frames the client sent right behind its request */
     if (!c->core.dead && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         on_read(c->bev, c);
+    c = NULL; /* the connection's now: freed when it ends */
 done:
+    free(c); /* refused: its session took nothing */
     http_request_free(r);
 }

@@ -68,3 +68,7 @@ TESTS += tests/unit/test_wscore
 tests_unit_test_wscore_SOURCES = tests/unit/test_wscore.c tests/unit/tap.h
 tests_unit_test_wscore_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/transport
 tests_unit_test_wscore_LDADD = libwscore.a $(COMMON_LIBS) $(WSLAY_LIBS)
+check_PROGRAMS += tests/unit/test_shard
+TESTS += tests/unit/test_shard
+tests_unit_test_shard_SOURCES = tests/unit/test_shard.c tests/unit/tap.h
+tests_unit_test_shard_LDADD = $(COMMON_LIBS)

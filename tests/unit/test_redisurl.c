@@ -32,6 +32,88 @@ static void bad(const char *url, const char *why)
     redisurl_free(&u);
 }
 
+/* A list that parses into n URLs; `where` is their redisurl_where, joined
+ * by spaces. */
+static void good_list(const char *list, int n, const char *where)
+{
+    struct redisurl *u = NULL;
+    char err[256] = "", got[1024] = "", one[300];
+    int rc = redisurl_parse_list(list, &u, err, sizeof(err));
+
+    is_int(rc, n, "list %s: %d URLs (%s)", list, n, err);
+    for (int i = 0; i < rc; i++) {
+        if (i > 0)
+            strcat(got, " ");
+        strcat(got, redisurl_where(&u[i], one, sizeof(one)));
+    }
+    is_str(got, where, "list %s: the servers in order", list);
+    redisurl_free_list(u, rc);
+}
+
+/* A list refused with a message that holds `want` and no password. */
+static void bad_list(const char *list, const char *why, const char *want)
+{
+    struct redisurl *u = (struct redisurl *)&u;
+    char err[256] = "";
+    int rc = redisurl_parse_list(list, &u, err, sizeof(err));
+
+    ok(rc == -1 && u == NULL, "list %.60s is refused (%s)", list, why);
+    ok(strstr(err, want) != NULL, "its message says \"%s\": %s", want, err);
+    ok(strstr(err, "s3cret") == NULL, "the message does not show a password");
+}
+
+static void lists(void)
+{
+    char many[64 * 32 + 64], *p = many;
+    struct redisurl *u;
+    int rc;
+
+    good_list("redis://a:6379", 1, "a:6379");
+    good_list("redis://a:6379,redis://b:6380", 2, "a:6379 b:6380");
+    good_list(" redis://a , redis://:pw@b:7000/2 ,\tunix:///run/r.sock ", 3,
+              "a:6379 b:7000 /run/r.sock");
+    good_list("redis://h:1,redis://h:2,redis://[::1]:3", 3, "h:1 h:2 ::1:3");
+    for (int i = 0; i < REDISURL_LIST_MAX; i++)
+        p += sprintf(p, "%sredis://h:%d", i > 0 ? "," : "", 7000 + i);
+    rc = redisurl_parse_list(many, &u, NULL, 0);
+    is_int(rc, REDISURL_LIST_MAX, "%d URLs are taken", REDISURL_LIST_MAX);
+    ok(rc == REDISURL_LIST_MAX && u[rc - 1].port == 7000 + rc - 1,
+       "the last one is the last");
+    redisurl_free_list(u, rc);
+    strcat(many, ",redis://h:9999");
+
+    bad_list("", "empty", "redis_url: empty");
+    bad_list("  ", "blank", "redis_url: empty");
+    bad_list("redis://a,,redis://b", "empty item", "item 2 is empty");
+    bad_list("redis://a, ,redis://b", "blank item", "item 2 is empty");
+    bad_list(",redis://a", "comma first", "item 1 is empty");
+    bad_list("redis://a,redis://b,", "comma last", "item 3 is empty");
+    bad_list("redis://a,redis://b, ", "comma last, then a blank",
+             "item 3 is empty");
+    bad_list("redis://a:6379,redis://h:x", "bad port",
+             "item 2 (redis://h:x): the port must be 1..65535");
+    bad_list("redis://a,http://b", "not redis://",
+             "item 2 (http://b): expected redis://");
+    bad_list("redis://h:x", "one bad URL: the single parser's message",
+             "redis_url: the port must be 1..65535");
+    bad_list("redis://a,redis://:s3cret@h:99999", "bad port, with a password",
+             "item 2 (redis://:***@h:99999)");
+    bad_list("redis://a,redis://app:s3cret@h/x", "bad db, user and password",
+             "item 2 (redis://app:***@h/x)");
+    bad_list("redis://a,redis://s3cret@h", "password without ':'",
+             "item 2 (redis://***@h)");
+    bad_list("redis://a:6379,redis://b,redis://a", "the same server twice",
+             "item 3 (redis://a) is the same Redis server as item 1");
+    bad_list("redis://Host:7000/1,redis://host:7000/2",
+             "the same server, another case and database",
+             "item 2 (redis://host:7000/2) is the same Redis server as item 1");
+    bad_list("unix:///r.sock,unix:///r.sock?db=3", "the same socket",
+             "item 2 (unix:///r.sock?db=3) is the same Redis server");
+    bad_list(many, "one URL too many",
+             "more than 64 Redis URLs (item 65 is redis://h:9999)");
+    redisurl_free_list(NULL, 0);
+}
+
 int main(void)
 {
     struct redisurl u;
@@ -78,5 +160,6 @@ int main(void)
     is_int(redisurl_setup(&u, argv, argc, dbbuf), 0, "nothing to set up");
     redisurl_free(&u);
     redisurl_free(NULL);
+    lists();
     return tap_done();
 }
