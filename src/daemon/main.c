@@ -12,11 +12,13 @@
 #include "app.h"
 #include "bus.h"
 #include "config.h"
+#include "feed.h"
 #include "http.h"
 #include "log.h"
 #include "paths.h"
 #include "presence.h"
 #include "ratelimit.h"
+#include "redis.h"
 #include "session.h"
 #include "stats.h"
 #include "store.h"
@@ -171,6 +173,8 @@ int main(int argc, char **argv)
     char err[512];
     struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
     struct event *sweeper = NULL;
+    struct redis *redis = NULL;
+    struct feed *feed = NULL;
     int rc = 1;
 
     log_set_program("crosstalkd");
@@ -233,9 +237,12 @@ int main(int argc, char **argv)
                                      2.0 * cfg.rate_typing_per_sec);
     app.streams = tally_new((unsigned)cfg.streams_per_token);
     app.polls = tally_new((unsigned)cfg.longpolls_per_token);
-    app.store = store_new(app.base, &cfg, app.bus);
+    if ((redis = redis_new(app.base, &cfg)) == NULL)
+        goto done;
+    app.store = store_new(redis_rexec(redis), &cfg);
+    feed = feed_new(app.base, redis, app.store, app.bus, &cfg);
     session_init(&app);
-    if (app.store == NULL || http_start() != 0)
+    if (http_start() != 0)
         goto done;
     presence_start();
     stats_start();
@@ -258,9 +265,11 @@ done:
     stats_stop();
     presence_stop();
     sse_shutdown();
-    if (app.store != NULL)
-        store_drain(app.store);
+    if (redis != NULL)
+        redis_drain(redis);
     http_free();
+    feed_free(feed);
+    redis_free(redis);
     store_free(app.store);
     bus_free(app.bus);
     ratelimit_free(app.register_limit);

@@ -1,8 +1,7 @@
-/* store.c - crosstalk-fcgi's synchronous Redis client (the only hiredis user
- * of the responder) */
+/* store.c - crosstalk-fcgi's synchronous Redis commands, on the connection
+ * of rexec_sync.c (the only hiredis user of the responder) */
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,78 +12,35 @@
 
 #include "keys.h"
 #include "log.h"
-#include "redisurl.h"
 #include "reply.h"
+#include "rexec_sync.h"
 #include "store.h"
 #include "xmalloc.h"
 
 struct store {
-    redisContext *c; /* NULL while disconnected */
-    struct redisurl url;
-    int timeout_ms;
-    int down_logged;      /* the last connect failed and was logged */
-    enum api_fault fault; /* why the last STORE_DOWN */
+    struct rexec_sync *conn; /* rexec_sync_context: NULL while down */
+    enum api_fault fault;    /* why the last STORE_DOWN */
 };
 
 struct store *store_new(const char *url, int timeout_ms, char *err,
                         size_t errlen)
 {
-    struct store *st = xcalloc(1, sizeof(*st));
+    struct rexec_sync *conn = rexec_sync_new(url, timeout_ms, err, errlen);
+    struct store *st;
 
-    st->timeout_ms = timeout_ms;
-    if (redisurl_parse(url, &st->url, err, errlen) != 0) {
-        store_free(st);
+    if (conn == NULL)
         return NULL;
-    }
+    st = xcalloc(1, sizeof(*st));
+    st->conn = conn;
     return st;
-}
-
-static void drop(struct store *st)
-{
-    if (st->c != NULL) {
-        redisFree(st->c);
-        st->c = NULL;
-    }
 }
 
 void store_free(struct store *st)
 {
     if (st == NULL)
         return;
-    drop(st);
-    redisurl_free(&st->url);
+    rexec_sync_free(st->conn);
     free(st);
-}
-
-/* A connection Redis closed while we were idle (a restart) is readable with
- * EOF: notice it before sending, so a write is never sent into a dead
- * socket and then left in doubt. */
-static int stale(const struct store *st)
-{
-    struct pollfd p = {.fd = st->c->fd, .events = POLLIN};
-
-    return poll(&p, 1, 0) != 0;
-}
-
-static int connect_now(struct store *st)
-{
-    char err[512], where[300];
-
-    if (st->c != NULL && !stale(st))
-        return 0;
-    drop(st);
-    st->c = redisurl_connect(&st->url, st->timeout_ms, err, sizeof(err));
-    if (st->c == NULL) {
-        if (!st->down_logged)
-            log_error("%s", err);
-        st->down_logged = 1;
-        return -1;
-    }
-    if (st->down_logged)
-        log_info("connected to redis at %s",
-                 redisurl_where(&st->url, where, sizeof(where)));
-    st->down_logged = 0;
-    return 0;
 }
 
 enum api_fault store_fault(const struct store *st)
@@ -98,20 +54,21 @@ enum api_fault store_fault(const struct store *st)
 static redisReply *call(struct store *st, int argc, const char **argv,
                         const size_t *lens)
 {
+    redisContext *c = rexec_sync_context(st->conn);
     redisReply *r;
 
     st->fault = API_FAULT_DOWN;
-    if (connect_now(st) < 0)
+    if (c == NULL)
         return NULL;
-    r = redisCommandArgv(st->c, argc, argv, lens);
+    r = redisCommandArgv(c, argc, argv, lens);
     if (r == NULL) {
         /* What hiredis could not write stays in its output buffer; a
          * command written whole may have run (a timeout, a lost reply). */
-        if (st->c->obuf == NULL || st->c->obuf[0] == '\0')
+        if (c->obuf == NULL || c->obuf[0] == '\0')
             st->fault = API_FAULT_UNKNOWN;
         log_error("redis %s failed: %s", argv[0],
-                  st->c->errstr[0] != '\0' ? st->c->errstr : "no reply");
-        drop(st);
+                  c->errstr[0] != '\0' ? c->errstr : "no reply");
+        rexec_sync_drop(st->conn);
     }
     return r;
 }
@@ -324,26 +281,27 @@ int store_resume(struct store *st, const char *room,
 {
     static const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
     struct keys_resume k;
+    redisContext *c = rexec_sync_context(st->conn);
     redisReply *r = NULL;
     int rc = STORE_DOWN;
 
     *evs = NULL;
     *n = 0;
-    if (connect_now(st) < 0)
+    if (c == NULL)
         return STORE_DOWN;
     keys_resume_init(&k, room, since, limit);
     /* one round trip; only EXEC's reply, the last, says anything */
-    redisAppendCommandArgv(st->c, 1, multi, NULL);
-    redisAppendCommandArgv(st->c, 3, k.xinfo, NULL);
-    redisAppendCommandArgv(st->c, 6, k.xrange, NULL);
-    redisAppendCommandArgv(st->c, 1, exec, NULL);
+    redisAppendCommandArgv(c, 1, multi, NULL);
+    redisAppendCommandArgv(c, 3, k.xinfo, NULL);
+    redisAppendCommandArgv(c, 6, k.xrange, NULL);
+    redisAppendCommandArgv(c, 1, exec, NULL);
     for (int i = 0; i < 4; i++) {
         if (r != NULL)
             freeReplyObject(r);
         r = NULL;
-        if (redisGetReply(st->c, (void **)&r) != REDIS_OK || r == NULL) {
-            log_error("redis history of %s: %s", room, st->c->errstr);
-            drop(st);
+        if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL) {
+            log_error("redis history of %s: %s", room, c->errstr);
+            rexec_sync_drop(st->conn);
             return STORE_DOWN;
         }
     }
@@ -406,6 +364,7 @@ int store_presence_touch(struct store *st, const char *room, const char *user,
     const char *zscore[] = {"ZSCORE", key, user};
     const char *zadd[] = {"ZADD", key, expiry, user};
     const char *zrem[] = {"ZREMRANGEBYSCORE", key, "-inf", stale_below};
+    redisContext *c;
     redisReply *r = NULL;
     int rc = STORE_DOWN, i;
 
@@ -413,17 +372,16 @@ int store_presence_touch(struct store *st, const char *room, const char *user,
     snprintf(expiry, sizeof(expiry), "%" PRId64, expiry_ms);
     snprintf(stale_below, sizeof(stale_below), "(%" PRId64, now_ms);
     *joined = 0;
-    if (connect_now(st) < 0)
+    if ((c = rexec_sync_context(st->conn)) == NULL)
         return STORE_DOWN;
     /* one round trip: the old score, the new one, and forget the expired */
-    redisAppendCommandArgv(st->c, 3, zscore, NULL);
-    redisAppendCommandArgv(st->c, 4, zadd, NULL);
-    redisAppendCommandArgv(st->c, 4, zrem, NULL);
+    redisAppendCommandArgv(c, 3, zscore, NULL);
+    redisAppendCommandArgv(c, 4, zadd, NULL);
+    redisAppendCommandArgv(c, 4, zrem, NULL);
     for (i = 0; i < 3; i++) {
-        if (redisGetReply(st->c, (void **)&r) != REDIS_OK || r == NULL) {
-            log_error("redis presence of %s in %s: %s", user, room,
-                      st->c->errstr);
-            drop(st);
+        if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL) {
+            log_error("redis presence of %s in %s: %s", user, room, c->errstr);
+            rexec_sync_drop(st->conn);
             return STORE_DOWN;
         }
         if (r->type == REDIS_REPLY_ERROR) {
