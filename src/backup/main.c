@@ -16,7 +16,7 @@
 #include "log.h"
 #include "mongo_archive.h"
 #include "names.h"
-#include "redisurl.h"
+#include "rexec_sync.h"
 
 #define PROG "crosstalk-backup"
 
@@ -271,7 +271,8 @@ int main(int argc, char **argv)
     struct options opt;
     struct backup b;
     struct lock lock;
-    redisContext *redis = NULL;
+    struct rexec_sync *conn = NULL;
+    redisContext *redis = NULL; /* conn's */
     struct mongo_archive *archive = NULL;
     char err[512];
     const char *delay;
@@ -341,17 +342,15 @@ int main(int argc, char **argv)
     install_signals();
 
     {
-        struct redisurl url;
         char why[512];
 
-        if (redisurl_parse(cfg.redis_url, &url, why, sizeof(why)) == 0)
-            redis =
-                redisurl_connect(&url, cfg.redis_timeout_ms, why, sizeof(why));
-        redisurl_free(&url);
-        if (redis == NULL) {
+        conn = rexec_sync_new(cfg.redis_url, cfg.redis_timeout_ms, why,
+                              sizeof(why));
+        if (conn == NULL)
             log_error("%s", why);
+        /* the reason it cannot connect is logged there */
+        if (conn == NULL || (redis = rexec_sync_context(conn)) == NULL)
             goto done;
-        }
     }
     r = lock_acquire(redis, &lock, KEYS_BACKUP_LOCK, opt.lock_ttl * 1000,
                      &left_ms);
@@ -417,8 +416,7 @@ done:
     if (!opt.quiet || status != EXIT_OK)
         summary(&opt, &b, ok, lock_now_ms() - t0);
 out:
-    if (redis != NULL)
-        redisFree(redis);
+    rexec_sync_free(conn);
     mongo_archive_close(archive);
     config_free(&cfg);
     log_close();

@@ -20,6 +20,9 @@ libcrosstalk_a_SOURCES = \
 	src/common/statrec.c src/common/statrec.h \
 	src/common/strlist.c src/common/strlist.h \
 	src/common/shard.c src/common/shard.h \
+	src/common/rexec.h \
+	src/common/rexec_sync.c src/common/rexec_sync.h \
+	src/common/store.c src/common/store.h \
 	src/common/transport_kind.h
 # What a program linking libcrosstalk.a needs besides.
 COMMON_LIBS = libcrosstalk.a $(JSONC_LIBS) $(HIREDIS_LIBS) $(CRYPTO_LIBS)

@@ -7,7 +7,8 @@ crosstalkd_SOURCES = \
 	src/daemon/http.c src/daemon/http.h \
 	src/daemon/serve.c src/daemon/serve.h \
 	src/daemon/bus.c src/daemon/bus.h \
-	src/daemon/store.c src/daemon/store.h \
+	src/daemon/redis.c src/daemon/redis.h \
+	src/daemon/feed.c src/daemon/feed.h \
 	src/daemon/resume.c src/daemon/resume.h \
 	src/daemon/presence.c src/daemon/presence.h \
 	src/daemon/session.c src/daemon/session.h \

@@ -12,10 +12,12 @@
 #include "app.h"
 #include "bus.h"
 #include "config.h"
+#include "feed.h"
 #include "http.h"
 #include "log.h"
 #include "paths.h"
 #include "presence.h"
+#include "redis.h"
 #include "serve.h"
 #include "session.h"
 #include "stats.h"
@@ -171,6 +173,8 @@ int main(int argc, char **argv)
     char err[512];
     struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
     struct event *sweeper = NULL;
+    struct redis *redis = NULL;
+    struct feed *feed = NULL;
     int rc = 1;
 
     log_set_program("crosstalkd");
@@ -227,9 +231,10 @@ int main(int argc, char **argv)
     app.bus = bus_new((size_t)cfg.client_buffer_limit);
     app.streams = tally_new((unsigned)cfg.streams_per_token);
     app.polls = tally_new((unsigned)cfg.longpolls_per_token);
-    app.store = store_new(app.base, &cfg, app.bus);
-    if (app.store == NULL)
+    if ((redis = redis_new(app.base, &cfg)) == NULL)
         goto done;
+    app.store = store_new(redis_rexec(redis), &cfg);
+    feed = feed_new(app.base, redis, app.store, app.bus, &cfg);
     serve_init(&app.rest);
     app.send_limit = app.rest.send_limit;
     app.typing_limit = app.rest.typing_limit;
@@ -257,9 +262,11 @@ done:
     stats_stop();
     presence_stop();
     sse_shutdown();
-    if (app.store != NULL)
-        store_drain(app.store);
+    if (redis != NULL)
+        redis_drain(redis);
     http_free();
+    feed_free(feed);
+    redis_free(redis);
     store_free(app.store);
     bus_free(app.bus);
     rest_shutdown(&app.rest);

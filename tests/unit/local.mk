@@ -6,10 +6,10 @@ UNIT_TESTS = \
 	tests/unit/test_event tests/unit/test_api tests/unit/test_query \
 	tests/unit/test_config tests/unit/test_auth tests/unit/test_keys \
 	tests/unit/test_reply tests/unit/test_scripts tests/unit/test_log \
-	tests/unit/test_statrec
+	tests/unit/test_statrec tests/unit/test_store
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
-EXTRA_DIST += tests/unit/tap.h
+EXTRA_DIST += tests/unit/tap.h tests/unit/redisd.h
 
 tests_unit_test_names_SOURCES = tests/unit/test_names.c tests/unit/tap.h
 tests_unit_test_names_LDADD = $(COMMON_LIBS)
@@ -32,9 +32,14 @@ tests_unit_test_keys_LDADD = $(COMMON_LIBS)
 tests_unit_test_reply_SOURCES = tests/unit/test_reply.c tests/unit/tap.h
 tests_unit_test_reply_CFLAGS = $(AM_CFLAGS) $(HIREDIS_CFLAGS)
 tests_unit_test_reply_LDADD = $(COMMON_LIBS)
-tests_unit_test_scripts_SOURCES = tests/unit/test_scripts.c tests/unit/tap.h
+tests_unit_test_scripts_SOURCES = tests/unit/test_scripts.c tests/unit/tap.h \
+	tests/unit/redisd.h
 tests_unit_test_scripts_CFLAGS = $(AM_CFLAGS) $(HIREDIS_CFLAGS)
 tests_unit_test_scripts_LDADD = $(COMMON_LIBS)
+tests_unit_test_store_SOURCES = tests/unit/test_store.c tests/unit/tap.h \
+	tests/unit/redisd.h
+tests_unit_test_store_CFLAGS = $(AM_CFLAGS) $(HIREDIS_CFLAGS)
+tests_unit_test_store_LDADD = $(COMMON_LIBS)
 tests_unit_test_log_SOURCES = tests/unit/test_log.c tests/unit/tap.h
 tests_unit_test_log_LDADD = $(COMMON_LIBS)
 

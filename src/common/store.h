@@ -1,5 +1,7 @@
-/* store.h - crosstalkd's Redis: async commands on the daemon's event base,
- * the bus subscription, reconnection and gap filling */
+/* store.h - the Redis commands of crosstalk, written once: each builds its
+ * arguments, sends them through an executor (rexec.h) and decodes the reply
+ * for its callback. crosstalkd drives it asynchronously, the pool and the
+ * backup synchronously (then every callback runs before the call returns). */
 #ifndef CT_STORE_H
 #define CT_STORE_H
 
@@ -10,25 +12,17 @@
 #include "event.h"
 #include "streamid.h"
 
-struct event_base;
 struct config;
-struct bus;
+struct rexec;
 struct store;
 struct reply_appended; /* reply.h */
 
-/* Connects (and keeps reconnecting with backoff) to config->redis_url.
- * Events from the Redis bus are published on `bus`. Returns NULL, with a
- * message logged, when the URL is malformed. */
-struct store *store_new(struct event_base *base, const struct config *cfg,
-                        struct bus *bus);
-/* At exit, before the HTTP server goes: runs the event loop until every
- * command in flight has its answer (what shutdown itself sent, such as
- * presence removals), for at most redis_timeout_ms, so that their callbacks
- * still find what they answer. */
-void store_drain(struct store *st);
-/* Disconnects; pending callbacks are called with status -1. Accepts NULL. */
+/* A store sending through `x`, which must outlive it; cfg is kept too
+ * (token_cache_ttl). */
+struct store *store_new(struct rexec *x, const struct config *cfg);
+/* Frees the token cache and the store, not the executor. Accepts NULL. */
 void store_free(struct store *st);
-/* True when the command connection is up. */
+/* True when the executor can send now. */
 bool store_ready(const struct store *st);
 
 /* In every callback, status is 0 on success and non-zero when Redis could
@@ -53,7 +47,8 @@ int store_append(struct store *st, const char *room, const char *from,
 
 typedef void (*store_events_cb)(int status, struct chat_event *evs, size_t n,
                                 void *arg);
-/* Up to `limit` messages after `after` (exclusive), oldest first. */
+/* Up to `limit` messages after `after` (exclusive; NULL = from the
+ * first), oldest first. */
 int store_after(struct store *st, const char *room,
                 const struct streamid *after, int limit, store_events_cb cb,
                 void *arg);

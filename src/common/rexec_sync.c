@@ -1,0 +1,151 @@
+/* rexec_sync.c - the synchronous executor: a blocking hiredis connection
+ * with timeouts, dropped after a failure and made again on the next use */
+#include "rexec_sync.h"
+
+#include <poll.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include <hiredis/hiredis.h>
+
+#include "log.h"
+#include "redisurl.h"
+#include "rexec.h"
+#include "xmalloc.h"
+
+struct rexec_sync {
+    struct rexec x;  /* first: the executor is the connection */
+    redisContext *c; /* NULL while disconnected */
+    struct redisurl url;
+    int timeout_ms;
+    bool down_logged; /* the last connect failed and was logged */
+    int queued;       /* commands appended whose replies nobody reads */
+};
+
+void rexec_sync_drop(struct rexec_sync *s)
+{
+    if (s->c != NULL) {
+        redisFree(s->c);
+        s->c = NULL;
+    }
+    s->queued = 0;
+}
+
+/* A connection Redis closed while we were idle (a restart) is readable with
+ * EOF: notice it before sending, so a write is never sent into a dead
+ * socket and then left in doubt. */
+static bool stale(const struct rexec_sync *s)
+{
+    struct pollfd p = {.fd = s->c->fd, .events = POLLIN};
+
+    return poll(&p, 1, 0) != 0;
+}
+
+redisContext *rexec_sync_context(struct rexec_sync *s)
+{
+    char err[512], where[300];
+
+    if (s->c != NULL && (s->queued > 0 || !stale(s)))
+        return s->c;
+    rexec_sync_drop(s);
+    s->c = redisurl_connect(&s->url, s->timeout_ms, err, sizeof(err));
+    if (s->c == NULL) {
+        if (!s->down_logged)
+            log_error("%s", err);
+        s->down_logged = true;
+        return NULL;
+    }
+    if (s->down_logged)
+        log_info("connected to redis at %s",
+                 redisurl_where(&s->url, where, sizeof(where)));
+    s->down_logged = false;
+    return s->c;
+}
+
+static int x_queue(struct rexec *x, int argc, const char **argv,
+                   const size_t *lens)
+{
+    struct rexec_sync *s = (struct rexec_sync *)x;
+
+    if (rexec_sync_context(s) == NULL ||
+        redisAppendCommandArgv(s->c, argc, argv, lens) != REDIS_OK)
+        return -1;
+    s->queued++;
+    return 0;
+}
+
+/* Writes what is queued and this command, reads every reply and hands the
+ * last to cb. */
+static int x_send(struct rexec *x, rexec_cb cb, void *arg, int argc,
+                  const char **argv, const size_t *lens)
+{
+    struct rexec_sync *s = (struct rexec_sync *)x;
+    redisReply *r = NULL;
+    int n;
+
+    if (x_queue(x, argc, argv, lens) != 0)
+        return -1;
+    n = s->queued;
+    s->queued = 0;
+    for (int i = 0; i < n; i++) {
+        if (r != NULL)
+            freeReplyObject(r);
+        r = NULL;
+        if (redisGetReply(s->c, (void **)&r) == REDIS_OK && r != NULL)
+            continue;
+        log_error("redis %s failed: %s", argv[0],
+                  s->c->errstr[0] != '\0' ? s->c->errstr : "no reply");
+        /* What hiredis could not write stays in its output buffer: then
+         * this command, the last, did not leave whole and cannot have
+         * run. Written whole, it may have (a timeout, a lost reply). */
+        if (s->c->obuf != NULL && s->c->obuf[0] != '\0') {
+            rexec_sync_drop(s);
+            return -1;
+        }
+        rexec_sync_drop(s);
+        if (cb != NULL)
+            cb(NULL, arg);
+        return 0;
+    }
+    if (cb != NULL)
+        cb(r, arg);
+    freeReplyObject(r);
+    return 0;
+}
+
+static bool x_ready(const struct rexec *x)
+{
+    const struct rexec_sync *s = (const struct rexec_sync *)x;
+
+    return s->c != NULL || !s->down_logged;
+}
+
+struct rexec_sync *rexec_sync_new(const char *url, int timeout_ms, char *err,
+                                  size_t errlen)
+{
+    struct rexec_sync *s = xcalloc(1, sizeof(*s));
+
+    s->x.send = x_send;
+    s->x.queue = x_queue;
+    s->x.ready = x_ready;
+    s->timeout_ms = timeout_ms;
+    if (redisurl_parse(url, &s->url, err, errlen) != 0) {
+        rexec_sync_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void rexec_sync_free(struct rexec_sync *s)
+{
+    if (s == NULL)
+        return;
+    rexec_sync_drop(s);
+    redisurl_free(&s->url);
+    free(s);
+}
+
+struct rexec *rexec_sync_rexec(struct rexec_sync *s)
+{
+    return &s->x;
+}

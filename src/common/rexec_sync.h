@@ -1,0 +1,35 @@
+/* rexec_sync.h - the synchronous executor (rexec.h) of the pool and the
+ * backup: one blocking connection, bounded by a timeout, made again after
+ * any failure */
+#ifndef CT_REXEC_SYNC_H
+#define CT_REXEC_SYNC_H
+
+#include <stddef.h>
+
+struct redisContext;
+struct rexec;
+struct rexec_sync;
+
+/* Parses `url` (redisurl.h) and remembers `timeout_ms`, the bound of the
+ * connect and of every command; connects lazily. Returns NULL, with a
+ * message in err, when the URL is malformed. */
+struct rexec_sync *rexec_sync_new(const char *url, int timeout_ms, char *err,
+                                  size_t errlen);
+/* Closes the connection; accepts NULL. */
+void rexec_sync_free(struct rexec_sync *s);
+/* The executor, as long as `s` lives. Its send runs the command and calls
+ * back before it returns. A command that fails (no connection, a write or
+ * read error, the timeout) has the connection dropped, so that the next
+ * one connects again: one request's failure is never the next one's. Send
+ * returns -1 (DOWN) when the command did not leave whole, and calls back
+ * with NULL (UNKNOWN) when it left and no answer came. */
+struct rexec *rexec_sync_rexec(struct rexec_sync *s);
+
+/* For code that speaks hiredis itself: the connection, made now if need be
+ * (a connection Redis closed while idle is noticed and made again), or
+ * NULL when Redis cannot be reached (logged once until it can). */
+struct redisContext *rexec_sync_context(struct rexec_sync *s);
+/* Drops the connection after a failure on it: the next use reconnects. */
+void rexec_sync_drop(struct rexec_sync *s);
+
+#endif
