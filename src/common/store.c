@@ -617,8 +617,20 @@ void store_presence_remove(struct store *st, const char *room, const char *user)
     st->x->send(st->x, NULL, NULL, 3, argv, NULL);
 }
 
-int store_publish(struct store *st, const struct chat_event *ev)
+static void on_published(redisReply *reply, void *priv)
 {
+    struct call *c = priv;
+
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+        log_warn("redis: publish: %s", reply->str);
+    c->cb.status(reply_fault(reply), c->arg);
+    call_free(c);
+}
+
+int store_publish(struct store *st, const struct chat_event *ev,
+                  store_status_cb cb, void *arg)
+{
+    struct call *c = cb != NULL ? call_new(st, arg) : NULL;
     char chan[KEYS_MAX];
     size_t len;
     char *json;
@@ -633,7 +645,11 @@ int store_publish(struct store *st, const struct chat_event *ev)
     lens[0] = 7;
     lens[1] = strlen(chan);
     lens[2] = len;
-    rc = st->x->send(st->x, NULL, NULL, 3, argv, lens);
+    if (c != NULL)
+        c->cb.status = cb;
+    rc = st->x->send(st->x, c != NULL ? on_published : NULL, c, 3, argv, lens);
+    if (rc != 0)
+        call_free(c);
     free(json);
     return rc;
 }

@@ -98,10 +98,13 @@ int store_presence_add(struct store *st, const char *room, const char *user,
 /* Removes the user from the room's presence (fire and forget). */
 void store_presence_remove(struct store *st, const char *room,
                            const char *user);
-/* Publishes an ephemeral event (not stored). Returns 0 or -1 when down. */
-int store_publish(struct store *st, const struct chat_event *ev);
-
 typedef void (*store_status_cb)(int status, void *arg);
+/* Publishes an ephemeral event (not stored). Returns 0, or -1 when down
+ * (then cb is not called). `cb` (NULL: fire and forget) gets Redis'
+ * answer: status an enum api_fault. */
+int store_publish(struct store *st, const struct chat_event *ev,
+                  store_status_cb cb, void *arg);
+
 /* For /healthz: a small write (SET KEYS_HEALTH PX), since Redis may answer
  * PING and refuse every write (out of memory, read-only replica). status
  * is an enum api_fault. */

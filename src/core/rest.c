@@ -41,6 +41,7 @@ struct call {
 void rest_init(struct rest_ctx *ctx, const struct config *cfg,
                struct store *store)
 {
+    memset(ctx, 0, sizeof(*ctx));
     ctx->cfg = cfg;
     ctx->store = store;
     ctx->register_limit = ratelimit_new(cfg->rate_register_per_min, 60000,
@@ -502,9 +503,10 @@ static void do_typing(struct call *c)
     if (!rate_ok(c, c->ctx->typing_limit, c->rs.user))
         return;
     event_init_typing(&ev, c->rs.pass.room, c->rs.user, event_now_ms());
-    rc = store_publish(c->ctx->store, &ev);
+    rc = store_publish(c->ctx->store, &ev, typing_done, c);
     event_clear(&ev);
-    typing_done(rc, c);
+    if (rc != 0)
+        unavailable(c);
 }
 
 static void presence_done(int status, const char *const *names, size_t n,
@@ -643,7 +645,7 @@ void rest_handle(struct rest_ctx *ctx, const struct rest_request *rq,
     c->rs.kind = r->kind;
     if ((r->flags & ROUTE_DAEMON) && !ctx->serves_streams) {
         fail(c, 404, API_NOT_FOUND, "%s",
-             r->id == ROUTE_STATIC      ? "no such file"
+             r->id == ROUTE_STATIC     ? "no such file"
              : r->flags & ROUTE_STREAM ? "polls and streams are served by "
                                          "crosstalkd"
                                        : "no such path");

@@ -95,9 +95,9 @@ struct rest_ctx {
     struct ratelimit *typing_limit;   /* per user */
 };
 
-/* Sets up the rate limits (rate_register_per_min per client address,
- * rate_send_per_sec and rate_typing_per_sec per user, burst 2x), counted
- * in this process's memory. */
+/* Clears *ctx (no hooks), then sets up the rate limits (rate_register_per_min
+ * per client address, rate_send_per_sec and rate_typing_per_sec per user, burst
+ * 2x), counted in this process's memory. */
 void rest_init(struct rest_ctx *ctx, const struct config *cfg,
                struct store *store);
 void rest_shutdown(struct rest_ctx *ctx);

@@ -92,7 +92,7 @@ static void announce_online(int status, const char *const *names, size_t n,
 
     if (status == 0) {
         event_init_presence(&ev, room, names, n, event_now_ms());
-        store_publish(app.store, &ev);
+        store_publish(app.store, &ev, NULL, NULL);
         event_clear(&ev);
     }
     free(room);

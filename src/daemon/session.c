@@ -223,7 +223,7 @@ int session_typing(struct session *s, struct api_error *err)
     if (!ratelimit_take(ctx->typing_limit, s->sub.user, event_now_ms(), &retry))
         return 0;
     event_init_typing(&ev, s->sub.room, s->sub.user, event_now_ms());
-    if (store_publish(ctx->store, &ev) != 0)
+    if (store_publish(ctx->store, &ev, NULL, NULL) != 0)
         rc = api_fail(err, 503, API_UNAVAILABLE,
                       "the message store is unreachable; try again");
     else

@@ -151,9 +151,8 @@ static int parse_args(int argc, char **argv, const char **socket_path)
  * short poll (or a page of history), the rest are REST calls. */
 static void count(const struct serve_outcome *o)
 {
-    uint64_t *c =
-        counts[o->kind == TRANSPORT_SHORT_POLL ? STATREC_SHORT_POLL
-                                               : STATREC_REST];
+    uint64_t *c = counts[o->kind == TRANSPORT_SHORT_POLL ? STATREC_SHORT_POLL
+                                                         : STATREC_REST];
 
     __atomic_add_fetch(&c[STATREC_REQUESTS], 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&c[STATREC_BYTES_OUT], o->bytes_out, __ATOMIC_RELAXED);
@@ -268,8 +267,8 @@ int main(int argc, char **argv)
                         "stderr\n",
                 cfg.log_file);
     keys_init();
-    redis = rexec_sync_new(cfg.redis_url, cfg.redis_timeout_ms, err,
-                           sizeof(err));
+    redis =
+        rexec_sync_new(cfg.redis_url, cfg.redis_timeout_ms, err, sizeof(err));
     if (redis == NULL) {
         log_error("%s", err);
         goto done;

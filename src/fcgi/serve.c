@@ -24,8 +24,7 @@ struct touch {
     char room[NAME_ROOM_MAX + 1];
 };
 
-static void announce(int status, const char *const *names, size_t n,
-                     void *arg)
+static void announce(int status, const char *const *names, size_t n, void *arg)
 {
     struct touch *t = arg;
     struct chat_event ev;
@@ -33,7 +32,7 @@ static void announce(int status, const char *const *names, size_t n,
     if (status != 0)
         return;
     event_init_presence(&ev, t->room, names, n, event_now_ms());
-    store_publish(t->store, &ev);
+    store_publish(t->store, &ev, NULL, NULL);
     event_clear(&ev);
 }
 
@@ -134,8 +133,7 @@ static char *read_body(FCGX_Request *req, long max_body, size_t *len,
 
 /* A request header's value, and how many times it came: nginx before 1.23
  * passes each of several as a parameter of its own. */
-static const char *header_param(FCGX_Request *req, const char *name,
-                                int *count)
+static const char *header_param(FCGX_Request *req, const char *name, int *count)
 {
     size_t n = strlen(name);
     const char *first = NULL;
