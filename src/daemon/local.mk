@@ -7,6 +7,7 @@ crosstalkd_SOURCES = \
 	src/daemon/http.c src/daemon/http.h \
 	src/daemon/rest.c src/daemon/rest.h \
 	src/daemon/bus.c src/daemon/bus.h \
+	src/daemon/flush.c src/daemon/flush.h \
 	src/daemon/store.c src/daemon/store.h \
 	src/daemon/resume.c src/daemon/resume.h \
 	src/daemon/presence.c src/daemon/presence.h \

@@ -11,6 +11,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "flush.h"
 #include "log.h"
 #include "query.h"
 #include "session.h"
@@ -25,6 +26,7 @@ struct sse {
     struct request *r;
     struct http_watch *watch;
     bool chunked;          /* HTTP/1.1: the body goes in chunks */
+    struct flush flush;    /* events not yet handed to the socket */
     TAILQ_ENTRY(sse) link; /* every open stream, for heartbeats */
 };
 
@@ -67,13 +69,11 @@ struct bus_blob *sse_encode_chunked(const struct bus_event *e)
     return b;
 }
 
-static struct evbuffer *output_of(struct sse *s)
+static struct bufferevent *bev_of(const struct sse *s)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(s->r->req);
 
-    return evcon ? bufferevent_get_output(
-                       evhttp_connection_get_bufferevent(evcon))
-                 : NULL;
+    return evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
 }
 
 static void send_bytes(struct sse *s, const char *data, size_t len,
@@ -83,6 +83,7 @@ static void send_bytes(struct sse *s, const char *data, size_t len,
         bus_blob_add(blob, scratch);
     else
         evbuffer_add(scratch, data, len);
+    flush_settle(&s->flush); /* the events before it go first */
     stats[TRANSPORT_SSE].bytes_out += evbuffer_get_length(scratch);
     evhttp_send_reply_chunk(s->r->req, scratch);
     evbuffer_drain(scratch, evbuffer_get_length(scratch));
@@ -99,6 +100,7 @@ static void free_stream(void *arg)
 /* Everything but the request: the bus, presence, heartbeats, the watch. */
 static void detach(struct sse *s)
 {
+    flush_cancel(&s->flush);
     session_leave(&s->sess);
     TAILQ_REMOVE(&streams, s, link);
     nstreams--;
@@ -110,6 +112,7 @@ static void detach(struct sse *s)
 /* Ends the stream cleanly: the last chunk goes after what is queued. */
 static void end_stream(struct sse *s)
 {
+    flush_settle(&s->flush);
     detach(s);
     evhttp_send_reply_end(s->r->req);
     http_defer(free_stream, s);
@@ -135,23 +138,25 @@ static void drop_stream(struct sse *s)
 static void deliver(struct subscriber *sub, struct bus_event *e)
 {
     struct sse *s = (struct sse *)sub;
-    struct evbuffer *out = output_of(s);
+    struct bufferevent *bev = bev_of(s);
     struct bus_blob *blob;
 
-    if (out == NULL)
+    if (bev == NULL)
         return;
     /* history is paced by the resume; live events may not pile up */
-    if (!sub->resuming &&
-        evbuffer_get_length(out) > (size_t)s->sess.cfg->client_buffer_limit) {
+    if (!sub->resuming && flush_queued(&s->flush, bev) >
+                              (size_t)s->sess.cfg->client_buffer_limit) {
         drop_stream(s);
         return;
     }
-    /* the event's bytes, framed once for every stream, straight to the
-     * socket's buffer (evhttp wrote the head and keeps the writes going) */
+    /* the event's bytes, framed once for every stream, written with the
+     * stream's other new events at the end of the loop turn, or queued
+     * behind what the socket has not taken (evhttp wrote the head, and the
+     * bufferevent's write event keeps a blocked socket going) */
     blob = s->chunked
                ? bus_event_encoded(e, BUS_SLOT_SSE_CHUNKED, sse_encode_chunked)
                : bus_event_encoded(e, BUS_SLOT_SSE, sse_encode);
-    bus_blob_add(blob, out);
+    bus_blob_add(blob, flush_out(&s->flush, bev));
     stats[TRANSPORT_SSE].bytes_out += blob->len;
     stats[TRANSPORT_SSE].delivered++;
 }
@@ -163,9 +168,10 @@ static void close_stream(struct subscriber *sub)
 
 static size_t queued(const struct subscriber *sub)
 {
-    struct evbuffer *out = output_of((struct sse *)sub);
+    const struct sse *s = (const struct sse *)sub;
+    struct bufferevent *bev = bev_of(s);
 
-    return out ? evbuffer_get_length(out) : 0;
+    return bev ? flush_queued(&s->flush, bev) : 0;
 }
 
 static void drop_sub(struct subscriber *sub)
@@ -306,4 +312,5 @@ void sse_shutdown(void)
     if (scratch != NULL)
         evbuffer_free(scratch);
     scratch = NULL;
+    flush_shutdown();
 }
