@@ -4,11 +4,13 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/keyvalq_struct.h>
 
 #include "config.h"
 #include "flush.h"
@@ -23,7 +25,7 @@
 
 struct sse {
     struct session sess; /* first: the bus sees its subscriber */
-    struct request *r;
+    struct evhttp_request *req;
     struct http_watch *watch;
     bool chunked;          /* HTTP/1.1: the body goes in chunks */
     struct flush flush;    /* events not yet handed to the socket */
@@ -71,7 +73,7 @@ struct bus_blob *sse_encode_chunked(const struct bus_event *e)
 
 static struct bufferevent *bev_of(const struct sse *s)
 {
-    struct evhttp_connection *evcon = evhttp_request_get_connection(s->r->req);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(s->req);
 
     return evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
 }
@@ -85,16 +87,13 @@ static void send_bytes(struct sse *s, const char *data, size_t len,
         evbuffer_add(scratch, data, len);
     flush_settle(&s->flush); /* the events before it go first */
     stats[TRANSPORT_SSE].bytes_out += evbuffer_get_length(scratch);
-    evhttp_send_reply_chunk(s->r->req, scratch);
+    evhttp_send_reply_chunk(s->req, scratch);
     evbuffer_drain(scratch, evbuffer_get_length(scratch));
 }
 
 static void free_stream(void *arg)
 {
-    struct sse *s = arg;
-
-    http_request_free(s->r);
-    free(s);
+    free(arg);
 }
 
 /* Everything but the request: the bus, presence, heartbeats, the watch. */
@@ -114,7 +113,7 @@ static void end_stream(struct sse *s)
 {
     flush_settle(&s->flush);
     detach(s);
-    evhttp_send_reply_end(s->r->req);
+    evhttp_send_reply_end(s->req);
     http_defer(free_stream, s);
 }
 
@@ -122,7 +121,7 @@ static void end_stream(struct sse *s)
  * it, and it resumes by id. */
 static void drop_stream(struct sse *s)
 {
-    struct evhttp_connection *evcon = evhttp_request_get_connection(s->r->req);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(s->req);
 
     detach(s);
     stats[TRANSPORT_SSE].dropped++;
@@ -131,7 +130,7 @@ static void drop_stream(struct sse *s)
     if (evcon != NULL)
         evhttp_connection_free(evcon); /* frees the request */
     else
-        evhttp_request_free(s->r->req);
+        evhttp_request_free(s->req);
     http_defer(free_stream, s);
 }
 
@@ -234,6 +233,29 @@ static void resumed(struct subscriber *sub, int status)
     bus_resume_done(sub);
 }
 
+/* Leaves only the Connection headers, which evhttp reads when the stream
+ * ends (to keep the connection or close it): the head is written, and an
+ * idle stream should not hold the request's other headers for its life. */
+static void shed_headers(struct evhttp_request *req)
+{
+    struct evkeyvalq *lists[] = {evhttp_request_get_input_headers(req),
+                                 evhttp_request_get_output_headers(req)};
+
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        struct evkeyval *kv, *next;
+        for (kv = TAILQ_FIRST(lists[i]); kv != NULL; kv = next) {
+            next = TAILQ_NEXT(kv, next);
+            if (strcasecmp(kv->key, "Connection") == 0 ||
+                strcasecmp(kv->key, "Proxy-Connection") == 0)
+                continue;
+            TAILQ_REMOVE(lists[i], kv, next);
+            free(kv->key);
+            free(kv->value);
+            free(kv);
+        }
+    }
+}
+
 void sse_handle(struct request *r)
 {
     struct sse *s = xcalloc(1, sizeof(*s));
@@ -247,21 +269,19 @@ void sse_handle(struct request *r)
     struct api_error err;
     char retry[32];
 
-    s->r = r;
+    s->req = r->req;
     session_open(&s->sess, r, &ops);
     cfg = s->sess.cfg;
     if (query_parse_history(r->query, cfg->longpoll_max_timeout, &q, &err) !=
         0) {
         http_reply_api_error(r->req, r->kind, &err);
-        free_stream(s);
-        return;
+        goto refused;
     }
     if (last_event_id != NULL && last_event_id[0] != '\0') {
         if (streamid_parse(last_event_id, strlen(last_event_id), &since) != 0) {
             http_reply_error(r->req, r->kind, 400, "bad_request",
                              "Last-Event-ID is not a message id");
-            free_stream(s);
-            return;
+            goto refused;
         }
         has_since = true;
     } else if (q.has_since) {
@@ -270,8 +290,7 @@ void sse_handle(struct request *r)
     }
     if (session_take(&s->sess, &err) != 0) {
         http_reply_api_error(r->req, r->kind, &err);
-        free_stream(s);
-        return;
+        goto refused;
     }
     if (heartbeat == NULL) {
         struct timeval tv = {cfg->sse_heartbeat, 0};
@@ -300,8 +319,14 @@ void sse_handle(struct request *r)
     snprintf(retry, sizeof(retry), "retry: %d\n\n", cfg->sse_retry_ms);
     send_bytes(s, retry, strlen(retry), NULL);
 
+    shed_headers(r->req);
     s->watch = http_watch_new(r->req, gone, s);
     session_join(&s->sess, has_since ? &since : NULL, 0, resumed);
+    http_request_free(r);
+    return;
+refused:
+    free_stream(s);
+    http_request_free(r);
 }
 
 void sse_shutdown(void)
