@@ -1106,7 +1106,7 @@ export function compareIds(a, b) {
 }
 
 /** The Redis key of a room's message stream (DESIGN.md). */
-export const roomKey = (room) => `ct:room:${room}:log`;
+export const roomKey = (room) => `ct:room:{${room}}:log`;
 
 /** Config for test daemons: rate limits high enough that a suite never trips them by accident. */
 export const RELAXED = { rate_register_per_min: 1000000, rate_send_per_sec: 1000000 };
