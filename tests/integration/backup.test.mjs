@@ -25,7 +25,7 @@ import path from 'node:path';
 
 import {
   REPO, startRedis, startFerret, startDaemon, startFcgi, startNginx, cleanup, tmpDir, bin, runSync, waitFor, alive,
-  compareIds, roomKey, register, sendOk, history, RELAXED, RedisError,
+  compareIds, roomKey, APPEND_LUA, register, sendOk, history, RELAXED, RedisError,
 } from './harness.mjs';
 
 const BACKUP = bin('crosstalk-backup');
@@ -49,14 +49,6 @@ after(async () => {
 
 // ------------------------------------------------------------ the append script
 
-// The body of keys.c's append_body[] C string, unescaped.
-const APPEND_LUA = (() => {
-  const src = fs.readFileSync(path.join(REPO, 'src/common/keys.c'), 'utf8');
-  const m = /static const char append_body\[\]\s*=((?:\s*"(?:[^"\\]|\\.)*")+)\s*;/.exec(src);
-  if (!m) throw new Error('src/common/keys.c: no `static const char append_body[] = "...";` to take the append script from');
-  const body = [...m[1].matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((x) => x[1]).join('');
-  return body.replace(/\\([nt"\\])/g, (_, c) => ({ n: '\n', t: '\t', '"': '"', '\\': '\\' })[c]);
-})();
 
 /** Appends messages [{from, text}] to `room` with the append script, in one pipeline; resolves with their ids. */
 async function append(redis, room, msgs) {
