@@ -103,7 +103,8 @@ static int key_owner(struct reshard *r, int at, const char *key, bool *err)
 }
 
 /* Moves `key` from server `from` to server `to`. Returns 1 moved, 0 gone
- * meanwhile, -1 failure or conflict (logged). */
+ * meanwhile or left on both (a conflict: counted and logged), -1 failure
+ * (logged). */
 static int move_key(struct reshard *r, int from, int to, const char *key)
 {
     redisContext *src = r->sv.s[from].c, *dst = r->sv.s[to].c;
@@ -138,7 +139,8 @@ static int move_key(struct reshard *r, int from, int to, const char *key)
             log_error("reshard: %s is on %s and, different, on %s: left on "
                       "both (were writers running?)",
                       key, r->sv.s[from].where, r->sv.s[to].where);
-            r->conflicts++;
+            r->conflicts++; /* the run goes on, and fails at its end */
+            rc = 0;
             goto out;
         }
     } else if (res == NULL || res->type == REDIS_REPLY_ERROR) {

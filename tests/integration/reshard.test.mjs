@@ -210,7 +210,7 @@ test('adding a third shard moves only the rooms and users jump hash moves, ids k
   console.log(`reshard: ${moved.length} of 200 rooms and ${movedUsers.length} of 40 users moved to the third shard; ${both} keys were on both shards after the kill`);
 });
 
-test('--reshard refuses while a backup holds the lock, and a bad list changes nothing', async () => {
+test('--reshard refuses while a backup holds the lock, a bad list changes nothing, a key different on both servers stays on both', async () => {
   const a = await startRedis();
   const b = await startRedis();
   await a.cmd('SET', 'ct:backup:lock', 'someone', 'PX', '60000');
@@ -222,6 +222,21 @@ test('--reshard refuses while a backup holds the lock, and a bad list changes no
   r = run(['--redis-url', b.url, '--reshard', a.url, '--dry-run', '--verify']);
   assert.equal(r.status, 2, show(r));
   assert.equal(await a.cmd('GET', 'ct:backup:lock'), 'someone', 'the other run\'s lock is untouched');
+
+  // A room on both servers with different streams (writers ran on both):
+  // reported, left on both, exit 1; --verify names it.
+  await a.cmd('DEL', 'ct:backup:lock');
+  const room = Array.from({ length: 50 }, (_, i) => `cf${i}`).find((x) => shardOf(x, 2) === 1);
+  await a.cmd('XADD', roomKey(room), '1-1', 'from', 'alice', 'text', 'on a', 'ts', '1');
+  await b.cmd('XADD', roomKey(room), '2-1', 'from', 'bob', 'text', 'on b', 'ts', '2');
+  r = run(['--redis-url', `${a.url},${b.url}`, '--reshard', a.url]);
+  assert.equal(r.status, 1, show(r));
+  assert.match(r.stderr, new RegExp(`ct:room:\\{${room}\\}:log is on 127\\.0\\.0\\.1:${a.port}/0 and, different, on 127\\.0\\.0\\.1:${b.port}/0: left on both`));
+  assert.deepEqual((await a.cmd('XRANGE', roomKey(room), '-', '+')).map((e) => e[0]), ['1-1']);
+  assert.deepEqual((await b.cmd('XRANGE', roomKey(room), '-', '+')).map((e) => e[0]), ['2-1']);
+  r = run(['--redis-url', `${a.url},${b.url}`, '--reshard', a.url, '--verify']);
+  assert.equal(r.status, 3, show(r));
+  assert.match(r.stdout, new RegExp(`verify: ct:room:\\{${room}\\}:log is on 127\\.0\\.0\\.1:${a.port}/0, its shard is 127\\.0\\.0\\.1:${b.port}/0`));
 });
 
 test('--migrate-keys renames the keys of every room to the hash-tagged names, and a rerun does nothing', async () => {
