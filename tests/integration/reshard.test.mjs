@@ -125,8 +125,9 @@ test('adding a third shard moves only the rooms and users jump hash moves, ids k
   assert.match(r.stdout, new RegExp(`verify: room ${moved[0]} is listed in ct:rooms on 127\\.0\\.0\\.1:${servers[shardOf(moved[0], 2)].port}/0, its shard is 127\\.0\\.0\\.1:${servers[2].port}/0`));
 
   // --dry-run lists exactly the moving rooms and writes nothing.
-  r = run([...cfg, '--reshard', oldUrls, '--dry-run']);
+  r = run([...cfg, '--reshard', oldUrls, '--dry-run', '--progress']);
   assert.equal(r.status, 0, show(r));
+  assert.match(r.stderr, /^reshard: \d+ keys looked at, 0 moved, \d+ rooms moved, \d+\.\d s$/m, `the progress line\n${show(r)}`);
   const listed = [...r.stdout.matchAll(/^reshard: room (\S+) moves from \S+ to (\S+)$/gm)];
   assert.deepEqual(listed.map((m) => m[1]).sort(), [...moved].sort(), '--dry-run lists the rooms that move');
   assert.ok(listed.every((m) => m[2] === `127.0.0.1:${servers[2].port}/0`), 'all to the new shard');
@@ -250,8 +251,9 @@ test('--migrate-keys renames the keys of every room to the hash-tagged names, an
     if (room !== 'lock') await redis.cmd('SET', `ct:backup:${room}`, '1-1');
   }
   await redis.cmd('HSET', 'ct:user:alice', 'token_sha256', 'x', 'name', 'alice');
-  let r = run(['--redis-url', redis.url, '--migrate-keys']);
+  let r = run(['--redis-url', redis.url, '--migrate-keys', '--progress']);
   assert.equal(r.status, 0, show(r));
+  assert.match(r.stderr, /^migrate-keys: 3\/3 rooms, 11 keys renamed, \d+\.\d s$/m, `the final progress line\n${show(r)}`);
   assert.match(r.stdout, /migrate-keys ok: 1 servers, 3 rooms, 11 keys renamed, 0 conflicts/);
   const keys = (await redis.cmd('KEYS', '*')).sort();
   assert.deepEqual(keys, [
