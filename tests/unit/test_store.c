@@ -130,7 +130,7 @@ static void test_calls(struct store *st, redisContext *c, const char *token)
         0, "append: sent");
     ok(got.calls == 1 && got.status == 0 && got.id[0] != '\0',
        "append after SCRIPT FLUSH answers an id (status %d)", got.status);
-    is_int(integer(c, "XLEN ct:room:lobby:log"), 1,
+    is_int(integer(c, "XLEN ct:room:{lobby}:log"), 1,
            "the message is stored once");
     reset();
     store_append(st, "lobby", "alice", "again", 5, "k1", on_append, NULL);
