@@ -239,7 +239,8 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
         r->tick(r->watch_arg);
 }
 
-struct redis *redis_new(struct event_base *base, const struct config *cfg)
+struct redis *redis_new(struct event_base *base, const char *url,
+                        const struct config *cfg)
 {
     struct redis *r = xcalloc(1, sizeof(*r));
     char err[256];
@@ -251,7 +252,7 @@ struct redis *redis_new(struct event_base *base, const struct config *cfg)
     r->x.ready = x_ready;
     r->base = base;
     r->cfg = cfg;
-    if (redisurl_parse(cfg->redis_url, &r->url, err, sizeof(err)) != 0) {
+    if (redisurl_parse(url, &r->url, err, sizeof(err)) != 0) {
         log_error("%s", err);
         redis_free(r);
         return NULL;
