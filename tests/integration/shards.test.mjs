@@ -9,9 +9,11 @@
 // lost. Shipped defaults apart from the rate limits (RELAXED).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import {
-  RELAXED, assertError, bearer, cleanup, history, http, register, roomKey, send, sendOk, sseOpen,
-  startDaemon, startFcgi, startNginx, startRedis, uniqueName, uniqueRoom, waitFor,
+  RELAXED, assertError, bearer, bin, cleanup, history, http, register, roomKey, runSync, send, sendOk, sseOpen,
+  startDaemon, startFcgi, startFerret, startNginx, startRedis, tmpDir, uniqueName, uniqueRoom, waitFor,
 } from './harness.mjs';
 
 const N = 3;
@@ -208,4 +210,41 @@ test('SSE delivers the rooms of every shard, not only shard 0', { todo: 'crossta
   } finally {
     s.close();
   }
+});
+
+test('crosstalk-backup over the shards: each room copied and checkpointed on its shard, verified, restored to its shard', async () => {
+  const ferret = await startFerret();
+  const file = path.join(tmpDir('shards-backup'), 'crosstalk.conf');
+  fs.writeFileSync(file, `redis_url = ${shards.map((x) => x.url).join(', ')}\nmongo_uri = ${ferret.uri}\nlog_level = info\n`);
+  const run = (...args) => {
+    const r = runSync(bin('crosstalk-backup'), ['--config', file, ...args], { timeout: 60000 });
+    return { ...r, show: `exit ${r.status ?? r.signal}\n${r.stdout}${r.stderr}` };
+  };
+  let r = run();
+  assert.equal(r.status, 0, r.show);
+  for (let s = 0; s < N; s++) {
+    for (const room of rooms[s]) {
+      const where = [];
+      for (let i = 0; i < N; i++) if ((await shards[i].cmd('EXISTS', `ct:backup:${room}`)) === 1) where.push(i);
+      assert.deepEqual(where, [s], `the checkpoint of ${room} is on shard ${s} only`);
+      const last = (await shards[s].cmd('XREVRANGE', roomKey(room), '+', '-', 'COUNT', '1'))[0][0];
+      assert.equal(await shards[s].cmd('GET', `ct:backup:${room}`), last, `${room}: checkpoint at its last message`);
+    }
+  }
+  for (let i = 0; i < N; i++) assert.equal(await shards[i].cmd('EXISTS', 'ct:backup:lock'), 0, `lock released on shard ${i}`);
+  r = run('--verify', '--quiet');
+  assert.equal(r.status, 0, r.show);
+
+  // a room lost from its shard comes back there, ids kept
+  const room = rooms[1][0];
+  const before = await shards[1].cmd('XRANGE', roomKey(room), '-', '+');
+  await shards[1].cmd('DEL', roomKey(room));
+  await shards[1].cmd('ZREM', 'ct:rooms', room);
+  r = run('--restore', '--room', room);
+  assert.equal(r.status, 0, r.show);
+  assert.deepEqual(await shards[1].cmd('XRANGE', roomKey(room), '-', '+'), before, `${room} restored on shard 1, ids kept`);
+  assert.notEqual(await shards[1].cmd('ZSCORE', 'ct:rooms', room), null, `${room} back in shard 1's ct:rooms`);
+  for (const i of [0, 2]) assert.equal(await shards[i].cmd('EXISTS', roomKey(room)), 0, `nothing written to shard ${i}`);
+  r = run('--verify', '--quiet');
+  assert.equal(r.status, 0, r.show);
 });
