@@ -51,10 +51,6 @@ struct call {
     char token[AUTH_TOKEN_LEN + 1];
     char created[24];
     bool reverse;
-    /* a call over every shard (auth, rooms, health): the one asked now,
-     * and whether one could not answer */
-    int shard;
-    bool shard_down;
     /* the command, kept to resend as EVAL after NOSCRIPT */
     int argc;
     const char *argv[KEYS_APPEND_ARGC];
@@ -399,56 +395,60 @@ static void on_auth_user(redisReply *reply, void *priv)
     call_free(c);
 }
 
-static int auth_ask(struct call *c);
+/* The first step asks every shard at once for the token's digest: only
+ * the token is known, not the user and so not its shard. The first shard
+ * that holds it goes on to the second step (the others' answers are then
+ * only counted); when none does, the answer waits for every shard. */
+struct auth_fan {
+    struct call *c; /* until `done`: then the second step owns it */
+    int pending;    /* questions without an answer yet */
+    bool down;      /* a shard could not answer */
+    bool done;
+};
 
-/* The first step, on each shard in turn until one holds the token's
- * digest: only the token is known, not the user and so not its shard. */
+/* One shard answered (or could not be asked). */
+static void auth_account(struct auth_fan *f)
+{
+    f->pending--;
+    if (!f->done && f->pending == 0) {
+        f->done = true;
+        if (f->down) {
+            /* the token may be on the shard that did not answer */
+            f->c->cb.user(-1, NULL, f->c->arg);
+        } else {
+            auth_forget(f->c->st, f->c->token);
+            f->c->cb.user(0, NULL, f->c->arg);
+        }
+        call_free(f->c);
+    }
+    if (f->pending == 0)
+        free(f);
+}
+
 static void on_auth(redisReply *reply, void *priv)
 {
-    struct call *c = priv;
+    struct auth_fan *f = priv;
     redisReply *r = reply;
+    struct call *c = f->c;
     char k[KEYS_MAX];
     const char *argv[3] = {"HGET", k, "token_sha256"};
 
-    if (reply_failed(r, "auth")) {
-        c->shard_down = true;
+    if (f->done) {
+        /* another shard had it */
+    } else if (reply_failed(r, "auth")) {
+        f->down = true;
     } else if (r->type == REDIS_REPLY_STRING &&
                names_user_valid(r->str, r->len)) {
+        f->done = true;
         strcpy(c->from, r->str);
         keys_user(k, c->from);
-        if (send_argv(user_x(c->st, c->from), on_auth_user, c, 3, argv, NULL) ==
-            0)
-            return;
-        c->cb.user(-1, NULL, c->arg);
-        call_free(c);
-        return;
+        if (send_argv(user_x(c->st, c->from), on_auth_user, c, 3, argv, NULL) !=
+            0) {
+            c->cb.user(-1, NULL, c->arg);
+            call_free(c);
+        }
     }
-    c->shard++;
-    if (auth_ask(c) != 0)
-        call_free(c);
-}
-
-/* Asks shard c->shard and on for the token; when none is left, answers:
- * unknown, unless a shard that could hold it did not answer. Returns 0
- * while a question is out, -1 when the call ended (answered). */
-static int auth_ask(struct call *c)
-{
-    char k[KEYS_MAX];
-    const char *argv[2] = {"GET", k};
-
-    keys_token(k, c->key);
-    for (; c->shard < c->st->n; c->shard++) {
-        if (send_argv(c->st->x[c->shard], on_auth, c, 2, argv, NULL) == 0)
-            return 0;
-        c->shard_down = true;
-    }
-    if (c->shard_down) {
-        c->cb.user(-1, NULL, c->arg);
-    } else {
-        auth_forget(c->st, c->token);
-        c->cb.user(0, NULL, c->arg);
-    }
-    return -1;
+    auth_account(f);
 }
 
 int store_auth(struct store *st, const char *token, store_user_cb cb, void *arg)
@@ -456,6 +456,10 @@ int store_auth(struct store *st, const char *token, store_user_cb cb, void *arg)
     struct auth_entry key, *e;
     void *node;
     struct call *c;
+    struct auth_fan *f;
+    char k[KEYS_MAX];
+    const char *argv[2] = {"GET", k};
+    int n = st->n;
 
     if (!auth_token_wellformed(token, strlen(token))) {
         cb(0, NULL, arg);
@@ -473,8 +477,21 @@ int store_auth(struct store *st, const char *token, store_user_cb cb, void *arg)
     c->cb.user = cb;
     strcpy(c->token, token);
     auth_hash(token, strlen(token), c->key);
-    if (auth_ask(c) != 0)
-        call_free(c);
+    keys_token(k, c->key);
+    f = xcalloc(1, sizeof(*f));
+    f->c = c;
+    f->pending = n;
+    /* a synchronous executor answers within send: `f` may be gone after
+     * the last question, so the loop reads only locals */
+    for (int i = 0; i < n; i++) {
+        if (f->done) {
+            /* found already (synchronously): the rest are not asked */
+            auth_account(f);
+        } else if (st->x[i]->send(st->x[i], on_auth, f, 2, argv, NULL) != 0) {
+            f->down = true;
+            auth_account(f);
+        }
+    }
     return 0;
 }
 

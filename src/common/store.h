@@ -77,9 +77,10 @@ typedef void (*store_user_cb)(int status, const char *user, void *arg);
 /* The user a token belongs to (user NULL when unknown, or when the user
  * no longer has that token). A token Redis confirmed less than
  * token_cache_ttl seconds ago is answered from a cache, synchronously.
- * Only the token is known, not its user's shard: the shards are asked in
- * turn until one holds it; unknown everywhere but a shard did not answer
- * is a failure (status -1), not an unknown token. */
+ * Only the token is known, not its user's shard: every shard is asked at
+ * once, and the first that holds it answers (a shard that hangs does not
+ * delay a token another shard holds); unknown everywhere but a shard did
+ * not answer is a failure (status -1), not an unknown token. */
 int store_auth(struct store *st, const char *token, store_user_cb cb,
                void *arg);
 

@@ -382,6 +382,15 @@ static void test_shards(const struct config *cfg, redisContext *c0, int port0)
     is_int(wrong, 0,
            "a user on each shard: registered, its keys only on "
            "shard_of_user, its token found");
+    {
+        char nobody[AUTH_TOKEN_LEN + 1];
+
+        auth_new_token(nobody);
+        reset();
+        store_auth(st, nobody, on_user, NULL);
+        ok(got.calls == 1 && got.status == 0 && strcmp(got.user, "(none)") == 0,
+           "auth: a token no shard holds is nobody's (one answer)");
+    }
 
     /* the rooms index merged: pages of 5 equal one index's order, ties of
      * ts broken by name across shards */
