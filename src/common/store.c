@@ -803,52 +803,63 @@ int store_publish(struct store *st, const struct chat_event *ev,
     return rc;
 }
 
-/* The probe of every shard, in turn; each shard's fault is kept. */
+/* The probe of every shard, all at once; each shard's fault is kept and
+ * the answer comes with the last probe's. */
 struct health_call {
-    struct store *st;
     store_health_cb cb;
     void *arg;
-    int shard;
-    int faults[];
+    int n, pending;
+    int *faults;
+    struct health_probe {
+        struct health_call *h;
+        int shard;
+    } * probes;
 };
 
-static void health_next(struct health_call *c);
+static void health_account(struct health_call *h)
+{
+    if (--h->pending > 0)
+        return;
+    h->cb(h->faults, h->n, h->arg);
+    free(h->faults);
+    free(h->probes);
+    free(h);
+}
 
 static void on_health(redisReply *reply, void *priv)
 {
-    struct health_call *c = priv;
+    struct health_probe *p = priv;
     redisReply *r = reply;
 
     if (r != NULL && r->type == REDIS_REPLY_ERROR)
-        log_warn("redis: health probe of shard %d: %s", c->shard, r->str);
-    c->faults[c->shard++] = reply_fault(r);
-    health_next(c);
-}
-
-static void health_next(struct health_call *c)
-{
-    const char *argv[5] = {"SET", KEYS_HEALTH, "1", "PX", "10000"};
-
-    for (; c->shard < c->st->n; c->shard++) {
-        struct rexec *x = c->st->x[c->shard];
-
-        if (x->send(x, on_health, c, 5, argv, NULL) == 0)
-            return;
-        c->faults[c->shard] = API_FAULT_DOWN;
-    }
-    c->cb(c->faults, c->st->n, c->arg);
-    free(c);
+        log_warn("redis: health probe of shard %d: %s", p->shard, r->str);
+    p->h->faults[p->shard] = reply_fault(r);
+    health_account(p->h);
 }
 
 void store_health(struct store *st, store_health_cb cb, void *arg)
 {
-    struct health_call *c =
-        xcalloc(1, sizeof(*c) + (size_t)st->n * sizeof(c->faults[0]));
+    const char *argv[5] = {"SET", KEYS_HEALTH, "1", "PX", "10000"};
+    struct health_call *h = xcalloc(1, sizeof(*h));
+    int n = st->n;
 
-    c->st = st;
-    c->cb = cb;
-    c->arg = arg;
-    health_next(c);
+    h->cb = cb;
+    h->arg = arg;
+    h->n = h->pending = n;
+    h->faults = xcalloc((size_t)n, sizeof(*h->faults));
+    h->probes = xcalloc((size_t)n, sizeof(*h->probes));
+    /* `h` goes with the last answer, maybe within a send: only locals
+     * after it */
+    for (int i = 0; i < n; i++) {
+        struct health_probe *p = &h->probes[i];
+
+        p->h = h;
+        p->shard = i;
+        if (st->x[i]->send(st->x[i], on_health, p, 5, argv, NULL) != 0) {
+            h->faults[i] = API_FAULT_DOWN;
+            health_account(h);
+        }
+    }
 }
 
 /* --- the counters records of every process --- */

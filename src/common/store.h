@@ -126,8 +126,8 @@ typedef void (*store_status_cb)(int status, void *arg);
 int store_publish(struct store *st, const struct chat_event *ev,
                   store_status_cb cb, void *arg);
 
-/* For /healthz: a small write (SET KEYS_HEALTH PX) on every shard in
- * turn, since Redis may answer PING and refuse every write (out of memory,
+/* For /healthz: a small write (SET KEYS_HEALTH PX) on every shard at
+ * once, since Redis may answer PING and refuse every write (out of memory,
  * read-only replica). faults[i] is shard i's enum api_fault (0: healthy);
  * the callback always comes (synchronously when every shard is down). */
 typedef void (*store_health_cb)(const int *faults, int n, void *arg);

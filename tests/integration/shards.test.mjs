@@ -200,6 +200,33 @@ test('one shard down: the others keep working, its rooms 503, /healthz names it;
   }
 });
 
+test('a hanging shard (CLIENT PAUSE, shipped redis_timeout_ms 2000) delays neither the tokens nor the rooms of the others; /healthz names it', async () => {
+  let u;
+  for (let k = 0; !u && k < 200; k++) {
+    const name = uniqueName('h');
+    if (shardOfUser(name) === 1) u = await register(pool, name); // crosstalkd has not cached its token
+  }
+  assert.ok(u, 'a user on shard 1');
+  const room = rooms[1][0];
+  await shards[0].cmd('CLIENT', 'PAUSE', '5000', 'ALL');
+  try {
+    let t0 = Date.now();
+    const ev = await sendAcked(d.url, room, 'while shard 0 hangs');
+    const ms = Date.now() - t0;
+    assert.ok(ev.id && ms < 1900, `a send by a shard-1 user to a shard-1 room took ${ms} ms with shard 0 hanging (bound 1900 ms, below redis_timeout_ms)`);
+    t0 = Date.now();
+    const h = await http('GET', `${d.url}/healthz`);
+    assertError(h, 503, 'unavailable', '/healthz with shard 0 hanging');
+    assert.match(h.json.message, /^shard 0 of 3 \(127\.0\.0\.1:\d+\): /, h.text);
+    assert.deepEqual(h.json.shards.map((x) => x.status), ['unavailable', 'ok', 'ok'], h.text);
+    assert.ok(Date.now() - t0 < 4500, `/healthz answered in ${Date.now() - t0} ms (redis_timeout_ms 2000 plus slack)`);
+  } finally {
+    await waitFor(async () => (await http('GET', `${d.url}/healthz`)).json?.status === 'ok', {
+      timeout: 15000, what: 'crosstalkd /healthz back to 200 after the pause',
+    });
+  }
+});
+
 test('SSE delivers the rooms of every shard, not only shard 0', { todo: 'crosstalkd subscribes on shard 0 only until the per-shard feed (feed branch) is merged' }, async () => {
   const room = rooms[1][2];
   const s = await sseOpen(`${d.url}/api/rooms/${room}/events`, { headers: bearer(alice.token) });
