@@ -20,6 +20,7 @@
 #include "reshard.h"
 #include "rexec_sync.h"
 #include "shard.h"
+#include "xmalloc.h"
 
 #define PROG "crosstalk-backup"
 
@@ -405,16 +406,18 @@ int main(int argc, char **argv)
     struct config cfg;
     struct options opt;
     struct backup b;
-    struct lock lock;
-    struct rexec_sync *conn = NULL;
-    redisContext *redis = NULL; /* conn's */
+    struct lock *lock = NULL;        /* one per shard */
+    struct rexec_sync **conn = NULL; /* one per shard */
+    redisContext **redis = NULL;     /* conn's */
+    struct rexec **rx = NULL;
+    int shards = 0, nlocked = 0;
     struct mongo_archive *archive = NULL;
     char err[512];
     const char *delay;
     long long left_ms, v;
     int64_t t0 = lock_now_ms();
     int status = EXIT_FAIL, i, r;
-    bool ok = false, locked = false;
+    bool ok = false;
 
     log_set_program(PROG);
     memset(&opt, 0, sizeof(opt));
@@ -487,16 +490,29 @@ int main(int argc, char **argv)
     {
         char why[512];
 
-        conn = rexec_sync_new(cfg.redis_url, cfg.redis_timeout_ms, why,
-                              sizeof(why));
-        if (conn == NULL)
+        shards = rexec_sync_new_list(cfg.redis_url, cfg.redis_timeout_ms, &conn,
+                                     &rx, why, sizeof(why));
+        if (shards < 0) {
             log_error("%s", why);
-        /* the reason it cannot connect is logged there */
-        if (conn == NULL || (redis = rexec_sync_context(conn)) == NULL)
+            shards = 0;
             goto done;
+        }
+        redis = xcalloc((size_t)shards, sizeof(*redis));
+        lock = xcalloc((size_t)shards, sizeof(*lock));
+        /* the reason it cannot connect is logged there */
+        for (i = 0; i < shards; i++)
+            if ((redis[i] = rexec_sync_context(conn[i])) == NULL)
+                goto done;
     }
-    r = lock_acquire(redis, &lock, KEYS_BACKUP_LOCK, opt.lock_ttl * 1000,
-                     &left_ms);
+    /* The lock on every shard, in redis_url's order (two runs meet on
+     * shard 0): each shard's checkpoint script checks its own copy. */
+    r = 1;
+    while (r == 1 && nlocked < shards) {
+        r = lock_acquire(redis[nlocked], &lock[nlocked], KEYS_BACKUP_LOCK,
+                         opt.lock_ttl * 1000, &left_ms);
+        if (r == 1)
+            nlocked++;
+    }
     if (r < 0)
         goto done;
     if (r == 0) {
@@ -513,11 +529,10 @@ int main(int argc, char **argv)
         status = opt.mode == MODE_BACKUP ? EXIT_OK : EXIT_FAIL;
         goto out;
     }
-    locked = true;
-
     b.redis = redis;
+    b.shards = shards;
     b.archive = archive;
-    b.lock = &lock;
+    b.lock = lock;
     b.batch = (size_t)cfg.backup_batch;
     b.stop = &stop_flag;
     b.what = mode_names[opt.mode];
@@ -555,13 +570,19 @@ done:
                   opt.mode == MODE_BACKUP
                       ? "checkpoints cover only what MongoDB acknowledged"
                       : "see the lines above");
-    if (locked)
-        lock_release(redis, &lock);
+    for (i = 0; i < nlocked; i++)
+        lock_release(redis[i], &lock[i]);
+    nlocked = 0;
     backup_progress(&b, true);
     if (!opt.quiet || status != EXIT_OK)
         summary(&opt, &b, ok, lock_now_ms() - t0);
 out:
-    rexec_sync_free(conn);
+    for (i = 0; i < nlocked; i++)
+        lock_release(redis[i], &lock[i]);
+    rexec_sync_free_list(conn, shards);
+    free(rx);
+    free(redis);
+    free(lock);
     mongo_archive_close(archive);
     config_free(&cfg);
     log_close();
