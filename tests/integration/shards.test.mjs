@@ -252,10 +252,10 @@ test('crosstalk-backup over the shards: each room copied and checkpointed on its
   for (let s = 0; s < N; s++) {
     for (const room of rooms[s]) {
       const where = [];
-      for (let i = 0; i < N; i++) if ((await shards[i].cmd('EXISTS', `ct:backup:${room}`)) === 1) where.push(i);
+      for (let i = 0; i < N; i++) if ((await shards[i].cmd('EXISTS', `ct:backup:{${room}}`)) === 1) where.push(i);
       assert.deepEqual(where, [s], `the checkpoint of ${room} is on shard ${s} only`);
       const last = (await shards[s].cmd('XREVRANGE', roomKey(room), '+', '-', 'COUNT', '1'))[0][0];
-      assert.equal(await shards[s].cmd('GET', `ct:backup:${room}`), last, `${room}: checkpoint at its last message`);
+      assert.equal(await shards[s].cmd('GET', `ct:backup:{${room}}`), last, `${room}: checkpoint at its last message`);
     }
   }
   for (let i = 0; i < N; i++) assert.equal(await shards[i].cmd('EXISTS', 'ct:backup:lock'), 0, `lock released on shard ${i}`);
