@@ -67,7 +67,7 @@ async function fill(redis, prefix, rooms, per) {
       const k = Math.min(1000, per - done);
       const now = Date.now();
       const cmds = Array.from({ length: k }, (_, j) => [
-        'XADD', `ct:room:${room}:log`, '*', 'from', `user${j % 50}`, 'text', `${done + j} ${text}`, 'ts', String(now),
+        'XADD', `ct:room:{${room}}:log`, '*', 'from', `user${j % 50}`, 'text', `${done + j} ${text}`, 'ts', String(now),
       ]);
       cmds.push(['ZADD', 'ct:rooms', String(now), room]);
       await redis.pipeline(cmds);
@@ -118,7 +118,7 @@ async function main() {
   const rooms = await fill(redis, 'bench', opt.rooms, opt.perRoom);
   let lastUri = null;
   for (let k = 0; k < opt.repeat; k++) {
-    await redis.pipeline(rooms.map((r) => ['DEL', `ct:backup:${r}`]));
+    await redis.pipeline(rooms.map((r) => ['DEL', `ct:backup:{${r}}`]));
     lastUri = fresh();
     const r = run(config(redis, lastUri));
     expectLine(r, new RegExp(`backup ok: ${opt.rooms} rooms, ${total} messages copied`), 'backup');
@@ -130,7 +130,7 @@ async function main() {
     const r = run(config(empty, lastUri), ['--restore']);
     expectLine(r, new RegExp(`restore ok: ${opt.rooms} rooms, ${total} messages restored`), 'restore');
     res.restore.push(r);
-    const xlen = await empty.cmd('XLEN', `ct:room:${rooms[0]}:log`);
+    const xlen = await empty.cmd('XLEN', `ct:room:{${rooms[0]}}:log`);
     if (xlen !== opt.perRoom) throw new Error(`restore: room ${rooms[0]} holds ${xlen}, not ${opt.perRoom}`);
     say(`restore ${k + 1}/${opt.repeat}: ${total} messages in ${r.ms.toFixed(0)} ms (${(total / r.ms * 1000).toFixed(0)}/s)`);
     await empty.stop();

@@ -4,6 +4,12 @@
 // table) and docs/bench.png (gnuplot).
 //
 // usage: node scripts/bench/report.mjs --results FILE --md FILE --png FILE [--work DIR]
+//        node scripts/bench/report.mjs --results FILE --sections FILE
+//
+// --sections writes only the machine, "behind nginx" and "shipped defaults"
+// sections to FILE (for a hand-kept section of a short run); --md keeps
+// what follows a `<!-- backup benchmark:` or `<!-- kept:` marker of the
+// file it replaces.
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -19,7 +25,8 @@ const mdFile = opt('md');
 const pngFile = opt('png');
 const work = opt('work', path.dirname(resultsFile ?? '.'));
 const notesFile = opt('notes');
-if (!resultsFile || !mdFile) {
+const sectionsFile = opt('sections');
+if (!resultsFile || (!mdFile && !sectionsFile)) {
   console.error('usage: report.mjs --results FILE --md FILE [--png FILE] [--work DIR]');
   process.exit(2);
 }
@@ -172,6 +179,34 @@ const targets = [];
       : fallback ? `at ${fmtInt(fallback.n)}: ${TNAME[fallback.transport]} ${fmtInt(fallback.rss_per_conn_bytes)} bytes/connection` : '–',
   });
 }
+const FRONT_LABEL = 'crosstalk+nginx';
+const FRONT_TARGET = 0.6;
+const fronts = ramps.filter((r) => r.label === FRONT_LABEL);
+/** A front cell with its direct twin and the ratio of their best passing rates. */
+const frontCell = (f) => {
+  const c = find('crosstalk', f.transport, f.n, f.size);
+  const ratio = bestPass(c) ? (bestPass(f) ?? 0) / bestPass(c) : null;
+  return { f, c, ratio, met: ratio !== null && ratio >= FRONT_TARGET };
+};
+const frontCells = () => {
+  const seen = new Set();
+  return fronts.filter((f) => {
+    const k = `${f.transport}/${f.n}/${f.size}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  }).map((f) => frontCell(find(FRONT_LABEL, f.transport, f.n, f.size)));
+};
+{
+  // issue 14: behind the shipped nginx config, >= 0.6x of the direct rate
+  const cells = frontCells();
+  const met = cells.filter((x) => x.met).length;
+  targets.push({
+    name: `Behind the shipped nginx config: every transport ≥ ${FRONT_TARGET}× of its direct deliveries/s (issue 14)`,
+    status: !cells.length ? 'not measured' : met === cells.length ? 'met' : `not met (${met} of ${cells.length} cells)`,
+    detail: cells.map((x) => `${TNAME[x.f.transport]} N=${fmtInt(x.f.n)} ${kib(x.f.size)}: ${fmtRatio(x.ratio)}`).join('; ') || '–',
+  });
+}
 {
   // 4. Short poll: >= 50,000 requests/s of since= polls with nothing new
   const r = runs.find((x) => x.label === 'crosstalk' && x.mode === 'closed');
@@ -229,7 +264,7 @@ if (maxLoad > Math.min(machine.nproc ?? 2, 2) + 0.5) {
   md.push('');
 }
 
-md.push('## Where the targets of issue 7 stand');
+md.push('## Where the targets of issues 7 and 14 stand');
 md.push('');
 md.push('| target | status | numbers |');
 md.push('|---|---|---|');
@@ -304,27 +339,56 @@ md.push('');
 md.push('![deliveries/s by subscribers, crosstalk solid, nchan dashed](bench.png)');
 md.push('');
 
-const fronts = ramps.filter((r) => r.label === 'crosstalk+nginx');
+const frontMd = [];
 if (fronts.length) {
-  md.push('## The proxy\'s cost: crosstalk direct and through our nginx');
-  md.push('');
-  md.push('`nginx/crosstalk.standalone.conf.in` with one worker, on the same core as crosstalkd');
-  md.push('and Redis, the whole API under `/d/`. Its `worker_connections` and the 20,000-file');
-  md.push('limit keep this to 1,000 subscribers (each is two connections through the proxy).');
-  md.push('');
-  md.push('| transport | N | size | direct deliveries/s | via nginx deliveries/s | via / direct | p99 ms at equal load: direct / via |');
-  md.push('|---|---:|---:|---:|---:|---:|---:|');
-  for (const f of fronts) {
-    const c = find('crosstalk', f.transport, f.n, f.size);
+  frontMd.push('## crosstalk direct and behind the shipped nginx config');
+  frontMd.push('');
+  frontMd.push('A standard cell of every transport: nginx + nchan is itself an nginx, so behind');
+  frontMd.push('nginx is how users compare. `nginx/crosstalk.standalone.conf.in` (the template the');
+  frontMd.push('tests and `scripts/demo` render) with one worker, on the same core as crosstalkd and');
+  frontMd.push('Redis, the whole API under its `/d/` prefix (the streams and the long poll take the');
+  frontMd.push('same locations as without it; publishes and short polls reach crosstalkd rather');
+  frontMd.push('than the FastCGI pool). Same daemon settings and ramp as the direct cell. The');
+  frontMd.push(`target of issue 14: via nginx ≥ ${FRONT_TARGET}× of the direct rate, every transport.`);
+  frontMd.push('');
+  frontMd.push(`| transport | N | size | direct deliveries/s | via nginx deliveries/s | via / direct (≥ ${FRONT_TARGET}×) | p99 ms at equal load: direct / via | server µs per delivery at equal load: direct / via (incl. nginx) |`);
+  frontMd.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const { f, c, ratio, met } of frontCells()) {
     const p = commonP99(c, f);
-    md.push(`| ${TNAME[f.transport]} | ${fmtInt(f.n)} | ${kib(f.size)} | ${fmtInt(bestPass(c))} | ${fmtInt(bestPass(f))}${lossNote(f)}${fatalNote(f)} | ` +
-      `${bestPass(c) ? fmtRatio((bestPass(f) ?? 0) / bestPass(c)) : '–'} | ${p ? `${fmtMs(p.a)} / ${fmtMs(p.b)}` : '–'} |`);
+    const cpu = commonCpu(c, f);
+    frontMd.push(`| ${TNAME[f.transport]} | ${fmtInt(f.n)} | ${kib(f.size)} | ${fmtInt(bestPass(c))}${clientNote(c)}${fatalNote(c)} | ` +
+      `${fmtInt(bestPass(f))}${clientNote(f)}${lossNote(f)}${fatalNote(f)} | ` +
+      `${ratio === null ? '–' : `${fmtRatio(ratio)} ${met ? 'met' : '**not met**'}`} | ${p ? `${fmtMs(p.a)} / ${fmtMs(p.b)}` : '–'} | ` +
+      `${cpu ? `${cpu.a.toFixed(1)} / ${cpu.b.toFixed(1)} (at ${fmtInt(cpu.dps)}/s)` : '–'} |`);
   }
-  for (const s of skipped.filter((x) => x.label === 'crosstalk+nginx')) {
-    md.push(`| ${TNAME[s.transport]} | ${fmtInt(s.n)} | ${kib(s.size)} | – | not served yet | – | – |`);
+  for (const x of skipped.filter((y) => y.label === FRONT_LABEL)) {
+    frontMd.push(`| ${TNAME[x.transport]} | ${fmtInt(x.n)} | ${kib(x.size)} | – | skipped: ${x.why} | – | – | – |`);
   }
-  md.push('');
+  frontMd.push('');
 }
+
+const defaultRuns = runs.filter((r) => / \(defaults\)$/.test(r.label));
+if (defaultRuns.length) {
+  frontMd.push('## crosstalk with the shipped defaults (`scripts/bench/run --defaults`)');
+  frontMd.push('');
+  frontMd.push('crosstalkd started with no knob changed, direct and behind the shipped nginx config,');
+  frontMd.push('at a fixed rate of half `rate_send_per_sec`; `crosstalk-bench --per-user` puts at');
+  frontMd.push('most `longpolls_per_token` long polls or `streams_per_token` streams on one user');
+  frontMd.push('token (the users are registered within `rate_register_per_min`). A run past what');
+  frontMd.push('the defaults allow stops at the first 429 (or 503 while setting up) with the');
+  frontMd.push('daemon\'s error, shown here.');
+  frontMd.push('');
+  frontMd.push('| transport | N | size | front | users | msgs/s | result | p50 / p99 ms | lost / dup |');
+  frontMd.push('|---|---:|---:|---|---:|---:|---|---:|---:|');
+  for (const r of defaultRuns) {
+    const st = r.stepLines[0];
+    frontMd.push(`| ${TNAME[r.transport]} | ${fmtInt(r.n)} | ${kib(r.size)} | ${r.label.startsWith(FRONT_LABEL) ? 'nginx' : 'direct'} | ` +
+      `${fmtInt(r.users)} | ${st ? st.rate : '–'} | ${r.fatal ? `stopped: ${r.fatal.replaceAll('|', '\\|')}` : r.ok && st?.pass ? 'ok' : `failed${st?.why ? `: ${st.why}` : ''}`} | ` +
+      `${st ? `${fmtMs(st.lat_ms.p50)} / ${fmtMs(st.lat_ms.p99)}` : '–'} | ${r.lost} / ${r.dups} |`);
+  }
+  frontMd.push('');
+}
+md.push(...frontMd);
 
 const lost = runs.filter((r) => r.lost || r.dups || r.unknown);
 md.push('## Messages lost or duplicated');
@@ -413,13 +477,23 @@ if (pngFile) {
 const kept = (() => {
   try {
     const old = fs.readFileSync(mdFile, 'utf8');
-    const at = old.indexOf('<!-- backup benchmark:');
-    return at >= 0 ? old.slice(at) : '';
+    const at = Math.min(...['<!-- backup benchmark:', '<!-- kept:'].map((m) => old.indexOf(m)).filter((i) => i >= 0));
+    return Number.isFinite(at) ? old.slice(at) : '';
   } catch {
     return '';
   }
 })();
-fs.writeFileSync(mdFile, md.join('\n') + (kept ? `\n\n${kept}` : ''));
-console.error(`report.mjs: wrote ${mdFile}${pngFile && !plotNote.length ? ` and ${pngFile}` : ''}`);
+if (mdFile) {
+  fs.writeFileSync(mdFile, md.join('\n') + (kept ? `\n\n${kept}` : ''));
+  console.error(`report.mjs: wrote ${mdFile}${pngFile && !plotNote.length ? ` and ${pngFile}` : ''}`);
+}
+if (sectionsFile) {
+  const head = [`Machine: ${machine.nproc ?? '?'} cores, ${machine.cpu ?? '?'}, ${machine.mem ?? '?'}, kernel ${machine.kernel ?? '?'}; ` +
+    `${machine.placement ?? '?'}. Date ${machine.date ?? '?'}, commit ${machine.commit ?? '?'}${machine.dirty ? ` (with uncommitted changes to ${machine.dirty})` : ''}; ` +
+    `mode ${machine.mode ?? '?'}, ${machine.step_s ?? '?'} s per ramp step; load average ${machine.loadavg_start ?? '?'} at the start, ` +
+    `${end.loadavg_end ?? '?'} at the end (the benchmark itself accounts for about 2).`, ''];
+  fs.writeFileSync(sectionsFile, [...head, ...frontMd.map((l) => l.replace(/^## /, '#### '))].join('\n'));
+  console.error(`report.mjs: wrote ${sectionsFile}`);
+}
 for (const n of plotNote) console.error(`report.mjs: ${n}`);
 process.exit(plotNote.length ? 1 : 0);

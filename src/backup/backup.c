@@ -11,6 +11,7 @@
 #include "log.h"
 #include "names.h"
 #include "reply.h"
+#include "shard.h"
 #include "streamid.h"
 #include "xmalloc.h"
 
@@ -71,12 +72,28 @@ static void backup_sleep_ms(int ms)
         ;
 }
 
+/* The connection to the shard of `room`. */
+static redisContext *backup_redis(const struct backup *b, const char *room)
+{
+    return b->redis[shard_of_room(room, b->shards)];
+}
+
+/* Renews the lock on every shard (as lock_refresh). Returns 0 or -1. */
+static int backup_lock_refresh(struct backup *b)
+{
+    for (int i = 0; i < b->shards; i++)
+        if (lock_refresh(b->redis[i], &b->lock[i], false) < 0)
+            return -1;
+    return 0;
+}
+
 /* Logs a failed command: NULL (connection) or an error reply. */
 static void backup_redis_error(const struct backup *b, const redisReply *r,
                                const char *what, const char *room)
 {
     if (r == NULL)
-        log_error("redis %s (room %s): %s", what, room, b->redis->errstr);
+        log_error("redis %s (room %s): %s", what, room,
+                  backup_redis(b, room)->errstr);
     else if (r->type == REDIS_REPLY_ERROR)
         log_error("redis %s (room %s): %s", what, room, r->str);
     else
@@ -84,33 +101,40 @@ static void backup_redis_error(const struct backup *b, const redisReply *r,
                   r->type);
 }
 
-/* The names of ct:rooms, validated. Returns 0 or -1 (logged). */
+/* The names of ct:rooms, validated: every shard's, together (each lists
+ * the rooms it holds). Returns 0 or -1 (logged). */
 static int backup_redis_rooms(struct backup *b, char ***rooms, size_t *n)
 {
     redisReply *r;
     size_t i;
 
-    *rooms = NULL;
+    *rooms = xcalloc(1, sizeof(**rooms));
     *n = 0;
-    r = redisCommand(b->redis, "ZRANGE %s 0 -1", KEYS_ROOMS);
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        backup_redis_error(b, r, "ZRANGE", KEYS_ROOMS);
-        if (r != NULL)
-            freeReplyObject(r);
-        return -1;
-    }
-    *rooms = xcalloc(r->elements + 1, sizeof(**rooms));
-    for (i = 0; i < r->elements; i++) {
-        const redisReply *e = r->element[i];
-
-        if (e->type != REDIS_REPLY_STRING ||
-            !names_room_valid(e->str, e->len)) {
-            log_warn("%s holds an invalid room name; skipped", KEYS_ROOMS);
-            continue;
+    for (int s = 0; s < b->shards; s++) {
+        r = redisCommand(b->redis[s], "ZRANGE %s 0 -1", KEYS_ROOMS);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+            log_error("redis ZRANGE %s (shard %d): %s", KEYS_ROOMS, s,
+                      r == NULL                      ? b->redis[s]->errstr
+                      : r->type == REDIS_REPLY_ERROR ? r->str
+                                                     : "unexpected reply");
+            if (r != NULL)
+                freeReplyObject(r);
+            return -1;
         }
-        (*rooms)[(*n)++] = xstrndup(e->str, e->len);
+        *rooms = xrealloc(*rooms, (*n + r->elements + 1) * sizeof(**rooms));
+        for (i = 0; i < r->elements; i++) {
+            const redisReply *e = r->element[i];
+
+            if (e->type != REDIS_REPLY_STRING ||
+                !names_room_valid(e->str, e->len)) {
+                log_warn("%s holds an invalid room name; skipped", KEYS_ROOMS);
+                continue;
+            }
+            (*rooms)[(*n)++] = xstrndup(e->str, e->len);
+        }
+        (*rooms)[*n] = NULL;
+        freeReplyObject(r);
     }
-    freeReplyObject(r);
     return 0;
 }
 
@@ -145,7 +169,7 @@ static int backup_get_checkpoint(struct backup *b, const char *room, char *id)
     redisReply *r;
     int rc;
 
-    r = redisCommand(b->redis, "GET %s", keys_backup(key, room));
+    r = redisCommand(backup_redis(b, room), "GET %s", keys_backup(key, room));
     rc = backup_checkpoint_reply(b, r, key, room, id);
     if (r != NULL)
         freeReplyObject(r);
@@ -160,11 +184,13 @@ struct backup_mark {
 };
 
 /* Sets the checkpoint of each mark to its id, all at once, if the lock is
- * ours. Returns 0, or -1 when the lock was lost or Redis failed (logged).
- */
-static int backup_set_checkpoints(struct backup *b,
-                                  const struct backup_mark *marks, size_t n)
+ * ours on `shard`, where the rooms of every mark are. Returns 0, or -1 when
+ * the lock was lost or Redis failed (logged). */
+static int backup_set_shard_checkpoints(struct backup *b, int shard,
+                                        const struct backup_mark *marks,
+                                        size_t n)
 {
+    struct lock *lock = &b->lock[shard];
     /* EVAL, script, numkeys, lock, n checkpoints, token, ttl, n ids */
     size_t argc = 6 + 2 * n, i;
     const char **argv = xcalloc(argc, sizeof(*argv));
@@ -175,29 +201,29 @@ static int backup_set_checkpoints(struct backup *b,
     int rc = -1;
 
     snprintf(nkeys, sizeof(nkeys), "%zu", n + 1);
-    snprintf(ttl, sizeof(ttl), "%d", b->lock->ttl_ms);
+    snprintf(ttl, sizeof(ttl), "%d", lock->ttl_ms);
     argv[0] = "EVAL";
     argv[1] = backup_checkpoint_lua;
     argv[2] = nkeys;
-    argv[3] = b->lock->key;
+    argv[3] = lock->key;
     for (i = 0; i < n; i++) {
         argv[4 + i] = keys_backup(keys[i], marks[i].room);
         argv[6 + n + i] = marks[i].last;
     }
-    argv[4 + n] = b->lock->token;
+    argv[4 + n] = lock->token;
     argv[5 + n] = ttl;
     for (i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
-    r = redisCommandArgv(b->redis, (int)argc, argv, lens);
+    r = redisCommandArgv(b->redis[shard], (int)argc, argv, lens);
     if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
-        lock_renewed(b->lock);
+        lock_renewed(lock);
         rc = 0;
     } else if (r != NULL && r->type == REDIS_REPLY_INTEGER) {
         log_error("lost the lock %s before moving the checkpoint of room %s "
                   "to %s (it expired: a batch took longer than %d ms); "
                   "stopping",
-                  b->lock->key, marks[0].room, marks[0].last, b->lock->ttl_ms);
-        b->lock->held = false;
+                  lock->key, marks[0].room, marks[0].last, lock->ttl_ms);
+        lock->held = false;
     } else {
         backup_redis_error(b, r, "EVAL checkpoint", marks[0].room);
     }
@@ -206,6 +232,32 @@ static int backup_set_checkpoints(struct backup *b,
     free(keys);
     free(lens);
     free(argv);
+    return rc;
+}
+
+/* Sets the checkpoint of each mark, each on its room's shard, one script
+ * per shard (each shard's checkpoints at once; a failure between two
+ * shards leaves some checkpoints behind, which only costs copying their
+ * messages again). Returns 0 or -1 (logged). */
+static int backup_set_checkpoints(struct backup *b,
+                                  const struct backup_mark *marks, size_t n)
+{
+    struct backup_mark *mine;
+    size_t k;
+    int rc = 0;
+
+    if (b->shards == 1)
+        return backup_set_shard_checkpoints(b, 0, marks, n);
+    mine = xcalloc(n, sizeof(*mine));
+    for (int s = 0; s < b->shards && rc == 0; s++) {
+        k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (shard_of_room(marks[i].room, b->shards) == s)
+                mine[k++] = marks[i];
+        if (k > 0)
+            rc = backup_set_shard_checkpoints(b, s, mine, k);
+    }
+    free(mine);
     return rc;
 }
 
@@ -232,7 +284,7 @@ static int backup_stream_info(struct backup *b, const char *room,
 
     memset(s, 0, sizeof(*s));
     keys_room_log(key, room);
-    r = redisCommand(b->redis, "EXISTS %s", key);
+    r = redisCommand(backup_redis(b, room), "EXISTS %s", key);
     if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
         backup_redis_error(b, r, "EXISTS", room);
         goto done;
@@ -242,7 +294,7 @@ static int backup_stream_info(struct backup *b, const char *room,
         goto done;
     }
     freeReplyObject(r);
-    r = redisCommand(b->redis, "XINFO STREAM %s", key);
+    r = redisCommand(backup_redis(b, room), "XINFO STREAM %s", key);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         backup_redis_error(b, r, "XINFO STREAM", room);
         goto done;
@@ -326,13 +378,19 @@ static int backup_scan(struct backup *b, struct backup_room *rs, size_t n)
     size_t i;
     int rc = -1;
 
+    /* one pipeline per shard: each room's replies come in its shard's
+     * order */
     for (i = 0; i < n; i++) {
-        redisAppendCommand(b->redis, "GET %s", keys_backup(key, rs[i].name));
-        redisAppendCommand(b->redis, "XREVRANGE %s + - COUNT 1",
+        redisContext *c = backup_redis(b, rs[i].name);
+
+        redisAppendCommand(c, "GET %s", keys_backup(key, rs[i].name));
+        redisAppendCommand(c, "XREVRANGE %s + - COUNT 1",
                            keys_room_log(key, rs[i].name));
     }
     for (i = 0; i < n; i++) {
-        if (redisGetReply(b->redis, (void **)&r) != REDIS_OK) {
+        redisContext *c = backup_redis(b, rs[i].name);
+
+        if (redisGetReply(c, (void **)&r) != REDIS_OK) {
             r = NULL;
             backup_redis_error(b, r, "GET checkpoint", rs[i].name);
             return -1; /* the connection is gone: no replies to drain */
@@ -341,7 +399,7 @@ static int backup_scan(struct backup *b, struct backup_room *rs, size_t n)
                                     rs[i].name, rs[i].ck) < 0)
             rc = -2;
         freeReplyObject(r);
-        if (redisGetReply(b->redis, (void **)&r) != REDIS_OK) {
+        if (redisGetReply(c, (void **)&r) != REDIS_OK) {
             r = NULL;
             backup_redis_error(b, r, "XREVRANGE", rs[i].name);
             return -1;
@@ -469,8 +527,8 @@ static int backup_copy_room(struct backup *b, struct backup_batch *q,
     for (;;) {
         want = b->batch > q->entries ? b->batch - q->entries : 1;
         snprintf(count, sizeof(count), "%zu", want);
-        r = redisCommand(b->redis, "XRANGE %s %s %s COUNT %s", key, start,
-                         rm->end, count);
+        r = redisCommand(backup_redis(b, rm->name), "XRANGE %s %s %s COUNT %s",
+                         key, start, rm->end, count);
         if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
             backup_redis_error(b, r, "XRANGE", rm->name);
             goto err;
@@ -553,7 +611,7 @@ int backup_copy(struct backup *b)
                 goto done;
             }
         }
-        if (lock_refresh(b->redis, b->lock, false) < 0)
+        if (backup_lock_refresh(b) < 0)
             goto done;
     }
     if (backup_flush(b, &q) < 0)
@@ -593,12 +651,12 @@ int backup_retain(struct backup *b, long long keep)
     /* Every room at once, pipelined; a room with more to trim than the
      * script takes per call goes round again. */
     while (left > 0) {
-        if (lock_refresh(b->redis, b->lock, false) < 0)
+        if (backup_lock_refresh(b) < 0)
             goto done;
         for (i = 0; i < n; i++) {
             if (again[i])
-                redisAppendCommand(b->redis, "EVAL %s 2 %s %s %lld %s",
-                                   backup_retain_lua,
+                redisAppendCommand(backup_redis(b, rooms[i]),
+                                   "EVAL %s 2 %s %s %lld %s", backup_retain_lua,
                                    keys_room_log(key, rooms[i]),
                                    keys_backup(ck, rooms[i]), keep, cap);
         }
@@ -606,7 +664,8 @@ int backup_retain(struct backup *b, long long keep)
         for (i = 0; i < n; i++) {
             if (!again[i])
                 continue;
-            if (redisGetReply(b->redis, (void **)&r) != REDIS_OK) {
+            if (redisGetReply(backup_redis(b, rooms[i]), (void **)&r) !=
+                REDIS_OK) {
                 backup_redis_error(b, NULL, "EVAL retain", rooms[i]);
                 goto done;
             }
@@ -643,6 +702,7 @@ done:
 static int backup_xadd(struct backup *b, const char *key, const char *room,
                        const struct chat_event *evs, size_t n)
 {
+    redisContext *c = backup_redis(b, room);
     char tsbuf[24];
     redisReply *r;
     size_t i;
@@ -659,11 +719,11 @@ static int backup_xadd(struct backup *b, const char *key, const char *room,
         for (j = 0; j < 9; j++)
             lens[j] = strlen(argv[j]);
         lens[6] = evs[i].text_len;
-        redisAppendCommandArgv(b->redis, 9, argv, lens);
+        redisAppendCommandArgv(c, 9, argv, lens);
     }
     for (i = 0; i < n; i++) {
-        if (redisGetReply(b->redis, (void **)&r) != REDIS_OK) {
-            log_error("redis XADD (room %s): %s", room, b->redis->errstr);
+        if (redisGetReply(c, (void **)&r) != REDIS_OK) {
+            log_error("redis XADD (room %s): %s", room, c->errstr);
             return -1;
         }
         if (r->type == REDIS_REPLY_ERROR && rc == 0) {
@@ -805,7 +865,7 @@ static int backup_restore_room(struct backup *b, struct backup_reader *rd,
             evs = xcalloc(b->batch, sizeof(*evs));
             n = 0;
             backup_progress(b, false);
-            if (lock_refresh(b->redis, b->lock, false) < 0)
+            if (backup_lock_refresh(b) < 0)
                 goto done;
             if (backup_stopping(b)) {
                 log_warn("room %s: stopping on a signal after %s", room,
@@ -825,7 +885,8 @@ static int backup_restore_room(struct backup *b, struct backup_reader *rd,
     /* The room's entry in ct:rooms, at its last message's time. */
     if (seen) {
         snprintf(tsbuf, sizeof(tsbuf), "%" PRId64, last_ts);
-        r = redisCommand(b->redis, "ZADD %s GT %s %s", KEYS_ROOMS, tsbuf, room);
+        r = redisCommand(backup_redis(b, room), "ZADD %s GT %s %s", KEYS_ROOMS,
+                         tsbuf, room);
         if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
             backup_redis_error(b, r, "ZADD", room);
             goto done;
@@ -927,7 +988,7 @@ static int backup_side_redis(struct backup *b, const char *room,
     sd->n = sd->i = 0;
     snprintf(start, sizeof(start), "%s%s", first ? "" : "(", from);
     snprintf(count, sizeof(count), "%zu", b->batch);
-    r = redisCommand(b->redis, "XRANGE %s %s %s COUNT %s",
+    r = redisCommand(backup_redis(b, room), "XRANGE %s %s %s COUNT %s",
                      keys_room_log(key, room), start, hi, count);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         backup_redis_error(b, r, "XRANGE", room);
@@ -1170,7 +1231,7 @@ int backup_verify(struct backup *b)
         else
             c = strcmp(rr[i], m->room);
         snprintf(name, sizeof(name), "%s", c <= 0 ? rr[i] : m->room);
-        if (lock_refresh(b->redis, b->lock, false) < 0)
+        if (backup_lock_refresh(b) < 0)
             goto done;
         d = backup_verify_room(b, &mr, name, c <= 0);
         if (d < 0)

@@ -17,14 +17,17 @@
 /* Rooms whose checkpoints and newest ids are asked for in one pipeline. */
 #define BACKUP_SCAN_ROOMS 512
 
-/* One run. The caller connects both stores and takes the lock; every
- * function below writes only while the lock is still ours. */
+/* One run. The caller connects both stores and takes the lock on every
+ * shard; every function below writes only while the lock is still ours.
+ * Each room is read and written on its shard (shard_of_room), the rooms
+ * listed from every shard's ct:rooms. */
 struct backup {
-    redisContext *redis;
+    redisContext **redis; /* one per shard, in redis_url's order */
+    int shards;
     struct mongo_archive *archive;
-    struct lock *lock;
-    size_t batch; /* messages per XRANGE and per bulk write */
-    int delay_ms; /* test hook: sleep after each acknowledged batch */
+    struct lock *lock; /* one per shard: KEYS_BACKUP_LOCK on each */
+    size_t batch;      /* messages per XRANGE and per bulk write */
+    int delay_ms;      /* test hook: sleep after each acknowledged batch */
     volatile sig_atomic_t *stop; /* set by a signal: stop after this batch */
     bool progress;               /* a progress line on stderr */
     bool progress_tty;           /* ... rewritten in place (a terminal) */

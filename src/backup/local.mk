@@ -15,7 +15,9 @@ crosstalk_backup_CFLAGS = $(AM_CFLAGS) $(HIREDIS_CFLAGS)
 crosstalk_backup_SOURCES = \
 	src/backup/main.c \
 	src/backup/backup.c src/backup/backup.h \
-	src/backup/lock.c src/backup/lock.h
+	src/backup/lock.c src/backup/lock.h \
+	src/backup/migrate.c src/backup/reshard.c src/backup/reshard.h \
+	src/backup/reshard_servers.c src/backup/reshard_servers.h
 crosstalk_backup_LDADD = $(ARCHIVE_LIBS) $(COMMON_LIBS)
 
 # Reads the archive for the tests: dumps it, pages it back.

@@ -16,7 +16,11 @@
 #include "log.h"
 #include "mongo_archive.h"
 #include "names.h"
+#include "redisurl.h"
+#include "reshard.h"
 #include "rexec_sync.h"
+#include "shard.h"
+#include "xmalloc.h"
 
 #define PROG "crosstalk-backup"
 
@@ -28,7 +32,14 @@
 
 #define LOCK_TTL_DEFAULT 60
 
-enum mode { MODE_BACKUP, MODE_RESTORE, MODE_VERIFY };
+enum mode {
+    MODE_BACKUP,
+    MODE_RESTORE,
+    MODE_VERIFY,
+    MODE_MIGRATE,   /* --migrate-keys */
+    MODE_RESHARD,   /* --reshard OLD_URLS [--verify] [--dry-run] */
+    MODE_PLACEMENT, /* --placement ROOMS --shards N */
+};
 
 struct options {
     enum mode mode;
@@ -36,8 +47,13 @@ struct options {
     const char *room; /* --restore --room */
     int lock_ttl;     /* seconds */
     bool mode_given;
-    bool quiet;    /* --quiet: nothing unless something fails */
-    bool progress; /* --progress: the progress line even without a tty */
+    bool quiet;          /* --quiet: nothing unless something fails */
+    bool progress;       /* --progress: the progress line even without a tty */
+    const char *reshard; /* --reshard OLD_URLS */
+    bool dry_run;        /* --dry-run */
+    const char *placement; /* --placement ROOM[,ROOM...] */
+    long long shards;      /* --shards N */
+    bool verify_placement; /* --reshard --verify */
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -55,6 +71,9 @@ static void usage(FILE *out)
 "usage: " PROG " [--retain N] [options]\n"
 "       " PROG " --restore [--room ROOM] [options]\n"
 "       " PROG " --verify [options]\n"
+"       " PROG " --migrate-keys [options]\n"
+"       " PROG " --reshard OLD_URLS [--dry-run | --verify] [options]\n"
+"       " PROG " --placement ROOM[,ROOM...] --shards N\n"
 "\n"
 "Copies the chat messages Redis holds (redis_url) into MongoDB (mongo_uri),\n"
 "each room from its checkpoint ct:backup:{room}, in unordered bulk inserts\n"
@@ -76,6 +95,27 @@ static void usage(FILE *out)
 "  --verify        per room, compare what Redis and MongoDB must both hold\n"
 "                  (the stream from its first entry up to the checkpoint)\n"
 "                  message by message: id, sender, text and time\n"
+"  --migrate-keys  rename the keys of a deployment older than the hash-tagged\n"
+"                  names (ct:room:R:log to ct:room:{R}:log; also ct:presence,\n"
+"                  ct:backup and ct:idem) on every server of redis_url, for\n"
+"                  every room of ct:rooms; with crosstalkd and crosstalk-fcgi\n"
+"                  stopped; safe to run again (already renamed keys are\n"
+"                  left alone, a key under both names is reported)\n"
+"  --reshard OLD_URLS  with writers stopped, move every room (stream with its\n"
+"                  ids, presence, checkpoint, idempotency keys, ct:rooms\n"
+"                  entry) and user (with its tokens) whose shard differs in\n"
+"                  redis_url (the new comma-separated list) to it, from any\n"
+"                  server of OLD_URLS or redis_url: DUMP, RESTORE there, DEL\n"
+"                  here, so a run killed at any point is finished by running\n"
+"                  it again; prints how many rooms moved (adding an Nth shard\n"
+"                  moves about 1/N of them)\n"
+"  --dry-run       with --reshard: list the rooms that would move, write\n"
+"                  nothing\n"
+"  --reshard OLD_URLS --verify  check that every room's and user's keys are\n"
+"                  on its shard of redis_url and on no other server of\n"
+"                  either list (exit 3 if not); writes nothing\n"
+"  --placement ROOM[,ROOM...] --shards N  print each room's shard 0..N-1\n"
+"                  (shard.h's placement; reads nothing, connects nowhere)\n"
 "  --lock-ttl S    seconds the lock outlives a run that died (default %d)\n"
 "  --quiet         print nothing unless something fails (for cron)\n"
 "  --progress      the progress line even when stderr is not a terminal\n"
@@ -91,11 +131,15 @@ static void usage(FILE *out)
 "\n"
 "Exit status: 0 done, or another run holds the lock (backup only);\n"
 "1 failure (Redis or MongoDB unreachable or refusing; the lock held by\n"
-"another run for --restore/--verify); 2 usage or configuration error;\n"
-"3 --verify found a room that differs.\n"
+"another run for --restore/--verify/--migrate-keys/--reshard; a key\n"
+"--migrate-keys or --reshard found under both names or on both servers,\n"
+"different); 2 usage or configuration error; 3 --verify found a room that\n"
+"differs (or, with --reshard, a key off its shard).\n"
 "\n"
-"Test hook: CT_BACKUP_BATCH_DELAY_MS=N sleeps N ms after MongoDB\n"
-"acknowledged each batch, before the checkpoints move.\n"
+"Test hooks: CT_BACKUP_BATCH_DELAY_MS=N sleeps N ms after MongoDB\n"
+"acknowledged each batch, before the checkpoints move;\n"
+"CT_RESHARD_DELAY_MS=N sleeps N ms after each key --reshard copied,\n"
+"before it deletes it from its old server.\n"
 "\n"
 "Configuration keys:\n",
             LOCK_TTL_DEFAULT);
@@ -155,7 +199,30 @@ static int parse_options(int argc, char **argv, struct options *o)
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
 
-        if (strcmp(a, "--quiet") == 0) {
+        if (strcmp(a, "--migrate-keys") == 0) {
+            if (o->mode_given) {
+                fprintf(stderr, PROG ": --migrate-keys is a run of its own\n");
+                return -1;
+            }
+            o->mode = MODE_MIGRATE;
+            o->mode_given = true;
+        } else if (strcmp(a, "--dry-run") == 0) {
+            o->dry_run = true;
+        } else if ((val = flag_value(argc, argv, &i, "--reshard", &missing)) !=
+                   NULL) {
+            o->reshard = val;
+        } else if ((val = flag_value(argc, argv, &i, "--placement",
+                                     &missing)) != NULL) {
+            o->placement = val;
+        } else if ((val = flag_value(argc, argv, &i, "--shards", &missing)) !=
+                   NULL) {
+            if (parse_num(val, 1, REDISURL_LIST_MAX, &v) < 0) {
+                fprintf(stderr, PROG ": --shards wants 1..%d, got '%s'\n",
+                        REDISURL_LIST_MAX, val);
+                return -1;
+            }
+            o->shards = v;
+        } else if (strcmp(a, "--quiet") == 0) {
             o->quiet = true;
         } else if (strcmp(a, "--progress") == 0) {
             o->progress = true;
@@ -163,8 +230,8 @@ static int parse_options(int argc, char **argv, struct options *o)
             enum mode m = a[2] == 'r' ? MODE_RESTORE : MODE_VERIFY;
 
             if (o->mode_given && o->mode != m) {
-                fprintf(stderr, PROG ": --restore and --verify are separate "
-                                     "runs\n");
+                fprintf(stderr, PROG ": --restore, --verify and "
+                                     "--migrate-keys are separate runs\n");
                 return -1;
             }
             o->mode = m;
@@ -207,6 +274,30 @@ static int parse_options(int argc, char **argv, struct options *o)
             return -1;
         }
     }
+    if (o->reshard != NULL) {
+        if (o->mode_given && o->mode != MODE_VERIFY) {
+            fprintf(stderr, PROG ": --reshard goes alone, with --dry-run or "
+                                 "with --verify\n");
+            return -1;
+        }
+        if (o->dry_run && o->mode == MODE_VERIFY) {
+            fprintf(stderr, PROG ": --dry-run and --verify contradict\n");
+            return -1;
+        }
+        o->verify_placement = o->mode == MODE_VERIFY;
+        o->mode = MODE_RESHARD;
+    } else if (o->dry_run) {
+        fprintf(stderr, PROG ": --dry-run goes with --reshard\n");
+        return -1;
+    }
+    if ((o->placement != NULL) != (o->shards > 0) ||
+        (o->placement != NULL && (o->mode_given || o->reshard != NULL))) {
+        fprintf(stderr, PROG ": --placement ROOMS --shards N go together and "
+                             "alone\n");
+        return -1;
+    }
+    if (o->placement != NULL)
+        o->mode = MODE_PLACEMENT;
     if (o->room != NULL && o->mode != MODE_RESTORE) {
         fprintf(stderr, PROG ": --room goes with --restore\n");
         return -1;
@@ -224,6 +315,30 @@ static int parse_options(int argc, char **argv, struct options *o)
 }
 
 static const char *const mode_names[] = {"backup", "restore", "verify"};
+
+/* --placement: each room's shard, one line each. */
+static int print_placement(const struct options *o)
+{
+    char room[NAME_ROOM_MAX + 1];
+    const char *p = o->placement, *end;
+    size_t len;
+
+    for (; *p != '\0'; p = *end == ',' ? end + 1 : end) {
+        end = strchr(p, ',');
+        if (end == NULL)
+            end = p + strlen(p);
+        len = (size_t)(end - p);
+        if (!names_room_valid(p, len)) {
+            fprintf(stderr, PROG ": --placement: '%.*s' is not a room name\n",
+                    (int)len, p);
+            return EXIT_USAGE;
+        }
+        memcpy(room, p, len);
+        room[len] = '\0';
+        printf("%s %d\n", room, shard_of_room(room, (int)o->shards));
+    }
+    return EXIT_OK;
+}
 
 static void summary(const struct options *o, const struct backup *b, bool ok,
                     int64_t ms)
@@ -248,6 +363,8 @@ static void summary(const struct options *o, const struct backup *b, bool ok,
                ok ? (b->differences > 0 ? "DIFFERENT" : "ok") : "FAILED",
                b->rooms, b->differences, ms);
         break;
+    default: /* the key tools return before */
+        break;
     }
     fflush(stdout);
 }
@@ -265,21 +382,42 @@ static void install_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* --migrate-keys and --reshard: Redis only. */
+static int run_keys_tool(const struct options *o, const struct config *cfg)
+{
+    struct reshard_opts ro;
+
+    memset(&ro, 0, sizeof(ro));
+    ro.old_urls = o->reshard;
+    ro.new_urls = cfg->redis_url;
+    ro.timeout_ms = cfg->redis_timeout_ms;
+    ro.lock_ttl_ms = o->lock_ttl * 1000;
+    ro.dry_run = o->dry_run;
+    ro.verify = o->verify_placement;
+    ro.tty = isatty(STDERR_FILENO) == 1;
+    ro.progress = !o->quiet && (o->progress || ro.tty);
+    ro.stop = &stop_flag;
+    install_signals();
+    return o->mode == MODE_MIGRATE ? migrate_keys(&ro) : reshard_run(&ro);
+}
+
 int main(int argc, char **argv)
 {
     struct config cfg;
     struct options opt;
     struct backup b;
-    struct lock lock;
-    struct rexec_sync *conn = NULL;
-    redisContext *redis = NULL; /* conn's */
+    struct lock *lock = NULL;        /* one per shard */
+    struct rexec_sync **conn = NULL; /* one per shard */
+    redisContext **redis = NULL;     /* conn's */
+    struct rexec **rx = NULL;
+    int shards = 0, nlocked = 0;
     struct mongo_archive *archive = NULL;
     char err[512];
     const char *delay;
     long long left_ms, v;
     int64_t t0 = lock_now_ms();
     int status = EXIT_FAIL, i, r;
-    bool ok = false, locked = false;
+    bool ok = false;
 
     log_set_program(PROG);
     memset(&opt, 0, sizeof(opt));
@@ -314,6 +452,14 @@ int main(int argc, char **argv)
         status = EXIT_USAGE;
         goto out;
     }
+    if (opt.mode == MODE_PLACEMENT) {
+        status = print_placement(&opt);
+        goto out;
+    }
+    if (opt.mode == MODE_MIGRATE || opt.mode == MODE_RESHARD) {
+        status = run_keys_tool(&opt, &cfg);
+        goto out;
+    }
     delay = getenv("CT_BACKUP_BATCH_DELAY_MS");
     if (delay != NULL && *delay != '\0') {
         if (parse_num(delay, 0, 600000, &v) < 0) {
@@ -344,16 +490,29 @@ int main(int argc, char **argv)
     {
         char why[512];
 
-        conn = rexec_sync_new(cfg.redis_url, cfg.redis_timeout_ms, why,
-                              sizeof(why));
-        if (conn == NULL)
+        shards = rexec_sync_new_list(cfg.redis_url, cfg.redis_timeout_ms, &conn,
+                                     &rx, why, sizeof(why));
+        if (shards < 0) {
             log_error("%s", why);
-        /* the reason it cannot connect is logged there */
-        if (conn == NULL || (redis = rexec_sync_context(conn)) == NULL)
+            shards = 0;
             goto done;
+        }
+        redis = xcalloc((size_t)shards, sizeof(*redis));
+        lock = xcalloc((size_t)shards, sizeof(*lock));
+        /* the reason it cannot connect is logged there */
+        for (i = 0; i < shards; i++)
+            if ((redis[i] = rexec_sync_context(conn[i])) == NULL)
+                goto done;
     }
-    r = lock_acquire(redis, &lock, KEYS_BACKUP_LOCK, opt.lock_ttl * 1000,
-                     &left_ms);
+    /* The lock on every shard, in redis_url's order (two runs meet on
+     * shard 0): each shard's checkpoint script checks its own copy. */
+    r = 1;
+    while (r == 1 && nlocked < shards) {
+        r = lock_acquire(redis[nlocked], &lock[nlocked], KEYS_BACKUP_LOCK,
+                         opt.lock_ttl * 1000, &left_ms);
+        if (r == 1)
+            nlocked++;
+    }
     if (r < 0)
         goto done;
     if (r == 0) {
@@ -370,11 +529,10 @@ int main(int argc, char **argv)
         status = opt.mode == MODE_BACKUP ? EXIT_OK : EXIT_FAIL;
         goto out;
     }
-    locked = true;
-
     b.redis = redis;
+    b.shards = shards;
     b.archive = archive;
-    b.lock = &lock;
+    b.lock = lock;
     b.batch = (size_t)cfg.backup_batch;
     b.stop = &stop_flag;
     b.what = mode_names[opt.mode];
@@ -401,6 +559,8 @@ int main(int argc, char **argv)
             goto done;
         status = r > 0 ? EXIT_DIFFERENT : EXIT_OK;
         break;
+    default: /* the key tools return before */
+        break;
     }
     ok = true;
 
@@ -410,13 +570,19 @@ done:
                   opt.mode == MODE_BACKUP
                       ? "checkpoints cover only what MongoDB acknowledged"
                       : "see the lines above");
-    if (locked)
-        lock_release(redis, &lock);
+    for (i = 0; i < nlocked; i++)
+        lock_release(redis[i], &lock[i]);
+    nlocked = 0;
     backup_progress(&b, true);
     if (!opt.quiet || status != EXIT_OK)
         summary(&opt, &b, ok, lock_now_ms() - t0);
 out:
-    rexec_sync_free(conn);
+    for (i = 0; i < nlocked; i++)
+        lock_release(redis[i], &lock[i]);
+    rexec_sync_free_list(conn, shards);
+    free(rx);
+    free(redis);
+    free(lock);
     mongo_archive_close(archive);
     config_free(&cfg);
     log_close();

@@ -27,6 +27,7 @@ struct bench_opts {
     char label[64];  /* names the target in the output */
     int subscribers; /* N */
     int users;       /* distinct crosstalk users among them */
+    int per_user;    /* at most this many subscribers per user token */
     int size;        /* bytes of message text */
     double rate;     /* messages/s (first step when ramping) */
     double duration; /* seconds of the one step (fixed rate) */
@@ -119,6 +120,7 @@ struct run {
     double closed_rps, closed_cpu_client, closed_cpu_server;
     double load0, load1; /* 1-minute load average at start and end */
     const char *fatal;   /* why the run stopped early */
+    bool refused;        /* ... because the server refused the load */
 };
 
 extern struct run R;
@@ -127,6 +129,13 @@ extern struct run R;
 void run_delivered(uint64_t seq, uint64_t t, bool first);
 /* main.c's loop bound: stops everything with a message. */
 void run_fail(const char *why);
+/* The server's answer `status` to `what` (e.g. "subscriber 3's poll"):
+ * a 429 (a limit of its configuration, whenever it comes) or a 503 before
+ * the first step (it cannot take the load being set up) stops the run at
+ * once, exit status 4, with the server's JSON error and `hint` (may be
+ * NULL). Returns true when it did; false for any other answer. */
+bool run_refused(const char *what, int status, const char *body, size_t blen,
+                 const char *hint);
 
 /* The text of message seq (or warm-up message n) into buf (size+1
  * bytes): the marker, then padding to exactly `size` bytes. */

@@ -319,7 +319,8 @@ static int parse_head(struct conn *c)
         c->ops->head(c, c->status, c->head, c->hlen);
         return 1;
     }
-    if (c->mode == CONN_UPGRADE)
+    if (c->mode == CONN_UPGRADE ||
+        (c->mode == CONN_STREAM && c->status / 100 != 2))
         c->mode = CONN_WHOLE;
     if (c->mode == CONN_STREAM)
         c->ops->head(c, c->status, c->head, c->hlen);

@@ -15,7 +15,8 @@ struct conn;
 /* How the response to a request is handed over. */
 enum conn_mode {
     CONN_WHOLE,   /* complete, to ops->response */
-    CONN_STREAM,  /* head to ops->head, body bytes as they come to ops->body */
+    CONN_STREAM,  /* head to ops->head, body bytes as they come to ops->body;
+                     an answer other than 2xx is handed over whole */
     CONN_UPGRADE, /* a 101 goes to ops->head and then frames to
                      ops->message; any other answer is handed over whole */
 };

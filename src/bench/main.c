@@ -66,6 +66,18 @@ static void usage(FILE *out)
         "  --users K                  crosstalk: distinct users among them, "
         "each\n"
         "                             registered first (default 1)\n"
+        "  --per-user K               crosstalk: at most K subscribers per "
+        "user token\n"
+        "                             (users = N / K rounded up, at least "
+        "--users);\n"
+        "                             against shipped defaults: 8 for "
+        "longpoll\n"
+        "                             (longpolls_per_token), 16 for sse and "
+        "ws\n"
+        "                             (streams_per_token). Every user is "
+        "registered,\n"
+        "                             within rate_register_per_min (30 by "
+        "default)\n"
         "  --size BYTES               message text length (default 100; min "
         "24)\n"
         "  --rate R                   messages/s (default 10); the first step "
@@ -127,7 +139,12 @@ static void usage(FILE *out)
         "\n"
         "Exit status: 0; 1 when a message was lost or duplicated; 2 bad usage; "
         "3 when\n"
-        "the run could not be carried out (the reason is printed).\n");
+        "the run could not be carried out (the reason is printed); 4 when the "
+        "server\n"
+        "refused the load: the first 429 (a limit of its configuration), or a "
+        "503\n"
+        "before the first step, ends the run at once with the server's JSON "
+        "error.\n");
 }
 
 enum {
@@ -138,6 +155,7 @@ enum {
     OPT_PID,
     OPT_TRANSPORT,
     OPT_USERS,
+    OPT_PER_USER,
     OPT_SIZE,
     OPT_RATE,
     OPT_DURATION,
@@ -172,6 +190,7 @@ static const struct option longopts[] = {
     {"transport", required_argument, NULL, OPT_TRANSPORT},
     {"subscribers", required_argument, NULL, 'n'},
     {"users", required_argument, NULL, OPT_USERS},
+    {"per-user", required_argument, NULL, OPT_PER_USER},
     {"size", required_argument, NULL, OPT_SIZE},
     {"rate", required_argument, NULL, OPT_RATE},
     {"duration", required_argument, NULL, OPT_DURATION},
@@ -365,6 +384,9 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
         case OPT_USERS:
             rc = integer("--users", v, 1, 1000000, &o->users);
             break;
+        case OPT_PER_USER:
+            rc = integer("--per-user", v, 1, 1000000, &o->per_user);
+            break;
         case OPT_SIZE:
             rc = integer("--size", v, 24, 1048576, &o->size);
             break;
@@ -451,6 +473,9 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
                         "shortpoll\n");
         return -1;
     }
+    if (o->per_user > 0 &&
+        o->users < (o->subscribers + o->per_user - 1) / o->per_user)
+        o->users = (o->subscribers + o->per_user - 1) / o->per_user;
     if (o->users > o->subscribers)
         o->users = o->subscribers;
     return 0;

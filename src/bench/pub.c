@@ -66,13 +66,19 @@ static void on_response(struct conn *c, int status, const char *head,
 {
     struct pubconn *p = conn_arg(c);
 
+    if (status / 100 != 2 &&
+        run_refused(p->it.warm ? "a warm-up publish" : "a publish", status,
+                    body, blen,
+                    status == 429 ? "(the server's rate_send_per_sec per "
+                                    "token: a lower --rate)"
+                                  : NULL)) {
+        answered(p, false);
+        return;
+    }
     if (status / 100 != 2) {
         char what[200];
-        snprintf(what, sizeof(what), "%d %.*s%s", status,
-                 (int)(blen > 120 ? 120 : blen), body ? body : "",
-                 status == 429 ? " (the server's rate limit: run crosstalkd "
-                                 "with a high --rate-send-per-sec)"
-                               : "");
+        snprintf(what, sizeof(what), "%d %.*s", status,
+                 (int)(blen > 120 ? 120 : blen), body ? body : "");
         tell("a publish was answered %s", what);
     }
     answered(p, status / 100 == 2);

@@ -147,10 +147,31 @@ static double client_cpu(const struct rusage *a, const struct rusage *b)
 
 void run_fail(const char *why)
 {
-    if (R.fatal == NULL)
+    if (R.fatal == NULL) {
         R.fatal = why;
-    fprintf(stderr, "crosstalk-bench: %s\n", why);
+        fprintf(stderr, "crosstalk-bench: %s\n", why);
+    }
     finish();
+}
+
+bool run_refused(const char *what, int status, const char *body, size_t blen,
+                 const char *hint)
+{
+    static char why[640];
+    size_t n = blen;
+
+    if (status != 429 && !(status == 503 && R.cur < 0))
+        return false;
+    while (n > 0 && (body[n - 1] == '\n' || body[n - 1] == '\r'))
+        n--;
+    if (R.fatal == NULL) {
+        snprintf(why, sizeof(why), "%s was answered %d %.*s%s%s", what, status,
+                 (int)(n > 400 ? 400 : n), n ? body : "(no body)",
+                 hint ? " " : "", hint ? hint : "");
+        R.refused = true;
+    }
+    run_fail(why);
+    return true;
 }
 
 size_t bench_text(char *buf, int size, bool warm, uint64_t seq)
@@ -248,11 +269,12 @@ static void reg_response(struct conn *c, int status, const char *head,
 
     if (status != 201 || q == NULL) {
         static char why[256];
-        snprintf(why, sizeof(why), "registering a user was answered %d %.*s%s",
-                 status, (int)(blen > 150 ? 150 : blen), body ? body : "",
-                 status == 429 ? " (the server's rate limit: run crosstalkd "
-                                 "with a high --rate-register-per-min)"
-                               : "");
+        if (run_refused("registering a user", status, body, blen,
+                        "(the server's limit per IP, rate_register_per_min: "
+                        "fewer users, or a higher --rate-register-per-min)"))
+            return;
+        snprintf(why, sizeof(why), "registering a user was answered %d %.*s",
+                 status, (int)(blen > 150 ? 150 : blen), body ? body : "");
         run_fail(why);
         return;
     }
@@ -769,6 +791,8 @@ int run_main(void)
     event_free(tick);
     event_free(check);
     event_free(deadline);
+    if (R.refused)
+        return 4;
     if (R.fatal != NULL)
         return 3;
     return (R.lost > 0 || R.dups > 0 || R.unknown > 0) ? 1 : 0;

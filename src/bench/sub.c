@@ -362,6 +362,30 @@ static void on_message(struct conn *c, int opcode, const char *data, size_t len)
 
 /* --- polls --- */
 
+/* A 429 or (while setting up) a 503 ends the run with the server's answer
+ * rather than retrying: past a limit of the server's configuration, a
+ * subscriber would only retry until the warm-up gave up. */
+static bool refused(struct sub *s, int status, const char *body, size_t blen)
+{
+    static const char *const names[] = {"short poll", "long poll", "SSE stream",
+                                        "WebSocket upgrade"};
+    const char *hint = NULL;
+    char what[96];
+
+    if (status == 429 && R.o.target == TARGET_CROSSTALK) {
+        hint = R.o.transport == BT_LONG_POLL
+                   ? "(the server's longpolls_per_token: --per-user 8 fits "
+                     "the shipped default)"
+               : R.o.transport == BT_SHORT_POLL
+                   ? "(a limit of the server's configuration)"
+                   : "(the server's streams_per_token: --per-user 16 fits "
+                     "the shipped default)";
+    }
+    snprintf(what, sizeof(what), "subscriber %d's %s", s->idx,
+             names[R.o.transport]);
+    return run_refused(what, status, body, blen, hint);
+}
+
 static void poll_again(struct sub *s)
 {
     if (s->c == NULL) {
@@ -394,6 +418,8 @@ static void on_response(struct conn *c, int status, const char *head,
     }
     if (!ok) {
         char what[160];
+        if (refused(s, status, body, blen))
+            return;
         snprintf(what, sizeof(what), "%d %.*s", status,
                  (int)(blen > 140 ? 140 : blen), body ? body : "");
         report(s, "a poll was answered %s", what);

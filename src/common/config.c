@@ -12,6 +12,8 @@
 
 #include "config.h"
 #include "paths.h"
+#include "redisurl.h"
+#include "strlist.h"
 #include "xmalloc.h"
 
 #define CONFIG_ENV_PREFIX "CROSSTALK_"
@@ -43,7 +45,8 @@ static const struct config_key config_keys[] = {
     STR(bind, "127.0.0.1", NULL, "address crosstalkd listens on"),
     INT(port, 8081, 1, 65535, "crosstalkd's port"),
     STR(redis_url, "redis://127.0.0.1:6379/0", NULL,
-        "redis://host:port/db or unix:///path/to/redis.sock"),
+        "redis://host:port/db or unix:///path/to/redis.sock; "
+        "or a comma-separated list of them (shards)"),
     STR(mongo_uri, "mongodb://127.0.0.1:27017/crosstalk", NULL,
         "MongoDB for backup and archive"),
     STR(mongo_write_concern, "majority", NULL,
@@ -479,6 +482,14 @@ done:
 
 static int check_consistency(const struct config *c, char *err, size_t errlen)
 {
+    struct redisurl *urls;
+    int n = redisurl_parse_list(c->redis_url, &urls, err, errlen);
+
+    /* one URL or a comma-separated list of shards; the message names the
+     * bad item */
+    if (n < 0)
+        return -1;
+    redisurl_free_list(urls, n);
     if (c->longpoll_timeout > c->longpoll_max_timeout) {
         set_err(err, errlen,
                 "longpoll_timeout = %d: out of range 1..%d "
@@ -510,6 +521,28 @@ int config_load(struct config *c, int argc, char **argv, char *err,
     if (rc < 0 || check_consistency(c, err, errlen) < 0)
         return -1;
     return rc;
+}
+
+int config_redis_urls(const struct config *c, char ***urls)
+{
+    const char *rest = c->redis_url, *item;
+    size_t len;
+    int n = 0;
+
+    *urls = xcalloc(REDISURL_LIST_MAX + 1, sizeof(**urls));
+    while (n < REDISURL_LIST_MAX && (item = strlist_next(&rest, &len)) != NULL)
+        if (len > 0)
+            (*urls)[n++] = xstrndup(item, len);
+    return n;
+}
+
+void config_redis_urls_free(char **urls, int n)
+{
+    if (urls == NULL)
+        return;
+    for (int i = 0; i < n; i++)
+        free(urls[i]);
+    free(urls);
 }
 
 void config_usage(FILE *out)

@@ -47,6 +47,13 @@ struct config {
 void config_defaults(struct config *c);
 void config_free(struct config *c);
 
+/* The items of redis_url, one per shard in its order, blanks trimmed:
+ * returns how many (at least 1 for a loaded configuration, which
+ * config_load checked) and sets *urls to a new array of new strings
+ * (free it with config_redis_urls_free). */
+int config_redis_urls(const struct config *c, char ***urls);
+void config_redis_urls_free(char **urls, int n);
+
 /* Loads the configuration for a program: defaults, then the file (the
  * --config FILE flag, else $CROSSTALK_CONFIG, else SYSCONFDIR/crosstalk.conf
  * when it exists), then CROSSTALK_<KEY> variables, then --key-with-dashes=V

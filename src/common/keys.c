@@ -96,7 +96,7 @@ static char *key(char *buf, const char *prefix, const char *name,
 
 char *keys_room_log(char *buf, const char *room)
 {
-    return key(buf, "ct:room:", room, ":log");
+    return key(buf, "ct:room:{", room, "}:log");
 }
 
 char *keys_user(char *buf, const char *name)
@@ -114,23 +114,39 @@ char *keys_token(char *buf, const char *hash)
 
 char *keys_presence(char *buf, const char *room)
 {
-    return key(buf, "ct:presence:", room, "");
+    return key(buf, "ct:presence:{", room, "}");
 }
 
 char *keys_bus(char *buf, const char *room)
 {
-    return key(buf, KEYS_BUS_PREFIX, room, "");
+    return key(buf, KEYS_BUS_PREFIX, room, "}");
 }
 
 char *keys_backup(char *buf, const char *room)
 {
-    return key(buf, "ct:backup:", room, "");
+    return key(buf, "ct:backup:{", room, "}");
 }
 
 char *keys_idem(char *buf, const char *room, const char *user, const char *key)
 {
-    snprintf(buf, KEYS_IDEM_MAX, "ct:idem:%s:%s:%s", room, user, key);
+    snprintf(buf, KEYS_IDEM_MAX, "ct:idem:{%s}:%s:%s", room, user, key);
     return buf;
+}
+
+const char *keys_bus_room(const char *channel, char room[NAME_ROOM_MAX + 1])
+{
+    size_t plen = strlen(KEYS_BUS_PREFIX), len;
+
+    if (channel == NULL || strncmp(channel, KEYS_BUS_PREFIX, plen) != 0)
+        return NULL;
+    channel += plen;
+    len = strlen(channel);
+    if (len < 2 || channel[len - 1] != '}' ||
+        !names_room_valid(channel, len - 1))
+        return NULL;
+    memcpy(room, channel, len - 1);
+    room[len - 1] = '\0';
+    return room;
 }
 
 static void script_sha(struct keys_script *s)

@@ -5,26 +5,42 @@
 
 #include <stddef.h>
 
+#include "names.h"
 #include "streamid.h"
 
 #define KEYS_MAX 128
 
 /* Each writes the key into buf (KEYS_MAX bytes) and returns buf. */
+/*
+ * The braces are literal: every key of a room carries the room's name as a
+ * Redis Cluster hash tag ({room}), so one room's stream, presence,
+ * checkpoint, idempotency keys and bus channel share one hash slot and a
+ * later move to Redis Cluster (sharded pub/sub) changes the client, not the
+ * data. Users and tokens keep their names without a tag: a token is looked
+ * up from its digest alone, before the user's name is known, so it cannot
+ * carry the user's tag, and a user key alone gains nothing from one.
+ * Deployments older than the tags are upgraded by
+ * `crosstalk-backup --migrate-keys` (docs/operations.md).
+ */
 char *keys_room_log(char *buf, const char *room); /* ct:room:{room}:log */
-/* ct:user:{name in lower case}: one user per name whatever its case */
+/* ct:user:NAME, the name in lower case: one user per name whatever its
+ * case */
 char *keys_user(char *buf, const char *name);
 
-char *keys_token(char *buf, const char *hash);    /* ct:token:{sha256} */
+char *keys_token(char *buf, const char *hash);    /* ct:token:SHA256 */
 char *keys_presence(char *buf, const char *room); /* ct:presence:{room} */
 char *keys_bus(char *buf, const char *room);      /* ct:bus:{room} */
 char *keys_backup(char *buf, const char *room);   /* ct:backup:{room} */
-/* ct:idem:{room}:{user}:{key}, which no ':' in a name makes unambiguous;
+/* ct:idem:{room}:user:key, which no ':' in a name makes unambiguous;
  * buf holds KEYS_IDEM_MAX bytes. */
 #define KEYS_IDEM_MAX 192
 char *keys_idem(char *buf, const char *room, const char *user, const char *key);
 #define KEYS_ROOMS "ct:rooms"
-#define KEYS_BUS_PATTERN "ct:bus:*"
-#define KEYS_BUS_PREFIX "ct:bus:"
+#define KEYS_BUS_PATTERN "ct:bus:{*}"
+#define KEYS_BUS_PREFIX "ct:bus:{"
+/* The room of bus channel `channel` (ct:bus:{room}) written into room, or
+ * NULL when it is not a bus channel of a valid room name. */
+const char *keys_bus_room(const char *channel, char room[NAME_ROOM_MAX + 1]);
 #define KEYS_BACKUP_LOCK "ct:backup:lock"
 /* What /healthz writes (SET PX) to learn whether Redis takes writes. */
 #define KEYS_HEALTH "ct:health"

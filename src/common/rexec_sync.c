@@ -3,6 +3,7 @@
 #include "rexec_sync.h"
 
 #include <poll.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
@@ -10,6 +11,7 @@
 
 #include "log.h"
 #include "redisurl.h"
+#include "strlist.h"
 #include "rexec.h"
 #include "xmalloc.h"
 
@@ -148,4 +150,46 @@ void rexec_sync_free(struct rexec_sync *s)
 struct rexec *rexec_sync_rexec(struct rexec_sync *s)
 {
     return &s->x;
+}
+
+int rexec_sync_new_list(const char *list, int timeout_ms,
+                        struct rexec_sync ***shards, struct rexec ***x,
+                        char *err, size_t errlen)
+{
+    struct redisurl *urls;
+    char one[1024];
+    const char *rest = list, *item;
+    size_t len;
+    int n = redisurl_parse_list(list, &urls, err, errlen), i = 0;
+
+    *shards = NULL;
+    *x = NULL;
+    if (n < 0)
+        return -1;
+    redisurl_free_list(urls, n);
+    *shards = xcalloc((size_t)n, sizeof(**shards));
+    *x = xcalloc((size_t)n, sizeof(**x));
+    while (i < n && (item = strlist_next(&rest, &len)) != NULL) {
+        snprintf(one, sizeof(one), "%.*s", (int)len, item);
+        if (((*shards)[i] = rexec_sync_new(one, timeout_ms, err, errlen)) ==
+            NULL) {
+            rexec_sync_free_list(*shards, i);
+            free(*x);
+            *shards = NULL;
+            *x = NULL;
+            return -1;
+        }
+        (*x)[i] = rexec_sync_rexec((*shards)[i]);
+        i++;
+    }
+    return n;
+}
+
+void rexec_sync_free_list(struct rexec_sync **shards, int n)
+{
+    if (shards == NULL)
+        return;
+    for (int i = 0; i < n; i++)
+        rexec_sync_free(shards[i]);
+    free(shards);
 }

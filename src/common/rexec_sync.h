@@ -15,6 +15,14 @@ struct rexec_sync;
  * message in err, when the URL is malformed. */
 struct rexec_sync *rexec_sync_new(const char *url, int timeout_ms, char *err,
                                   size_t errlen);
+/* One executor per shard of the comma-separated redis_url `list`
+ * (redisurl_parse_list): returns how many and sets *shards to them and *x
+ * to their executors (in the list's order, for store_new; free *x with
+ * free), or -1 with a message in err. */
+int rexec_sync_new_list(const char *list, int timeout_ms,
+                        struct rexec_sync ***shards, struct rexec ***x,
+                        char *err, size_t errlen);
+void rexec_sync_free_list(struct rexec_sync **shards, int n);
 /* Closes the connection; accepts NULL. */
 void rexec_sync_free(struct rexec_sync *s);
 /* The executor, as long as `s` lives. Its send runs the command and calls

@@ -17,13 +17,15 @@
 #include "names.h"
 #include "reply.h"
 #include "rexec.h"
+#include "shard.h"
 #include "statrec.h"
 #include "xmalloc.h"
 
 #define AUTH_CACHE_MAX 65536
 
 struct store {
-    struct rexec *x;
+    struct rexec **x; /* one executor per shard */
+    int n;
     const struct config *cfg;
     /* token -> user name, believed for token_cache_ttl after Redis said so */
     void *auth_cache;
@@ -107,11 +109,13 @@ static bool reply_failed(const redisReply *r, const char *what)
 
 /* --- life cycle --- */
 
-struct store *store_new(struct rexec *x, const struct config *cfg)
+struct store *store_new(struct rexec **x, int n, const struct config *cfg)
 {
     struct store *st = xcalloc(1, sizeof(*st));
 
-    st->x = x;
+    st->x = xcalloc((size_t)n, sizeof(*st->x));
+    memcpy(st->x, x, (size_t)n * sizeof(*x));
+    st->n = n;
     st->cfg = cfg;
     keys_init();
     return st;
@@ -122,18 +126,38 @@ void store_free(struct store *st)
     if (st == NULL)
         return;
     tdestroy(st->auth_cache, free);
+    free(st->x);
     free(st);
 }
 
 bool store_ready(const struct store *st)
 {
-    return st->x->ready(st->x);
+    for (int i = 0; i < st->n; i++)
+        if (!st->x[i]->ready(st->x[i]))
+            return false;
+    return true;
 }
 
-static int send_argv(struct store *st, rexec_cb fn, struct call *c, int argc,
+int store_shards(const struct store *st)
+{
+    return st->n;
+}
+
+/* The executor of a room's shard, and of a user's. */
+static struct rexec *room_x(const struct store *st, const char *room)
+{
+    return st->x[shard_of_room(room, st->n)];
+}
+
+static struct rexec *user_x(const struct store *st, const char *name)
+{
+    return st->x[shard_of_user(name, st->n)];
+}
+
+static int send_argv(struct rexec *x, rexec_cb fn, struct call *c, int argc,
                      const char **argv, const size_t *lens)
 {
-    return st->x->send(st->x, fn, c, argc, argv, lens);
+    return x->send(x, fn, c, argc, argv, lens);
 }
 
 /* --- commands --- */
@@ -150,7 +174,8 @@ static void on_append(redisReply *reply, void *priv)
         /* the script cache was flushed (restart): send the body once */
         c->argc = keys_append_argv(c->argv, c->lens, c->bufs, 0, c->room,
                                    c->from, c->text, c->text_len, c->idem);
-        if (send_argv(c->st, on_append, c, c->argc, c->argv, c->lens) == 0)
+        if (send_argv(room_x(c->st, c->room), on_append, c, c->argc, c->argv,
+                      c->lens) == 0)
             return;
         /* lost between the two: the EVALSHA did nothing, the EVAL went
          * nowhere */
@@ -186,7 +211,8 @@ int store_append(struct store *st, const char *room, const char *from,
     c->text_len = len;
     c->argc = keys_append_argv(c->argv, c->lens, c->bufs, 1, c->room, c->from,
                                c->text, len, c->idem);
-    if (send_argv(st, on_append, c, c->argc, c->argv, c->lens) != 0) {
+    if (send_argv(room_x(st, room), on_append, c, c->argc, c->argv, c->lens) !=
+        0) {
         call_free(c);
         return -1;
     }
@@ -234,7 +260,7 @@ static int range(struct store *st, const char *cmd, const char *room,
     argv[3] = end;
     argv[4] = "COUNT";
     argv[5] = count;
-    if (send_argv(st, on_range, c, 6, argv, NULL) != 0) {
+    if (send_argv(room_x(st, room), on_range, c, 6, argv, NULL) != 0) {
         call_free(c);
         return -1;
     }
@@ -287,19 +313,20 @@ int store_resume(struct store *st, const char *room,
                  void *arg)
 {
     static const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+    struct rexec *x = room_x(st, room);
     struct call *c;
     struct keys_resume k;
 
     keys_resume_init(&k, room, after, limit);
     /* one write, one round trip: only EXEC's reply is read */
-    if (st->x->queue(st->x, 1, multi, NULL) != 0 ||
-        st->x->queue(st->x, 3, k.xinfo, NULL) != 0 ||
-        st->x->queue(st->x, 6, k.xrange, NULL) != 0)
+    if (x->queue(x, 1, multi, NULL) != 0 ||
+        x->queue(x, 3, k.xinfo, NULL) != 0 ||
+        x->queue(x, 6, k.xrange, NULL) != 0)
         return -1;
     c = call_new(st, arg);
     c->cb.resume = cb;
     strcpy(c->room, room);
-    if (send_argv(st, on_resume, c, 1, exec, NULL) != 0) {
+    if (send_argv(x, on_resume, c, 1, exec, NULL) != 0) {
         call_free(c);
         return -1;
     }
@@ -368,27 +395,60 @@ static void on_auth_user(redisReply *reply, void *priv)
     call_free(c);
 }
 
+/* The first step asks every shard at once for the token's digest: only
+ * the token is known, not the user and so not its shard. The first shard
+ * that holds it goes on to the second step (the others' answers are then
+ * only counted); when none does, the answer waits for every shard. */
+struct auth_fan {
+    struct call *c; /* until `done`: then the second step owns it */
+    int pending;    /* questions without an answer yet */
+    bool down;      /* a shard could not answer */
+    bool done;
+};
+
+/* One shard answered (or could not be asked). */
+static void auth_account(struct auth_fan *f)
+{
+    f->pending--;
+    if (!f->done && f->pending == 0) {
+        f->done = true;
+        if (f->down) {
+            /* the token may be on the shard that did not answer */
+            f->c->cb.user(-1, NULL, f->c->arg);
+        } else {
+            auth_forget(f->c->st, f->c->token);
+            f->c->cb.user(0, NULL, f->c->arg);
+        }
+        call_free(f->c);
+    }
+    if (f->pending == 0)
+        free(f);
+}
+
 static void on_auth(redisReply *reply, void *priv)
 {
-    struct call *c = priv;
+    struct auth_fan *f = priv;
     redisReply *r = reply;
+    struct call *c = f->c;
     char k[KEYS_MAX];
     const char *argv[3] = {"HGET", k, "token_sha256"};
 
-    if (reply_failed(r, "auth")) {
-        c->cb.user(-1, NULL, c->arg);
-    } else if (r->type != REDIS_REPLY_STRING ||
-               !names_user_valid(r->str, r->len)) {
-        auth_forget(c->st, c->token);
-        c->cb.user(0, NULL, c->arg);
-    } else {
+    if (f->done) {
+        /* another shard had it */
+    } else if (reply_failed(r, "auth")) {
+        f->down = true;
+    } else if (r->type == REDIS_REPLY_STRING &&
+               names_user_valid(r->str, r->len)) {
+        f->done = true;
         strcpy(c->from, r->str);
         keys_user(k, c->from);
-        if (send_argv(c->st, on_auth_user, c, 3, argv, NULL) == 0)
-            return;
-        c->cb.user(-1, NULL, c->arg);
+        if (send_argv(user_x(c->st, c->from), on_auth_user, c, 3, argv, NULL) !=
+            0) {
+            c->cb.user(-1, NULL, c->arg);
+            call_free(c);
+        }
     }
-    call_free(c);
+    auth_account(f);
 }
 
 int store_auth(struct store *st, const char *token, store_user_cb cb, void *arg)
@@ -396,7 +456,10 @@ int store_auth(struct store *st, const char *token, store_user_cb cb, void *arg)
     struct auth_entry key, *e;
     void *node;
     struct call *c;
+    struct auth_fan *f;
     char k[KEYS_MAX];
+    const char *argv[2] = {"GET", k};
+    int n = st->n;
 
     if (!auth_token_wellformed(token, strlen(token))) {
         cb(0, NULL, arg);
@@ -415,11 +478,18 @@ int store_auth(struct store *st, const char *token, store_user_cb cb, void *arg)
     strcpy(c->token, token);
     auth_hash(token, strlen(token), c->key);
     keys_token(k, c->key);
-    {
-        const char *argv[2] = {"GET", k};
-        if (send_argv(st, on_auth, c, 2, argv, NULL) != 0) {
-            call_free(c);
-            return -1;
+    f = xcalloc(1, sizeof(*f));
+    f->c = c;
+    f->pending = n;
+    /* a synchronous executor answers within send: `f` may be gone after
+     * the last question, so the loop reads only locals */
+    for (int i = 0; i < n; i++) {
+        if (f->done) {
+            /* found already (synchronously): the rest are not asked */
+            auth_account(f);
+        } else if (st->x[i]->send(st->x[i], on_auth, f, 2, argv, NULL) != 0) {
+            f->down = true;
+            auth_account(f);
         }
     }
     return 0;
@@ -436,7 +506,8 @@ static void on_register(redisReply *reply, void *priv)
         c->argv[1] = keys_register_script.body;
         c->lens[0] = 4;
         c->lens[1] = strlen(c->argv[1]);
-        if (send_argv(c->st, on_register, c, c->argc, c->argv, c->lens) == 0)
+        if (send_argv(user_x(c->st, c->room), on_register, c, c->argc, c->argv,
+                      c->lens) == 0)
             return;
         r = NULL;
     }
@@ -471,45 +542,120 @@ int store_register(struct store *st, const char *name, const char *token,
     c->argv[7] = c->room;
     for (int i = 0; i < c->argc; i++)
         c->lens[i] = strlen(c->argv[i]);
-    if (send_argv(st, on_register, c, c->argc, c->argv, c->lens) != 0) {
+    if (send_argv(user_x(st, name), on_register, c, c->argc, c->argv,
+                  c->lens) != 0) {
         call_free(c);
         return -1;
     }
     return 0;
 }
 
-static void on_rooms(redisReply *reply, void *priv)
-{
-    struct call *c = priv;
-    redisReply *r = reply;
+/* The rooms of every shard, gathered in turn, then merged. */
+struct rooms_call {
+    struct store *st;
+    store_rooms_cb cb;
+    void *arg;
+    int want;
+    int shard;
+    struct keys_rooms k;
+    struct store_room *rooms;
+    size_t n, cap;
+};
 
-    if (reply_failed(r, "rooms") || r->type != REDIS_REPLY_ARRAY) {
-        c->cb.rooms(-1, NULL, NULL, 0, c->arg);
+static int room_cmp(const void *a, const void *b)
+{
+    const struct store_room *x = a, *y = b;
+
+    /* newest first, then by name descending: ct:rooms' ZREVRANGEBYSCORE */
+    if (x->last_ts != y->last_ts)
+        return x->last_ts > y->last_ts ? -1 : 1;
+    return -strcmp(x->name, y->name);
+}
+
+size_t store_rooms_merge(struct store_room *rooms, size_t n, size_t want)
+{
+    qsort(rooms, n, sizeof(*rooms), room_cmp);
+    return n < want ? n : want;
+}
+
+static void rooms_end(struct rooms_call *c, int status)
+{
+    if (status != 0) {
+        c->cb(-1, NULL, NULL, 0, c->arg);
     } else {
-        size_t n = r->elements / 2;
+        size_t n = store_rooms_merge(c->rooms, c->n, (size_t)c->want);
         const char **names = xcalloc(n + 1, sizeof(*names));
         long long *ts = xcalloc(n + 1, sizeof(*ts));
+
         for (size_t i = 0; i < n; i++) {
-            names[i] = r->element[2 * i]->str;
-            ts[i] = strtoll(r->element[2 * i + 1]->str, NULL, 10);
+            names[i] = c->rooms[i].name;
+            ts[i] = c->rooms[i].last_ts;
         }
-        c->cb.rooms(0, names, ts, n, c->arg);
+        c->cb(0, names, ts, n, c->arg);
         free(names);
         free(ts);
     }
-    call_free(c);
+    free(c->rooms);
+    free(c);
+}
+
+static void on_rooms(redisReply *reply, void *priv);
+
+/* Asks the next shard, or answers when every one did. */
+static void rooms_next(struct rooms_call *c)
+{
+    struct rexec *x;
+
+    if (c->shard == c->st->n) {
+        rooms_end(c, 0);
+        return;
+    }
+    x = c->st->x[c->shard];
+    if (x->send(x, on_rooms, c, KEYS_ROOMS_ARGC, c->k.argv, NULL) != 0)
+        rooms_end(c, -1);
+}
+
+static void on_rooms(redisReply *reply, void *priv)
+{
+    struct rooms_call *c = priv;
+    redisReply *r = reply;
+
+    if (reply_failed(r, "rooms") || r->type != REDIS_REPLY_ARRAY) {
+        rooms_end(c, -1);
+        return;
+    }
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        struct store_room *e;
+
+        if (r->element[i]->len > NAME_ROOM_MAX)
+            continue;
+        if (c->n == c->cap) {
+            c->cap = c->cap ? 2 * c->cap : 64;
+            c->rooms = xrealloc(c->rooms, c->cap * sizeof(*c->rooms));
+        }
+        e = &c->rooms[c->n++];
+        strcpy(e->name, r->element[i]->str);
+        e->last_ts = strtoll(r->element[i + 1]->str, NULL, 10);
+    }
+    c->shard++;
+    rooms_next(c);
 }
 
 int store_rooms(struct store *st, int n, long long after_ts,
                 const char *after_name, store_rooms_cb cb, void *arg)
 {
-    struct call *c = call_new(st, arg);
-    struct keys_rooms k;
+    struct rooms_call *c = xcalloc(1, sizeof(*c));
+    struct rexec *x = st->x[0];
 
-    c->cb.rooms = cb;
-    keys_rooms_init(&k, n, after_ts, after_name);
-    if (send_argv(st, on_rooms, c, KEYS_ROOMS_ARGC, k.argv, NULL) != 0) {
-        call_free(c);
+    c->st = st;
+    c->cb = cb;
+    c->arg = arg;
+    c->want = n;
+    /* each shard's first n after the cursor: the merged first n are among
+     * them */
+    keys_rooms_init(&c->k, n, after_ts, after_name);
+    if (x->send(x, on_rooms, c, KEYS_ROOMS_ARGC, c->k.argv, NULL) != 0) {
+        free(c);
         return -1;
     }
     return 0;
@@ -552,7 +698,7 @@ int store_online(struct store *st, const char *room, store_online_cb cb,
     argv[1] = keys_presence(key, room);
     argv[2] = now;
     argv[3] = "+inf";
-    if (send_argv(st, on_online, c, 4, argv, NULL) != 0) {
+    if (send_argv(room_x(st, room), on_online, c, 4, argv, NULL) != 0) {
         call_free(c);
         return -1;
     }
@@ -579,6 +725,7 @@ static void on_added(redisReply *reply, void *priv)
 int store_presence_add(struct store *st, const char *room, const char *user,
                        int64_t expiry_ms, store_added_cb cb, void *arg)
 {
+    struct rexec *x = room_x(st, room);
     char key[KEYS_MAX], now[24], expiry[24];
     const char *argv[4];
     struct added *a;
@@ -591,7 +738,7 @@ int store_presence_add(struct store *st, const char *room, const char *user,
     argv[1] = key;
     argv[2] = "-inf";
     argv[3] = now;
-    if (st->x->queue(st->x, 4, argv, NULL) != 0)
+    if (x->queue(x, 4, argv, NULL) != 0)
         return -1;
     argv[0] = "ZADD";
     argv[2] = expiry;
@@ -599,7 +746,7 @@ int store_presence_add(struct store *st, const char *room, const char *user,
     a = xmalloc(sizeof(*a));
     a->cb = cb;
     a->arg = arg;
-    if (st->x->send(st->x, on_added, a, 4, argv, NULL) != 0) {
+    if (x->send(x, on_added, a, 4, argv, NULL) != 0) {
         free(a);
         return -1;
     }
@@ -608,13 +755,14 @@ int store_presence_add(struct store *st, const char *room, const char *user,
 
 void store_presence_remove(struct store *st, const char *room, const char *user)
 {
+    struct rexec *x = room_x(st, room);
     char key[KEYS_MAX];
     const char *argv[3];
 
     argv[0] = "ZREM";
     argv[1] = keys_presence(key, room);
     argv[2] = user;
-    st->x->send(st->x, NULL, NULL, 3, argv, NULL);
+    x->send(x, NULL, NULL, 3, argv, NULL);
 }
 
 static void on_published(redisReply *reply, void *priv)
@@ -630,6 +778,7 @@ static void on_published(redisReply *reply, void *priv)
 int store_publish(struct store *st, const struct chat_event *ev,
                   store_status_cb cb, void *arg)
 {
+    struct rexec *x = room_x(st, ev->room);
     struct call *c = cb != NULL ? call_new(st, arg) : NULL;
     char chan[KEYS_MAX];
     size_t len;
@@ -647,35 +796,70 @@ int store_publish(struct store *st, const struct chat_event *ev,
     lens[2] = len;
     if (c != NULL)
         c->cb.status = cb;
-    rc = st->x->send(st->x, c != NULL ? on_published : NULL, c, 3, argv, lens);
+    rc = x->send(x, c != NULL ? on_published : NULL, c, 3, argv, lens);
     if (rc != 0)
         call_free(c);
     free(json);
     return rc;
 }
 
+/* The probe of every shard, all at once; each shard's fault is kept and
+ * the answer comes with the last probe's. */
+struct health_call {
+    store_health_cb cb;
+    void *arg;
+    int n, pending;
+    int *faults;
+    struct health_probe {
+        struct health_call *h;
+        int shard;
+    } * probes;
+};
+
+static void health_account(struct health_call *h)
+{
+    if (--h->pending > 0)
+        return;
+    h->cb(h->faults, h->n, h->arg);
+    free(h->faults);
+    free(h->probes);
+    free(h);
+}
+
 static void on_health(redisReply *reply, void *priv)
 {
-    struct call *c = priv;
+    struct health_probe *p = priv;
     redisReply *r = reply;
 
     if (r != NULL && r->type == REDIS_REPLY_ERROR)
-        log_warn("redis: health probe: %s", r->str);
-    c->cb.status(reply_fault(r), c->arg);
-    call_free(c);
+        log_warn("redis: health probe of shard %d: %s", p->shard, r->str);
+    p->h->faults[p->shard] = reply_fault(r);
+    health_account(p->h);
 }
 
-int store_health(struct store *st, store_status_cb cb, void *arg)
+void store_health(struct store *st, store_health_cb cb, void *arg)
 {
-    struct call *c = call_new(st, arg);
     const char *argv[5] = {"SET", KEYS_HEALTH, "1", "PX", "10000"};
+    struct health_call *h = xcalloc(1, sizeof(*h));
+    int n = st->n;
 
-    c->cb.status = cb;
-    if (send_argv(st, on_health, c, 5, argv, NULL) != 0) {
-        call_free(c);
-        return -1;
+    h->cb = cb;
+    h->arg = arg;
+    h->n = h->pending = n;
+    h->faults = xcalloc((size_t)n, sizeof(*h->faults));
+    h->probes = xcalloc((size_t)n, sizeof(*h->probes));
+    /* `h` goes with the last answer, maybe within a send: only locals
+     * after it */
+    for (int i = 0; i < n; i++) {
+        struct health_probe *p = &h->probes[i];
+
+        p->h = h;
+        p->shard = i;
+        if (st->x[i]->send(st->x[i], on_health, p, 5, argv, NULL) != 0) {
+            h->faults[i] = API_FAULT_DOWN;
+            health_account(h);
+        }
     }
-    return 0;
 }
 
 /* --- the counters records of every process --- */
@@ -692,8 +876,9 @@ void store_stats_write(struct store *st, const char *id, const char *json,
     for (int i = 0; i < 5; i++)
         lens[i] = strlen(set[i]);
     lens[2] = len;
-    if (st->x->queue(st->x, 5, set, lens) == 0)
-        st->x->send(st->x, NULL, NULL, 3, sadd, NULL);
+    /* the records of every process are on the first shard */
+    if (st->x[0]->queue(st->x[0], 5, set, lens) == 0)
+        st->x[0]->send(st->x[0], NULL, NULL, 3, sadd, NULL);
 }
 
 struct strings_call {
@@ -734,7 +919,7 @@ int store_stats_read(struct store *st, store_strings_cb cb, void *arg)
 
     c->cb = cb;
     c->arg = arg;
-    if (st->x->send(st->x, on_stats_read, c, 5, argv, NULL) != 0) {
+    if (st->x[0]->send(st->x[0], on_stats_read, c, 5, argv, NULL) != 0) {
         free(c);
         return -1;
     }

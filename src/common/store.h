@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "event.h"
+#include "names.h"
 #include "streamid.h"
 
 struct config;
@@ -17,13 +18,17 @@ struct rexec;
 struct store;
 struct reply_appended; /* reply.h */
 
-/* A store sending through `x`, which must outlive it; cfg is kept too
- * (token_cache_ttl). */
-struct store *store_new(struct rexec *x, const struct config *cfg);
+/* A store over n >= 1 Redis shards, sending through the executors x[0..n-1]
+ * (the order of redis_url), which must outlive it; the array is copied, cfg
+ * is kept (token_cache_ttl). A room's commands go to shard_of_room, a
+ * user's to shard_of_user (shard.h); see docs/sharding.md. */
+struct store *store_new(struct rexec **x, int n, const struct config *cfg);
 /* Frees the token cache and the store, not the executor. Accepts NULL. */
 void store_free(struct store *st);
-/* True when the executor can send now. */
+/* True when every shard's executor can send now. */
 bool store_ready(const struct store *st);
+/* How many shards. */
+int store_shards(const struct store *st);
 
 /* In every callback, status is 0 on success and non-zero when Redis could
  * not be reached, answered with an error, or did not answer within
@@ -71,7 +76,11 @@ int store_resume(struct store *st, const char *room,
 typedef void (*store_user_cb)(int status, const char *user, void *arg);
 /* The user a token belongs to (user NULL when unknown, or when the user
  * no longer has that token). A token Redis confirmed less than
- * token_cache_ttl seconds ago is answered from a cache, synchronously. */
+ * token_cache_ttl seconds ago is answered from a cache, synchronously.
+ * Only the token is known, not its user's shard: every shard is asked at
+ * once, and the first that holds it answers (a shard that hangs does not
+ * delay a token another shard holds); unknown everywhere but a shard did
+ * not answer is a failure (status -1), not an unknown token. */
 int store_auth(struct store *st, const char *token, store_user_cb cb,
                void *arg);
 
@@ -82,9 +91,21 @@ int store_register(struct store *st, const char *name, const char *token,
 typedef void (*store_rooms_cb)(int status, const char *const *names,
                                const long long *last_ts, size_t n, void *arg);
 /* The first `n` rooms after the cursor (after_name NULL: from the top),
- * newest first: keys_rooms_init. */
+ * newest first: keys_rooms_init. Each shard keeps the index of its rooms:
+ * each is asked for its first n after the cursor, in turn, and the lists
+ * merged (store_rooms_merge); one shard failing fails the call. */
 int store_rooms(struct store *st, int n, long long after_ts,
                 const char *after_name, store_rooms_cb cb, void *arg);
+
+/* One room of the merged index. */
+struct store_room {
+    char name[NAME_ROOM_MAX + 1];
+    long long last_ts;
+};
+/* Sorts rooms gathered from several shards into the order of one index
+ * (last_ts descending, then name descending, as ZREVRANGEBYSCORE) and
+ * returns how many of them make the page: min(n, want). */
+size_t store_rooms_merge(struct store_room *rooms, size_t n, size_t want);
 
 typedef void (*store_online_cb)(int status, const char *const *names, size_t n,
                                 void *arg);
@@ -105,13 +126,16 @@ typedef void (*store_status_cb)(int status, void *arg);
 int store_publish(struct store *st, const struct chat_event *ev,
                   store_status_cb cb, void *arg);
 
-/* For /healthz: a small write (SET KEYS_HEALTH PX), since Redis may answer
- * PING and refuse every write (out of memory, read-only replica). status
- * is an enum api_fault. */
-int store_health(struct store *st, store_status_cb cb, void *arg);
+/* For /healthz: a small write (SET KEYS_HEALTH PX) on every shard at
+ * once, since Redis may answer PING and refuse every write (out of memory,
+ * read-only replica). faults[i] is shard i's enum api_fault (0: healthy);
+ * the callback always comes (synchronously when every shard is down). */
+typedef void (*store_health_cb)(const int *faults, int n, void *arg);
+void store_health(struct store *st, store_health_cb cb, void *arg);
 
 /* Writes this process's counters record (statrec.h) with its TTL, and its
- * id into the index (fire and forget; nothing when Redis is down). */
+ * id into the index (fire and forget; nothing when Redis is down). The
+ * records live on shard 0 (statrec_sink writes there too). */
 void store_stats_write(struct store *st, const char *id, const char *json,
                        size_t len, int ttl_ms);
 typedef void (*store_strings_cb)(int status, const char *const *v,

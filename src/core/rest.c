@@ -7,12 +7,15 @@
 #include <string.h>
 #include <strings.h>
 
+#include <json-c/json.h>
+
 #include "api.h"
 #include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "query.h"
 #include "ratelimit.h"
+#include "redisurl.h"
 #include "reply.h"
 #include "store.h"
 #include "strlist.h"
@@ -218,13 +221,68 @@ static void touch(struct call *c)
 
 /* --- health --- */
 
-static void healthz_done(int status, void *arg)
+/* With several shards, a 503 names each shard down in its message and
+ * lists every shard's state (0-based, in redis_url's order, no password):
+ * {"error":"unavailable","message":"shard 2 of 3 (127.0.0.1:6381): ...",
+ *  "shards":[{"shard":0,"redis":"127.0.0.1:6379","status":"ok"},...]} */
+static void healthz_shards(struct call *c, const int *faults, int n)
+{
+    struct redisurl *urls = NULL;
+    char why[256], where[160], msg[sizeof(((struct api_error *)0)->message)];
+    size_t used = 0;
+    json_object *o = json_object_new_object(), *list = json_object_new_array();
+    const char *body;
+    int got =
+        redisurl_parse_list(c->ctx->cfg->redis_url, &urls, why, sizeof(why));
+
+    msg[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        json_object *e = json_object_new_object();
+        struct api_error err;
+
+        if (i < got)
+            redisurl_where(&urls[i], where, sizeof(where));
+        else
+            snprintf(where, sizeof(where), "?");
+        json_object_object_add(e, "shard", json_object_new_int(i));
+        json_object_object_add(e, "redis", json_object_new_string(where));
+        if (faults[i] == 0) {
+            json_object_object_add(e, "status", json_object_new_string("ok"));
+        } else {
+            api_unavailable(&err, faults[i], API_DOING_HEALTH);
+            json_object_object_add(e, "status",
+                                   json_object_new_string(API_UNAVAILABLE));
+            json_object_object_add(e, "message",
+                                   json_object_new_string(err.message));
+            if (used < sizeof(msg))
+                used += (size_t)snprintf(
+                    msg + used, sizeof(msg) - used, "%sshard %d of %d (%s): %s",
+                    used > 0 ? "; " : "", i, n, where, err.message);
+        }
+        json_object_array_add(list, e);
+    }
+    redisurl_free_list(urls, got > 0 ? got : 0);
+    json_object_object_add(o, "error", json_object_new_string(API_UNAVAILABLE));
+    json_object_object_add(o, "message", json_object_new_string(msg));
+    json_object_object_add(o, "shards", list);
+    body = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+    rest_header(&c->rs, "Retry-After", "1");
+    answer(c, 503, xstrdup(body), strlen(body));
+    json_object_put(o);
+}
+
+static void healthz_done(const int *faults, int n, void *arg)
 {
     struct call *c = arg;
     struct api_error err;
+    int down = 0;
 
-    if (status != 0) {
-        api_unavailable(&err, status, API_DOING_HEALTH);
+    for (int i = 0; i < n; i++)
+        down += faults[i] != 0;
+    if (down > 0 && n > 1) {
+        healthz_shards(c, faults, n);
+    } else if (down > 0) {
+        api_unavailable(&err, faults[0], API_DOING_HEALTH);
         answer_error(c, &err);
     } else {
         answer(c, 200, xstrdup("{\"status\":\"ok\"}"), 15);
@@ -237,8 +295,8 @@ static void do_healthz(struct call *c)
 
     if (h->draining != NULL && h->draining(h->arg))
         fail(c, 503, API_UNAVAILABLE, "shutting down");
-    else if (store_health(c->ctx->store, healthz_done, c) != 0)
-        healthz_done(API_FAULT_DOWN, c);
+    else
+        store_health(c->ctx->store, healthz_done, c);
 }
 
 /* --- register --- */

@@ -57,6 +57,7 @@ static void on_bus_message(redisAsyncContext *ac, void *reply, void *priv)
     struct chat_event ev;
     struct bus_event *e;
     const redisReply *chan, *payload;
+    char room[NAME_ROOM_MAX + 1];
 
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 3)
         return;
@@ -80,8 +81,7 @@ static void on_bus_message(redisAsyncContext *ac, void *reply, void *priv)
         log_warn("bus: dropped a malformed event on %s", chan->str);
         return;
     }
-    if (chan->len <= strlen(KEYS_BUS_PREFIX) ||
-        strcmp(chan->str + strlen(KEYS_BUS_PREFIX), ev.room) != 0) {
+    if (keys_bus_room(chan->str, room) == NULL || strcmp(room, ev.room) != 0) {
         log_warn("bus: event for room %s on channel %s dropped", ev.room,
                  chan->str);
         event_clear(&ev);

@@ -10,6 +10,7 @@ crosstalkd_SOURCES = \
 	src/daemon/window.c src/daemon/window.h \
 	src/daemon/redis.c src/daemon/redis.h \
 	src/daemon/feed.c src/daemon/feed.h \
+	src/daemon/flush.c src/daemon/flush.h \
 	src/daemon/resume.c src/daemon/resume.h \
 	src/daemon/presence.c src/daemon/presence.h \
 	src/daemon/session.c src/daemon/session.h \

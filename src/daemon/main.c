@@ -24,6 +24,7 @@
 #include "store.h"
 #include "tally.h"
 #include "transport.h"
+#include "xmalloc.h"
 
 #define DRAIN_MAX_MS 5000
 #define DRAIN_TICK_MS 50
@@ -173,7 +174,10 @@ int main(int argc, char **argv)
     char err[512];
     struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
     struct event *sweeper = NULL;
-    struct redis *redis = NULL;
+    struct redis **redis = NULL; /* one per shard */
+    struct rexec **rx = NULL;
+    char **urls = NULL;
+    int shards = 0;
     struct feed *feed = NULL;
     int rc = 1;
 
@@ -231,10 +235,21 @@ int main(int argc, char **argv)
     app.bus = bus_new((size_t)cfg.client_buffer_limit);
     app.streams = tally_new((unsigned)cfg.streams_per_token);
     app.polls = tally_new((unsigned)cfg.longpolls_per_token);
-    if ((redis = redis_new(app.base, &cfg)) == NULL)
-        goto done;
-    app.store = store_new(redis_rexec(redis), &cfg);
-    feed = feed_new(app.base, redis, app.store, app.bus, &cfg);
+    shards = config_redis_urls(&cfg, &urls);
+    redis = xcalloc((size_t)shards, sizeof(*redis));
+    rx = xcalloc((size_t)shards, sizeof(*rx));
+    for (int i = 0; i < shards; i++) {
+        if ((redis[i] = redis_new(app.base, urls[i], &cfg)) == NULL)
+            goto done;
+        rx[i] = redis_rexec(redis[i]);
+    }
+    app.store = store_new(rx, shards, &cfg);
+    /* NOTE(shards): the bus feed still subscribes on the first shard only,
+     * so with several shards crosstalkd's live streams carry only the rooms
+     * of shard 0 (sends, history and resume work on every shard). The feed
+     * over every shard, feed_new(base, redis, shards, store, bus, cfg), is
+     * another branch's; call it that way once it is merged. */
+    feed = feed_new(app.base, redis[0], app.store, app.bus, &cfg);
     serve_init(&app.rest);
     app.send_limit = app.rest.send_limit;
     app.typing_limit = app.rest.typing_limit;
@@ -262,11 +277,16 @@ done:
     stats_stop();
     presence_stop();
     sse_shutdown();
-    if (redis != NULL)
-        redis_drain(redis);
+    for (int i = 0; i < shards && redis != NULL; i++)
+        if (redis[i] != NULL)
+            redis_drain(redis[i]);
     http_free();
     feed_free(feed);
-    redis_free(redis);
+    for (int i = 0; i < shards && redis != NULL; i++)
+        redis_free(redis[i]);
+    free(redis);
+    free(rx);
+    config_redis_urls_free(urls, shards);
     store_free(app.store);
     bus_free(app.bus);
     rest_shutdown(&app.rest);

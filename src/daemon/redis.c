@@ -38,6 +38,7 @@ struct redis {
     struct event_base *base;
     const struct config *cfg;
     struct redisurl url; /* where Redis is */
+    char where[160];     /* host:port or the socket, for the log */
     redisAsyncContext *cmd;
     bool cmd_up;
     int cmd_backoff;
@@ -75,7 +76,7 @@ redisAsyncContext *redis_connect(struct redis *r, const char *what, void *data)
     if (ac == NULL)
         return NULL;
     if (ac->err) {
-        log_warn("redis: %s connection: %s", what, ac->errstr);
+        log_warn("redis %s: %s connection: %s", r->where, what, ac->errstr);
         redisAsyncFree(ac);
         return NULL;
     }
@@ -112,12 +113,12 @@ static void cmd_connected(const redisAsyncContext *ac, int status)
         return;
     r->cmd_since = 0;
     if (status != REDIS_OK) {
-        log_warn("redis: cannot connect: %s", ac->errstr);
+        log_warn("redis %s: cannot connect: %s", r->where, ac->errstr);
         r->cmd = NULL;
         schedule(r);
         return;
     }
-    log_info("redis: connected");
+    log_info("redis %s: connected", r->where);
     r->cmd_up = true;
     r->cmd_backoff = REDIS_BACKOFF_MIN_MS;
     if (r->up != NULL)
@@ -134,8 +135,8 @@ static void cmd_disconnected(const redisAsyncContext *ac, int status)
     r->cmd_up = false;
     if (r->closing)
         return;
-    log_warn("redis: connection lost%s%s", ac->errstr[0] ? ": " : "",
-             ac->errstr);
+    log_warn("redis %s: connection lost%s%s", r->where,
+             ac->errstr[0] ? ": " : "", ac->errstr);
     schedule(r);
 }
 
@@ -230,16 +231,17 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
     if (r->cmd != NULL &&
         ((oldest != NULL && now - oldest->sent_ms >= limit) ||
          (r->cmd_since != 0 && now - r->cmd_since >= limit))) {
-        log_warn("redis: no answer in %lld ms; dropping the connection and "
+        log_warn("redis %s: no answer in %lld ms; dropping the connection and "
                  "failing what was sent on it as unknown",
-                 (long long)limit);
+                 r->where, (long long)limit);
         cmd_reset(r);
     }
     if (r->tick != NULL)
         r->tick(r->watch_arg);
 }
 
-struct redis *redis_new(struct event_base *base, const struct config *cfg)
+struct redis *redis_new(struct event_base *base, const char *url,
+                        const struct config *cfg)
 {
     struct redis *r = xcalloc(1, sizeof(*r));
     char err[256];
@@ -251,11 +253,12 @@ struct redis *redis_new(struct event_base *base, const struct config *cfg)
     r->x.ready = x_ready;
     r->base = base;
     r->cfg = cfg;
-    if (redisurl_parse(cfg->redis_url, &r->url, err, sizeof(err)) != 0) {
+    if (redisurl_parse(url, &r->url, err, sizeof(err)) != 0) {
         log_error("%s", err);
         redis_free(r);
         return NULL;
     }
+    redisurl_where(&r->url, r->where, sizeof(r->where));
     r->cmd_backoff = REDIS_BACKOFF_MIN_MS;
     r->cmd_timer = evtimer_new(base, cmd_timer_cb, r);
     TAILQ_INIT(&r->pending);

@@ -15,9 +15,12 @@ struct redisAsyncContext;
 
 #define REDIS_BACKOFF_MIN_MS 100
 
-/* Connects (and keeps reconnecting with backoff) to config->redis_url.
- * Returns NULL, with a message logged, when the URL is malformed. */
-struct redis *redis_new(struct event_base *base, const struct config *cfg);
+/* Connects (and keeps reconnecting with backoff) to `url`, one Redis (one
+ * item of redis_url: crosstalkd makes one per shard); cfg gives the
+ * timeouts. Returns NULL, with a message logged, when the URL is
+ * malformed. */
+struct redis *redis_new(struct event_base *base, const char *url,
+                        const struct config *cfg);
 /* Disconnects; every command in flight is answered with no reply. Accepts
  * NULL. */
 void redis_free(struct redis *r);

@@ -231,7 +231,9 @@ static void start_counters(void)
 int main(int argc, char **argv)
 {
     struct config cfg;
-    struct rexec_sync *redis = NULL;
+    struct rexec_sync **redis = NULL; /* one per shard */
+    struct rexec **rx = NULL;
+    int shards = 0;
     struct store *st = NULL;
     struct rest_ctx ctx;
     struct serve_outcome outcome;
@@ -267,13 +269,13 @@ int main(int argc, char **argv)
                         "stderr\n",
                 cfg.log_file);
     keys_init();
-    redis =
-        rexec_sync_new(cfg.redis_url, cfg.redis_timeout_ms, err, sizeof(err));
-    if (redis == NULL) {
+    shards = rexec_sync_new_list(cfg.redis_url, cfg.redis_timeout_ms, &redis,
+                                 &rx, err, sizeof(err));
+    if (shards < 0) {
         log_error("%s", err);
         goto done;
     }
-    st = store_new(rexec_sync_rexec(redis), &cfg);
+    st = store_new(rx, shards, &cfg);
     if (archive_mongo_use(cfg.mongo_uri) < 0)
         goto done;
     serve_init(&ctx, &cfg, st);
@@ -332,7 +334,8 @@ done:
         rest_shutdown(&ctx);
     archive_close();
     store_free(st);
-    rexec_sync_free(redis);
+    rexec_sync_free_list(redis, shards);
+    free(rx);
     log_close();
     config_free(&cfg);
     return status;

@@ -4,13 +4,16 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/keyvalq_struct.h>
 
 #include "config.h"
+#include "flush.h"
 #include "log.h"
 #include "query.h"
 #include "session.h"
@@ -22,9 +25,10 @@
 
 struct sse {
     struct session sess; /* first: the bus sees its subscriber */
-    struct request *r;
+    struct evhttp_request *req;
     struct http_watch *watch;
     bool chunked;          /* HTTP/1.1: the body goes in chunks */
+    struct flush flush;    /* events not yet handed to the socket */
     TAILQ_ENTRY(sse) link; /* every open stream, for heartbeats */
 };
 
@@ -67,13 +71,11 @@ struct bus_blob *sse_encode_chunked(const struct bus_event *e)
     return b;
 }
 
-static struct evbuffer *output_of(struct sse *s)
+static struct bufferevent *bev_of(const struct sse *s)
 {
-    struct evhttp_connection *evcon = evhttp_request_get_connection(s->r->req);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(s->req);
 
-    return evcon ? bufferevent_get_output(
-                       evhttp_connection_get_bufferevent(evcon))
-                 : NULL;
+    return evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
 }
 
 static void send_bytes(struct sse *s, const char *data, size_t len,
@@ -83,22 +85,21 @@ static void send_bytes(struct sse *s, const char *data, size_t len,
         bus_blob_add(blob, scratch);
     else
         evbuffer_add(scratch, data, len);
+    flush_settle(&s->flush); /* the events before it go first */
     stats[TRANSPORT_SSE].bytes_out += evbuffer_get_length(scratch);
-    evhttp_send_reply_chunk(s->r->req, scratch);
+    evhttp_send_reply_chunk(s->req, scratch);
     evbuffer_drain(scratch, evbuffer_get_length(scratch));
 }
 
 static void free_stream(void *arg)
 {
-    struct sse *s = arg;
-
-    http_request_free(s->r);
-    free(s);
+    free(arg);
 }
 
 /* Everything but the request: the bus, presence, heartbeats, the watch. */
 static void detach(struct sse *s)
 {
+    flush_cancel(&s->flush);
     session_leave(&s->sess);
     TAILQ_REMOVE(&streams, s, link);
     nstreams--;
@@ -110,8 +111,9 @@ static void detach(struct sse *s)
 /* Ends the stream cleanly: the last chunk goes after what is queued. */
 static void end_stream(struct sse *s)
 {
+    flush_settle(&s->flush);
     detach(s);
-    evhttp_send_reply_end(s->r->req);
+    evhttp_send_reply_end(s->req);
     http_defer(free_stream, s);
 }
 
@@ -119,7 +121,7 @@ static void end_stream(struct sse *s)
  * it, and it resumes by id. */
 static void drop_stream(struct sse *s)
 {
-    struct evhttp_connection *evcon = evhttp_request_get_connection(s->r->req);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(s->req);
 
     detach(s);
     stats[TRANSPORT_SSE].dropped++;
@@ -128,30 +130,32 @@ static void drop_stream(struct sse *s)
     if (evcon != NULL)
         evhttp_connection_free(evcon); /* frees the request */
     else
-        evhttp_request_free(s->r->req);
+        evhttp_request_free(s->req);
     http_defer(free_stream, s);
 }
 
 static void deliver(struct subscriber *sub, struct bus_event *e)
 {
     struct sse *s = (struct sse *)sub;
-    struct evbuffer *out = output_of(s);
+    struct bufferevent *bev = bev_of(s);
     struct bus_blob *blob;
 
-    if (out == NULL)
+    if (bev == NULL)
         return;
     /* history is paced by the resume; live events may not pile up */
-    if (!sub->resuming &&
-        evbuffer_get_length(out) > (size_t)s->sess.cfg->client_buffer_limit) {
+    if (!sub->resuming && flush_queued(&s->flush, bev) >
+                              (size_t)s->sess.cfg->client_buffer_limit) {
         drop_stream(s);
         return;
     }
-    /* the event's bytes, framed once for every stream, straight to the
-     * socket's buffer (evhttp wrote the head and keeps the writes going) */
+    /* the event's bytes, framed once for every stream, written with the
+     * stream's other new events at the end of the loop turn, or queued
+     * behind what the socket has not taken (evhttp wrote the head, and the
+     * bufferevent's write event keeps a blocked socket going) */
     blob = s->chunked
                ? bus_event_encoded(e, BUS_SLOT_SSE_CHUNKED, sse_encode_chunked)
                : bus_event_encoded(e, BUS_SLOT_SSE, sse_encode);
-    bus_blob_add(blob, out);
+    bus_blob_add(blob, flush_out(&s->flush, bev));
     stats[TRANSPORT_SSE].bytes_out += blob->len;
     stats[TRANSPORT_SSE].delivered++;
 }
@@ -163,9 +167,10 @@ static void close_stream(struct subscriber *sub)
 
 static size_t queued(const struct subscriber *sub)
 {
-    struct evbuffer *out = output_of((struct sse *)sub);
+    const struct sse *s = (const struct sse *)sub;
+    struct bufferevent *bev = bev_of(s);
 
-    return out ? evbuffer_get_length(out) : 0;
+    return bev ? flush_queued(&s->flush, bev) : 0;
 }
 
 static void drop_sub(struct subscriber *sub)
@@ -228,6 +233,29 @@ static void resumed(struct subscriber *sub, int status)
     bus_resume_done(sub);
 }
 
+/* Leaves only the Connection headers, which evhttp reads when the stream
+ * ends (to keep the connection or close it): the head is written, and an
+ * idle stream should not hold the request's other headers for its life. */
+static void shed_headers(struct evhttp_request *req)
+{
+    struct evkeyvalq *lists[] = {evhttp_request_get_input_headers(req),
+                                 evhttp_request_get_output_headers(req)};
+
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        struct evkeyval *kv, *next;
+        for (kv = TAILQ_FIRST(lists[i]); kv != NULL; kv = next) {
+            next = TAILQ_NEXT(kv, next);
+            if (strcasecmp(kv->key, "Connection") == 0 ||
+                strcasecmp(kv->key, "Proxy-Connection") == 0)
+                continue;
+            TAILQ_REMOVE(lists[i], kv, next);
+            free(kv->key);
+            free(kv->value);
+            free(kv);
+        }
+    }
+}
+
 void sse_handle(struct request *r)
 {
     struct sse *s = xcalloc(1, sizeof(*s));
@@ -241,21 +269,19 @@ void sse_handle(struct request *r)
     struct api_error err;
     char retry[32];
 
-    s->r = r;
+    s->req = r->req;
     session_open(&s->sess, r, &ops);
     cfg = s->sess.cfg;
     if (query_parse_history(r->query, cfg->longpoll_max_timeout, &q, &err) !=
         0) {
         http_reply_api_error(r->req, r->kind, &err);
-        free_stream(s);
-        return;
+        goto refused;
     }
     if (last_event_id != NULL && last_event_id[0] != '\0') {
         if (streamid_parse(last_event_id, strlen(last_event_id), &since) != 0) {
             http_reply_error(r->req, r->kind, 400, "bad_request",
                              "Last-Event-ID is not a message id");
-            free_stream(s);
-            return;
+            goto refused;
         }
         has_since = true;
     } else if (q.has_since) {
@@ -264,8 +290,7 @@ void sse_handle(struct request *r)
     }
     if (session_take(&s->sess, &err) != 0) {
         http_reply_api_error(r->req, r->kind, &err);
-        free_stream(s);
-        return;
+        goto refused;
     }
     if (heartbeat == NULL) {
         struct timeval tv = {cfg->sse_heartbeat, 0};
@@ -294,8 +319,14 @@ void sse_handle(struct request *r)
     snprintf(retry, sizeof(retry), "retry: %d\n\n", cfg->sse_retry_ms);
     send_bytes(s, retry, strlen(retry), NULL);
 
+    shed_headers(r->req);
     s->watch = http_watch_new(r->req, gone, s);
     session_join(&s->sess, has_since ? &since : NULL, 0, resumed);
+    http_request_free(r);
+    return;
+refused:
+    free_stream(s);
+    http_request_free(r);
 }
 
 void sse_shutdown(void)
@@ -306,4 +337,5 @@ void sse_shutdown(void)
     if (scratch != NULL)
         evbuffer_free(scratch);
     scratch = NULL;
+    flush_shutdown();
 }

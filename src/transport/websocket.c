@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "config.h"
+#include "flush.h"
 #include "log.h"
 #include "query.h"
 #include "session.h"
@@ -40,6 +41,7 @@ struct ws {
     struct wscore core; /* the protocol; core.dead: torn down, freed on
                          * the next turn */
     unsigned busy;      /* depth of calls into wslay */
+    struct flush flush; /* events not yet handed to the socket */
 };
 
 /* Common timeouts: every connection's timer sits in one of these queues,
@@ -74,8 +76,15 @@ static struct evbuffer *output(struct ws *c)
     return bufferevent_get_output(c->bev);
 }
 
+/* Bytes not yet taken by the socket. */
+static size_t unsent_bytes(struct ws *c)
+{
+    return flush_queued(&c->flush, c->bev);
+}
+
 static void out_add(struct ws *c, const void *data, size_t len)
 {
+    flush_settle(&c->flush); /* the events before it go first */
     evbuffer_add(output(c), data, len);
     stats[TRANSPORT_WEBSOCKET].bytes_out += len;
 }
@@ -131,14 +140,15 @@ static void send_error(struct ws *c, const struct api_error *err)
     send_error_about(c, "", err);
 }
 
-/* A broadcast frame shared with the room's other sockets. It is added to
- * the output by reference when nothing is queued before it, else queued
- * as a copy. */
+/* A broadcast frame shared with the room's other sockets. It is added by
+ * reference when nothing is queued before it (to the batch written at the
+ * end of the loop turn, or behind what the socket has not taken), else
+ * queued as a copy. */
 static void send_blob(struct ws *c, struct bus_blob *b)
 {
     c->busy++;
     if (wscore_send_frame(&c->core, (const uint8_t *)b->data, b->len)) {
-        bus_blob_add(b, output(c));
+        bus_blob_add(b, flush_out(&c->flush, c->bev));
         stats[TRANSPORT_WEBSOCKET].bytes_out += b->len;
     }
     c->busy--;
@@ -164,6 +174,7 @@ static void ws_free(void *arg)
  * sends), the timer. */
 static void detach(struct ws *c)
 {
+    flush_cancel(&c->flush);
     wscore_kill(&c->core);
     session_leave(&c->sess);
     event_del(c->timer);
@@ -231,7 +242,7 @@ static void after_io(struct ws *c)
     if (c->core.dead)
         return;
     flush(c);
-    unsent = evbuffer_get_length(output(c));
+    unsent = unsent_bytes(c);
     switch (wscore_settle(&c->core, unsent)) {
     case WSCORE_CHAT:
         /* history is paced by the resume, not held against the client */
@@ -444,8 +455,8 @@ static void deliver(struct subscriber *sub, struct bus_event *e)
 
     if (!wscore_open(&c->core) || c->core.dead)
         return;
-    if (!sub->resuming && evbuffer_get_length(output(c)) >
-                              (size_t)c->sess.cfg->client_buffer_limit) {
+    if (!sub->resuming &&
+        unsent_bytes(c) > (size_t)c->sess.cfg->client_buffer_limit) {
         after_io(c); /* drops it */
         return;
     }
@@ -465,7 +476,7 @@ static void close_sub(struct subscriber *sub)
 
 static size_t queued(const struct subscriber *sub)
 {
-    return evbuffer_get_length(output((struct ws *)sub));
+    return unsent_bytes((struct ws *)sub);
 }
 
 static void drop_sub(struct subscriber *sub)

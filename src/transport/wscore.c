@@ -11,6 +11,12 @@
 
 static const struct wscore_ops *ops;
 
+static void on_frame_start(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_start_arg *f,
+                           void *arg);
+static void on_msg(wslay_event_context_ptr ctx,
+                   const struct wslay_event_on_msg_recv_arg *m, void *arg);
+
 /* --- wslay's I/O, through the driver --- */
 
 /* Gives wslay the client's bytes, control frames whole (wsframe.h). */
@@ -33,6 +39,9 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
         take = wsframe_take(h, seen, avail, len - n, n, &w->frame_left);
         if (take == 0)
             break;
+        /* a data frame begins: does its message go on past it? */
+        if (seen > 0 && (h[0] & 0x08) == 0)
+            w->fragmented = (h[0] & 0x80) == 0;
         ops->take(w, buf + n, take);
         n += take;
     }
@@ -56,6 +65,40 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
     return (ssize_t)len;
 }
 
+/* --- the wslay context, only while needed --- */
+
+static void ctx_need(struct wscore *w)
+{
+    static const struct wslay_event_callbacks callbacks = {
+        recv_cb, send_cb, NULL, on_frame_start, NULL, NULL, on_msg,
+    };
+
+    if (w->ctx != NULL)
+        return;
+    if (wslay_event_context_server_init(&w->ctx, &callbacks, w) != 0) {
+        log_error("ws: out of memory");
+        abort();
+    }
+    wslay_event_config_set_max_recv_msg_length(w->ctx, w->max_message);
+}
+
+/* Frees the context of an open connection with nothing in progress: no
+ * frame half given to wslay, no message continued in a frame to come, no
+ * unread byte, nothing queued to send. */
+static void ctx_release(struct wscore *w)
+{
+    if (w->ctx == NULL || w->depth > 0 || w->state != WSCORE_OPEN || w->dead ||
+        w->frame_left != 0 || w->fragmented || ops->peek(w, NULL, 0) != 0 ||
+        wslay_event_get_queued_msg_count(w->ctx) != 0 ||
+        !wslay_event_get_read_enabled(w->ctx) ||
+        !wslay_event_get_write_enabled(w->ctx) ||
+        wslay_event_get_close_received(w->ctx) ||
+        wslay_event_get_close_sent(w->ctx))
+        return;
+    wslay_event_context_free(w->ctx);
+    w->ctx = NULL;
+}
+
 /* --- states --- */
 
 /* No more events go out once a close frame is queued. */
@@ -75,6 +118,7 @@ static void fail_raw(struct wscore *w, uint16_t code, const char *reason)
     uint8_t frame[2 + 2 + 123];
     size_t rlen = strlen(reason);
 
+    ctx_need(w);
     wslay_event_shutdown_read(w->ctx);
     if (w->state == WSCORE_OPEN && !wslay_event_get_close_sent(w->ctx)) {
         wslay_event_shutdown_write(w->ctx);
@@ -92,6 +136,7 @@ static void fail_raw(struct wscore *w, uint16_t code, const char *reason)
 /* Refuses what the client sends with a close of our own. */
 static void refuse(struct wscore *w, uint16_t code, const char *why)
 {
+    ctx_need(w);
     wslay_event_shutdown_read(w->ctx);
     wslay_event_queue_close(w->ctx, code, (const uint8_t *)why, strlen(why));
     enter_closing(w);
@@ -141,22 +186,17 @@ void wscore_setup(const struct wscore_ops *o)
 
 void wscore_init(struct wscore *w, const struct wscore_limits *limits)
 {
-    static const struct wslay_event_callbacks callbacks = {
-        recv_cb, send_cb, NULL, on_frame_start, NULL, NULL, on_msg,
-    };
-
     memset(w, 0, sizeof(*w));
     w->state = WSCORE_OPEN;
-    if (wslay_event_context_server_init(&w->ctx, &callbacks, w) != 0) {
-        log_error("ws: out of memory");
-        abort();
-    }
-    wslay_event_config_set_max_recv_msg_length(w->ctx, limits->max_message);
+    w->max_message = limits->max_message > UINT32_MAX
+                         ? UINT32_MAX
+                         : (uint32_t)limits->max_message;
 }
 
 void wscore_free(struct wscore *w)
 {
-    wslay_event_context_free(w->ctx);
+    if (w->ctx != NULL)
+        wslay_event_context_free(w->ctx);
     w->ctx = NULL;
 }
 
@@ -182,11 +222,16 @@ int wscore_read(struct wscore *w)
 
     if (w->dead)
         return 0;
+    if (w->ctx == NULL && ops->peek(w, NULL, 0) == 0)
+        return 0;
+    ctx_need(w);
     if (!wslay_event_get_read_enabled(w->ctx)) {
         discard(w);
         return 0;
     }
+    w->depth++;
     rc = wslay_event_recv(w->ctx);
+    w->depth--;
     if (w->dead)
         return 0;
     if (rc == WSLAY_ERR_CALLBACK_FAILURE) {
@@ -209,21 +254,27 @@ void wscore_flush(struct wscore *w)
 {
     int rc;
 
-    if (w->dead)
+    if (w->dead || w->ctx == NULL)
         return;
+    w->depth++;
     rc = wslay_event_send(w->ctx);
+    w->depth--;
     if (rc != 0 && rc != WSLAY_ERR_CALLBACK_FAILURE)
         ops->error(w, "wslay_event_send", rc);
 }
 
 enum wscore_next wscore_settle(struct wscore *w, size_t unsent)
 {
+    if (w->state == WSCORE_OPEN && w->ctx == NULL)
+        return WSCORE_CHAT;
     if (w->state == WSCORE_OPEN && (!wslay_event_get_read_enabled(w->ctx) ||
                                     wslay_event_get_close_received(w->ctx) ||
                                     wslay_event_get_close_sent(w->ctx)))
         enter_closing(w);
-    if (w->state == WSCORE_OPEN)
+    if (w->state == WSCORE_OPEN) {
+        ctx_release(w);
         return WSCORE_CHAT;
+    }
     if (!(w->raw_close || wslay_event_get_close_sent(w->ctx)) || unsent > 0)
         return WSCORE_WAIT;
     /* Our close frame is on the wire. */
@@ -245,6 +296,7 @@ void wscore_send_text(struct wscore *w, const char *text, size_t len)
 
     if (w->state != WSCORE_OPEN || w->dead)
         return;
+    ctx_need(w);
     if (wslay_event_queue_msg(w->ctx, &m) == 0)
         wscore_flush(w);
 }
@@ -258,7 +310,7 @@ bool wscore_send_frame(struct wscore *w, const uint8_t *frame, size_t len)
     struct wslay_event_msg m = {WSLAY_TEXT_FRAME, frame + hlen, len - hlen};
 
     wscore_flush(w);
-    if (wslay_event_get_queued_msg_count(w->ctx) == 0)
+    if (w->ctx == NULL || wslay_event_get_queued_msg_count(w->ctx) == 0)
         return true;
     if (wslay_event_queue_msg(w->ctx, &m) == 0)
         wscore_flush(w);
@@ -272,6 +324,7 @@ bool wscore_close(struct wscore *w, uint16_t code, const char *reason,
         w->end_when_written = true;
     if (w->state != WSCORE_OPEN || w->dead)
         return false;
+    ctx_need(w);
     wslay_event_queue_close(w->ctx, code, (const uint8_t *)reason,
                             strlen(reason));
     enter_closing(w);
@@ -287,8 +340,15 @@ enum wscore_tick wscore_tick(struct wscore *w)
         return WSCORE_TICK_LATE;
     if (w->awaiting_pong)
         return WSCORE_TICK_NO_PONG;
-    if (wslay_event_queue_msg(w->ctx, &ping) != 0)
+    if (w->ctx == NULL) {
+        /* nothing queued: the ping goes out as it is, without a context */
+        uint8_t frame[2 + sizeof(payload) - 1];
+        size_t n = wscore_frame_header(frame, WSCORE_PING, ping.msg_length);
+        memcpy(frame + n, payload, ping.msg_length);
+        ops->write(w, frame, n + ping.msg_length);
+    } else if (wslay_event_queue_msg(w->ctx, &ping) != 0) {
         return WSCORE_TICK_NONE;
+    }
     w->awaiting_pong = true;
     return WSCORE_TICK_PINGED;
 }

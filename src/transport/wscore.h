@@ -35,12 +35,21 @@ enum wscore_state {
 struct wslay_event_context;
 
 /* One connection; embed it in the transport's own (the callbacks get it
- * back). Kept small: it lives as long as the socket. */
+ * back). Kept small: it lives as long as the socket. The wslay context
+ * (about 9 KB) exists only while there is something for it to do: it is
+ * made when the client sends a frame or we queue a message through wslay,
+ * and freed once open and idle again (no frame half read, no message
+ * fragmented, nothing queued), so an idle socket that only listens (and
+ * answers pings) costs this struct alone. */
 struct wscore {
-    struct wslay_event_context *ctx;
+    struct wslay_event_context *ctx; /* NULL while idle */
     uint64_t frame_left;   /* of the client's frame being read, bytes not
                             * yet given to wslay */
+    uint32_t max_message;  /* wscore_limits.max_message, for a new ctx */
     uint8_t state;         /* enum wscore_state */
+    uint8_t depth;         /* calls into wslay under way: ctx is in use */
+    bool fragmented;       /* the client's message continues in a frame to
+                            * come */
     bool awaiting_pong;    /* a ping is out */
     bool raw_close;        /* we wrote a close frame past wslay */
     bool end_when_written; /* no lingering after our close frame */
@@ -118,7 +127,8 @@ void wscore_flush(struct wscore *w);
 
 /* After any input, output or event, once flushed, with `unsent` bytes
  * still waiting to be written: notices a close wslay queued and says what
- * the driver does next. */
+ * the driver does next. An open connection with nothing in progress frees
+ * its wslay context here. */
 enum wscore_next wscore_settle(struct wscore *w, size_t unsent);
 
 /* Sends a text message (copied) after anything queued, while open. */

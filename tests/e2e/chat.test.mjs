@@ -162,7 +162,7 @@ test('load older messages: pages back through Redis into the MongoDB archive', {
   fs.writeFileSync(conf, `redis_url = ${redis.url}\nmongo_uri = ${ferret.uri}\n`);
   const r = runSync(bin('crosstalk-backup'), ['--config', conf, '--retain', '20'], { timeout: 60000 });
   assert.equal(r.status, 0, `crosstalk-backup --retain 20: ${r.stdout}${r.stderr}`);
-  assert.equal(await redis.cmd('XLEN', `ct:room:${hist}:log`), 20, 'Redis keeps the newest 20');
+  assert.equal(await redis.cmd('XLEN', `ct:room:{${hist}}:log`), 20, 'Redis keeps the newest 20');
 
   await until('the history room in alice\'s room list', (h) => !!document.querySelector(`#rooms button[data-room="${h}"]`), hist, 20000);
   await page.click(`#rooms button[data-room="${hist}"]`);

@@ -25,7 +25,7 @@ import path from 'node:path';
 
 import {
   REPO, startRedis, startFerret, startDaemon, startFcgi, startNginx, cleanup, tmpDir, bin, runSync, waitFor, alive,
-  compareIds, roomKey, register, sendOk, history, RELAXED, RedisError,
+  compareIds, roomKey, APPEND_LUA, register, sendOk, history, RELAXED, RedisError,
 } from './harness.mjs';
 
 const BACKUP = bin('crosstalk-backup');
@@ -49,19 +49,11 @@ after(async () => {
 
 // ------------------------------------------------------------ the append script
 
-// The body of keys.c's append_body[] C string, unescaped.
-const APPEND_LUA = (() => {
-  const src = fs.readFileSync(path.join(REPO, 'src/common/keys.c'), 'utf8');
-  const m = /static const char append_body\[\]\s*=((?:\s*"(?:[^"\\]|\\.)*")+)\s*;/.exec(src);
-  if (!m) throw new Error('src/common/keys.c: no `static const char append_body[] = "...";` to take the append script from');
-  const body = [...m[1].matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((x) => x[1]).join('');
-  return body.replace(/\\([nt"\\])/g, (_, c) => ({ n: '\n', t: '\t', '"': '"', '\\': '\\' })[c]);
-})();
 
 /** Appends messages [{from, text}] to `room` with the append script, in one pipeline; resolves with their ids. */
 async function append(redis, room, msgs) {
   const replies = await redis.pipeline(msgs.map((m) => [
-    'EVAL', APPEND_LUA, 2, roomKey(room), 'ct:rooms', room, m.from, m.text, `ct:bus:${room}`,
+    'EVAL', APPEND_LUA, 2, roomKey(room), 'ct:rooms', room, m.from, m.text, `ct:bus:{${room}}`,
   ]));
   return replies.map((r, i) => {
     if (r instanceof RedisError || !Array.isArray(r)) {
@@ -210,7 +202,7 @@ test('backs up several rooms: every message once with its id, sender, text and t
   for (const r of rooms) {
     const s = await stream(redis, r);
     assertArchived(docs, r, s);
-    assert.equal(await redis.cmd('GET', `ct:backup:${r}`), s.at(-1).id, `room ${r}: the checkpoint should be its last id`);
+    assert.equal(await redis.cmd('GET', `ct:backup:{${r}}`), s.at(-1).id, `room ${r}: the checkpoint should be its last id`);
   }
   assert.equal(await redis.cmd('EXISTS', 'ct:backup:lock'), 0, 'the lock should be released after the run');
 
@@ -238,12 +230,12 @@ test('a run SIGKILLed between batches: the next run completes it and every messa
   // holds the next batch (which the checkpoint does not cover yet) and kill
   // then: the crash lands between an acknowledgement and its checkpoint.
   const run = spawnBackup(cfg, ['--lock-ttl', '2'], { CT_BACKUP_BATCH_DELAY_MS: '600' });
-  const first = await waitFor(async () => await redis.cmd('GET', `ct:backup:${r}`), {
+  const first = await waitFor(async () => await redis.cmd('GET', `ct:backup:{${r}}`), {
     timeout: 15000, what: `the first checkpoint of room ${r} (batches of 5, 600 ms apart)`, proc: run.child,
   });
   const t0 = Date.now();
   const ck = await waitFor(async () => {
-    const c = await redis.cmd('GET', `ct:backup:${r}`);
+    const c = await redis.cmd('GET', `ct:backup:{${r}}`);
     return c !== first ? c : null;
   }, { timeout: 15000, what: `the checkpoint to move past ${first}`, proc: run.child });
   const coveredAtCk = all.filter((m) => compareIds(m.id, ck) <= 0).length;
@@ -254,7 +246,7 @@ test('a run SIGKILLed between batches: the next run completes it and every messa
   const res = await run.exited;
   assert.equal(res.signal, 'SIGKILL', `the run should still have been working ${Date.now() - t0} ms later\n${run.out()}`);
 
-  const at = await redis.cmd('GET', `ct:backup:${r}`);
+  const at = await redis.cmd('GET', `ct:backup:{${r}}`);
   assert.equal(at, ck, 'the checkpoint should not move after the kill');
   const covered = all.filter((m) => compareIds(m.id, at) <= 0);
   assert.ok(covered.length < all.length, `the kill came too late: checkpoint ${at} covers all ${all.length}`);
@@ -273,7 +265,7 @@ test('a run SIGKILLed between batches: the next run completes it and every messa
   });
   backupOk(cfg, [], new RegExp(`backup ok: 1 rooms, ${all.length - covered.length} messages copied`));
   assertArchived(dump(cfg.uri), r, all);
-  assert.equal(await redis.cmd('GET', `ct:backup:${r}`), all.at(-1).id);
+  assert.equal(await redis.cmd('GET', `ct:backup:{${r}}`), all.at(-1).id);
 });
 
 test('with MongoDB down a run exits 1 and touches neither checkpoints nor streams, even with --retain 0', async () => {
@@ -285,7 +277,7 @@ test('with MongoDB down a run exits 1 and touches neither checkpoints nor stream
   backupOk(cfg, [], /backup ok: 1 rooms, 5 messages copied/);
   await append(redis, r, messages(r, 5, 'after'));
   const before = await stream(redis, r);
-  const ck = await redis.cmd('GET', `ct:backup:${r}`);
+  const ck = await redis.cmd('GET', `ct:backup:{${r}}`);
 
   await own.stop();
   const t0 = Date.now();
@@ -295,7 +287,7 @@ test('with MongoDB down a run exits 1 and touches neither checkpoints nor stream
   assert.match(res.stdout, /^crosstalk-backup: backup FAILED: 0 rooms, 0 messages copied, 0 trimmed/m, show(res));
   assert.match(res.stderr, /MongoDB/, `the log should say MongoDB failed\n${show(res)}`);
   assert.ok(took < 20000, `a run against a MongoDB that is down should give up quickly, took ${took} ms`);
-  assert.equal(await redis.cmd('GET', `ct:backup:${r}`), ck, 'the checkpoint must not move');
+  assert.equal(await redis.cmd('GET', `ct:backup:{${r}}`), ck, 'the checkpoint must not move');
   assert.deepEqual(await stream(redis, r), before, 'the stream must be untouched (nothing trimmed)');
   assert.equal(await redis.cmd('EXISTS', 'ct:backup:lock'), 0, 'a failed run releases its lock');
 
@@ -330,7 +322,7 @@ test('--retain keeps the newest N and never trims a message MongoDB does not hol
   const pOld = await stream(redis, p);
   const qAll = await stream(redis, q);
   const run = spawnBackup(cfg, ['--retain', '2'], { CT_BACKUP_BATCH_DELAY_MS: '400' });
-  await waitFor(async () => await redis.cmd('GET', `ct:backup:${q}`), {
+  await waitFor(async () => await redis.cmd('GET', `ct:backup:{${q}}`), {
     timeout: 15000, what: `room ${q}'s first checkpoint (room ${p} done)`, proc: run.child,
   });
   const pNewIds = await append(redis, p, messages(p, 5, 'late'));
@@ -338,7 +330,7 @@ test('--retain keeps the newest N and never trims a message MongoDB does not hol
   assert.equal(res.status, 0, `expected exit 0\n${run.out()}`);
   const pNow = await stream(redis, p);
   assert.deepEqual(pNow.map((m) => m.id), pNewIds,
-    `room ${p}: the 4 archived messages may go, the 5 not yet archived must all stay (checkpoint ${await redis.cmd('GET', `ct:backup:${p}`)})`);
+    `room ${p}: the 4 archived messages may go, the 5 not yet archived must all stay (checkpoint ${await redis.cmd('GET', `ct:backup:{${p}}`)})`);
   assert.deepEqual(await stream(redis, q), qAll.slice(-2), `room ${q}: the 2 newest should remain`);
   const after2 = dump(cfg.uri);
   assertArchived(after2, p, pOld);
@@ -367,7 +359,7 @@ test('restore into an empty Redis gives back the same ids, senders, texts and ti
   backupOk(cfg2, ['--restore'], /^crosstalk-backup: restore ok: 2 rooms, 18 messages restored, 0 older ones only in MongoDB, \d+ ms$/);
   for (const r of rooms) {
     assert.deepEqual(await stream(fresh, r), orig[r], `room ${r}: the restored stream differs`);
-    assert.equal(await fresh.cmd('GET', `ct:backup:${r}`), orig[r].at(-1).id, `room ${r}: checkpoint after restore`);
+    assert.equal(await fresh.cmd('GET', `ct:backup:{${r}}`), orig[r].at(-1).id, `room ${r}: checkpoint after restore`);
     assert.equal(Number(await fresh.cmd('ZSCORE', 'ct:rooms', r)), orig[r].at(-1).ts, `room ${r}: ct:rooms score`);
   }
   backupOk(cfg2, ['--verify'], /verify ok: 2 rooms, 0 different/);
@@ -400,7 +392,7 @@ test('restore into an empty Redis gives back the same ids, senders, texts and ti
   fs.writeFileSync(cfg3.file, fs.readFileSync(cfg.file, 'utf8').replace(redis.url, third.url));
   backupOk(cfg3, ['--restore', '--room', rooms[1]], /restore ok: 1 rooms, 0 messages restored, 9 older ones only in MongoDB/);
   assert.equal((await stream(third, rooms[1])).length, 1);
-  assert.equal(await third.cmd('EXISTS', `ct:room:${rooms[0]}:log`), 0, '--room restores that room only');
+  assert.equal(await third.cmd('EXISTS', `ct:room:{${rooms[0]}}:log`), 0, '--room restores that room only');
 });
 
 test('two concurrent runs: one copies everything, the other exits 0 saying a run is in progress', async () => {
@@ -504,7 +496,7 @@ async function fillRooms(redis, tag, rooms, per) {
 async function covered(redis, all) {
   let n = 0;
   for (const [r, s] of Object.entries(all)) {
-    const ck = await redis.cmd('GET', `ct:backup:${r}`);
+    const ck = await redis.cmd('GET', `ct:backup:{${r}}`);
     if (ck) n += s.filter((m) => compareIds(m.id, ck) <= 0).length;
   }
   return n;
@@ -579,7 +571,7 @@ test('20,000 messages, the run SIGKILLed at several points: afterwards every mes
   assert.equal(docs.length, total, `MongoDB should hold exactly ${total} documents after the kills ${JSON.stringify(kills)}`);
   for (const r of names) {
     assertArchived(docs, r, all[r]);
-    assert.equal(await redis.cmd('GET', `ct:backup:${r}`), all[r].at(-1).id, `room ${r}: checkpoint`);
+    assert.equal(await redis.cmd('GET', `ct:backup:{${r}}`), all[r].at(-1).id, `room ${r}: checkpoint`);
   }
   backupOk(cfg, [], /backup ok: 20 rooms, 0 messages copied/);
   const v = backup(cfg, ['--verify', '--quiet']);
@@ -626,7 +618,7 @@ test('Redis lost: --restore into an empty Redis brings every message back with i
   for (const r of names) {
     assert.deepEqual(await stream(fresh, r), all[r], `room ${r}: every message back with its id, sender, text and time`);
     assert.equal(scores[r], all[r].at(-1).ts, `room ${r}: in ct:rooms at its last message's time`);
-    assert.equal(await fresh.cmd('GET', `ct:backup:${r}`), all[r].at(-1).id, `room ${r}: checkpoint`);
+    assert.equal(await fresh.cmd('GET', `ct:backup:{${r}}`), all[r].at(-1).id, `room ${r}: checkpoint`);
   }
   backupOk(cfg2, ['--verify'], /verify ok: 8 rooms, 0 different/);
   backupOk(cfg2, [], /backup ok: 8 rooms, 0 messages copied/);
@@ -639,7 +631,7 @@ test('Redis lost: --restore into an empty Redis brings every message back with i
   for (const r of [r0]) {
     await odd.pipeline(all[r].map((m, i) => ['XADD', roomKey(r), m.id, 'from', m.from, 'text', i === k ? `${m.text}!` : m.text, 'ts', String(m.ts)]));
     await odd.cmd('ZADD', 'ct:rooms', String(all[r].at(-1).ts), r);
-    await odd.cmd('SET', `ct:backup:${r}`, all[r].at(-1).id);
+    await odd.cmd('SET', `ct:backup:{${r}}`, all[r].at(-1).id);
   }
   const cfg3 = { ...cfg, file: path.join(tmpDir('backup'), 'crosstalk.conf') };
   fs.writeFileSync(cfg3.file, fs.readFileSync(cfg.file, 'utf8').replace(redis.url, odd.url));
@@ -775,7 +767,7 @@ test('messages MongoDB already holds in the middle of one insert: they count as 
   const docs = dump(cfg.uri);
   for (const x of [a, b, c]) {
     assertArchived(docs, x, all[x]);
-    assert.equal(await redis.cmd('GET', `ct:backup:${x}`), all[x].at(-1).id, `room ${x}: checkpoint`);
+    assert.equal(await redis.cmd('GET', `ct:backup:{${x}}`), all[x].at(-1).id, `room ${x}: checkpoint`);
   }
   assert.equal(docs.length, 275, 'nothing else in the archive');
   backupOk(cfg, ['--verify'], /verify ok: 3 rooms, 0 different/);

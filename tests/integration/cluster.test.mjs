@@ -63,7 +63,7 @@ test('interleaved senders on both daemons: every client sees one order, Redis or
       (async () => { for (let i = 0; i < 15; i++) await sendOk(a.url, room, alice, `a${i}`); })(),
       (async () => { for (let i = 0; i < 15; i++) await sendOk(b.url, room, bob, `b${i}`); })(),
     ]);
-    const stored = (await redis.cmd('XRANGE', `ct:room:${room}:log`, '-', '+')).map((x) => x[0]);
+    const stored = (await redis.cmd('XRANGE', `ct:room:{${room}}:log`, '-', '+')).map((x) => x[0]);
     assert.equal(stored.length, 30);
     await onA.waitEvents(30, { filter: (e) => e.event === 'message', what: '30 messages on A' });
     await onB.waitEvents(30, { filter: (e) => e.event === 'message', what: '30 messages on B' });

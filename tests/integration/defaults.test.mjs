@@ -121,7 +121,7 @@ test(`a ${SESSION_MS / 1000} s session on the shipped defaults: nothing lost, no
     await sendRest('rest at the end');
     await sendWs('ws at the end');
 
-    const stored = (await redisCommand(redis.port, 'XRANGE', `ct:room:${rm}:log`, '-', '+')).map((e) => e[0]);
+    const stored = (await redisCommand(redis.port, 'XRANGE', `ct:room:{${rm}}:log`, '-', '+')).map((e) => e[0]);
     const want = stored.slice(1);
     assert.deepEqual([...acked].sort(), [...want].sort(), 'every acknowledged send is stored, and only those');
     await load.settle(want, { timeout: 30000 });

@@ -159,7 +159,7 @@ test('crosstalk-backup SIGKILLed mid-run under load, then run again: MongoDB hol
   // Its lock lives 3 s (a batch here takes well under that), so that the
   // next run need not wait long for the dead run's lock to expire.
   const r1 = run(['--lock-ttl', '3'], { CT_BACKUP_BATCH_DELAY_MS: '300' });
-  const ck = `ct:backup:${room}`;
+  const ck = `ct:backup:{${room}}`;
   await waitFor(async () => (await redis.cmd('GET', ck)) !== null, { timeout: 15000, what: `the first checkpoint of ${room}`, proc: r1.child })
     .catch((e) => { throw new Error(`${e.message}\n--- crosstalk-backup's output ---\n${r1.out()}`); });
   await sleep(450);

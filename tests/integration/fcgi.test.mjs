@@ -223,7 +223,7 @@ async function same(what, method, pathq, opts = {}) {
 }
 
 function xlen(room) {
-  return redis.cmd('XLEN', `ct:room:${room}:log`);
+  return redis.cmd('XLEN', `ct:room:{${room}}:log`);
 }
 
 // ------------------------------------------------------------ the tests

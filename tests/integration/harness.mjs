@@ -1106,7 +1106,7 @@ export function compareIds(a, b) {
 }
 
 /** The Redis key of a room's message stream (DESIGN.md). */
-export const roomKey = (room) => `ct:room:${room}:log`;
+export const roomKey = (room) => `ct:room:{${room}}:log`;
 
 /** Config for test daemons: rate limits high enough that a suite never trips them by accident. */
 export const RELAXED = { rate_register_per_min: 1000000, rate_send_per_sec: 1000000 };
@@ -1129,3 +1129,15 @@ export function assertError(res, status, code, what = '') {
     throw new Error(`expected a non-empty "message" string; ${ctx}`);
   }
 }
+
+// The append script every writer runs: the body of src/common/keys.c's
+// append_body[] C string, unescaped, for tests that write streams exactly
+// as the daemon leaves them (EVAL APPEND_LUA 2 roomKey(room) ct:rooms room
+// from text channel).
+export const APPEND_LUA = (() => {
+  const src = fs.readFileSync(path.join(REPO, 'src/common/keys.c'), 'utf8');
+  const m = /static const char append_body\[\]\s*=((?:\s*"(?:[^"\\]|\\.)*")+)\s*;/.exec(src);
+  if (!m) throw new Error('src/common/keys.c: no `static const char append_body[] = "...";` to take the append script from');
+  const body = [...m[1].matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((x) => x[1]).join('');
+  return body.replace(/\\([nt"\\])/g, (_, c) => ({ n: '\n', t: '\t', '"': '"', '\\': '\\' })[c]);
+})();

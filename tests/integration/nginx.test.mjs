@@ -249,7 +249,7 @@ function wsSubscriber(base, rm, token, since) {
 
 /** The room's messages in Redis order, as stored. */
 async function storedIds(rm) {
-  const entries = await redis.cmd('XRANGE', `ct:room:${rm}:log`, '-', '+');
+  const entries = await redis.cmd('XRANGE', `ct:room:{${rm}}:log`, '-', '+');
   return entries.map((e) => e[0]);
 }
 

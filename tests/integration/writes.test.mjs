@@ -250,7 +250,7 @@ test('bad idempotency keys: 400 bad_request and nothing stored, on crosstalkd an
     }
   }
   assert.equal(await redis.cmd('XLEN', roomKey(room)), 0, 'a send with a bad key was stored');
-  assert.deepEqual(await redis.cmd('KEYS', `ct:idem:${room}:*`), [], 'a bad key was remembered');
+  assert.deepEqual(await redis.cmd('KEYS', `ct:idem:{${room}}:*`), [], 'a bad key was remembered');
   const longest = await sendKey(nginx.url, room, alice, '64 characters', 'K'.repeat(64));
   assert.equal(longest.status, 201, longest.text);
   assert.equal(await redis.cmd('XLEN', roomKey(room)), 1);

@@ -1,5 +1,6 @@
-/* redisd.h - a real redis-server for the unit tests that need one: on a
- * free loopback port, in a temporary directory removed at the end */
+/* redisd.h - real redis-servers for the unit tests that need them (one, or
+ * up to REDISD_MAX as shards): each on a free loopback port, in a temporary
+ * directory removed at the end */
 #ifndef CT_REDISD_H
 #define CT_REDISD_H
 
@@ -17,8 +18,10 @@
 
 #include "tap.h"
 
-static pid_t redis_pid = -1;
-static char dir[] = "/tmp/crosstalk-test-scripts.XXXXXX";
+#define REDISD_MAX 3
+
+static pid_t redisd_pid[REDISD_MAX] = {-1, -1, -1};
+static char redisd_dir[REDISD_MAX][40];
 
 static int free_port(void)
 {
@@ -37,40 +40,50 @@ static int free_port(void)
     return port;
 }
 
-static void stop_redis(void)
+/* Stops server i (0..REDISD_MAX-1) and removes its directory. */
+static void stop_redis_i(int i)
 {
     char cmd[128];
 
-    if (redis_pid > 0) {
-        kill(redis_pid, SIGTERM);
-        waitpid(redis_pid, NULL, 0);
-        redis_pid = -1;
+    if (redisd_pid[i] > 0) {
+        kill(redisd_pid[i], SIGTERM);
+        waitpid(redisd_pid[i], NULL, 0);
+        redisd_pid[i] = -1;
     }
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (redisd_dir[i][0] == '\0')
+        return;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", redisd_dir[i]);
     if (system(cmd) != 0)
-        diag("could not remove %s", dir);
+        diag("could not remove %s", redisd_dir[i]);
+    redisd_dir[i][0] = '\0';
 }
 
-/* Starts redis-server on a free loopback port and connects to it; NULL,
+static void stop_redis(void)
+{
+    stop_redis_i(0);
+}
+
+/* Starts redis-server i on a free loopback port and connects to it; NULL,
  * with the reason printed, when it does not answer within 5 s. */
-static redisContext *start_redis(int *port)
+static redisContext *start_redis_i(int i, int *port)
 {
     struct timeval tv = {1, 0};
     char portstr[16];
     redisContext *c = NULL;
-    int i;
 
-    if (mkdtemp(dir) == NULL || (*port = free_port()) < 0)
+    snprintf(redisd_dir[i], sizeof(redisd_dir[i]),
+             "/tmp/crosstalk-test-redis.XXXXXX");
+    if (mkdtemp(redisd_dir[i]) == NULL || (*port = free_port()) < 0)
         return NULL;
     snprintf(portstr, sizeof(portstr), "%d", *port);
-    redis_pid = fork();
-    if (redis_pid == 0) {
+    redisd_pid[i] = fork();
+    if (redisd_pid[i] == 0) {
         execlp("redis-server", "redis-server", "--port", portstr, "--bind",
-               "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no",
-               "--logfile", "redis.log", (char *)NULL);
+               "127.0.0.1", "--dir", redisd_dir[i], "--save", "",
+               "--appendonly", "no", "--logfile", "redis.log", (char *)NULL);
         _exit(127);
     }
-    for (i = 0; i < 100; i++) {
+    for (int k = 0; k < 100; k++) {
         struct timespec ts = {0, 50 * 1000 * 1000};
 
         c = redisConnectWithTimeout("127.0.0.1", *port, tv);
@@ -82,8 +95,13 @@ static redisContext *start_redis(int *port)
     }
     diag("redis-server on 127.0.0.1:%d did not accept a connection in 5 s "
          "(log in %s/redis.log)",
-         *port, dir);
+         *port, redisd_dir[i]);
     return NULL;
+}
+
+static redisContext *start_redis(int *port)
+{
+    return start_redis_i(0, port);
 }
 
 /* True when there is no redis-server to run (then the test prints its

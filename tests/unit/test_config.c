@@ -221,6 +221,27 @@ int main(void)
         ok(strstr(err, "longpoll_timeout = 50") != NULL, "  message: %s", err);
         config_free(&c);
     }
+    {
+        const char *args[] = {"prog",
+                              "--redis-url=redis://127.0.0.1:6379, "
+                              "redis://:secret@127.0.0.1:99999",
+                              NULL};
+        char **urls;
+        int n;
+
+        is_int(load(&c, argv, args), -1, "redis_url: a bad shard refused");
+        ok(strstr(err, "item 2") != NULL && strstr(err, "secret") == NULL,
+           "  names the item, not its password: %s", err);
+        config_free(&c);
+        args[1] = "--redis-url=redis://127.0.0.1:6379 , redis://127.0.0.1:6380";
+        is_int(load(&c, argv, args), 1, "redis_url: a list of two shards");
+        n = config_redis_urls(&c, &urls);
+        ok(n == 2 && strcmp(urls[0], "redis://127.0.0.1:6379") == 0 &&
+               strcmp(urls[1], "redis://127.0.0.1:6380") == 0,
+           "  config_redis_urls: both, trimmed");
+        config_redis_urls_free(urls, n);
+        config_free(&c);
+    }
 
     path2 = write_temp("port = 9100\n");
     {

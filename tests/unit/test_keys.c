@@ -41,22 +41,44 @@ int main(void)
     char room64[65];
     int n;
 
-    is_str(keys_room_log(buf, "lobby"), "ct:room:lobby:log", "room log key");
+    is_str(keys_room_log(buf, "lobby"), "ct:room:{lobby}:log", "room log key");
     is_str(keys_user(buf, "alice"), "ct:user:alice", "user key");
     is_str(keys_user(buf, "ALICE"), "ct:user:alice",
            "user key: the name in lower case");
     is_str(keys_token(buf, "ab12"), "ct:token:ab12", "token key");
-    is_str(keys_presence(buf, "lobby"), "ct:presence:lobby", "presence key");
-    is_str(keys_bus(buf, "lobby"), "ct:bus:lobby", "bus channel");
-    is_str(keys_backup(buf, "lobby"), "ct:backup:lobby", "backup key");
+    is_str(keys_presence(buf, "lobby"), "ct:presence:{lobby}", "presence key");
+    is_str(keys_bus(buf, "lobby"), "ct:bus:{lobby}", "bus channel");
+    is_str(keys_backup(buf, "lobby"), "ct:backup:{lobby}", "backup key");
     ok(keys_bus(buf, "x") == buf, "builders return buf");
     memset(room64, 'r', 64);
     room64[64] = '\0';
     keys_room_log(buf, room64);
-    ok(strlen(buf) == 8 + 64 + 4, "longest room's log key fits KEYS_MAX");
+    ok(strlen(buf) == 9 + 64 + 5, "longest room's log key fits KEYS_MAX");
     is_str(KEYS_ROOMS, "ct:rooms", "rooms key");
     ok(strncmp(KEYS_BUS_PATTERN, KEYS_BUS_PREFIX, strlen(KEYS_BUS_PREFIX)) == 0,
        "bus pattern matches the prefix");
+    {
+        char room[NAME_ROOM_MAX + 1], chan[KEYS_MAX];
+
+        is_str(keys_bus_room("ct:bus:{lobby}", room), "lobby",
+               "keys_bus_room: the room of a channel");
+        ok(keys_bus_room(keys_bus(chan, room64), room) == room &&
+               strcmp(room, room64) == 0,
+           "keys_bus_room: the longest room name");
+        ok(keys_bus_room("ct:bus:lobby", room) == NULL,
+           "keys_bus_room: an untagged (old) channel is none");
+        ok(keys_bus_room("ct:bus:{}", room) == NULL &&
+               keys_bus_room("ct:bus:{Lobby}", room) == NULL &&
+               keys_bus_room("ct:bus:{lobby", room) == NULL &&
+               keys_bus_room("ct:room:{lobby}", room) == NULL,
+           "keys_bus_room: empty, invalid, unclosed or other keys are none");
+        memset(chan, 'r', sizeof(chan) - 1);
+        memcpy(chan, "ct:bus:{", 8);
+        chan[8 + 65] = '}';
+        chan[8 + 66] = '\0';
+        ok(keys_bus_room(chan, room) == NULL,
+           "keys_bus_room: a name one longer than NAME_ROOM_MAX is none");
+    }
 
     keys_init();
     is_int(strlen(keys_append_script.sha), 40, "append sha is 40 hex");
@@ -79,14 +101,14 @@ int main(void)
     is_str(argv[0], "EVALSHA", "  command");
     is_str(argv[1], keys_append_script.sha, "  sha");
     is_str(argv[2], "2", "  numkeys");
-    is_str(argv[3], "ct:room:lobby:log", "  KEYS[1]");
+    is_str(argv[3], "ct:room:{lobby}:log", "  KEYS[1]");
     is_str(argv[4], "ct:rooms", "  KEYS[2]");
     is_str(argv[5], "lobby", "  ARGV[1] room");
     is_str(argv[6], "alice", "  ARGV[2] from");
     ok(memcmp(argv[7], "hi\0x", 4) == 0 && lens[7] == 4,
        "  ARGV[3] text with its length, NUL and all");
-    is_str(argv[8], "ct:bus:lobby", "  ARGV[4] channel");
-    is_int(lens[3], strlen("ct:room:lobby:log"), "  lengths");
+    is_str(argv[8], "ct:bus:{lobby}", "  ARGV[4] channel");
+    is_int(lens[3], strlen("ct:room:{lobby}:log"), "  lengths");
     is_int(lens[1], 40, "  sha length");
     {
         /* not NUL-terminated: the sanitizer build catches any strlen */
@@ -116,15 +138,15 @@ int main(void)
         is_int(n, KEYS_APPEND_ARGC, "with a key: KEYS_APPEND_ARGC entries");
         is_str(argv[2], "3", "  numkeys 3");
         ok(strncmp(argv[5], "ct:idem:", 8) == 0 &&
-               strlen(argv[5]) == 8 + 64 + 1 + 32 + 1 + 64 &&
+               strlen(argv[5]) == 9 + 64 + 2 + 32 + 1 + 64 &&
                strcmp(argv[5] + strlen(argv[5]) - 64, key64) == 0,
-           "  KEYS[3] ct:idem:{room}:{user}:{key}, longest of each whole");
+           "  KEYS[3] ct:idem:{room}:user:key, longest of each whole");
         is_str(argv[6], room64, "  ARGV[1] room");
         is_str(argv[7], user32, "  ARGV[2] from");
         ok(memcmp(argv[8], "hi\0x", 4) == 0 && lens[8] == 4,
            "  ARGV[3] text with its length");
-        ok(strncmp(argv[9], "ct:bus:", 7) == 0, "  ARGV[4] channel");
-        is_str(keys_idem(idem, "lobby", "bob", "k1"), "ct:idem:lobby:bob:k1",
+        ok(strncmp(argv[9], "ct:bus:{", 8) == 0, "  ARGV[4] channel");
+        is_str(keys_idem(idem, "lobby", "bob", "k1"), "ct:idem:{lobby}:bob:k1",
                "idempotency key");
     }
     return tap_done();

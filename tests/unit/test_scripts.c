@@ -53,7 +53,7 @@ static redisReply *append(redisContext *c, const char *from, const char *text,
 
 static long long xlen(redisContext *c)
 {
-    redisReply *r = redisCommand(c, "XLEN ct:room:idem:log");
+    redisReply *r = redisCommand(c, "XLEN ct:room:{idem}:log");
     long long n = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
 
     freeReplyObject(r);
@@ -70,7 +70,7 @@ static void test_idempotent(redisContext *c, int port)
     char id[STREAMID_STRLEN] = "";
     struct reply_appended a;
 
-    r = redisCommand(sub, "SUBSCRIBE ct:bus:idem");
+    r = redisCommand(sub, "SUBSCRIBE ct:bus:{idem}");
     freeReplyObject(r);
     first = append(c, "alice", "one", "k-1");
     ok(first != NULL && first->type == REDIS_REPLY_ARRAY &&
@@ -83,7 +83,7 @@ static void test_idempotent(redisContext *c, int port)
     ok(strcmp(a.id, id) == 0 && !a.repeat && a.text == NULL &&
            a.ts == strtoll(first->element[1]->str, NULL, 10),
        "  id, ts, not a repeat");
-    r = redisCommand(c, "TTL ct:idem:idem:alice:k-1");
+    r = redisCommand(c, "TTL ct:idem:{idem}:alice:k-1");
     ok(r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer > 86000 &&
            r->integer <= 86400,
        "the key is kept 24 h (TTL %lld)", r != NULL ? r->integer : -1);
@@ -119,7 +119,7 @@ static void test_idempotent(redisContext *c, int port)
         msg = NULL;
     }
 
-    r = redisCommand(c, "XTRIM ct:room:idem:log MAXLEN 0");
+    r = redisCommand(c, "XTRIM ct:room:{idem}:log MAXLEN 0");
     freeReplyObject(r);
     r = append(c, "alice", "retry", "k-1");
     ok(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
@@ -177,7 +177,7 @@ int main(void)
     if (c == NULL)
         goto done;
     sub = redisConnect("127.0.0.1", port);
-    r = redisCommand(sub, "SUBSCRIBE %s", "ct:bus:lobby");
+    r = redisCommand(sub, "SUBSCRIBE %s", "ct:bus:{lobby}");
     ok(r != NULL && r->type == REDIS_REPLY_ARRAY, "subscribed to the bus");
     freeReplyObject(r);
 

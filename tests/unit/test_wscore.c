@@ -258,6 +258,34 @@ int main(void)
     is_int(c.errors, 0, "no wslay error along the way");
     wscore_free(&c.core);
 
+    /* the wslay context exists only while something is in progress */
+    start(&c, 64);
+    ok(c.core.ctx == NULL, "idle: no wslay context after init");
+    is_int(wscore_tick(&c.core), WSCORE_TICK_PINGED, "idle: a ping goes out");
+    ok(c.core.ctx == NULL, "idle: a ping needs no context");
+    ok(wscore_send_frame(&c.core, (const uint8_t *)"\x81\x02{}", 4),
+       "idle: a shared frame goes as it is");
+    client(&c, true, WSCORE_PONG, "crosstalk", 9);
+    is_int(feed(&c), WSCORE_CHAT, "idle: the pong is read");
+    ok(c.core.ctx == NULL, "idle: the context is freed after the pong");
+    client(&c, false, WSCORE_TEXT, "Hel", 3);
+    is_int(feed(&c), WSCORE_CHAT, "idle: half a message read");
+    ok(c.core.ctx != NULL, "idle: the context stays while a message is cut");
+    client(&c, true, WSCORE_PING, "p2", 2);
+    feed(&c);
+    ok(c.core.ctx != NULL, "idle: a ping inside it does not end the message");
+    client(&c, true, 0, "lo", 2);
+    is_int(feed(&c), WSCORE_CHAT, "idle: the rest read");
+    is_str(c.msgs, "Q:crosstalk P:p2 T:Hello ",
+           "idle: pong, ping, then the whole message");
+    ok(c.core.ctx == NULL, "idle: the context is freed once it is whole");
+    c.in[c.in_len++] = 0x81; /* one byte of a header */
+    feed(&c);
+    ok(c.core.ctx != NULL, "idle: the context stays on a partial header");
+    c.in_len--;
+    is_int(c.errors, 0, "idle: no wslay error along the way");
+    wscore_free(&c.core);
+
     is_int(wscore_max_message(64), 64 * 6 + 1024, "the 1009 limit's formula");
     return tap_done();
 }
