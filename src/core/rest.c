@@ -428,28 +428,35 @@ static void do_send(struct call *c)
 
 /* --- history: a short poll (since) or a page of history (before) --- */
 
-/* Answers {"events":[...],"last_id":...} and the signal's members,
- * encoding each event once. `from` is where the client goes on from when
- * there is no event. */
+/* Answers {"events":[...],"last_id":...} and the signal's members with
+ * events already encoded. */
+static void answer_jsons(struct call *c, const char *const *jsons,
+                         const size_t *lens, size_t n, const char *last_id,
+                         const struct streamid_signal *sig)
+{
+    size_t len;
+    char *body = api_events_json(jsons, lens, n, last_id, sig, &len);
+
+    c->rs.delivered = (int)n;
+    answer(c, 200, body, len);
+}
+
+/* The same, encoding each event once. `from` is where the client goes on
+ * from when there is no event. */
 static void answer_events(struct call *c, const struct chat_event *evs,
                           size_t n, const char *from,
                           const struct streamid_signal *sig)
 {
     const char **jsons = xcalloc(n + 1, sizeof(*jsons));
     size_t *lens = xcalloc(n + 1, sizeof(*lens));
-    size_t len;
-    char *body;
 
     for (size_t i = 0; i < n; i++)
         jsons[i] = event_to_json(&evs[i], &lens[i]);
-    body = api_events_json(jsons, lens, n, n > 0 ? evs[n - 1].id : from, sig,
-                           &len);
+    answer_jsons(c, jsons, lens, n, n > 0 ? evs[n - 1].id : from, sig);
     for (size_t i = 0; i < n; i++)
         free((char *)jsons[i]);
     free(jsons);
     free(lens);
-    c->rs.delivered = (int)n;
-    answer(c, 200, body, len);
 }
 
 /* Prepends what the archive holds before the oldest of `evs` when Redis
@@ -492,6 +499,17 @@ static void before_done(int status, struct chat_event *evs, size_t n, void *arg)
         with_archive(c, evs, n);
 }
 
+/* What the program held in memory (rest_hooks.recent): no gap or reset to
+ * tell, and with nothing new the client stays at its `since`. */
+static void recent_done(void *arg, const char *const *jsons, const size_t *lens,
+                        size_t n, const char *last_id)
+{
+    struct call *c = arg;
+
+    answer_jsons(c, jsons, lens, n,
+                 last_id != NULL ? last_id : c->history.since_str, NULL);
+}
+
 /* After `since`: with a gap or a reset told, "last_id" is where the
  * client goes on from. */
 static void resume_done(int status, struct chat_event *evs, size_t n,
@@ -523,11 +541,9 @@ static void do_history(struct call *c)
         return;
     }
     touch(c);
-    if (q->has_since && h->up_to_date != NULL &&
-        h->up_to_date(h->arg, room, &q->since)) {
-        answer_events(c, NULL, 0, q->since_str, NULL);
+    if (q->has_since && h->recent != NULL &&
+        h->recent(h->arg, room, &q->since, q->limit, recent_done, c))
         return;
-    }
     if (q->has_since)
         rc = store_resume(c->ctx->store, room, &q->since, q->limit, resume_done,
                           c);

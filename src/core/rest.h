@@ -62,16 +62,25 @@ struct rest_response {
     char user[NAME_USER_MAX + 1];
 };
 
+/* How a `recent` hook hands over what it holds: the JSON encodings of the
+ * messages (borrowed for the call), oldest first, and the id of the last
+ * one (NULL when there is none: the client is up to date). */
+typedef void (*rest_recent_cb)(void *call, const char *const *jsons,
+                               const size_t *lens, size_t n,
+                               const char *last_id);
+
 /* What the program adds to the calls: all optional (NULL). */
 struct rest_hooks {
     void *arg;
     /* activity of a user in a room (a send, a poll, typing): keeps the
      * user online and announces a join */
     void (*touch)(void *arg, const char *room, const char *user);
-    /* true when `since` is the newest message of the room, known without
-     * Redis: a poll answered at once */
-    bool (*up_to_date)(void *arg, const char *room,
-                       const struct streamid *since);
+    /* a short poll answered without Redis: when the program knows every
+     * stored message of the room after `since`, it calls `answer(call,
+     * ...)` at once with at most `limit` of them and returns true; false
+     * when it cannot tell (then Redis answers, gaps and resets included) */
+    bool (*recent)(void *arg, const char *room, const struct streamid *since,
+                   int limit, rest_recent_cb answer, void *call);
     /* messages before `before` that Redis no longer holds (the archive),
      * oldest first; returns the count, or -1 */
     int (*archive_before)(void *arg, const char *room,

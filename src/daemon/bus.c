@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 
 #include "log.h"
+#include "window.h"
 #include "xmalloc.h"
 
 /* An event held back for a subscriber or a room. */
@@ -38,6 +39,8 @@ struct bus_room {
     struct streamid latest;
     bool latest_known;
     int64_t empty_since_ms;
+    /* its newest live messages, for polls (NULL until the first) */
+    struct window *window;
     void *typists; /* tsearch of struct typist, by user */
     size_t ntypists;
 };
@@ -186,6 +189,7 @@ static void room_free(void *p)
     struct bus_room *r = p;
 
     pending_clear(&r->held);
+    window_free(r->window);
     tdestroy(r->typists, free);
     free(r);
 }
@@ -345,6 +349,17 @@ static void room_deliver(struct bus *b, struct bus_room *r, struct bus_event *e)
     }
 }
 
+/* A stored message the feed delivered live (not a fill's): it goes on from
+ * the newest the room's window has seen. */
+static void window_live(struct bus_room *r, struct bus_event *e)
+{
+    if (e->ev.type != EVENT_MESSAGE)
+        return;
+    if (r->window == NULL)
+        r->window = window_new();
+    window_add(r->window, e);
+}
+
 static int typist_cmp(const void *a, const void *b)
 {
     return strcmp(((const struct typist *)a)->user,
@@ -419,6 +434,7 @@ void bus_publish(struct bus *b, struct bus_event *e)
         pending_push(&r->held, e);
         return;
     }
+    window_live(r, e);
     room_deliver(b, r, e);
 }
 
@@ -426,8 +442,13 @@ void bus_fill_begin(struct bus *b, const char *room)
 {
     struct bus_room *r = room_find(b, room);
 
-    if (r != NULL)
-        r->filling = true;
+    if (r == NULL)
+        return;
+    r->filling = true;
+    /* a fill follows a break in the feed: what the window saw before it
+     * may lack messages */
+    if (r->window != NULL)
+        window_reset(r->window);
 }
 
 void bus_fill_end(struct bus *b, const char *room)
@@ -443,8 +464,10 @@ void bus_fill_end(struct bus *b, const char *room)
     TAILQ_INIT(&held);
     TAILQ_CONCAT(&held, &r->held, link);
     while ((e = pending_pop(&held)) != NULL) {
-        if ((r = room_find(b, room)) != NULL)
+        if ((r = room_find(b, room)) != NULL) {
+            window_live(r, e);
             room_deliver(b, r, e);
+        }
         bus_event_unref(e);
     }
 }
@@ -519,13 +542,27 @@ bool bus_room_latest(struct bus *b, const char *room, struct streamid *out)
     return true;
 }
 
+int bus_room_recent(struct bus *b, const char *room,
+                    const struct streamid *since, size_t max,
+                    struct bus_event **out)
+{
+    struct bus_room *r = room_find(b, room);
+
+    if (r == NULL || r->filling || r->window == NULL)
+        return -1;
+    return window_after(r->window, since, max, out);
+}
+
 void bus_forget_latest(struct bus *b)
 {
     size_t n;
     struct bus_room **rooms = rooms_snapshot(b, &n);
 
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         rooms[i]->latest_known = false;
+        if (rooms[i]->window != NULL)
+            window_reset(rooms[i]->window);
+    }
     free(rooms);
 }
 

@@ -167,11 +167,22 @@ size_t bus_room_count(struct bus *b);
  * stored after it has gone by unseen, so a client at that id is up to date
  * without asking Redis. False when that is not known. */
 bool bus_room_latest(struct bus *b, const char *room, struct streamid *out);
+/* The stored messages after `since` that the room's window holds
+ * (window.h: the newest live messages, kept while the bus follows the
+ * room), oldest first, at most `max` (at most WINDOW_EVENTS are held),
+ * borrowed into `out` until the next event or sweep. Returns their count (0:
+ * `since` is the newest), or -1 when the bus cannot tell without Redis: no
+ * such room, the room fills, or `since` is outside the span the bus has
+ * seen without a break. */
+int bus_room_recent(struct bus *b, const char *room,
+                    const struct streamid *since, size_t max,
+                    struct bus_event **out);
 /* Keeps the room as if it had just lost its last subscriber (a short poll
  * came): the bus follows its newest message for the next poll, until the
  * room has been idle for bus_sweep's time. */
 void bus_room_follow(struct bus *b, const char *room);
-/* The subscription was lost: no room's newest message is known any more. */
+/* The subscription was lost: no room's newest message is known any more,
+ * and every room's window starts again. */
 void bus_forget_latest(struct bus *b);
 /* Frees rooms without subscribers for idle_ms or more. */
 void bus_sweep(struct bus *b, int64_t idle_ms);

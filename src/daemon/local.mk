@@ -7,6 +7,7 @@ crosstalkd_SOURCES = \
 	src/daemon/http.c src/daemon/http.h \
 	src/daemon/serve.c src/daemon/serve.h \
 	src/daemon/bus.c src/daemon/bus.h \
+	src/daemon/window.c src/daemon/window.h \
 	src/daemon/redis.c src/daemon/redis.h \
 	src/daemon/feed.c src/daemon/feed.h \
 	src/daemon/flush.c src/daemon/flush.h \

@@ -16,7 +16,9 @@ typedef void (*resume_done_cb)(struct subscriber *s, int status);
 
 /* Subscribes s (resuming) and delivers, through its deliver callback, the
  * stored messages after `since`, at most `max` of them (0: all, in pages);
- * with since NULL, none: s starts at the room's newest message. Live events
+ * with since NULL, none: s starts at the room's newest message. When
+ * `since` is inside the room's window (bus_room_recent), they come from
+ * memory, already encoded, before this returns; else from Redis. Live events
  * are held meanwhile. History is paced to the client: while more than half
  * of client_buffer_limit waits to be taken (ops->queued), the next page
  * waits; history is never a reason to drop a subscriber. `done` is called

@@ -23,6 +23,7 @@
 #include "stats.h"
 #include "store.h"
 #include "transport.h"
+#include "window.h"
 #include "xmalloc.h"
 
 /* A request on its way through the core. */
@@ -40,18 +41,39 @@ static void hook_touch(void *arg, const char *room, const char *user)
     presence_touch(room, user);
 }
 
-/* A poll whose since is the newest message the bus has seen in the room is
- * answered without Redis, as a long poll is: nothing stored after it has
- * gone by unseen. The room is followed from now on for the next poll. */
-static bool hook_up_to_date(void *arg, const char *room,
-                            const struct streamid *since)
+/* A short poll whose since is inside the span the bus has seen without a
+ * break is answered from the room's window, as a long poll is: the
+ * messages after it with their JSON as the bus has it, or nothing new when
+ * it is the newest. The room is followed from now on for the next poll. */
+static bool hook_recent(void *arg, const char *room,
+                        const struct streamid *since, int limit,
+                        rest_recent_cb answer, void *call)
 {
+    struct bus_event *evs[WINDOW_EVENTS];
+    const char *jsons[WINDOW_EVENTS];
+    size_t lens[WINDOW_EVENTS];
+    size_t want =
+        limit > 0 && limit < WINDOW_EVENTS ? (size_t)limit : WINDOW_EVENTS;
     struct streamid latest;
-    bool known = bus_room_latest(app.bus, room, &latest);
+    int n;
 
     (void)arg;
     bus_room_follow(app.bus, room);
-    return known && streamid_cmp(since, &latest) == 0;
+    n = bus_room_recent(app.bus, room, since, want, evs);
+    if (n < 0) {
+        /* the window may not reach back to the newest message the bus saw
+         * (only a fill brought it): a client there is still up to date */
+        if (!bus_room_latest(app.bus, room, &latest) ||
+            streamid_cmp(since, &latest) != 0)
+            return false;
+        n = 0;
+    }
+    for (int i = 0; i < n; i++) {
+        jsons[i] = evs[i]->json->data;
+        lens[i] = evs[i]->json->len;
+    }
+    answer(call, jsons, lens, (size_t)n, n > 0 ? evs[n - 1]->ev.id : NULL);
+    return true;
 }
 
 static bool hook_draining(void *arg)
@@ -65,7 +87,7 @@ void serve_init(struct rest_ctx *ctx)
     rest_init(ctx, app.cfg, app.store);
     ctx->serves_streams = true;
     ctx->hooks.touch = hook_touch;
-    ctx->hooks.up_to_date = hook_up_to_date;
+    ctx->hooks.recent = hook_recent;
     ctx->hooks.draining = hook_draining;
 }
 

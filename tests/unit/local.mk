@@ -49,7 +49,8 @@ TESTS += tests/unit/test_ratelimit tests/unit/test_bus
 tests_unit_test_ratelimit_SOURCES = tests/unit/test_ratelimit.c tests/unit/tap.h
 tests_unit_test_ratelimit_LDADD = $(COMMON_LIBS)
 tests_unit_test_bus_SOURCES = tests/unit/test_bus.c tests/unit/tap.h \
-	src/daemon/bus.c src/daemon/bus.h src/daemon/stats.h
+	src/daemon/bus.c src/daemon/bus.h src/daemon/stats.h \
+	src/daemon/window.c src/daemon/window.h
 tests_unit_test_bus_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/daemon
 tests_unit_test_bus_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
 tests_unit_test_bus_LDADD = $(COMMON_LIBS) $(LIBEVENT_LIBS)
@@ -77,3 +78,13 @@ check_PROGRAMS += tests/unit/test_shard
 TESTS += tests/unit/test_shard
 tests_unit_test_shard_SOURCES = tests/unit/test_shard.c tests/unit/tap.h
 tests_unit_test_shard_LDADD = $(COMMON_LIBS)
+
+# The bus's window of recent messages, at its edges.
+check_PROGRAMS += tests/unit/test_window
+TESTS += tests/unit/test_window
+tests_unit_test_window_SOURCES = tests/unit/test_window.c tests/unit/tap.h \
+	src/daemon/bus.c src/daemon/bus.h src/daemon/stats.h \
+	src/daemon/window.c src/daemon/window.h
+tests_unit_test_window_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/daemon
+tests_unit_test_window_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
+tests_unit_test_window_LDADD = $(COMMON_LIBS) $(LIBEVENT_LIBS)
