@@ -122,6 +122,18 @@ char *keys_bus(char *buf, const char *room)
     return key(buf, KEYS_BUS_PREFIX, room, "");
 }
 
+char *keys_bus_room(char *room, const char *chan, size_t len)
+{
+    size_t plen = strlen(KEYS_BUS_PREFIX);
+
+    if (len <= plen || len - plen > NAME_ROOM_MAX ||
+        memcmp(chan, KEYS_BUS_PREFIX, plen) != 0)
+        return NULL;
+    memcpy(room, chan + plen, len - plen);
+    room[len - plen] = '\0';
+    return room;
+}
+
 char *keys_backup(char *buf, const char *room)
 {
     return key(buf, "ct:backup:", room, "");

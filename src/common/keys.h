@@ -17,6 +17,10 @@ char *keys_user(char *buf, const char *name);
 char *keys_token(char *buf, const char *hash);    /* ct:token:{sha256} */
 char *keys_presence(char *buf, const char *room); /* ct:presence:{room} */
 char *keys_bus(char *buf, const char *room);      /* ct:bus:{room} */
+/* The room of a bus channel named by keys_bus, written into room
+ * (NAME_ROOM_MAX + 1 bytes); returns room, or NULL when `chan` (len bytes)
+ * is not a room's channel. */
+char *keys_bus_room(char *room, const char *chan, size_t len);
 char *keys_backup(char *buf, const char *room);   /* ct:backup:{room} */
 /* ct:idem:{room}:{user}:{key}, which no ':' in a name makes unambiguous;
  * buf holds KEYS_IDEM_MAX bytes. */

@@ -27,6 +27,7 @@ struct typist {
 };
 
 struct bus_room {
+    struct bus *bus;
     char name[NAME_ROOM_MAX + 1];
     struct subscriber_list subs;
     size_t nsubs;
@@ -37,6 +38,7 @@ struct bus_room {
      * subscriber for a while (bus_sweep) to keep it for the next poll. */
     struct streamid latest;
     bool latest_known;
+    bool live; /* its Redis subscription confirmed (bus_room_live) */
     int64_t empty_since_ms;
     void *typists; /* tsearch of struct typist, by user */
     size_t ntypists;
@@ -47,6 +49,7 @@ struct bus {
     void *rooms;    /* tsearch tree of struct bus_room, by name */
     size_t nrooms;  /* in the tree */
     size_t nactive; /* with subscribers */
+    struct bus_room_hooks hooks;
 };
 
 struct bus_blob *bus_blob_new(size_t len)
@@ -207,6 +210,8 @@ static struct bus_room *room_get(struct bus *b, const char *name)
 
     if (r == NULL) {
         r = xcalloc(1, sizeof(*r));
+        r->bus = b;
+        r->live = b->hooks.first == NULL; /* see bus_room_live */
         strcpy(r->name, name);
         TAILQ_INIT(&r->subs);
         TAILQ_INIT(&r->held);
@@ -228,6 +233,28 @@ void bus_room_follow(struct bus *b, const char *room)
         r->empty_since_ms = event_now_ms();
 }
 
+void bus_set_room_hooks(struct bus *b, const struct bus_room_hooks *h)
+{
+    b->hooks = *h;
+}
+
+void bus_room_live(struct bus *b, const char *room, bool live)
+{
+    struct bus_room *r = room_find(b, room);
+    struct subscriber *s;
+
+    if (r == NULL)
+        return;
+    r->live = live;
+    if (live)
+        return;
+    r->latest_known = false;
+    TAILQ_FOREACH(s, &r->subs, link) {
+        if (s->resuming)
+            s->stale = true;
+    }
+}
+
 void bus_subscribe(struct bus *b, struct subscriber *s, bool resuming)
 {
     struct bus_room *r = room_get(b, s->room);
@@ -237,9 +264,12 @@ void bus_subscribe(struct bus *b, struct subscriber *s, bool resuming)
     TAILQ_INIT(&s->held);
     s->held_bytes = 0;
     s->resuming = resuming;
+    s->stale = !r->live;
+    s->waiting = false;
     s->br = r;
     TAILQ_INSERT_TAIL(&r->subs, s, link);
-    r->nsubs++;
+    if (r->nsubs++ == 0 && b->hooks.first != NULL)
+        b->hooks.first(r->name, b->hooks.arg);
 }
 
 void bus_unsubscribe(struct bus *b, struct subscriber *s)
@@ -253,9 +283,12 @@ void bus_unsubscribe(struct bus *b, struct subscriber *s)
     pending_clear(&s->held);
     s->held_bytes = 0;
     s->resuming = false;
+    s->waiting = false;
     if (--r->nsubs == 0) {
         b->nactive--;
         r->empty_since_ms = event_now_ms();
+        if (b->hooks.last != NULL)
+            b->hooks.last(r->name, b->hooks.arg);
     }
 }
 
@@ -269,17 +302,34 @@ void bus_deliver_one(struct subscriber *s, struct bus_event *e)
     s->ops->deliver(s, e);
 }
 
-void bus_resume_done(struct subscriber *s)
+static void resume_release(struct subscriber *s)
 {
     struct bus_event *e;
 
     s->resuming = false;
+    s->waiting = false;
     /* deliver may unsubscribe s, which empties the list */
     while (s->br != NULL && (e = pending_pop(&s->held)) != NULL) {
         s->held_bytes -= e->json->len;
         bus_deliver_one(s, e);
         bus_event_unref(e);
     }
+}
+
+void bus_resume_done(struct subscriber *s)
+{
+    struct bus *b;
+
+    if (s->br == NULL || !s->stale) {
+        resume_release(s);
+        return;
+    }
+    /* what it read may predate the room's subscription: a fill read after
+     * it covers the rest (bus_fill_end releases it) */
+    s->waiting = true;
+    b = s->br->bus;
+    if (b->hooks.catch_up != NULL)
+        b->hooks.catch_up(s->room, b->hooks.arg);
 }
 
 void bus_signal(struct subscriber *s, const struct streamid_signal *sig)
@@ -425,9 +475,41 @@ void bus_publish(struct bus *b, struct bus_event *e)
 void bus_fill_begin(struct bus *b, const char *room)
 {
     struct bus_room *r = room_find(b, room);
+    struct subscriber *s;
 
-    if (r != NULL)
-        r->filling = true;
+    if (r == NULL)
+        return;
+    r->filling = true;
+    TAILQ_FOREACH(s, &r->subs, link) {
+        if (s->waiting)
+            s->stale = false; /* this fill covers it */
+    }
+}
+
+/* Ends the resume of the waiting subscribers a fill covered; asks for
+ * another fill when stale ones wait. */
+static void release_covered(struct bus *b, const char *room)
+{
+    struct bus_room *r = room_find(b, room);
+    struct subscriber *s, **subs;
+    size_t n = 0;
+    bool more = false;
+
+    if (r == NULL)
+        return;
+    subs = xcalloc(r->nsubs + 1, sizeof(*subs));
+    TAILQ_FOREACH(s, &r->subs, link) {
+        if (s->waiting && !s->stale)
+            subs[n++] = s;
+        more = more || (s->waiting && s->stale);
+    }
+    /* each may unsubscribe itself while it is given what it held */
+    for (size_t i = 0; i < n; i++)
+        if (subs[i]->br != NULL)
+            resume_release(subs[i]);
+    free(subs);
+    if (more && b->hooks.catch_up != NULL)
+        b->hooks.catch_up(room, b->hooks.arg);
 }
 
 void bus_fill_end(struct bus *b, const char *room)
@@ -447,6 +529,7 @@ void bus_fill_end(struct bus *b, const char *room)
             room_deliver(b, r, e);
         bus_event_unref(e);
     }
+    release_covered(b, room);
 }
 
 void bus_fill_publish(struct bus *b, struct bus_event *e)
@@ -466,6 +549,8 @@ bool bus_room_oldest(struct bus *b, const char *room, struct streamid *out)
     if (r == NULL)
         return false;
     TAILQ_FOREACH(s, &r->subs, link) {
+        if (s->resuming && !s->waiting)
+            continue; /* its own read is not over */
         if (!any || streamid_cmp(&s->last, out) < 0)
             *out = s->last;
         any = true;
@@ -513,7 +598,7 @@ bool bus_room_latest(struct bus *b, const char *room, struct streamid *out)
 {
     struct bus_room *r = room_find(b, room);
 
-    if (r == NULL || !r->latest_known || r->filling)
+    if (r == NULL || !r->live || !r->latest_known || r->filling)
         return false;
     *out = r->latest;
     return true;

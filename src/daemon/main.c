@@ -234,7 +234,7 @@ int main(int argc, char **argv)
     if ((redis = redis_new(app.base, &cfg)) == NULL)
         goto done;
     app.store = store_new(redis_rexec(redis), &cfg);
-    feed = feed_new(app.base, redis, app.store, app.bus, &cfg);
+    feed = feed_new(app.base, &redis, 1, app.store, app.bus, &cfg);
     serve_init(&app.rest);
     app.send_limit = app.rest.send_limit;
     app.typing_limit = app.rest.typing_limit;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "keys.h"
+#include "names.h"
 #include "tap.h"
 
 /* The SHA-1 that `sha1sum` gives for body, which is what Redis's
@@ -50,6 +51,14 @@ int main(void)
     is_str(keys_bus(buf, "lobby"), "ct:bus:lobby", "bus channel");
     is_str(keys_backup(buf, "lobby"), "ct:backup:lobby", "backup key");
     ok(keys_bus(buf, "x") == buf, "builders return buf");
+    {
+        char room[NAME_ROOM_MAX + 1];
+        keys_bus(buf, "lobby");
+        is_str(keys_bus_room(room, buf, strlen(buf)), "lobby",
+               "keys_bus_room undoes keys_bus");
+        ok(keys_bus_room(room, "ct:bus:", 7) == NULL, "no room: NULL");
+        ok(keys_bus_room(room, "ct:room:x", 9) == NULL, "not the bus: NULL");
+    }
     memset(room64, 'r', 64);
     room64[64] = '\0';
     keys_room_log(buf, room64);
