@@ -21,7 +21,7 @@ char *keys_bus(char *buf, const char *room);      /* ct:bus:{room} */
  * (NAME_ROOM_MAX + 1 bytes); returns room, or NULL when `chan` (len bytes)
  * is not a room's channel. */
 char *keys_bus_room(char *room, const char *chan, size_t len);
-char *keys_backup(char *buf, const char *room);   /* ct:backup:{room} */
+char *keys_backup(char *buf, const char *room); /* ct:backup:{room} */
 /* ct:idem:{room}:{user}:{key}, which no ':' in a name makes unambiguous;
  * buf holds KEYS_IDEM_MAX bytes. */
 #define KEYS_IDEM_MAX 192
