@@ -38,7 +38,8 @@ struct bus_room {
      * subscriber for a while (bus_sweep) to keep it for the next poll. */
     struct streamid latest;
     bool latest_known;
-    bool live; /* its Redis subscription confirmed (bus_room_live) */
+    bool live;     /* its Redis subscription confirmed (bus_room_live) */
+    bool followed; /* by short polls (bus_room_follow), until swept */
     int64_t empty_since_ms;
     void *typists; /* tsearch of struct typist, by user */
     size_t ntypists;
@@ -231,6 +232,9 @@ void bus_room_follow(struct bus *b, const char *room)
 
     if (r->nsubs == 0)
         r->empty_since_ms = event_now_ms();
+    if (!r->followed && r->nsubs == 0 && b->hooks.first != NULL)
+        b->hooks.first(r->name, b->hooks.arg);
+    r->followed = true;
 }
 
 void bus_set_room_hooks(struct bus *b, const struct bus_room_hooks *h)
@@ -245,6 +249,8 @@ void bus_room_live(struct bus *b, const char *room, bool live)
 
     if (r == NULL)
         return;
+    if (live && !r->live)
+        r->latest_known = false; /* what it saw before may be behind */
     r->live = live;
     if (live)
         return;
@@ -268,7 +274,7 @@ void bus_subscribe(struct bus *b, struct subscriber *s, bool resuming)
     s->waiting = false;
     s->br = r;
     TAILQ_INSERT_TAIL(&r->subs, s, link);
-    if (r->nsubs++ == 0 && b->hooks.first != NULL)
+    if (r->nsubs++ == 0 && !r->followed && b->hooks.first != NULL)
         b->hooks.first(r->name, b->hooks.arg);
 }
 
@@ -287,7 +293,7 @@ void bus_unsubscribe(struct bus *b, struct subscriber *s)
     if (--r->nsubs == 0) {
         b->nactive--;
         r->empty_since_ms = event_now_ms();
-        if (b->hooks.last != NULL)
+        if (!r->followed && b->hooks.last != NULL)
             b->hooks.last(r->name, b->hooks.arg);
     }
 }
@@ -379,7 +385,7 @@ static void room_deliver(struct bus *b, struct bus_room *r, struct bus_event *e)
 {
     struct subscriber *s, *next;
 
-    if (e->ev.type == EVENT_MESSAGE &&
+    if (e->ev.type == EVENT_MESSAGE && r->live &&
         (!r->latest_known || streamid_cmp(&e->ev.sid, &r->latest) > 0)) {
         r->latest = e->ev.sid;
         r->latest_known = true;
@@ -624,6 +630,8 @@ void bus_sweep(struct bus *b, int64_t idle_ms)
         struct bus_room *r = rooms[i];
         typists_sweep(r, now);
         if (r->nsubs == 0 && !r->filling && r->empty_since_ms <= before) {
+            if (r->followed && b->hooks.last != NULL)
+                b->hooks.last(r->name, b->hooks.arg);
             tdelete(r, &b->rooms, room_cmp);
             b->nrooms--;
             room_free(r);

@@ -172,10 +172,12 @@ void bus_foreach_subscriber(struct bus *b,
 size_t bus_room_count(struct bus *b);
 
 /* What the bus tells of its rooms (the feed subscribes to what is
- * listened to). `first`: the room has its first subscriber; `last`: its last
- * one left; `catch_up`: a stale subscriber waits for a fill of the room
- * (bus_fill_begin .. bus_fill_end) read after the room's subscription was
- * confirmed. Each may be NULL; none may subscribe or unsubscribe. */
+ * listened to). `first`: the room has its first subscriber, or is followed
+ * (bus_room_follow); `last`: its last subscriber left and it is not
+ * followed, or a followed room without subscribers is swept; `catch_up`: a
+ * stale subscriber waits for a fill of the room (bus_fill_begin ..
+ * bus_fill_end) read after the room's subscription was confirmed. Each may be
+ * NULL; none may subscribe or unsubscribe. */
 struct bus_room_hooks {
     void (*first)(const char *room, void *arg);
     void (*last)(const char *room, void *arg);

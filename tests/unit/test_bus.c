@@ -282,6 +282,16 @@ static void test_room_hooks(void)
     bus_unsubscribe(b, &p2.sub);
     is_int(hook_calls[1], 1, "last: when the room empties");
     is_int(hook_calls[0], 1, "first: still once");
+    bus_room_follow(b, "polled");
+    is_int(hook_calls[0], 2, "first: a room followed by short polls");
+    bus_room_follow(b, "polled");
+    strcpy(p1.sub.room, "polled");
+    bus_subscribe(b, &p1.sub, false);
+    bus_unsubscribe(b, &p1.sub);
+    is_int(hook_calls[0] * 10 + hook_calls[1], 21,
+           "  once; its subscribers come and go without first or last");
+    bus_sweep(b, -1);
+    is_int(hook_calls[1], 2, "last: when it is swept");
     bus_free(b);
 }
 
