@@ -28,6 +28,7 @@ struct typist {
 };
 
 struct bus_room {
+    struct bus *bus;
     char name[NAME_ROOM_MAX + 1];
     struct subscriber_list subs;
     size_t nsubs;
@@ -38,6 +39,8 @@ struct bus_room {
      * subscriber for a while (bus_sweep) to keep it for the next poll. */
     struct streamid latest;
     bool latest_known;
+    bool live;     /* its Redis subscription confirmed (bus_room_live) */
+    bool followed; /* by short polls (bus_room_follow), until swept */
     int64_t empty_since_ms;
     /* its newest live messages, for polls (NULL until the first) */
     struct window *window;
@@ -50,6 +53,7 @@ struct bus {
     void *rooms;    /* tsearch tree of struct bus_room, by name */
     size_t nrooms;  /* in the tree */
     size_t nactive; /* with subscribers */
+    struct bus_room_hooks hooks;
 };
 
 struct bus_blob *bus_blob_new(size_t len)
@@ -211,6 +215,8 @@ static struct bus_room *room_get(struct bus *b, const char *name)
 
     if (r == NULL) {
         r = xcalloc(1, sizeof(*r));
+        r->bus = b;
+        r->live = b->hooks.first == NULL; /* see bus_room_live */
         strcpy(r->name, name);
         TAILQ_INIT(&r->subs);
         TAILQ_INIT(&r->held);
@@ -230,6 +236,36 @@ void bus_room_follow(struct bus *b, const char *room)
 
     if (r->nsubs == 0)
         r->empty_since_ms = event_now_ms();
+    if (!r->followed && r->nsubs == 0 && b->hooks.first != NULL)
+        b->hooks.first(r->name, b->hooks.arg);
+    r->followed = true;
+}
+
+void bus_set_room_hooks(struct bus *b, const struct bus_room_hooks *h)
+{
+    b->hooks = *h;
+}
+
+void bus_room_live(struct bus *b, const char *room, bool live)
+{
+    struct bus_room *r = room_find(b, room);
+    struct subscriber *s;
+
+    if (r == NULL)
+        return;
+    if (live && !r->live)
+        r->latest_known = false; /* what it saw before may be behind */
+    /* a window spans only what one unbroken subscription delivered */
+    if (live != r->live && r->window != NULL)
+        window_reset(r->window);
+    r->live = live;
+    if (live)
+        return;
+    r->latest_known = false;
+    TAILQ_FOREACH(s, &r->subs, link) {
+        if (s->resuming)
+            s->stale = true;
+    }
 }
 
 void bus_subscribe(struct bus *b, struct subscriber *s, bool resuming)
@@ -241,9 +277,12 @@ void bus_subscribe(struct bus *b, struct subscriber *s, bool resuming)
     TAILQ_INIT(&s->held);
     s->held_bytes = 0;
     s->resuming = resuming;
+    s->stale = !r->live;
+    s->waiting = false;
     s->br = r;
     TAILQ_INSERT_TAIL(&r->subs, s, link);
-    r->nsubs++;
+    if (r->nsubs++ == 0 && !r->followed && b->hooks.first != NULL)
+        b->hooks.first(r->name, b->hooks.arg);
 }
 
 void bus_unsubscribe(struct bus *b, struct subscriber *s)
@@ -257,9 +296,12 @@ void bus_unsubscribe(struct bus *b, struct subscriber *s)
     pending_clear(&s->held);
     s->held_bytes = 0;
     s->resuming = false;
+    s->waiting = false;
     if (--r->nsubs == 0) {
         b->nactive--;
         r->empty_since_ms = event_now_ms();
+        if (!r->followed && b->hooks.last != NULL)
+            b->hooks.last(r->name, b->hooks.arg);
     }
 }
 
@@ -273,17 +315,34 @@ void bus_deliver_one(struct subscriber *s, struct bus_event *e)
     s->ops->deliver(s, e);
 }
 
-void bus_resume_done(struct subscriber *s)
+static void resume_release(struct subscriber *s)
 {
     struct bus_event *e;
 
     s->resuming = false;
+    s->waiting = false;
     /* deliver may unsubscribe s, which empties the list */
     while (s->br != NULL && (e = pending_pop(&s->held)) != NULL) {
         s->held_bytes -= e->json->len;
         bus_deliver_one(s, e);
         bus_event_unref(e);
     }
+}
+
+void bus_resume_done(struct subscriber *s)
+{
+    struct bus *b;
+
+    if (s->br == NULL || !s->stale) {
+        resume_release(s);
+        return;
+    }
+    /* what it read may predate the room's subscription: a fill read after
+     * it covers the rest (bus_fill_end releases it) */
+    s->waiting = true;
+    b = s->br->bus;
+    if (b->hooks.catch_up != NULL)
+        b->hooks.catch_up(s->room, b->hooks.arg);
 }
 
 void bus_signal(struct subscriber *s, const struct streamid_signal *sig)
@@ -333,7 +392,7 @@ static void room_deliver(struct bus *b, struct bus_room *r, struct bus_event *e)
 {
     struct subscriber *s, *next;
 
-    if (e->ev.type == EVENT_MESSAGE &&
+    if (e->ev.type == EVENT_MESSAGE && r->live &&
         (!r->latest_known || streamid_cmp(&e->ev.sid, &r->latest) > 0)) {
         r->latest = e->ev.sid;
         r->latest_known = true;
@@ -353,7 +412,7 @@ static void room_deliver(struct bus *b, struct bus_room *r, struct bus_event *e)
  * the newest the room's window has seen. */
 static void window_live(struct bus_room *r, struct bus_event *e)
 {
-    if (e->ev.type != EVENT_MESSAGE)
+    if (e->ev.type != EVENT_MESSAGE || !r->live)
         return;
     if (r->window == NULL)
         r->window = window_new();
@@ -441,6 +500,7 @@ void bus_publish(struct bus *b, struct bus_event *e)
 void bus_fill_begin(struct bus *b, const char *room)
 {
     struct bus_room *r = room_find(b, room);
+    struct subscriber *s;
 
     if (r == NULL)
         return;
@@ -449,6 +509,36 @@ void bus_fill_begin(struct bus *b, const char *room)
      * may lack messages */
     if (r->window != NULL)
         window_reset(r->window);
+    TAILQ_FOREACH(s, &r->subs, link) {
+        if (s->waiting)
+            s->stale = false; /* this fill covers it */
+    }
+}
+
+/* Ends the resume of the waiting subscribers a fill covered; asks for
+ * another fill when stale ones wait. */
+static void release_covered(struct bus *b, const char *room)
+{
+    struct bus_room *r = room_find(b, room);
+    struct subscriber *s, **subs;
+    size_t n = 0;
+    bool more = false;
+
+    if (r == NULL)
+        return;
+    subs = xcalloc(r->nsubs + 1, sizeof(*subs));
+    TAILQ_FOREACH(s, &r->subs, link) {
+        if (s->waiting && !s->stale)
+            subs[n++] = s;
+        more = more || (s->waiting && s->stale);
+    }
+    /* each may unsubscribe itself while it is given what it held */
+    for (size_t i = 0; i < n; i++)
+        if (subs[i]->br != NULL)
+            resume_release(subs[i]);
+    free(subs);
+    if (more && b->hooks.catch_up != NULL)
+        b->hooks.catch_up(room, b->hooks.arg);
 }
 
 void bus_fill_end(struct bus *b, const char *room)
@@ -470,6 +560,7 @@ void bus_fill_end(struct bus *b, const char *room)
         }
         bus_event_unref(e);
     }
+    release_covered(b, room);
 }
 
 void bus_fill_publish(struct bus *b, struct bus_event *e)
@@ -489,6 +580,8 @@ bool bus_room_oldest(struct bus *b, const char *room, struct streamid *out)
     if (r == NULL)
         return false;
     TAILQ_FOREACH(s, &r->subs, link) {
+        if (s->resuming && !s->waiting)
+            continue; /* its own read is not over */
         if (!any || streamid_cmp(&s->last, out) < 0)
             *out = s->last;
         any = true;
@@ -536,7 +629,7 @@ bool bus_room_latest(struct bus *b, const char *room, struct streamid *out)
 {
     struct bus_room *r = room_find(b, room);
 
-    if (r == NULL || !r->latest_known || r->filling)
+    if (r == NULL || !r->live || !r->latest_known || r->filling)
         return false;
     *out = r->latest;
     return true;
@@ -548,7 +641,7 @@ int bus_room_recent(struct bus *b, const char *room,
 {
     struct bus_room *r = room_find(b, room);
 
-    if (r == NULL || r->filling || r->window == NULL)
+    if (r == NULL || !r->live || r->filling || r->window == NULL)
         return -1;
     return window_after(r->window, since, max, out);
 }
@@ -576,6 +669,8 @@ void bus_sweep(struct bus *b, int64_t idle_ms)
         struct bus_room *r = rooms[i];
         typists_sweep(r, now);
         if (r->nsubs == 0 && !r->filling && r->empty_since_ms <= before) {
+            if (r->followed && b->hooks.last != NULL)
+                b->hooks.last(r->name, b->hooks.arg);
             tdelete(r, &b->rooms, room_cmp);
             b->nrooms--;
             room_free(r);

@@ -97,6 +97,12 @@ struct subscriber {
     size_t held_bytes;            /* their JSON, counted against the limit */
     struct bus_room *br;          /* NULL when not subscribed */
     struct resume *resume;        /* history being read (resume.c) */
+    /* Joined, or was resuming, while the room's Redis subscription was not
+     * confirmed: its history reads may have missed what was published
+     * before it was. At bus_resume_done it waits (still resuming) for a
+     * fill of the room read after the confirmation. */
+    bool stale;
+    bool waiting; /* resumed, waiting for that fill */
     TAILQ_ENTRY(subscriber) link;
 };
 
@@ -148,8 +154,11 @@ void bus_fill_begin(struct bus *b, const char *room);
 void bus_fill_end(struct bus *b, const char *room);
 /* Delivers a stored event read by the fill, past the hold. */
 void bus_fill_publish(struct bus *b, struct bus_event *e);
-/* The oldest "last id" among the room's subscribers: a fill reads after it.
- * Returns false when the room has no subscribers. */
+/* The oldest "last id" among the room's subscribers that are not resuming
+ * or wait for a fill: a fill reads after it. bus_fill_begin takes the
+ * waiting ones as covered; bus_fill_end ends their resume, and asks for
+ * another fill (catch_up) when stale ones wait. Returns false when no
+ * subscriber needs a fill. */
 bool bus_room_oldest(struct bus *b, const char *room, struct streamid *out);
 /* Calls fn for every room with subscribers. fn must not subscribe or
  * unsubscribe. */
@@ -162,8 +171,28 @@ void bus_foreach_subscriber(struct bus *b,
 /* Rooms with subscribers. */
 size_t bus_room_count(struct bus *b);
 
-/* The newest stored message of the room seen on the bus, when the bus has
- * been subscribed since before it and the room is not filling: nothing
+/* What the bus tells of its rooms (the feed subscribes to what is
+ * listened to). `first`: the room has its first subscriber, or is followed
+ * (bus_room_follow); `last`: its last subscriber left and it is not
+ * followed, or a followed room without subscribers is swept; `catch_up`: a
+ * stale subscriber waits for a fill of the room (bus_fill_begin ..
+ * bus_fill_end) read after the room's subscription was confirmed. Each may be
+ * NULL; none may subscribe or unsubscribe. */
+struct bus_room_hooks {
+    void (*first)(const char *room, void *arg);
+    void (*last)(const char *room, void *arg);
+    void (*catch_up)(const char *room, void *arg);
+    void *arg;
+};
+void bus_set_room_hooks(struct bus *b, const struct bus_room_hooks *h);
+/* Whether the room's Redis subscription is confirmed. When it is not,
+ * the room's newest message is not known and its resuming subscribers are
+ * stale; subscribers joining a room that is not are stale. A room starts
+ * not live, or live on a bus without a `first` hook (everything followed). */
+void bus_room_live(struct bus *b, const char *room, bool live);
+
+/* The newest stored message of the room seen on the bus, when the room's
+ * subscription is live since before it and the room is not filling: nothing
  * stored after it has gone by unseen, so a client at that id is up to date
  * without asking Redis. False when that is not known. */
 bool bus_room_latest(struct bus *b, const char *room, struct streamid *out);

@@ -1,9 +1,12 @@
-/* feed.c - the Redis bus subscription (PSUBSCRIBE ct:bus:*) into the bus,
- * with resubscription, its watchdog and the gap fill from the streams */
+/* feed.c - the Redis bus subscriptions into the bus: SUBSCRIBE ct:bus:{room}
+ * for each room listened to, on a connection per shard, with
+ * resubscription, its watchdog and the gap fill from the streams */
 #include "feed.h"
 
+#include <search.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <event2/event.h>
 #include <hiredis/async.h>
@@ -15,24 +18,59 @@
 #include "log.h"
 #include "names.h"
 #include "redis.h"
+#include "shard.h"
 #include "store.h"
 #include "xmalloc.h"
 
 #define FILL_PAGE 500
+/* Room names are never empty, so this channel is no room's: each shard's
+ * subscription holds it throughout, and the watchdog probes with it. */
+#define PROBE_ROOM ""
+
+struct feed;
+
+/* One shard's subscription connection. */
+struct shard {
+    struct feed *f;
+    int index;
+    struct redis *redis;
+    redisAsyncContext *sub; /* the subscription, reconnecting */
+    bool up;                /* the probe channel is subscribed */
+    int backoff;
+    struct event *timer;
+    int64_t since;  /* probe sent and not answered; 0 when none */
+    int64_t probed; /* when the last probe went */
+};
+
+/* A room listened to, lingering, or with a SUBSCRIBE or UNSUBSCRIBE in
+ * flight. One SUBSCRIBE is never sent while an UNSUBSCRIBE of the same
+ * channel is (hiredis would forget the channel's callback). */
+struct froom {
+    char name[NAME_ROOM_MAX + 1];
+    struct shard *sh;
+    bool wanted;      /* listened to, or lingering */
+    bool confirmed;   /* subscribed, its SUBSCRIBE answered */
+    int subs, unsubs; /* SUBSCRIBE / UNSUBSCRIBE sent and not answered */
+    bool filling;     /* a fill is in flight */
+    bool refill;      /* another one is wanted after it */
+    bool fill_wanted; /* a fill waits for Redis */
+    struct event *linger;
+    TAILQ_ENTRY(froom) link;
+};
+
+TAILQ_HEAD(froom_list, froom);
 
 struct feed {
-    struct redis *redis;
+    struct event_base *base;
     struct store *store;
     struct bus *bus;
     const struct config *cfg;
-    redisAsyncContext *sub; /* the subscription, reconnecting */
-    bool sub_up;
-    int sub_backoff;
-    struct event *sub_timer, *fill_timer;
-    bool fill_wanted; /* rooms must be filled once both are up */
+    struct shard *shards;
+    int nshards;
+    void *tree; /* tsearch of struct froom, by name */
+    struct froom_list rooms;
+    struct event *fill_timer;
     bool closing;
-    int64_t sub_since;  /* PSUBSCRIBE sent and not answered; 0 when none */
-    int64_t sub_probed; /* when the last probe of the subscription went */
 };
 
 /* One room being filled. */
@@ -42,111 +80,308 @@ struct fill {
     struct streamid after; /* where the fill reads from */
 };
 
-static void fill_all(struct feed *f);
+static void room_fill(struct feed *f, struct froom *fr);
+static void room_subscribe(struct froom *fr);
 
-static void schedule(struct feed *f)
+/* --- the rooms --- */
+
+static int froom_cmp(const void *a, const void *b)
 {
-    if (!f->closing)
-        redis_retry(f->sub_timer, &f->sub_backoff);
+    return strcmp(((const struct froom *)a)->name,
+                  ((const struct froom *)b)->name);
 }
 
-static void on_bus_message(redisAsyncContext *ac, void *reply, void *priv)
+static struct froom *room_find(struct feed *f, const char *name)
 {
-    struct feed *f = ac->data;
-    redisReply *r = reply;
-    struct chat_event ev;
-    struct bus_event *e;
-    const redisReply *chan, *payload;
-    char room[NAME_ROOM_MAX + 1];
+    struct froom key;
+    void *node;
 
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 3)
+    if (strlen(name) > NAME_ROOM_MAX)
+        return NULL;
+    strcpy(key.name, name);
+    node = tfind(&key, &f->tree, froom_cmp);
+    return node ? *(struct froom **)node : NULL;
+}
+
+static void linger_cb(evutil_socket_t fd, short what, void *arg);
+
+static struct froom *room_get(struct feed *f, const char *name)
+{
+    struct froom *fr = room_find(f, name);
+
+    if (fr != NULL)
+        return fr;
+    fr = xcalloc(1, sizeof(*fr));
+    strcpy(fr->name, name);
+    fr->sh = &f->shards[shard_of_room(name, f->nshards)];
+    fr->linger = evtimer_new(f->base, linger_cb, fr);
+    if (tsearch(fr, &f->tree, froom_cmp) == NULL) {
+        log_error("feed: out of memory");
+        abort();
+    }
+    TAILQ_INSERT_TAIL(&f->rooms, fr, link);
+    return fr;
+}
+
+static void room_free(struct feed *f, struct froom *fr)
+{
+    tdelete(fr, &f->tree, froom_cmp);
+    TAILQ_REMOVE(&f->rooms, fr, link);
+    event_free(fr->linger);
+    free(fr);
+}
+
+/* Forgets a room nothing is left to do for. */
+static void room_tidy(struct feed *f, struct froom *fr)
+{
+    if (!fr->wanted && !fr->confirmed && fr->subs == 0 && fr->unsubs == 0 &&
+        !fr->filling)
+        room_free(f, fr);
+}
+
+static void room_command(struct froom *fr, const char *cmd, int *count);
+
+static void room_subscribe(struct froom *fr)
+{
+    if (fr->sh->sub == NULL || fr->confirmed || fr->subs > 0 || fr->unsubs > 0)
         return;
-    if (strcmp(r->element[0]->str, "psubscribe") == 0) {
-        f->sub_since = 0;
-        if (f->sub_up) /* the answer to the watchdog's probe */
+    room_command(fr, "SUBSCRIBE", &fr->subs);
+}
+
+/* The room's subscription is no longer wanted, or a SUBSCRIBE was answered
+ * after it stopped being wanted. */
+static void room_unsubscribe(struct feed *f, struct froom *fr)
+{
+    bool was = fr->confirmed;
+
+    bus_room_live(f->bus, fr->name, false);
+    fr->confirmed = false;
+    if (was && fr->sh->sub != NULL)
+        room_command(fr, "UNSUBSCRIBE", &fr->unsubs);
+    room_tidy(f, fr);
+}
+
+static void linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct froom *fr = arg;
+
+    fr->wanted = false;
+    room_unsubscribe(fr->sh->f, fr);
+}
+
+/* --- the bus's hooks --- */
+
+static void hook_first(const char *room, void *arg)
+{
+    struct feed *f = arg;
+    struct froom *fr = room_get(f, room);
+
+    evtimer_del(fr->linger);
+    fr->wanted = true;
+    if (fr->confirmed) /* lingering: subscribed throughout */
+        bus_room_live(f->bus, room, true);
+    else
+        room_subscribe(fr);
+}
+
+static void hook_last(const char *room, void *arg)
+{
+    struct feed *f = arg;
+    struct froom *fr = room_find(f, room);
+    struct timeval tv = {FEED_LINGER_MS / 1000, FEED_LINGER_MS % 1000 * 1000};
+
+    if (fr != NULL && fr->wanted)
+        evtimer_add(fr->linger, &tv);
+}
+
+static void hook_catch_up(const char *room, void *arg)
+{
+    struct feed *f = arg;
+    struct froom *fr = room_find(f, room);
+
+    if (fr != NULL && fr->confirmed)
+        room_fill(f, fr);
+    /* else its SUBSCRIBE, once answered, fills the room */
+}
+
+/* --- the subscription connections --- */
+
+static void schedule(struct shard *sh)
+{
+    if (!sh->f->closing)
+        redis_retry(sh->timer, &sh->backoff);
+}
+
+static void on_subscribed(struct shard *sh, const char *room)
+{
+    struct feed *f = sh->f;
+    struct froom *fr;
+
+    if (room == NULL) { /* the probe channel */
+        sh->since = 0;
+        if (sh->up) /* the answer to the watchdog's probe */
             return;
-        log_info("redis: subscribed to %s", KEYS_BUS_PATTERN);
-        f->sub_up = true;
-        f->sub_backoff = REDIS_BACKOFF_MIN_MS;
-        f->fill_wanted = true;
-        if (redis_up(f->redis))
-            fill_all(f);
+        log_info("redis: subscribed to the bus of shard %d", sh->index);
+        sh->up = true;
+        sh->backoff = REDIS_BACKOFF_MIN_MS;
         return;
     }
-    if (strcmp(r->element[0]->str, "pmessage") != 0 || r->elements != 4)
+    if ((fr = room_find(f, room)) == NULL || fr->sh != sh || fr->subs == 0)
         return;
-    chan = r->element[2];
-    payload = r->element[3];
+    if (--fr->subs > 0)
+        return;
+    fr->confirmed = true;
+    if (!fr->wanted) {
+        room_unsubscribe(f, fr);
+        return;
+    }
+    /* What was published before the SUBSCRIBE took effect was read by
+     * nobody's history after it: the fill reads it from the stream. */
+    bus_room_live(f->bus, room, true);
+    room_fill(f, fr);
+}
+
+static void on_unsubscribed(struct shard *sh, const char *room)
+{
+    struct feed *f = sh->f;
+    struct froom *fr;
+
+    if (room == NULL || (fr = room_find(f, room)) == NULL || fr->sh != sh ||
+        fr->unsubs == 0)
+        return;
+    if (--fr->unsubs == 0 && fr->wanted)
+        room_subscribe(fr);
+    else
+        room_tidy(f, fr);
+}
+
+static void on_message(struct shard *sh, const char *room,
+                       const redisReply *chan, const redisReply *payload)
+{
+    struct chat_event ev;
+    struct bus_event *e;
+
     if (event_from_json(payload->str, payload->len, &ev) != 0) {
         log_warn("bus: dropped a malformed event on %s", chan->str);
         return;
     }
-    if (keys_bus_room(chan->str, room) == NULL || strcmp(room, ev.room) != 0) {
+    if (room == NULL || strcmp(room, ev.room) != 0) {
         log_warn("bus: event for room %s on channel %s dropped", ev.room,
                  chan->str);
         event_clear(&ev);
         return;
     }
     e = bus_event_new(&ev);
-    bus_publish(f->bus, e);
+    bus_publish(sh->f->bus, e);
     bus_event_unref(e);
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct shard *sh = ac->data;
+    redisReply *r = reply;
+    const redisReply *kind, *chan;
+    char buf[NAME_ROOM_MAX + 1];
+    const char *room;
+
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[1]->type != REDIS_REPLY_STRING)
+        return;
+    kind = r->element[0];
+    chan = r->element[1];
+    room = keys_bus_room(chan->str, buf);
+    if (strcmp(kind->str, "message") == 0 &&
+        r->element[2]->type == REDIS_REPLY_STRING)
+        on_message(sh, room, chan, r->element[2]);
+    else if (strcmp(kind->str, "subscribe") == 0)
+        on_subscribed(sh, room);
+    else if (strcmp(kind->str, "unsubscribe") == 0)
+        on_unsubscribed(sh, room);
+}
+
+static void room_command(struct froom *fr, const char *cmd, int *count)
+{
+    char chan[KEYS_MAX];
+
+    if (redisAsyncCommand(fr->sh->sub, on_reply, NULL, "%s %s", cmd,
+                          keys_bus(chan, fr->name)) == REDIS_OK)
+        (*count)++;
+}
+
+/* What its rooms publish from now until they are subscribed again goes by
+ * unseen: each is filled from its stream once its SUBSCRIBE is answered. */
+static void sub_lost(struct shard *sh)
+{
+    struct feed *f = sh->f;
+    struct froom *fr, *next;
+
+    sh->sub = NULL;
+    sh->up = false;
+    sh->since = 0;
+    for (fr = TAILQ_FIRST(&f->rooms); fr != NULL; fr = next) {
+        next = TAILQ_NEXT(fr, link);
+        if (fr->sh != sh)
+            continue;
+        fr->subs = fr->unsubs = 0;
+        fr->confirmed = false;
+        bus_room_live(f->bus, fr->name, false);
+        room_tidy(f, fr);
+    }
 }
 
 static void sub_connected(const redisAsyncContext *ac, int status)
 {
-    struct feed *f = ac->data;
+    struct shard *sh = ac->data;
 
-    if (ac != f->sub)
+    if (ac != sh->sub)
         return;
     if (status != REDIS_OK) {
-        f->sub = NULL;
-        f->sub_since = 0;
-        schedule(f);
+        sub_lost(sh);
+        schedule(sh);
     }
-}
-
-/* What is published from now until we are subscribed again goes by
- * unseen: gap filling reads it from the streams then. */
-static void sub_lost(struct feed *f)
-{
-    f->sub = NULL;
-    f->sub_up = false;
-    f->sub_since = 0;
-    bus_forget_latest(f->bus);
 }
 
 static void sub_disconnected(const redisAsyncContext *ac, int status)
 {
-    struct feed *f = ac->data;
+    struct shard *sh = ac->data;
 
-    if (ac != f->sub)
+    if (ac != sh->sub)
         return;
-    sub_lost(f);
-    if (f->closing)
+    sub_lost(sh);
+    if (sh->f->closing)
         return;
-    log_warn("redis: subscription lost; resubscribing");
-    schedule(f);
+    log_warn("redis: subscription to shard %d lost; resubscribing", sh->index);
+    schedule(sh);
 }
 
-static void sub_subscribe(struct feed *f)
+static void sub_probe(struct shard *sh)
 {
-    redisAsyncCommand(f->sub, on_bus_message, NULL, "PSUBSCRIBE %s",
-                      KEYS_BUS_PATTERN);
-    f->sub_since = redis_mono_ms();
+    char chan[KEYS_MAX];
+
+    redisAsyncCommand(sh->sub, on_reply, NULL, "SUBSCRIBE %s",
+                      keys_bus(chan, PROBE_ROOM));
+    sh->since = redis_mono_ms();
 }
 
-static void sub_connect(struct feed *f)
+static void sub_connect(struct shard *sh)
 {
-    if (f->closing || f->sub != NULL)
+    struct froom *fr;
+
+    if (sh->f->closing || sh->sub != NULL)
         return;
-    f->sub = redis_connect(f->redis, "subscription", f);
-    if (f->sub == NULL) {
-        schedule(f);
+    sh->sub = redis_connect(sh->redis, "subscription", sh);
+    if (sh->sub == NULL) {
+        schedule(sh);
         return;
     }
-    redisAsyncSetConnectCallback(f->sub, sub_connected);
-    redisAsyncSetDisconnectCallback(f->sub, sub_disconnected);
-    sub_subscribe(f);
+    redisAsyncSetConnectCallback(sh->sub, sub_connected);
+    redisAsyncSetDisconnectCallback(sh->sub, sub_disconnected);
+    sub_probe(sh);
+    TAILQ_FOREACH(fr, &sh->f->rooms, link) {
+        if (fr->sh == sh && fr->wanted)
+            room_subscribe(fr);
+    }
 }
 
 static void sub_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -154,31 +389,31 @@ static void sub_timer_cb(evutil_socket_t fd, short what, void *arg)
     sub_connect(arg);
 }
 
-/* The subscription's part of the watchdog: a PSUBSCRIBE unanswered for
+/* The subscription's part of the watchdog: a probe unanswered for
  * redis_timeout_ms drops the connection. */
-static void feed_tick(void *arg)
+static void shard_tick(void *arg)
 {
-    struct feed *f = arg;
-    int64_t now = redis_mono_ms(), limit = f->cfg->redis_timeout_ms;
+    struct shard *sh = arg;
+    int64_t now = redis_mono_ms(), limit = sh->f->cfg->redis_timeout_ms;
 
-    if (f->sub != NULL && f->sub_since != 0 && now - f->sub_since >= limit) {
-        redisAsyncContext *ac = f->sub;
+    if (sh->sub != NULL && sh->since != 0 && now - sh->since >= limit) {
+        redisAsyncContext *ac = sh->sub;
 
-        log_warn("redis: the subscription did not answer in %lld ms; "
-                 "resubscribing",
-                 (long long)limit);
-        sub_lost(f);
+        log_warn("redis: the subscription to shard %d did not answer in "
+                 "%lld ms; resubscribing",
+                 sh->index, (long long)limit);
+        sub_lost(sh);
         redisAsyncFree(ac);
-        schedule(f);
-    } else if (f->sub_up && f->sub_since == 0 && now - f->sub_probed >= limit) {
+        schedule(sh);
+    } else if (sh->up && sh->since == 0 && now - sh->probed >= limit) {
         /* Subscribing again to what we follow is answered in order behind
          * any message: a live subscription answers it at once. */
-        sub_subscribe(f);
-        f->sub_probed = f->sub_since;
+        sub_probe(sh);
+        sh->probed = sh->since;
     }
 }
 
-/* --- gap filling: what was published while we were not subscribed --- */
+/* --- gap filling: what was published while a room was not subscribed --- */
 
 static void fill_room(struct feed *f, const char *room,
                       const struct streamid *after);
@@ -192,16 +427,34 @@ static struct fill *fill_new(struct feed *f, const char *room)
     return c;
 }
 
+/* The room's fill is over (done, or failed and to be retried). */
+static void fill_over(struct feed *f, const char *room, bool failed)
+{
+    struct froom *fr = room_find(f, room);
+
+    if (fr == NULL)
+        return;
+    fr->filling = false;
+    if (failed) {
+        /* the room stays filling (live events held) until a retry works */
+        struct timeval tv = {1, 0};
+        fr->fill_wanted = true;
+        evtimer_add(f->fill_timer, &tv);
+    } else if (fr->refill) {
+        fr->refill = false;
+        room_fill(f, fr);
+    } else {
+        room_tidy(f, fr);
+    }
+}
+
 static void fill_page(int status, struct chat_event *evs, size_t n, void *arg)
 {
     struct fill *c = arg;
     struct feed *f = c->f;
 
     if (status != 0) {
-        /* the room stays filling (live events held) until a retry works */
-        struct timeval tv = {1, 0};
-        f->fill_wanted = true;
-        evtimer_add(f->fill_timer, &tv);
+        fill_over(f, c->room, true);
         free(c);
         return;
     }
@@ -210,10 +463,13 @@ static void fill_page(int status, struct chat_event *evs, size_t n, void *arg)
         bus_fill_publish(f->bus, e);
         bus_event_unref(e);
     }
-    if (n == FILL_PAGE)
+    if (n == FILL_PAGE) {
         fill_room(f, c->room, &evs[n - 1].sid);
-    else
+    } else {
+        /* fill_end may ask for another fill (catch_up): refill */
         bus_fill_end(f->bus, c->room);
+        fill_over(f, c->room, false);
+    }
     free(c);
 }
 
@@ -251,72 +507,108 @@ static void fill_checked(int status, struct chat_event *evs, size_t n,
     fill_page(0, evs, n, c);
 }
 
-static void fill_one(const char *room, void *arg)
+/* Fills the room from its stream, after the oldest id of its subscribers
+ * (bus_room_oldest), once its subscription is confirmed. */
+static void room_fill(struct feed *f, struct froom *fr)
 {
-    struct feed *f = arg;
-    struct fill *c = fill_new(f, room);
+    struct fill *c;
 
-    if (!bus_room_oldest(f->bus, room, &c->after)) {
+    if (fr->filling) {
+        fr->refill = true;
+        return;
+    }
+    if (!fr->confirmed)
+        return; /* its SUBSCRIBE, once answered, fills it */
+    if (!redis_up(fr->sh->redis)) {
+        fr->fill_wanted = true; /* shard_up fills it */
+        return;
+    }
+    fr->fill_wanted = false;
+    c = fill_new(f, fr->name);
+    if (!bus_room_oldest(f->bus, fr->name, &c->after)) {
         free(c);
         return;
     }
-    bus_fill_begin(f->bus, room);
-    if (store_resume(f->store, room, &c->after, FILL_PAGE, fill_checked, c) !=
-        0)
+    fr->filling = true;
+    bus_fill_begin(f->bus, fr->name);
+    if (store_resume(f->store, fr->name, &c->after, FILL_PAGE, fill_checked,
+                     c) != 0)
         fill_page(-1, NULL, 0, c);
 }
 
-static void fill_all(struct feed *f)
+/* Fills the rooms whose fill waits, of one shard or (sh NULL) all. */
+static void fill_waiting(struct feed *f, const struct shard *sh)
 {
-    f->fill_wanted = false;
-    bus_foreach_room(f->bus, fill_one, f);
+    struct froom *fr, *next;
+
+    for (fr = TAILQ_FIRST(&f->rooms); fr != NULL; fr = next) {
+        next = TAILQ_NEXT(fr, link);
+        if (fr->fill_wanted && (sh == NULL || fr->sh == sh))
+            room_fill(f, fr);
+    }
 }
 
 static void fill_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct feed *f = arg;
-
-    if (f->fill_wanted && redis_up(f->redis) && f->sub_up)
-        fill_all(f);
+    fill_waiting(arg, NULL);
 }
 
-/* The command connection is up (again). */
-static void feed_up(void *arg)
+/* A shard's command connection is up (again). */
+static void shard_up(void *arg)
 {
-    struct feed *f = arg;
+    struct shard *sh = arg;
 
-    if (f->fill_wanted && f->sub_up)
-        fill_all(f);
+    fill_waiting(sh->f, sh);
 }
 
-struct feed *feed_new(struct event_base *base, struct redis *r,
+struct feed *feed_new(struct event_base *base, struct redis **r, int n,
                       struct store *st, struct bus *bus,
                       const struct config *cfg)
 {
     struct feed *f = xcalloc(1, sizeof(*f));
+    struct bus_room_hooks hooks = {hook_first, hook_last, hook_catch_up, f};
 
-    f->redis = r;
+    f->base = base;
     f->store = st;
     f->bus = bus;
     f->cfg = cfg;
-    f->sub_backoff = REDIS_BACKOFF_MIN_MS;
-    f->sub_timer = evtimer_new(base, sub_timer_cb, f);
+    f->nshards = n;
+    f->shards = xcalloc((size_t)n, sizeof(*f->shards));
+    TAILQ_INIT(&f->rooms);
     f->fill_timer = evtimer_new(base, fill_timer_cb, f);
-    redis_watch(r, feed_up, feed_tick, f);
-    sub_connect(f);
+    for (int i = 0; i < n; i++) {
+        struct shard *sh = &f->shards[i];
+        sh->f = f;
+        sh->index = i;
+        sh->redis = r[i];
+        sh->backoff = REDIS_BACKOFF_MIN_MS;
+        sh->timer = evtimer_new(base, sub_timer_cb, sh);
+        redis_watch(r[i], shard_up, shard_tick, sh);
+    }
+    bus_set_room_hooks(bus, &hooks);
+    for (int i = 0; i < n; i++)
+        sub_connect(&f->shards[i]);
     return f;
 }
 
 void feed_free(struct feed *f)
 {
+    struct bus_room_hooks none = {0};
+    struct froom *fr;
+
     if (f == NULL)
         return;
     f->closing = true;
-    if (f->sub)
-        redisAsyncDisconnect(f->sub);
-    if (f->sub_timer)
-        event_free(f->sub_timer);
-    if (f->fill_timer)
-        event_free(f->fill_timer);
+    bus_set_room_hooks(f->bus, &none);
+    for (int i = 0; i < f->nshards; i++) {
+        struct shard *sh = &f->shards[i];
+        if (sh->sub)
+            redisAsyncFree(sh->sub); /* callbacks run now, with no reply */
+        event_free(sh->timer);
+    }
+    while ((fr = TAILQ_FIRST(&f->rooms)) != NULL)
+        room_free(f, fr);
+    event_free(f->fill_timer);
+    free(f->shards);
     free(f);
 }

@@ -244,12 +244,7 @@ int main(int argc, char **argv)
         rx[i] = redis_rexec(redis[i]);
     }
     app.store = store_new(rx, shards, &cfg);
-    /* NOTE(shards): the bus feed still subscribes on the first shard only,
-     * so with several shards crosstalkd's live streams carry only the rooms
-     * of shard 0 (sends, history and resume work on every shard). The feed
-     * over every shard, feed_new(base, redis, shards, store, bus, cfg), is
-     * another branch's; call it that way once it is merged. */
-    feed = feed_new(app.base, redis[0], app.store, app.bus, &cfg);
+    feed = feed_new(app.base, redis, shards, app.store, app.bus, &cfg);
     serve_init(&app.rest);
     app.send_limit = app.rest.send_limit;
     app.typing_limit = app.rest.typing_limit;

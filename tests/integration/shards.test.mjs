@@ -227,7 +227,7 @@ test('a hanging shard (CLIENT PAUSE, shipped redis_timeout_ms 2000) delays neith
   }
 });
 
-test('SSE delivers the rooms of every shard, not only shard 0', { todo: 'crosstalkd subscribes on shard 0 only until the per-shard feed (feed branch) is merged' }, async () => {
+test('SSE delivers the rooms of every shard, not only shard 0', async () => {
   const room = rooms[1][2];
   const s = await sseOpen(`${d.url}/api/rooms/${room}/events`, { headers: bearer(alice.token) });
   try {

@@ -198,6 +198,103 @@ static void test_backlog(void)
     bus_free(b);
 }
 
+static int hook_calls[3]; /* first, last, catch_up */
+
+static void on_first(const char *room, void *arg)
+{
+    hook_calls[0]++;
+}
+
+static void on_last(const char *room, void *arg)
+{
+    hook_calls[1]++;
+}
+
+static void on_catch_up(const char *room, void *arg)
+{
+    hook_calls[2]++;
+}
+
+/* With room hooks (the feed's per-room subscriptions): a room is told of
+ * its first and last subscriber; one that joins before the room's
+ * subscription is confirmed waits after its resume for a fill read after
+ * the confirmation, and gets what it held, in order, once. */
+static void test_room_hooks(void)
+{
+    struct bus *b = bus_new(0);
+    struct bus_room_hooks h = {on_first, on_last, on_catch_up, NULL};
+    struct probe p1, p2;
+    struct streamid latest, oldest;
+    struct bus_event *e;
+
+    bus_set_room_hooks(b, &h);
+    probe_init(&p1, b, "hooked");
+    probe_init(&p2, b, "hooked");
+    bus_subscribe(b, &p1.sub, true);
+    p1.sub.last = (struct streamid){3, 0}; /* what its history read ended at */
+    bus_subscribe(b, &p2.sub, true);
+    is_int(hook_calls[0], 1, "first: once for the room");
+    ok(p1.sub.stale && p2.sub.stale, "joined before the subscription: stale");
+    publish(b, "hooked", "4-0");
+    ok(!bus_room_latest(b, "hooked", &latest),
+       "no newest message known before the subscription is confirmed");
+    ok(!bus_room_oldest(b, "hooked", &oldest),
+       "nobody to fill for while all still read their history");
+    bus_resume_done(&p1.sub);
+    ok(p1.sub.resuming && p1.sub.waiting, "a stale resume waits for a fill");
+    is_int(hook_calls[2], 1, "  and asks for it (catch_up)");
+    is_int(p1.n, 0, "  given nothing meanwhile");
+
+    bus_room_live(b, "hooked", true);
+    ok(bus_room_oldest(b, "hooked", &oldest) && oldest.ms == 3,
+       "the fill reads after the waiting one's last id");
+    bus_fill_begin(b, "hooked");
+    e = message("hooked", "4-0");
+    bus_fill_publish(b, e);
+    bus_event_unref(e);
+    publish(b, "hooked", "5-0"); /* live, during the fill */
+    bus_fill_end(b, "hooked");
+    ok(!p1.sub.resuming && !p1.sub.waiting, "the fill's end ends its resume");
+    is_int(p1.n, 2, "  it got the fill and the live message");
+    is_str(p1.got[0], "4-0", "  4-0 once");
+    is_str(p1.got[1], "5-0", "  then 5-0");
+    ok(p2.sub.resuming && p2.sub.stale, "one still reading stays stale");
+    is_int(hook_calls[2], 1, "  and asks for nothing until it is done");
+    bus_resume_done(&p2.sub);
+    is_int(hook_calls[2], 2, "  then asks for its own fill");
+    bus_fill_begin(b, "hooked");
+    bus_fill_end(b, "hooked");
+    ok(!p2.sub.resuming, "  and goes live after it");
+
+    bus_unsubscribe(b, &p2.sub);
+    bus_subscribe(b, &p2.sub, true);
+    ok(!p2.sub.stale, "joining a confirmed room: not stale");
+    bus_resume_done(&p2.sub);
+    ok(!p2.sub.resuming, "  its resume ends at once");
+    bus_unsubscribe(b, &p2.sub);
+    bus_subscribe(b, &p2.sub, true);
+    bus_room_live(b, "hooked", false);
+    ok(p2.sub.stale && !p1.sub.stale,
+       "the subscription lost: resuming ones are stale, live ones filled");
+    ok(!bus_room_latest(b, "hooked", &latest), "  newest message forgotten");
+    is_int(hook_calls[1], 0, "last: not yet");
+    bus_unsubscribe(b, &p1.sub);
+    bus_unsubscribe(b, &p2.sub);
+    is_int(hook_calls[1], 1, "last: when the room empties");
+    is_int(hook_calls[0], 1, "first: still once");
+    bus_room_follow(b, "polled");
+    is_int(hook_calls[0], 2, "first: a room followed by short polls");
+    bus_room_follow(b, "polled");
+    strcpy(p1.sub.room, "polled");
+    bus_subscribe(b, &p1.sub, false);
+    bus_unsubscribe(b, &p1.sub);
+    is_int(hook_calls[0] * 10 + hook_calls[1], 21,
+           "  once; its subscribers come and go without first or last");
+    bus_sweep(b, -1);
+    is_int(hook_calls[1], 2, "last: when it is swept");
+    bus_free(b);
+}
+
 int main(void)
 {
     struct bus *b = bus_new(0);
@@ -358,5 +455,6 @@ int main(void)
     bus_free(b);
     test_typing();
     test_backlog();
+    test_room_hooks();
     return tap_done();
 }

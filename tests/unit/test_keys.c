@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "keys.h"
+#include "names.h"
 #include "tap.h"
 
 /* The SHA-1 that `sha1sum` gives for body, which is what Redis's
