@@ -28,6 +28,7 @@ struct sse {
     struct evhttp_request *req;
     struct http_watch *watch;
     bool chunked;          /* HTTP/1.1: the body goes in chunks */
+    bool started;          /* the head is written */
     struct flush flush;    /* events not yet handed to the socket */
     TAILQ_ENTRY(sse) link; /* every open stream, for heartbeats */
 };
@@ -217,20 +218,9 @@ static void beat(evutil_socket_t fd, short what, void *arg)
 
     for (s = TAILQ_FIRST(&streams); s != NULL; s = next) {
         next = TAILQ_NEXT(s, link);
-        send_bytes(s, ":\n\n", 3, NULL);
+        if (s->started)
+            send_bytes(s, ":\n\n", 3, NULL);
     }
-}
-
-static void resumed(struct subscriber *sub, int status)
-{
-    struct sse *s = (struct sse *)sub;
-
-    if (status != 0) {
-        /* EventSource comes back after retry: and Redis may be back too */
-        end_stream(s);
-        return;
-    }
-    bus_resume_done(sub);
 }
 
 /* Leaves only the Connection headers, which evhttp reads when the stream
@@ -256,18 +246,66 @@ static void shed_headers(struct evhttp_request *req)
     }
 }
 
+/* Writes the head and the retry: line; from now on the stream is open. */
+static void start_stream(struct sse *s)
+{
+    struct evhttp_request *req = s->req;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    char retry[32];
+
+    evhttp_add_header(h, "Content-Type", "text/event-stream; charset=utf-8");
+    evhttp_add_header(h, "Cache-Control", "no-cache");
+    evhttp_add_header(h, "X-Accel-Buffering", "no");
+    evhttp_send_reply_start(req, 200, "OK");
+    s->chunked = evhttp_find_header(h, "Transfer-Encoding") != NULL;
+    {
+        /* evhttp reads the stream's socket only to notice a close, under
+         * the head timeout: a quiet stream must outlive that. A peer that
+         * stops taking bytes still times out on writing. */
+        struct timeval wtv = {SSE_WRITE_TIMEOUT, 0};
+        bufferevent_set_timeouts(evhttp_connection_get_bufferevent(
+                                     evhttp_request_get_connection(req)),
+                                 NULL, &wtv);
+    }
+    snprintf(retry, sizeof(retry), "retry: %d\n\n", s->sess.cfg->sse_retry_ms);
+    send_bytes(s, retry, strlen(retry), NULL);
+
+    shed_headers(req);
+    s->started = true;
+}
+
+static void resumed(struct subscriber *sub, int status)
+{
+    struct sse *s = (struct sse *)sub;
+
+    if (status != 0 && !s->started) {
+        /* nothing sent yet: the client hears why, and comes back */
+        detach(s);
+        http_reply_error(s->req, TRANSPORT_SSE, 503, "unavailable",
+                         "the message store is unreachable; try again");
+        http_defer(free_stream, s);
+        return;
+    }
+    if (status != 0) {
+        /* EventSource comes back after retry: and Redis may be back too */
+        end_stream(s);
+        return;
+    }
+    if (!s->started)
+        start_stream(s);
+    bus_resume_done(sub);
+}
+
 void sse_handle(struct request *r)
 {
     struct sse *s = xcalloc(1, sizeof(*s));
     const struct config *cfg;
-    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
     const char *last_event_id = evhttp_find_header(
         evhttp_request_get_input_headers(r->req), "Last-Event-ID");
     struct query_history q;
     struct streamid since;
     bool has_since = false;
     struct api_error err;
-    char retry[32];
 
     s->req = r->req;
     session_open(&s->sess, r, &ops);
@@ -302,25 +340,12 @@ void sse_handle(struct request *r)
     nstreams++;
     stats[TRANSPORT_SSE].open++;
 
-    evhttp_add_header(h, "Content-Type", "text/event-stream; charset=utf-8");
-    evhttp_add_header(h, "Cache-Control", "no-cache");
-    evhttp_add_header(h, "X-Accel-Buffering", "no");
-    evhttp_send_reply_start(r->req, 200, "OK");
-    s->chunked = evhttp_find_header(h, "Transfer-Encoding") != NULL;
-    {
-        /* evhttp reads the stream's socket only to notice a close, under
-         * the head timeout: a quiet stream must outlive that. A peer that
-         * stops taking bytes still times out on writing. */
-        struct timeval wtv = {SSE_WRITE_TIMEOUT, 0};
-        bufferevent_set_timeouts(evhttp_connection_get_bufferevent(
-                                     evhttp_request_get_connection(r->req)),
-                                 NULL, &wtv);
-    }
-    snprintf(retry, sizeof(retry), "retry: %d\n\n", cfg->sse_retry_ms);
-    send_bytes(s, retry, strlen(retry), NULL);
-
-    shed_headers(r->req);
     s->watch = http_watch_new(r->req, gone, s);
+    /* From the room's newest message on: the head waits until that is
+     * known, so that whatever the client sends once it sees the head comes
+     * after it, and reaches it. */
+    if (has_since)
+        start_stream(s);
     session_join(&s->sess, has_since ? &since : NULL, 0, resumed);
     http_request_free(r);
     return;

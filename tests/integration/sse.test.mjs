@@ -283,3 +283,36 @@ test('stats: sse open count follows the streams, delivered and bytes_out grow', 
   }
   await waitFor(async () => (await stats()).open === before0.open, { timeout: 3000, what: 'sse.open to fall back after both streams closed' });
 });
+
+test('without since, a message sent once the head is seen reaches the stream (two daemons, 30 rooms)', async () => {
+  // The stream starts at the room's newest message: that point must be
+  // fixed before the head goes out, or a message sent on seeing the head
+  // (through another daemon, so Redis may order it first) could be taken
+  // for history and never delivered.
+  const other = await startDaemon({ redisUrl: redis.url, config: CONFIG });
+  try {
+    const lost = [];
+    for (let i = 0; i < 30; i++) {
+      const room = uniqueRoom();
+      if (i % 2) await sendOk(other.url, room, alice, 'before');
+      const s = await open(room, bob);
+      try {
+        assert.equal(s.status, 200, s.text);
+        const m = await sendOk(other.url, room, alice, `round ${i}`);
+        try {
+          await s.waitEvents(1, { filter: (e) => e.event === 'message', timeout: 3000, what: `the message of round ${i}` });
+        } catch {
+          lost.push(i);
+          continue;
+        }
+        const got = s.messages().map((e) => e.json.id);
+        assert.deepEqual(got, [m.id], `round ${i}: only the message sent after the head`);
+      } finally {
+        s.close();
+      }
+    }
+    assert.deepEqual(lost, [], 'rounds whose message never reached the stream');
+  } finally {
+    await other.stop();
+  }
+});
