@@ -38,7 +38,7 @@ after(async () => {
   await cleanup();
 });
 
-const chan = (room) => `ct:bus:${room}`;
+const chan = (room) => `ct:bus:{${room}}`;
 /** Subscribers of a room's channel, over both daemons. */
 const numsub = async (room) => Number((await redis.cmd('PUBSUB', 'NUMSUB', chan(room)))[1]);
 /** Rooms' channels subscribed anywhere. */
@@ -217,7 +217,7 @@ test('short polls: the room is subscribed, and every stored message shows up', a
 
 test('after a Redis restart the listened rooms are subscribed again, and only they', async () => {
   const room = uniqueRoom('restart');
-  const rooms = async () => (await channels()).filter((x) => x !== 'ct:bus:').sort();
+  const rooms = async () => (await channels()).filter((x) => x !== 'ct:bus:{}').sort();
   const c = await wsListen(room);
   try {
     await waitNumsub(room, 1, 'before the restart');
