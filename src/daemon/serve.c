@@ -326,6 +326,7 @@ void serve_request(struct evhttp_request *req)
     struct served *s = xcalloc(1, sizeof(*s));
     struct rest_request *rq = &s->rq;
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    size_t body_len;
 
     s->req = req;
     rq->method = method_name(evhttp_request_get_command(req));
@@ -340,10 +341,11 @@ void serve_request(struct evhttp_request *req)
     rq->preflight =
         evhttp_find_header(in, "Access-Control-Request-Method") != NULL;
     rq->remote_addr = http_client_address(req);
-    rq->body_too_large =
-        evbuffer_get_length(evhttp_request_get_input_buffer(req)) >
-        (size_t)app.cfg->max_body_bytes;
-    if (!rq->body_too_large)
+    body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+    rq->body_too_large = body_len > (size_t)app.cfg->max_body_bytes;
+    /* only a body there is: the NUL http_body adds would give every held
+     * request (a stream, a waiting poll) a buffer chain of its own */
+    if (body_len > 0 && !rq->body_too_large)
         rq->body = http_body(req, &rq->body_len);
     s->write = strcmp(rq->method, "POST") == 0;
     if (s->write)

@@ -69,22 +69,29 @@ async function measure(kind, request, ready, statsKey) {
   const first = await sendOk(d.url, room, user, 'before the crowd');
   await sleep(200);
   const base = rssKb(d.pid);
-  const { conns, ms } = await openMany(d.port, () => request(room, user, first.id), ready);
-  const open = async () => (await http('GET', `${d.url}/api/stats?scope=process`)).json.transports[statsKey].open;
-  await waitFor(async () => (await open()) >= N, { timeout: 30000 * SLOW, what: `${N} open ${kind} connections in /api/stats` });
-  await sleep(500); // quiet: nothing in flight
-  const rss = rssKb(d.pid);
-  const per = Math.round(((rss - base) * 1024) / N);
-  assert.equal(conns.filter((c) => c.ended).length, 0, `some ${kind} connections ended while idle`);
-  process.stderr.write(`# idle ${kind}: ${N} connections opened in ${ms} ms; crosstalkd RSS ${base} kB -> ${rss} kB: ` +
-    `${per} bytes per connection (bound ${BOUND}${RSS_MEANINGFUL ? '' : ', not asserted under ASan'})\n`);
-  if (RSS_MEANINGFUL) {
-    assert.ok(per <= BOUND, `an idle ${kind} connection costs ${per} bytes of crosstalkd RSS (${base} -> ${rss} kB ` +
-      `for ${N}), over the ${BOUND}-byte bound`);
+  // whatever fails, this test's sockets and daemon go with it: the next
+  // test must not find 10,000 of them still open in this process
+  try {
+    const { conns, ms } = await openMany(d.port, () => request(room, user, first.id), ready);
+    const open = async () => (await http('GET', `${d.url}/api/stats?scope=process`)).json.transports[statsKey].open;
+    await waitFor(async () => (await open()) >= N, { timeout: 30000 * SLOW, what: `${N} open ${kind} connections in /api/stats` });
+    await sleep(500); // quiet: nothing in flight
+    const rss = rssKb(d.pid);
+    const per = Math.round(((rss - base) * 1024) / N);
+    assert.equal(conns.filter((c) => c.ended).length, 0, `some ${kind} connections ended while idle`);
+    process.stderr.write(`# idle ${kind}: ${N} connections opened in ${ms} ms; crosstalkd RSS ${base} kB -> ${rss} kB: ` +
+      `${per} bytes per connection (bound ${BOUND}${RSS_MEANINGFUL ? '' : ', not asserted under ASan'})\n`);
+    if (RSS_MEANINGFUL) {
+      assert.ok(per <= BOUND, `an idle ${kind} connection costs ${per} bytes of crosstalkd RSS (${base} -> ${rss} kB ` +
+        `for ${N}), over the ${BOUND}-byte bound`);
+    }
+    for (const c of conns) { c.sock.destroy(); sockets.delete(c.sock); }
+    await waitFor(async () => (await open()) === 0, { timeout: 30000 * SLOW, what: `every ${kind} connection to be gone` });
+  } finally {
+    for (const sock of sockets) sock.destroy();
+    sockets.clear();
+    await d.stop();
   }
-  for (const c of conns) { c.sock.destroy(); sockets.delete(c.sock); }
-  await waitFor(async () => (await open()) === 0, { timeout: 30000 * SLOW, what: `every ${kind} connection to be gone` });
-  await d.stop();
 }
 
 const head = (c) => c.raw.includes('\r\n\r\n');
