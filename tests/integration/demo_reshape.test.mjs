@@ -9,30 +9,17 @@
 // stream is on its shard, and the shards dropped are stopped.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import path from 'node:path';
-import { REPO, bearer, cleanup, freePort, http, redisCommand, roomKey, runSync, tmpDir, uniqueName, uniqueRoom } from './harness.mjs';
+import { REPO, bearer, canBind, cleanup, freePort, freePortRun, http, redisCommand, roomKey, runSync, tmpDir, uniqueName } from './harness.mjs';
 
 const DEMO = path.join(REPO, 'scripts', 'demo');
 let dir;
 let base;
 
-const canBind = (port) => new Promise((resolve) => {
-  const srv = net.createServer();
-  srv.once('error', () => resolve(false));
-  srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-});
-
 before(async () => {
   dir = tmpDir('demo-reshape');
-  const ports = { http: await freePort(), d1: await freePort(), d2: await freePort(), redis: await freePort() };
-  for (let tries = 0; ; tries++) {
-    const p = ports.redis;
-    const others = [ports.http, ports.d1, ports.d2];
-    if (p + 2 < 65536 && !others.some((o) => o >= p && o <= p + 2) && (await canBind(p + 1)) && (await canBind(p + 2))) break;
-    assert.ok(tries < 50, 'no three free ports in a row for the shards');
-    ports.redis = await freePort();
-  }
+  const ports = { http: await freePort(), d1: await freePort(), d2: await freePort() };
+  ports.redis = await freePortRun(3, [ports.http, ports.d1, ports.d2]);
   base = ['--no-bootstrap', '--no-tls', '--background', '--dir', dir, '--port', ports.http,
     '--daemon-ports', `${ports.d1} ${ports.d2}`, '--redis-port', ports.redis, '--fcgi-children', 2];
   base.url = `http://127.0.0.1:${ports.http}`;
