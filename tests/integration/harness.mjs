@@ -1141,3 +1141,24 @@ export const APPEND_LUA = (() => {
   const body = [...m[1].matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((x) => x[1]).join('');
   return body.replace(/\\([nt"\\])/g, (_, c) => ({ n: '\n', t: '\t', '"': '"', '\\': '\\' })[c]);
 })();
+
+/** Can 127.0.0.1:port be bound right now? */
+export function canBind(port) {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+/** A free port P with P+1..P+n-1 free too and none of them in `avoid` (the shards of a demo). */
+export async function freePortRun(n, avoid = []) {
+  for (let tries = 0; tries < 50; tries++) {
+    const p = await freePort();
+    if (p + n - 1 >= 65536 || avoid.some((o) => o >= p && o < p + n)) continue;
+    let ok = true;
+    for (let i = 1; i < n && ok; i++) ok = await canBind(p + i);
+    if (ok) return p;
+  }
+  throw new Error(`freePortRun: no ${n} free ports in a row in 50 tries`);
+}
