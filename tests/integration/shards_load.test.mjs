@@ -271,11 +271,13 @@ async function sendRest(room, base, text, key) {
   throw new Error(`send ${key} to ${room.name}: no outcome after 400 attempts`);
 }
 
-async function runSender(room, wsClient) {
+async function runSender(room, wsClient, skew) {
   for (let seq = 0; sending; seq++) {
     const key = `k${seq}`;
     const text = `${room.name} #${seq}`;
-    const via = seq % 3; // 0: the pool's POST, 1: crosstalkd's under /d/, 2: the room's WebSocket
+    // 0: the pool's POST, 1: crosstalkd's under /d/, 2: the room's WebSocket; skewed by
+    // room, so that every way is in flight when a fault strikes
+    const via = (seq + skew) % 3;
     const phaseAtStart = phase;
     let out;
     if (via === 2) {
@@ -329,7 +331,7 @@ test('3 shards, 2 daemons, nginx and the pool, 200 clients in 50 rooms; one shar
     timeout: 20000, what: 'every client to receive its room\'s seed',
   });
 
-  const senders = rooms.map((r) => runSender(r, wsOf.get(r)));
+  const senders = rooms.map((r, i) => runSender(r, wsOf.get(r), i));
   await sleep(4000);
 
   phase = 'outage';
