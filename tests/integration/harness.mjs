@@ -1162,3 +1162,24 @@ export async function freePortRun(n, avoid = []) {
   }
   throw new Error(`freePortRun: no ${n} free ports in a row in 50 tries`);
 }
+
+/**
+ * The shard (0..n-1) of a room name, or of a user name lower-cased, in a
+ * redis_url list of n shards: docs/sharding.md's FNV-1a 64 then jump
+ * consistent hash (a JavaScript copy of src/common/shard.c).
+ */
+export function shardOf(name, n) {
+  let h = 14695981039346656037n;
+  for (const b of Buffer.from(name, 'utf8')) {
+    h ^= BigInt(b);
+    h = (h * 1099511628211n) & 0xffffffffffffffffn;
+  }
+  let b = -1n;
+  let j = 0n;
+  while (j < BigInt(n)) {
+    b = j;
+    h = (h * 2862933555777941757n + 1n) & 0xffffffffffffffffn;
+    j = BigInt(Math.floor(Number(b + 1n) * (2 ** 31 / Number((h >> 33n) + 1n))));
+  }
+  return Number(b);
+}
