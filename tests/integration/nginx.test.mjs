@@ -549,23 +549,9 @@ test('with every daemon down, nginx answers 503 in the API\'s JSON', async () =>
   }
 });
 
-// (A request line over large_client_header_buffers still gets nginx's own
-// HTML 414: nginx cannot hand it to a named location.)
-test('what nginx itself refuses is answered in the API\'s JSON too: two Authorization headers, TRACE', async () => {
-  const two = await new Promise((resolve, reject) => {
-    const req = nodeHttp.request(`${nginx.url}/api/rooms`, { headers: { Authorization: ['Bearer a', 'Bearer b'] } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => { text += c; });
-      res.on('end', () => {
-        let json;
-        try { json = JSON.parse(text); } catch { json = undefined; }
-        resolve({ status: res.statusCode, headers: res.headers, text, json });
-      });
-    });
-    req.on('error', reject);
-    req.end();
-  });
-  assertError(two, 400, 'bad_request', 'two Authorization headers through nginx');
+// nginx's own 400s (a header given twice, a path it cannot normalise) and
+// 414 stay its HTML: a request it cannot parse cannot go to a named
+// location (nginx answers 500 when asked to).
+test('a method nginx itself refuses (TRACE) is answered in the API\'s JSON too', async () => {
   assertError(await http('TRACE', `${nginx.url}/healthz`), 405, 'method_not_allowed', 'TRACE through nginx');
 });
