@@ -388,6 +388,47 @@ if (defaultRuns.length) {
   }
   frontMd.push('');
 }
+// scripts/bench/run --at D: every server at the same fixed deliveries/s.
+const fixedRuns = runs.filter((r) => / \(at \d+\/s\)$/.test(r.label));
+if (fixedRuns.length) {
+  const at = Number(/\(at (\d+)\/s\)$/.exec(fixedRuns[0].label)[1]);
+  const base = (r) => r.label.replace(/ \(at \d+\/s\)$/, '');
+  const cellOf = (b, t, n) => fixedRuns.find((r) => base(r) === b && r.transport === t && r.n === n);
+  const us = (r) => {
+    const st = r?.stepLines[0];
+    return st && st.server_us_per_delivery > 0 ? st.server_us_per_delivery : null;
+  };
+  const kept = (r) => {
+    const st = r?.stepLines[0];
+    return !!st && st.pub_errors === 0 && st.deliveries >= st.expected && st.expected > 0;
+  };
+  const p99 = (r) => (kept(r) ? fmtMs(r.stepLines[0].lat_ms.p99) : r ? 'fell behind' : '–');
+  const usCell = (r) => (us(r) === null ? '–' : `${us(r).toFixed(1)}${kept(r) ? '' : ' (fell behind)'}`);
+  frontMd.push(`## Server CPU per delivery at ${fmtInt(at)} deliveries/s (\`scripts/bench/run --at ${at}\`)`);
+  frontMd.push('');
+  frontMd.push('Every server at the same fixed rate (msgs/s = deliveries/s ÷ N), 100-byte messages,');
+  frontMd.push('one run per cell. "µs/d" is server CPU per delivered message: crosstalkd + Redis;');
+  frontMd.push('nchan\'s one nginx worker; behind nginx, crosstalkd + Redis + the front\'s one worker.');
+  frontMd.push('The target is crosstalk ≤ 0.8× nchan\'s µs/d. "fell behind": not every message');
+  frontMd.push('reached every subscriber within the grace period.');
+  frontMd.push('');
+  frontMd.push('| transport | N | msgs/s | µs/d crosstalk | µs/d nchan | crosstalk / nchan (≤ 0.8×) | µs/d behind nginx | p99 ms: crosstalk / nchan / behind nginx | lost / dup |');
+  frontMd.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  const keys = [...new Map(fixedRuns.map((r) => [`${r.transport} ${r.n}`, r])).values()]
+    .sort((a, b) => TRANSPORTS.indexOf(a.transport) - TRANSPORTS.indexOf(b.transport) || a.n - b.n);
+  for (const k of keys) {
+    const c = cellOf('crosstalk', k.transport, k.n);
+    const x = cellOf('nchan', k.transport, k.n);
+    const f = cellOf(FRONT_LABEL, k.transport, k.n);
+    const ratio = us(c) !== null && us(x) !== null ? us(c) / us(x) : null;
+    const verdict = ratio === null ? '–' : `${fmtRatio(ratio)} ${ratio <= 0.8 ? 'met' : '**not met**'}`;
+    const losses = [c, x, f].filter(Boolean).map((r) => `${r.lost}/${r.dups}`).join(', ');
+    const rate = (c ?? x)?.stepLines[0]?.rate;
+    frontMd.push(`| ${TNAME[k.transport]} | ${fmtInt(k.n)} | ${rate ?? '–'} | ${usCell(c)} | ${usCell(x)} | ${verdict} | ` +
+      `${f ? usCell(f) : 'skipped'} | ${p99(c)} / ${p99(x)} / ${f ? p99(f) : '–'} | ${losses} |`);
+  }
+  frontMd.push('');
+}
 md.push(...frontMd);
 
 const lost = runs.filter((r) => r.lost || r.dups || r.unknown);
