@@ -74,7 +74,7 @@ void http_reply_json(struct evhttp_request *req, enum transport kind,
         evbuffer_add(out, "\n", 1);
         stats[kind].bytes_out += len + 1;
     }
-    evhttp_send_reply(req, status, NULL, NULL);
+    http_send_reply(req, status, NULL);
 }
 
 void http_reply_api_error(struct evhttp_request *req, enum transport kind,
@@ -389,7 +389,8 @@ struct conn {
     struct evhttp_connection *evcon; /* NULL until adopted */
     int64_t head_since_ms;           /* awaiting a head since; -1: not */
     bool refused;                    /* one past max_connections */
-    TAILQ_ENTRY(conn) link;          /* in `fresh`, or in `awaiting` */
+    bool sending;                    /* in `sending` */
+    TAILQ_ENTRY(conn) link; /* in `fresh`, `awaiting` or `sending` */
     void (*on_close)(struct evhttp_connection *evcon, void *arg);
     void *on_close_arg;
 };
@@ -399,8 +400,9 @@ TAILQ_HEAD(conn_list, conn);
 static void *conns;               /* tsearch of adopted conns, by evcon */
 static struct conn_list fresh;    /* accepted, evhttp's evcon not known yet */
 static struct conn_list awaiting; /* awaiting a head, oldest first */
+static struct conn_list sending;  /* answered in this loop turn */
 static size_t n_conns;            /* counted against max_connections */
-static struct event *adopt_ev, *head_sweep;
+static struct event *adopt_ev, *head_sweep, *send_ev;
 static int64_t refused_logged_ms, n_refused;
 
 static char refusal[512]; /* the fixed answer past max_connections */
@@ -448,6 +450,8 @@ static void conn_closed(struct evhttp_connection *evcon, void *arg)
     if (c->on_close != NULL)
         c->on_close(evcon, c->on_close_arg);
     head_stop(c);
+    if (c->sending)
+        TAILQ_REMOVE(&sending, c, link);
     tdelete(c, &conns, conn_cmp);
     n_conns--;
     free(c);
@@ -555,6 +559,48 @@ static void answered(struct evhttp_request *req, void *arg)
     /* evhttp reads the connection's next request head now (or closes it,
      * and conn_closed forgets it) */
     head_wait(arg);
+}
+
+/* Answers written in the loop turn they were made, after the callback
+ * that made them, rather than on the next turn's write event: evhttp then
+ * arms and disarms the socket's write event within one turn, which the
+ * epoll changelist cancels, so a request costs no epoll_ctl and no loop
+ * turn of its own for its answer. What the socket does not take at once is
+ * left to the bufferevent's write event, as before. */
+static void send_answers(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c;
+
+    while ((c = TAILQ_FIRST(&sending)) != NULL) {
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+        evutil_socket_t sfd = bufferevent_getfd(c->bev);
+        int n;
+
+        TAILQ_REMOVE(&sending, c, link);
+        c->sending = false;
+        if (sfd < 0 || evbuffer_get_length(out) == 0)
+            continue; /* the write event came first */
+        evbuffer_unfreeze(out, 1);
+        n = evbuffer_write(out, sfd);
+        evbuffer_freeze(out, 1);
+        /* evhttp's write callback: the answer is out, the request done
+         * (and c may be freed) */
+        if (n > 0 && evbuffer_get_length(out) == 0)
+            bufferevent_trigger(c->bev, EV_WRITE, 0);
+    }
+}
+
+void http_send_reply(struct evhttp_request *req, int status,
+                     const char *reason)
+{
+    struct conn *c = conn_find(evhttp_request_get_connection(req));
+
+    evhttp_send_reply(req, status, reason, NULL);
+    if (c == NULL || c->sending || c->head_since_ms >= 0)
+        return;
+    c->sending = true;
+    TAILQ_INSERT_TAIL(&sending, c, link);
+    event_active(send_ev, EV_TIMEOUT, 0);
 }
 
 /* A request came in whole: it is not timed while it is answered. */
@@ -704,7 +750,9 @@ int http_start(void (*handler)(struct evhttp_request *req))
     serve = handler;
     TAILQ_INIT(&fresh);
     TAILQ_INIT(&awaiting);
+    TAILQ_INIT(&sending);
     adopt_ev = event_new(app.base, -1, 0, adopt, NULL);
+    send_ev = event_new(app.base, -1, 0, send_answers, NULL);
     accept_resume = event_new(app.base, -1, 0, resume_accepting, NULL);
 
     app.http = evhttp_new(app.base);
@@ -758,6 +806,9 @@ void http_free(void)
     if (adopt_ev != NULL)
         event_free(adopt_ev);
     adopt_ev = NULL;
+    if (send_ev != NULL)
+        event_free(send_ev);
+    send_ev = NULL;
     if (accept_resume != NULL)
         event_free(accept_resume);
     accept_resume = NULL;

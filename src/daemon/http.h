@@ -32,6 +32,10 @@ void http_stop_accepting(void);
 /* Closes every connection and frees the server (at exit). */
 void http_free(void);
 
+/* evhttp_send_reply with no extra body; the answer is written in this
+ * loop turn. The request may be freed by any later callback. */
+void http_send_reply(struct evhttp_request *req, int status,
+                     const char *reason);
 /* Replies with a JSON body (copied) and the status; counts bytes for `kind`. */
 void http_reply_json(struct evhttp_request *req, enum transport kind,
                      int status, const char *body, size_t len);

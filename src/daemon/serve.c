@@ -155,7 +155,7 @@ static void serve_static(struct evhttp_request *req, const char *raw_path)
                           sb.st_size);
         fd = -1; /* the buffer owns it now */
     }
-    evhttp_send_reply(req, 200, "OK", NULL);
+    http_send_reply(req, 200, "OK");
 done:
     if (fd >= 0)
         close(fd);
@@ -200,7 +200,7 @@ static void serve_metrics(struct evhttp_request *req)
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4; charset=utf-8");
     evbuffer_add(evhttp_request_get_output_buffer(req), text, len);
-    evhttp_send_reply(req, 200, "OK", NULL);
+    http_send_reply(req, 200, "OK");
     free(text);
 }
 
@@ -289,7 +289,7 @@ static void answered(const struct rest_request *rq, struct rest_response *rs,
         stats[rs->kind].delivered += (uint64_t)rs->delivered;
     else if (rs->delivered == 0)
         stats[rs->kind].empty++;
-    evhttp_send_reply(req, rs->status, rest_reason(rs->status), NULL);
+    http_send_reply(req, rs->status, rest_reason(rs->status));
     free(s);
 }
 

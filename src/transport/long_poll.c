@@ -65,7 +65,7 @@ static void answer(struct long_poll *p)
     if (p->ngot == 0 && p->sig.verdict == STREAMID_FINE) {
         stats[TRANSPORT_LONG_POLL].empty++;
         http_api_headers(req, "application/json");
-        evhttp_send_reply(req, 204, "No Content", NULL);
+        http_send_reply(req, 204, "No Content");
     } else {
         char members[API_SIGNAL_MEMBERS_MAX];
 
@@ -82,7 +82,7 @@ static void answer(struct long_poll *p)
         stats[TRANSPORT_LONG_POLL].delivered += p->ngot;
         stats[TRANSPORT_LONG_POLL].bytes_out += bytes;
         http_api_headers(req, "application/json");
-        evhttp_send_reply(req, 200, "OK", NULL);
+        http_send_reply(req, 200, "OK");
     }
     http_defer(free_poll, p);
 }
