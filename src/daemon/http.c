@@ -390,7 +390,7 @@ struct conn {
     int64_t head_since_ms;           /* awaiting a head since; -1: not */
     bool refused;                    /* one past max_connections */
     bool sending;                    /* in `sending` */
-    TAILQ_ENTRY(conn) link; /* in `fresh`, `awaiting` or `sending` */
+    TAILQ_ENTRY(conn) link;          /* in `fresh`, `awaiting` or `sending` */
     void (*on_close)(struct evhttp_connection *evcon, void *arg);
     void *on_close_arg;
 };
@@ -590,8 +590,7 @@ static void send_answers(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-void http_send_reply(struct evhttp_request *req, int status,
-                     const char *reason)
+void http_send_reply(struct evhttp_request *req, int status, const char *reason)
 {
     struct conn *c = conn_find(evhttp_request_get_connection(req));
 
