@@ -28,8 +28,10 @@ static const char backup_checkpoint_lua[] =
  * checkpoint) and beyond the newest `keep`, at most `cap` per call, so
  * Redis is never blocked long. KEYS = {stream, checkpoint}, ARGV = {keep,
  * cap}. The entries XRANGE finds are the stream's oldest, so trimming the
- * stream to its length less their number removes exactly them. Returns
- * how many were removed. */
+ * stream to its length less their number removes exactly them, and the
+ * room's bus channel (ARGV[3]) hears that the stream lost entries (the
+ * notice ARGV[4]), so daemons stop answering from memory what Redis no
+ * longer holds. Returns how many were removed. */
 static const char backup_retain_lua[] =
     "local ck = redis.call('GET', KEYS[2]) "
     "if not ck then return 0 end "
@@ -38,7 +40,9 @@ static const char backup_retain_lua[] =
     "if over <= 0 then return 0 end "
     "local old = redis.call('XRANGE', KEYS[1], '-', ck, 'COUNT', over) "
     "if #old == 0 then return 0 end "
-    "return redis.call('XTRIM', KEYS[1], 'MAXLEN', len - #old)";
+    "local n = redis.call('XTRIM', KEYS[1], 'MAXLEN', len - #old) "
+    "if n > 0 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end "
+    "return n";
 #define BACKUP_RETAIN_CAP 10000
 
 /* What XINFO STREAM says about a room's stream. */
@@ -635,7 +639,7 @@ done:
 
 int backup_retain(struct backup *b, long long keep)
 {
-    char **rooms = NULL, key[KEYS_MAX], ck[KEYS_MAX], cap[24];
+    char **rooms = NULL, key[KEYS_MAX], ck[KEYS_MAX], bus[KEYS_MAX], cap[24];
     bool *again = NULL;
     size_t n = 0, i, left;
     redisReply *r;
@@ -655,10 +659,11 @@ int backup_retain(struct backup *b, long long keep)
             goto done;
         for (i = 0; i < n; i++) {
             if (again[i])
-                redisAppendCommand(backup_redis(b, rooms[i]),
-                                   "EVAL %s 2 %s %s %lld %s", backup_retain_lua,
-                                   keys_room_log(key, rooms[i]),
-                                   keys_backup(ck, rooms[i]), keep, cap);
+                redisAppendCommand(
+                    backup_redis(b, rooms[i]), "EVAL %s 2 %s %s %lld %s %s %s",
+                    backup_retain_lua, keys_room_log(key, rooms[i]),
+                    keys_backup(ck, rooms[i]), keep, cap,
+                    keys_bus(bus, rooms[i]), KEYS_BUS_TRIMMED);
         }
         left = 0;
         for (i = 0; i < n; i++) {

@@ -41,6 +41,11 @@ char *keys_idem(char *buf, const char *room, const char *user, const char *key);
 /* The room of bus channel `channel` (ct:bus:{room}) written into room, or
  * NULL when it is not a bus channel of a valid room name. */
 const char *keys_bus_room(const char *channel, char room[NAME_ROOM_MAX + 1]);
+/* Published on a room's bus channel when entries were removed from the
+ * oldest end of its stream (crosstalk-backup --retain, or an operator's
+ * XTRIM): daemons then stop answering polls from what they hold in memory
+ * for that room, and Redis tells each reader of its gap. Not an event. */
+#define KEYS_BUS_TRIMMED "{\"notice\":\"trimmed\"}"
 #define KEYS_BACKUP_LOCK "ct:backup:lock"
 /* What /healthz writes (SET PX) to learn whether Redis takes writes. */
 #define KEYS_HEALTH "ct:health"

@@ -750,6 +750,17 @@ int store_presence_add(struct store *st, const char *room, const char *user,
         free(a);
         return -1;
     }
+    /* The key goes when its last member expires: a room read once and
+     * never again leaves nothing behind. NX gives a key without one its
+     * expiry (a new key, or one from before this rule), GT only ever
+     * moves it later, so a member written with a later expiry (another
+     * process, another presence_ttl) is never cut short. */
+    argv[0] = "PEXPIREAT";
+    argv[2] = expiry;
+    argv[3] = "NX";
+    x->send(x, NULL, NULL, 4, argv, NULL);
+    argv[3] = "GT";
+    x->send(x, NULL, NULL, 4, argv, NULL);
     return 0;
 }
 

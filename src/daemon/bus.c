@@ -659,6 +659,14 @@ void bus_forget_latest(struct bus *b)
     free(rooms);
 }
 
+void bus_trimmed(struct bus *b, const char *room)
+{
+    struct bus_room *r = room_find(b, room);
+
+    if (r != NULL && r->window != NULL)
+        window_reset(r->window);
+}
+
 void bus_sweep(struct bus *b, int64_t idle_ms)
 {
     size_t n;

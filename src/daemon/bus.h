@@ -213,6 +213,9 @@ void bus_room_follow(struct bus *b, const char *room);
 /* The subscription was lost: no room's newest message is known any more,
  * and every room's window starts again. */
 void bus_forget_latest(struct bus *b);
+/* The room's stream lost its oldest entries: its window starts again, so
+ * that a poll from before what Redis holds is told of its gap. */
+void bus_trimmed(struct bus *b, const char *room);
 /* Frees rooms without subscribers for idle_ms or more. */
 void bus_sweep(struct bus *b, int64_t idle_ms);
 

@@ -261,6 +261,11 @@ static void on_message(struct shard *sh, const char *room,
     struct chat_event ev;
     struct bus_event *e;
 
+    if (room != NULL && payload->len == strlen(KEYS_BUS_TRIMMED) &&
+        memcmp(payload->str, KEYS_BUS_TRIMMED, payload->len) == 0) {
+        bus_trimmed(sh->f->bus, room);
+        return;
+    }
     if (event_from_json(payload->str, payload->len, &ev) != 0) {
         log_warn("bus: dropped a malformed event on %s", chan->str);
         return;
