@@ -317,25 +317,31 @@ static int parse_options(int argc, char **argv, struct options *o)
 static const char *const mode_names[] = {"backup", "restore", "verify"};
 
 /* --placement: each room's shard, one line each. */
+/* Every name is checked before any is printed: a bad one prints nothing. */
 static int print_placement(const struct options *o)
 {
     char room[NAME_ROOM_MAX + 1];
-    const char *p = o->placement, *end;
+    const char *p, *end;
     size_t len;
 
-    for (; *p != '\0'; p = *end == ',' ? end + 1 : end) {
-        end = strchr(p, ',');
-        if (end == NULL)
-            end = p + strlen(p);
-        len = (size_t)(end - p);
-        if (!names_room_valid(p, len)) {
-            fprintf(stderr, PROG ": --placement: '%.*s' is not a room name\n",
-                    (int)len, p);
-            return EXIT_USAGE;
+    for (int pass = 0; pass < 2; pass++) {
+        for (p = o->placement; *p != '\0'; p = *end == ',' ? end + 1 : end) {
+            end = strchr(p, ',');
+            if (end == NULL)
+                end = p + strlen(p);
+            len = (size_t)(end - p);
+            if (pass == 0 && !names_room_valid(p, len)) {
+                fprintf(stderr,
+                        PROG ": --placement: '%.*s' is not a room name\n",
+                        (int)len, p);
+                return EXIT_USAGE;
+            }
+            if (pass == 1) {
+                memcpy(room, p, len);
+                room[len] = '\0';
+                printf("%s %d\n", room, shard_of_room(room, (int)o->shards));
+            }
         }
-        memcpy(room, p, len);
-        room[len] = '\0';
-        printf("%s %d\n", room, shard_of_room(room, (int)o->shards));
     }
     return EXIT_OK;
 }

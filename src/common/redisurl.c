@@ -152,7 +152,10 @@ static void item_shown(const char *item, size_t len, char *out, size_t outlen)
 
     if (auth != NULL && strncmp(one, "unix://", 7) != 0)
         at = strrchr(auth + 3, '@');
-    if (at == NULL) {
+    if (auth == NULL && (at = strrchr(one, '@')) != NULL) {
+        /* no scheme: perhaps the tail of a password a ',' cut */
+        snprintf(out, outlen, "***%.160s", at);
+    } else if (at == NULL) {
         snprintf(out, outlen, "%.160s", one);
     } else {
         auth += 3;
@@ -174,15 +177,26 @@ static bool same_server(const struct redisurl *a, const struct redisurl *b)
 }
 
 /* Parses the n-th item (counting from 1) into *u; `several` says whether
- * the message must say which item. */
+ * the message must say which item, `after` is the list after it. */
 static int parse_item(const char *item, size_t len, int n, bool several,
-                      struct redisurl *u, char *err, size_t errlen)
+                      const char *after, struct redisurl *u, char *err,
+                      size_t errlen)
 {
     char *one = xstrndup(item, len), why[256], shown[200];
     int rc = redisurl_parse(one, u, why, sizeof(why));
 
     if (rc != 0 && !several)
         fail(err, errlen, "%s", why);
+    else if (rc != 0 && memchr(item, '@', len) == NULL &&
+             strchr(after, '@') != NULL)
+        /* most likely a ',' inside a password cut the URL in two: the
+         * item may be half a password, so it is not shown */
+        fail(err, errlen,
+             "redis_url: item %d is not a Redis URL, and a later item holds "
+             "an '@': a ',' inside a password splits the list (a password "
+             "may not contain ','); the item is not shown, as it may hold "
+             "part of a password",
+             n);
     else if (rc != 0) {
         item_shown(item, len, shown, sizeof(shown));
         fail(err, errlen, "redis_url: item %d (%s): %s", n, shown,
@@ -226,7 +240,8 @@ int redisurl_parse_list(const char *list, struct redisurl **urls, char *err,
         }
         /* Counted before parsing: a URL that fails may hold parts. */
         n++;
-        if (parse_item(item, len, n, several, &u[n - 1], err, errlen) != 0)
+        if (parse_item(item, len, n, several, item + len, &u[n - 1], err,
+                       errlen) != 0)
             goto err;
         for (int i = 0; i < n - 1; i++)
             if (same_server(&u[i], &u[n - 1])) {

@@ -3,9 +3,11 @@
 #include "rexec_sync.h"
 
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <hiredis/hiredis.h>
 
@@ -22,7 +24,31 @@ struct rexec_sync {
     int timeout_ms;
     bool down_logged; /* the last connect failed and was logged */
     int queued;       /* commands appended whose replies nobody reads */
+    /* After a failure that waited (a Redis that hangs), commands fail at
+     * once until then (monotonic ms): such a Redis costs one request one
+     * timeout, not every command of every request one each. */
+    int64_t rest_until_ms;
 };
+
+static int64_t mono_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The connection failed after we had waited since `since_ms`: drop it,
+ * and rest when the wait was a timeout's rather than a refusal's (a Redis
+ * that is down refuses at once, and is tried again at once). */
+static void fail(struct rexec_sync *s, int64_t since_ms)
+{
+    int64_t now = mono_now_ms();
+
+    rexec_sync_drop(s);
+    if (now - since_ms >= s->timeout_ms / 2)
+        s->rest_until_ms = now + REXEC_SYNC_REST_MS;
+}
 
 void rexec_sync_drop(struct rexec_sync *s)
 {
@@ -46,15 +72,19 @@ static bool stale(const struct rexec_sync *s)
 redisContext *rexec_sync_context(struct rexec_sync *s)
 {
     char err[512], where[300];
+    int64_t t0;
 
     if (s->c != NULL && (s->queued > 0 || !stale(s)))
         return s->c;
     rexec_sync_drop(s);
+    if ((t0 = mono_now_ms()) < s->rest_until_ms)
+        return NULL;
     s->c = redisurl_connect(&s->url, s->timeout_ms, err, sizeof(err));
     if (s->c == NULL) {
         if (!s->down_logged)
             log_error("%s", err);
         s->down_logged = true;
+        fail(s, t0);
         return NULL;
     }
     if (s->down_logged)
@@ -83,10 +113,12 @@ static int x_send(struct rexec *x, rexec_cb cb, void *arg, int argc,
 {
     struct rexec_sync *s = (struct rexec_sync *)x;
     redisReply *r = NULL;
+    int64_t t0;
     int n;
 
     if (x_queue(x, argc, argv, lens) != 0)
         return -1;
+    t0 = mono_now_ms();
     n = s->queued;
     s->queued = 0;
     for (int i = 0; i < n; i++) {
@@ -101,10 +133,10 @@ static int x_send(struct rexec *x, rexec_cb cb, void *arg, int argc,
          * this command, the last, did not leave whole and cannot have
          * run. Written whole, it may have (a timeout, a lost reply). */
         if (s->c->obuf != NULL && s->c->obuf[0] != '\0') {
-            rexec_sync_drop(s);
+            fail(s, t0);
             return -1;
         }
-        rexec_sync_drop(s);
+        fail(s, t0);
         if (cb != NULL)
             cb(NULL, arg);
         return 0;

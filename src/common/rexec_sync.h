@@ -25,12 +25,19 @@ int rexec_sync_new_list(const char *list, int timeout_ms,
 void rexec_sync_free_list(struct rexec_sync **shards, int n);
 /* Closes the connection; accepts NULL. */
 void rexec_sync_free(struct rexec_sync *s);
+/* After a command or a connect fails by timing out (a Redis that hangs),
+ * the executor rests this long: its commands fail at once (DOWN) rather
+ * than each waiting for a Redis that does not answer. A refusal (a Redis
+ * that is down) costs no wait, and the next command tries again at once. */
+#define REXEC_SYNC_REST_MS 1000
+
 /* The executor, as long as `s` lives. Its send runs the command and calls
  * back before it returns. A command that fails (no connection, a write or
  * read error, the timeout) has the connection dropped, so that the next
- * one connects again: one request's failure is never the next one's. Send
- * returns -1 (DOWN) when the command did not leave whole, and calls back
- * with NULL (UNKNOWN) when it left and no answer came. */
+ * one connects again (after a timeout, once REXEC_SYNC_REST_MS has
+ * passed). Send returns -1 (DOWN) when the command did not leave whole (or
+ * was not sent: resting), and calls back with NULL (UNKNOWN) when it left
+ * and no answer came. */
 struct rexec *rexec_sync_rexec(struct rexec_sync *s);
 
 /* For code that speaks hiredis itself: the connection, made now if need be

@@ -184,6 +184,15 @@ test('--help names the modes and the exit codes; a bad flag exits 2', () => {
     const r = runSync(BACKUP, ['--config', '/dev/null', ...args]);
     assert.equal(r.status, 2, `crosstalk-backup ${args.join(' ')}: expected exit 2 (usage)\n${show(r)}`);
   }
+  // one bad name among several: nothing printed (a caller would take the
+  // good ones' lines for the whole answer), exit 2 naming it
+  const pl = runSync(BACKUP, ['--placement', 'lobby,a{b},hall', '--shards', '3']);
+  assert.equal(pl.status, 2, show(pl));
+  assert.equal(pl.stdout, '', `no placement printed when a name is bad\n${show(pl)}`);
+  assert.match(pl.stderr, /'a\{b\}' is not a room name/, show(pl));
+  const good = runSync(BACKUP, ['--placement', 'lobby,hall', '--shards', '3']);
+  assert.equal(good.status, 0, show(good));
+  assert.match(good.stdout, /^lobby [0-2]\nhall [0-2]\n$/, show(good));
   const bad = runSync(BACKUP, ['--config', '/dev/null', '--mongo-uri=http://x/']);
   assert.equal(bad.status, 2, `a mongo_uri that is not mongodb:// is a configuration error\n${show(bad)}`);
   const wc = runSync(BACKUP, ['--config', '/dev/null', '--mongo-write-concern=0']);

@@ -227,6 +227,43 @@ test('a hanging shard (CLIENT PAUSE, shipped redis_timeout_ms 2000) delays neith
   }
 });
 
+// Found in a trial: a pool process that met a hanging shard dropped its
+// connection, reconnected for the request's next command and waited
+// redis_timeout_ms again, so one request took twice the timeout and every
+// request queued behind it in the same process did the same: the pool
+// stopped for every room. Now a process rests a failed shard for 1 s
+// (REXEC_SYNC_REST_MS): one timeout per request, the next ones 503 at once.
+test('a hanging shard costs a pool process one redis_timeout_ms (2000), not one per command; its other rooms go on', async () => {
+  const f1 = await startFcgi({ redisUrl: shards.map((x) => x.url).join(','), children: 1, config: RELAXED });
+  const n1 = await startNginx({ daemons: [d.port], fcgiSocket: f1.socket });
+  const base = `${n1.url}/f`;
+  const hung = rooms[1][1];
+  const fine = rooms[0][1];
+  // the one process learns alice's token now: a lookup asks every shard
+  assert.equal((await history(base, fine, alice)).status, 200);
+  await shards[1].cmd('CLIENT', 'PAUSE', '5000', 'ALL');
+  try {
+    const t0 = Date.now();
+    const six = await Promise.all(Array.from({ length: 6 }, () => history(base, hung, alice)));
+    const ms = Date.now() - t0;
+    for (const r of six) {
+      assertError(r, 503, 'unavailable', `GET of a room on the hanging shard through the pool`);
+      assert.equal(r.headers['retry-after'], '1', r.text);
+    }
+    assert.ok(ms < 3500, `6 requests to the hanging shard through a one-process pool took ${ms} ms (bound 3500: one timeout of 2000, then 503s at once; it was about 4000 each)`);
+    const t1 = Date.now();
+    const ok = await history(base, fine, alice);
+    assert.equal(ok.status, 200, ok.text);
+    assert.ok(Date.now() - t1 < 1000, `a room on shard 0 took ${Date.now() - t1} ms right after`);
+  } finally {
+    await shards[1].cmd('CLIENT', 'UNPAUSE').catch(() => {});
+  }
+  // the shard back, the process asks it again once its rest is over
+  await waitFor(async () => (await history(base, hung, alice)).status === 200, {
+    timeout: 10000, what: 'the pool to read the room of shard 1 again',
+  });
+});
+
 test('SSE delivers the rooms of every shard, not only shard 0', async () => {
   const room = rooms[1][2];
   const s = await sseOpen(`${d.url}/api/rooms/${room}/events`, { headers: bearer(alice.token) });

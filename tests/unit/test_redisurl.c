@@ -102,6 +102,14 @@ static void lists(void)
              "item 2 (redis://app:***@h/x)");
     bad_list("redis://a,redis://s3cret@h", "password without ':'",
              "item 2 (redis://***@h)");
+    /* a ',' inside a password cuts the URL in two: the first half, which
+     * holds part of the password, is not shown */
+    bad_list("redis://u:s3cret,more@h:6379/0", "a ',' in a password",
+             "item 1 is not a Redis URL, and a later item holds an '@'");
+    bad_list("redis://a:1,redis://u:s3cret,x@h:2", "the same, in item 2",
+             "item 2 is not a Redis URL, and a later item holds an '@'");
+    bad_list("redis://u:1,s3cret@h:2", "the first half parses",
+             "item 2 (***@h:2): expected redis://");
     bad_list("redis://a:6379,redis://b,redis://a", "the same server twice",
              "item 3 (redis://a) is the same Redis server as item 1");
     bad_list("redis://Host:7000/1,redis://host:7000/2",
