@@ -49,10 +49,11 @@ struct bus_room {
 };
 
 struct bus {
-    size_t limit;   /* bytes queued or held per subscriber; 0: none */
-    void *rooms;    /* tsearch tree of struct bus_room, by name */
-    size_t nrooms;  /* in the tree */
-    size_t nactive; /* with subscribers */
+    size_t limit;     /* bytes queued or held per subscriber; 0: none */
+    void *rooms;      /* tsearch tree of struct bus_room, by name */
+    size_t nrooms;    /* in the tree */
+    size_t nactive;   /* with subscribers */
+    size_t nfollowed; /* followed (bus_room_follow) */
     struct bus_room_hooks hooks;
 };
 
@@ -232,13 +233,28 @@ static struct bus_room *room_get(struct bus *b, const char *name)
 
 void bus_room_follow(struct bus *b, const char *room)
 {
-    struct bus_room *r = room_get(b, room);
+    struct bus_room *r = room_find(b, room);
 
+    /* each followed room holds a Redis subscription and a window until
+     * it is swept: past BUS_FOLLOW_MAX, the polls of a room the bus does
+     * not know are answered from Redis, as without the window */
+    if (r == NULL && b->nfollowed >= BUS_FOLLOW_MAX)
+        return;
+    if (r == NULL)
+        r = room_get(b, room);
     if (r->nsubs == 0)
         r->empty_since_ms = event_now_ms();
-    if (!r->followed && r->nsubs == 0 && b->hooks.first != NULL)
+    if (r->followed)
+        return;
+    if (r->nsubs == 0 && b->hooks.first != NULL)
         b->hooks.first(r->name, b->hooks.arg);
     r->followed = true;
+    b->nfollowed++;
+}
+
+size_t bus_followed(const struct bus *b)
+{
+    return b->nfollowed;
 }
 
 void bus_set_room_hooks(struct bus *b, const struct bus_room_hooks *h)
@@ -679,6 +695,8 @@ void bus_sweep(struct bus *b, int64_t idle_ms)
         if (r->nsubs == 0 && !r->filling && r->empty_since_ms <= before) {
             if (r->followed && b->hooks.last != NULL)
                 b->hooks.last(r->name, b->hooks.arg);
+            if (r->followed)
+                b->nfollowed--;
             tdelete(r, &b->rooms, room_cmp);
             b->nrooms--;
             room_free(r);

@@ -210,6 +210,11 @@ int bus_room_recent(struct bus *b, const char *room,
  * came): the bus follows its newest message for the next poll, until the
  * room has been idle for bus_sweep's time. */
 void bus_room_follow(struct bus *b, const char *room);
+/* At most this many rooms are followed at once; a poll of another room the
+ * bus does not know then leaves no trace (it is answered from Redis). */
+#define BUS_FOLLOW_MAX 1024
+/* Rooms followed now (for tests and stats). */
+size_t bus_followed(const struct bus *b);
 /* The subscription was lost: no room's newest message is known any more,
  * and every room's window starts again. */
 void bus_forget_latest(struct bus *b);

@@ -295,6 +295,42 @@ static void test_room_hooks(void)
     bus_free(b);
 }
 
+/* Short polls of made-up rooms cannot make the bus follow (subscribe)
+ * without bound: past BUS_FOLLOW_MAX a room it does not know is left alone,
+ * a room it knows is still followed, and a sweep makes room again. */
+static void test_follow_cap(void)
+{
+    struct bus *b = bus_new(0);
+    struct bus_room_hooks h = {on_first, on_last, on_catch_up, NULL};
+    struct streamid latest;
+    char room[32];
+    struct probe p;
+
+    hook_calls[0] = hook_calls[1] = 0;
+    bus_set_room_hooks(b, &h);
+    for (int i = 0; i < BUS_FOLLOW_MAX + 10; i++) {
+        snprintf(room, sizeof(room), "made-up-%d", i);
+        bus_room_follow(b, room);
+    }
+    is_int((long)bus_followed(b), BUS_FOLLOW_MAX, "followed rooms stop at the cap");
+    is_int(hook_calls[0], BUS_FOLLOW_MAX, "  one subscription (first) each, no more");
+    bus_room_follow(b, "made-up-1030");
+    ok(!bus_room_latest(b, "made-up-1030", &latest) &&
+           bus_room_recent(b, "made-up-1030", &latest, 1, NULL) < 0,
+       "  a room past the cap is not kept");
+    probe_init(&p, b, "listened");
+    bus_subscribe(b, &p.sub, false);
+    bus_room_follow(b, "listened");
+    is_int((long)bus_followed(b), BUS_FOLLOW_MAX + 1,
+           "  a room with a listener is followed whatever the cap");
+    bus_unsubscribe(b, &p.sub);
+    bus_sweep(b, -1);
+    is_int((long)bus_followed(b), 0, "a sweep forgets them");
+    bus_room_follow(b, "made-up-1030");
+    is_int((long)bus_followed(b), 1, "  and the next poll is followed again");
+    bus_free(b);
+}
+
 int main(void)
 {
     struct bus *b = bus_new(0);
@@ -456,5 +492,6 @@ int main(void)
     test_typing();
     test_backlog();
     test_room_hooks();
+    test_follow_cap();
     return tap_done();
 }
