@@ -24,9 +24,11 @@ struct rexec_sync {
     int timeout_ms;
     bool down_logged; /* the last connect failed and was logged */
     int queued;       /* commands appended whose replies nobody reads */
-    /* After a failure that waited (a Redis that hangs), commands fail at
-     * once until then (monotonic ms): such a Redis costs one request one
-     * timeout, not every command of every request one each. */
+    /* After a failure that waited (a Redis that hangs), until then
+     * (monotonic ms) a connection must first answer a PING within
+     * REXEC_SYNC_PROBE_MS: a Redis that hangs costs one request one
+     * timeout, and the next ones a probe each, not a timeout per command;
+     * one that only lost a reply is used again at once. */
     int64_t rest_until_ms;
 };
 
@@ -69,6 +71,32 @@ static bool stale(const struct rexec_sync *s)
     return poll(&p, 1, 0) != 0;
 }
 
+/* While resting: a connection made and PINGed within REXEC_SYNC_PROBE_MS,
+ * then given the full timeout; the rest ends. Returns 0, or -1 (s->c NULL)
+ * and the rest goes on from now. */
+static int probe(struct rexec_sync *s)
+{
+    int ms = s->timeout_ms < REXEC_SYNC_PROBE_MS ? s->timeout_ms
+                                                 : REXEC_SYNC_PROBE_MS;
+    struct timeval tv = {s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000};
+    char err[512];
+    redisReply *r;
+
+    s->c = redisurl_connect(&s->url, ms, err, sizeof(err));
+    r = s->c != NULL ? redisCommand(s->c, "PING") : NULL;
+    if (r == NULL || r->type == REDIS_REPLY_ERROR ||
+        redisSetTimeout(s->c, tv) != REDIS_OK) {
+        if (r != NULL)
+            freeReplyObject(r);
+        rexec_sync_drop(s);
+        s->rest_until_ms = mono_now_ms() + REXEC_SYNC_REST_MS;
+        return -1;
+    }
+    freeReplyObject(r);
+    s->rest_until_ms = 0;
+    return 0;
+}
+
 redisContext *rexec_sync_context(struct rexec_sync *s)
 {
     char err[512], where[300];
@@ -77,8 +105,9 @@ redisContext *rexec_sync_context(struct rexec_sync *s)
     if (s->c != NULL && (s->queued > 0 || !stale(s)))
         return s->c;
     rexec_sync_drop(s);
-    if ((t0 = mono_now_ms()) < s->rest_until_ms)
-        return NULL;
+    t0 = mono_now_ms();
+    if (t0 < s->rest_until_ms)
+        return probe(s) == 0 ? s->c : NULL;
     s->c = redisurl_connect(&s->url, s->timeout_ms, err, sizeof(err));
     if (s->c == NULL) {
         if (!s->down_logged)

@@ -26,10 +26,15 @@ void rexec_sync_free_list(struct rexec_sync **shards, int n);
 /* Closes the connection; accepts NULL. */
 void rexec_sync_free(struct rexec_sync *s);
 /* After a command or a connect fails by timing out (a Redis that hangs),
- * the executor rests this long: its commands fail at once (DOWN) rather
- * than each waiting for a Redis that does not answer. A refusal (a Redis
- * that is down) costs no wait, and the next command tries again at once. */
+ * the executor rests this long: a new connection must first answer a PING
+ * within REXEC_SYNC_PROBE_MS (or the timeout, if shorter), and its
+ * commands fail at once (DOWN) when it does not, and the rest goes on,
+ * rather than each waiting the whole timeout for a Redis that does not
+ * answer. One that answers ends the rest (a reply lost on its way costs
+ * nothing more). A refusal (a Redis that is down) costs no wait, and
+ * causes no rest. */
 #define REXEC_SYNC_REST_MS 1000
+#define REXEC_SYNC_PROBE_MS 100
 
 /* The executor, as long as `s` lives. Its send runs the command and calls
  * back before it returns. A command that fails (no connection, a write or
