@@ -30,6 +30,8 @@ struct store {
     /* token -> user name, believed for token_cache_ttl after Redis said so */
     void *auth_cache;
     size_t auth_cached;
+    store_stored_fn stored; /* store_on_stored */
+    void *stored_arg;
 };
 
 /* One command in flight and what to tell whom when it answers. */
@@ -190,9 +192,17 @@ static void on_append(redisReply *reply, void *priv)
     } else if (reply_appended(r, &a) != 0) {
         c->cb.append(API_FAULT_ERROR, NULL, c->arg);
     } else {
+        if (c->st->stored != NULL)
+            c->st->stored(c->st->stored_arg, c->room, a.id);
         c->cb.append(0, &a, c->arg);
     }
     call_free(c);
+}
+
+void store_on_stored(struct store *st, store_stored_fn fn, void *arg)
+{
+    st->stored = fn;
+    st->stored_arg = arg;
 }
 
 int store_append(struct store *st, const char *room, const char *from,

@@ -50,6 +50,13 @@ int store_append(struct store *st, const char *room, const char *from,
                  const char *text, size_t len, const char *key,
                  store_append_cb cb, void *arg);
 
+/* Tells fn of every message an append through this store stored (or, for a
+ * repeat, found: the first one's id), before the append's own callback:
+ * crosstalkd's bus learns what it has not yet seen go by, so that a client
+ * never misses its own message in an answer from memory. fn NULL: none. */
+typedef void (*store_stored_fn)(void *arg, const char *room, const char *id);
+void store_on_stored(struct store *st, store_stored_fn fn, void *arg);
+
 typedef void (*store_events_cb)(int status, struct chat_event *evs, size_t n,
                                 void *arg);
 /* Up to `limit` messages after `after` (exclusive; NULL = from the

@@ -39,6 +39,10 @@ struct bus_room {
      * subscriber for a while (bus_sweep) to keep it for the next poll. */
     struct streamid latest;
     bool latest_known;
+    /* The newest message this daemon stored in the room (bus_room_stored);
+     * until the bus has seen it go by, the room's memory is behind what a
+     * client here was told (0-0: none) */
+    struct streamid stored;
     bool live;     /* its Redis subscription confirmed (bus_room_live) */
     bool followed; /* by short polls (bus_room_follow), until swept */
     int64_t empty_since_ms;
@@ -641,11 +645,28 @@ void bus_foreach_room(struct bus *b, void (*fn)(const char *room, void *arg),
     free(names);
 }
 
+void bus_room_stored(struct bus *b, const char *room,
+                     const struct streamid *id)
+{
+    struct bus_room *r = room_find(b, room);
+
+    if (r != NULL && streamid_cmp(id, &r->stored) > 0)
+        r->stored = *id;
+}
+
+/* A message stored through this daemon has not gone by on the bus yet. */
+static bool own_unseen(const struct bus_room *r)
+{
+    return !streamid_is_zero(&r->stored) &&
+           (!r->latest_known || streamid_cmp(&r->stored, &r->latest) > 0);
+}
+
 bool bus_room_latest(struct bus *b, const char *room, struct streamid *out)
 {
     struct bus_room *r = room_find(b, room);
 
-    if (r == NULL || !r->live || !r->latest_known || r->filling)
+    if (r == NULL || !r->live || !r->latest_known || r->filling ||
+        own_unseen(r))
         return false;
     *out = r->latest;
     return true;
@@ -657,7 +678,8 @@ int bus_room_recent(struct bus *b, const char *room,
 {
     struct bus_room *r = room_find(b, room);
 
-    if (r == NULL || !r->live || r->filling || r->window == NULL)
+    if (r == NULL || !r->live || r->filling || r->window == NULL ||
+        own_unseen(r))
         return -1;
     return window_after(r->window, since, max, out);
 }

@@ -196,6 +196,13 @@ void bus_room_live(struct bus *b, const char *room, bool live);
  * stored after it has gone by unseen, so a client at that id is up to date
  * without asking Redis. False when that is not known. */
 bool bus_room_latest(struct bus *b, const char *room, struct streamid *out);
+/* A message this daemon stored in the room, told as Redis acknowledged it
+ * (store_on_stored): until the bus has delivered it, bus_room_latest and
+ * bus_room_recent cannot tell, so a client that polls right after its own
+ * send is answered by Redis and sees its message. A room the bus does not
+ * hold is ignored. */
+void bus_room_stored(struct bus *b, const char *room,
+                     const struct streamid *id);
 /* The stored messages after `since` that the room's window holds
  * (window.h: the newest live messages, kept while the bus follows the
  * room), oldest first, at most `max` (at most WINDOW_EVENTS are held),

@@ -566,6 +566,17 @@ static void shard_up(void *arg)
     fill_waiting(sh->f, sh);
 }
 
+/* An append through this daemon's store was acknowledged: the bus must not
+ * answer from memory for the room before that message has gone by. */
+static void on_stored(void *arg, const char *room, const char *id)
+{
+    struct feed *f = arg;
+    struct streamid sid;
+
+    if (streamid_parse(id, strlen(id), &sid) == 0)
+        bus_room_stored(f->bus, room, &sid);
+}
+
 struct feed *feed_new(struct event_base *base, struct redis **r, int n,
                       struct store *st, struct bus *bus,
                       const struct config *cfg)
@@ -591,6 +602,7 @@ struct feed *feed_new(struct event_base *base, struct redis **r, int n,
         redis_watch(r[i], shard_up, shard_tick, sh);
     }
     bus_set_room_hooks(bus, &hooks);
+    store_on_stored(st, on_stored, f);
     for (int i = 0; i < n; i++)
         sub_connect(&f->shards[i]);
     return f;
@@ -605,6 +617,7 @@ void feed_free(struct feed *f)
         return;
     f->closing = true;
     bus_set_room_hooks(f->bus, &none);
+    store_on_stored(f->store, NULL, NULL);
     for (int i = 0; i < f->nshards; i++) {
         struct shard *sh = &f->shards[i];
         if (sh->sub)

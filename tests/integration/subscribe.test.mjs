@@ -190,17 +190,20 @@ test('leaving and coming back within the linger keeps the channel; after it, res
   }
 });
 
+/** The ids a short poll of the room on d answers after `since`. */
+async function shortPoll(room, since) {
+  const r = await http('GET', `${d.url}/api/rooms/${room}/messages?since=${since}`, { headers: bearer(bob.token) });
+  assert.equal(r.status, 200, r.text);
+  return r.json.events.map((e) => e.id);
+}
+
 // A room followed by short polls is subscribed too (the daemon answers an
 // up-to-date poll from the bus): what another daemon stores shows up in
 // this one's short polls, right after the send when it is this daemon's.
 test('short polls: the room is subscribed, and every stored message shows up', async () => {
   const room = uniqueRoom('short');
   let last = (await sendOk(d2.url, room, alice, 'first')).id;
-  const poll = async (since) => {
-    const r = await http('GET', `${d.url}/api/rooms/${room}/messages?since=${since}`, { headers: bearer(bob.token) });
-    assert.equal(r.status, 200, r.text);
-    return r.json.events.map((e) => e.id);
-  };
+  const poll = (since) => shortPoll(room, since);
   assert.deepEqual(await poll(last), [], 'nothing was sent');
   await waitNumsub(room, 1, 'a room followed by short polls');
   for (let i = 0; i < 20; i++) {
@@ -212,6 +215,37 @@ test('short polls: the room is subscribed, and every stored message shows up', a
       await waitFor(async () => (await poll(last)).includes(m.id), { timeout: 2000, what: `poll ${i}: ${m.id} sent on the other daemon` });
     }
     last = m.id;
+  }
+});
+
+// The daemon answers an up-to-date short poll from memory, and the bus sees
+// a message a moment after Redis acknowledged it to the sender. A client
+// that sends and then polls the same daemon must still see its message:
+// here the bus connection also carries another room's flood, so the own
+// message's bus copy is often still behind it when the poll arrives.
+test('a poll right after one\'s own send sees it, while the bus carries another room\'s flood', async () => {
+  const room = uniqueRoom('own');
+  const busy = uniqueRoom('flood');
+  const listener = await sse(busy);
+  let flooding = true;
+  const flood = Promise.all([0, 1, 2, 3].map(async (k) => {
+    for (let i = 0; flooding; i++) await sendOk(d2.url, busy, alice, `flood ${k}.${i} ${'x'.repeat(200)}`);
+  }));
+  try {
+    await waitNumsub(busy, 1, 'the flooded room, listened to on d');
+    let last = (await sendOk(d.url, room, alice, 'first')).id;
+    const poll = (since) => shortPoll(room, since);
+    assert.deepEqual(await poll(last), [], 'nothing was sent');
+    await waitNumsub(room, 1, 'a room followed by short polls');
+    for (let i = 0; i < 300; i++) {
+      const m = await sendOk(d.url, room, alice, `own ${i}`);
+      assert.deepEqual(await poll(last), [m.id], `poll ${i}, right after its own send on the same daemon`);
+      last = m.id;
+    }
+  } finally {
+    flooding = false;
+    await flood;
+    listener.close();
   }
 });
 

@@ -428,6 +428,25 @@ int main(void)
         publish(b, "lobby", "14-0");
         ok(bus_room_latest(b, "lobby", &latest) && latest.ms == 14,
            "until the next message");
+
+        /* a message this daemon stored, its bus copy not yet here */
+        struct bus_event *evs[4];
+        ok(bus_room_recent(b, "lobby", &latest, 4, evs) == 0,
+           "at the newest, the window answers: nothing new");
+        bus_room_stored(b, "lobby", &(struct streamid){14, 1});
+        ok(!bus_room_latest(b, "lobby", &latest) &&
+               bus_room_recent(b, "lobby", &latest, 4, evs) < 0,
+           "stored here, not yet seen: neither the newest nor the window tells");
+        bus_room_stored(b, "lobby", &(struct streamid){14, 0});
+        ok(bus_room_recent(b, "lobby", &latest, 4, evs) < 0,
+           "  an older stored id (a repeat) does not undo it");
+        publish(b, "lobby", "14-1");
+        ok(bus_room_latest(b, "lobby", &latest) && latest.ms == 14 &&
+               latest.seq == 1 && bus_room_recent(b, "lobby", &latest, 4, evs) == 0,
+           "  once it goes by, both answer again");
+        bus_room_stored(b, "nowhere", &(struct streamid){1, 0});
+        ok(!bus_room_latest(b, "nowhere", &latest),
+           "a room the bus does not hold is ignored");
     }
 
     {
