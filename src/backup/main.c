@@ -316,8 +316,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 
 static const char *const mode_names[] = {"backup", "restore", "verify"};
 
-/* --placement: each room's shard, one line each. */
-/* Every name is checked before any is printed: a bad one prints nothing. */
+/* --placement: each room's shard, one line each. Every name is checked
+ * before any is printed: a bad one prints nothing. */
 static int print_placement(const struct options *o)
 {
     char room[NAME_ROOM_MAX + 1];

@@ -645,8 +645,7 @@ void bus_foreach_room(struct bus *b, void (*fn)(const char *room, void *arg),
     free(names);
 }
 
-void bus_room_stored(struct bus *b, const char *room,
-                     const struct streamid *id)
+void bus_room_stored(struct bus *b, const char *room, const struct streamid *id)
 {
     struct bus_room *r = room_find(b, room);
 

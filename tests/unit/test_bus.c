@@ -312,8 +312,10 @@ static void test_follow_cap(void)
         snprintf(room, sizeof(room), "made-up-%d", i);
         bus_room_follow(b, room);
     }
-    is_int((long)bus_followed(b), BUS_FOLLOW_MAX, "followed rooms stop at the cap");
-    is_int(hook_calls[0], BUS_FOLLOW_MAX, "  one subscription (first) each, no more");
+    is_int((long)bus_followed(b), BUS_FOLLOW_MAX,
+           "followed rooms stop at the cap");
+    is_int(hook_calls[0], BUS_FOLLOW_MAX,
+           "  one subscription (first) each, no more");
     bus_room_follow(b, "made-up-1030");
     ok(!bus_room_latest(b, "made-up-1030", &latest) &&
            bus_room_recent(b, "made-up-1030", &latest, 1, NULL) < 0,
@@ -436,13 +438,15 @@ int main(void)
         bus_room_stored(b, "lobby", &(struct streamid){14, 1});
         ok(!bus_room_latest(b, "lobby", &latest) &&
                bus_room_recent(b, "lobby", &latest, 4, evs) < 0,
-           "stored here, not yet seen: neither the newest nor the window tells");
+           "stored here, not yet seen: neither the newest nor the window "
+           "tells");
         bus_room_stored(b, "lobby", &(struct streamid){14, 0});
         ok(bus_room_recent(b, "lobby", &latest, 4, evs) < 0,
            "  an older stored id (a repeat) does not undo it");
         publish(b, "lobby", "14-1");
         ok(bus_room_latest(b, "lobby", &latest) && latest.ms == 14 &&
-               latest.seq == 1 && bus_room_recent(b, "lobby", &latest, 4, evs) == 0,
+               latest.seq == 1 &&
+               bus_room_recent(b, "lobby", &latest, 4, evs) == 0,
            "  once it goes by, both answer again");
         bus_room_stored(b, "nowhere", &(struct streamid){1, 0});
         ok(!bus_room_latest(b, "nowhere", &latest),
