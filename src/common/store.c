@@ -732,45 +732,40 @@ static void on_added(redisReply *reply, void *priv)
     free(a);
 }
 
+/* One round trip, whatever the executor: the expired members go first, so
+ * that ZADD's answer (returned) tells who is new; then the key is made to
+ * go when its last member expires, so a room read once and never again
+ * leaves nothing behind. NX gives a key without an expiry one (a new key,
+ * or one from before this rule), GT only ever moves it later, so a member
+ * written with a later expiry (another process, another presence_ttl) is
+ * never cut short. KEYS = {presence}, ARGV = {now, expiry, user}. Sent
+ * whole with EVAL: it is short, and has no NOSCRIPT to recover from. */
+static const char presence_add_lua[] =
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) "
+    "local n = redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3]) "
+    "redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'NX') "
+    "redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'GT') "
+    "return n";
+
 int store_presence_add(struct store *st, const char *room, const char *user,
                        int64_t expiry_ms, store_added_cb cb, void *arg)
 {
     struct rexec *x = room_x(st, room);
     char key[KEYS_MAX], now[24], expiry[24];
-    const char *argv[4];
+    const char *argv[] = {"EVAL", presence_add_lua, "1", key,
+                          now,    expiry,           user};
     struct added *a;
 
     snprintf(now, sizeof(now), "%lld", (long long)event_now_ms());
     snprintf(expiry, sizeof(expiry), "%lld", (long long)expiry_ms);
     keys_presence(key, room);
-    /* forget the expired first, so that ZADD tells who is new */
-    argv[0] = "ZREMRANGEBYSCORE";
-    argv[1] = key;
-    argv[2] = "-inf";
-    argv[3] = now;
-    if (x->queue(x, 4, argv, NULL) != 0)
-        return -1;
-    argv[0] = "ZADD";
-    argv[2] = expiry;
-    argv[3] = user;
     a = xmalloc(sizeof(*a));
     a->cb = cb;
     a->arg = arg;
-    if (x->send(x, on_added, a, 4, argv, NULL) != 0) {
+    if (x->send(x, on_added, a, 7, argv, NULL) != 0) {
         free(a);
         return -1;
     }
-    /* The key goes when its last member expires: a room read once and
-     * never again leaves nothing behind. NX gives a key without one its
-     * expiry (a new key, or one from before this rule), GT only ever
-     * moves it later, so a member written with a later expiry (another
-     * process, another presence_ttl) is never cut short. */
-    argv[0] = "PEXPIREAT";
-    argv[2] = expiry;
-    argv[3] = "NX";
-    x->send(x, NULL, NULL, 4, argv, NULL);
-    argv[3] = "GT";
-    x->send(x, NULL, NULL, 4, argv, NULL);
     return 0;
 }
 
