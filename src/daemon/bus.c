@@ -43,8 +43,9 @@ struct bus_room {
      * until the bus has seen it go by, the room's memory is behind what a
      * client here was told (0-0: none) */
     struct streamid stored;
-    bool live;     /* its Redis subscription confirmed (bus_room_live) */
-    bool followed; /* by short polls (bus_room_follow), until swept */
+    bool live;      /* its Redis subscription confirmed (bus_room_live) */
+    uint64_t epoch; /* that subscription's (bus_room_epoch), while live */
+    bool followed;  /* by short polls (bus_room_follow), until swept */
     int64_t empty_since_ms;
     /* its newest live messages, for polls (NULL until the first) */
     struct window *window;
@@ -58,6 +59,7 @@ struct bus {
     size_t nrooms;    /* in the tree */
     size_t nactive;   /* with subscribers */
     size_t nfollowed; /* followed (bus_room_follow) */
+    uint64_t epochs;  /* subscriptions confirmed so far */
     struct bus_room_hooks hooks;
 };
 
@@ -222,6 +224,8 @@ static struct bus_room *room_get(struct bus *b, const char *name)
         r = xcalloc(1, sizeof(*r));
         r->bus = b;
         r->live = b->hooks.first == NULL; /* see bus_room_live */
+        if (r->live)
+            r->epoch = ++b->epochs;
         strcpy(r->name, name);
         TAILQ_INIT(&r->subs);
         TAILQ_INIT(&r->held);
@@ -273,8 +277,10 @@ void bus_room_live(struct bus *b, const char *room, bool live)
 
     if (r == NULL)
         return;
-    if (live && !r->live)
+    if (live && !r->live) {
         r->latest_known = false; /* what it saw before may be behind */
+        r->epoch = ++b->epochs;
+    }
     /* a window spans only what one unbroken subscription delivered */
     if (live != r->live && r->window != NULL)
         window_reset(r->window);
@@ -658,6 +664,39 @@ static bool own_unseen(const struct bus_room *r)
 {
     return !streamid_is_zero(&r->stored) &&
            (!r->latest_known || streamid_cmp(&r->stored, &r->latest) > 0);
+}
+
+uint64_t bus_room_epoch(struct bus *b, const char *room)
+{
+    struct bus_room *r = room_find(b, room);
+
+    return r != NULL && r->live ? r->epoch : 0;
+}
+
+bool bus_room_knows_latest(struct bus *b, const char *room)
+{
+    struct bus_room *r = room_find(b, room);
+
+    return r != NULL && r->live && r->latest_known;
+}
+
+void bus_room_learn(struct bus *b, const char *room, uint64_t epoch,
+                    const struct streamid_log *log)
+{
+    static const struct streamid none = {0, 0};
+    struct bus_room *r = room_find(b, room);
+    const struct streamid *last = log->exists ? &log->last : &none;
+
+    if (r == NULL || !r->live || r->epoch != epoch)
+        return;
+    if (r->latest_known && streamid_cmp(last, &r->latest) <= 0)
+        return;
+    /* newer than anything the bus delivered: its copy is still on the
+     * way, and the window must not answer for the span before it */
+    if (r->window != NULL)
+        window_reset(r->window);
+    r->latest = *last;
+    r->latest_known = true;
 }
 
 bool bus_room_latest(struct bus *b, const char *room, struct streamid *out)

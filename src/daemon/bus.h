@@ -196,6 +196,19 @@ void bus_room_live(struct bus *b, const char *room, bool live);
  * stored after it has gone by unseen, so a client at that id is up to date
  * without asking Redis. False when that is not known. */
 bool bus_room_latest(struct bus *b, const char *room, struct streamid *out);
+/* The room's subscription: a value of its own while live (changing with
+ * every break and renewal), 0 when not live. */
+uint64_t bus_room_epoch(struct bus *b, const char *room);
+/* Whether bus_room_latest has an answer but for a fill or an own message
+ * on its way: false asks for bus_room_learn. */
+bool bus_room_knows_latest(struct bus *b, const char *room);
+/* What Redis said of the room's stream, read after the subscription of
+ * `epoch` was confirmed (a fill's first page, a probe): its newest id (0-0
+ * with no stream) is the room's newest until the bus delivers a newer one,
+ * since everything stored later comes by on the bus. Ignored when the
+ * subscription is no longer that one. */
+void bus_room_learn(struct bus *b, const char *room, uint64_t epoch,
+                    const struct streamid_log *log);
 /* A message this daemon stored in the room, told as Redis acknowledged it
  * (store_on_stored): until the bus has delivered it, bus_room_latest and
  * bus_room_recent cannot tell, so a client that polls right after its own

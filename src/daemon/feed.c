@@ -78,9 +78,11 @@ struct fill {
     struct feed *f;
     char room[NAME_ROOM_MAX + 1];
     struct streamid after; /* where the fill reads from */
+    uint64_t epoch;        /* the subscription it fills for */
 };
 
 static void room_fill(struct feed *f, struct froom *fr);
+static void room_probe(struct feed *f, struct froom *fr);
 static void room_subscribe(struct froom *fr);
 
 /* --- the rooms --- */
@@ -178,9 +180,11 @@ static void hook_first(const char *room, void *arg)
 
     evtimer_del(fr->linger);
     fr->wanted = true;
-    if (fr->confirmed) /* lingering: subscribed throughout */
+    if (fr->confirmed) { /* lingering: subscribed throughout */
         bus_room_live(f->bus, room, true);
-    else
+        if (!fr->filling)
+            room_probe(f, fr);
+    } else
         room_subscribe(fr);
 }
 
@@ -503,6 +507,7 @@ static void fill_checked(int status, struct chat_event *evs, size_t n,
         return;
     }
     bus_room_judge(f->bus, c->room, log);
+    bus_room_learn(f->bus, c->room, c->epoch, log);
     if (bus_room_oldest(f->bus, c->room, &from) &&
         streamid_cmp(&from, &c->after) < 0) {
         fill_room(f, c->room, &from);
@@ -512,8 +517,45 @@ static void fill_checked(int status, struct chat_event *evs, size_t n,
     fill_page(0, evs, n, c);
 }
 
+static void probe_done(int status, struct chat_event *evs, size_t n,
+                       const struct streamid_log *log, void *arg)
+{
+    struct fill *c = arg;
+
+    (void)evs;
+    (void)n;
+    if (status == 0)
+        bus_room_learn(c->f->bus, c->room, c->epoch, log);
+    fill_over(c->f, c->room, status != 0);
+    free(c);
+}
+
+/* A live room no subscriber resumes in (its pollers come and go, or its
+ * streams started at the newest): one read of what Redis holds tells the
+ * bus the room's newest message, so that polls already there are answered
+ * without Redis before the room's next message. Runs as a fill does, one
+ * at a time per room, retried when Redis fails. */
+static void room_probe(struct feed *f, struct froom *fr)
+{
+    static const struct streamid first = {0, 0};
+    struct fill *c;
+
+    if (bus_room_knows_latest(f->bus, fr->name))
+        return;
+    c = fill_new(f, fr->name);
+    c->epoch = bus_room_epoch(f->bus, fr->name);
+    if (c->epoch == 0) {
+        free(c);
+        return;
+    }
+    fr->filling = true;
+    if (store_resume(f->store, fr->name, &first, 1, probe_done, c) != 0)
+        probe_done(-1, NULL, 0, NULL, c);
+}
+
 /* Fills the room from its stream, after the oldest id of its subscribers
- * (bus_room_oldest), once its subscription is confirmed. */
+ * (bus_room_oldest), once its subscription is confirmed; with none, probes
+ * it. */
 static void room_fill(struct feed *f, struct froom *fr)
 {
     struct fill *c;
@@ -530,8 +572,10 @@ static void room_fill(struct feed *f, struct froom *fr)
     }
     fr->fill_wanted = false;
     c = fill_new(f, fr->name);
+    c->epoch = bus_room_epoch(f->bus, fr->name);
     if (!bus_room_oldest(f->bus, fr->name, &c->after)) {
         free(c);
+        room_probe(f, fr);
         return;
     }
     fr->filling = true;

@@ -148,3 +148,55 @@ test('a lost subscription: the window starts again, Redis answers meanwhile', as
   const all = await shortPoll(b, room, { since: ids[0], limit: 100 });
   assert.ok(all.json.events.some((e) => e.id === gone.id), 'the message sent during the break is stored');
 });
+
+// A quiet room: no message comes by on the bus, so the bus cannot learn the
+// room's newest from one. Once A follows the room, one read of the stream
+// after its subscription tells it; every poll at the newest after that is
+// answered from memory, the same as Redis answers it.
+test('a quiet room: polls at the newest answered from memory, no message needed', async () => {
+  const room = uniqueRoom('q');
+  const old = [];
+  for (let i = 0; i < 3; i++) old.push(await sendOk(b.url, room, alice, `before A ${i}`));
+  const newest = old[2].id;
+  const r = await shortPoll(a, room, { since: newest }); // A starts following
+  assert.equal(r.status, 200, r.text);
+  await waitFor(async () => {
+    const before = await streamReads();
+    const p = await shortPoll(a, room, { since: newest });
+    return p.status === 200 && (await streamReads()) === before;
+  }, { timeout: 10000, interval: 100, what: 'A to answer a poll at the newest of a quiet room from memory' });
+  for (let i = 0; i < 5; i++) {
+    const j = await sameAsRedis(room, { since: newest }, { fromMemory: true, what: `quiet poll ${i}` });
+    assert.deepEqual(j, { events: [], last_id: newest });
+  }
+  await sameAsRedis(room, { since: old[0].id }, { fromMemory: false, what: 'behind, before anything A saw' });
+  // a long poll there waits from memory too, and times out with nothing
+  const before = await streamReads();
+  const lp = await longPoll(a, room, { since: newest, timeout: 1 });
+  assert.equal(lp.status, 204, lp.text);
+  assert.equal((await streamReads()) - before, 0, 'a long poll at the newest of a quiet room read the stream');
+  // the next message: stored through A itself, polled at once on A
+  const mine = await sendOk(a.url, room, alice, 'mine');
+  const got = await shortPoll(a, room, { since: newest });
+  assert.deepEqual(got.json.events.map((e) => e.id), [mine.id], 'a poll right after its own send sees it');
+});
+
+test('a room never written to: since=0-0 from memory, a made-up id from Redis', async () => {
+  const room = uniqueRoom('e');
+  await shortPoll(a, room, { since: '0-0' });
+  await waitFor(async () => {
+    const before = await streamReads();
+    const p = await shortPoll(a, room, { since: '0-0' });
+    return p.status === 200 && (await streamReads()) === before;
+  }, { timeout: 10000, interval: 100, what: 'A to answer since=0-0 of an empty room from memory' });
+  const j = await sameAsRedis(room, { since: '0-0' }, { fromMemory: true, what: 'empty room, 0-0' });
+  assert.deepEqual(j, { events: [], last_id: '0-0' });
+  const bogus = await sameAsRedis(room, { since: '1-0' }, { fromMemory: false, what: 'empty room, an id from nowhere' });
+  assert.equal(bogus.reset, true, JSON.stringify(bogus));
+  // the first message, sent elsewhere, is seen
+  const first = await sendOk(b.url, room, alice, 'first');
+  await waitFor(async () => {
+    const p = await shortPoll(a, room, { since: '0-0' });
+    return p.json?.events?.some((e) => e.id === first.id);
+  }, { timeout: 5000, interval: 50, what: 'the first message in a poll on A' });
+});

@@ -282,13 +282,49 @@ static void test_room_hooks(void)
     bus_unsubscribe(b, &p2.sub);
     is_int(hook_calls[1], 1, "last: when the room empties");
     is_int(hook_calls[0], 1, "first: still once");
+    {
+        /* what Redis says of a live room's stream tells its newest */
+        struct streamid_log quiet = {true, 2, {1, 0}, {7, 0}, 0};
+        struct streamid_log none = {false, 0, {0, 0}, {0, 0}, 0};
+        uint64_t epoch;
+
+        bus_room_follow(b, "learnt");
+        is_int((int)bus_room_epoch(b, "learnt"), 0,
+               "learn: not live, no epoch");
+        bus_room_live(b, "learnt", true);
+        epoch = bus_room_epoch(b, "learnt");
+        ok(epoch != 0 && !bus_room_knows_latest(b, "learnt"),
+           "  live: an epoch, the newest unknown");
+        bus_room_learn(b, "learnt", epoch + 1, &quiet);
+        ok(!bus_room_knows_latest(b, "learnt"),
+           "  another epoch's read: ignored");
+        bus_room_learn(b, "learnt", epoch, &quiet);
+        ok(bus_room_latest(b, "learnt", &latest) && latest.ms == 7,
+           "  this epoch's: the stream's newest is the room's");
+        publish(b, "learnt", "8-0");
+        bus_room_learn(b, "learnt", epoch, &quiet);
+        ok(bus_room_latest(b, "learnt", &latest) && latest.ms == 8,
+           "  an older read does not undo what the bus saw");
+        bus_room_live(b, "learnt", false);
+        bus_room_learn(b, "learnt", epoch, &quiet);
+        ok(!bus_room_knows_latest(b, "learnt"),
+           "  a read from before a break: ignored");
+        bus_room_live(b, "learnt", true);
+        ok(bus_room_epoch(b, "learnt") != epoch,
+           "  a renewed subscription: a new epoch");
+        bus_room_learn(b, "learnt", bus_room_epoch(b, "learnt"), &none);
+        ok(bus_room_latest(b, "learnt", &latest) && streamid_is_zero(&latest),
+           "  no stream: the newest is 0-0");
+        bus_sweep(b, -1);
+        hook_calls[1]--; /* its sweep's `last` */
+    }
     bus_room_follow(b, "polled");
-    is_int(hook_calls[0], 2, "first: a room followed by short polls");
+    is_int(hook_calls[0], 3, "first: a room followed by short polls");
     bus_room_follow(b, "polled");
     strcpy(p1.sub.room, "polled");
     bus_subscribe(b, &p1.sub, false);
     bus_unsubscribe(b, &p1.sub);
-    is_int(hook_calls[0] * 10 + hook_calls[1], 21,
+    is_int(hook_calls[0] * 10 + hook_calls[1], 31,
            "  once; its subscribers come and go without first or last");
     bus_sweep(b, -1);
     is_int(hook_calls[1], 2, "last: when it is swept");
