@@ -896,6 +896,19 @@ static int backup_restore_room(struct backup *b, struct backup_reader *rd,
             backup_redis_error(b, r, "ZADD", room);
             goto done;
         }
+        freeReplyObject(r);
+        r = NULL;
+    }
+    /* Daemons following the room learnt its newest from the bus, which
+     * carried none of these: they read it again. */
+    if (room_restored > 0) {
+        char bus[KEYS_MAX];
+        r = redisCommand(backup_redis(b, room), "PUBLISH %s %s",
+                         keys_bus(bus, room), KEYS_BUS_RESTORED);
+        if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+            backup_redis_error(b, r, "PUBLISH", room);
+            goto done;
+        }
     }
 
     /* Everything up to the last restored id is in MongoDB; the checkpoint

@@ -46,6 +46,10 @@ const char *keys_bus_room(const char *channel, char room[NAME_ROOM_MAX + 1]);
  * XTRIM): daemons then stop answering polls from what they hold in memory
  * for that room, and Redis tells each reader of its gap. Not an event. */
 #define KEYS_BUS_TRIMMED "{\"notice\":\"trimmed\"}"
+/* Published on a room's bus channel when messages were appended to its
+ * stream without an event each (crosstalk-backup --restore): daemons then
+ * forget the room's newest message and read it again. Not an event. */
+#define KEYS_BUS_RESTORED "{\"notice\":\"restored\"}"
 #define KEYS_BACKUP_LOCK "ct:backup:lock"
 /* What /healthz writes (SET PX) to learn whether Redis takes writes. */
 #define KEYS_HEALTH "ct:health"

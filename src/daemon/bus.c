@@ -39,6 +39,11 @@ struct bus_room {
      * subscriber for a while (bus_sweep) to keep it for the next poll. */
     struct streamid latest;
     bool latest_known;
+    /* The newest stored message the bus itself delivered live: `latest`
+     * may be ahead of it by what Redis said (bus_room_learn), and then the
+     * window, which holds what the bus delivered, lacks what lies between */
+    struct streamid seen;
+    bool seen_known;
     /* The newest message this daemon stored in the room (bus_room_stored);
      * until the bus has seen it go by, the room's memory is behind what a
      * client here was told (0-0: none) */
@@ -146,6 +151,39 @@ static void pending_push(struct bus_pending_list *l, struct bus_event *e)
 
     p->e = bus_event_ref(e);
     TAILQ_INSERT_TAIL(l, p, link);
+}
+
+/* Holds e in id order among the held stored messages, ephemeral events
+ * keeping their place: a fill's messages are held after the live ones the
+ * new subscription brought first, and may be older than those. Returns
+ * false, holding nothing, when a message with e's id is held already. */
+static bool pending_insert(struct bus_pending_list *l, struct bus_event *e)
+{
+    struct bus_pending *p, *before = NULL;
+
+    if (e->ev.type == EVENT_MESSAGE) {
+        for (p = TAILQ_LAST(l, bus_pending_list); p != NULL;
+             p = TAILQ_PREV(p, bus_pending_list, link)) {
+            int c;
+
+            if (p->e->ev.type != EVENT_MESSAGE)
+                continue;
+            c = streamid_cmp(&p->e->ev.sid, &e->ev.sid);
+            if (c == 0)
+                return false;
+            if (c < 0)
+                break;
+            before = p;
+        }
+    }
+    if (before == NULL) {
+        pending_push(l, e);
+        return true;
+    }
+    p = xmalloc(sizeof(*p));
+    p->e = bus_event_ref(e);
+    TAILQ_INSERT_BEFORE(before, p, link);
+    return true;
 }
 
 static struct bus_event *pending_pop(struct bus_pending_list *l)
@@ -278,7 +316,8 @@ void bus_room_live(struct bus *b, const char *room, bool live)
     if (r == NULL)
         return;
     if (live && !r->live) {
-        r->latest_known = false; /* what it saw before may be behind */
+        /* what it saw before may be behind */
+        r->latest_known = r->seen_known = false;
         r->epoch = ++b->epochs;
     }
     /* a window spans only what one unbroken subscription delivered */
@@ -287,7 +326,7 @@ void bus_room_live(struct bus *b, const char *room, bool live)
     r->live = live;
     if (live)
         return;
-    r->latest_known = false;
+    r->latest_known = r->seen_known = false;
     TAILQ_FOREACH(s, &r->subs, link) {
         if (s->resuming)
             s->stale = true;
@@ -398,14 +437,15 @@ void bus_room_judge(struct bus *b, const char *room,
     }
 }
 
-/* Holds a live event for a resuming subscriber; one that lets more than
+/* Holds an event for a resuming subscriber; one that lets more than
  * the limit pile up (held here and queued to its client) is dropped: it
  * resumes later by id, and nothing stored is lost to it. */
 static void hold(struct bus *b, struct subscriber *s, struct bus_event *e)
 {
     size_t queued;
 
-    pending_push(&s->held, e);
+    if (!pending_insert(&s->held, e))
+        return;
     s->held_bytes += e->json->len;
     if (b->limit == 0 || s->ops->drop == NULL)
         return;
@@ -422,6 +462,11 @@ static void room_deliver(struct bus *b, struct bus_room *r, struct bus_event *e)
         (!r->latest_known || streamid_cmp(&e->ev.sid, &r->latest) > 0)) {
         r->latest = e->ev.sid;
         r->latest_known = true;
+    }
+    if (e->ev.type == EVENT_MESSAGE && r->live &&
+        (!r->seen_known || streamid_cmp(&e->ev.sid, &r->seen) > 0)) {
+        r->seen = e->ev.sid;
+        r->seen_known = true;
     }
 
     /* next is read before deliver, which may unsubscribe s (only s) */
@@ -691,12 +736,31 @@ void bus_room_learn(struct bus *b, const char *room, uint64_t epoch,
         return;
     if (r->latest_known && streamid_cmp(last, &r->latest) <= 0)
         return;
-    /* newer than anything the bus delivered: its copy is still on the
-     * way, and the window must not answer for the span before it */
-    if (r->window != NULL)
-        window_reset(r->window);
+    /* newer than anything the bus delivered: the window answers again
+     * once the bus has caught up with it (learnt_ahead) */
     r->latest = *last;
     r->latest_known = true;
+}
+
+void bus_room_forget(struct bus *b, const char *room)
+{
+    struct bus_room *r = room_find(b, room);
+
+    if (r == NULL)
+        return;
+    r->latest_known = r->seen_known = false;
+    if (r->window != NULL)
+        window_reset(r->window);
+    /* a read of the stream from before this is not believed */
+    if (r->live)
+        r->epoch = ++b->epochs;
+}
+
+/* Redis told of a newer message than the bus has delivered yet. */
+static bool learnt_ahead(const struct bus_room *r)
+{
+    return r->latest_known &&
+           (!r->seen_known || streamid_cmp(&r->latest, &r->seen) > 0);
 }
 
 bool bus_room_latest(struct bus *b, const char *room, struct streamid *out)
@@ -717,7 +781,7 @@ int bus_room_recent(struct bus *b, const char *room,
     struct bus_room *r = room_find(b, room);
 
     if (r == NULL || !r->live || r->filling || r->window == NULL ||
-        own_unseen(r))
+        own_unseen(r) || learnt_ahead(r))
         return -1;
     return window_after(r->window, since, max, out);
 }
@@ -728,7 +792,7 @@ void bus_forget_latest(struct bus *b)
     struct bus_room **rooms = rooms_snapshot(b, &n);
 
     for (size_t i = 0; i < n; i++) {
-        rooms[i]->latest_known = false;
+        rooms[i]->latest_known = rooms[i]->seen_known = false;
         if (rooms[i]->window != NULL)
             window_reset(rooms[i]->window);
     }

@@ -206,9 +206,15 @@ bool bus_room_knows_latest(struct bus *b, const char *room);
  * `epoch` was confirmed (a fill's first page, a probe): its newest id (0-0
  * with no stream) is the room's newest until the bus delivers a newer one,
  * since everything stored later comes by on the bus. Ignored when the
- * subscription is no longer that one. */
+ * subscription is no longer that one. Until the bus itself has delivered
+ * that id, the window does not answer (it lacks what lies before it). */
 void bus_room_learn(struct bus *b, const char *room, uint64_t epoch,
                     const struct streamid_log *log);
+/* The room's stream changed under the bus (crosstalk-backup --restore
+ * appended to it without publishing): its newest is no longer known, its
+ * window starts again, and reads of the stream sent before are not
+ * believed. */
+void bus_room_forget(struct bus *b, const char *room);
 /* A message this daemon stored in the room, told as Redis acknowledged it
  * (store_on_stored): until the bus has delivered it, bus_room_latest and
  * bus_room_recent cannot tell, so a client that polls right after its own

@@ -182,7 +182,9 @@ static void hook_first(const char *room, void *arg)
     fr->wanted = true;
     if (fr->confirmed) { /* lingering: subscribed throughout */
         bus_room_live(f->bus, room, true);
-        if (!fr->filling)
+        if (fr->filling)
+            fr->refill = true; /* its answer may be from before */
+        else
             room_probe(f, fr);
     } else
         room_subscribe(fr);
@@ -259,15 +261,39 @@ static void on_unsubscribed(struct shard *sh, const char *room)
         room_tidy(f, fr);
 }
 
+static bool is_notice(const redisReply *payload, const char *notice)
+{
+    return payload->len == strlen(notice) &&
+           memcmp(payload->str, notice, payload->len) == 0;
+}
+
+/* Messages were appended to the room's stream that the bus did not carry:
+ * what the bus believed of its newest is forgotten, and read again. */
+static void room_restored(struct feed *f, const char *room)
+{
+    struct froom *fr = room_find(f, room);
+
+    bus_room_forget(f->bus, room);
+    if (fr == NULL || !fr->confirmed)
+        return;
+    if (fr->filling)
+        fr->refill = true;
+    else
+        room_probe(f, fr);
+}
+
 static void on_message(struct shard *sh, const char *room,
                        const redisReply *chan, const redisReply *payload)
 {
     struct chat_event ev;
     struct bus_event *e;
 
-    if (room != NULL && payload->len == strlen(KEYS_BUS_TRIMMED) &&
-        memcmp(payload->str, KEYS_BUS_TRIMMED, payload->len) == 0) {
+    if (room != NULL && is_notice(payload, KEYS_BUS_TRIMMED)) {
         bus_trimmed(sh->f->bus, room);
+        return;
+    }
+    if (room != NULL && is_notice(payload, KEYS_BUS_RESTORED)) {
+        room_restored(sh->f, room);
         return;
     }
     if (event_from_json(payload->str, payload->len, &ev) != 0) {

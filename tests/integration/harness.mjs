@@ -229,6 +229,15 @@ export async function freePort() {
   throw new Error('freePort: no fresh port after 50 tries');
 }
 
+/** Stream reads Redis has run so far (INFO commandstats: XRANGE, XREVRANGE,
+ * XINFO): whether a daemon asked Redis, or answered from memory. */
+export async function streamReads(redis) {
+  const info = String(await redis.cmd('INFO', 'commandstats'));
+  let n = 0;
+  for (const m of info.matchAll(/^cmdstat_(xrange|xrevrange|xinfo[^:]*):calls=(\d+)/gm)) n += Number(m[2]);
+  return n;
+}
+
 /** Absolute path of a built program: $CT_BUILDDIR/name, else the repo top. */
 export function bin(name) {
   return path.resolve(process.env.CT_BUILDDIR || REPO, name);

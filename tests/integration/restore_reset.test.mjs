@@ -15,7 +15,7 @@ import path from 'node:path';
 
 import {
   startRedis, startFerret, startDaemon, cleanup, tmpDir, bin, runSync, waitFor, http,
-  compareIds, register, sendOk, bearer, sseOpen, uniqueRoom, RELAXED,
+  compareIds, register, sendOk, bearer, sseOpen, uniqueRoom, RELAXED, streamReads as readsOf,
 } from './harness.mjs';
 
 after(() => cleanup());
@@ -77,4 +77,48 @@ test('after Redis is lost and restored, a long poll and an SSE client holding a 
   assert.equal(got[0].json?.id, next.id);
   assert.ok(sse.events.indexOf(reset) < sse.events.indexOf(got[0]), 'reset comes before the messages that follow it');
   sse.close();
+});
+
+// A daemon that follows a room learns the room's newest message from the bus
+// and from one read of the stream after its SUBSCRIBE, and answers polls at
+// that id from memory. `--restore` appends to the stream without an event
+// per message: it publishes a notice on the room's channel instead, and the
+// daemon reads the room again. Here the daemon learnt the room as empty
+// (its stream lost); after the restore, a poll at 0-0 gets the messages.
+test('a daemon following a room through a restore sees the restored messages', async () => {
+  const ferret = await startFerret();
+  const redis = await startRedis();
+  const sender = await startDaemon({ redisUrl: redis.url, config: RELAXED });
+  const conf = path.join(tmpDir('restore-follow'), 'crosstalk.conf');
+  fs.writeFileSync(conf, `redis_url = ${redis.url}\nmongo_uri = ${ferret.uri.replace(/\/crosstalk$/, `/ct_follow_${process.pid}`)}\n`);
+  const room = uniqueRoom('rf');
+  const alice = await register(sender.url);
+  const archived = [];
+  for (let i = 0; i < 5; i++) archived.push(await sendOk(sender.url, room, alice, `archived ${i}`));
+  assert.match(backup(conf), /backup ok: 1 rooms, 5 messages copied/);
+  assert.equal(await redis.cmd('DEL', `ct:room:{${room}}:log`), 1, 'the stream, lost');
+
+  const follower = await startDaemon({ redisUrl: redis.url, config: RELAXED });
+  const poll = () => http('GET', `${follower.url}/api/rooms/${room}/messages?since=0-0`, { headers: bearer(alice.token) });
+  const streamReads = () => readsOf(redis);
+  assert.deepEqual((await poll()).json, { events: [], last_id: '0-0' });
+  await waitFor(async () => {
+    const before = await streamReads();
+    const r = await poll();
+    return r.status === 200 && (await streamReads()) === before;
+  }, { timeout: 10000, interval: 100, what: 'the follower to answer the empty room from memory' });
+
+  assert.match(backup(conf, ['--restore']), /restore ok: 1 rooms, 5 messages restored/);
+  let got;
+  await waitFor(async () => {
+    got = await poll();
+    return got.json?.events?.length === 5;
+  }, { timeout: 5000, interval: 50, what: 'the restored messages in a poll at 0-0 on the follower' });
+  assert.deepEqual(got.json.events.map((e) => e.id), archived.map((m) => m.id));
+  // and it is up to date again from memory, at the restored newest
+  await waitFor(async () => {
+    const before = await streamReads();
+    const r = await http('GET', `${follower.url}/api/rooms/${room}/messages?since=${archived[4].id}`, { headers: bearer(alice.token) });
+    return r.status === 200 && r.json.events.length === 0 && (await streamReads()) === before;
+  }, { timeout: 10000, interval: 100, what: 'the follower to answer at the restored newest from memory' });
 });

@@ -13,6 +13,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   RELAXED, bearer, cleanup, history, http, register, sendOk, sleep, startDaemon, startRedis, uniqueName, uniqueRoom, waitFor,
+  streamReads as readsOf,
 } from './harness.mjs';
 
 const WINDOW_EVENTS = 256; // src/daemon/window.h
@@ -30,13 +31,7 @@ before(async () => {
 });
 after(cleanup);
 
-// XRANGE, XREVRANGE and XINFO calls Redis has run so far.
-async function streamReads() {
-  const info = String(await redis.cmd('INFO', 'commandstats'));
-  let n = 0;
-  for (const m of info.matchAll(/^cmdstat_(xrange|xrevrange|xinfo[^:]*):calls=(\d+)/gm)) n += Number(m[2]);
-  return n;
-}
+const streamReads = () => readsOf(redis);
 
 const shortPoll = (d, room, q) => history(d.url, room, alice, q);
 const longPoll = (d, room, q) =>

@@ -315,6 +315,30 @@ static void test_room_hooks(void)
         bus_room_learn(b, "learnt", bus_room_epoch(b, "learnt"), &none);
         ok(bus_room_latest(b, "learnt", &latest) && streamid_is_zero(&latest),
            "  no stream: the newest is 0-0");
+        {
+            /* Redis told of 9-0; the bus, behind, delivers 8-5 first */
+            struct streamid_log ahead = {true, 1, {9, 0}, {9, 0}, 0};
+            struct streamid at = {8, 5};
+            struct bus_event *evs[4];
+
+            bus_room_learn(b, "learnt", bus_room_epoch(b, "learnt"), &ahead);
+            publish(b, "learnt", "8-5");
+            ok(bus_room_latest(b, "learnt", &latest) && latest.ms == 9,
+               "  learnt ahead of the bus: the newest is what Redis said");
+            ok(bus_room_recent(b, "learnt", &at, 4, evs) < 0,
+               "  and the window, which lacks 9-0, does not answer");
+            publish(b, "learnt", "9-0");
+            ok(bus_room_recent(b, "learnt", &at, 4, evs) == 1 &&
+                   evs[0]->ev.sid.ms == 9,
+               "  once the bus delivered it, the window answers");
+            epoch = bus_room_epoch(b, "learnt");
+            bus_room_forget(b, "learnt");
+            ok(!bus_room_knows_latest(b, "learnt") &&
+                   bus_room_recent(b, "learnt", &at, 4, evs) < 0,
+               "forget: the newest and the window are gone");
+            ok(bus_room_epoch(b, "learnt") != epoch,
+               "  and reads sent before are not believed");
+        }
         bus_sweep(b, -1);
         hook_calls[1]--; /* its sweep's `last` */
     }
@@ -328,6 +352,44 @@ static void test_room_hooks(void)
            "  once; its subscribers come and go without first or last");
     bus_sweep(b, -1);
     is_int(hook_calls[1], 2, "last: when it is swept");
+    bus_free(b);
+}
+
+/* A subscriber that joined before the room's subscription was confirmed
+ * holds the live messages that came after it; the fill then brings what
+ * was published before it, older than some of those. It gets each once,
+ * in order (a message held before an older one used to hide it). */
+static void test_fill_after_live(void)
+{
+    struct bus *b = bus_new(0);
+    struct bus_room_hooks h = {on_first, on_last, on_catch_up, NULL};
+    struct probe p;
+    struct bus_event *e;
+    const char *fill[] = {"4-0", "5-0", "6-0"};
+
+    bus_set_room_hooks(b, &h);
+    probe_init(&p, b, "raced");
+    bus_subscribe(b, &p.sub, true);
+    p.sub.last = (struct streamid){3, 0}; /* its history read: nothing new */
+    bus_room_live(b, "raced", true);      /* 4-0 was published before this */
+    publish(b, "raced", "5-0");
+    typing(b, "raced", "bob");
+    publish(b, "raced", "6-0");
+    bus_resume_done(&p.sub);
+    is_int(p.n, 0, "fill after live: nothing before the fill");
+    bus_fill_begin(b, "raced");
+    for (size_t i = 0; i < 3; i++) {
+        e = message("raced", fill[i]);
+        bus_fill_publish(b, e);
+        bus_event_unref(e);
+    }
+    bus_fill_end(b, "raced");
+    is_int(p.n, 4, "  three messages and the typing event");
+    is_str(p.got[0], "4-0", "  4-0, published before the subscription, first");
+    is_str(p.got[1], "5-0", "  then 5-0 once");
+    is_str(p.got[2], "typing", "  the typing event where it came");
+    is_str(p.got[3], "6-0", "  then 6-0 once");
+    bus_unsubscribe(b, &p.sub);
     bus_free(b);
 }
 
@@ -551,6 +613,7 @@ int main(void)
     test_typing();
     test_backlog();
     test_room_hooks();
+    test_fill_after_live();
     test_follow_cap();
     return tap_done();
 }
