@@ -590,8 +590,13 @@ static void room_fill(struct feed *f, struct froom *fr)
         fr->refill = true;
         return;
     }
-    if (!fr->confirmed)
-        return; /* its SUBSCRIBE, once answered, fills it */
+    if (!fr->confirmed) {
+        /* its SUBSCRIBE, once answered, fills it; a room no longer wanted
+         * (a failed fill retried after its linger) is forgotten */
+        fr->fill_wanted = false;
+        room_tidy(f, fr);
+        return;
+    }
     if (!redis_up(fr->sh->redis)) {
         fr->fill_wanted = true; /* shard_up fills it */
         return;
