@@ -176,13 +176,12 @@ static bool pending_insert(struct bus_pending_list *l, struct bus_event *e)
             before = p;
         }
     }
-    if (before == NULL) {
-        pending_push(l, e);
-        return true;
-    }
     p = xmalloc(sizeof(*p));
     p->e = bus_event_ref(e);
-    TAILQ_INSERT_BEFORE(before, p, link);
+    if (before != NULL)
+        TAILQ_INSERT_BEFORE(before, p, link);
+    else
+        TAILQ_INSERT_TAIL(l, p, link);
     return true;
 }
 
@@ -308,6 +307,22 @@ void bus_set_room_hooks(struct bus *b, const struct bus_room_hooks *h)
     b->hooks = *h;
 }
 
+/* Moves *at to id when id is newer, or when *at is not known yet. */
+static void advance(struct streamid *at, bool *known, const struct streamid *id)
+{
+    if (!*known || streamid_cmp(id, at) > 0) {
+        *at = *id;
+        *known = true;
+    }
+}
+
+/* Neither the room's newest nor what the bus delivered is known any more. */
+static void forget_newest(struct bus_room *r)
+{
+    r->latest_known = false;
+    r->seen_known = false;
+}
+
 void bus_room_live(struct bus *b, const char *room, bool live)
 {
     struct bus_room *r = room_find(b, room);
@@ -317,7 +332,7 @@ void bus_room_live(struct bus *b, const char *room, bool live)
         return;
     if (live && !r->live) {
         /* what it saw before may be behind */
-        r->latest_known = r->seen_known = false;
+        forget_newest(r);
         r->epoch = ++b->epochs;
     }
     /* a window spans only what one unbroken subscription delivered */
@@ -326,7 +341,7 @@ void bus_room_live(struct bus *b, const char *room, bool live)
     r->live = live;
     if (live)
         return;
-    r->latest_known = r->seen_known = false;
+    forget_newest(r);
     TAILQ_FOREACH(s, &r->subs, link) {
         if (s->resuming)
             s->stale = true;
@@ -458,15 +473,9 @@ static void room_deliver(struct bus *b, struct bus_room *r, struct bus_event *e)
 {
     struct subscriber *s, *next;
 
-    if (e->ev.type == EVENT_MESSAGE && r->live &&
-        (!r->latest_known || streamid_cmp(&e->ev.sid, &r->latest) > 0)) {
-        r->latest = e->ev.sid;
-        r->latest_known = true;
-    }
-    if (e->ev.type == EVENT_MESSAGE && r->live &&
-        (!r->seen_known || streamid_cmp(&e->ev.sid, &r->seen) > 0)) {
-        r->seen = e->ev.sid;
-        r->seen_known = true;
+    if (e->ev.type == EVENT_MESSAGE && r->live) {
+        advance(&r->latest, &r->latest_known, &e->ev.sid);
+        advance(&r->seen, &r->seen_known, &e->ev.sid);
     }
 
     /* next is read before deliver, which may unsubscribe s (only s) */
@@ -734,12 +743,9 @@ void bus_room_learn(struct bus *b, const char *room, uint64_t epoch,
 
     if (r == NULL || !r->live || r->epoch != epoch)
         return;
-    if (r->latest_known && streamid_cmp(last, &r->latest) <= 0)
-        return;
-    /* newer than anything the bus delivered: the window answers again
+    /* when newer than anything the bus delivered, the window answers again
      * once the bus has caught up with it (learnt_ahead) */
-    r->latest = *last;
-    r->latest_known = true;
+    advance(&r->latest, &r->latest_known, last);
 }
 
 void bus_room_forget(struct bus *b, const char *room)
@@ -748,7 +754,7 @@ void bus_room_forget(struct bus *b, const char *room)
 
     if (r == NULL)
         return;
-    r->latest_known = r->seen_known = false;
+    forget_newest(r);
     if (r->window != NULL)
         window_reset(r->window);
     /* a read of the stream from before this is not believed */
@@ -792,7 +798,7 @@ void bus_forget_latest(struct bus *b)
     struct bus_room **rooms = rooms_snapshot(b, &n);
 
     for (size_t i = 0; i < n; i++) {
-        rooms[i]->latest_known = rooms[i]->seen_known = false;
+        forget_newest(rooms[i]);
         if (rooms[i]->window != NULL)
             window_reset(rooms[i]->window);
     }

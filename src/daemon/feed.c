@@ -182,10 +182,7 @@ static void hook_first(const char *room, void *arg)
     fr->wanted = true;
     if (fr->confirmed) { /* lingering: subscribed throughout */
         bus_room_live(f->bus, room, true);
-        if (fr->filling)
-            fr->refill = true; /* its answer may be from before */
-        else
-            room_probe(f, fr);
+        room_probe(f, fr);
     } else
         room_subscribe(fr);
 }
@@ -274,11 +271,7 @@ static void room_restored(struct feed *f, const char *room)
     struct froom *fr = room_find(f, room);
 
     bus_room_forget(f->bus, room);
-    if (fr == NULL || !fr->confirmed)
-        return;
-    if (fr->filling)
-        fr->refill = true;
-    else
+    if (fr != NULL && fr->confirmed)
         room_probe(f, fr);
 }
 
@@ -560,20 +553,22 @@ static void probe_done(int status, struct chat_event *evs, size_t n,
  * streams started at the newest): one read of what Redis holds tells the
  * bus the room's newest message, so that polls already there are answered
  * without Redis before the room's next message. Runs as a fill does, one
- * at a time per room, retried when Redis fails. */
+ * at a time per room (one asked for meanwhile runs after it), retried
+ * when Redis fails. */
 static void room_probe(struct feed *f, struct froom *fr)
 {
     static const struct streamid first = {0, 0};
+    uint64_t epoch = bus_room_epoch(f->bus, fr->name);
     struct fill *c;
 
-    if (bus_room_knows_latest(f->bus, fr->name))
-        return;
-    c = fill_new(f, fr->name);
-    c->epoch = bus_room_epoch(f->bus, fr->name);
-    if (c->epoch == 0) {
-        free(c);
+    if (fr->filling) {
+        fr->refill = true; /* what is in flight may be from before */
         return;
     }
+    if (epoch == 0 || bus_room_knows_latest(f->bus, fr->name))
+        return;
+    c = fill_new(f, fr->name);
+    c->epoch = epoch;
     fr->filling = true;
     if (store_resume(f->store, fr->name, &first, 1, probe_done, c) != 0)
         probe_done(-1, NULL, 0, NULL, c);

@@ -26,12 +26,19 @@ function backup(file, args = []) {
   return r.stdout;
 }
 
-test('after Redis is lost and restored, a long poll and an SSE client holding a lost id get `reset` with the newest id, then new messages', async () => {
+// A FerretDB, a Redis, a crosstalkd on it, and a crosstalk-backup config
+// for both (its own database, `db`).
+async function stack(db) {
   const ferret = await startFerret();
   const redis = await startRedis();
   const daemon = await startDaemon({ redisUrl: redis.url, config: RELAXED });
-  const conf = path.join(tmpDir('restore'), 'crosstalk.conf');
-  fs.writeFileSync(conf, `redis_url = ${redis.url}\nmongo_uri = ${ferret.uri.replace(/\/crosstalk$/, `/ct_reset_${process.pid}`)}\n`);
+  const conf = path.join(tmpDir(db), 'crosstalk.conf');
+  fs.writeFileSync(conf, `redis_url = ${redis.url}\nmongo_uri = ${ferret.uri.replace(/\/crosstalk$/, `/ct_${db}_${process.pid}`)}\n`);
+  return { redis, daemon, conf };
+}
+
+test('after Redis is lost and restored, a long poll and an SSE client holding a lost id get `reset` with the newest id, then new messages', async () => {
+  const { redis, daemon, conf } = await stack('reset');
 
   const room = uniqueRoom('rr');
   const alice = await register(daemon.url);
@@ -86,11 +93,7 @@ test('after Redis is lost and restored, a long poll and an SSE client holding a 
 // daemon reads the room again. Here the daemon learnt the room as empty
 // (its stream lost); after the restore, a poll at 0-0 gets the messages.
 test('a daemon following a room through a restore sees the restored messages', async () => {
-  const ferret = await startFerret();
-  const redis = await startRedis();
-  const sender = await startDaemon({ redisUrl: redis.url, config: RELAXED });
-  const conf = path.join(tmpDir('restore-follow'), 'crosstalk.conf');
-  fs.writeFileSync(conf, `redis_url = ${redis.url}\nmongo_uri = ${ferret.uri.replace(/\/crosstalk$/, `/ct_follow_${process.pid}`)}\n`);
+  const { redis, daemon: sender, conf } = await stack('follow');
   const room = uniqueRoom('rf');
   const alice = await register(sender.url);
   const archived = [];
