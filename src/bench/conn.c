@@ -105,6 +105,11 @@ bool conn_is_up(const struct conn *c)
     return c->up;
 }
 
+bool conn_ending(const struct conn *c)
+{
+    return c->server_closes;
+}
+
 uint64_t conn_read_ns(const struct conn *c)
 {
     return c->read_ns;

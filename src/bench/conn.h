@@ -79,6 +79,11 @@ void conn_close(struct conn *c);
 
 void *conn_arg(const struct conn *c);
 bool conn_is_up(const struct conn *c);
+/* True while the answer being handed over said Connection: close: the
+ * server reads no more requests on this connection, so the next one goes
+ * on a new connection. Close this one yourself (conn_close) and ops->closed
+ * is not called; otherwise it follows once the answer is handed over. */
+bool conn_ending(const struct conn *c);
 /* CLOCK_MONOTONIC ns of the read that brought the bytes being handed over. */
 uint64_t conn_read_ns(const struct conn *c);
 

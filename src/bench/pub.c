@@ -35,6 +35,7 @@ static bool stopping;
 static unsigned told;
 
 static void dispatch(void);
+static void open_conn(struct pubconn *p);
 
 static void tell(const char *fmt, const char *what)
 {
@@ -82,10 +83,14 @@ static void on_response(struct conn *c, int status, const char *head,
         tell("a publish was answered %s", what);
     }
     answered(p, status / 100 == 2);
+    if (conn_ending(c)) {
+        /* the server reads nothing more on it (nginx after its
+         * keepalive_requests): the next publish goes on a new one */
+        conn_close(c);
+        open_conn(p);
+    }
     dispatch();
 }
-
-static void open_conn(struct pubconn *p);
 
 static void on_closed(struct conn *c, const char *why)
 {

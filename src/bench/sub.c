@@ -395,6 +395,18 @@ static void poll_again(struct sub *s)
     send_request(s);
 }
 
+/* The answer said Connection: close (as nginx's last one on a connection
+ * does after keepalive_requests): the next poll goes on a new connection.
+ * That is the connection's ordinary end, not a loss: neither counted as a
+ * reconnect nor backed off. */
+static void drop_if_ending(struct sub *s, struct conn *c)
+{
+    if (conn_ending(c)) {
+        conn_close(c);
+        s->c = NULL;
+    }
+}
+
 static void schedule_poll(struct sub *s, int ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -428,6 +440,7 @@ static void on_response(struct conn *c, int status, const char *head,
             set_ready(s, false);
             return;
         }
+        drop_if_ending(s, c);
         backoff(s);
         return;
     }
@@ -466,14 +479,15 @@ static void on_response(struct conn *c, int status, const char *head,
     }
     if (stopped && !R.o.closed_loop)
         return;
+    drop_if_ending(s, c);
     if (R.o.closed_loop) {
         if (!stopped)
-            send_request(s);
+            poll_again(s);
     } else if (R.o.transport == BT_LONG_POLL || s->found >= SP_LIMIT ||
                (R.o.target == TARGET_NCHAN && status == 200)) {
         /* a full page, or nchan's one message per answer: there may be
          * more right away */
-        send_request(s);
+        poll_again(s);
     } else {
         schedule_poll(s, R.o.interval_ms);
     }

@@ -6,7 +6,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { bin, cleanup, RELAXED, runSync, startDaemon, startRedis } from './harness.mjs';
+import fs from 'node:fs';
+
+import { bin, cleanup, RELAXED, runSync, startDaemon, startNginx, startRedis } from './harness.mjs';
 
 const N = 20;
 const RATE = 20;
@@ -22,10 +24,10 @@ before(async () => {
 
 after(cleanup);
 
-function runBench(transport) {
+function runBench(transport, { url = daemon.url, n = N, rate = RATE, extra = [] } = {}) {
   const args = [
-    '--url', daemon.url, '--transport', transport, '-n', N, '--rate', RATE, '--duration', SECONDS,
-    '--server-pid', daemon.pid, '--json', '--quiet', '--max-time', 60,
+    '--url', url, '--transport', transport, '-n', n, '--rate', rate, '--duration', SECONDS,
+    '--server-pid', daemon.pid, '--json', '--quiet', '--max-time', 60, ...extra,
   ];
   const r = runSync(bin('crosstalk-bench'), args, { timeout: 90000 });
   const ctx = `crosstalk-bench ${args.join(' ')}\nexit ${r.status ?? r.signal}${r.timedOut ? ' (timed out)' : ''}` +
@@ -88,4 +90,38 @@ test('crosstalk-bench refuses a server that is not on loopback, and explains --h
   const help = runSync(bin('crosstalk-bench'), ['--help']);
   assert.equal(help.status, 0);
   assert.match(help.stdout, /--transport sse\|ws\|longpoll\|shortpoll/);
+});
+
+// A keep-alive connection may end with any answer: nginx closes one after
+// keepalive_requests answers (1,000 by default), saying Connection: close in
+// the last. A client writes its next request on a new connection then; the
+// benchmark used to write it on the ending one, count the publish as failed
+// and the subscriber as cut off (and back off before polling again), which
+// failed ramp steps behind nginx that the server had passed.
+test('crosstalk-bench through nginx that ends each keep-alive connection after 5 answers: no publish errors, no reconnects', async () => {
+  const front = await startNginx({ daemons: [daemon] });
+  const conf = fs.readFileSync(front.conf, 'utf8');
+  fs.writeFileSync(front.conf, conf.replace(/^http \{$/m, 'http {\n    keepalive_requests 5;'));
+  await front.reload();
+  for (const transport of ['longpoll', 'shortpoll']) {
+    // one publisher connection and more messages than it can send one by
+    // one: a publish waits for every answer, so one is written right after
+    // each answer that ends the connection
+    const { r, lines, ctx } = runBench(transport, {
+      url: `${front.url}/d`, n: 5, rate: 200, extra: ['--pub-conns', 1, ...(transport === 'shortpoll' ? ['--interval-ms', 50] : [])],
+    });
+    assert.equal(r.status, 0, `exit status 0 expected\n${ctx}`);
+    const s = lines.find((l) => l.type === 'summary');
+    assert.ok(s, `a summary line expected\n${ctx}`);
+    assert.ok(s.published >= 200 * SECONDS * 0.9, `published ${s.published}\n${ctx}`);
+    assert.equal(s.pub_errors, 0, `publishes failed\n${ctx}`);
+    assert.equal(s.acked, s.published, ctx);
+    assert.equal(s.reconnects, 0, `subscribers counted as cut off\n${ctx}`);
+    assert.equal(s.sub_errors, 0, ctx);
+    assert.equal(s.lost, 0, ctx);
+    assert.equal(s.dups, 0, ctx);
+    assert.equal(s.deliveries, s.published * 5, ctx);
+  }
+  const closes = fs.readFileSync(`${front.dir}/access.log`, 'utf8').split('\n').filter((l) => l.includes('POST ')).length;
+  assert.ok(closes >= 100, `nginx saw ${closes} publishes: keep-alive connections must have ended many times`);
 });
