@@ -726,6 +726,47 @@ static void route(struct evhttp_request *req, void *arg)
     serve(req);
 }
 
+/* The listening socket, with a backlog as long as the kernel allows
+ * (net.core.somaxconn caps it; 4096 by default since Linux 5.4).
+ * evhttp_bind_socket listens with 128: a burst of connections beyond that
+ * (clients coming back after a restart, nginx opening upstream connections
+ * for a wave of re-polls) had its SYNs dropped while crosstalkd was busy,
+ * and each waited for the client's retry, 1 s and then 3 s later. */
+#define LISTEN_BACKLOG 65535
+
+static struct evhttp_bound_socket *bind_listener(const char *host, int port)
+{
+    struct evutil_addrinfo hints, *ai = NULL;
+    struct evconnlistener *lev;
+    char service[16];
+    int rc, err;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_ADDRCONFIG;
+    snprintf(service, sizeof(service), "%d", port);
+    rc = evutil_getaddrinfo(host, service, &hints, &ai);
+    if (rc != 0) {
+        log_error("cannot listen on %s:%d: %s", host, port,
+                  evutil_gai_strerror(rc));
+        return NULL;
+    }
+    /* as evhttp_bind_socket does (SO_REUSEADDR, SO_KEEPALIVE, close on
+     * exec), but with our backlog; evhttp takes the listener over */
+    lev = evconnlistener_new_bind(
+        app.base, NULL, NULL,
+        LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+        LISTEN_BACKLOG, ai->ai_addr, (int)ai->ai_addrlen);
+    err = errno;
+    evutil_freeaddrinfo(ai);
+    if (lev == NULL) {
+        log_error("cannot listen on %s:%d: %s", host, port, strerror(err));
+        return NULL;
+    }
+    return evhttp_bind_listener(app.http, lev);
+}
+
 int http_start(void (*handler)(struct evhttp_request *req))
 {
     const struct config *cfg = app.cfg;
@@ -773,13 +814,9 @@ int http_start(void (*handler)(struct evhttp_request *req))
         head_sweep = event_new(app.base, -1, EV_PERSIST, sweep_heads, NULL);
         event_add(head_sweep, &tv);
     }
-    listener = evhttp_bind_socket_with_handle(app.http, cfg->bind,
-                                              (ev_uint16_t)cfg->port);
-    if (listener == NULL) {
-        log_error("cannot listen on %s:%d: %s", cfg->bind, cfg->port,
-                  strerror(errno));
+    listener = bind_listener(cfg->bind, cfg->port);
+    if (listener == NULL)
         return -1;
-    }
     lev = evhttp_bound_socket_get_listener(listener);
     evconnlistener_set_error_cb(lev, accept_error);
     log_info("listening on http://%s:%d/", cfg->bind, cfg->port);

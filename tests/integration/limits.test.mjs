@@ -55,6 +55,55 @@ function wsOpen(url, { timeout = 5000 } = {}) {
   }), `the WebSocket ${url} to open or be refused`);
 }
 
+// ------------------------------------------------------------ listen backlog
+
+// A burst of connections while crosstalkd is busy (clients coming back after
+// a restart; nginx opening upstream connections for a wave of re-polls)
+// waits in the kernel's accept queue. evhttp_bind_socket listens with a
+// backlog of 128: past it SYNs were dropped, and each client waited for its
+// retry, 1 s later. crosstalkd is stopped (SIGSTOP) here, so nothing is
+// accepted and the queue alone decides: every handshake must complete at
+// once, and every connection be served once crosstalkd runs again.
+test('600 connections while crosstalkd is stopped: every handshake completes at once, and each is answered after', async (t) => {
+  const N = 600;
+  const somaxconn = Number(fs.readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
+  if (somaxconn <= N) {
+    t.skip(`net.core.somaxconn is ${somaxconn}, which caps any backlog below ${N}`);
+    return;
+  }
+  const d = await startDaemon({ redisUrl: (await redis()).url });
+  const sockets = [];
+  let connected;
+  process.kill(d.pid, 'SIGSTOP');
+  try {
+    connected = await Promise.all(Array.from({ length: N }, () => new Promise((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port: d.port });
+      sockets.push(s);
+      // a dropped SYN is retried after 1 s
+      const timer = setTimeout(() => resolve(false), 700);
+      s.once('connect', () => { clearTimeout(timer); resolve(true); });
+      s.once('error', () => { clearTimeout(timer); resolve(false); });
+    })));
+  } finally {
+    process.kill(d.pid, 'SIGCONT');
+  }
+  try {
+    const n = connected.filter(Boolean).length;
+    assert.equal(n, N, `${n} of ${N} handshakes completed within 700 ms while crosstalkd was stopped`);
+    const answers = await within(30000, Promise.all(sockets.map((s) => new Promise((resolve) => {
+      let got = '';
+      s.on('data', (c) => { got += c; });
+      s.on('close', () => resolve(got));
+      s.on('error', () => resolve(got));
+      s.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
+    }))), 'every connection of the burst to be answered');
+    const ok = answers.filter((a) => a.startsWith('HTTP/1.1 200 ')).length;
+    assert.equal(ok, N, `${ok} of ${N} answered 200; one of the others: ${JSON.stringify(answers.find((a) => !a.startsWith('HTTP/1.1 200 ')))}`);
+  } finally {
+    for (const s of sockets) s.destroy();
+  }
+});
+
 // ------------------------------------------------------------ max_connections
 
 describe('max_connections', () => {
