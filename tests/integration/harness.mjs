@@ -810,6 +810,36 @@ export function http(method, url, { headers = {}, body, timeout = 10000 * SLOW }
 }
 
 /**
+ * Opens `n` TCP connections to 127.0.0.1:`port` at once. Resolves
+ * {sockets, connected}: how many completed their handshake within `ms`. A
+ * listener whose accept queue is full drops the SYN, and the client retries
+ * only 1 s later; stop the server (SIGSTOP) first to let the queue alone
+ * decide.
+ */
+export async function connectBurst(port, n, ms = 700) {
+  const sockets = [];
+  const done = await Promise.all(Array.from({ length: n }, () => new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    sockets.push(s);
+    const timer = setTimeout(() => resolve(false), ms);
+    s.once('connect', () => { clearTimeout(timer); resolve(true); });
+    s.once('error', () => { clearTimeout(timer); resolve(false); });
+  })));
+  return { sockets, connected: done.filter(Boolean).length };
+}
+
+/** Writes `request` on each socket; resolves the answers, each read until the server closes. */
+export function answersOf(sockets, request, { timeout = 30000 * SLOW } = {}) {
+  return within(timeout, Promise.all(sockets.map((s) => new Promise((resolve) => {
+    let got = '';
+    s.on('data', (c) => { got += c; });
+    s.on('close', () => resolve(got));
+    s.on('error', () => resolve(got));
+    s.write(request);
+  }))), `${sockets.length} connections to be answered`);
+}
+
+/**
  * Writes `data` (string or Buffer) as is to 127.0.0.1:port and reads the
  * reply: until the connection closes, a complete Content-Length/chunked
  * response has arrived, or `timeout` ms. Resolves with

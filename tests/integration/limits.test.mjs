@@ -17,7 +17,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 
 import {
-  RELAXED, assertError, bearer, cleanup, compareIds, http, register, roomKey, send, sendOk, sleep, sseOpen,
+  RELAXED, answersOf, assertError, bearer, cleanup, compareIds, connectBurst, http, register, roomKey, send, sendOk, sleep, sseOpen,
   startDaemon, startRedis, tmpDir, uniqueName, uniqueRoom, waitFor, which, within,
 } from './harness.mjs';
 
@@ -72,35 +72,20 @@ test('600 connections while crosstalkd is stopped: every handshake completes at 
     return;
   }
   const d = await startDaemon({ redisUrl: (await redis()).url });
-  const sockets = [];
-  let connected;
+  let burst;
   process.kill(d.pid, 'SIGSTOP');
   try {
-    connected = await Promise.all(Array.from({ length: N }, () => new Promise((resolve) => {
-      const s = net.connect({ host: '127.0.0.1', port: d.port });
-      sockets.push(s);
-      // a dropped SYN is retried after 1 s
-      const timer = setTimeout(() => resolve(false), 700);
-      s.once('connect', () => { clearTimeout(timer); resolve(true); });
-      s.once('error', () => { clearTimeout(timer); resolve(false); });
-    })));
+    burst = await connectBurst(d.port, N);
   } finally {
     process.kill(d.pid, 'SIGCONT');
   }
   try {
-    const n = connected.filter(Boolean).length;
-    assert.equal(n, N, `${n} of ${N} handshakes completed within 700 ms while crosstalkd was stopped`);
-    const answers = await within(30000, Promise.all(sockets.map((s) => new Promise((resolve) => {
-      let got = '';
-      s.on('data', (c) => { got += c; });
-      s.on('close', () => resolve(got));
-      s.on('error', () => resolve(got));
-      s.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
-    }))), 'every connection of the burst to be answered');
+    assert.equal(burst.connected, N, `${burst.connected} of ${N} handshakes completed within 700 ms while crosstalkd was stopped`);
+    const answers = await answersOf(burst.sockets, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
     const ok = answers.filter((a) => a.startsWith('HTTP/1.1 200 ')).length;
     assert.equal(ok, N, `${ok} of ${N} answered 200; one of the others: ${JSON.stringify(answers.find((a) => !a.startsWith('HTTP/1.1 200 ')))}`);
   } finally {
-    for (const s of sockets) s.destroy();
+    for (const s of burst.sockets) s.destroy();
   }
 });
 

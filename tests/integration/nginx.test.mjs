@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 
 import {
   REPO, startRedis, startDaemon, startFcgi, startNginx, http, cleanup, tmpDir, which,
-  waitFor, within, sleep, runSync, assertError,
+  waitFor, within, sleep, runSync, assertError, answersOf, childrenOf, connectBurst,
 } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
@@ -326,6 +326,37 @@ http {
     'nginx/crosstalk.conf and nginx/crosstalk.standalone.conf.in differ in their server block');
   const upstream = (s) => s.slice(s.search(/^\s*upstream crosstalkd\s*\{/m)).split('}')[0].split('\n').map((l) => l.trim()).filter(Boolean);
   assert.deepEqual(upstream(inc), upstream(asInstalled), 'the upstream blocks differ');
+});
+
+// nginx listens with a backlog of 511 unless told: a burst of clients past
+// it (everyone coming back after a restart) waits 1 s for the SYN's retry.
+// The shipped configs ask for as long a queue as net.core.somaxconn allows.
+test('600 connections while nginx\'s workers are stopped: every handshake completes at once, and each is answered after', async (t) => {
+  const N = 600;
+  const somaxconn = Number(fs.readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
+  if (somaxconn <= N) {
+    t.skip(`net.core.somaxconn is ${somaxconn}, which caps any backlog below ${N}`);
+    return;
+  }
+  const front = await startNginx({ daemons: [d1] });
+  const workers = childrenOf(front.pid);
+  assert.ok(workers.length > 0, 'nginx has no worker process');
+  let burst;
+  for (const w of workers) process.kill(w, 'SIGSTOP');
+  try {
+    burst = await connectBurst(front.port, N);
+  } finally {
+    for (const w of workers) process.kill(w, 'SIGCONT');
+  }
+  try {
+    assert.equal(burst.connected, N, `${burst.connected} of ${N} handshakes completed within 700 ms while nginx's workers were stopped`);
+    const answers = await answersOf(burst.sockets, 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
+    const ok = answers.filter((a) => a.startsWith('HTTP/1.1 200 ')).length;
+    assert.equal(ok, N, `${ok} of ${N} answered 200; one of the others: ${JSON.stringify(answers.find((a) => !a.startsWith('HTTP/1.1 200 ')))}`);
+  } finally {
+    for (const s of burst.sockets) s.destroy();
+    await front.stop();
+  }
 });
 
 test('the config gives long polls more than 60 s and streams far more', () => {
