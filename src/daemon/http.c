@@ -611,7 +611,13 @@ static void send_answers(evutil_socket_t fd, short what, void *arg)
 void http_send_reply(struct evhttp_request *req, int status, const char *reason)
 {
     struct conn *c = conn_find(evhttp_request_get_connection(req));
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
 
+    /* Shutting down: each connection ends with its answer, so that its
+     * client comes back on a new one (another daemon, behind nginx)
+     * rather than asking this one again until it exits. */
+    if (app.draining && evhttp_find_header(out, "Connection") == NULL)
+        evhttp_add_header(out, "Connection", "close");
     evhttp_send_reply(req, status, reason, NULL);
     if (c == NULL || c->sending || c->head_since_ms >= 0)
         return;

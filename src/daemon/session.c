@@ -75,7 +75,9 @@ int session_take(struct session *s, struct api_error *err)
 {
     struct tally *t = tally_of(s);
 
-    if (is_stream(s) && ctx->draining)
+    /* a long poll too: answered at once with nothing, its client would
+     * only poll again, as fast as it can, until the daemon exits */
+    if (ctx->draining)
         return api_fail(err, 503, API_UNAVAILABLE, "shutting down");
     if (t == NULL)
         return 0;

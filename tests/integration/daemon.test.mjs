@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
+import nodeHttp from 'node:http';
 import path from 'node:path';
 import {
   RELAXED, bearer, bin, cleanup, http, rawHttp, register, roomKey, runSync, send, sendOk, sleep, sseOpen,
@@ -136,6 +137,54 @@ describe('signals', () => {
     assert.ok(p.status === 204 || p.status === 503 || p.status === 200, `long poll across SIGTERM: ${JSON.stringify(p)}`);
     assert.equal(await exited, 0, `exit status after SIGTERM; log:\n${dd.logs().slice(-2000)}`);
     assert.ok(Date.now() - t0 < 10000, `SIGTERM took ${Date.now() - t0} ms`);
+  });
+
+  // A long poll asked while the daemon drains used to be answered at once
+  // with nothing (204) on its keep-alive connection, and its client polled
+  // again at once: thousands of answers a second until the daemon exited.
+  // Now the waiting poll is answered with Connection: close, and a poll
+  // that arrives later is refused (503, Retry-After) and closed too.
+  test('SIGTERM with long polls on keep-alive connections: each answered once, with Connection: close; none polls again on it', async () => {
+    const dd = await startDaemon({ redisUrl: redis.url, config: RELAXED });
+    const u = await register(dd.url);
+    const room = uniqueRoom();
+    const m0 = await sendOk(dd.url, room, u, 'x');
+    const agent = new nodeHttp.Agent({ keepAlive: true, maxSockets: 3 });
+    const answers = [];
+    let stop = false;
+    const poll = () => new Promise((resolve) => {
+      const r = nodeHttp.get({
+        host: '127.0.0.1', port: dd.port, agent, path: `/api/rooms/${room}/poll?since=${m0.id}`, headers: bearer(u.token),
+      }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode, connection: res.headers.connection, retry: res.headers['retry-after'] }));
+      });
+      r.on('error', (e) => resolve({ error: e.code }));
+    });
+    const loops = Array.from({ length: 3 }, async () => {
+      while (!stop) {
+        const a = await poll();
+        if (a.error) return; // the listener is closed: this client goes elsewhere
+        answers.push(a);
+      }
+    });
+    await sleep(300);
+    // a send held in flight (under redis_timeout_ms) keeps the daemon draining for about 1.3 s
+    await redis.cmd('CLIENT', 'PAUSE', '1500', 'WRITE');
+    const held = send(dd.url, room, u, 'held').then((r) => r.status, (e) => e.message);
+    await sleep(200);
+    const exited = dd.stop();
+    const code = await exited;
+    stop = true;
+    await Promise.all(loops);
+    agent.destroy();
+    assert.equal(code, 0, dd.logs().slice(-2000));
+    assert.equal(await held, 201, 'the send in flight at SIGTERM');
+    assert.ok(answers.length >= 3 && answers.length <= 6, `${answers.length} long-poll answers during the drain: ${JSON.stringify(answers.slice(0, 8))}`);
+    for (const a of answers) {
+      assert.equal(a.connection, 'close', `an answer during the drain kept its connection: ${JSON.stringify(a)}`);
+      assert.ok(a.status === 204 || (a.status === 503 && a.retry === '1'), `a long poll during the drain got ${JSON.stringify(a)}`);
+    }
   });
 
   test('SIGTERM during a burst of sends: every acknowledged message is stored', async () => {
