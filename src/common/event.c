@@ -150,6 +150,60 @@ void event_free_array(struct chat_event *evs, size_t n)
     free(evs);
 }
 
+/* The value of the 4 hex digits at p, or -1. */
+static long hex4(const char *p)
+{
+    long v = 0;
+
+    for (int i = 0; i < 4; i++) {
+        int c = p[i], d = c >= '0' && c <= '9'   ? c - '0'
+                          : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                          : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                 : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* True when every \u escape in the strings of buf (valid JSON) is a
+ * character: a high surrogate followed at once by an escaped low one, or
+ * no surrogate. json-c turns a lone one into U+FFFD, so what was stored
+ * would not be what was sent. */
+static bool escapes_are_characters(const char *buf, size_t len)
+{
+    bool in_string = false;
+
+    for (size_t i = 0; i < len; i++) {
+        long v;
+
+        if (buf[i] == '"') {
+            in_string = !in_string;
+            continue;
+        }
+        if (!in_string || buf[i] != '\\')
+            continue;
+        if (i + 1 < len && buf[i + 1] != 'u') {
+            i++; /* \n, \", \\ ... */
+            continue;
+        }
+        if (i + 6 > len || (v = hex4(buf + i + 2)) < 0)
+            return false; /* json-c accepted it: not reached */
+        i += 5;
+        if (v >= 0xDC00 && v <= 0xDFFF)
+            return false;
+        if (v >= 0xD800 && v <= 0xDBFF) {
+            long lo;
+            if (i + 7 > len || buf[i + 1] != '\\' || buf[i + 2] != 'u' ||
+                (lo = hex4(buf + i + 3)) < 0xDC00 || lo > 0xDFFF)
+                return false;
+            i += 6;
+        }
+    }
+    return true;
+}
+
 struct json_object *jsonobj_parse(const char *buf, size_t len, const char **why)
 {
     json_tokener *tok = NULL;
@@ -175,6 +229,10 @@ struct json_object *jsonobj_parse(const char *buf, size_t len, const char **why)
             goto err;
     *why = "is not a JSON object";
     if (!json_object_is_type(o, json_type_object))
+        goto err;
+    *why = "has an escaped lone surrogate (\\uD800 to \\uDFFF without its "
+           "pair), which is no character";
+    if (!escapes_are_characters(buf, len))
         goto err;
     json_tokener_free(tok);
     return o;

@@ -161,6 +161,22 @@ describe('send', () => {
     });
   });
 
+  // json-c decodes an escaped surrogate without its pair to U+FFFD: what
+  // would be stored is not what was sent. A pair is one character.
+  test('an escaped lone surrogate (\\ud800, \\udc00) → 400 bad_json, nothing stored; an escaped pair is stored as its character', async () => {
+    const cases = ['a\\ud800b', 'a\\udc00b', 'end \\ud83d', 'reversed \\ude00\\ud83d', 'then A \\ud800\\u0041'];
+    await storesNothing(async () => {
+      for (const t of cases) {
+        const r = await post(Buffer.from(`{"text":"${t}"}`));
+        assertError(r, 400, 'bad_json', t);
+        assert.match(r.json.message, /lone surrogate/, t);
+      }
+    });
+    const r = await post(Buffer.from('{"text":"a\\ud83d\\ude00b"}'));
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.json.text, 'a\u{1F600}b');
+  });
+
   test('an invalid UTF-8 user name → 400 (bad_utf8 or bad_name), no user', async () => {
     const body = Buffer.concat([Buffer.from('{"name":"ab'), Buffer.from([0xff]), Buffer.from('"}')]);
     const r = await http('POST', `${d.url}/api/register`, { headers: { 'Content-Type': 'application/json' }, body });

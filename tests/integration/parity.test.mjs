@@ -361,6 +361,8 @@ post('malformed JSON', { body: J('{"text":'), expect: 400 });
 post('JSON with trailing garbage', { body: J('{"text":"a"} x'), expect: 400 });
 post('empty body', { body: J(''), expect: 400 });
 post('an escaped NUL', { body: J('{"text":"a\\u0000b"}') });
+post('an escaped lone surrogate', { body: J('{"text":"a\\ud800b"}'), expect: 400 });
+post('an escaped surrogate pair', { body: J('{"text":"a\\ud83d\\ude00b"}'), expect: 201 });
 post('invalid UTF-8', { body: J(Buffer.concat([Buffer.from('{"text":"'), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from('"}')])), expect: 400 });
 post('text over max_message_bytes', { body: J({ text: 'a'.repeat(4097) }), expect: [400, 413] });
 post('body over max_body_bytes', { body: J(JSON.stringify({ text: 'x', pad: 'p'.repeat(70000) })), expect: 413 });

@@ -50,6 +50,7 @@ int main(void)
     struct api_error err;
     char name[NAME_USER_MAX + 1];
     char *text, *json;
+    const char *msg;
     size_t len;
 
     is_int(api_fail(&err, 413, API_TOO_LARGE, "over %d", 5), -1,
@@ -98,6 +99,29 @@ int main(void)
            0, "text of exactly max bytes");
     free(text);
     msg_fails("{\"text\":\"123456\"}", 5, 413, API_TOO_LARGE);
+    /* an escaped surrogate pair is one character; a lone half is none, and
+     * json-c would store U+FFFD in its place */
+    msg = "{\"text\":\"a\\ud83d\\ude00b\"}";
+    is_int(api_parse_message(msg, strlen(msg), 100, &text, &len, &err), 0,
+           "an escaped surrogate pair");
+    is_str(text,
+           "a\xf0\x9f\x98\x80"
+           "b",
+           "  is U+1F600 in UTF-8");
+    free(text);
+    msg = "{\"text\":\"\\\\ud800\"}";
+    is_int(api_parse_message(msg, strlen(msg), 100, &text, &len, &err), 0,
+           "an escaped backslash before ud800 is text, not an escape");
+    is_str(text, "\\ud800", "  kept as typed");
+    free(text);
+    msg_fails("{\"text\":\"a\\ud800b\"}", 100, 400, API_BAD_JSON);
+    msg_fails("{\"text\":\"a\\udc00b\"}", 100, 400, API_BAD_JSON);
+    msg_fails("{\"text\":\"a\\ud800\"}", 100, 400, API_BAD_JSON);
+    msg_fails("{\"text\":\"a\\uD800\\u0041\"}", 100, 400, API_BAD_JSON);
+    msg_fails("{\"text\":\"a\\ude00\\ud83d\"}", 100, 400, API_BAD_JSON);
+    msg_fails("{\"text\":\"ok\",\"x\":\"\\udbff\"}", 100, 400, API_BAD_JSON);
+    reg_fails("{\"name\":\"a\\ud800\"}", 400, API_BAD_JSON);
+
     msg_fails("{\"text\":\"\xc3\xa9\xc3\xa9\xc3\xa9\"}", 5, 413, API_TOO_LARGE);
     msg_fails("", 100, 400, API_BAD_JSON);
     msg_fails("hello", 100, 400, API_BAD_JSON);
