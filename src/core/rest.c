@@ -704,6 +704,11 @@ void rest_handle(struct rest_ctx *ctx, const struct rest_request *rq,
     c->arg = arg;
     c->rs.kind = TRANSPORT_REST;
     c->rs.delivered = -1;
+    if (rq->head_bytes > (size_t)ctx->cfg->max_header_bytes) {
+        fail(c, 431, API_TOO_LARGE, "the request head is over %d bytes",
+             ctx->cfg->max_header_bytes);
+        return;
+    }
     if (rq->preflight && strcmp(rq->method, "OPTIONS") == 0 &&
         rq->origin != NULL) {
         preflight(c);

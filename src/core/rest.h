@@ -35,6 +35,9 @@ struct rest_request {
     bool authorization_twice; /* two Authorization headers */
     bool idempotency_key_twice;
     bool preflight; /* an OPTIONS with Access-Control-Request-Method */
+    /* the request target + 16, plus name + value + 4 per header: over
+     * max_header_bytes is a 431 */
+    size_t head_bytes;
 };
 
 #define REST_HEADERS_MAX 8

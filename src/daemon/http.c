@@ -281,7 +281,7 @@ const char *http_client_address(struct evhttp_request *req)
 
 /* The request line and headers as they came, in bytes (near enough: the
  * separators are counted as ": " and CRLF). */
-static size_t head_bytes(struct evhttp_request *req)
+size_t http_head_bytes(struct evhttp_request *req)
 {
     const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
     const struct evkeyval *kv;
@@ -738,13 +738,6 @@ static void route(struct evhttp_request *req, void *arg)
         evhttp_add_header(out, "Connection", "close");
         http_reply_error(req, TRANSPORT_REST, 400, "bad_request",
                          "malformed request head: %s", bad);
-        return;
-    }
-    if (head_bytes(req) > (size_t)app.cfg->max_header_bytes) {
-        evhttp_add_header(out, "Connection", "close");
-        http_reply_error(req, TRANSPORT_REST, 431, "too_large",
-                         "the request head is over %d bytes",
-                         app.cfg->max_header_bytes);
         return;
     }
     serve(req);

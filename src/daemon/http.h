@@ -56,6 +56,8 @@ bool http_origin_allowed(struct evhttp_request *req, const char *origin);
  * when the request carries it more than once. */
 int http_header_once(struct evhttp_request *req, const char *name,
                      const char **value);
+/* The request head's size as the REST core counts it (rest.h). */
+size_t http_head_bytes(struct evhttp_request *req);
 /* Sets the headers every API answer carries (content type, no caching). */
 void http_api_headers(struct evhttp_request *req, const char *content_type);
 

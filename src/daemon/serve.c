@@ -278,7 +278,7 @@ static void answered(const struct rest_request *rq, struct rest_response *rs,
     }
     for (int i = 0; i < rs->n_headers; i++)
         evhttp_add_header(out, rs->headers[i].name, rs->headers[i].value);
-    if (rs->status == 501)
+    if (rs->status == 501 || rs->status == 431)
         evhttp_add_header(out, "Connection", "close");
     if (rs->len > 0) {
         evbuffer_add(body, rs->body, rs->len);
@@ -341,6 +341,7 @@ void serve_request(struct evhttp_request *req)
     rq->preflight =
         evhttp_find_header(in, "Access-Control-Request-Method") != NULL;
     rq->remote_addr = http_client_address(req);
+    rq->head_bytes = http_head_bytes(req);
     body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
     rq->body_too_large = body_len > (size_t)app.cfg->max_body_bytes;
     /* only a body there is: the NUL http_body adds would give every held

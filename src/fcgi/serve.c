@@ -149,6 +149,30 @@ static const char *header_param(FCGX_Request *req, const char *name, int *count)
     return first;
 }
 
+/* The request head's size as the REST core counts it (rest.h), from what
+ * the web server passes: HTTP_X_Y for each header X-Y, and the two it
+ * passes without the prefix. */
+static size_t head_bytes(FCGX_Request *req, const char *uri)
+{
+    size_t n = (uri != NULL ? strlen(uri) : 0) + 16;
+
+    for (char **e = req->envp; e != NULL && *e != NULL; e++) {
+        const char *eq = strchr(*e, '=');
+        size_t name;
+
+        if (eq == NULL)
+            continue;
+        name = (size_t)(eq - *e);
+        if (strncmp(*e, "HTTP_", 5) == 0)
+            name -= 5;
+        else if (strncmp(*e, "CONTENT_TYPE=", 13) != 0 &&
+                 strncmp(*e, "CONTENT_LENGTH=", 15) != 0)
+            continue;
+        n += name + strlen(eq + 1) + 4;
+    }
+    return n;
+}
+
 /* libfcgi's own printf knows no %zu: the head is formatted here. A body
  * ends with a newline, as crosstalkd's do. */
 static void write_response(FCGX_Request *req, const struct rest_response *rs)
@@ -239,6 +263,7 @@ void serve_request(struct rest_ctx *ctx, FCGX_Request *req,
     rq.preflight =
         FCGX_GetParam("HTTP_ACCESS_CONTROL_REQUEST_METHOD", req->envp) != NULL;
     rq.remote_addr = FCGX_GetParam("REMOTE_ADDR", req->envp);
+    rq.head_bytes = head_bytes(req, uri);
     body = read_body(req, ctx->cfg->max_body_bytes, &rq.body_len,
                      &rq.body_too_large);
     rq.body = body;
