@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 
 import {
   REPO, startRedis, startDaemon, startFcgi, startNginx, http, cleanup, tmpDir, which,
-  waitFor, within, sleep, runSync, assertError, answersOf, childrenOf, connectBurst,
+  waitFor, within, sleep, runSync, assertError, answersOf, childrenOf, connectBurst, rawHttp,
 } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
@@ -599,4 +599,22 @@ test('with every daemon down, nginx answers 503 in the API\'s JSON', async () =>
 // location (nginx answers 500 when asked to).
 test('a method nginx itself refuses (TRACE) is answered in the API\'s JSON too', async () => {
   assertError(await http('TRACE', `${nginx.url}/healthz`), 405, 'method_not_allowed', 'TRACE through nginx');
+});
+
+// nginx answers these itself, before any location: they were its HTML pages.
+test('requests nginx itself cannot read get the API\'s JSON: 400 bad_request, and 431 too_large for a header line over its buffers', async () => {
+  const cases = [
+    ['a request line that is not HTTP', 'GARBAGE\r\n\r\n', 400, 'bad_request'],
+    ['no Host', 'GET /api/rooms HTTP/1.1\r\n\r\n', 400, 'bad_request'],
+    ['two Authorization headers', 'GET /api/rooms HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n', 400, 'bad_request'],
+    ['%00 in the path', 'GET /f/api/rooms/x/messages%00 HTTP/1.1\r\nHost: x\r\n\r\n', 400, 'bad_request'],
+    ['a 9,000-byte header line', `GET /api/rooms HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(9000)}\r\n\r\n`, 431, 'too_large'],
+  ];
+  for (const [what, raw, status, code] of cases) {
+    const r = await rawHttp(nginx.port, raw);
+    assertError(r, status, code, `${what} through nginx: ${r.raw.slice(0, 300)}`);
+    assert.match(r.headers['content-type'] ?? '', /^application\/json/, what);
+  }
+  // the error locations are not reachable from outside
+  assert.equal((await http('GET', `${nginx.url}/.ct/bad-request`)).status, 404);
 });
