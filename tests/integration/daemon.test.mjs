@@ -180,7 +180,7 @@ describe('signals', () => {
     agent.destroy();
     assert.equal(code, 0, dd.logs().slice(-2000));
     assert.equal(await held, 201, 'the send in flight at SIGTERM');
-    assert.ok(answers.length >= 3 && answers.length <= 6, `${answers.length} long-poll answers during the drain: ${JSON.stringify(answers.slice(0, 8))}`);
+    assert.ok(answers.length >= 1 && answers.length <= 6, `${answers.length} long-poll answers during the drain: ${JSON.stringify(answers.slice(0, 8))}`);
     for (const a of answers) {
       assert.equal(a.connection, 'close', `an answer during the drain kept its connection: ${JSON.stringify(a)}`);
       assert.ok(a.status === 204 || (a.status === 503 && a.retry === '1'), `a long poll during the drain got ${JSON.stringify(a)}`);
