@@ -19,6 +19,27 @@ static void on_msg(wslay_event_context_ptr ctx,
 
 /* --- wslay's I/O, through the driver --- */
 
+/* wslay 1.1.1 looks at a frame only once some of its payload is there, so a
+ * client could send a header and stop, holding the frame (and wslay's
+ * context) open. The frames wslay would refuse on their header are refused
+ * as soon as the header is in, with the close wslay sends (a code, no
+ * reason): an unmasked one (1002) and a data frame longer than a whole
+ * message may be (1009). Returns that code, or 0 (a length with its top bit
+ * set stays wslay's to refuse). */
+static uint16_t header_refusal(const struct wscore *w, const uint8_t *h,
+                               size_t seen)
+{
+    uint64_t plen;
+
+    if (wsframe_head(h, seen, &plen) == 0 || plen >> 63 != 0)
+        return 0;
+    if ((h[1] & 0x80) == 0)
+        return WSCORE_PROTOCOL_ERROR;
+    if ((h[0] & 0x08) == 0 && plen > w->max_message)
+        return WSCORE_MESSAGE_TOO_BIG;
+    return 0;
+}
+
 /* Gives wslay the client's bytes, control frames whole (wsframe.h). */
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
                        int flags, void *arg)
@@ -36,6 +57,8 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
         } else {
             avail = ops->peek(w, NULL, 0);
         }
+        if (seen > 0 && header_refusal(w, h, seen) != 0)
+            break; /* wscore_read refuses it */
         take = wsframe_take(h, seen, avail, len - n, n, &w->frame_left);
         if (take == 0)
             break;
@@ -216,6 +239,28 @@ static void discard(struct wscore *w)
     ops->take(w, NULL, ops->peek(w, NULL, 0));
 }
 
+/* Refuses, as soon as its header is in, the client's frame waiting at the
+ * head of the unread bytes when header_refusal says so (recv_cb gives wslay
+ * no such header). */
+static bool refused_on_header(struct wscore *w)
+{
+    uint8_t h[WSFRAME_HEAD_MAX];
+    size_t seen;
+    uint16_t code;
+
+    if (w->frame_left != 0)
+        return false;
+    seen = ops->peek(w, h, sizeof(h));
+    code = header_refusal(w, h, seen < sizeof(h) ? seen : sizeof(h));
+    if (code == 0)
+        return false;
+    wslay_event_shutdown_read(w->ctx);
+    wslay_event_queue_close(w->ctx, code, NULL, 0);
+    enter_closing(w);
+    discard(w);
+    return true;
+}
+
 int wscore_read(struct wscore *w)
 {
     int rc;
@@ -229,6 +274,8 @@ int wscore_read(struct wscore *w)
         discard(w);
         return 0;
     }
+    if (refused_on_header(w))
+        return 0;
     w->depth++;
     rc = wslay_event_recv(w->ctx);
     w->depth--;
@@ -243,6 +290,9 @@ int wscore_read(struct wscore *w)
         ops->error(w, "wslay_event_recv", rc);
         return -1;
     }
+    /* a header left behind the frames wslay took */
+    if (wslay_event_get_read_enabled(w->ctx) && refused_on_header(w))
+        return 0;
     if (!wslay_event_get_read_enabled(w->ctx))
         discard(w);
     return 0;

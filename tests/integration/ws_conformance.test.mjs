@@ -767,6 +767,31 @@ test(`9.1 limits: a ${SMALL_LIMIT}-byte frame is read, one more byte closes 1009
   }, { dm: small });
 });
 
+// wslay looks at a frame only once some of its payload is there: a header
+// alone used to hold the connection open until the next ping went
+// unanswered. Refused on the header now, wherever it falls in a read.
+test('9.1 limits: a header alone announcing more than the limit closes 1009, also right after a whole ping', async () => {
+  await withWs(async (c) => {
+    const f = text(messageJson('z', SMALL_LIMIT + 1));
+    await c.send(f.subarray(0, 8)); // 2 + 2 (length) + 4 (mask key)
+    await c.expectClose(1009, { bytes: closeBytes(1009), what: 'close 1009 on the header alone', ms: 1500 * SLOW });
+  }, { dm: small });
+  await withWs(async (c) => {
+    const huge = frame(OP.TEXT, '', { len: 2 ** 62 }); // the header of a 2^62-byte frame
+    await c.send(frame(OP.PING, 'first'), huge.subarray(0, 14));
+    await c.expectClose(1009, { bytes: closeBytes(1009), what: 'close 1009 on a 2^62-byte header', ms: 1500 * SLOW });
+    // the whole frame before it was read: its ping answered first
+    assert.deepEqual(c.frames.filter((f) => f.opcode === OP.PONG).map((f) => f.payload.toString()), ['first']);
+  }, { dm: small });
+});
+
+test('a header alone of an unmasked frame closes 1002', async () => {
+  await withWs(async (c) => {
+    await c.send(text(messageJson('not masked'), { mask: false }).subarray(0, 2));
+    await c.expectClose(1002, { bytes: closeBytes(1002), what: 'close 1002 on the unmasked header alone', ms: 1500 * SLOW });
+  });
+});
+
 test('9.1 limits: fragments each under the limit but over it together close 1009', async () => {
   await withWs(async (c) => {
     const part = Math.floor(SMALL_LIMIT / 2) + 10;
