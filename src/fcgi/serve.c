@@ -149,26 +149,37 @@ static const char *header_param(FCGX_Request *req, const char *name, int *count)
     return first;
 }
 
+/* The length of the value of parameter `name` ("" counts as absent). */
+static size_t param_len(FCGX_Request *req, const char *name)
+{
+    const char *v = FCGX_GetParam(name, req->envp);
+
+    return v != NULL ? strlen(v) : 0;
+}
+
 /* The request head's size as the REST core counts it (rest.h), from what
- * the web server passes: HTTP_X_Y for each header X-Y, and the two it
- * passes without the prefix. */
+ * the web server passes: HTTP_X_Y for each header X-Y. nginx passes
+ * Content-Type and Content-Length that way too, besides CONTENT_TYPE and
+ * CONTENT_LENGTH; those two count only from a server that does not. Behind
+ * nginx the two paths still differ by the headers nginx adds for
+ * crosstalkd (X-Real-IP, X-Forwarded-*), a few dozen bytes. */
 static size_t head_bytes(FCGX_Request *req, const char *uri)
 {
+    static const char *const meta[][2] = {
+        {"CONTENT_TYPE", "HTTP_CONTENT_TYPE"},
+        {"CONTENT_LENGTH", "HTTP_CONTENT_LENGTH"}};
     size_t n = (uri != NULL ? strlen(uri) : 0) + 16;
 
     for (char **e = req->envp; e != NULL && *e != NULL; e++) {
         const char *eq = strchr(*e, '=');
-        size_t name;
 
-        if (eq == NULL)
-            continue;
-        name = (size_t)(eq - *e);
-        if (strncmp(*e, "HTTP_", 5) == 0)
-            name -= 5;
-        else if (strncmp(*e, "CONTENT_TYPE=", 13) != 0 &&
-                 strncmp(*e, "CONTENT_LENGTH=", 15) != 0)
-            continue;
-        n += name + strlen(eq + 1) + 4;
+        if (eq != NULL && strncmp(*e, "HTTP_", 5) == 0)
+            n += (size_t)(eq - *e) - 5 + strlen(eq + 1) + 4;
+    }
+    for (size_t i = 0; i < sizeof(meta) / sizeof(meta[0]); i++) {
+        size_t v = param_len(req, meta[i][0]);
+        if (v > 0 && FCGX_GetParam(meta[i][1], req->envp) == NULL)
+            n += strlen(meta[i][0]) + v + 4;
     }
     return n;
 }

@@ -187,6 +187,44 @@ describe('signals', () => {
     }
   });
 
+  // The case above finds every poll waiting at SIGTERM; this one asks on
+  // connections kept alive from before, once the daemon drains.
+  test('SIGTERM, then a long poll and a short poll on connections kept alive from before: 503 shutting down with Retry-After, and both connections closed', async () => {
+    const dd = await startDaemon({ redisUrl: redis.url, config: RELAXED });
+    const u = await register(dd.url);
+    const room = uniqueRoom();
+    const m0 = await sendOk(dd.url, room, u, 'x');
+    const agent = new nodeHttp.Agent({ keepAlive: true, maxSockets: 2 });
+    const ask = (p) => new Promise((resolve, reject) => {
+      nodeHttp.get({ host: '127.0.0.1', port: dd.port, agent, path: p, headers: bearer(u.token) }, (res) => {
+        let body = '';
+        res.on('data', (c) => { body += c; });
+        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body, reused: res.req.reusedSocket }));
+      }).on('error', reject);
+    });
+    // two connections kept alive
+    await Promise.all([ask('/healthz'), ask('/healthz')]);
+    await redis.cmd('CLIENT', 'PAUSE', '1500', 'WRITE');
+    const held = send(dd.url, room, u, 'held').then((r) => r.status, (e) => e.message);
+    await sleep(200);
+    const exited = dd.stop();
+    await sleep(200);
+    const [lp, sp] = await Promise.all([
+      ask(`/api/rooms/${room}/poll?since=${m0.id}`),
+      ask(`/api/rooms/${room}/messages?since=${m0.id}`),
+    ]);
+    agent.destroy();
+    assert.equal(await exited, 0, dd.logs().slice(-2000));
+    assert.equal(await held, 201, 'the send in flight at SIGTERM');
+    assert.ok(lp.reused && sp.reused, 'both asked on the connections kept alive from before');
+    assert.equal(lp.status, 503, `the long poll: ${JSON.stringify(lp)}`);
+    assert.equal(JSON.parse(lp.body).message, 'shutting down');
+    assert.equal(lp.headers['retry-after'], '1');
+    assert.equal(lp.headers.connection, 'close');
+    assert.equal(sp.status, 200, `the short poll: ${JSON.stringify(sp)}`);
+    assert.equal(sp.headers.connection, 'close');
+  });
+
   test('SIGTERM during a burst of sends: every acknowledged message is stored', async () => {
     const dd = await startDaemon({ redisUrl: redis.url, config: RELAXED });
     const u = await register(dd.url);

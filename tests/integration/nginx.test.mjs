@@ -618,3 +618,38 @@ test('requests nginx itself cannot read get the API\'s JSON: 400 bad_request, an
   // the error locations are not reachable from outside
   assert.equal((await http('GET', `${nginx.url}/.ct/bad-request`)).status, 404);
 });
+
+// A daemon draining after SIGTERM refuses new polls and streams with 503
+// shutting down; nginx, whose idle connections to it are still open, passes
+// such a 503 over for the next daemon (proxy_next_upstream http_503), so no
+// client sees it while another daemon is up.
+test('a daemon draining behind nginx: long polls on nginx\'s kept connections to it go to the other daemon, none answered 503', async () => {
+  const r2 = await startRedis();
+  const cfg = { rate_register_per_min: 1000000, rate_send_per_sec: 1000000, longpolls_per_token: 100 };
+  const a = await startDaemon({ redisUrl: r2.url, config: cfg });
+  const b = await startDaemon({ redisUrl: r2.url, config: cfg });
+  const front = await startNginx({ daemons: [a, b] });
+  try {
+    const u = JSON.parse((await http('POST', `${a.url}/api/register`, { body: JSON.stringify({ name: `drain${process.pid}` }), headers: { 'Content-Type': 'application/json' } })).text);
+    const auth = { Authorization: `Bearer ${u.token}` };
+    const room = `drain-${process.pid}`;
+    const m0 = (await http('POST', `${a.url}/api/rooms/${room}/messages`, { body: '{"text":"x"}', headers: { ...auth, 'Content-Type': 'application/json' } })).json;
+    const poll = () => http('GET', `${front.url}/api/rooms/${room}/poll?since=${m0.id}&timeout=1`, { headers: auth });
+    // nginx keeps idle connections to both daemons
+    await Promise.all(Array.from({ length: 20 }, poll));
+    // a send held in flight keeps daemon a draining for about 1.3 s
+    await r2.cmd('CLIENT', 'PAUSE', '1500', 'WRITE');
+    const held = http('POST', `${a.url}/api/rooms/${room}/messages`, { body: '{"text":"held"}', headers: { ...auth, 'Content-Type': 'application/json' } });
+    await sleep(200);
+    const exited = a.stop();
+    await sleep(100);
+    const rs = await Promise.all(Array.from({ length: 20 }, poll));
+    assert.equal(await exited, 0, a.logs().slice(-2000));
+    assert.equal((await held).status, 201);
+    const tally = {};
+    for (const r of rs) tally[r.status] = (tally[r.status] ?? 0) + 1;
+    assert.ok(rs.every((r) => r.status === 200 || r.status === 204), `long polls through nginx while one daemon drained: ${JSON.stringify(tally)}`);
+  } finally {
+    await front.stop();
+  }
+});
