@@ -755,6 +755,7 @@ static struct evhttp_bound_socket *bind_listener(const char *host, int port)
 {
     struct evutil_addrinfo hints, *ai = NULL;
     struct evconnlistener *lev;
+    struct evhttp_bound_socket *bound;
     char service[16];
     int rc, err;
 
@@ -781,7 +782,12 @@ static struct evhttp_bound_socket *bind_listener(const char *host, int port)
         log_error("cannot listen on %s:%d: %s", host, port, strerror(err));
         return NULL;
     }
-    return evhttp_bind_listener(app.http, lev);
+    bound = evhttp_bind_listener(app.http, lev);
+    if (bound == NULL) {
+        log_error("cannot listen on %s:%d: out of memory", host, port);
+        evconnlistener_free(lev);
+    }
+    return bound;
 }
 
 int http_start(void (*handler)(struct evhttp_request *req))
