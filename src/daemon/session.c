@@ -75,9 +75,12 @@ int session_take(struct session *s, struct api_error *err)
 {
     struct tally *t = tally_of(s);
 
-    /* a long poll too: answered at once with nothing, its client would
-     * only poll again, as fast as it can, until the daemon exits */
-    if (ctx->draining)
+    /* A long poll is answered at once with nothing instead (long_poll.c),
+     * with Connection: close, as every answer while draining: a 503 would
+     * reach clients through nginx's kept connections, and nginx cannot pass
+     * a 503 over without taking a daemon whose Redis shard is down out for
+     * every room. */
+    if (is_stream(s) && ctx->draining)
         return api_fail(err, 503, API_UNAVAILABLE, "shutting down");
     if (t == NULL)
         return 0;

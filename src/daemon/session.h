@@ -44,7 +44,7 @@ void session_open(struct session *s, const struct request *r,
                   const struct subscriber_ops *ops);
 /* Takes one of the user's SSE and WebSocket streams (streams_per_token),
  * or of its waiting long polls (longpolls_per_token). Returns 0, or -1
- * with *err to answer: 503 while the daemon drains, 429
+ * with *err to answer: 503 while the daemon drains (streams), 429
  * too_many_streams or rate_limited (a long poll: answer with Retry-After). */
 int session_take(struct session *s, struct api_error *err);
 /* Joins the room: a stream keeps its user online until it leaves

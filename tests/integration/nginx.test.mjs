@@ -619,10 +619,10 @@ test('requests nginx itself cannot read get the API\'s JSON: 400 bad_request, an
   assert.equal((await http('GET', `${nginx.url}/.ct/bad-request`)).status, 404);
 });
 
-// A daemon draining after SIGTERM refuses new polls and streams with 503
-// shutting down; nginx, whose idle connections to it are still open, passes
-// such a 503 over for the next daemon (proxy_next_upstream http_503), so no
-// client sees it while another daemon is up.
+// A daemon draining after SIGTERM answers a new long poll at once, and
+// closes each connection with its answer. nginx's idle connections to it
+// are still open and carry polls to it; no client may see a 503 for them
+// while another daemon is up (a 503 would, as nginx does not retry one).
 test('a daemon draining behind nginx: long polls on nginx\'s kept connections to it go to the other daemon, none answered 503', async () => {
   const r2 = await startRedis();
   const cfg = { rate_register_per_min: 1000000, rate_send_per_sec: 1000000, longpolls_per_token: 100 };
