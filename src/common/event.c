@@ -150,21 +150,14 @@ void event_free_array(struct chat_event *evs, size_t n)
     free(evs);
 }
 
-/* The value of the 4 hex digits at p, or -1. */
+/* The value of the 4 hex digits of a \u escape at p (json-c checked them). */
 static long hex4(const char *p)
 {
-    long v = 0;
+    char digits[5];
 
-    for (int i = 0; i < 4; i++) {
-        int c = p[i], d = c >= '0' && c <= '9'   ? c - '0'
-                          : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                          : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                                 : -1;
-        if (d < 0)
-            return -1;
-        v = v * 16 + d;
-    }
-    return v;
+    memcpy(digits, p, 4);
+    digits[4] = '\0';
+    return strtol(digits, NULL, 16);
 }
 
 /* True when every \u escape in the strings of buf (valid JSON) is a
@@ -188,8 +181,9 @@ static bool escapes_are_characters(const char *buf, size_t len)
             i++; /* \n, \", \\ ... */
             continue;
         }
-        if (i + 6 > len || (v = hex4(buf + i + 2)) < 0)
+        if (i + 6 > len)
             return false; /* json-c accepted it: not reached */
+        v = hex4(buf + i + 2);
         i += 5;
         if (v >= 0xDC00 && v <= 0xDFFF)
             return false;

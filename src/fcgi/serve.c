@@ -149,14 +149,6 @@ static const char *header_param(FCGX_Request *req, const char *name, int *count)
     return first;
 }
 
-/* The length of the value of parameter `name` ("" counts as absent). */
-static size_t param_len(FCGX_Request *req, const char *name)
-{
-    const char *v = FCGX_GetParam(name, req->envp);
-
-    return v != NULL ? strlen(v) : 0;
-}
-
 /* The request head's size as the REST core counts it (rest.h), from what
  * the web server passes: HTTP_X_Y for each header X-Y. nginx passes
  * Content-Type and Content-Length that way too, besides CONTENT_TYPE and
@@ -177,9 +169,10 @@ static size_t head_bytes(FCGX_Request *req, const char *uri)
             n += (size_t)(eq - *e) - 5 + strlen(eq + 1) + 4;
     }
     for (size_t i = 0; i < sizeof(meta) / sizeof(meta[0]); i++) {
-        size_t v = param_len(req, meta[i][0]);
-        if (v > 0 && FCGX_GetParam(meta[i][1], req->envp) == NULL)
-            n += strlen(meta[i][0]) + v + 4;
+        const char *v = FCGX_GetParam(meta[i][0], req->envp);
+        if (v != NULL && *v != '\0' &&
+            FCGX_GetParam(meta[i][1], req->envp) == NULL)
+            n += strlen(meta[i][0]) + strlen(v) + 4;
     }
     return n;
 }

@@ -254,9 +254,7 @@ static bool refused_on_header(struct wscore *w)
     code = header_refusal(w, h, seen < sizeof(h) ? seen : sizeof(h));
     if (code == 0)
         return false;
-    wslay_event_shutdown_read(w->ctx);
-    wslay_event_queue_close(w->ctx, code, NULL, 0);
-    enter_closing(w);
+    refuse(w, code, ""); /* wslay's own close: a code, no reason */
     discard(w);
     return true;
 }
@@ -274,8 +272,6 @@ int wscore_read(struct wscore *w)
         discard(w);
         return 0;
     }
-    if (refused_on_header(w))
-        return 0;
     w->depth++;
     rc = wslay_event_recv(w->ctx);
     w->depth--;
@@ -290,7 +286,7 @@ int wscore_read(struct wscore *w)
         ops->error(w, "wslay_event_recv", rc);
         return -1;
     }
-    /* a header left behind the frames wslay took */
+    /* a header recv_cb held back, first or behind the frames wslay took */
     if (wslay_event_get_read_enabled(w->ctx) && refused_on_header(w))
         return 0;
     if (!wslay_event_get_read_enabled(w->ctx))

@@ -139,16 +139,33 @@ describe('signals', () => {
     assert.ok(Date.now() - t0 < 10000, `SIGTERM took ${Date.now() - t0} ms`);
   });
 
+  /** A daemon (shipped timings), a user, and a room holding one message m0. */
+  async function daemonWithRoom() {
+    const dd = await startDaemon({ redisUrl: redis.url, config: RELAXED });
+    const u = await register(dd.url);
+    const room = uniqueRoom();
+    return { dd, u, room, m0: await sendOk(dd.url, room, u, 'x') };
+  }
+
+  /**
+   * SIGTERMs dd while a send is held in flight (Redis writes paused for
+   * 1.5 s, under the shipped redis_timeout_ms of 2 s), so that it drains for
+   * about 1.3 s. Resolves {exited: its exit status, held: the send's status}.
+   */
+  async function stopWithSendHeld(dd, room, u) {
+    await redis.cmd('CLIENT', 'PAUSE', '1500', 'WRITE');
+    const held = send(dd.url, room, u, 'held').then((r) => r.status, (e) => e.message);
+    await sleep(200);
+    return { exited: dd.stop(), held };
+  }
+
   // A long poll asked while the daemon drains is answered at once with
   // nothing (204). On its keep-alive connection its client polled again at
   // once: thousands of answers a second until the daemon exited. Now every
   // answer while draining closes its connection, and the client's next poll
   // finds the listener closed.
   test('SIGTERM with long polls on keep-alive connections: each answered once, with Connection: close; none polls again on it', async () => {
-    const dd = await startDaemon({ redisUrl: redis.url, config: RELAXED });
-    const u = await register(dd.url);
-    const room = uniqueRoom();
-    const m0 = await sendOk(dd.url, room, u, 'x');
+    const { dd, u, room, m0 } = await daemonWithRoom();
     const agent = new nodeHttp.Agent({ keepAlive: true, maxSockets: 3 });
     const answers = [];
     let stop = false;
@@ -169,11 +186,7 @@ describe('signals', () => {
       }
     });
     await sleep(300);
-    // a send held in flight (under redis_timeout_ms) keeps the daemon draining for about 1.3 s
-    await redis.cmd('CLIENT', 'PAUSE', '1500', 'WRITE');
-    const held = send(dd.url, room, u, 'held').then((r) => r.status, (e) => e.message);
-    await sleep(200);
-    const exited = dd.stop();
+    const { exited, held } = await stopWithSendHeld(dd, room, u);
     const code = await exited;
     stop = true;
     await Promise.all(loops);
@@ -191,10 +204,7 @@ describe('signals', () => {
   // connections kept alive from before, once the daemon drains. (Not a 503:
   // through nginx's kept connections it would reach the client.)
   test('SIGTERM, then a long poll and a short poll on connections kept alive from before: answered at once, and both connections closed', async () => {
-    const dd = await startDaemon({ redisUrl: redis.url, config: RELAXED });
-    const u = await register(dd.url);
-    const room = uniqueRoom();
-    const m0 = await sendOk(dd.url, room, u, 'x');
+    const { dd, u, room, m0 } = await daemonWithRoom();
     const agent = new nodeHttp.Agent({ keepAlive: true, maxSockets: 2 });
     const ask = (p) => new Promise((resolve, reject) => {
       nodeHttp.get({ host: '127.0.0.1', port: dd.port, agent, path: p, headers: bearer(u.token) }, (res) => {
@@ -205,10 +215,7 @@ describe('signals', () => {
     });
     // two connections kept alive
     await Promise.all([ask('/healthz'), ask('/healthz')]);
-    await redis.cmd('CLIENT', 'PAUSE', '1500', 'WRITE');
-    const held = send(dd.url, room, u, 'held').then((r) => r.status, (e) => e.message);
-    await sleep(200);
-    const exited = dd.stop();
+    const { exited, held } = await stopWithSendHeld(dd, room, u);
     await sleep(200);
     const [lp, sp] = await Promise.all([
       ask(`/api/rooms/${room}/poll?since=${m0.id}`),

@@ -810,6 +810,18 @@ export function http(method, url, { headers = {}, body, timeout = 10000 * SLOW }
 }
 
 /**
+ * Skips test context `t` (returning true) when net.core.somaxconn caps
+ * every listen backlog below `n`: a burst of `n` connections cannot all
+ * wait in one accept queue on this host.
+ */
+export function skipUnlessBacklog(t, n) {
+  const somaxconn = Number(fs.readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
+  if (somaxconn > n) return false;
+  t.skip(`net.core.somaxconn is ${somaxconn}, which caps any backlog below ${n}`);
+  return true;
+}
+
+/**
  * Opens `n` TCP connections to 127.0.0.1:`port` at once. Resolves
  * {sockets, connected}: how many completed their handshake within `ms`. A
  * listener whose accept queue is full drops the SYN, and the client retries

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 
 import {
-  RELAXED, answersOf, assertError, bearer, cleanup, compareIds, connectBurst, http, register, roomKey, send, sendOk, sleep, sseOpen,
+  RELAXED, answersOf, assertError, bearer, cleanup, compareIds, connectBurst, http, skipUnlessBacklog, register, roomKey, send, sendOk, sleep, sseOpen,
   startDaemon, startRedis, tmpDir, uniqueName, uniqueRoom, waitFor, which, within,
 } from './harness.mjs';
 
@@ -66,11 +66,7 @@ function wsOpen(url, { timeout = 5000 } = {}) {
 // once, and every connection be served once crosstalkd runs again.
 test('600 connections while crosstalkd is stopped: every handshake completes at once, and each is answered after', async (t) => {
   const N = 600;
-  const somaxconn = Number(fs.readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
-  if (somaxconn <= N) {
-    t.skip(`net.core.somaxconn is ${somaxconn}, which caps any backlog below ${N}`);
-    return;
-  }
+  if (skipUnlessBacklog(t, N)) return;
   const d = await startDaemon({ redisUrl: (await redis()).url });
   let burst;
   process.kill(d.pid, 'SIGSTOP');

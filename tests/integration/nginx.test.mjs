@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 
 import {
   REPO, startRedis, startDaemon, startFcgi, startNginx, http, cleanup, tmpDir, which,
-  waitFor, within, sleep, runSync, assertError, answersOf, childrenOf, connectBurst, rawHttp,
+  waitFor, within, sleep, runSync, assertError, answersOf, childrenOf, connectBurst, rawHttp, skipUnlessBacklog,
 } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
@@ -333,11 +333,7 @@ http {
 // The shipped configs ask for as long a queue as net.core.somaxconn allows.
 test('600 connections while nginx\'s workers are stopped: every handshake completes at once, and each is answered after', async (t) => {
   const N = 600;
-  const somaxconn = Number(fs.readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
-  if (somaxconn <= N) {
-    t.skip(`net.core.somaxconn is ${somaxconn}, which caps any backlog below ${N}`);
-    return;
-  }
+  if (skipUnlessBacklog(t, N)) return;
   const front = await startNginx({ daemons: [d1] });
   const workers = childrenOf(front.pid);
   assert.ok(workers.length > 0, 'nginx has no worker process');
