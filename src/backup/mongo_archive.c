@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <mongoc/mongoc.h>
 
@@ -53,6 +55,25 @@ static void mongo_archive_init(void)
 {
     mongoc_init();
     mongoc_log_set_handler(mongo_archive_log_handler, NULL);
+}
+
+/* The driver makes, as the library loads (its automatic init, on in Debian's
+ * build), a shared-memory file /dev/shm/mongoc-<pid> for its performance
+ * counters, and removes it only in mongoc_cleanup, which a killed process
+ * never reaches. Left behind, such files pile up, and a later process that
+ * gets the same pid finds one, falls back to malloc and says so on stderr,
+ * which cron mails even under --quiet. Nothing here reads the counters
+ * (they are for the driver's mongoc-stat tool), so every program linked
+ * with this file removes the name at start: the counters stay mapped, and
+ * nothing is left to find. A constructor, so that no program can forget
+ * it; it runs after the driver's, as a library is set up before the
+ * program that needs it. */
+__attribute__((constructor)) static void mongo_archive_forget_counters(void)
+{
+    char name[32];
+
+    snprintf(name, sizeof name, "/mongoc-%ld", (long)getpid());
+    shm_unlink(name); /* ENOENT when the driver used malloc: nothing to do */
 }
 
 struct mongo_archive *mongo_archive_open(const char *uri_string)

@@ -99,6 +99,8 @@ function setup(redis, { mongoUri, batch = 500, extra = '' } = {}) {
 function backup(cfg, args = [], env = {}) {
   const r = runSync(BACKUP, ['--config', cfg.file, ...args], { env, timeout: 60000 });
   if (r.timedOut) throw new Error(`crosstalk-backup ${args.join(' ')} did not finish within 60 s:\n${r.stdout}${r.stderr}`);
+  assert.ok(!fs.existsSync(`/dev/shm/mongoc-${r.pid}`),
+    `crosstalk-backup ${args.join(' ')} left the MongoDB driver's counters file in /dev/shm`);
   return r;
 }
 
@@ -254,6 +256,8 @@ test('a run SIGKILLed between batches: the next run completes it and every messa
   run.child.kill('SIGKILL');
   const res = await run.exited;
   assert.equal(res.signal, 'SIGKILL', `the run should still have been working ${Date.now() - t0} ms later\n${run.out()}`);
+  assert.ok(!fs.existsSync(`/dev/shm/mongoc-${run.child.pid}`),
+    'the killed run left the driver\'s counters file in /dev/shm, where it waits for a later run with its pid');
 
   const at = await redis.cmd('GET', `ct:backup:{${r}}`);
   assert.equal(at, ck, 'the checkpoint should not move after the kill');

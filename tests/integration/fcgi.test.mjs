@@ -616,10 +616,14 @@ test('SIGTERM during a request: the request is finished, then exit 0', async (t)
   assert.equal(await xlen(room), 1);
 });
 
-test('the spawn-fcgi pool stops on SIGTERM', async () => {
+test('the spawn-fcgi pool stops on SIGTERM and leaves nothing in /dev/shm', async () => {
   const pool = await startFcgi({ redisUrl: redis.url, children: 3 });
   const r = await fcgiRequest(pool.socket, 'GET', '/healthz');
   assert.equal(r.status, 200, r.text);
+  // The driver's counters file, named while a child runs, would outlive a
+  // child that is killed: a running child has none.
+  const named = pool.pids.filter((pid) => fs.existsSync(`/dev/shm/mongoc-${pid}`));
+  assert.deepEqual(named, [], 'children with a MongoDB counters file in /dev/shm, which a SIGKILL would leave behind');
   const t0 = Date.now();
   await pool.stop();
   assert.ok(Date.now() - t0 < 3000, `the pool took ${Date.now() - t0} ms to stop`);

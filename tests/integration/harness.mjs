@@ -336,12 +336,13 @@ async function stopProc(p, sig = 'SIGTERM', grace = 10000 * SLOW) {
 
 /**
  * Runs a program to completion (for --help, bad configurations and the
- * like) with a clean environment. Returns {status, signal, stdout, stderr}.
+ * like) with a clean environment. Returns {status, signal, stdout, stderr,
+ * timedOut, pid}.
  */
 export function runSync(file, args = [], { env = {}, timeout = 10000 * SLOW, input } = {}) {
   const r = spawnSync(file, args.map(String), { env: cleanEnv(env), timeout, input, encoding: 'utf8' });
   if (r.error && r.error.code !== 'ETIMEDOUT') throw r.error;
-  return { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '', timedOut: r.error?.code === 'ETIMEDOUT' };
+  return { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '', timedOut: r.error?.code === 'ETIMEDOUT', pid: r.pid };
 }
 
 // ---------------------------------------------------------------- Redis
