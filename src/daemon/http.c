@@ -390,6 +390,7 @@ struct conn {
     int64_t head_since_ms;           /* awaiting a head since; -1: not */
     bool refused;                    /* one past max_connections */
     bool sending;                    /* in `sending` */
+    bool dropping;                   /* closed unanswered when sent */
     TAILQ_ENTRY(conn) link;          /* in `fresh`, `awaiting` or `sending` */
     void (*on_close)(struct evhttp_connection *evcon, void *arg);
     void *on_close_arg;
@@ -596,6 +597,10 @@ static void send_answers(evutil_socket_t fd, short what, void *arg)
 
         TAILQ_REMOVE(&sending, c, link);
         c->sending = false;
+        if (c->dropping) {
+            evhttp_connection_free(c->evcon); /* conn_closed frees c */
+            continue;
+        }
         if (sfd < 0 || evbuffer_get_length(out) == 0)
             continue; /* the write event came first */
         evbuffer_unfreeze(out, 1);
@@ -623,6 +628,25 @@ void http_send_reply(struct evhttp_request *req, int status, const char *reason)
         return;
     c->sending = true;
     TAILQ_INSERT_TAIL(&sending, c, link);
+    event_active(send_ev, EV_TIMEOUT, 0);
+}
+
+void http_drop(struct evhttp_request *req, enum transport kind)
+{
+    struct conn *c = conn_find(evhttp_request_get_connection(req));
+
+    if (c == NULL) { /* not adopted: cannot be, but say no rather than hang */
+        http_reply_error(req, kind, 503, "unavailable", "shutting down");
+        return;
+    }
+    /* evhttp's request is still on the stack: the connection goes with
+     * this turn's answers */
+    head_stop(c);
+    c->dropping = true;
+    if (!c->sending) {
+        c->sending = true;
+        TAILQ_INSERT_TAIL(&sending, c, link);
+    }
     event_active(send_ev, EV_TIMEOUT, 0);
 }
 

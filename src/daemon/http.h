@@ -36,6 +36,12 @@ void http_free(void);
  * loop turn. The request may be freed by any later callback. */
 void http_send_reply(struct evhttp_request *req, int status,
                      const char *reason);
+/* Closes the request's connection without an answer, once the callback
+ * that calls this has returned: for a request this daemon will not serve
+ * while it drains, and that a client should take elsewhere (nginx passes a
+ * request so failed to its next daemon; a browser's EventSource reconnects
+ * after a dropped connection, where a 503 would end it). */
+void http_drop(struct evhttp_request *req, enum transport kind);
 /* Replies with a JSON body (copied) and the status; counts bytes for `kind`. */
 void http_reply_json(struct evhttp_request *req, enum transport kind,
                      int status, const char *body, size_t len);

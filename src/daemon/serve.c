@@ -213,6 +213,15 @@ static void serve_stream(struct evhttp_request *req,
     const struct route *route = rs->pass.route;
     struct request *r;
 
+    /* Draining: a new stream is not started here, nor refused with a 503,
+     * which nginx would hand to the client and a bare EventSource take as
+     * final. Its connection is closed unanswered instead: nginx then tries
+     * the next daemon (proxy_next_upstream error), and a browser reconnects.
+     * A long poll is answered at once (session.c). */
+    if (app.draining && route->id != ROUTE_POLL) {
+        http_drop(req, route->kind);
+        return;
+    }
     if (stats_streams() >= (uint64_t)app.cfg->max_connections) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
                           "1");

@@ -75,13 +75,12 @@ int session_take(struct session *s, struct api_error *err)
 {
     struct tally *t = tally_of(s);
 
-    /* A long poll is answered at once with nothing instead (long_poll.c),
-     * with Connection: close, as every answer while draining: a 503 would
-     * reach clients through nginx's kept connections, and nginx cannot pass
-     * a 503 over without taking a daemon whose Redis shard is down out for
-     * every room. */
-    if (is_stream(s) && ctx->draining)
-        return api_fail(err, 503, API_UNAVAILABLE, "shutting down");
+    /* While draining, no stream gets here (serve.c closes its connection
+     * unanswered), and a long poll is answered at once with what there is
+     * (long_poll.c), with Connection: close, as every answer while
+     * draining: a 503 would reach clients through nginx's kept connections,
+     * and nginx cannot pass a 503 over without taking a daemon whose Redis
+     * shard is down out for every room. */
     if (t == NULL)
         return 0;
     if (!tally_take(t, s->sub.user)) {

@@ -656,7 +656,7 @@ void ws_handle(struct request *r)
         evhttp_request_free(r->req);
         goto done;
     }
-    /* refused with a plain answer (503 shutting down, 429), before any
+    /* refused with a plain answer (429 too_many_streams), before any
      * upgrade */
     if (session_take(&c->sess, &err) != 0) {
         http_reply_api_error(r->req, r->kind, &err);

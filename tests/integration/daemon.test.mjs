@@ -232,6 +232,39 @@ describe('signals', () => {
     assert.equal(sp.headers.connection, 'close');
   });
 
+  // A new stream while draining is not served here: its connection is
+  // closed unanswered. nginx takes that for a failed daemon and tries the
+  // next one, and a browser's EventSource reconnects after it; a 503 was
+  // passed on by nginx, and ended a bare EventSource for good.
+  test('SIGTERM, then an event stream and a WebSocket on connections kept alive from before: closed unanswered, not 503', async () => {
+    const { dd, u, room, m0 } = await daemonWithRoom();
+    const agent = new nodeHttp.Agent({ keepAlive: true, maxSockets: 2 });
+    const ask = (p, headers = {}) => new Promise((resolve) => {
+      const req = nodeHttp.get({ host: '127.0.0.1', port: dd.port, agent, path: p, headers: { ...bearer(u.token), ...headers } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode, reused: req.reusedSocket }));
+        if (res.statusCode === 200 && p !== '/healthz') res.destroy(); // a stream: its head is enough
+      });
+      req.on('upgrade', (res, sock) => { sock.destroy(); resolve({ status: res.statusCode, reused: req.reusedSocket }); });
+      req.on('error', (e) => resolve({ error: e.code, reused: req.reusedSocket }));
+    });
+    // two connections kept alive
+    assert.deepEqual(await Promise.all([ask('/healthz'), ask('/healthz')]), [{ status: 200, reused: false }, { status: 200, reused: false }]);
+    const { exited, held } = await stopWithSendHeld(dd, room, u);
+    await sleep(200);
+    const [sse, ws] = await Promise.all([
+      ask(`/api/rooms/${room}/events?since=${m0.id}`, { Accept: 'text/event-stream' }),
+      ask(`/api/rooms/${room}/ws?since=${m0.id}`, {
+        Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      }),
+    ]);
+    agent.destroy();
+    assert.equal(await exited, 0, dd.logs().slice(-2000));
+    assert.equal(await held, 201, 'the send in flight at SIGTERM');
+    assert.deepEqual(sse, { error: 'ECONNRESET', reused: true }, 'an event stream asked while draining');
+    assert.deepEqual(ws, { error: 'ECONNRESET', reused: true }, 'a WebSocket asked while draining');
+  });
+
   test('SIGTERM during a burst of sends: every acknowledged message is stored', async () => {
     const dd = await startDaemon({ redisUrl: redis.url, config: RELAXED });
     const u = await register(dd.url);

@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 
 import {
   REPO, startRedis, startDaemon, startFcgi, startNginx, http, cleanup, tmpDir, which,
-  waitFor, within, sleep, runSync, assertError, answersOf, childrenOf, connectBurst, rawHttp, skipUnlessBacklog,
+  waitFor, within, sleep, runSync, assertError, answersOf, childrenOf, connectBurst, rawHttp, skipUnlessBacklog, sseOpen,
 } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
@@ -619,7 +619,7 @@ test('requests nginx itself cannot read get the API\'s JSON: 400 bad_request, an
 // closes each connection with its answer. nginx's idle connections to it
 // are still open and carry polls to it; no client may see a 503 for them
 // while another daemon is up (a 503 would, as nginx does not retry one).
-test('a daemon draining behind nginx: long polls on nginx\'s kept connections to it go to the other daemon, none answered 503', async () => {
+test('a daemon draining behind nginx: long polls and event streams on nginx\'s kept connections to it go to the other daemon, none answered 503', async () => {
   const r2 = await startRedis();
   const cfg = { rate_register_per_min: 1000000, rate_send_per_sec: 1000000, longpolls_per_token: 100 };
   const a = await startDaemon({ redisUrl: r2.url, config: cfg });
@@ -639,12 +639,21 @@ test('a daemon draining behind nginx: long polls on nginx\'s kept connections to
     await sleep(200);
     const exited = a.stop();
     await sleep(100);
+    const stream = () => sseOpen(`${front.url}/api/rooms/${room}/events?since=${m0.id}&token=${u.token}`);
+    const ss = await Promise.all(Array.from({ length: 10 }, stream));
+    for (const s of ss) s.close();
     const rs = await Promise.all(Array.from({ length: 20 }, poll));
     assert.equal(await exited, 0, a.logs().slice(-2000));
     assert.equal((await held).status, 201);
-    const tally = {};
-    for (const r of rs) tally[r.status] = (tally[r.status] ?? 0) + 1;
-    assert.ok(rs.every((r) => r.status === 200 || r.status === 204), `long polls through nginx while one daemon drained: ${JSON.stringify(tally)}`);
+    const tally = (xs) => {
+      const t = {};
+      for (const x of xs) t[x.status] = (t[x.status] ?? 0) + 1;
+      return JSON.stringify(t);
+    };
+    assert.ok(rs.every((r) => r.status === 200 || r.status === 204), `long polls through nginx while one daemon drained: ${tally(rs)}`);
+    // a new stream is closed unanswered by the draining daemon: nginx opens
+    // it on the other
+    assert.ok(ss.every((s) => s.status === 200), `event streams through nginx while one daemon drained: ${tally(ss)}`);
   } finally {
     await front.stop();
   }
