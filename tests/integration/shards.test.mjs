@@ -1,7 +1,7 @@
 // shards.test.mjs - three Redis shards behind one comma-separated redis_url,
 // crosstalkd and the FastCGI pool (through nginx, /f/) on the same list:
 // each room's stream and each user on the shard the placement names (cross-
-// checked with a JavaScript copy of FNV-1a 64 + jump hash, and with
+// checked with the harness's JavaScript copy of FNV-1a 64 + jump hash, and with
 // EXISTS on every shard), GET /api/rooms paged across the shards, then one
 // shard killed: the rooms of the others still take sends (201) and deliver
 // over SSE, the dead shard's rooms answer 503, /healthz names the shard, and
@@ -12,34 +12,16 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  RELAXED, assertError, bearer, bin, cleanup, history, http, register, roomKey, runSync, send, sendOk, sseOpen,
+  RELAXED, assertError, bearer, bin, cleanup, history, http, register, roomKey, runSync, send, sendOk, shardOf, sseOpen,
   startDaemon, startFcgi, startFerret, startNginx, startRedis, tmpDir, uniqueName, uniqueRoom, waitFor,
 } from './harness.mjs';
 
 const N = 3;
 const DEAD = 2; // the shard killed (crosstalkd's bus feed is on shard 0 until the feed branch lands)
 
-// docs/sharding.md: FNV-1a 64 of the name, then jump consistent hash.
-function fnv1a64(s) {
-  let h = 14695981039346656037n;
-  for (const b of Buffer.from(s, 'utf8')) {
-    h ^= BigInt(b);
-    h = (h * 1099511628211n) & 0xffffffffffffffffn;
-  }
-  return h;
-}
-function jump(key, buckets) {
-  let b = -1n;
-  let j = 0n;
-  while (j < BigInt(buckets)) {
-    b = j;
-    key = (key * 2862933555777941757n + 1n) & 0xffffffffffffffffn;
-    j = BigInt(Math.floor(Number(b + 1n) * (2 ** 31 / Number((key >> 33n) + 1n))));
-  }
-  return Number(b);
-}
-const shardOfRoom = (room) => jump(fnv1a64(room), N);
-const shardOfUser = (name) => jump(fnv1a64(name.toLowerCase()), N);
+// docs/sharding.md's placement (the harness's JavaScript copy of src/common/shard.c)
+const shardOfRoom = (room) => shardOf(room, N);
+const shardOfUser = (name) => shardOf(name.toLowerCase(), N);
 
 let shards;
 let d;
