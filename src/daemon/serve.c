@@ -217,7 +217,7 @@ static void serve_stream(struct evhttp_request *req,
      * which nginx would hand to the client and a bare EventSource take as
      * final. Its connection is closed unanswered instead: nginx then tries
      * the next daemon (proxy_next_upstream error), and a browser reconnects.
-     * A long poll is answered at once (session.c). */
+     * A long poll is answered at once (long_poll.c). */
     if (app.draining && route->id != ROUTE_POLL) {
         http_drop(req, route->kind);
         return;
