@@ -217,6 +217,11 @@ int session_send(struct session *s, char *text, size_t len, const char *key,
     return 0;
 }
 
+bool session_sending(const struct session *s)
+{
+    return !TAILQ_EMPTY(&s->sends);
+}
+
 int session_typing(struct session *s, struct api_error *err)
 {
     struct chat_event ev;

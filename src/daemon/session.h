@@ -82,6 +82,8 @@ typedef void (*session_sent_cb)(struct session *s, const char *key,
  * the rate, and cb is not called. */
 int session_send(struct session *s, char *text, size_t len, const char *key,
                  session_sent_cb cb, struct api_error *err);
+/* True while a send of the session awaits its answer. */
+bool session_sending(const struct session *s);
 /* Tells the room the user is typing: over rate_typing_per_sec it is
  * dropped quietly (0). Returns 0, or -1 with *err (503) when it could not
  * be published. */

@@ -41,6 +41,7 @@ struct ws {
     struct wscore core; /* the protocol; core.dead: torn down, freed on
                          * the next turn */
     unsigned busy;      /* depth of calls into wslay */
+    bool going;         /* shutting down: closes once its sends are answered */
     struct flush flush; /* events not yet handed to the socket */
 };
 
@@ -222,6 +223,14 @@ static void begin_close(struct ws *c, uint16_t code, const char *reason)
         after_io(c);
 }
 
+/* Shutdown: close 1001, and free as soon as it is written. */
+static void go_away(struct ws *c)
+{
+    if (wscore_close(&c->core, WSCORE_GOING_AWAY, "server shutting down",
+                     false))
+        after_io(c);
+}
+
 /* Closes with 1008 a consumer that let its output (or what the bus holds
  * for it while it resumes) pile up past client_buffer_limit. */
 static void drop_slow(struct ws *c)
@@ -283,6 +292,8 @@ static void sent(struct session *sess, const char *key, const char *id,
         send_error_about(c, key, err);
         after_io(c);
     }
+    if (c->going && !session_sending(sess))
+        go_away(c);
 }
 
 static void on_text(struct ws *c, const uint8_t *msg, size_t len)
@@ -464,14 +475,21 @@ static void deliver(struct subscriber *sub, struct bus_event *e)
     stats[TRANSPORT_WEBSOCKET].delivered++;
 }
 
-/* Shutdown: close 1001, and free as soon as it is written. */
+/* Shutdown: 1001 at once, unless a message frame already taken awaits its
+ * answer. The drain waits for that write to Redis, and its ack must reach
+ * the client, which would otherwise send the message again: so the close
+ * follows the last answer (sent), and meanwhile the socket is not read, so
+ * nothing more is taken. */
 static void close_sub(struct subscriber *sub)
 {
     struct ws *c = (struct ws *)sub;
 
-    if (wscore_close(&c->core, WSCORE_GOING_AWAY, "server shutting down",
-                     false))
-        after_io(c);
+    if (!session_sending(&c->sess)) {
+        go_away(c);
+        return;
+    }
+    c->going = true;
+    bufferevent_disable(c->bev, EV_READ);
 }
 
 static size_t queued(const struct subscriber *sub)
