@@ -79,12 +79,15 @@ void http_reply_json(struct evhttp_request *req, enum transport kind,
 void http_reply_api_error(struct evhttp_request *req, enum transport kind,
                           const struct api_error *err)
 {
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
     size_t len;
     char *json = api_error_json(err, &len);
 
     if (err->status == 401)
-        evhttp_add_header(evhttp_request_get_output_headers(req),
-                          "WWW-Authenticate", "Bearer");
+        evhttp_add_header(out, "WWW-Authenticate", "Bearer");
+    /* every 503 says when to come back (docs/api.md) */
+    if (err->status == 503 && evhttp_find_header(out, "Retry-After") == NULL)
+        evhttp_add_header(out, "Retry-After", "1");
     http_reply_json(req, kind, err->status, json, len);
     free(json);
 }
@@ -623,7 +626,22 @@ void http_send_reply(struct evhttp_request *req, int status, const char *reason)
      * rather than asking this one again until it exits. */
     if (app.draining && evhttp_find_header(out, "Connection") == NULL)
         evhttp_add_header(out, "Connection", "close");
-    evhttp_send_reply(req, status, reason, NULL);
+    /* HEAD: the length of what GET would answer, and no body (evhttp
+     * writes whatever is in the buffer) */
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        struct evbuffer *body = evhttp_request_get_output_buffer(req);
+
+        if (evhttp_find_header(out, "Content-Length") == NULL) {
+            char n[24];
+
+            snprintf(n, sizeof(n), "%zu", evbuffer_get_length(body));
+            evhttp_add_header(out, "Content-Length", n);
+        }
+        evbuffer_drain(body, evbuffer_get_length(body));
+    }
+    /* evhttp's own table lacks some (429, 426: "Client Error") */
+    evhttp_send_reply(req, status,
+                      reason != NULL ? reason : rest_reason(status), NULL);
     if (c == NULL || c->sending || c->head_since_ms >= 0)
         return;
     c->sending = true;

@@ -65,6 +65,11 @@ test('pipelined requests to a client that reads late: every answer whole and in 
     { req: 'GET /api/nowhere HTTP/1.1\r\nHost: t\r\n\r\n', status: 404 },
     { req: `GET /api/rooms/${room}/messages?since=nonsense HTTP/1.1\r\nHost: t\r\n${auth}\r\n`, status: 400 },
     { req: 'HEAD /index.html HTTP/1.1\r\nHost: t\r\n\r\n', status: 200, head: true },
+    // HEAD on the API: no body either (it came with one, which a client
+    // reads as the start of its next answer), its length as GET's
+    { req: `HEAD /api/rooms/${room}/messages?since=0-0 HTTP/1.1\r\nHost: t\r\n${auth}\r\n`, status: 200, head: true },
+    { req: 'HEAD /api/nowhere HTTP/1.1\r\nHost: t\r\n\r\n', status: 404, head: true },
+    { req: `HEAD /api/rooms HTTP/1.1\r\nHost: t\r\n\r\n`, status: 401, head: true },
   ];
   const plan = [];
   for (let i = 0; i < 40; i++) plan.push(kinds[i % kinds.length]);
@@ -94,7 +99,8 @@ test('pipelined requests to a client that reads late: every answer whole and in 
       assert.equal(j.events.length, k.events, what);
       assert.equal(j.events.at(-1).id, last, what);
     }
-    if (k.status >= 400) assert.match(JSON.parse(a.body.toString()).error, /^[a-z_]+$/, what);
+    if (k.head) assert.ok(Number(/\r\ncontent-length: *(\d+)/i.exec(a.head)?.[1]) > 0, `the length GET would answer: ${what}`);
+    else if (k.status >= 400) assert.match(JSON.parse(a.body.toString()).error, /^[a-z_]+$/, what);
   });
   // the same connection takes one more request
   chunks.length = 0;

@@ -271,6 +271,9 @@ test('handshake refusals: plain GET 426, version 8 426, bad key 400, no Connecti
     assert.ok(!/sec-websocket-accept/i.test(r.raw), `${what}: an accept header in ${r.raw.slice(0, 300)}`);
     if (what === 'version 8') assert.equal(r.headers['sec-websocket-version'], '13');
     if (what === 'no Upgrade header') assert.match(r.headers.upgrade ?? '', /websocket/i);
+    // the status line's reason: evhttp's own table says "Client Error" for a 426
+    const line = r.raw.split('\r\n')[0];
+    assert.equal(line, status === 426 ? 'HTTP/1.1 426 Upgrade Required' : 'HTTP/1.1 400 Bad Request', what);
   }
   for (const q of ['', '?token=nope']) {
     const r = await req(`${up}${v13}${key}`, q);
