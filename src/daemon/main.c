@@ -47,8 +47,9 @@ static void usage(FILE *out)
             "$CROSSTALK_CONFIG, else %s/crosstalk.conf if it exists), then\n"
             "CROSSTALK_<KEY> environment variables, then --key=value flags.\n"
             "\n"
-            "Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reopens the "
-            "log file.\n\nKeys:\n",
+            "Signals: SIGTERM/SIGINT drain (pending writes to Redis finish,\n"
+            "within 5 s) and exit 0; a second one exits at once; SIGHUP\n"
+            "reopens the log file.\n\nKeys:\n",
             SYSCONFDIR);
     config_usage(out);
 }

@@ -223,8 +223,6 @@ static void serve_stream(struct evhttp_request *req,
         return;
     }
     if (stats_streams() >= (uint64_t)app.cfg->max_connections) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
-                          "1");
         http_reply_error(req, route->kind, 503, "unavailable",
                          "this server holds max_connections (%d) "
                          "streams; try another or later",

@@ -1180,6 +1180,10 @@ export function assertError(res, status, code, what = '') {
   if (typeof res.json.message !== 'string' || res.json.message.length === 0) {
     throw new Error(`expected a non-empty "message" string; ${ctx}`);
   }
+  // docs/api.md: every 503, from either program, says when to come back
+  if (res.status === 503 && res.headers['retry-after'] !== '1') {
+    throw new Error(`a 503 without Retry-After: 1 (got ${JSON.stringify(res.headers['retry-after'])}); ${ctx}`);
+  }
 }
 
 // The append script every writer runs: the body of src/common/keys.c's

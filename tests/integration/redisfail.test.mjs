@@ -55,6 +55,15 @@ test('Redis killed under an open SSE stream: the stream survives, sends get 503,
     }
     for (const r of during) assertError(r, 503, 'unavailable', 'send while Redis is down');
     assertError(await history(d.url, room, alice, { since: '0-0' }), 503, 'unavailable', 'history while Redis is down');
+    // a room this daemon does not follow yet: its long poll and its stream
+    // need Redis, and say when to come back as every 503 does
+    const other = uniqueRoom();
+    assertError(await http('GET', `${d.url}/api/rooms/${other}/poll?since=0-0&timeout=5`, { headers: bearer(alice.token) }),
+      503, 'unavailable', 'a long poll while Redis is down');
+    const s2 = await sseOpen(`${d.url}/api/rooms/${other}/events`, { headers: bearer(alice.token) });
+    s2.close();
+    assert.equal(s2.status, 503, `an event stream while Redis is down: ${s2.text}`);
+    assert.equal(s2.headers['retry-after'], '1', 'an event stream refused 503 while Redis is down');
 
     // The stream stays open and keeps its heartbeat; the daemon does not spin.
     const c0 = s.comments.length;
