@@ -51,29 +51,35 @@ static void mongo_archive_log_handler(mongoc_log_level_t level,
     }
 }
 
-static void mongo_archive_init(void)
-{
-    mongoc_init();
-    mongoc_log_set_handler(mongo_archive_log_handler, NULL);
-}
-
-/* The driver makes, as the library loads (its automatic init, on in Debian's
- * build), a shared-memory file /dev/shm/mongoc-<pid> for its performance
- * counters, and removes it only in mongoc_cleanup, which a killed process
- * never reaches. Left behind, such files pile up, and a later process that
- * gets the same pid finds one, falls back to malloc and says so on stderr,
- * which cron mails even under --quiet. Nothing here reads the counters
- * (they are for the driver's mongoc-stat tool), so every program linked
- * with this file removes the name at start: the counters stay mapped, and
- * nothing is left to find. A constructor, so that no program can forget
- * it; it runs after the driver's, as a library is set up before the
- * program that needs it. */
-__attribute__((constructor)) static void mongo_archive_forget_counters(void)
+/* The driver makes a shared-memory file /dev/shm/mongoc-<pid> for its
+ * performance counters in its init, and removes it only in mongoc_cleanup,
+ * which a killed process never reaches. Left behind, such files pile up,
+ * and a later process that gets the same pid finds one, falls back to
+ * malloc and says so on stderr, which the cron entry passes to syslog even
+ * under --quiet. Nothing here reads the counters (they are for the
+ * driver's mongoc-stat tool), so the name is removed at once: the counters
+ * stay mapped, and nothing is left to find. */
+static void mongo_archive_forget_counters_file(void)
 {
     char name[32];
 
     snprintf(name, sizeof name, "/mongoc-%ld", (long)getpid());
     shm_unlink(name); /* ENOENT when the driver used malloc: nothing to do */
+}
+
+/* Debian's driver runs its init as the library loads (its automatic init),
+ * before this constructor, which every program linked with this file then
+ * runs; a driver built without it makes the file in mongoc_init, below. */
+__attribute__((constructor)) static void mongo_archive_at_load(void)
+{
+    mongo_archive_forget_counters_file();
+}
+
+static void mongo_archive_init(void)
+{
+    mongoc_init();
+    mongo_archive_forget_counters_file();
+    mongoc_log_set_handler(mongo_archive_log_handler, NULL);
 }
 
 struct mongo_archive *mongo_archive_open(const char *uri_string)

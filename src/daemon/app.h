@@ -20,10 +20,12 @@ struct app {
     const struct config *cfg;
     struct bus *bus;
     struct store *store;
-    bool draining;                /* SIGTERM: finishing, accepting no streams */
-    unsigned inflight;            /* writes to Redis not yet answered */
-    struct rest_ctx rest;         /* the REST core, with the rate limits */
-    struct ratelimit *send_limit; /* rest's: per user, every transport */
+    bool draining; /* SIGTERM: finishing, accepting no streams */
+    /* writes to Redis not yet answered, and sessions still writing such
+     * answers (session_hold): the drain waits for none to be left */
+    unsigned inflight;
+    struct rest_ctx rest;           /* the REST core, with the rate limits */
+    struct ratelimit *send_limit;   /* rest's: per user, every transport */
     struct ratelimit *typing_limit; /* rest's: per user, REST and WebSocket */
     struct tally *streams;          /* SSE + WebSocket, per user */
     struct tally *polls;            /* long polls, per user */

@@ -657,8 +657,9 @@ void http_drop(struct evhttp_request *req, enum transport kind)
         http_reply_error(req, kind, 503, "unavailable", "shutting down");
         return;
     }
-    /* evhttp's request is still on the stack: the connection goes with
-     * this turn's answers */
+    /* evhttp's request callback (or a Redis reply's, when the token was
+     * asked after) may be on the stack: the connection goes with this
+     * turn's answers */
     head_stop(c);
     c->dropping = true;
     if (!c->sending) {

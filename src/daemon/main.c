@@ -47,9 +47,10 @@ static void usage(FILE *out)
             "$CROSSTALK_CONFIG, else %s/crosstalk.conf if it exists), then\n"
             "CROSSTALK_<KEY> environment variables, then --key=value flags.\n"
             "\n"
-            "Signals: SIGTERM/SIGINT drain (pending writes to Redis finish,\n"
-            "within 5 s) and exit 0; a second one exits at once; SIGHUP\n"
-            "reopens the log file.\n\nKeys:\n",
+            "Signals: SIGTERM/SIGINT drain (pending writes to Redis finish:\n"
+            "up to 5 s, then up to redis_timeout_ms for answers still due)\n"
+            "and exit 0; a second one exits at once; SIGHUP reopens the\n"
+            "log file.\n\nKeys:\n",
             SYSCONFDIR);
     config_usage(out);
 }

@@ -131,6 +131,9 @@ void session_leave(struct session *s)
     if (s->counted)
         tally_give(tally_of(s), s->sub.user);
     s->counted = false;
+    if (s->holding)
+        ctx->inflight--;
+    s->holding = false;
     while ((a = TAILQ_FIRST(&s->sends)) != NULL) {
         TAILQ_REMOVE(&s->sends, a, link);
         a->s = NULL;
@@ -174,7 +177,6 @@ static void authed(int status, const char *user, void *arg)
     struct session *s = a->s;
     struct api_error err;
 
-    ctx->inflight++;
     if (s != NULL && status == 0 &&
         (user == NULL || strcmp(user, s->sub.user) != 0)) {
         ctx->inflight--;
@@ -209,6 +211,9 @@ int session_send(struct session *s, char *text, size_t len, const char *key,
     a->text = text;
     a->len = len;
     TAILQ_INSERT_TAIL(&s->sends, a, link);
+    /* counted from here, so that a drain also waits for a send whose token
+     * is still being asked after */
+    ctx->inflight++;
     /* asked again every time (store_auth answers from its cache for
      * token_cache_ttl), so a user deleted while its socket is open cannot
      * go on sending */
@@ -220,6 +225,13 @@ int session_send(struct session *s, char *text, size_t len, const char *key,
 bool session_sending(const struct session *s)
 {
     return !TAILQ_EMPTY(&s->sends);
+}
+
+void session_hold(struct session *s)
+{
+    if (!s->holding)
+        ctx->inflight++;
+    s->holding = true;
 }
 
 int session_typing(struct session *s, struct api_error *err)

@@ -28,6 +28,7 @@ struct session {
     struct event_base *base;
     bool counted; /* holds one of its user's streams or long polls */
     bool joined;  /* counted in presence (a stream) */
+    bool holding; /* the drain waits for it (session_hold) */
     char token[AUTH_TOKEN_LEN + 1];   /* what it authenticated with */
     TAILQ_HEAD(, session_send) sends; /* messages on their way to Redis */
 };
@@ -63,8 +64,9 @@ bool session_draining(const struct session *s);
 /* Stops events: cancels the resume and leaves the bus. Presence and the
  * tally stay until session_leave. Safe when not subscribed. */
 void session_stop(struct session *s);
-/* Leaves the room: session_stop, presence, the tally given back, and the
- * answers of sends still in flight dropped. Safe to call more than once. */
+/* Leaves the room: session_stop, presence, the tally given back, the
+ * answers of sends still in flight dropped, and the drain no longer held.
+ * Safe to call more than once. */
 void session_leave(struct session *s);
 
 /* The answer to one session_send: `key` is the message's idempotency key
@@ -84,6 +86,10 @@ int session_send(struct session *s, char *text, size_t len, const char *key,
                  session_sent_cb cb, struct api_error *err);
 /* True while a send of the session awaits its answer. */
 bool session_sending(const struct session *s);
+/* Shutting down: the drain waits for this session, until it leaves (its
+ * transport has written the answers of its sends and closed), or for at
+ * most its own bound. */
+void session_hold(struct session *s);
 /* Tells the room the user is typing: over rate_typing_per_sec it is
  * dropped quietly (0). Returns 0, or -1 with *err (503) when it could not
  * be published. */

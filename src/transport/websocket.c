@@ -226,9 +226,10 @@ static void begin_close(struct ws *c, uint16_t code, const char *reason)
 /* Shutdown: close 1001, and free as soon as it is written. */
 static void go_away(struct ws *c)
 {
-    if (wscore_close(&c->core, WSCORE_GOING_AWAY, "server shutting down",
-                     false))
-        after_io(c);
+    /* false when already closing (a 401 of a send while going): it then
+     * still ends as soon as what is queued is written */
+    wscore_close(&c->core, WSCORE_GOING_AWAY, "server shutting down", false);
+    after_io(c);
 }
 
 /* Closes with 1008 a consumer that let its output (or what the bus holds
@@ -431,6 +432,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
                  what & BEV_EVENT_READING ? "read" : "write", c->sess.sub.user,
                  c->sess.sub.room);
         http_clear_timeouts(bev);
+        if (c->going)
+            bufferevent_disable(bev, EV_READ);
     }
 }
 
@@ -476,10 +479,11 @@ static void deliver(struct subscriber *sub, struct bus_event *e)
 }
 
 /* Shutdown: 1001 at once, unless a message frame already taken awaits its
- * answer. The drain waits for that write to Redis, and its ack must reach
- * the client, which would otherwise send the message again: so the close
- * follows the last answer (sent), and meanwhile the socket is not read, so
- * nothing more is taken. */
+ * answer. Its ack must reach the client, which would otherwise send the
+ * message again: so the close follows the last answer (sent), and the
+ * drain waits until the socket is closed (session_hold). Meanwhile the
+ * socket is not read, so nothing more is taken; it gets no more events
+ * (it resumes by id), nor pings, whose pongs could not be read. */
 static void close_sub(struct subscriber *sub)
 {
     struct ws *c = (struct ws *)sub;
@@ -489,6 +493,9 @@ static void close_sub(struct subscriber *sub)
         return;
     }
     c->going = true;
+    session_hold(&c->sess);
+    session_stop(&c->sess);
+    event_del(c->timer);
     bufferevent_disable(c->bev, EV_READ);
 }
 

@@ -472,30 +472,39 @@ test('SIGTERM: open sockets get close 1001, the daemon exits 0, also with a sock
 // write, and the ack must come before the close 1001; it came never, and a
 // client without an idempotency key sent the stored message again. A frame
 // sent once the daemon drains is not read: never stored without its ack.
-test('SIGTERM with a message frame on its way to Redis: its ack comes before the close 1001; nothing is stored unacknowledged', async () => {
-  const td = await startDaemon({ redisUrl: redis.url, config: CONFIG });
-  const room = uniqueRoom();
-  const a = await wsOpen(td, room, alice);
-  try {
-    const first = await say(a, 'before');
-    await redis.cmd('CLIENT', 'PAUSE', '1200', 'WRITE');
-    a.send({ type: 'message', text: 'in flight' });
-    await sleep(150);
-    const stopped = td.stop();
-    await sleep(100);
-    a.send({ type: 'message', text: 'after SIGTERM' });
-    assert.equal(await stopped, 0, td.logs().slice(-2000));
-    await a.until(() => a.closed, 'the close', 10000 * SLOW);
-    assert.equal(a.closed.code, 1001, JSON.stringify(a.closed));
-    const acked = a.of('ack').map((x) => x.id);
-    const stored = (await history(d.url, room, alice, { since: '0-0' })).json.events.map((e) => [e.id, e.text]);
-    assert.deepEqual(acked.slice(0, 2), [first, stored[1]?.[0]], `acks ${JSON.stringify(a.events)}; stored ${JSON.stringify(stored)}`);
-    assert.deepEqual(stored.map(([id]) => id), acked, `every stored message acknowledged, and no other: stored ${JSON.stringify(stored)}, acks ${JSON.stringify(acked)}`);
-    assert.deepEqual(stored.slice(0, 2).map(([, t]) => t), ['before', 'in flight']);
-  } finally {
-    a.close();
-  }
-});
+// Twice: with the token cached (right after a send), and after the shipped
+// token_cache_ttl (5 s) of quiet, when the send first asks Redis for the
+// token, and the drain did not count it until the answer.
+for (const [label, quietMs, pause] of [
+  ['its token cached', 0, 'WRITE'],
+  ['its token asked again after 5 s of quiet (token_cache_ttl)', 5500, 'ALL'],
+]) {
+  test(`SIGTERM with a message frame on its way to Redis, ${label}: its ack comes before the close 1001; nothing is stored unacknowledged`, async () => {
+    const td = await startDaemon({ redisUrl: redis.url, config: CONFIG });
+    const room = uniqueRoom();
+    const a = await wsOpen(td, room, alice);
+    try {
+      const first = await say(a, 'before');
+      await sleep(quietMs);
+      await redis.cmd('CLIENT', 'PAUSE', '1200', pause);
+      a.send({ type: 'message', text: 'in flight' });
+      await sleep(150);
+      const stopped = td.stop();
+      await sleep(100);
+      a.send({ type: 'message', text: 'after SIGTERM' });
+      assert.equal(await stopped, 0, td.logs().slice(-2000));
+      await a.until(() => a.closed, 'the close', 10000 * SLOW);
+      assert.equal(a.closed.code, 1001, JSON.stringify(a.closed));
+      const acked = a.of('ack').map((x) => x.id);
+      const stored = (await history(d.url, room, alice, { since: '0-0' })).json.events.map((e) => [e.id, e.text]);
+      assert.deepEqual(acked.slice(0, 2), [first, stored[1]?.[0]], `acks ${JSON.stringify(a.events)}; stored ${JSON.stringify(stored)}`);
+      assert.deepEqual(stored.map(([id]) => id), acked, `every stored message acknowledged, and no other: stored ${JSON.stringify(stored)}, acks ${JSON.stringify(acked)}`);
+      assert.deepEqual(stored.slice(0, 2).map(([, t]) => t), ['before', 'in flight']);
+    } finally {
+      a.close();
+    }
+  });
+}
 
 test('Redis down: a message gets an "unavailable" error frame, the socket stays, and works again when Redis is back', async () => {
   const r2 = await startRedis();
