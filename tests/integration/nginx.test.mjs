@@ -616,9 +616,10 @@ test('requests nginx itself cannot read get the API\'s JSON: 400 bad_request, an
 });
 
 // A daemon draining after SIGTERM answers a new long poll at once, and
-// closes each connection with its answer. nginx's idle connections to it
-// are still open and carry polls to it; no client may see a 503 for them
-// while another daemon is up (a 503 would, as nginx does not retry one).
+// closes each connection with its answer; a new stream's connection it
+// closes unanswered. nginx's idle connections to it are still open and
+// carry requests to it; no client may see a 503 for them while another
+// daemon is up (a 503 would, as nginx does not retry one).
 test('a daemon draining behind nginx: long polls and event streams on nginx\'s kept connections to it go to the other daemon, none answered 503', async () => {
   const r2 = await startRedis();
   const cfg = { rate_register_per_min: 1000000, rate_send_per_sec: 1000000, longpolls_per_token: 100 };
