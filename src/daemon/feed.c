@@ -54,6 +54,7 @@ struct froom {
     bool filling;     /* a fill is in flight */
     bool refill;      /* another one is wanted after it */
     bool fill_wanted; /* a fill waits for Redis */
+    bool held;        /* live events held for a fill that waits */
     struct event *linger;
     TAILQ_ENTRY(froom) link;
 };
@@ -136,9 +137,12 @@ static void room_free(struct feed *f, struct froom *fr)
 /* Forgets a room nothing is left to do for. */
 static void room_tidy(struct feed *f, struct froom *fr)
 {
-    if (!fr->wanted && !fr->confirmed && fr->subs == 0 && fr->unsubs == 0 &&
-        !fr->filling)
-        room_free(f, fr);
+    if (fr->wanted || fr->confirmed || fr->subs != 0 || fr->unsubs != 0 ||
+        fr->filling)
+        return;
+    if (fr->held) /* a fill that waited for nobody: nothing to hold for */
+        bus_fill_end(f->bus, fr->name);
+    room_free(f, fr);
 }
 
 static void room_command(struct froom *fr, const char *cmd, int *count);
@@ -593,17 +597,29 @@ static void room_fill(struct feed *f, struct froom *fr)
         return;
     }
     if (!redis_up(fr->sh->redis)) {
-        fr->fill_wanted = true; /* shard_up fills it */
+        /* shard_up fills it. Live events wait for the fill: the
+         * subscription may be back before the command connection, and an
+         * event delivered now would move the subscribers past what the
+         * fill has to read first, which they would then never get. */
+        fr->fill_wanted = true;
+        if (!fr->held)
+            bus_fill_begin(f->bus, fr->name);
+        fr->held = true;
         return;
     }
     fr->fill_wanted = false;
     c = fill_new(f, fr->name);
     c->epoch = bus_room_epoch(f->bus, fr->name);
     if (!bus_room_oldest(f->bus, fr->name, &c->after)) {
+        /* nobody to fill for (any more): what was held goes out */
         free(c);
+        if (fr->held)
+            bus_fill_end(f->bus, fr->name);
+        fr->held = false;
         room_probe(f, fr);
         return;
     }
+    fr->held = false; /* the fill ends the hold */
     fr->filling = true;
     bus_fill_begin(f->bus, fr->name);
     if (store_resume(f->store, fr->name, &c->after, FILL_PAGE, fill_checked,
