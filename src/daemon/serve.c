@@ -145,12 +145,9 @@ static void serve_static(struct evhttp_request *req, const char *raw_path)
     }
     evhttp_add_header(out, "Content-Type", content_type(real));
     evhttp_add_header(out, "Cache-Control", "no-cache");
-    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
-        char size[32];
-
-        snprintf(size, sizeof(size), "%lld", (long long)sb.st_size);
-        evhttp_add_header(out, "Content-Length", size);
-    } else if (sb.st_size > 0) {
+    /* a HEAD's Content-Length comes from the file's segment, which
+     * http_send_reply then drops unread */
+    if (sb.st_size > 0) {
         evbuffer_add_file(evhttp_request_get_output_buffer(req), fd, 0,
                           sb.st_size);
         fd = -1; /* the buffer owns it now */

@@ -28,7 +28,7 @@ struct session {
     struct event_base *base;
     bool counted; /* holds one of its user's streams or long polls */
     bool joined;  /* counted in presence (a stream) */
-    bool holding; /* the drain waits for it (session_hold) */
+    bool holding; /* the drain waits for it (session_hold): shutting down */
     char token[AUTH_TOKEN_LEN + 1];   /* what it authenticated with */
     TAILQ_HEAD(, session_send) sends; /* messages on their way to Redis */
 };

@@ -41,7 +41,6 @@ struct ws {
     struct wscore core; /* the protocol; core.dead: torn down, freed on
                          * the next turn */
     unsigned busy;      /* depth of calls into wslay */
-    bool going;         /* shutting down: closes once its sends are answered */
     struct flush flush; /* events not yet handed to the socket */
 };
 
@@ -226,7 +225,7 @@ static void begin_close(struct ws *c, uint16_t code, const char *reason)
 /* Shutdown: close 1001, and free as soon as it is written. */
 static void go_away(struct ws *c)
 {
-    /* false when already closing (a 401 of a send while going): it then
+    /* false when already closing (a 401 of a send while held): it then
      * still ends as soon as what is queued is written */
     wscore_close(&c->core, WSCORE_GOING_AWAY, "server shutting down", false);
     after_io(c);
@@ -293,7 +292,7 @@ static void sent(struct session *sess, const char *key, const char *id,
         send_error_about(c, key, err);
         after_io(c);
     }
-    if (c->going && !session_sending(sess))
+    if (sess->holding && !session_sending(sess))
         go_away(c);
 }
 
@@ -432,7 +431,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
                  what & BEV_EVENT_READING ? "read" : "write", c->sess.sub.user,
                  c->sess.sub.room);
         http_clear_timeouts(bev);
-        if (c->going)
+        if (c->sess.holding) /* shutting down: see close_sub */
             bufferevent_disable(bev, EV_READ);
     }
 }
@@ -492,8 +491,7 @@ static void close_sub(struct subscriber *sub)
         go_away(c);
         return;
     }
-    c->going = true;
-    session_hold(&c->sess);
+    session_hold(&c->sess); /* sent() closes once the last is answered */
     session_stop(&c->sess);
     event_del(c->timer);
     bufferevent_disable(c->bev, EV_READ);
