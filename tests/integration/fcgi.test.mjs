@@ -13,7 +13,7 @@ import path from 'node:path';
 
 import {
   REPO, startRedis, startDaemon, startFcgi, startNginx, startFerret, http, cleanup, tmpDir, bin,
-  waitFor, within, sleep, runSync, alive,
+  waitFor, within, sleep, runSync, alive, compareIds,
 } from './harness.mjs';
 
 // High rate limits: these tests register and send far more than a person.
@@ -420,7 +420,8 @@ test('history and short poll: the same events, the same errors', async () => {
     assert.deepEqual(raw.json, f.json, `GET messages${q}: FastCGI direct and via nginx disagree`);
     for (const [who, r] of [['crosstalkd', d], ['crosstalk-fcgi', f]]) {
       const got = r.json.events.map((e) => e.id);
-      const sorted = [...got].sort((a, b) => (BigInt(a.split('-')[0]) - BigInt(b.split('-')[0])) > 0n ? 1 : -1);
+      // the whole id: two messages in one millisecond differ by sequence
+      const sorted = [...got].sort(compareIds);
       if (JSON.stringify(sorted) !== JSON.stringify(got)) problems.push(`${who}: GET messages${q}: ids not ascending: ${got.join(' ')}`);
     }
     if (JSON.stringify(f.json) !== JSON.stringify(d.json)) {
