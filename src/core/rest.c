@@ -194,8 +194,7 @@ fail(struct call *c, int status, const char *code, const char *fmt, ...)
 /* A read or a lookup Redis did not answer: nothing was written. */
 static void unavailable(struct call *c)
 {
-    fail(c, 503, API_UNAVAILABLE,
-         "the message store is unreachable; try again");
+    fail(c, 503, API_UNAVAILABLE, API_READ_FAILED "; try again");
 }
 
 /* Takes a token from key's bucket; false with the 429 answered when it is

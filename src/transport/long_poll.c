@@ -146,7 +146,7 @@ static void resumed(struct subscriber *s, int status)
     if (status != 0) {
         detach(p);
         http_reply_error(p->r->req, p->r->kind, 503, "unavailable",
-                         "the message store is unreachable; try again");
+                         API_READ_FAILED "; try again");
         http_defer(free_poll, p);
         return;
     }

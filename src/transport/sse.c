@@ -282,7 +282,7 @@ static void resumed(struct subscriber *sub, int status)
         /* nothing sent yet: the client hears why, and comes back */
         detach(s);
         http_reply_error(s->req, TRANSPORT_SSE, 503, "unavailable",
-                         "the message store is unreachable; try again");
+                         API_READ_FAILED "; try again");
         http_defer(free_stream, s);
         return;
     }

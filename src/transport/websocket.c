@@ -533,7 +533,7 @@ static void resumed(struct subscriber *sub, int status)
     if (status != 0) {
         struct api_error err;
         api_fail(&err, 503, API_UNAVAILABLE,
-                 "the message store is unreachable; reconnect with since");
+                 API_READ_FAILED "; reconnect with since");
         send_error(c, &err);
         begin_close(c, WSCORE_INTERNAL_ERROR, "message store unreachable");
         return;

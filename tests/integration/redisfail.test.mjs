@@ -54,15 +54,21 @@ test('Redis killed under an open SSE stream: the stream survives, sends get 503,
       assert.ok(Date.now() - t0 < 5000, `a send during the outage took ${Date.now() - t0} ms`);
     }
     for (const r of during) assertError(r, 503, 'unavailable', 'send while Redis is down');
-    assertError(await history(d.url, room, alice, { since: '0-0' }), 503, 'unavailable', 'history while Redis is down');
+    // a read writes nothing: its 503 says so, and to try again (docs/api.md)
+    const READ_FAILED = 'the message store did not answer (unreachable, or slower than redis_timeout_ms); try again';
+    const h = await history(d.url, room, alice, { since: '0-0' });
+    assertError(h, 503, 'unavailable', 'history while Redis is down');
+    assert.equal(h.json.message, READ_FAILED, 'history while Redis is down');
     // a room this daemon does not follow yet: its long poll and its stream
     // need Redis, and say when to come back as every 503 does
     const other = uniqueRoom();
-    assertError(await http('GET', `${d.url}/api/rooms/${other}/poll?since=0-0&timeout=5`, { headers: bearer(alice.token) }),
-      503, 'unavailable', 'a long poll while Redis is down');
+    const lp = await http('GET', `${d.url}/api/rooms/${other}/poll?since=0-0&timeout=5`, { headers: bearer(alice.token) });
+    assertError(lp, 503, 'unavailable', 'a long poll while Redis is down');
+    assert.equal(lp.json.message, READ_FAILED, 'a long poll while Redis is down');
     const s2 = await sseOpen(`${d.url}/api/rooms/${other}/events`, { headers: bearer(alice.token) });
     s2.close();
     assert.equal(s2.status, 503, `an event stream while Redis is down: ${s2.text}`);
+    assert.equal(JSON.parse(s2.text).message, READ_FAILED, 'an event stream while Redis is down');
     assert.equal(s2.headers['retry-after'], '1', 'an event stream refused 503 while Redis is down');
 
     // The stream stays open and keeps its heartbeat; the daemon does not spin.
