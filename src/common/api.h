@@ -25,8 +25,8 @@
 #define API_RATE_LIMITED "rate_limited"             /* 429 */
 #define API_TOO_MANY_STREAMS "too_many_streams"     /* 429 */
 #define API_UNAVAILABLE "unavailable"               /* 503 */
-/* The message of a 503 to a read (history, a poll, a stream's start):
- * nothing was written, whether Redis was down or slow. */
+/* The message of a 503 to a read (history, a poll, a stream's start, a
+ * token's lookup): nothing was written, whether Redis was down or slow. */
 #define API_READ_FAILED                                                        \
     "the message store did not answer (unreachable, or slower than "           \
     "redis_timeout_ms)"
