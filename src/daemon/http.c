@@ -391,6 +391,8 @@ struct conn {
     struct evhttp_connection *evcon; /* NULL until adopted */
     evutil_socket_t fd;              /* its socket, once adopted */
     int64_t head_since_ms;           /* awaiting a head since; -1: not */
+    size_t scan_at;                  /* input bytes the head scan has read */
+    unsigned scan;                   /* SCAN_* of the head being read */
     bool refused;                    /* one past max_connections */
     bool sending;                    /* in `sending` */
     bool dropping;                   /* closed unanswered when sent */
@@ -445,12 +447,19 @@ static struct conn *conn_find(struct evhttp_connection *evcon)
     return c != NULL && c->evcon == evcon ? c : NULL;
 }
 
+static void head_scan(struct conn *c);
+
+/* The connection's next request head is awaited: it is timed, and scanned
+ * as it comes (what is in already is the start of a pipelined one). */
 static void head_wait(struct conn *c)
 {
     if (c->head_since_ms >= 0)
         TAILQ_REMOVE(&awaiting, c, link);
     c->head_since_ms = event_now_ms();
     TAILQ_INSERT_TAIL(&awaiting, c, link);
+    c->scan = 0;
+    c->scan_at = 0;
+    head_scan(c);
 }
 
 static void head_stop(struct conn *c)
@@ -459,6 +468,189 @@ static void head_stop(struct conn *c)
         return;
     TAILQ_REMOVE(&awaiting, c, link);
     c->head_since_ms = -1;
+}
+
+/* The connection is closed with this loop turn's answers, after whatever
+ * callback of evhttp's or bufferevent's is on the stack. */
+static void conn_drop(struct conn *c)
+{
+    head_stop(c);
+    c->dropping = true;
+    if (!c->sending) {
+        c->sending = true;
+        TAILQ_INSERT_TAIL(&sending, c, link);
+    }
+    event_active(send_ev, EV_TIMEOUT, 0);
+}
+
+/* A fixed answer written straight to the socket, for a connection evhttp
+ * has no request on; a short one, which the socket takes whole. */
+static void send_raw(evutil_socket_t fd, const char *buf, size_t len)
+{
+    if (send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+        log_debug("a fixed answer: send: %s", strerror(errno));
+}
+
+/* --- the head as it came ---
+ *
+ * evhttp 2.1 parses a head into C strings and is lenient about framing, so
+ * evhttp and a proxy in front of it could disagree about what a head says
+ * or where the request ends (request smuggling): a NUL ends a value early
+ * ("Content-Length: 1\0" "99" is 1 to evhttp; a token followed by NUL and
+ * junk is the token), several Content-Lengths are the first, "Content-
+ * Length :" is no Content-Length and "+2" is 2, "0x0e" or "1, 1" get its
+ * HTML 400. So each head is scanned line by line before evhttp reads it
+ * (an input buffer callback, which runs as bytes arrive and before the
+ * bufferevent's read callback), and one that is any of these is answered
+ * 400 in JSON and closed; evhttp never sees it. A line is scanned once it
+ * is whole; scan_at follows what evhttp drains. */
+
+enum {
+    SCAN_HEADERS = 1, /* past the request line */
+    SCAN_CL = 2,      /* a Content-Length seen */
+    SCAN_TE = 4,      /* a Transfer-Encoding seen */
+    SCAN_DONE = 8,    /* the empty line that ends the head seen */
+};
+
+/* The characters of a header name (RFC 9110 token). */
+static bool is_tchar(unsigned char ch)
+{
+    static const char tchar[] = "!#$%&'*+-.^_`|~";
+
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+           (ch >= 'A' && ch <= 'Z') || (ch != '\0' && strchr(tchar, ch));
+}
+
+static bool names(const char *name, const char *s, size_t n)
+{
+    return strlen(name) == n && evutil_ascii_strncasecmp(name, s, n) == 0;
+}
+
+/* One line of a head, without its LF; NULL if it is sound, else what is
+ * wrong with it. */
+static const char *head_line(struct conn *c, const char *s, size_t n)
+{
+    const char *colon, *v, *end;
+
+    if (n > 0 && s[n - 1] == '\r')
+        n--;
+    if (memchr(s, '\0', n) != NULL)
+        return "a NUL byte";
+    if (memchr(s, '\r', n) != NULL)
+        return "a CR not followed by LF";
+    if (!(c->scan & SCAN_HEADERS)) {
+        c->scan |= SCAN_HEADERS;
+        return n == 0 ? "an empty line where the request line belongs" : NULL;
+    }
+    if (n == 0) {
+        c->scan |= SCAN_DONE;
+        if ((c->scan & SCAN_CL) && (c->scan & SCAN_TE))
+            return "both Content-Length and Transfer-Encoding";
+        return NULL;
+    }
+    if (s[0] == ' ' || s[0] == '\t')
+        return "a folded header line (obs-fold)";
+    colon = memchr(s, ':', n);
+    if (colon == NULL)
+        return "a header line without a colon";
+    for (v = s; v < colon; v++)
+        if (!is_tchar((unsigned char)*v))
+            return "a header name is not a token (whitespace before its "
+                   "colon?)";
+    if (colon == s)
+        return "a header line without a name";
+    end = s + n;
+    for (v = colon + 1; v < end && (*v == ' ' || *v == '\t'); v++)
+        ;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    if (names("Content-Length", s, (size_t)(colon - s))) {
+        const char *d;
+
+        if (c->scan & SCAN_CL)
+            return "more than one Content-Length";
+        c->scan |= SCAN_CL;
+        for (d = v; d < end && *d >= '0' && *d <= '9'; d++)
+            ;
+        if (d == v || d != end)
+            return "the Content-Length is not a decimal number";
+    } else if (names("Transfer-Encoding", s, (size_t)(colon - s))) {
+        if (c->scan & SCAN_TE)
+            return "more than one Transfer-Encoding";
+        c->scan |= SCAN_TE;
+        if (!names("chunked", v, (size_t)(end - v)))
+            return "a Transfer-Encoding other than chunked";
+    }
+    return NULL;
+}
+
+/* A head that is not sound: its 400, and the connection closed. What came
+ * of it is dropped, so that evhttp reads none of it. */
+static void head_refuse(struct conn *c, struct evbuffer *in, const char *why)
+{
+    struct api_error err = {.status = 400, .code = "bad_request"};
+    char answer[1024];
+    size_t len;
+    char *json;
+    int n;
+
+    snprintf(err.message, sizeof(err.message), "malformed request head: %s",
+             why);
+    json = api_error_json(&err, &len);
+    n = snprintf(answer, sizeof(answer),
+                 "HTTP/1.1 400 Bad Request\r\n"
+                 "Content-Type: application/json\r\n"
+                 "Cache-Control: no-store\r\n"
+                 "Connection: close\r\n"
+                 "Content-Length: %zu\r\n\r\n%s\n",
+                 len + 1, json);
+    free(json);
+    log_debug("refusing a request head: %s", why);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    c->scan |= SCAN_DONE;
+    if (n > 0 && (size_t)n < sizeof(answer))
+        send_raw(bufferevent_getfd(c->bev), answer, (size_t)n);
+    conn_drop(c);
+}
+
+/* The whole lines of the awaited head that came in since the last scan. */
+static void head_scan(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t len = evbuffer_get_length(in);
+    /* evhttp refuses a longer head itself */
+    size_t most = (size_t)app.cfg->max_header_bytes * 4 + 2;
+
+    while (!(c->scan & SCAN_DONE) && c->scan_at < len && c->scan_at < most) {
+        struct evbuffer_ptr at, eol;
+        const char *line, *why;
+
+        evbuffer_ptr_set(in, &at, c->scan_at, EVBUFFER_PTR_SET);
+        eol = evbuffer_search_eol(in, &at, NULL, EVBUFFER_EOL_LF);
+        if (eol.pos < 0)
+            return; /* the rest when it is whole */
+        line = (const char *)evbuffer_pullup(in, eol.pos + 1);
+        why = head_line(c, line + c->scan_at, (size_t)eol.pos - c->scan_at);
+        c->scan_at = (size_t)eol.pos + 1;
+        if (why != NULL) {
+            head_refuse(c, in, why);
+            return;
+        }
+    }
+}
+
+/* The input buffer's callback: bytes came (before evhttp reads them) or
+ * were drained (by evhttp, as it parses). */
+static void head_bytes(struct evbuffer *in, const struct evbuffer_cb_info *info,
+                       void *arg)
+{
+    struct conn *c = arg;
+
+    (void)in;
+    c->scan_at =
+        c->scan_at > info->n_deleted ? c->scan_at - info->n_deleted : 0;
+    if (info->n_added > 0 && c->head_since_ms >= 0 && !c->dropping)
+        head_scan(c);
 }
 
 static void conn_closed(struct evhttp_connection *evcon, void *arg)
@@ -510,8 +702,7 @@ static void refuse(struct conn *c)
     if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) < 0 && errno != EAGAIN &&
         errno != EWOULDBLOCK)
         log_debug("refusing a connection: recv: %s", strerror(errno));
-    if (send(fd, refusal, refusal_len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-        log_debug("refusing a connection: send: %s", strerror(errno));
+    send_raw(fd, refusal, refusal_len);
     evhttp_connection_free(c->evcon); /* shuts down our side */
 }
 
@@ -565,6 +756,7 @@ static struct bufferevent *new_connection(struct event_base *base, void *arg)
     c->bev = bev;
     c->fd = -1;
     c->head_since_ms = -1;
+    evbuffer_add_cb(bufferevent_get_input(bev), head_bytes, c);
     accepted();
     c->refused = n_conns >= (size_t)app.cfg->max_connections;
     if (!c->refused)
@@ -658,26 +850,21 @@ void http_drop(struct evhttp_request *req, enum transport kind)
         return;
     }
     /* evhttp's request callback (or a Redis reply's, when the token was
-     * asked after) may be on the stack: the connection goes with this
-     * turn's answers */
-    head_stop(c);
-    c->dropping = true;
-    if (!c->sending) {
-        c->sending = true;
-        TAILQ_INSERT_TAIL(&sending, c, link);
-    }
-    event_active(send_ev, EV_TIMEOUT, 0);
+     * asked after) may be on the stack */
+    conn_drop(c);
 }
 
-/* A request came in whole: it is not timed while it is answered. */
-static void head_done(struct evhttp_request *req)
+/* A request came in whole: it is not timed while it is answered. False
+ * if its head was not scanned whole. */
+static bool head_done(struct evhttp_request *req)
 {
     struct conn *c = conn_find(evhttp_request_get_connection(req));
 
     if (c == NULL)
-        return;
+        return true; /* not adopted: cannot be */
     head_stop(c);
     evhttp_request_set_on_complete_cb(req, answered, c);
+    return (c->scan & SCAN_DONE) != 0;
 }
 
 static void sweep_heads(evutil_socket_t fd, short what, void *arg)
@@ -726,46 +913,6 @@ int http_header_once(struct evhttp_request *req, const char *name,
 
 /* --- routing --- */
 
-/* The characters of a header name (RFC 9110 token). */
-static const char tchar[] = "!#$%&'*+-.^_`|~0123456789"
-                            "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                            "abcdefghijklmnopqrstuvwxyz";
-
-/* Heads on which evhttp 2.1 and a proxy in front of it could disagree
- * about where the request ends (request smuggling): evhttp takes the first
- * of several Content-Lengths, does not know "Content-Length :" as one, and
- * reads "+2" as 2. Returns NULL for a head that is none of these, else
- * what is wrong with it. */
-static const char *head_ambiguous(struct evhttp_request *req)
-{
-    const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-    const struct evkeyval *kv;
-    bool cl = false, te = false;
-
-    TAILQ_FOREACH(kv, h, next) {
-        if (kv->key[0] == '\0' || kv->key[strspn(kv->key, tchar)] != '\0')
-            return "a header name is not a token (whitespace before its "
-                   "colon?)";
-        if (strcasecmp(kv->key, "Content-Length") == 0) {
-            if (cl)
-                return "more than one Content-Length";
-            if (kv->value[0] == '\0' ||
-                kv->value[strspn(kv->value, "0123456789")] != '\0')
-                return "the Content-Length is not a decimal number";
-            cl = true;
-        } else if (strcasecmp(kv->key, "Transfer-Encoding") == 0) {
-            if (te)
-                return "more than one Transfer-Encoding";
-            if (strcasecmp(kv->value, "chunked") != 0)
-                return "a Transfer-Encoding other than chunked";
-            te = true;
-        }
-    }
-    if (cl && te)
-        return "both Content-Length and Transfer-Encoding";
-    return NULL;
-}
-
 static void (*serve)(struct evhttp_request *req);
 
 /* Every request: what evhttp lets through that is unsafe or too large to
@@ -773,14 +920,14 @@ static void (*serve)(struct evhttp_request *req);
 static void route(struct evhttp_request *req, void *arg)
 {
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    const char *bad;
 
     (void)arg;
-    head_done(req);
-    if ((bad = head_ambiguous(req)) != NULL) {
+    if (!head_done(req)) {
+        /* cannot be: every head is scanned before evhttp reads it */
+        log_error("a request head came in unscanned; refusing it");
         evhttp_add_header(out, "Connection", "close");
         http_reply_error(req, TRANSPORT_REST, 400, "bad_request",
-                         "malformed request head: %s", bad);
+                         "malformed request head");
         return;
     }
     serve(req);

@@ -8,8 +8,9 @@
 //     refused at once with a JSON 503, the open ones unharmed;
 //   - header_timeout bounds every request head of a keep-alive connection;
 //   - X-Real-IP is believed only from trusted_proxies;
-//   - request smuggling shapes get 400 (or evhttp's own error) and the
-//     connection closed, and nothing of them is stored.
+//   - request smuggling shapes, and a NUL anywhere in a head, get 400
+//     (a bad chunk size evhttp's own error) and the connection closed, and
+//     nothing of them is stored.
 // Each asserts that /healthz keeps answering within 1 s where it can.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -429,6 +430,16 @@ describe('request smuggling shapes', () => {
     shape('Content-Length +N', (j, s) => head([...common, `Content-Length: +${j.length}`], j + s));
     shape('Transfer-Encoding other than chunked', (j, s) => head([...common, 'Transfer-Encoding: identity, chunked'],
       `${j.length.toString(16)}\r\n${j}\r\n0\r\n\r\n${s}`));
+    // evhttp keeps a value as a C string: without the scan it read "N\0M" as N
+    shape('a NUL in the Content-Length', (j, s) => head([...common, `Content-Length: ${j.length}\0${s.length}`], j + s));
+    shape('Content-Length in hex', (j, s) => head([...common, `Content-Length: 0x${j.length.toString(16)}`], j + s));
+    shape('Content-Length "N, N"', (j, s) => head([...common, `Content-Length: ${j.length}, ${j.length}`], j + s));
+    shape('a Content-Length folded onto a second line', (j, s) => head([...common, `Content-Length: ${j.length}`, ` ${s.length}`], j + s));
+    shape('a CR inside a header line', (j, s) => head([...common, `Content-Length: ${j.length}\rX: y`], j + s));
+    shape('Content-Length beside Transfer-Encoding', (j, s) => head([...common, `Content-Length: ${j.length}`, 'Transfer-Encoding: chunked'],
+      `${j.length.toString(16)}\r\n${j}\r\n0\r\n\r\n${s}`));
+    shape('two Transfer-Encodings', (j, s) => head([...common, 'Transfer-Encoding: chunked', 'Transfer-Encoding: chunked'],
+      `${j.length.toString(16)}\r\n${j}\r\n0\r\n\r\n${s}`));
     for (const c of cases) {
       const res = await rawUntilClose(d.port, c.raw);
       assertError(res, 400, 'bad_request', c.what);
@@ -447,16 +458,61 @@ describe('request smuggling shapes', () => {
     }
   });
 
-  test('a chunk size "zz", Content-Length beside Transfer-Encoding, two Transfer-Encodings: evhttp answers itself (413, 400) and closes; nothing is stored', async () => {
+  test('a NUL in a header value is refused, not cut: a token, an Idempotency-Key, a head sent byte by byte, a pipelined second head', async () => {
+    const r = await redis();
+    const d = await startDaemon({ redisUrl: r.url, config: RELAXED });
+    const u = await register(d.url);
+    const room = uniqueRoom();
+    const post = (extra, text) => {
+      const body = JSON.stringify({ text });
+      return head(['POST /api/rooms/' + room + '/messages HTTP/1.1', 'Host: x', 'Content-Type: application/json',
+        ...extra, `Content-Length: ${body.length}`], body);
+    };
+    const refused = async (what, raw, opts) => {
+      const res = await rawUntilClose(d.port, raw, opts);
+      assertError(res, 400, 'bad_request', what);
+      assert.match(res.json.message, /NUL byte/, `${what}: ${res.json.message}`);
+      assert.ok(res.closed, `${what}: the connection stayed open`);
+      return res;
+    };
+    await refused('a token, then NUL and junk', post([`Authorization: Bearer ${u.token}\0junk`], 'token-nul'));
+    await refused('an Idempotency-Key with a NUL', post([`Authorization: Bearer ${u.token}`, 'Idempotency-Key: ab\0cd'], 'key-nul'));
+    // The same key without the NUL part was never stored under "ab": a send
+    // with key "ab" stores its own message.
+    const ok = await rawHttp(d.port, post([`Authorization: Bearer ${u.token}`, 'Idempotency-Key: ab', 'Connection: close'], 'key-ab'));
+    assert.equal(ok.status, 201, ok.raw);
+    // A head that comes a byte at a time is scanned as a whole all the same.
+    const slow = Buffer.from(post([`Authorization: Bearer ${u.token}`, 'X-Junk: a\0b'], 'trickled'), 'latin1');
+    const res = await new Promise((resolve) => {
+      const sock = net.connect({ host: '127.0.0.1', port: d.port });
+      sock.setNoDelay(true);
+      let buf = Buffer.alloc(0);
+      let i = 0;
+      const timer = setInterval(() => {
+        if (i < slow.length && !sock.destroyed) sock.write(slow.subarray(i, ++i));
+      }, 2);
+      sock.on('data', (c) => { buf = Buffer.concat([buf, c]); });
+      sock.on('error', () => {});
+      sock.on('close', () => { clearInterval(timer); resolve({ raw: buf.toString(), sent: i }); });
+    });
+    assert.match(res.raw, /^HTTP\/1\.1 400 /, `byte by byte: ${res.raw}`);
+    assert.match(res.raw, /NUL byte/, `byte by byte: ${res.raw}`);
+    assert.ok(res.sent < slow.length, `byte by byte: the connection was not closed at the NUL (${res.sent} of ${slow.length} bytes taken)`);
+    // A sound first request is answered, the second, with a NUL, refused.
+    const two = await rawUntilClose(d.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n' + post([`Authorization: Bearer ${u.token}`, 'X-A: \0'], 'pipelined'));
+    assert.equal((two.raw.match(/HTTP\/1\.1 200 /g) ?? []).length, 1, two.raw);
+    assert.match(two.raw, /HTTP\/1\.1 400 [^]*NUL byte/, two.raw);
+    assert.ok(two.closed, 'pipelined: the connection stayed open');
+    const h = await history(d.url, room, u);
+    assert.deepEqual(h.json.events.filter((e) => e.type === 'message').map((e) => e.text), ['key-ab'], 'only the sound send is stored');
+  });
+
+  test('a chunk size "zz": evhttp answers itself (413) and closes; nothing is stored', async () => {
     const r = await redis();
     const d = await startDaemon({ redisUrl: r.url, config: RELAXED });
     const common = ['POST /api/register HTTP/1.1', 'Host: x', 'Content-Type: application/json'];
     for (const [what, build] of [
       ['chunk size zz', (j) => head([...common, 'Transfer-Encoding: chunked'], `zz\r\n${j}\r\n0\r\n\r\n`)],
-      ['Content-Length and Transfer-Encoding', (j) => head([...common, `Content-Length: ${j.length}`, 'Transfer-Encoding: chunked'],
-        `${j.length.toString(16)}\r\n${j}\r\n0\r\n\r\n`)],
-      ['two Transfer-Encodings', (j) => head([...common, 'Transfer-Encoding: chunked', 'Transfer-Encoding: chunked'],
-        `${j.length.toString(16)}\r\n${j}\r\n0\r\n\r\n`)],
     ]) {
       const name = uniqueName('zz');
       const res = await rawUntilClose(d.port, build(JSON.stringify({ name })) + 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
