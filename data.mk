@@ -28,21 +28,22 @@ nobase_dist_pkgdata_DATA += \
 # Files that name installed paths are written from a template by make, with
 # the paths make has now (those configure chose, or make's command line):
 # @bindir@, @sysconfdir@, @pkgdatadir@ and @SPAWN_FCGI@ (from configure).
-# Like src/common/paths.h they are rewritten on every make but replaced only
-# when a path changed.
+# Like src/common/paths.h they are made on every make but written only when
+# a path changed (a tree that is up to date is not written to, so a
+# read-only checkout that was built runs scripts/demo).
 ct_subst = sed -e 's|@bindir[@]|$(bindir)|g' \
 	-e 's|@sysconfdir[@]|$(sysconfdir)|g' \
 	-e 's|@pkgdatadir[@]|$(pkgdatadir)|g' \
 	-e 's|@SPAWN_FCGI[@]|$(SPAWN_FCGI)|g'
-# Replaces $@ with $@.tmp unless they are the same.
-ct_update = if cmp -s $@.tmp $@; then rm -f $@.tmp; \
-	else echo "  GEN      $@"; mv -f $@.tmp $@; fi
+# Writes $$ct_new (the text, made by the rule) to $@ unless $@ has it.
+ct_update = if [ -f $@ ] && [ "$$ct_new" = "$$(cat $@)" ]; then :; \
+	else echo "  GEN      $@"; printf '%s\n' "$$ct_new" >$@; fi
 ct_generated = scripts/crosstalk-backup.cron \
 	scripts/crosstalkd@.service \
 	scripts/crosstalk-fcgi.service
 $(ct_generated): FORCE
 	@$(MKDIR_P) scripts; \
-	$(ct_subst) <$(srcdir)/$@.in >$@.tmp && $(ct_update)
+	ct_new=$$($(ct_subst) <$(srcdir)/$@.in) && $(ct_update)
 DISTCLEANFILES += $(ct_generated)
 EXTRA_DIST += $(ct_generated:=.in)
 

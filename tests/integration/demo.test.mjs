@@ -2,10 +2,12 @@
 // background on free ports, the page and the API over plain HTTP/1.1 and
 // over HTTPS with HTTP/2 (SSE over HTTP/2, WebSocket over TLS), a daemon and
 // the FastCGI pool killed and brought back with --restart, and a second run
-// that keeps the certificate the first one made. The page itself runs in
+// that keeps the certificate the first one made; a run in the foreground
+// ends on Ctrl-C and when --stop stops its stack. The page itself runs in
 // headless Chromium over both (tests/e2e/page.test.mjs tests it in depth).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http2 from 'node:http2';
 import path from 'node:path';
@@ -186,4 +188,45 @@ test('a second run keeps the certificate and serves HTTPS again', async () => {
   assert.doesNotMatch(out, /making a self-signed certificate/, out);
   assert.equal(fs.readFileSync(path.join(dir, 'tls', 'cert.pem'), 'utf8'), cert, 'the certificate was made again');
   assert.equal((await h2('GET', '/healthz')).status, 200);
+});
+
+// A run in the foreground: Ctrl-C stops its stack; `--stop` from another
+// terminal ends it too, quietly (no part reported as failed), and it stops
+// nothing it did not start.
+test('in the foreground: Ctrl-C stops the stack; --stop from outside ends the run, which then touches nothing', async () => {
+  demo('--stop');
+  const foreground = async () => {
+    const p = spawn(DEMO, args.map(String), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const run = { p, out: '', code: undefined };
+    p.stdout.on('data', (c) => { run.out += c; });
+    p.stderr.on('data', (c) => { run.out += c; });
+    p.on('exit', (code, sig) => { run.code = code ?? sig; });
+    await waitFor(() => /Ctrl-C stops everything/.test(run.out) || run.code !== undefined,
+      { timeout: 120000, what: 'the foreground demo to be up' });
+    assert.equal(run.code, undefined, `the foreground demo exited at start:\n${run.out}`);
+    return run;
+  };
+  const parts = () => ['nginx/nginx.pid', `crosstalkd-${ports.d1}.pid`, `crosstalkd-${ports.d2}.pid`, 'fcgi.pid', 'redis.pid'].flatMap(pidsOf);
+
+  let run = await foreground();
+  let pids = parts();
+  assert.ok(pids.length >= 5, `pid files: ${pids}`);
+  run.p.kill('SIGINT');
+  await waitFor(() => run.code !== undefined, { timeout: 30000, what: 'Ctrl-C to end the foreground demo' });
+  assert.equal(run.code, 0, run.out);
+  await waitFor(() => !pids.some(alive), { timeout: 10000, what: `the stack (${pids}) to stop on Ctrl-C` });
+
+  run = await foreground();
+  pids = parts();
+  demo('--stop');
+  await waitFor(() => run.code !== undefined, { timeout: 10000, what: 'the foreground demo to end once its stack was stopped' });
+  assert.equal(run.code, 0, run.out);
+  assert.match(run.out, /was stopped from outside/, run.out);
+  assert.doesNotMatch(run.out, /has exited/, `a part stopped on purpose was reported as failed:\n${run.out}`);
+  assert.ok(!pids.some(alive), `left running: ${pids.filter(alive)}`);
+
+  // The stack a later run starts is its own: nothing stops it.
+  demo('--background');
+  await new Promise((r) => setTimeout(r, 2000));
+  assert.equal((await http('GET', `http://127.0.0.1:${ports.http}/healthz`)).status, 200, 'the later stack is down');
 });
