@@ -385,8 +385,10 @@ test('nginx serves www/ itself', async () => {
   const css = await http('GET', `${nginx.url}/app.css`);
   assert.equal(css.status, 200);
   assert.match(css.headers['content-type'], /^text\/css/);
+  // a missing file is the API's JSON 404, as crosstalkd's www_root answers it
   const missing = await http('GET', `${nginx.url}/nope.html`);
-  assert.equal(missing.status, 404);
+  assertError(missing, 404, 'not_found', 'GET /nope.html through nginx');
+  assert.equal(missing.json.message, 'no such file');
 });
 
 test('REST through nginx: FastCGI rows, /d/ to crosstalkd, stats and metrics', async () => {
