@@ -144,7 +144,8 @@ static void usage(FILE *out)
 "Configuration keys:\n",
             LOCK_TTL_DEFAULT);
     /* clang-format on */
-    config_usage(out);
+    config_usage(out, "redis_url,redis_timeout_ms,mongo_uri,"
+                      "mongo_write_concern,backup_batch,log_level,log_file");
 }
 
 /* Parses a whole decimal number in [min, max]. */

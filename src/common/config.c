@@ -545,19 +545,29 @@ void config_redis_urls_free(char **urls, int n)
     free(urls);
 }
 
-void config_usage(FILE *out)
+/* Whether `name` is one of the comma-separated `names`. */
+static bool listed(const char *names, const char *name)
+{
+    const char *item;
+    size_t len;
+
+    while ((item = strlist_next(&names, &len)) != NULL)
+        if (len == strlen(name) && strncmp(item, name, len) == 0)
+            return true;
+    return false;
+}
+
+void config_usage(FILE *out, const char *keys)
 {
     size_t i;
 
-    fprintf(out, "Configuration (crosstalk.conf \"key = value\", then "
-                 "CROSSTALK_<KEY>, then flags):\n"
-                 "  --config FILE                  "
-                 "(default " SYSCONFDIR "/crosstalk.conf)\n");
     for (i = 0; i < N_KEYS; i++) {
         const struct config_key *k = &config_keys[i];
         char flag[64], def[96];
         size_t j;
 
+        if (keys != NULL && !listed(keys, k->name))
+            continue;
         snprintf(flag, sizeof(flag), "--%s", k->name);
         for (j = 2; flag[j] != '\0'; j++)
             if (flag[j] == '_')
@@ -571,4 +581,7 @@ void config_usage(FILE *out)
                      k->max);
         fprintf(out, "  %-30s %s (%s)\n", flag, k->help, def);
     }
+    if (keys != NULL)
+        fprintf(out, "The other keys of a shared crosstalk.conf (crosstalkd's) "
+                     "are accepted and\nignored.\n");
 }

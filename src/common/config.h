@@ -75,7 +75,9 @@ int config_parse_text(struct config *c, const char *text, const char *origin,
 int config_set(struct config *c, const char *key, const char *value,
                const char *origin, char *err, size_t errlen);
 
-/* Prints every key with its default, range and meaning, for --help. */
-void config_usage(FILE *out);
+/* Prints the keys a program reads, with their defaults, ranges and
+ * meanings, for --help: those of `keys` (comma-separated names), or every
+ * one if it is NULL. */
+void config_usage(FILE *out, const char *keys);
 
 #endif

@@ -50,9 +50,16 @@ static void usage(FILE *out)
             "Signals: SIGTERM/SIGINT drain (pending writes to Redis finish:\n"
             "up to 5 s, then up to redis_timeout_ms for answers still due)\n"
             "and exit 0; a second one exits at once; SIGHUP reopens the\n"
-            "log file.\n\nKeys:\n",
+            "log file.\n"
+            "\n"
+            "Options:\n"
+            "  --config FILE   read FILE instead of the default "
+            "configuration\n"
+            "  -h, --help      this text\n"
+            "\n"
+            "Configuration keys (file, then CROSSTALK_<KEY>, then flags):\n",
             SYSCONFDIR);
-    config_usage(out);
+    config_usage(out, NULL);
 }
 
 static void close_subscriber(struct subscriber *s, void *arg)

@@ -89,10 +89,16 @@ static void usage(FILE *out)
             "  --config FILE   read FILE instead of the default "
             "configuration\n"
             "  --socket PATH   listen on the Unix socket PATH\n"
-            "  --help          show this help\n"
+            "  -h, --help      this text\n"
             "\n"
             "Configuration keys (file, then CROSSTALK_<KEY>, then flags):\n");
-    config_usage(out);
+    /* what the REST core, the store and the archive read */
+    config_usage(out, "redis_url,redis_timeout_ms,mongo_uri,log_level,"
+                      "log_file,max_message_bytes,max_body_bytes,"
+                      "max_header_bytes,longpoll_max_timeout,presence_ttl,"
+                      "allowed_origins,rate_register_per_min,"
+                      "rate_send_per_sec,rate_typing_per_sec,"
+                      "token_cache_ttl,stats_interval_ms");
 }
 
 static int install_signals(sigset_t *handled)

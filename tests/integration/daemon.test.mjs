@@ -28,6 +28,8 @@ describe('command line', () => {
     for (const key of ['port', 'redis-url', 'max-message-bytes', 'sse-heartbeat', 'config']) {
       assert.match(out, new RegExp(key.replace(/-/g, '[-_]')), `--help does not mention ${key}`);
     }
+    assert.equal(out.match(/^ {2}--config /gm)?.length, 1, `--config listed once:\n${out}`);
+    assert.equal(out.match(/^Configuration keys/gm)?.length, 1, `one heading for the keys:\n${out}`);
   });
 
   test('a value out of range stops start-up with a message naming key, value and range', () => {

@@ -234,6 +234,10 @@ test('crosstalk-fcgi --help prints its usage and the configuration keys', () => 
   assert.match(r.stdout, /spawn-fcgi/);
   assert.match(r.stdout, /redis[-_]url/);
   assert.match(r.stdout, /max[-_]body[-_]bytes/);
+  // crosstalkd's keys it does not read are not offered as if it did
+  assert.doesNotMatch(r.stdout, /--ws-ping-interval|--max-connections|--header-timeout/, r.stdout);
+  assert.match(r.stdout, /other keys of a shared crosstalk\.conf \(crosstalkd's\) are accepted and\s+ignored/, r.stdout);
+  assert.equal(r.stdout.match(/^ {2}--config /gm)?.length, 1, `--config listed once:\n${r.stdout}`);
 });
 
 test('a bad configuration stops crosstalk-fcgi with a message naming the key', () => {
@@ -247,7 +251,7 @@ test('a bad configuration stops crosstalk-fcgi with a message naming the key', (
 test('crosstalk.conf.example documents every key, and loads as it stands and uncommented', () => {
   const example = path.join(REPO, 'crosstalk.conf.example');
   const text = fs.readFileSync(example, 'utf8');
-  const help = runSync(bin('crosstalk-fcgi'), ['--help']).stdout;
+  const help = runSync(bin('crosstalkd'), ['--help']).stdout;
   const keys = [...help.matchAll(/^ {2}--([a-z][a-z-]*) /gm)].map((m) => m[1].replaceAll('-', '_'))
     .filter((k) => !['config', 'socket', 'help'].includes(k));
   assert.ok(keys.length >= 20, `keys from --help: ${keys}`);

@@ -295,19 +295,36 @@ int main(void)
     free(path);
 
     devnull = fopen("/dev/null", "w");
-    config_usage(devnull);
+    config_usage(devnull, NULL);
     fclose(devnull);
     {
         char *buf = NULL;
         size_t blen = 0;
         FILE *mem = open_memstream(&buf, &blen);
 
-        config_usage(mem);
+        config_usage(mem, NULL);
         fclose(mem);
         ok(strstr(buf, "--max-message-bytes") != NULL &&
                strstr(buf, "4096") != NULL && strstr(buf, "1..1048576"),
            "usage lists keys with default and range");
         ok(strstr(buf, "--backup-batch") != NULL, "usage lists the last key");
+        ok(strstr(buf, "ignored") == NULL, "usage of every key: none ignored");
+        free(buf);
+    }
+    {
+        char *buf = NULL;
+        size_t blen = 0;
+        FILE *mem = open_memstream(&buf, &blen);
+
+        config_usage(mem, "port,redis_url");
+        fclose(mem);
+        ok(strstr(buf, "--port ") != NULL && strstr(buf, "--redis-url") != NULL,
+           "usage of some keys lists them");
+        ok(strstr(buf, "--bind") == NULL &&
+               strstr(buf, "--redis-timeout-ms") == NULL,
+           "  and no other (not one whose name starts with a listed one)");
+        ok(strstr(buf, "accepted and\nignored") != NULL,
+           "  and says the others are ignored");
         free(buf);
     }
     return tap_done();
