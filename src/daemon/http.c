@@ -62,17 +62,24 @@ void http_api_headers(struct evhttp_request *req, const char *content_type)
     }
 }
 
-void http_reply_json(struct evhttp_request *req, enum transport kind,
-                     int status, const char *body, size_t len)
+void http_add_json(struct evhttp_request *req, enum transport kind,
+                   const char *body, size_t len)
 {
     struct evbuffer *out = evhttp_request_get_output_buffer(req);
 
-    http_api_headers(req, "application/json");
-    if (len > 0) {
-        evbuffer_add(out, body, len);
-        evbuffer_add(out, "\n", 1);
+    if (len == 0)
+        return;
+    evbuffer_add(out, body, len);
+    evbuffer_add(out, "\n", 1);
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
         stats[kind].bytes_out += len + 1;
-    }
+}
+
+void http_reply_json(struct evhttp_request *req, enum transport kind,
+                     int status, const char *body, size_t len)
+{
+    http_api_headers(req, "application/json");
+    http_add_json(req, kind, body, len);
     http_send_reply(req, status, NULL);
 }
 
@@ -618,10 +625,10 @@ static void head_scan(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t len = evbuffer_get_length(in);
-    /* evhttp refuses a longer head itself */
-    size_t most = (size_t)app.cfg->max_header_bytes * 4 + 2;
 
-    while (!(c->scan & SCAN_DONE) && c->scan_at < len && c->scan_at < most) {
+    /* bounded by evhttp, which closes a connection whose unparsed head
+     * outgrows 4 x max_header_bytes */
+    while (!(c->scan & SCAN_DONE) && c->scan_at < len) {
         struct evbuffer_ptr at, eol;
         const char *line, *why;
 

@@ -42,6 +42,10 @@ void http_send_reply(struct evhttp_request *req, int status,
  * request so failed to its next daemon; a browser's EventSource reconnects
  * after a dropped connection, where a 503 would end it). */
 void http_drop(struct evhttp_request *req, enum transport kind);
+/* Adds a JSON body (copied) and its line end to the answer, and counts its
+ * bytes for `kind` (not for HEAD, whose body is not sent). */
+void http_add_json(struct evhttp_request *req, enum transport kind,
+                   const char *body, size_t len);
 /* Replies with a JSON body (copied) and the status; counts bytes for `kind`. */
 void http_reply_json(struct evhttp_request *req, enum transport kind,
                      int status, const char *body, size_t len);

@@ -267,7 +267,6 @@ static void answered(const struct rest_request *rq, struct rest_response *rs,
     struct served *s = arg;
     struct evhttp_request *req = s->req;
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    struct evbuffer *body = evhttp_request_get_output_buffer(req);
     const struct route *route = rs->pass.route;
 
     if (s->write)
@@ -284,11 +283,7 @@ static void answered(const struct rest_request *rq, struct rest_response *rs,
         evhttp_add_header(out, rs->headers[i].name, rs->headers[i].value);
     if (rs->status == 501 || rs->status == 431)
         evhttp_add_header(out, "Connection", "close");
-    if (rs->len > 0) {
-        evbuffer_add(body, rs->body, rs->len);
-        evbuffer_add(body, "\n", 1);
-        stats[rs->kind].bytes_out += rs->len + 1;
-    }
+    http_add_json(req, rs->kind, rs->body, rs->len);
     if (rs->delivered > 0)
         stats[rs->kind].delivered += (uint64_t)rs->delivered;
     else if (rs->delivered == 0)

@@ -228,6 +228,12 @@ describe('operations endpoints', () => {
     assert.ok(tr1.short_poll.empty >= tr0.short_poll.empty + 1, `short_poll.empty ${tr0.short_poll.empty} -> ${tr1.short_poll.empty}`);
     assert.ok(tr1.short_poll.delivered >= tr0.short_poll.delivered + 1, `short_poll.delivered ${tr0.short_poll.delivered} -> ${tr1.short_poll.delivered}`);
     assert.ok(tr1.short_poll.bytes_out > tr0.short_poll.bytes_out, `short_poll.bytes_out ${tr0.short_poll.bytes_out} -> ${tr1.short_poll.bytes_out}`);
+    // HEAD sends no body, and counts none
+    const head = await http('HEAD', `${d.url}/api/rooms/${room}/messages?since=0-0`, { headers: bearer(alice.token) });
+    assert.equal(head.status, 200);
+    const tr2 = (await http('GET', `${d.url}/api/stats`)).json.transports;
+    assert.equal(tr2.short_poll.requests, tr1.short_poll.requests + 1, 'the HEAD was not counted as a request');
+    assert.equal(tr2.short_poll.bytes_out, tr1.short_poll.bytes_out, 'a HEAD counted the body it did not send');
   });
 
   test('GET /metrics is Prometheus text exposition', async () => {
