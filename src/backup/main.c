@@ -120,6 +120,7 @@ static void usage(FILE *out)
 "  --quiet         print nothing unless something fails (for cron)\n"
 "  --progress      the progress line even when stderr is not a terminal\n"
 "  --config FILE   configuration file; any key below also as --key=value\n"
+"                  (default %s)\n"
 "  -h, --help      this text\n"
 "\n"
 "Output: on a terminal, a progress line on stderr (rooms done/total,\n"
@@ -142,7 +143,7 @@ static void usage(FILE *out)
 "before it deletes it from its old server.\n"
 "\n"
 "Configuration keys:\n",
-            LOCK_TTL_DEFAULT);
+            LOCK_TTL_DEFAULT, config_default_file);
     /* clang-format on */
     config_usage(out, "redis_url,redis_timeout_ms,mongo_uri,"
                       "mongo_write_concern,backup_batch,log_level,log_file");

@@ -16,6 +16,8 @@
 #include "strlist.h"
 #include "xmalloc.h"
 
+const char config_default_file[] = SYSCONFDIR "/crosstalk.conf";
+
 #define CONFIG_ENV_PREFIX "CROSSTALK_"
 #define CONFIG_FILE_MAX (1 << 20)
 
@@ -514,7 +516,7 @@ int config_load(struct config *c, int argc, char **argv, char *err,
     if (path != NULL && *path != '\0')
         rc = load_file(c, path, true, err, errlen);
     else
-        rc = load_file(c, SYSCONFDIR "/crosstalk.conf", false, err, errlen);
+        rc = load_file(c, config_default_file, false, err, errlen);
     if (rc < 0 || load_env(c, err, errlen) < 0)
         return -1;
     rc = load_flags(c, argc, argv, err, errlen);

@@ -75,6 +75,10 @@ int config_parse_text(struct config *c, const char *text, const char *origin,
 int config_set(struct config *c, const char *key, const char *value,
                const char *origin, char *err, size_t errlen);
 
+/* SYSCONFDIR/crosstalk.conf: read when neither --config nor
+ * $CROSSTALK_CONFIG names a file. */
+extern const char config_default_file[];
+
 /* Prints the keys a program reads, with their defaults, ranges and
  * meanings, for --help: those of `keys` (comma-separated names), or every
  * one if it is NULL. */

@@ -55,10 +55,11 @@ static void usage(FILE *out)
             "Options:\n"
             "  --config FILE   read FILE instead of the default "
             "configuration\n"
+            "                  (default %s/crosstalk.conf)\n"
             "  -h, --help      this text\n"
             "\n"
             "Configuration keys (file, then CROSSTALK_<KEY>, then flags):\n",
-            SYSCONFDIR);
+            SYSCONFDIR, SYSCONFDIR);
     config_usage(out, NULL);
 }
 

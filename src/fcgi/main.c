@@ -88,10 +88,12 @@ static void usage(FILE *out)
             "Options:\n"
             "  --config FILE   read FILE instead of the default "
             "configuration\n"
+            "                  (default %s)\n"
             "  --socket PATH   listen on the Unix socket PATH\n"
             "  -h, --help      this text\n"
             "\n"
-            "Configuration keys (file, then CROSSTALK_<KEY>, then flags):\n");
+            "Configuration keys (file, then CROSSTALK_<KEY>, then flags):\n",
+            config_default_file);
     /* what the REST core, the store and the archive read */
     config_usage(out, "redis_url,redis_timeout_ms,mongo_uri,log_level,"
                       "log_file,max_message_bytes,max_body_bytes,"
