@@ -83,7 +83,7 @@ static void note_unchecked_keys(void)
 
     if (fp == NULL)
         abort();
-    config_usage(fp);
+    config_usage(fp, NULL);
     fclose(fp);
     for (p = text; (p = strstr(p, "\n  --")) != NULL;) {
         char name[64];
