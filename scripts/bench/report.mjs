@@ -291,8 +291,8 @@ md.push('- **(client-bound?)** marks a best step in which the client used over 9
 md.push('  there the number may be the client\'s limit rather than the server\'s.');
 md.push('- **p99 at equal load** compares the two servers at the highest rate both passed');
 md.push('  (the ramp steps are the same for both).');
-md.push('- **Server µs per delivery** is the server\'s CPU time (user + system, from');
-md.push('  `/proc/PID/stat`; crosstalkd *and* its Redis) over a step divided by its deliveries,');
+md.push('- **Server µs per delivery** is the server\'s CPU time (the time its threads ran, in');
+md.push('  nanoseconds from `/proc/PID/task/*/schedstat`; crosstalkd *and* its Redis) over a step divided by its deliveries,');
 md.push('  at the highest rate both servers kept up with. Its ratio is the **efficiency**: nchan\'s');
 md.push('  µs / crosstalk\'s; above 1, crosstalk does a delivery with less CPU. Other load on the');
 md.push('  machine disturbs it less than latency or pass/fail, but does disturb it (cache and');

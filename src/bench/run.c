@@ -3,6 +3,7 @@
  * and then bisects), drain; and the accounting of every delivery */
 #include "run.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,30 +109,73 @@ static double loadavg(void)
     return l;
 }
 
+/* CPU seconds of one process from /proc/PID/stat: utime + stime, in clock
+ * ticks (10 ms here), too coarse for a short run of a frugal server. */
+static double stat_cpu(int pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long ut = 0, st = 0;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return 0;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    if ((p = strrchr(buf, ')')) == NULL)
+        return 0;
+    /* after ") ": state is field 3; utime and stime are 14 and 15 */
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+               &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* CPU seconds of one process, to the nanosecond: the first field of each
+ * of its threads' /proc/PID/task/TID/schedstat is the time it has run.
+ * -1 when the kernel keeps no schedstat. */
+static double schedstat_cpu(int pid)
+{
+    char path[64];
+    struct dirent *d;
+    double sum = 0;
+    bool any = false;
+    DIR *dir;
+
+    snprintf(path, sizeof(path), "/proc/%d/task", pid);
+    if ((dir = opendir(path)) == NULL)
+        return -1;
+    while ((d = readdir(dir)) != NULL) {
+        char tpath[400];
+        unsigned long long ns;
+        FILE *f;
+
+        if (d->d_name[0] == '.')
+            continue;
+        snprintf(tpath, sizeof(tpath), "%s/%s/schedstat", path, d->d_name);
+        if ((f = fopen(tpath, "r")) == NULL)
+            continue;
+        if (fscanf(f, "%llu", &ns) == 1) {
+            sum += (double)ns / 1e9;
+            any = true;
+        }
+        fclose(f);
+    }
+    closedir(dir);
+    return any ? sum : -1;
+}
+
 /* CPU seconds (user + system) of every --server-pid. */
 static double server_cpu(void)
 {
     double sum = 0;
-    long tck = sysconf(_SC_CLK_TCK);
 
     for (int i = 0; i < R.o.npids; i++) {
-        char path[64], buf[1024], *p;
-        unsigned long ut = 0, st = 0;
-        FILE *f;
-        size_t n;
+        double s = schedstat_cpu(R.o.pids[i]);
 
-        snprintf(path, sizeof(path), "/proc/%d/stat", R.o.pids[i]);
-        if ((f = fopen(path, "r")) == NULL)
-            continue;
-        n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        if ((p = strrchr(buf, ')')) == NULL)
-            continue;
-        /* after ") ": state is field 3; utime and stime are 14 and 15 */
-        if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                   &ut, &st) == 2)
-            sum += (double)(ut + st) / (double)tck;
+        sum += s >= 0 ? s : stat_cpu(R.o.pids[i]);
     }
     return sum;
 }
