@@ -292,6 +292,9 @@ test('setup: a user, a room with messages, on each side (direct)', async () => {
       const id = JSON.parse(m.text).id;
       st.ids.push(id);
     }
+    // a later millisecond than the seeds: rooms list by last_ts, and a tie
+    // would order them by name instead, on one side and not the other
+    await new Promise((r) => setTimeout(r, 5));
     const o = await send(ch, 'POST', '/api/rooms/other/messages', { headers: auth(st), body: { text: 'x' } });
     assert.equal(o.status, 201, `${ch}: other room: ${o.status} ${o.text}`);
   }
