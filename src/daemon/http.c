@@ -517,6 +517,7 @@ enum {
     SCAN_CL = 2,      /* a Content-Length seen */
     SCAN_TE = 4,      /* a Transfer-Encoding seen */
     SCAN_DONE = 8,    /* the empty line that ends the head seen */
+    SCAN_OLD = 16,    /* HTTP/1.0 or 0.9: closed after its answer by default */
 };
 
 /* The characters of a header name (RFC 9110 token). */
@@ -547,6 +548,9 @@ static const char *head_line(struct conn *c, const char *s, size_t n)
         return "a CR not followed by LF";
     if (!(c->scan & SCAN_HEADERS)) {
         c->scan |= SCAN_HEADERS;
+        if (n >= 9 && (memcmp(s + n - 9, " HTTP/1.0", 9) == 0 ||
+                       memcmp(s + n - 9, " HTTP/0.9", 9) == 0))
+            c->scan |= SCAN_OLD;
         return n == 0 ? "an empty line where the request line belongs" : NULL;
     }
     if (n == 0) {
@@ -775,11 +779,41 @@ static struct bufferevent *new_connection(struct event_base *base, void *arg)
     return bev;
 }
 
+/* Whether evhttp closes the connection once `req` is answered, as its
+ * evhttp_send_done decides: "Connection: close" either way, or an HTTP/1.0
+ * request without "Connection: keep-alive". */
+static bool closes_after(const struct conn *c, struct evhttp_request *req)
+{
+    const char *in =
+        evhttp_find_header(evhttp_request_get_input_headers(req), "Connection");
+    const char *out = evhttp_find_header(evhttp_request_get_output_headers(req),
+                                         "Connection");
+
+    if ((in != NULL && evutil_ascii_strcasecmp(in, "close") == 0) ||
+        (out != NULL && evutil_ascii_strcasecmp(out, "close") == 0))
+        return true;
+    return (c->scan & SCAN_OLD) &&
+           !(in != NULL && evutil_ascii_strcasecmp(in, "keep-alive") == 0);
+}
+
 static void answered(struct evhttp_request *req, void *arg)
 {
-    /* evhttp reads the connection's next request head now (or closes it,
-     * and conn_closed forgets it) */
-    head_wait(arg);
+    struct conn *c = arg;
+
+    /* an answer to CONNECT has no length (see route): the close ends it,
+     * which evhttp, keeping the connection for a tunnel, would not do */
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_CONNECT) {
+        struct evbuffer *in = bufferevent_get_input(c->bev);
+
+        evbuffer_drain(in, evbuffer_get_length(in));
+        conn_drop(c);
+        return;
+    }
+    /* evhttp reads the connection's next request head now, or closes it
+     * (and conn_closed forgets it): then what else came is not looked at,
+     * let alone answered */
+    if (!closes_after(c, req))
+        head_wait(c);
 }
 
 /* Answers written in the loop turn they were made, after the callback
@@ -937,6 +971,11 @@ static void route(struct evhttp_request *req, void *arg)
                          "malformed request head");
         return;
     }
+    /* evhttp frames no answer to CONNECT with a Content-Length (a 2xx one
+     * would start a tunnel): closing the connection frames ours, which
+     * answered() does */
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_CONNECT)
+        evhttp_add_header(out, "Connection", "close");
     serve(req);
 }
 

@@ -281,7 +281,8 @@ static void answered(const struct rest_request *rq, struct rest_response *rs,
     }
     for (int i = 0; i < rs->n_headers; i++)
         evhttp_add_header(out, rs->headers[i].name, rs->headers[i].value);
-    if (rs->status == 501 || rs->status == 431)
+    if ((rs->status == 501 || rs->status == 431) &&
+        evhttp_find_header(out, "Connection") == NULL)
         evhttp_add_header(out, "Connection", "close");
     http_add_json(req, rs->kind, rs->body, rs->len);
     if (rs->delivered > 0)

@@ -230,3 +230,19 @@ test('in the foreground: Ctrl-C stops the stack; --stop from outside ends the ru
   await new Promise((r) => setTimeout(r, 2000));
   assert.equal((await http('GET', `http://127.0.0.1:${ports.http}/healthz`)).status, 200, 'the later stack is down');
 });
+
+// --stop and --restart act on a demo that exists: a mistyped --dir is
+// refused and not made; a directory with no demo running is said so.
+test('--stop on a directory with no demo says so; a missing --dir is refused, not created', () => {
+  const missing = path.join(tmpDir('demo-none'), 'typo');
+  for (const extra of [['--stop'], ['--restart', 'redis']]) {
+    const r = runSync(DEMO, ['--dir', missing, ...extra], { timeout: 30000 });
+    assert.equal(r.status, 1, `${extra}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`no demo in ${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(no such directory\\)`), r.stderr);
+    assert.ok(!fs.existsSync(missing), `${extra} made ${missing}`);
+  }
+  const empty = tmpDir('demo-empty');
+  const r = runSync(DEMO, ['--dir', empty, '--stop'], { timeout: 30000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /no demo runs from .*; nothing to stop/, r.stdout);
+});

@@ -533,5 +533,41 @@ describe('request smuggling shapes', () => {
     assertError(trace, 405, 'method_not_allowed', 'TRACE /healthz');
     const put = await rawHttp(d.port, head(['PUT / HTTP/1.1', 'Host: x', 'Content-Length: 0']), { timeout: 3000 });
     assertError(put, 405, 'method_not_allowed', 'PUT /');
+    // evhttp writes no length for an answer to CONNECT and keeps the
+    // connection (for a tunnel): the close must end it, and what followed
+    // is not answered after it, unframed
+    for (const target of ['example.com:443', '/healthz']) {
+      const connect = await rawUntilClose(d.port, head([`CONNECT ${target} HTTP/1.1`, 'Host: x']) + head(['GET /healthz HTTP/1.1', 'Host: x']), { timeout: 3000 });
+      assertError(connect, 405, 'method_not_allowed', `CONNECT ${target}`);
+      assert.equal(connect.headers.connection, 'close', `CONNECT ${target}: ${connect.raw}`);
+      assert.ok(connect.closed, `CONNECT ${target}: the connection stayed open`);
+      assert.equal((connect.raw.match(/HTTP\/1\.1 \d{3}/g) ?? []).length, 1, `CONNECT ${target}: more than one answer:\n${connect.raw}`);
+    }
+  });
+
+  test('after an answer that closes the connection, a pipelined head (sound or not) is neither run nor answered', async () => {
+    const r = await redis();
+    const d = await startDaemon({ redisUrl: r.url, config: RELAXED });
+    const name = uniqueName('after');
+    const json = JSON.stringify({ name });
+    const sound = head(['POST /api/register HTTP/1.1', 'Host: x', 'Content-Type: application/json', `Content-Length: ${json.length}`], json);
+    const broken = head(['GET /healthz HTTP/1.1', 'Host: x', 'X-A: a\0b']);
+    for (const [what, first, status] of [
+      ['HTTP/1.0', head(['GET /healthz HTTP/1.0']), 200],
+      ['Connection: close', head(['GET /healthz HTTP/1.1', 'Host: x', 'Connection: close']), 200],
+      ['an unknown method (501, closing)', head(['FOO /healthz HTTP/1.1', 'Host: x']), 501],
+    ]) {
+      for (const next of [broken, sound]) {
+        const res = await rawUntilClose(d.port, first + next, { timeout: 3000 });
+        assert.equal(res.status, status, `${what}: ${res.raw}`);
+        assert.ok(res.closed, `${what}: the connection stayed open`);
+        assert.equal((res.raw.match(/HTTP\/1\.[01] \d{3}/g) ?? []).length, 1, `${what}: more than one answer:\n${res.raw}`);
+      }
+    }
+    // HTTP/1.0 with keep-alive stays open: the next head is read, and a
+    // broken one refused
+    const kept = await rawUntilClose(d.port, head(['GET /healthz HTTP/1.0', 'Connection: keep-alive']) + broken, { timeout: 3000 });
+    assert.match(kept.raw, /^HTTP\/1\.0 200 [^]*HTTP\/1\.1 400 [^]*NUL byte/, kept.raw);
+    assert.equal((await http('POST', `${d.url}/api/register`, { body: { name } })).status, 201, `${name} was registered after a closing answer`);
   });
 });
