@@ -161,21 +161,36 @@ static int64_t refresh_ms(void)
     return every > 0 ? every : 1;
 }
 
-void presence_touch(const char *room, const char *user)
+/* Writes e's expiry unless it was written less than refresh_ms ago: a
+ * poller asking many times a second costs Redis one write per period. A
+ * held one is rewritten by refresh() in time. */
+static void keep(struct seen *e)
 {
-    struct seen *e = find(room, user, true);
     int64_t now = event_now_ms();
 
     if (e->written_ms == 0 || now - e->written_ms >= refresh_ms())
         write_expiry(e, now);
 }
 
+void presence_touch(const char *room, const char *user)
+{
+    keep(find(room, user, true));
+}
+
 void presence_join(const char *room, const char *user)
 {
     struct seen *e = find(room, user, true);
 
-    if (e->held++ == 0)
-        write_expiry(e, event_now_ms());
+    e->held++;
+    keep(e);
+}
+
+void presence_release(const char *room, const char *user)
+{
+    struct seen *e = find(room, user, false);
+
+    if (e != NULL && e->held > 0)
+        e->held--;
 }
 
 void presence_leave(const char *room, const char *user)

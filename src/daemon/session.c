@@ -36,8 +36,9 @@ void session_init(struct app *daemon)
     ctx = daemon;
 }
 
-/* SSE and WebSocket hold their user online and count against
- * streams_per_token; polls do neither. */
+/* SSE and WebSocket count against streams_per_token and mark their user
+ * gone when the last closes; a long poll holds its user online only while
+ * it waits, and counts against longpolls_per_token. */
 static bool is_stream(const struct session *s)
 {
     return s->sub.kind == TRANSPORT_SSE || s->sub.kind == TRANSPORT_WEBSOCKET;
@@ -100,12 +101,8 @@ int session_take(struct session *s, struct api_error *err)
 void session_join(struct session *s, const struct streamid *since, int max,
                   session_joined_cb done)
 {
-    if (is_stream(s)) {
-        presence_join(s->sub.room, s->sub.user);
-        s->joined = true;
-    } else {
-        presence_touch(s->sub.room, s->sub.user);
-    }
+    presence_join(s->sub.room, s->sub.user);
+    s->joined = true;
     resume_start(&s->sub, since, max, done);
 }
 
@@ -125,8 +122,10 @@ void session_leave(struct session *s)
     struct session_send *a;
 
     session_stop(s);
-    if (s->joined)
+    if (s->joined && is_stream(s))
         presence_leave(s->sub.room, s->sub.user);
+    else if (s->joined)
+        presence_release(s->sub.room, s->sub.user);
     s->joined = false;
     if (s->counted)
         tally_give(tally_of(s), s->sub.user);
