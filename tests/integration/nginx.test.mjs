@@ -39,6 +39,8 @@ before(async () => {
   fs.writeFileSync(path.join(www, 'app.css'), 'body { color: black }\n');
   fs.chmodSync(path.join(www, 'index.html'), 0o644);
   fs.chmodSync(path.join(www, 'app.css'), 0o644);
+  fs.mkdirSync(path.join(www, 'js'), { mode: 0o755 });
+  fs.writeFileSync(path.join(www, 'js', 'app.js'), 'export {};\n', { mode: 0o644 });
   nginx = await startNginx({ daemons: [d1.port, d2.port], fcgiSocket: fcgi.socket, wwwRoot: www });
 });
 
@@ -389,6 +391,17 @@ test('nginx serves www/ itself', async () => {
   const missing = await http('GET', `${nginx.url}/nope.html`);
   assertError(missing, 404, 'not_found', 'GET /nope.html through nginx');
   assert.equal(missing.json.message, 'no such file');
+  // a file in a directory is served; the directory itself is no file (no
+  // redirect to its slash, no listing or 403), as crosstalkd answers it
+  const js = await http('GET', `${nginx.url}/js/app.js`);
+  assert.equal(js.status, 200, describe(js));
+  assert.match(js.headers['content-type'], /javascript/);
+  for (const p of ['/js', '/js/', '/index.html/', '/.ct/bad-request', '/.ct/head-too-large']) {
+    const r = await http('GET', `${nginx.url}${p}`);
+    assertError(r, 404, 'not_found', `GET ${p} through nginx: ${describe(r)}`);
+    assert.equal(r.json.message, 'no such file', p);
+  }
+  assert.equal((await http('GET', `${nginx.url}/index.html`)).status, 200);
 });
 
 test('REST through nginx: FastCGI rows, /d/ to crosstalkd, stats and metrics', async () => {
@@ -613,7 +626,7 @@ test('requests nginx itself cannot read get the API\'s JSON: 400 bad_request, an
     assertError(r, status, code, `${what} through nginx: ${r.raw.slice(0, 300)}`);
     assert.match(r.headers['content-type'] ?? '', /^application\/json/, what);
   }
-  // the error locations are not reachable from outside
+  // the error locations are not reachable from outside (the JSON 404 above)
   assert.equal((await http('GET', `${nginx.url}/.ct/bad-request`)).status, 404);
 });
 
