@@ -68,7 +68,7 @@ static void usage(FILE *out)
 {
     /* clang-format off */
     fprintf(out,
-"usage: " PROG " [--retain N] [options]\n"
+"Usage: " PROG " [--retain N] [options]\n"
 "       " PROG " --restore [--room ROOM] [options]\n"
 "       " PROG " --verify [options]\n"
 "       " PROG " --migrate-keys [options]\n"
@@ -142,7 +142,7 @@ static void usage(FILE *out)
 "CT_RESHARD_DELAY_MS=N sleeps N ms after each key --reshard copied,\n"
 "before it deletes it from its old server.\n"
 "\n"
-"Configuration keys:\n",
+"Configuration keys (file, then CROSSTALK_<KEY>, then flags):\n",
             LOCK_TTL_DEFAULT, config_default_file);
     /* clang-format on */
     config_usage(out, "redis_url,redis_timeout_ms,mongo_uri,"
@@ -272,7 +272,7 @@ static int parse_options(int argc, char **argv, struct options *o)
             fprintf(stderr, PROG ": %s needs a value\n", a);
             return -1;
         } else {
-            fprintf(stderr, PROG ": unknown argument '%s' (try --help)\n", a);
+            fprintf(stderr, PROG ": unknown argument '%s' (see --help)\n", a);
             return -1;
         }
     }

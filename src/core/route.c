@@ -3,21 +3,22 @@
 
 #include <string.h>
 
-#define MESSAGES_ALLOW "GET, POST"
+/* What a 405 lists: HEAD wherever GET answers whole (not a stream) */
+#define MESSAGES_ALLOW "GET, HEAD, POST"
 
 static const struct route routes[] = {
-    {ROUTE_HEALTHZ, "/healthz", "GET", "GET", TRANSPORT_REST, 0},
-    {ROUTE_METRICS, "/metrics", "GET", "GET", TRANSPORT_REST, ROUTE_DAEMON},
-    {ROUTE_STATS, "/api/stats", "GET", "GET", TRANSPORT_REST, ROUTE_DAEMON},
+    {ROUTE_HEALTHZ, "/healthz", "GET", "GET, HEAD", TRANSPORT_REST, 0},
+    {ROUTE_METRICS, "/metrics", "GET", "GET, HEAD", TRANSPORT_REST, ROUTE_DAEMON},
+    {ROUTE_STATS, "/api/stats", "GET", "GET, HEAD", TRANSPORT_REST, ROUTE_DAEMON},
     {ROUTE_REGISTER, "/api/register", "POST", "POST", TRANSPORT_REST, 0},
-    {ROUTE_ROOMS, "/api/rooms", "GET", "GET", TRANSPORT_REST, ROUTE_AUTH},
+    {ROUTE_ROOMS, "/api/rooms", "GET", "GET, HEAD", TRANSPORT_REST, ROUTE_AUTH},
     {ROUTE_HISTORY, "messages", "GET", MESSAGES_ALLOW, TRANSPORT_SHORT_POLL,
      ROUTE_ROOM | ROUTE_AUTH},
     {ROUTE_SEND, "messages", "POST", MESSAGES_ALLOW, TRANSPORT_REST,
      ROUTE_ROOM | ROUTE_AUTH},
     {ROUTE_TYPING, "typing", "POST", "POST", TRANSPORT_REST,
      ROUTE_ROOM | ROUTE_AUTH},
-    {ROUTE_PRESENCE, "presence", "GET", "GET", TRANSPORT_REST,
+    {ROUTE_PRESENCE, "presence", "GET", "GET, HEAD", TRANSPORT_REST,
      ROUTE_ROOM | ROUTE_AUTH},
     {ROUTE_POLL, "poll", "GET", "GET", TRANSPORT_LONG_POLL,
      ROUTE_ROOM | ROUTE_AUTH | ROUTE_STREAM | ROUTE_DAEMON},

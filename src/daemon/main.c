@@ -209,7 +209,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (argc > 1) {
-        fprintf(stderr, "crosstalkd: unknown argument %s (see --help)\n",
+        fprintf(stderr, "crosstalkd: unknown argument '%s' (see --help)\n",
                 argv[1]);
         config_free(&cfg);
         return 2;

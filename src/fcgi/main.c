@@ -143,7 +143,7 @@ static int parse_args(int argc, char **argv, const char **socket_path)
         } else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
             *socket_path = argv[++i];
         } else {
-            fprintf(stderr, PROGRAM ": unknown argument \"%s\" (try --help)\n",
+            fprintf(stderr, PROGRAM ": unknown argument '%s' (see --help)\n",
                     argv[i]);
             return -1;
         }

@@ -369,7 +369,16 @@ describe('routing', () => {
         const r = await http(m, d.url + p, { headers: bearer(alice.token), body: m === 'GET' ? undefined : { text: 'x', name: 'x' } });
         assertError(r, 405, 'method_not_allowed', `${m} ${p}`);
         assert.ok(r.headers.allow, `${m} ${p}: no Allow header`);
-        assert.ok(!r.headers.allow.split(/,\s*/).includes(m), `${m} ${p}: Allow "${r.headers.allow}" lists ${m}`);
+        const allow = r.headers.allow.split(/,\s*/);
+        assert.ok(!allow.includes(m), `${m} ${p}: Allow "${r.headers.allow}" lists ${m}`);
+        // what it lists is so: a GET answered whole is also a HEAD, a
+        // stream's is not (a long poll or a stream is not opened here)
+        const stream = /\/(poll|events|ws)(\?|$)/.test(p);
+        assert.equal(allow.includes('HEAD'), allow.includes('GET') && !stream, `${m} ${p}: Allow "${r.headers.allow}"`);
+        for (const ok of stream ? [] : allow.filter((x) => x === 'GET' || x === 'HEAD')) {
+          const g = await http(ok, d.url + p, { headers: bearer(alice.token) });
+          assert.ok(g.status !== 405 && g.status !== 501, `${ok} ${p} (Allow: ${r.headers.allow}) → ${g.status}`);
+        }
       }
     });
   });

@@ -32,6 +32,20 @@ describe('command line', () => {
     assert.equal(out.match(/^Configuration keys/gm)?.length, 1, `one heading for the keys:\n${out}`);
   });
 
+  test('the three programs say it alike: "Usage:", one heading for the keys, an unknown argument exits 2', () => {
+    for (const prog of ['crosstalkd', 'crosstalk-fcgi', 'crosstalk-backup']) {
+      const h = runSync(bin(prog), ['--help']);
+      assert.equal(h.status, 0, `${prog} --help: ${h.stderr}`);
+      assert.match(h.stdout, new RegExp(`^Usage: ${prog} `), `${prog} --help starts:\n${h.stdout.slice(0, 200)}`);
+      assert.equal(h.stdout.match(/^Configuration keys \(file, then CROSSTALK_<KEY>, then flags\):$/gm)?.length, 1, `${prog}: the keys' heading:\n${h.stdout}`);
+      for (const arg of ['--bogus', 'stray']) {
+        const r = runSync(bin(prog), [arg], { timeout: 5000 });
+        assert.equal(r.status, 2, `${prog} ${arg}: exit ${r.status}: ${r.stderr}`);
+        assert.equal(r.stderr.trim(), `${prog}: unknown argument '${arg}' (see --help)`, `${prog} ${arg}`);
+      }
+    }
+  });
+
   test('a value out of range stops start-up with a message naming key, value and range', () => {
     for (const [flag, key, value] of [
       ['--port=0', 'port', '0'],
