@@ -8,8 +8,10 @@
 
 static const struct route routes[] = {
     {ROUTE_HEALTHZ, "/healthz", "GET", "GET, HEAD", TRANSPORT_REST, 0},
-    {ROUTE_METRICS, "/metrics", "GET", "GET, HEAD", TRANSPORT_REST, ROUTE_DAEMON},
-    {ROUTE_STATS, "/api/stats", "GET", "GET, HEAD", TRANSPORT_REST, ROUTE_DAEMON},
+    {ROUTE_METRICS, "/metrics", "GET", "GET, HEAD", TRANSPORT_REST,
+     ROUTE_DAEMON},
+    {ROUTE_STATS, "/api/stats", "GET", "GET, HEAD", TRANSPORT_REST,
+     ROUTE_DAEMON},
     {ROUTE_REGISTER, "/api/register", "POST", "POST", TRANSPORT_REST, 0},
     {ROUTE_ROOMS, "/api/rooms", "GET", "GET, HEAD", TRANSPORT_REST, ROUTE_AUTH},
     {ROUTE_HISTORY, "messages", "GET", MESSAGES_ALLOW, TRANSPORT_SHORT_POLL,
