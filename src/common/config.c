@@ -61,7 +61,7 @@ static const struct config_key config_keys[] = {
     INT(max_message_bytes, 4096, 1, 1048576, "text of one message"),
     INT(max_body_bytes, 65536, 256, 67108864, "request body; above it 413"),
     INT(max_header_bytes, 8192, 1024, 1048576, "request head; above it 431"),
-    INT(header_timeout, 10, 1, 3600, "seconds to receive a whole request head"),
+    INT(header_timeout, 10, 1, 3600, "seconds to receive a whole request head and its body"),
     INT(longpoll_timeout, 25, 1, 60, "default timeout of a long poll"),
     INT(longpoll_max_timeout, 60, 1, 600,
         "the longest timeout a client may ask for"),

@@ -335,7 +335,7 @@ describe('max_connections counts TCP connections', () => {
 
 // ------------------------------------------------------------ header_timeout
 
-describe('header_timeout bounds every request head', () => {
+describe('header_timeout bounds every request head and its body', () => {
   test('a keep-alive connection whose third head trickles a line every 3 s is cut within header_timeout (10 s, the default)', { timeout: 60000 }, async () => {
     const r = await redis();
     const d = await startDaemon({ redisUrl: r.url });
@@ -365,6 +365,33 @@ describe('header_timeout bounds every request head', () => {
     assert.ok(after >= 9000 && after <= 12500, `the connection was cut ${after} ms into its third head (header_timeout 10 s)`);
     assert.equal((data.match(/HTTP\/1\.1 /g) ?? []).length, 2, `answers on the connection: ${data}`);
     assertHealthy(h, 'while a head trickled');
+  });
+
+  test('a body that trickles a byte a second is cut within header_timeout (10 s, the default), unanswered; nothing is stored', { timeout: 60000 }, async () => {
+    const r = await redis();
+    const d = await startDaemon({ redisUrl: r.url });
+    const name = uniqueName('slowbody');
+    const body = JSON.stringify({ name }).padEnd(60, ' ');
+    const s = net.connect({ host: '127.0.0.1', port: d.port });
+    sockets.add(s);
+    let data = '';
+    let closedAt = null;
+    s.on('data', (b) => { data += b.toString('latin1'); });
+    s.on('close', () => { closedAt = Date.now(); });
+    s.on('error', () => {});
+    await new Promise((res) => s.once('connect', res));
+    const t0 = Date.now();
+    s.write(`POST /api/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+    let n = 0;
+    while (closedAt === null && n < body.length - 1 && Date.now() - t0 < 25000) {
+      s.write(body[n++]);
+      await sleep(1000);
+    }
+    assert.ok(closedAt !== null, `the trickling body was still open after ${Date.now() - t0} ms (${n} bytes)`);
+    const after = closedAt - t0;
+    assert.ok(after >= 9000 && after <= 12500, `the connection was cut ${after} ms after its head (header_timeout 10 s)`);
+    assert.equal(data, '', 'no answer to a request cut short');
+    assert.equal((await http('POST', `${d.url}/api/register`, { body: { name } })).status, 201, `${name} was registered by the cut request`);
   });
 });
 
