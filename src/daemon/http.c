@@ -403,6 +403,8 @@ struct conn {
     bool refused;                    /* one past max_connections */
     bool sending;                    /* in `sending` */
     bool dropping;                   /* closed unanswered when sent */
+    bool quiet;                      /* after a closing answer: refuse the
+                                        next head by closing, unanswered */
     TAILQ_ENTRY(conn) link;          /* in `fresh`, `awaiting` or `sending` */
     void (*on_close)(struct evhttp_connection *evcon, void *arg);
     void *on_close_arg;
@@ -458,8 +460,9 @@ static void head_scan(struct conn *c);
 
 /* The connection's next request head is awaited: it is timed, and scanned
  * as it comes (what is in already is the start of a pipelined one). */
-static void head_wait(struct conn *c)
+static void head_wait(struct conn *c, bool quiet)
 {
+    c->quiet = quiet;
     if (c->head_since_ms >= 0)
         TAILQ_REMOVE(&awaiting, c, link);
     c->head_since_ms = event_now_ms();
@@ -619,7 +622,7 @@ static void head_refuse(struct conn *c, struct evbuffer *in, const char *why)
     log_debug("refusing a request head: %s", why);
     evbuffer_drain(in, evbuffer_get_length(in));
     c->scan |= SCAN_DONE;
-    if (n > 0 && (size_t)n < sizeof(answer))
+    if (n > 0 && (size_t)n < sizeof(answer) && !c->quiet)
         send_raw(bufferevent_getfd(c->bev), answer, (size_t)n);
     conn_drop(c);
 }
@@ -750,7 +753,7 @@ static void adopt(evutil_socket_t fd, short what, void *arg)
             conn_index(c);
         evhttp_connection_set_closecb(c->evcon, conn_closed, c);
         bufferevent_decref(c->bev); /* conn_closed tells us its end now */
-        head_wait(c);
+        head_wait(c, false);
     }
 }
 
@@ -779,9 +782,11 @@ static struct bufferevent *new_connection(struct event_base *base, void *arg)
     return bev;
 }
 
-/* Whether evhttp closes the connection once `req` is answered, as its
- * evhttp_send_done decides: "Connection: close" either way, or an HTTP/1.0
- * request without "Connection: keep-alive". */
+/* Whether evhttp will close the connection once `req` is answered, as
+ * its evhttp_send_done decides: a Connection value "close" either way, or
+ * an HTTP/1.0 request whose Connection value does not start "keep-alive".
+ * A guess only; what rides on it is that the answer to a broken next head
+ * is the close alone, which is right either way. */
 static bool closes_after(const struct conn *c, struct evhttp_request *req)
 {
     const char *in =
@@ -793,7 +798,32 @@ static bool closes_after(const struct conn *c, struct evhttp_request *req)
         (out != NULL && evutil_ascii_strcasecmp(out, "close") == 0))
         return true;
     return (c->scan & SCAN_OLD) &&
-           !(in != NULL && evutil_ascii_strcasecmp(in, "keep-alive") == 0);
+           !(in != NULL && evutil_ascii_strncasecmp(in, "keep-alive", 10) == 0);
+}
+
+/* Whether the client asked for the connection to close: "close" among the
+ * comma-separated options of any Connection header (RFC 9110 7.6.1), which
+ * evhttp honours only as the whole of the first one. */
+static bool asks_close(struct evhttp_request *req)
+{
+    struct evkeyval *h;
+
+    TAILQ_FOREACH(h, evhttp_request_get_input_headers(req), next) {
+        const char *p = h->value;
+
+        if (evutil_ascii_strcasecmp(h->key, "Connection") != 0)
+            continue;
+        while (*p != '\0') {
+            size_t n;
+
+            p += strspn(p, " \t,");
+            n = strcspn(p, " \t,");
+            if (n == 5 && evutil_ascii_strncasecmp(p, "close", 5) == 0)
+                return true;
+            p += n;
+        }
+    }
+    return false;
 }
 
 static void answered(struct evhttp_request *req, void *arg)
@@ -810,10 +840,10 @@ static void answered(struct evhttp_request *req, void *arg)
         return;
     }
     /* evhttp reads the connection's next request head now, or closes it
-     * (and conn_closed forgets it): then what else came is not looked at,
-     * let alone answered */
-    if (!closes_after(c, req))
-        head_wait(c);
+     * (and conn_closed forgets it). The head is scanned and timed either
+     * way, in case evhttp keeps the connection; but after an answer that
+     * closes it, a broken head is not answered, only closed on. */
+    head_wait(c, closes_after(c, req));
 }
 
 /* Answers written in the loop turn they were made, after the callback
@@ -858,6 +888,10 @@ void http_send_reply(struct evhttp_request *req, int status, const char *reason)
      * client comes back on a new one (another daemon, behind nginx)
      * rather than asking this one again until it exits. */
     if (app.draining && evhttp_find_header(out, "Connection") == NULL)
+        evhttp_add_header(out, "Connection", "close");
+    /* "Connection: keep-alive, close" and the like: as asked, which evhttp
+     * would not do */
+    if (evhttp_find_header(out, "Connection") == NULL && asks_close(req))
         evhttp_add_header(out, "Connection", "close");
     /* HEAD: the length of what GET would answer, and no body (evhttp
      * writes whatever is in the buffer) */

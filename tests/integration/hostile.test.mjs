@@ -583,6 +583,9 @@ describe('request smuggling shapes', () => {
       ['HTTP/1.0', head(['GET /healthz HTTP/1.0']), 200],
       ['Connection: close', head(['GET /healthz HTTP/1.1', 'Host: x', 'Connection: close']), 200],
       ['an unknown method (501, closing)', head(['FOO /healthz HTTP/1.1', 'Host: x']), 501],
+      // "close" among the Connection options, which evhttp alone would not honour
+      ['Connection: close, TE', head(['GET /healthz HTTP/1.1', 'Host: x', 'Connection: close, TE', 'TE: trailers']), 200],
+      ['Connection: keep-alive, then Connection: close', head(['GET /healthz HTTP/1.1', 'Host: x', 'Connection: keep-alive', 'Connection: close']), 200],
     ]) {
       for (const next of [broken, sound]) {
         const res = await rawUntilClose(d.port, first + next, { timeout: 3000 });
@@ -595,6 +598,14 @@ describe('request smuggling shapes', () => {
     // broken one refused
     const kept = await rawUntilClose(d.port, head(['GET /healthz HTTP/1.0', 'Connection: keep-alive']) + broken, { timeout: 3000 });
     assert.match(kept.raw, /^HTTP\/1\.0 200 [^]*HTTP\/1\.1 400 [^]*NUL byte/, kept.raw);
+    // so does "keep-alive, x" (evhttp reads the start of the value): the
+    // next head is scanned all the same, and a smuggling one refused
+    const smug = uniqueName('kax');
+    const sj = JSON.stringify({ name: smug });
+    const kax = await rawUntilClose(d.port, head(['GET /healthz HTTP/1.0', 'Connection: keep-alive, x']) +
+      head(['POST /api/register HTTP/1.1', 'Host: x', `Content-Length: ${sj.length}`, 'Content-Length: 0'], sj), { timeout: 3000 });
+    assert.match(kax.raw, /^HTTP\/1\.0 200 [^]*HTTP\/1\.1 400 [^]*more than one Content-Length/, kax.raw);
+    assert.equal((await http('POST', `${d.url}/api/register`, { body: { name: smug } })).status, 201, `${smug} was registered by the smuggled head`);
     assert.equal((await http('POST', `${d.url}/api/register`, { body: { name } })).status, 201, `${name} was registered after a closing answer`);
   });
 });

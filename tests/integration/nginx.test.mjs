@@ -402,6 +402,12 @@ test('nginx serves www/ itself', async () => {
     assert.equal(r.json.message, 'no such file', p);
   }
   assert.equal((await http('GET', `${nginx.url}/index.html`)).status, 200);
+  // a method a file does not take: the API's JSON, typed as JSON whatever the file's type
+  for (const p of ['/js/app.js', '/app.css', '/']) {
+    const r = await http('POST', `${nginx.url}${p}`, { body: '{}' });
+    assertError(r, 405, 'method_not_allowed', `POST ${p} through nginx: ${describe(r)}`);
+    assert.match(r.headers['content-type'] ?? '', /^application\/json/, `POST ${p}: ${r.headers['content-type']}`);
+  }
 });
 
 test('REST through nginx: FastCGI rows, /d/ to crosstalkd, stats and metrics', async () => {
