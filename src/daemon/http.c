@@ -521,6 +521,7 @@ enum {
     SCAN_TE = 4,      /* a Transfer-Encoding seen */
     SCAN_DONE = 8,    /* the empty line that ends the head seen */
     SCAN_OLD = 16,    /* HTTP/1.0 or 0.9: closed after its answer by default */
+    SCAN_CLOSE = 32,  /* "close" among the options of a Connection header */
 };
 
 /* The characters of a header name (RFC 9110 token). */
@@ -594,6 +595,18 @@ static const char *head_line(struct conn *c, const char *s, size_t n)
         c->scan |= SCAN_TE;
         if (!names("chunked", v, (size_t)(end - v)))
             return "a Transfer-Encoding other than chunked";
+    } else if (names("Connection", s, (size_t)(colon - s))) {
+        /* comma-separated options (RFC 9110 7.6.1) */
+        while (v < end) {
+            const char *o = v;
+
+            while (v < end && *v != ',' && *v != ' ' && *v != '\t')
+                v++;
+            if (names("close", o, (size_t)(v - o)))
+                c->scan |= SCAN_CLOSE;
+            while (v < end && (*v == ',' || *v == ' ' || *v == '\t'))
+                v++;
+        }
     }
     return NULL;
 }
@@ -801,31 +814,6 @@ static bool closes_after(const struct conn *c, struct evhttp_request *req)
            !(in != NULL && evutil_ascii_strncasecmp(in, "keep-alive", 10) == 0);
 }
 
-/* Whether the client asked for the connection to close: "close" among the
- * comma-separated options of any Connection header (RFC 9110 7.6.1), which
- * evhttp honours only as the whole of the first one. */
-static bool asks_close(struct evhttp_request *req)
-{
-    struct evkeyval *h;
-
-    TAILQ_FOREACH(h, evhttp_request_get_input_headers(req), next) {
-        const char *p = h->value;
-
-        if (evutil_ascii_strcasecmp(h->key, "Connection") != 0)
-            continue;
-        while (*p != '\0') {
-            size_t n;
-
-            p += strspn(p, " \t,");
-            n = strcspn(p, " \t,");
-            if (n == 5 && evutil_ascii_strncasecmp(p, "close", 5) == 0)
-                return true;
-            p += n;
-        }
-    }
-    return false;
-}
-
 static void answered(struct evhttp_request *req, void *arg)
 {
     struct conn *c = arg;
@@ -889,9 +877,11 @@ void http_send_reply(struct evhttp_request *req, int status, const char *reason)
      * rather than asking this one again until it exits. */
     if (app.draining && evhttp_find_header(out, "Connection") == NULL)
         evhttp_add_header(out, "Connection", "close");
-    /* "Connection: keep-alive, close" and the like: as asked, which evhttp
-     * would not do */
-    if (evhttp_find_header(out, "Connection") == NULL && asks_close(req))
+    /* "Connection: keep-alive, close" and the like, as the head scan found:
+     * closed as asked, which evhttp would not do (it honours only a first
+     * Connection header that is "close" whole) */
+    if (c != NULL && (c->scan & SCAN_CLOSE) &&
+        evhttp_find_header(out, "Connection") == NULL)
         evhttp_add_header(out, "Connection", "close");
     /* HEAD: the length of what GET would answer, and no body (evhttp
      * writes whatever is in the buffer) */

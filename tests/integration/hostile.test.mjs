@@ -76,6 +76,17 @@ async function startLimited(nofile, config = {}) {
  * connection (or `timeout` ms). Resolves with {status, headers, text, json,
  * raw, closed, ms}: `closed` is false when the connection was still open.
  */
+/** A connection to `port` that keeps what it receives (`data`) and when it closed (`closedAt`). */
+async function watched(port) {
+  const w = { s: net.connect({ host: '127.0.0.1', port }), data: '', closedAt: null };
+  sockets.add(w.s);
+  w.s.on('data', (b) => { w.data += b.toString('latin1'); });
+  w.s.on('close', () => { w.closedAt = Date.now(); });
+  w.s.on('error', () => {});
+  await new Promise((res) => w.s.once('connect', res));
+  return w;
+}
+
 function rawUntilClose(port, data, { timeout = 3000 } = {}) {
   return new Promise((resolve) => {
     const t0 = Date.now();
@@ -339,31 +350,24 @@ describe('header_timeout bounds every request head and its body', () => {
   test('a keep-alive connection whose third head trickles a line every 3 s is cut within header_timeout (10 s, the default)', { timeout: 60000 }, async () => {
     const r = await redis();
     const d = await startDaemon({ redisUrl: r.url });
-    const s = net.connect({ host: '127.0.0.1', port: d.port });
-    sockets.add(s);
-    let data = '';
-    let closedAt = null;
-    s.on('data', (b) => { data += b.toString('latin1'); });
-    s.on('close', () => { closedAt = Date.now(); });
-    s.on('error', () => {});
-    await new Promise((res) => s.once('connect', res));
+    const w = await watched(d.port);
     for (let i = 1; i <= 2; i++) {
-      s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
-      await waitFor(() => (data.match(/HTTP\/1\.1 200 /g) ?? []).length >= i, { timeout: 3000, what: `answer #${i} on the keep-alive connection` });
+      w.s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+      await waitFor(() => (w.data.match(/HTTP\/1\.1 200 /g) ?? []).length >= i, { timeout: 3000, what: `answer #${i} on the keep-alive connection` });
     }
     const t0 = Date.now();
     const health = healthWatch(d.url);
-    s.write('GET /healthz HTTP/1.1\r\n');
+    w.s.write('GET /healthz HTTP/1.1\r\n');
     let n = 0;
-    while (closedAt === null && Date.now() - t0 < 25000) {
+    while (w.closedAt === null && Date.now() - t0 < 25000) {
       await sleep(3000);
-      if (closedAt === null) s.write(`X-Slow-${++n}: ${'a'.repeat(10)}\r\n`);
+      if (w.closedAt === null) w.s.write(`X-Slow-${++n}: ${'a'.repeat(10)}\r\n`);
     }
     const h = await health.stop();
-    assert.ok(closedAt !== null, `the trickling head was still open after ${Date.now() - t0} ms (${n} lines)`);
-    const after = closedAt - t0;
+    assert.ok(w.closedAt !== null, `the trickling head was still open after ${Date.now() - t0} ms (${n} lines)`);
+    const after = w.closedAt - t0;
     assert.ok(after >= 9000 && after <= 12500, `the connection was cut ${after} ms into its third head (header_timeout 10 s)`);
-    assert.equal((data.match(/HTTP\/1\.1 /g) ?? []).length, 2, `answers on the connection: ${data}`);
+    assert.equal((w.data.match(/HTTP\/1\.1 /g) ?? []).length, 2, `answers on the connection: ${w.data}`);
     assertHealthy(h, 'while a head trickled');
   });
 
@@ -372,25 +376,18 @@ describe('header_timeout bounds every request head and its body', () => {
     const d = await startDaemon({ redisUrl: r.url });
     const name = uniqueName('slowbody');
     const body = JSON.stringify({ name }).padEnd(60, ' ');
-    const s = net.connect({ host: '127.0.0.1', port: d.port });
-    sockets.add(s);
-    let data = '';
-    let closedAt = null;
-    s.on('data', (b) => { data += b.toString('latin1'); });
-    s.on('close', () => { closedAt = Date.now(); });
-    s.on('error', () => {});
-    await new Promise((res) => s.once('connect', res));
+    const w = await watched(d.port);
     const t0 = Date.now();
-    s.write(`POST /api/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+    w.s.write(`POST /api/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
     let n = 0;
-    while (closedAt === null && n < body.length - 1 && Date.now() - t0 < 25000) {
-      s.write(body[n++]);
+    while (w.closedAt === null && n < body.length - 1 && Date.now() - t0 < 25000) {
+      w.s.write(body[n++]);
       await sleep(1000);
     }
-    assert.ok(closedAt !== null, `the trickling body was still open after ${Date.now() - t0} ms (${n} bytes)`);
-    const after = closedAt - t0;
+    assert.ok(w.closedAt !== null, `the trickling body was still open after ${Date.now() - t0} ms (${n} bytes)`);
+    const after = w.closedAt - t0;
     assert.ok(after >= 9000 && after <= 12500, `the connection was cut ${after} ms after its head (header_timeout 10 s)`);
-    assert.equal(data, '', 'no answer to a request cut short');
+    assert.equal(w.data, '', 'no answer to a request cut short');
     assert.equal((await http('POST', `${d.url}/api/register`, { body: { name } })).status, 201, `${name} was registered by the cut request`);
   });
 });
