@@ -424,24 +424,41 @@ const via = () => document.querySelector('input[name="via"]:checked').value;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const REST_TRIES = 4;
 
+// A REST send given up with its outcome unknown: the same text sent again
+// in the same room goes with the same key, so it is stored once either way.
+let unsettled = null; // {text, room, key}
+
 // A REST send with an Idempotency-Key; when the answer leaves the outcome
 // unknown (503, a proxy error, no answer at all) it is sent again with the
-// same key, which the server stores once.
+// same key, which the server stores once. A try's "nothing was stored"
+// speaks for that try only: once one try's outcome was unknown, giving up
+// says the message may or may not be stored.
 async function restSend(how, text) {
-  const key = newKey();
+  const again = unsettled && unsettled.text === text && unsettled.room === session.room;
+  const key = again ? unsettled.key : newKey();
   const entry = clock.start(text, how);
+  let unsure = false;
   for (let attempt = 1; ; attempt++) {
     try {
       const { body } = await request(roomPath(how, session.room, 'messages'), {
         method: 'POST', token: session.token, body: { text }, headers: { 'Idempotency-Key': key },
       });
       if (body && body.id) clock.bind(entry, String(body.id));
+      if (again) unsettled = null;
       return body && body.id;
     } catch (e) {
-      const unknown = e.name === 'TypeError' || (e instanceof ApiError && [502, 503, 504].includes(e.status));
-      if (!unknown || attempt >= REST_TRIES || !session) {
+      const retry = e.name === 'TypeError' || (e instanceof ApiError && [502, 503, 504].includes(e.status));
+      // no answer, a proxy's 502/504, or a 503 that says so
+      if (e.name === 'TypeError' || (e instanceof ApiError &&
+          ([502, 504].includes(e.status) || (e.status === 503 && /outcome is unknown/.test(e.message))))) {
+        unsure = true;
+      }
+      if (!retry || attempt >= REST_TRIES || !session) {
         clock.cancel(entry);
-        throw e;
+        if (!unsure) throw e;
+        unsettled = { text, room: session?.room, key };
+        throw new Error(`Not acknowledged after ${attempt} tries (${describe(e, how)}): it may or may not be stored. ` +
+          'Send it again as it is and it is stored once.');
       }
       const wait = Math.max((e.retryAfter || 0) * 1000, 500 * 2 ** (attempt - 1));
       say(ui.sendStatus, `${describe(e, how)} — sending again with the same idempotency key in ${fmtMs(wait)} (try ${attempt + 1} of ${REST_TRIES}).`, 'warn');

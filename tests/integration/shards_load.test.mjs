@@ -20,6 +20,9 @@
 // was stored" is a refusal (the message must then be in no stream); a 503
 // "the outcome is unknown", a broken connection, or a WebSocket closed
 // before its ack, is retried with the same key until it is acknowledged.
+// A refusal after an unknown outcome answers only its own try (the first
+// may still be stored: a paused Redis runs it when the pause ends), so it
+// is retried too.
 //
 // Shipped defaults everywhere but the rate limits (RELAXED: 50 users
 // register from one address). Each room has its own user, placed on the
@@ -45,7 +48,7 @@ let shards;
 let daemons;
 let fcgi;
 let nginx;
-const rooms = []; // {name, shard, user, sender, clients: [], acked: Map key->id, refused: [text], ...}
+const rooms = []; // {name, shard, user, sender, clients: [], acked: Map key->id, refused: [{text, key, why}], ...}
 let stopping = false; // ends the clients
 let sending = true; // ends the senders
 let phase = 'before'; // 'before' | 'outage' | 'after' | 'pause' | 'end'
@@ -248,8 +251,15 @@ function runShortPoll(room) {
 
 // ------------------------------------------------------------------ senders
 
-/** REST send with a key through `base`; retries an unknown outcome with the same key. */
-async function sendRest(room, base, text, key) {
+/**
+ * REST send with a key through `base`; retries an unknown outcome with the
+ * same key. `unsure`: an earlier try's outcome is unknown (a WebSocket
+ * closed before its ack). A refusal ("nothing was stored") answers only
+ * its own try, so after an unknown outcome it settles nothing: the key is
+ * sent again until a 201 or 200 says where the message stands.
+ */
+async function sendRest(room, base, text, key, unsure = false) {
+  let refusedUnsure = false;
   for (let attempt = 0; attempt < 400; attempt++) {
     let r;
     try {
@@ -258,14 +268,30 @@ async function sendRest(room, base, text, key) {
       });
     } catch {
       room.status.neterr = (room.status.neterr ?? 0) + 1; // a broken connection: unknown
+      unsure = true;
       await sleep(250);
       continue;
     }
     room.status[r.status] = (room.status[r.status] ?? 0) + 1;
     if (r.status === 503 && phase === 'outage') room.outage503 = (room.outage503 ?? 0) + 1;
-    if (r.status === 201 || r.status === 200) return { id: r.json.id, status: r.status };
-    if (r.status === 503 && !is503Unknown(r)) return { refused: true, why: r.json?.message };
-    if (r.status === 503) { room.status.unknown = (room.status.unknown ?? 0) + 1; await sleep(250); continue; }
+    if (r.status === 201 || r.status === 200) {
+      // stored by the try whose outcome was unknown, though a later one was refused
+      if (refusedUnsure && r.status === 200) room.status.storedBeforeRefusal = (room.status.storedBeforeRefusal ?? 0) + 1;
+      return { id: r.json.id, status: r.status };
+    }
+    if (r.status === 503 && !is503Unknown(r) && !unsure) {
+      return { refused: true, why: `${r.status} ${r.json?.message ?? r.text} via ${base} in phase ${phase} at ${elapsed()}` };
+    }
+    if (r.status === 503) {
+      if (is503Unknown(r)) room.status.unknown = (room.status.unknown ?? 0) + 1;
+      else {
+        room.status.refusedWhenUnsure = (room.status.refusedWhenUnsure ?? 0) + 1;
+        refusedUnsure = true;
+      }
+      unsure = true;
+      await sleep(250);
+      continue;
+    }
     throw new Error(`send ${key} to ${room.name} via ${base}: unexpected ${r.status} ${r.text}`);
   }
   throw new Error(`send ${key} to ${room.name}: no outcome after 400 attempts`);
@@ -288,17 +314,17 @@ async function runSender(room, wsClient, skew) {
       } else if (m.type === 'error' && !/outcome is unknown/.test(m.message ?? '')) {
         room.status.wserr = (room.status.wserr ?? 0) + 1;
         if (phase === 'outage') room.outage503 = (room.outage503 ?? 0) + 1;
-        out = { refused: true, why: m.message };
+        out = { refused: true, why: `WebSocket ${m.error} ${m.message} in phase ${phase} at ${elapsed()}` };
       } else {
         // closed or timed out before an answer, or an unknown outcome:
         // the same key again, over REST through crosstalkd
         if (!m.notSent) room.status.wsunknown = (room.status.wsunknown ?? 0) + 1;
-        out = await sendRest(room, `${nginx.url}/d`, text, key);
+        out = await sendRest(room, `${nginx.url}/d`, text, key, !m.notSent);
       }
     } else {
       out = await sendRest(room, via === 0 ? nginx.url : `${nginx.url}/d`, text, key);
     }
-    if (out.refused) room.refused.push(text);
+    if (out.refused) room.refused.push({ text, key, why: out.why });
     else {
       assert.ok(!room.acked.has(key), `${room.name}: key ${key} acknowledged twice`);
       room.acked.set(key, { id: out.id, text });
@@ -404,14 +430,21 @@ test('3 shards, 2 daemons, nginx and the pool, 200 clients in 50 rooms; one shar
     assert.equal(new Set(ids).size, ids.length, `${r.name}: no id twice in the stream`);
     assert.equal(new Set(texts).size, texts.length, `${r.name}: no message stored twice (texts ${texts.filter((t, i) => texts.indexOf(t) !== i)})`);
     const ackedIds = [...r.acked.values()].map((a) => a.id);
+    // what the stream holds that no send was acknowledged for, and why its
+    // sender took it as refused
+    const extra = st.filter((e) => !ackedIds.includes(e.id)).map((e) => {
+      const ref = r.refused.find((x) => x.text === e.text);
+      return `${e.id} "${e.text}" (${ref ? `refused: ${ref.why}` : 'never refused'})`;
+    });
     for (const a of r.acked.values()) {
       const i = ids.indexOf(a.id);
       assert.ok(i >= 0, `${r.name} (shard ${r.shard}): acknowledged ${a.id} "${a.text}" is not in the stream`);
       assert.equal(texts[i], a.text, `${r.name}: ${a.id} holds its own text`);
     }
     assert.deepEqual([...ids].sort(compareIds), [...new Set(ackedIds)].sort(compareIds),
-      `${r.name}: the stream holds exactly the acknowledged messages`);
-    for (const t of r.refused) assert.ok(!texts.includes(t), `${r.name}: "${t}" was refused (nothing stored) yet is stored`);
+      `${r.name} (shard ${r.shard}): the stream holds exactly the acknowledged messages; not acknowledged: ` +
+      `${extra.join('; ') || 'none'}; outcomes ${JSON.stringify(r.status)}`);
+    for (const x of r.refused) assert.ok(!texts.includes(x.text), `${r.name}: "${x.text}" was refused (${x.why}) yet is stored`);
     for (const c of r.clients) {
       assert.deepEqual(c.got, ids, `${c.kind} client of ${r.name} (shard ${r.shard}, ${c.connects} connects): received the stream exactly once, in order`);
     }
