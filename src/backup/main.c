@@ -180,7 +180,8 @@ static const char *flag_value(int argc, char **argv, int *i, const char *name,
         return a + len + 1;
     if (a[len] != '\0')
         return NULL;
-    if (*i + 1 >= argc) {
+    /* "--room --retain=5": the next flag is not the value */
+    if (*i + 1 >= argc || strncmp(argv[*i + 1], "--", 2) == 0) {
         *missing = true;
         return NULL;
     }

@@ -462,9 +462,10 @@ static int load_flags(struct config *c, int argc, char **argv, char *err,
             argv[out++] = argv[i];
             continue;
         }
+        /* "--port --log-level=debug": the next flag is not the value */
         if (eq != NULL) {
             value = eq + 1;
-        } else if (i + 1 < argc) {
+        } else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
             value = argv[++i];
         } else {
             set_err(err, errlen, "--%.*s needs a value", (int)nlen, name);

@@ -140,7 +140,11 @@ static int parse_args(int argc, char **argv, const char **socket_path)
     for (i = 1; i < argc; i++) {
         if (strncmp(argv[i], "--socket=", 9) == 0) {
             *socket_path = argv[i] + 9;
-        } else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
+        } else if (strcmp(argv[i], "--socket") == 0) {
+            if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0) {
+                fprintf(stderr, PROGRAM ": --socket needs a value\n");
+                return -1;
+            }
             *socket_path = argv[++i];
         } else {
             fprintf(stderr, PROGRAM ": unknown argument '%s' (see --help)\n",

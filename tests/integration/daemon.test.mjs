@@ -46,6 +46,20 @@ describe('command line', () => {
     }
   });
 
+  test('a flag without its value, or with another flag where the value belongs, says so and exits 2', () => {
+    for (const [prog, args, flag] of [
+      ['crosstalkd', ['--log-file'], '--log-file'],
+      ['crosstalkd', ['--log-file', '--port=9000'], '--log-file'],
+      ['crosstalk-fcgi', ['--socket'], '--socket'],
+      ['crosstalk-fcgi', ['--socket', '--port=9000'], '--socket'],
+      ['crosstalk-backup', ['--room', '--retain=5'], '--room'],
+    ]) {
+      const r = runSync(bin(prog), args, { timeout: 5000 });
+      assert.equal(r.status, 2, `${prog} ${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
+      assert.equal(r.stderr.trim(), `${prog}: ${flag} needs a value`, `${prog} ${args.join(' ')}`);
+    }
+  });
+
   test('a value out of range stops start-up with a message naming key, value and range', () => {
     for (const [flag, key, value] of [
       ['--port=0', 'port', '0'],

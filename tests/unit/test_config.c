@@ -213,6 +213,13 @@ int main(void)
         config_free(&c);
     }
     {
+        const char *args[] = {"prog", "--log-file", "--port=9000", NULL};
+
+        is_int(load(&c, argv, args), -1, "a flag where the value belongs");
+        is_str(err, "--log-file needs a value", "  message");
+        config_free(&c);
+    }
+    {
         const char *args[] = {"prog", "--longpoll-timeout=50",
                               "--longpoll-max-timeout=40", NULL};
 
