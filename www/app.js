@@ -424,9 +424,26 @@ const via = () => document.querySelector('input[name="via"]:checked').value;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const REST_TRIES = 4;
 
-// A REST send given up with its outcome unknown: the same text sent again
-// in the same room goes with the same key, so it is stored once either way.
+// A send given up with its outcome unknown (REST or WebSocket): the same
+// text sent again in the same room goes with the same key, so it is stored
+// once either way.
 let unsettled = null; // {text, room, key}
+
+/** The key for a new send of `text`: the unsettled one's when it is that text. */
+function keyFor(text) {
+  if (unsettled && unsettled.text === text && unsettled.room === session.room) return unsettled.key;
+  return newKey();
+}
+
+/** A send of `text` with `key` given up with its outcome unknown: its text back in the composer. */
+function giveUp(text, key) {
+  unsettled = { text, room: session?.room, key };
+  if (!ui.text.value) ui.text.value = text;
+}
+
+function settled(key) {
+  if (unsettled && unsettled.key === key) unsettled = null;
+}
 
 // A REST send with an Idempotency-Key; when the answer leaves the outcome
 // unknown (503, a proxy error, no answer at all) it is sent again with the
@@ -434,8 +451,7 @@ let unsettled = null; // {text, room, key}
 // speaks for that try only: once one try's outcome was unknown, giving up
 // says the message may or may not be stored.
 async function restSend(how, text) {
-  const again = unsettled && unsettled.text === text && unsettled.room === session.room;
-  const key = again ? unsettled.key : newKey();
+  const key = keyFor(text);
   const entry = clock.start(text, how);
   let unsure = false;
   for (let attempt = 1; ; attempt++) {
@@ -444,7 +460,7 @@ async function restSend(how, text) {
         method: 'POST', token: session.token, body: { text }, headers: { 'Idempotency-Key': key },
       });
       if (body && body.id) clock.bind(entry, String(body.id));
-      if (again) unsettled = null;
+      settled(key);
       return body && body.id;
     } catch (e) {
       const retry = e.name === 'TypeError' || (e instanceof ApiError && [502, 503, 504].includes(e.status));
@@ -456,7 +472,7 @@ async function restSend(how, text) {
       if (!retry || attempt >= REST_TRIES || !session) {
         clock.cancel(entry);
         if (!unsure) throw e;
-        unsettled = { text, room: session?.room, key };
+        giveUp(text, key);
         throw new Error(`Not acknowledged after ${attempt} tries (${describe(e, how)}): it may or may not be stored. ` +
           'Send it again as it is and it is stored once.');
       }
@@ -487,7 +503,7 @@ const outbox = {
   // Resolves with the id when acknowledged; rejects when refused or never
   // acknowledged.
   push(text) {
-    const it = { key: newKey(), text, tries: 0, timer: null, entry: clock.start(text, 'ws') };
+    const it = { key: keyFor(text), text, tries: 0, timer: null, entry: clock.start(text, 'ws') };
     const done = new Promise((resolve, reject) => { it.resolve = resolve; it.reject = reject; });
     done.catch(() => {}); // a single send reports through the status line
     this.items.push(it);
@@ -515,7 +531,9 @@ const outbox = {
       this.drop(it);
       it.reject(new Error(`no ack after ${it.tries} tries`));
       panes.ws.notePending(it.key, `not acknowledged after ${it.tries} tries: it may or may not be stored`, true);
-      say(ui.sendStatus, `The WebSocket never acknowledged “${it.text.slice(0, 40)}” (${it.tries} tries of ${fmtMs(ACK_MS)}).`, 'error');
+      giveUp(it.text, it.key);
+      say(ui.sendStatus, `The WebSocket never acknowledged “${it.text.slice(0, 40)}” (${it.tries} tries of ${fmtMs(ACK_MS)}): ` +
+        'it may or may not be stored. Send it again as it is and it is stored once.', 'error');
       return;
     }
     const ws = session?.transports.ws;
@@ -549,6 +567,7 @@ const outbox = {
     const it = this.find(key);
     if (!it) { clock.ack(id); return; }
     this.drop(it);
+    settled(it.key);
     clock.bind(it.entry, id);
     panes.ws.ackPending(it.key, id);
     it.resolve(id);
