@@ -217,7 +217,11 @@ static void collect(const void *node, VISIT which, int depth)
 }
 
 /* Rewrites the expiry of every held user; forgets touched users whose
- * expiry has passed (they are offline by now anyway). */
+ * expiry has passed, and announces their rooms: they are offline by now,
+ * and the streams would otherwise list them until the room's next
+ * presence event. (Another daemon that saw the user later announces again
+ * when its own expiry passes; a user seen only by the pool is not
+ * announced.) */
 static void refresh(evutil_socket_t fd, short what, void *arg)
 {
     int64_t now = event_now_ms();
@@ -231,8 +235,11 @@ static void refresh(evutil_socket_t fd, short what, void *arg)
         struct seen *e = sweep_list[i];
         if (e->held > 0)
             write_expiry(e, now);
-        else if (now - e->written_ms > app.cfg->presence_ttl * 1000LL)
+        else if (now - e->written_ms > app.cfg->presence_ttl * 1000LL) {
+            if (!app.draining)
+                announce(e->room);
             forget(e);
+        }
     }
     free(sweep_list);
     sweep_list = NULL;

@@ -4,7 +4,8 @@
 // dropped its user from GET .../presence while the user was listening.
 // Once the poll is answered and none follows, the user goes offline
 // within presence_ttl (an expiry is rewritten every third of it), as after
-// any poll.
+// any poll, and a stream in the room hears it: a presence event without
+// the poller (before, an expiry was announced to nobody).
 // Twice: presence_ttl = 2 s with an 8 s poll, and the shipped default
 // (30 s) with a 50 s poll (longpoll_max_timeout is 60).
 // Real redis-server and crosstalkd.
@@ -13,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  RELAXED, bearer, cleanup, http, register, sleep, startDaemon, startRedis, uniqueName, uniqueRoom,
+  RELAXED, bearer, cleanup, http, register, sleep, sseOpen, startDaemon, startRedis, uniqueName, uniqueRoom,
 } from './harness.mjs';
 
 function suite(label, presenceTtl, pollSeconds) {
@@ -39,6 +40,9 @@ function suite(label, presenceTtl, pollSeconds) {
         assert.equal(r.status, 200, r.text);
         return r.json.online;
       };
+      // the watcher listens on SSE, as a browser would, for presence events
+      const sse = await sseOpen(`${daemon.url}/api/rooms/${room}/events`, { headers: bearer(watcher.token) });
+      assert.equal(sse.status, 200, sse.text);
       const t0 = Date.now();
       const poll = http('GET', `${daemon.url}/api/rooms/${room}/poll?timeout=${pollSeconds}`, {
         headers: bearer(poller.token), timeout: pollSeconds * 1000 + 10000,
@@ -56,11 +60,19 @@ function suite(label, presenceTtl, pollSeconds) {
       const res = await poll;
       assert.equal(res.status, 200, res.text);
       assert.deepEqual(res.json.events.map((e) => e.text), ['wake']);
+      const ended = Date.now();
+      const presences = () => sse.events.filter((e) => e.event === 'presence');
+      assert.ok(presences().some((e) => e.json.online.includes(poller.name)), `the stream heard the poller come online: ${JSON.stringify(presences())}`);
       // offline within presence_ttl of its poll's end (with a margin of a
       // refresh period), on the shipped 30 s as on the short one
       await sleep(ttlMs + ttlMs / 3 + 1000);
       const later = await online();
       assert.ok(!later.includes(poller.name), `the poller is online ${ttlMs + ttlMs / 3 + 1000} ms after its poll ended: ${JSON.stringify(later)}`);
+      const heard = presences().filter((e) => e.at > ended);
+      assert.ok(heard.length > 0 && !heard.at(-1).json.online.includes(poller.name),
+        `the stream heard no presence event without the poller after its poll ended: ${JSON.stringify(heard.map((e) => e.json.online))}`);
+      assert.ok(heard.at(-1).json.online.includes(watcher.name), 'the watcher, on its stream, is still online');
+      sse.close();
     });
   });
 }
