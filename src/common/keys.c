@@ -200,6 +200,10 @@ int keys_append_argv(const char **argv, size_t *lens, char *bufs, int evalsha,
     return n;
 }
 
+static const char resume_body[] =
+    "return {redis.pcall('XINFO', 'STREAM', KEYS[1]), "
+    "redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])}\n";
+
 void keys_resume_init(struct keys_resume *k, const char *room,
                       const struct streamid *after, int limit)
 {
@@ -215,6 +219,12 @@ void keys_resume_init(struct keys_resume *k, const char *room,
     k->xrange[3] = "+";
     k->xrange[4] = "COUNT";
     k->xrange[5] = k->count;
+    k->script[0] = "EVAL";
+    k->script[1] = resume_body;
+    k->script[2] = "1";
+    k->script[3] = k->key;
+    k->script[4] = k->start;
+    k->script[5] = k->count;
 }
 
 /* Names are compared byte by byte, as sorted sets order them: Lua's '<'

@@ -98,13 +98,19 @@ int keys_append_argv(const char **argv, size_t *lens, char *bufs, int evalsha,
 
 /* The commands a resume sends in one round trip, so the replay and what
  * Redis says of the room's stream agree: MULTI, XINFO STREAM, XRANGE after
- * `after` (exclusive) COUNT limit, EXEC. reply_resume reads EXEC's reply. */
+ * `after` (exclusive) COUNT limit, EXEC. reply_resume reads EXEC's reply.
+ * Redis over maxmemory refuses whatever is queued in a MULTI (EXECABORT),
+ * reads too; `script` is the same read as one script, run with EVAL,
+ * which it does not refuse, with the same reply (about 4 times the cost in
+ * Redis, so only then). */
+#define KEYS_RESUME_SCRIPT_ARGC 6
 struct keys_resume {
     char key[KEYS_MAX];
     char start[STREAMID_STRLEN + 1];
     char count[16];
     const char *xinfo[3];
     const char *xrange[6];
+    const char *script[KEYS_RESUME_SCRIPT_ARGC];
 };
 void keys_resume_init(struct keys_resume *k, const char *room,
                       const struct streamid *after, int limit);

@@ -62,6 +62,8 @@ struct call {
     size_t text_len;
     char idem[API_KEY_MAX + 1]; /* the idempotency key, "" for none */
     char bufs[KEYS_APPEND_BUFS];
+    struct keys_resume resume; /* kept to run again as a script */
+    bool scripted;             /* and so it was */
 };
 
 /* Tokens are looked up by their token rather than their digest, so a
@@ -309,6 +311,15 @@ static void on_resume(redisReply *reply, void *priv)
     struct chat_event *evs = NULL;
     size_t n = 0;
 
+    /* over maxmemory: the same read as a script, once */
+    if (r != NULL && r->type == REDIS_REPLY_ERROR &&
+        strncmp(r->str, "EXECABORT", 9) == 0 && !c->scripted) {
+        c->scripted = true;
+        if (send_argv(room_x(c->st, c->room), on_resume, c,
+                      KEYS_RESUME_SCRIPT_ARGC, c->resume.script, NULL) == 0)
+            return;
+        r = NULL;
+    }
     if (reply_failed(r, "resume") ||
         reply_resume(r, c->room, &log, &evs, &n) != 0)
         c->cb.resume(-1, NULL, 0, NULL, c->arg);
@@ -325,15 +336,18 @@ int store_resume(struct store *st, const char *room,
     static const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
     struct rexec *x = room_x(st, room);
     struct call *c;
-    struct keys_resume k;
+    struct keys_resume *k;
 
-    keys_resume_init(&k, room, after, limit);
+    c = call_new(st, arg);
+    k = &c->resume;
+    keys_resume_init(k, room, after, limit);
     /* one write, one round trip: only EXEC's reply is read */
     if (x->queue(x, 1, multi, NULL) != 0 ||
-        x->queue(x, 3, k.xinfo, NULL) != 0 ||
-        x->queue(x, 6, k.xrange, NULL) != 0)
+        x->queue(x, 3, k->xinfo, NULL) != 0 ||
+        x->queue(x, 6, k->xrange, NULL) != 0) {
+        call_free(c);
         return -1;
-    c = call_new(st, arg);
+    }
     c->cb.resume = cb;
     strcpy(c->room, room);
     if (send_argv(x, on_resume, c, 1, exec, NULL) != 0) {

@@ -498,6 +498,23 @@ test('/healthz and sends name out of memory and a read-only replica, on crosstal
         const rep = await sendKey(url, room, u, 'a repeat', key0);
         assert.equal(rep.status, 200, `${where}: a repeat needs no write, even during ${fault}: ${rep.text}`);
         assert.equal(rep.json.id, r0.json.id);
+        // reads go on: a short poll from an id (a resume: before, a
+        // MULTI, which Redis refuses whole when over maxmemory)
+        const poll = await http('GET', `${url}/api/rooms/${room}/messages?since=0-0`, { headers: bearer(u.token) });
+        assert.equal(poll.status, 200, `${where}: a short poll with since during ${fault}: ${poll.text}`);
+        assert.ok(poll.json.events.some((e) => e.id === r0.json.id), `${where}: the poll holds ${r0.json.id}: ${poll.text}`);
+      }
+      const lp = await http('GET', `${d2.url}/api/rooms/${room}/poll?since=0-0&timeout=0`, { headers: bearer(u.token) });
+      assert.equal(lp.status, 200, `a long poll with since during ${fault}: ${lp.text}`);
+      const sse = await sseOpen(`${d2.url}/api/rooms/${room}/events?since=0-0`, { headers: bearer(u.token) });
+      try {
+        assert.equal(sse.status, 200, sse.text);
+        const isMsg = (e) => e.event === 'message';
+        await sse.waitEvents(1, { filter: isMsg, what: `SSE to replay from since during ${fault}` });
+        const first = sse.events.find(isMsg);
+        assert.equal(first.json?.id, r0.json.id, `SSE replays from since during ${fault}: ${JSON.stringify(first)}`);
+      } finally {
+        sse.close();
       }
     };
     const healthy = async (what) => {

@@ -373,6 +373,32 @@ int main(void)
         event_free_array(evs, n);
         freeReplyObject(r);
 
+        /* Redis over maxmemory refuses what is queued in a MULTI, reads
+         * too; the same read as the script is not refused, and answers
+         * alike */
+        for (i = 5; i <= 6; i++)
+            freeReplyObject(redisCommand(c, "XADD %s %d-0 from a text t%d ts 1",
+                                         key, i, i));
+        freeReplyObject(redisCommand(c, "CONFIG SET maxmemory 1"));
+        since = (struct streamid){5, 0};
+        r = resume_exec(c, "trim", &since);
+        ok(r != NULL && r->type == REDIS_REPLY_ERROR &&
+               strncmp(r->str, "EXECABORT", 9) == 0,
+           "over maxmemory a resume's MULTI is refused (EXECABORT)");
+        freeReplyObject(r);
+        {
+            struct keys_resume k;
+
+            keys_resume_init(&k, "trim", &since, 10);
+            r = redisCommandArgv(c, KEYS_RESUME_SCRIPT_ARGC, k.script, NULL);
+        }
+        is_int(reply_resume(r, "trim", &log, &evs, &n), 0,
+               "  its script is not");
+        ok(n == 1 && log.exists && log.length == 2, "  the replay: 6-0 of 2");
+        event_free_array(evs, n);
+        freeReplyObject(r);
+        freeReplyObject(redisCommand(c, "CONFIG SET maxmemory 0"));
+
         freeReplyObject(redisCommand(c, "DEL %s", key));
         r = resume_exec(c, "trim", &since);
         is_int(reply_resume(r, "trim", &log, &evs, &n), 0,
