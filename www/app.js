@@ -453,7 +453,8 @@ function settled(key) {
 async function restSend(how, text) {
   const key = keyFor(text);
   const entry = clock.start(text, how);
-  let unsure = false;
+  // a send again of one given up unsettled starts unsure
+  let unsure = unsettled !== null && unsettled.key === key;
   for (let attempt = 1; ; attempt++) {
     try {
       const { body } = await request(roomPath(how, session.room, 'messages'), {

@@ -521,7 +521,9 @@ enum {
     SCAN_TE = 4,      /* a Transfer-Encoding seen */
     SCAN_DONE = 8,    /* the empty line that ends the head seen */
     SCAN_OLD = 16,    /* HTTP/1.0 or 0.9: closed after its answer by default */
-    SCAN_CLOSE = 32,  /* "close" among the options of a Connection header */
+    SCAN_CLOSE = 32,  /* closed after its answer: "close" among the options
+                         of a Connection header, or a target not in origin
+                         form */
 };
 
 /* The characters of a header name (RFC 9110 token). */
@@ -551,11 +553,28 @@ static const char *head_line(struct conn *c, const char *s, size_t n)
     if (memchr(s, '\r', n) != NULL)
         return "a CR not followed by LF";
     if (!(c->scan & SCAN_HEADERS)) {
+        const char *target = memchr(s, ' ', n), *version = s + n;
+
         c->scan |= SCAN_HEADERS;
-        if (n >= 9 && (memcmp(s + n - 9, " HTTP/1.0", 9) == 0 ||
-                       memcmp(s + n - 9, " HTTP/0.9", 9) == 0))
-            c->scan |= SCAN_OLD;
-        return n == 0 ? "an empty line where the request line belongs" : NULL;
+        if (n == 0)
+            return "an empty line where the request line belongs";
+        while (version > s && version[-1] != ' ')
+            version--;
+        /* evhttp reads "HTTP/1.00", "HTTP/01.0" or "HTTP/0.5" as before
+         * 1.1, and so closes after the answer, where we would not know
+         * it, and answers "HTTP/1.2" in kind: HTTP/1.0 and 1.1 only */
+        if (s + n - version >= 5 && memcmp(version, "HTTP/", 5) == 0) {
+            if (s + n - version != 8 || memcmp(version + 5, "1.", 2) != 0 ||
+                (version[7] != '0' && version[7] != '1'))
+                return "an HTTP version other than HTTP/1.0 or 1.1";
+            if (version[7] == '0')
+                c->scan |= SCAN_OLD;
+        }
+        /* a target not in origin form (http://host/path, *, host:port):
+         * evhttp takes it as a proxy's request and closes after it */
+        if (target != NULL && target + 1 < s + n && target[1] != '/')
+            c->scan |= SCAN_CLOSE;
+        return NULL;
     }
     if (n == 0) {
         c->scan |= SCAN_DONE;
@@ -797,9 +816,11 @@ static struct bufferevent *new_connection(struct event_base *base, void *arg)
 
 /* Whether evhttp will close the connection once `req` is answered, as
  * its evhttp_send_done decides: a Connection value "close" either way, or
- * an HTTP/1.0 request whose Connection value does not start "keep-alive".
- * A guess only; what rides on it is that the answer to a broken next head
- * is the close alone, which is right either way. */
+ * an HTTP/1.0 request whose Connection value does not start "keep-alive";
+ * and what the head scan found closes (a proxy's target, which evhttp
+ * closes after, dropping our Connection header). A guess only; what rides
+ * on it is that the answer to a broken next head is the close alone, which
+ * is right either way. */
 static bool closes_after(const struct conn *c, struct evhttp_request *req)
 {
     const char *in =
@@ -807,7 +828,8 @@ static bool closes_after(const struct conn *c, struct evhttp_request *req)
     const char *out = evhttp_find_header(evhttp_request_get_output_headers(req),
                                          "Connection");
 
-    if ((in != NULL && evutil_ascii_strcasecmp(in, "close") == 0) ||
+    if ((c->scan & SCAN_CLOSE) ||
+        (in != NULL && evutil_ascii_strcasecmp(in, "close") == 0) ||
         (out != NULL && evutil_ascii_strcasecmp(out, "close") == 0))
         return true;
     return (c->scan & SCAN_OLD) &&
@@ -867,22 +889,35 @@ static void send_answers(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* An answer's Connection: close, where it is the connection's last. */
+static void close_if_last(struct conn *c, struct evkeyvalq *out)
+{
+    if (evhttp_find_header(out, "Connection") != NULL)
+        return;
+    /* Shutting down: each connection ends with its answer, so that its
+     * client comes back on a new one (another daemon, behind nginx)
+     * rather than asking this one again until it exits. "Connection:
+     * keep-alive, close" and the like, as the head scan found: closed as
+     * asked, which evhttp would not do (it honours only a first Connection
+     * header that is "close" whole). */
+    if (app.draining || (c != NULL && (c->scan & SCAN_CLOSE)))
+        evhttp_add_header(out, "Connection", "close");
+}
+
+void http_reply_start(struct evhttp_request *req, int status,
+                      const char *reason)
+{
+    close_if_last(conn_find(evhttp_request_get_connection(req)),
+                  evhttp_request_get_output_headers(req));
+    evhttp_send_reply_start(req, status, reason);
+}
+
 void http_send_reply(struct evhttp_request *req, int status, const char *reason)
 {
     struct conn *c = conn_find(evhttp_request_get_connection(req));
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
 
-    /* Shutting down: each connection ends with its answer, so that its
-     * client comes back on a new one (another daemon, behind nginx)
-     * rather than asking this one again until it exits. */
-    if (app.draining && evhttp_find_header(out, "Connection") == NULL)
-        evhttp_add_header(out, "Connection", "close");
-    /* "Connection: keep-alive, close" and the like, as the head scan found:
-     * closed as asked, which evhttp would not do (it honours only a first
-     * Connection header that is "close" whole) */
-    if (c != NULL && (c->scan & SCAN_CLOSE) &&
-        evhttp_find_header(out, "Connection") == NULL)
-        evhttp_add_header(out, "Connection", "close");
+    close_if_last(c, out);
     /* HEAD: the length of what GET would answer, and no body (evhttp
      * writes whatever is in the buffer) */
     if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {

@@ -36,6 +36,10 @@ void http_free(void);
  * loop turn. The request may be freed by any later callback. */
 void http_send_reply(struct evhttp_request *req, int status,
                      const char *reason);
+/* evhttp_send_reply_start (a stream's head), with Connection: close where
+ * the connection ends with the stream, as http_send_reply does. */
+void http_reply_start(struct evhttp_request *req, int status,
+                      const char *reason);
 /* Closes the request's connection without an answer, once the callback
  * that calls this has returned: for a request this daemon will not serve
  * while it drains, and that a client should take elsewhere (nginx passes a

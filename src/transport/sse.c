@@ -256,7 +256,7 @@ static void start_stream(struct sse *s)
     evhttp_add_header(h, "Content-Type", "text/event-stream; charset=utf-8");
     evhttp_add_header(h, "Cache-Control", "no-cache");
     evhttp_add_header(h, "X-Accel-Buffering", "no");
-    evhttp_send_reply_start(req, 200, "OK");
+    http_reply_start(req, 200, "OK");
     s->chunked = evhttp_find_header(h, "Transfer-Encoding") != NULL;
     {
         /* evhttp reads the stream's socket only to notice a close, under

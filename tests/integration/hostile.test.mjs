@@ -583,6 +583,15 @@ describe('request smuggling shapes', () => {
       // "close" among the Connection options, which evhttp alone would not honour
       ['Connection: close, TE', head(['GET /healthz HTTP/1.1', 'Host: x', 'Connection: close, TE', 'TE: trailers']), 200],
       ['Connection: keep-alive, then Connection: close', head(['GET /healthz HTTP/1.1', 'Host: x', 'Connection: keep-alive', 'Connection: close']), 200],
+      // a target not in origin form: evhttp takes it as a proxy's and
+      // closes after it, dropping our Connection header
+      ['an absolute-form target', head(['GET http://x/healthz HTTP/1.1', 'Host: x']), 200],
+      // versions evhttp reads as 1.0 (and so closes after) or answers in
+      // kind: refused, with nothing after them run
+      ['HTTP/1.00', head(['GET /healthz HTTP/1.00', 'Host: x']), 400],
+      ['HTTP/01.0', head(['GET /healthz HTTP/01.0', 'Host: x']), 400],
+      ['HTTP/0.5', head(['GET /healthz HTTP/0.5', 'Host: x']), 400],
+      ['HTTP/1.2', head(['GET /healthz HTTP/1.2', 'Host: x']), 400],
     ]) {
       for (const next of [broken, sound]) {
         const res = await rawUntilClose(d.port, first + next, { timeout: 3000 });
@@ -604,5 +613,18 @@ describe('request smuggling shapes', () => {
     assert.match(kax.raw, /^HTTP\/1\.0 200 [^]*HTTP\/1\.1 400 [^]*more than one Content-Length/, kax.raw);
     assert.equal((await http('POST', `${d.url}/api/register`, { body: { name: smug } })).status, 201, `${smug} was registered by the smuggled head`);
     assert.equal((await http('POST', `${d.url}/api/register`, { body: { name } })).status, 201, `${name} was registered after a closing answer`);
+  });
+
+  test('an SSE stream asked with "Connection: keep-alive, close" says Connection: close in its head', async () => {
+    const r = await redis();
+    const d = await startDaemon({ redisUrl: r.url, config: RELAXED });
+    const u = await register(d.url, uniqueName('ssec'));
+    const s = await sseOpen(`${d.url}/api/rooms/${uniqueRoom('ssec')}/events`, { headers: { ...bearer(u.token), Connection: 'keep-alive, close' } });
+    try {
+      assert.equal(s.status, 200, s.text);
+      assert.equal(s.headers.connection, 'close', JSON.stringify(s.headers));
+    } finally {
+      s.close();
+    }
   });
 });
