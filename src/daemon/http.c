@@ -520,7 +520,7 @@ enum {
     SCAN_CL = 2,      /* a Content-Length seen */
     SCAN_TE = 4,      /* a Transfer-Encoding seen */
     SCAN_DONE = 8,    /* the empty line that ends the head seen */
-    SCAN_OLD = 16,    /* HTTP/1.0 or 0.9: closed after its answer by default */
+    SCAN_OLD = 16,    /* HTTP/1.0: closed after its answer by default */
     SCAN_CLOSE = 32,  /* closed after its answer: "close" among the options
                          of a Connection header, or a target not in origin
                          form */
