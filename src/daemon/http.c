@@ -815,12 +815,12 @@ static struct bufferevent *new_connection(struct event_base *base, void *arg)
 }
 
 /* Whether evhttp will close the connection once `req` is answered, as
- * its evhttp_send_done decides: a Connection value "close" either way, or
- * an HTTP/1.0 request whose Connection value does not start "keep-alive";
- * and what the head scan found closes (a proxy's target, which evhttp
- * closes after, dropping our Connection header). A guess only; what rides
- * on it is that the answer to a broken next head is the close alone, which
- * is right either way. */
+ * its evhttp_send_done decides: what the head scan found closes ("close"
+ * among a Connection header's options, a proxy's target), our answer's
+ * "Connection: close", or an HTTP/1.0 request whose Connection value does
+ * not start "keep-alive". A guess only; what rides on it is that the
+ * answer to a broken next head is the close alone, which is right either
+ * way. */
 static bool closes_after(const struct conn *c, struct evhttp_request *req)
 {
     const char *in =
@@ -829,7 +829,6 @@ static bool closes_after(const struct conn *c, struct evhttp_request *req)
                                          "Connection");
 
     if ((c->scan & SCAN_CLOSE) ||
-        (in != NULL && evutil_ascii_strcasecmp(in, "close") == 0) ||
         (out != NULL && evutil_ascii_strcasecmp(out, "close") == 0))
         return true;
     return (c->scan & SCAN_OLD) &&

@@ -71,11 +71,6 @@ async function startLimited(nofile, config = {}) {
   return d;
 }
 
-/**
- * Writes `data` to 127.0.0.1:port and reads until the server closes the
- * connection (or `timeout` ms). Resolves with {status, headers, text, json,
- * raw, closed, ms}: `closed` is false when the connection was still open.
- */
 /** A connection to `port` that keeps what it receives (`data`) and when it closed (`closedAt`). */
 async function watched(port) {
   const w = { s: net.connect({ host: '127.0.0.1', port }), data: '', closedAt: null };
@@ -87,6 +82,11 @@ async function watched(port) {
   return w;
 }
 
+/**
+ * Writes `data` to 127.0.0.1:port and reads until the server closes the
+ * connection (or `timeout` ms). Resolves with {status, headers, text, json,
+ * raw, closed, ms}: `closed` is false when the connection was still open.
+ */
 function rawUntilClose(port, data, { timeout = 3000 } = {}) {
   return new Promise((resolve) => {
     const t0 = Date.now();
