@@ -209,24 +209,62 @@ function tail(s, n = 4000) {
 
 const handedOut = new Set();
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (never the same one twice in this process). */
-export async function freePort() {
-  for (let i = 0; i < 50; i++) {
-    const port = await new Promise((resolve, reject) => {
-      const s = net.createServer();
-      s.unref();
-      s.on('error', reject);
-      s.listen(0, '127.0.0.1', () => {
-        const p = s.address().port;
-        s.close(() => resolve(p));
-      });
-    });
-    if (!handedOut.has(port)) {
-      handedOut.add(port);
-      return port;
-    }
+/** The ports the kernel hands out as source ports of outgoing connections
+ * (net.ipv4.ip_local_port_range). A port taken from there can be given to a
+ * client socket between our check and the server's bind. */
+function ephemeralRange() {
+  try {
+    const [lo, hi] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo > 0 && hi >= lo) return [lo, hi];
+  } catch {}
+  return [32768, 60999];
+}
+
+/** Ports no outgoing connection takes: from 10000 to below the ephemeral
+ * range, and above it. Empty when the machine's range leaves none. */
+function quietRanges() {
+  const [lo, hi] = ephemeralRange();
+  const out = [];
+  if (lo - 1 >= 10000) out.push([10000, lo - 1]);
+  if (hi + 1 <= 65535) out.push([hi + 1, 65535]);
+  return out;
+}
+
+function quietCandidate(ranges) {
+  const size = ranges.reduce((n, [a, b]) => n + b - a + 1, 0);
+  let k = Math.floor(Math.random() * size);
+  for (const [a, b] of ranges) {
+    if (k <= b - a) return a + k;
+    k -= b - a + 1;
   }
-  throw new Error('freePort: no fresh port after 50 tries');
+  return ranges[0][0];
+}
+
+function kernelPort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (never the same one
+ * twice in this process). It is picked outside the kernel's ephemeral range,
+ * so a client connection made meanwhile cannot take it before the server
+ * binds it (demo_shards once failed on "Address already in use" that way). */
+export async function freePort() {
+  const ranges = quietRanges();
+  for (let i = 0; i < 200; i++) {
+    const port = ranges.length ? quietCandidate(ranges) : await kernelPort();
+    if (handedOut.has(port) || !(await canBind(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error('freePort: no fresh port after 200 tries');
 }
 
 /** Stream reads Redis has run so far (INFO commandstats: XRANGE, XREVRANGE,
