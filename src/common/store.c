@@ -742,12 +742,28 @@ static void on_added(redisReply *reply, void *priv)
     if (r == NULL || r->type != REDIS_REPLY_INTEGER)
         a->cb(-1, false, a->arg);
     else
-        a->cb(0, r->integer == 1, a->arg);
+        a->cb(0, r->integer > 0, a->arg);
     free(a);
 }
 
+static int send_added(struct rexec *x, store_added_cb cb, void *arg, int argc,
+                      const char **argv)
+{
+    struct added *a = xmalloc(sizeof(*a));
+
+    a->cb = cb;
+    a->arg = arg;
+    if (x->send(x, on_added, a, argc, argv, NULL) != 0) {
+        free(a);
+        return -1;
+    }
+    return 0;
+}
+
 /* One round trip, whatever the executor: the expired members go first, so
- * that ZADD's answer (returned) tells who is new; then the key is made to
+ * that ZADD's answer tells who is new, and whether any went (returned: 1
+ * for the one, 2 for the other, 3 for both; 0 when the list is as it
+ * was, which is no news to announce); then the key is made to
  * go when its last member expires, so a room read once and never again
  * leaves nothing behind. NX gives a key without an expiry one (a new key,
  * or one from before this rule), GT only ever moves it later, so a member
@@ -755,10 +771,11 @@ static void on_added(redisReply *reply, void *priv)
  * never cut short. KEYS = {presence}, ARGV = {now, expiry, user}. Sent
  * whole with EVAL: it is short, and has no NOSCRIPT to recover from. */
 static const char presence_add_lua[] =
-    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) "
+    "local gone = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) "
     "local n = redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3]) "
     "redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'NX') "
     "redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'GT') "
+    "if gone > 0 then n = n + 2 end "
     "return n";
 
 int store_presence_add(struct store *st, const char *room, const char *user,
@@ -768,19 +785,22 @@ int store_presence_add(struct store *st, const char *room, const char *user,
     char key[KEYS_MAX], now[24], expiry[24];
     const char *argv[] = {"EVAL", presence_add_lua, "1", key,
                           now,    expiry,           user};
-    struct added *a;
 
     snprintf(now, sizeof(now), "%lld", (long long)event_now_ms());
     snprintf(expiry, sizeof(expiry), "%lld", (long long)expiry_ms);
     keys_presence(key, room);
-    a = xmalloc(sizeof(*a));
-    a->cb = cb;
-    a->arg = arg;
-    if (x->send(x, on_added, a, 7, argv, NULL) != 0) {
-        free(a);
-        return -1;
-    }
-    return 0;
+    return send_added(x, cb, arg, 7, argv);
+}
+
+int store_presence_expire(struct store *st, const char *room, store_added_cb cb,
+                          void *arg)
+{
+    char key[KEYS_MAX], now[24];
+    const char *argv[] = {"ZREMRANGEBYSCORE", key, "-inf", now};
+
+    snprintf(now, sizeof(now), "%lld", (long long)event_now_ms());
+    keys_presence(key, room);
+    return send_added(room_x(st, room), cb, arg, 4, argv);
 }
 
 void store_presence_remove(struct store *st, const char *room, const char *user)

@@ -118,11 +118,19 @@ typedef void (*store_online_cb)(int status, const char *const *names, size_t n,
                                 void *arg);
 int store_online(struct store *st, const char *room, store_online_cb cb,
                  void *arg);
-typedef void (*store_added_cb)(int status, bool added, void *arg);
+/* `changed`: the room's list of who is online is not what it was (worth
+ * announcing). */
+typedef void (*store_added_cb)(int status, bool changed, void *arg);
 /* Marks the user online in the room until expiry_ms, first dropping the
- * expired: `added` tells whether the user was not online before. */
+ * expired: `changed` when the user was not online before, or expired users
+ * were dropped. */
 int store_presence_add(struct store *st, const char *room, const char *user,
                        int64_t expiry_ms, store_added_cb cb, void *arg);
+/* Drops the room's expired users: `changed` when there were any. The one
+ * process that drops a user is the one told, so each expiry is announced
+ * once, whoever wrote it (a daemon, the pool). */
+int store_presence_expire(struct store *st, const char *room, store_added_cb cb,
+                          void *arg);
 /* Removes the user from the room's presence (fire and forget). */
 void store_presence_remove(struct store *st, const char *room,
                            const char *user);

@@ -11,6 +11,7 @@
 #include <event2/event.h>
 
 #include "app.h"
+#include "bus.h"
 #include "config.h"
 #include "event.h"
 #include "names.h"
@@ -132,12 +133,13 @@ struct write {
     char room[NAME_ROOM_MAX + 1];
 };
 
-static void written(int status, bool added, void *arg)
+static void written(int status, bool changed, void *arg)
 {
     struct write *w = arg;
 
-    /* a user new to the list (a join, or back after expiring) */
-    if (status == 0 && added)
+    /* a user new to the list (a join, or back after expiring), or expired
+     * users dropped on the way */
+    if (status == 0 && changed)
         announce(w->room);
     free(w);
 }
@@ -206,6 +208,18 @@ void presence_leave(const char *room, const char *user)
     forget(e);
 }
 
+/* Drops the room's expired users from Redis, and announces the room when
+ * there were any. */
+static void expire_room(const char *room, void *arg)
+{
+    struct write *w = xmalloc(sizeof(*w));
+
+    (void)arg;
+    snprintf(w->room, sizeof(w->room), "%s", room);
+    if (store_presence_expire(app.store, room, written, w) != 0)
+        free(w);
+}
+
 /* twalk has no argument: the sweep in progress keeps its own. */
 static struct seen **sweep_list;
 static size_t sweep_n;
@@ -216,16 +230,20 @@ static void collect(const void *node, VISIT which, int depth)
         sweep_list[sweep_n++] = *(struct seen *const *)node;
 }
 
-/* Rewrites the expiry of every held user; forgets touched users whose
- * expiry has passed, and announces their rooms: they are offline by now,
- * and the streams would otherwise list them until the room's next
- * presence event. (Another daemon that saw the user later announces again
- * when its own expiry passes; a user seen only by the pool is not
- * announced.) */
+/* Rewrites the expiry of every held user, and forgets touched users whose
+ * expiry has passed. Expired users are dropped from the rooms this daemon
+ * has subscribers in, and from those of the users it forgets: they are
+ * offline by now, and the streams would otherwise list them until the
+ * room's next presence event. Whoever drops a user announces the room
+ * (expire_room, or a touch that drops it first), so an expiry is announced
+ * once, whether a daemon or the pool last saw the user; a room nobody here
+ * listens to is left to the next touch or to the key's own expiry. */
 static void refresh(evutil_socket_t fd, short what, void *arg)
 {
     int64_t now = event_now_ms();
 
+    if (!app.draining)
+        bus_foreach_room(app.bus, expire_room, NULL);
     if (n_entries == 0)
         return;
     sweep_list = xcalloc(n_entries, sizeof(*sweep_list));
@@ -237,7 +255,7 @@ static void refresh(evutil_socket_t fd, short what, void *arg)
             write_expiry(e, now);
         else if (now - e->written_ms > app.cfg->presence_ttl * 1000LL) {
             if (!app.draining)
-                announce(e->room);
+                expire_room(e->room, NULL);
             forget(e);
         }
     }

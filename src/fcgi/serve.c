@@ -36,12 +36,13 @@ static void announce(int status, const char *const *names, size_t n, void *arg)
     event_clear(&ev);
 }
 
-static void touched(int status, bool added, void *arg)
+static void touched(int status, bool changed, void *arg)
 {
     struct touch *t = arg;
 
-    /* a user who was not online is announced with the room's list */
-    if (status == 0 && added)
+    /* a user who was not online, or expired ones dropped on the way: the
+     * room's list is announced */
+    if (status == 0 && changed)
         store_online(t->store, t->room, announce, t);
 }
 

@@ -200,6 +200,34 @@ static void test_calls(struct store *st, redisContext *c, const char *token)
     store_online(st, "lobby", on_online, NULL);
     ok(got.status == 0 && got.n == 0, "online after the removal: nobody");
 
+    /* an expiry is news to whoever drops it, once */
+    store_presence_add(st, "hall", "carol", event_now_ms() + 60000, on_register,
+                       NULL);
+    store_presence_add(st, "hall", "bob", event_now_ms() - 1000, on_register,
+                       NULL);
+    reset();
+    store_presence_add(st, "hall", "carol", event_now_ms() + 60000, on_register,
+                       NULL);
+    ok(got.status == 0 && got.flag,
+       "presence: a write that drops an expired user changes the list");
+    reset();
+    store_presence_expire(st, "hall", on_register, NULL);
+    ok(got.calls == 1 && got.status == 0 && !got.flag,
+       "presence: nothing more to drop");
+    store_presence_add(st, "hall", "bob", event_now_ms() - 1000, on_register,
+                       NULL);
+    reset();
+    store_presence_expire(st, "hall", on_register, NULL);
+    ok(got.calls == 1 && got.status == 0 && got.flag,
+       "presence: the sweep drops the expired user");
+    reset();
+    store_presence_expire(st, "hall", on_register, NULL);
+    ok(got.status == 0 && !got.flag, "presence: dropped once");
+    reset();
+    store_online(st, "hall", on_online, NULL);
+    ok(got.status == 0 && got.n == 1 && strcmp(got.user, "carol") == 0,
+       "online: carol, not the expired bob");
+
     store_stats_write(st, "test-1", "{}", 2, 60000);
     reset();
     store_stats_read(st, on_strings, NULL);
