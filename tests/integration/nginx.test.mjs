@@ -589,6 +589,12 @@ test('with every daemon down, nginx answers 503 in the API\'s JSON', async () =>
     assert.equal(r.status, 503, describe(r));
     assert.equal(r.json?.error, 'unavailable');
     assert.equal(r.headers['retry-after'], '1');
+    // a read is simply tried again; a write's outcome is unknown (nginx
+    // cannot tell whether a server that failed had taken it)
+    assert.equal(r.json.message, 'no crosstalk server could answer; try again', describe(r));
+    const w = await http('POST', `${nginx.url}/d/api/rooms/x/messages`, { headers: bearer(token), body: { text: 'to nobody' } });
+    assert.equal(w.status, 503, describe(w));
+    assert.match(w.json?.message ?? '', /outcome is unknown; retry \(a send with the same Idempotency-Key\)/, describe(w));
     // the FastCGI rows do not need a daemon
     const m = await http('POST', `${nginx.url}/api/rooms/x/messages`, { headers: bearer(token), body: { text: 'still here' } });
     assert.equal(m.status, 201, describe(m));
