@@ -823,16 +823,19 @@ static struct bufferevent *new_connection(struct event_base *base, void *arg)
  * way. */
 static bool closes_after(const struct conn *c, struct evhttp_request *req)
 {
-    const char *in =
-        evhttp_find_header(evhttp_request_get_input_headers(req), "Connection");
-    const char *out = evhttp_find_header(evhttp_request_get_output_headers(req),
-                                         "Connection");
+    const char *out, *in;
 
-    if ((c->scan & SCAN_CLOSE) ||
-        (out != NULL && evutil_ascii_strcasecmp(out, "close") == 0))
+    if (c->scan & SCAN_CLOSE)
         return true;
-    return (c->scan & SCAN_OLD) &&
-           !(in != NULL && evutil_ascii_strncasecmp(in, "keep-alive", 10) == 0);
+    out = evhttp_find_header(evhttp_request_get_output_headers(req),
+                             "Connection");
+    if (out != NULL && evutil_ascii_strcasecmp(out, "close") == 0)
+        return true;
+    if (!(c->scan & SCAN_OLD))
+        return false;
+    in =
+        evhttp_find_header(evhttp_request_get_input_headers(req), "Connection");
+    return !(in != NULL && evutil_ascii_strncasecmp(in, "keep-alive", 10) == 0);
 }
 
 static void answered(struct evhttp_request *req, void *arg)
