@@ -699,11 +699,23 @@ static void on_online(redisReply *reply, void *priv)
         c->cb.online(-1, NULL, 0, c->arg);
     } else {
         const char **names = xcalloc(r->elements + 1, sizeof(*names));
-        for (size_t i = 0; i < r->elements; i++)
+        size_t n = 0;
+
+        /* "user holder" (presence_member), or a bare user from before */
+        for (size_t i = 0; i < r->elements; i++) {
+            char *sp = strchr(r->element[i]->str, ' ');
+
+            if (sp != NULL)
+                *sp = '\0';
             names[i] = r->element[i]->str;
-        /* by name, as crosstalk-fcgi and presence events list them */
+        }
+        /* by name, as crosstalk-fcgi and presence events list them; a
+         * user held by several processes once */
         qsort(names, r->elements, sizeof(*names), name_cmp);
-        c->cb.online(0, names, r->elements, c->arg);
+        for (size_t i = 0; i < r->elements; i++)
+            if (n == 0 || strcmp(names[n - 1], names[i]) != 0)
+                names[n++] = names[i];
+        c->cb.online(0, names, n, c->arg);
         free(names);
     }
     call_free(c);
@@ -761,15 +773,15 @@ static int send_added(struct rexec *x, store_added_cb cb, void *arg, int argc,
 }
 
 /* One round trip, whatever the executor: the expired members go first, so
- * that ZADD's answer tells who is new, and whether any went (returned: 1
- * for the one, 2 for the other, 3 for both; 0 when the list is as it
- * was, which is no news to announce); then the key is made to
- * go when its last member expires, so a room read once and never again
- * leaves nothing behind. NX gives a key without an expiry one (a new key,
- * or one from before this rule), GT only ever moves it later, so a member
- * written with a later expiry (another process, another presence_ttl) is
- * never cut short. KEYS = {presence}, ARGV = {now, expiry, user}. Sent
- * whole with EVAL: it is short, and has no NOSCRIPT to recover from. */
+ * that ZADD's answer tells whose member is new, and whether any went (returned:
+ * 1 for the one, 2 for the other, 3 for both; 0 when the list is as it was,
+ * which is no news to announce); then the key is made to go when its last
+ * member expires, so a room read once and never again leaves nothing behind. NX
+ * gives a key without an expiry one (a new key, or one from before this rule),
+ * GT only ever moves it later, so a member written with a later expiry (another
+ * process, another presence_ttl) is never cut short. KEYS = {presence}, ARGV =
+ * {now, expiry, member}. Sent whole with EVAL: it is short, and has no NOSCRIPT
+ * to recover from. */
 static const char presence_add_lua[] =
     "local gone = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) "
     "local n = redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3]) "
@@ -778,17 +790,27 @@ static const char presence_add_lua[] =
     "if gone > 0 then n = n + 2 end "
     "return n";
 
+/* The member of a user's presence written by `holder`: "user holder".
+ * Each process writes and removes its own, so a user held on two daemons
+ * stays online while either holds them; the list is of the users. */
+static void presence_member(char *buf, const char *user, const char *holder)
+{
+    snprintf(buf, STORE_MEMBER_MAX, "%s %s", user, holder);
+}
+
 int store_presence_add(struct store *st, const char *room, const char *user,
-                       int64_t expiry_ms, store_added_cb cb, void *arg)
+                       const char *holder, int64_t expiry_ms, store_added_cb cb,
+                       void *arg)
 {
     struct rexec *x = room_x(st, room);
-    char key[KEYS_MAX], now[24], expiry[24];
-    const char *argv[] = {"EVAL", presence_add_lua, "1", key,
-                          now,    expiry,           user};
+    char key[KEYS_MAX], now[24], expiry[24], member[STORE_MEMBER_MAX];
+    const char *argv[] = {"EVAL", presence_add_lua, "1",   key,
+                          now,    expiry,           member};
 
     snprintf(now, sizeof(now), "%lld", (long long)event_now_ms());
     snprintf(expiry, sizeof(expiry), "%lld", (long long)expiry_ms);
     keys_presence(key, room);
+    presence_member(member, user, holder);
     return send_added(x, cb, arg, 7, argv);
 }
 
@@ -803,15 +825,17 @@ int store_presence_expire(struct store *st, const char *room, store_added_cb cb,
     return send_added(room_x(st, room), cb, arg, 4, argv);
 }
 
-void store_presence_remove(struct store *st, const char *room, const char *user)
+void store_presence_remove(struct store *st, const char *room, const char *user,
+                           const char *holder)
 {
     struct rexec *x = room_x(st, room);
-    char key[KEYS_MAX];
+    char key[KEYS_MAX], member[STORE_MEMBER_MAX];
     const char *argv[3];
 
+    presence_member(member, user, holder);
     argv[0] = "ZREM";
     argv[1] = keys_presence(key, room);
-    argv[2] = user;
+    argv[2] = member;
     x->send(x, NULL, NULL, 3, argv, NULL);
 }
 

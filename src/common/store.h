@@ -118,22 +118,29 @@ typedef void (*store_online_cb)(int status, const char *const *names, size_t n,
                                 void *arg);
 int store_online(struct store *st, const char *room, store_online_cb cb,
                  void *arg);
-/* `changed`: the room's list of who is online is not what it was (worth
- * announcing). */
+/* The process that writes a presence: crosstalkd's "host:pid", or
+ * "pool" for the FastCGI pool (its processes hold nothing between
+ * requests). At most STORE_HOLDER_MAX - 1 bytes. */
+#define STORE_HOLDER_MAX 80
+#define STORE_MEMBER_MAX (NAME_USER_MAX + 1 + STORE_HOLDER_MAX)
+/* `changed`: the room's presence is not what it was (worth announcing). */
 typedef void (*store_added_cb)(int status, bool changed, void *arg);
-/* Marks the user online in the room until expiry_ms, first dropping the
- * expired: `changed` when the user was not online before, or expired users
- * were dropped. */
+/* Marks the user online in the room until expiry_ms, as seen by `holder`
+ * (a member of its own: the user stays online while any holder's lasts),
+ * first dropping the expired: `changed` when the holder's member is new,
+ * or expired ones were dropped. */
 int store_presence_add(struct store *st, const char *room, const char *user,
-                       int64_t expiry_ms, store_added_cb cb, void *arg);
-/* Drops the room's expired users: `changed` when there were any. The one
- * process that drops a user is the one told, so each expiry is announced
+                       const char *holder, int64_t expiry_ms, store_added_cb cb,
+                       void *arg);
+/* Drops the room's expired members: `changed` when there were any. The one
+ * process that drops a member is the one told, so each expiry is announced
  * once, whoever wrote it (a daemon, the pool). */
 int store_presence_expire(struct store *st, const char *room, store_added_cb cb,
                           void *arg);
-/* Removes the user from the room's presence (fire and forget). */
-void store_presence_remove(struct store *st, const char *room,
-                           const char *user);
+/* Removes `holder`'s member of the user (fire and forget): the user is
+ * offline unless another holder's member lasts. */
+void store_presence_remove(struct store *st, const char *room, const char *user,
+                           const char *holder);
 typedef void (*store_status_cb)(int status, void *arg);
 /* Publishes an ephemeral event (not stored). Returns 0, or -1 when down
  * (then cb is not called). `cb` (NULL: fire and forget) gets Redis'

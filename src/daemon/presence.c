@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -41,6 +42,8 @@ static void *entries; /* tsearch of struct seen, by room then user */
 static size_t n_entries;
 static void *pendings; /* tsearch of struct pending, by room */
 static struct event *refresher;
+/* this process in the room's presence set ("host:pid") */
+static char holder[STORE_HOLDER_MAX];
 
 static int seen_cmp(const void *a, const void *b)
 {
@@ -150,7 +153,7 @@ static void write_expiry(struct seen *e, int64_t now)
 
     strcpy(w->room, e->room);
     e->written_ms = now;
-    if (store_presence_add(app.store, e->room, e->user,
+    if (store_presence_add(app.store, e->room, e->user, holder,
                            now + app.cfg->presence_ttl * 1000LL, written,
                            w) != 0)
         free(w);
@@ -202,7 +205,7 @@ void presence_leave(const char *room, const char *user)
     if (e == NULL || e->held == 0 || --e->held > 0)
         return;
     if (!app.draining) {
-        store_presence_remove(app.store, room, user);
+        store_presence_remove(app.store, room, user, holder);
         announce(room);
     }
     forget(e);
@@ -267,6 +270,11 @@ void presence_start(void)
 {
     int64_t every = refresh_ms();
     struct timeval tv = {every / 1000, (every % 1000) * 1000};
+    char host[64] = "";
+
+    if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
+        strcpy(host, "localhost");
+    snprintf(holder, sizeof(holder), "%s:%ld", host, (long)getpid());
 
     refresher = event_new(app.base, -1, EV_PERSIST, refresh, NULL);
     event_add(refresher, &tv);

@@ -55,7 +55,7 @@ static void hook_touch(void *arg, const char *room, const char *user)
     struct touch t = {ctx->store, ""};
 
     snprintf(t.room, sizeof(t.room), "%s", room);
-    store_presence_add(ctx->store, room, user,
+    store_presence_add(ctx->store, room, user, "pool",
                        event_now_ms() + (int64_t)ctx->cfg->presence_ttl * 1000,
                        touched, &t);
 }

@@ -184,38 +184,59 @@ static void test_calls(struct store *st, redisContext *c, const char *token)
        "auth: a malformed token is nobody's");
 
     reset();
-    store_presence_add(st, "lobby", "alice", event_now_ms() + 60000,
+    store_presence_add(st, "lobby", "alice", "d1", event_now_ms() + 60000,
                        on_register, NULL);
     ok(got.status == 0 && got.flag, "presence: alice joins");
     reset();
-    store_presence_add(st, "lobby", "alice", event_now_ms() + 60000,
+    store_presence_add(st, "lobby", "alice", "d1", event_now_ms() + 60000,
                        on_register, NULL);
     ok(got.status == 0 && !got.flag, "presence: alice was there already");
     reset();
     store_online(st, "lobby", on_online, NULL);
     ok(got.status == 0 && got.n == 1 && strcmp(got.user, "alice") == 0,
        "online: alice");
-    store_presence_remove(st, "lobby", "alice");
+    store_presence_remove(st, "lobby", "alice", "d1");
     reset();
     store_online(st, "lobby", on_online, NULL);
     ok(got.status == 0 && got.n == 0, "online after the removal: nobody");
 
-    /* an expiry is news to whoever drops it, once */
-    store_presence_add(st, "hall", "carol", event_now_ms() + 60000, on_register,
-                       NULL);
-    store_presence_add(st, "hall", "bob", event_now_ms() - 1000, on_register,
-                       NULL);
+    /* held by two processes: online while either holds */
+    store_presence_add(st, "den", "alice", "d1", event_now_ms() + 60000,
+                       on_register, NULL);
     reset();
-    store_presence_add(st, "hall", "carol", event_now_ms() + 60000, on_register,
-                       NULL);
+    store_presence_add(st, "den", "alice", "d2", event_now_ms() + 60000,
+                       on_register, NULL);
+    ok(got.status == 0, "presence: alice held by a second process");
+    reset();
+    store_online(st, "den", on_online, NULL);
+    ok(got.status == 0 && got.n == 1 && strcmp(got.user, "alice") == 0,
+       "online: alice, once for her two holders");
+    store_presence_remove(st, "den", "alice", "d1");
+    reset();
+    store_online(st, "den", on_online, NULL);
+    ok(got.status == 0 && got.n == 1 && strcmp(got.user, "alice") == 0,
+       "online: alice, while the other process holds her");
+    store_presence_remove(st, "den", "alice", "d2");
+    reset();
+    store_online(st, "den", on_online, NULL);
+    ok(got.status == 0 && got.n == 0, "online after both let go: nobody");
+
+    /* an expiry is news to whoever drops it, once */
+    store_presence_add(st, "hall", "carol", "d1", event_now_ms() + 60000,
+                       on_register, NULL);
+    store_presence_add(st, "hall", "bob", "d1", event_now_ms() - 1000,
+                       on_register, NULL);
+    reset();
+    store_presence_add(st, "hall", "carol", "d1", event_now_ms() + 60000,
+                       on_register, NULL);
     ok(got.status == 0 && got.flag,
        "presence: a write that drops an expired user changes the list");
     reset();
     store_presence_expire(st, "hall", on_register, NULL);
     ok(got.calls == 1 && got.status == 0 && !got.flag,
        "presence: nothing more to drop");
-    store_presence_add(st, "hall", "bob", event_now_ms() - 1000, on_register,
-                       NULL);
+    store_presence_add(st, "hall", "bob", "d1", event_now_ms() - 1000,
+                       on_register, NULL);
     reset();
     store_presence_expire(st, "hall", on_register, NULL);
     ok(got.calls == 1 && got.status == 0 && got.flag,
