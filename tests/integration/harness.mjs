@@ -267,6 +267,14 @@ export async function freePort() {
   throw new Error('freePort: no fresh port after 200 tries');
 }
 
+/** Who is online in `room` (GET .../presence at `base` with `token`),
+ * asserting the 200. */
+export async function onlineIn(base, room, token) {
+  const r = await http('GET', `${base}/api/rooms/${room}/presence`, { headers: bearer(token) });
+  if (r.status !== 200) throw new Error(`GET ${base}/api/rooms/${room}/presence: ${r.status} ${r.text}`);
+  return r.json.online;
+}
+
 /** Stream reads Redis has run so far (INFO commandstats: XRANGE, XREVRANGE,
  * XINFO): whether a daemon asked Redis, or answered from memory. */
 export async function streamReads(redis) {

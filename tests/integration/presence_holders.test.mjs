@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 
 import {
-  RELAXED, bearer, cleanup, http, register, sleep, sseOpen, startDaemon, startRedis, uniqueName, uniqueRoom, waitFor,
+  RELAXED, bearer, cleanup, http, onlineIn, register, sleep, sseOpen, startDaemon, startRedis, uniqueName, uniqueRoom, waitFor,
 } from './harness.mjs';
 
 let d1, d2;
@@ -27,11 +27,7 @@ test('closing one of a user\'s streams on two daemons leaves the user online, wi
   const room = uniqueRoom('phd');
   const pa = await register(d1.url, uniqueName('pa'));
   const watcher = await register(d1.url, uniqueName('pw'));
-  const online = async () => {
-    const r = await http('GET', `${d1.url}/api/rooms/${room}/presence`, { headers: bearer(watcher.token) });
-    assert.equal(r.status, 200, r.text);
-    return r.json.online;
-  };
+  const online = () => onlineIn(d1.url, room, watcher.token);
   const watch = await sseOpen(`${d1.url}/api/rooms/${room}/events`, { headers: bearer(watcher.token) });
   assert.equal(watch.status, 200, watch.text);
   const tab1 = await sseOpen(`${d2.url}/api/rooms/${room}/events`, { headers: bearer(pa.token) });

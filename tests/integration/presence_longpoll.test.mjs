@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  RELAXED, bearer, cleanup, http, register, sleep, sseOpen, startDaemon, startRedis, uniqueName, uniqueRoom,
+  RELAXED, bearer, cleanup, http, onlineIn, register, sleep, sseOpen, startDaemon, startRedis, uniqueName, uniqueRoom,
 } from './harness.mjs';
 
 function suite(label, presenceTtl, pollSeconds) {
@@ -35,11 +35,7 @@ function suite(label, presenceTtl, pollSeconds) {
       const room = uniqueRoom('plp');
       const poller = await register(daemon.url, uniqueName('poller'));
       const watcher = await register(daemon.url, uniqueName('watcher'));
-      const online = async () => {
-        const r = await http('GET', `${daemon.url}/api/rooms/${room}/presence`, { headers: bearer(watcher.token) });
-        assert.equal(r.status, 200, r.text);
-        return r.json.online;
-      };
+      const online = () => onlineIn(daemon.url, room, watcher.token);
       // the watcher listens on SSE, as a browser would, for presence events
       const sse = await sseOpen(`${daemon.url}/api/rooms/${room}/events`, { headers: bearer(watcher.token) });
       assert.equal(sse.status, 200, sse.text);

@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  RELAXED, bearer, cleanup, http, register, sleep, sseOpen, startDaemon, startFcgi, startNginx, startRedis,
+  RELAXED, bearer, cleanup, http, onlineIn, register, sleep, sseOpen, startDaemon, startFcgi, startNginx, startRedis,
   uniqueName, uniqueRoom,
 } from './harness.mjs';
 
@@ -36,11 +36,7 @@ function suite(label, presenceTtl) {
       const room = uniqueRoom('ppl');
       const poller = await register(nginx.url, uniqueName('poller'));
       const watcher = await register(nginx.url, uniqueName('watcher'));
-      const online = async () => {
-        const r = await http('GET', `${nginx.url}/api/rooms/${room}/presence`, { headers: bearer(watcher.token) });
-        assert.equal(r.status, 200, r.text);
-        return r.json.online;
-      };
+      const online = () => onlineIn(nginx.url, room, watcher.token);
       const sse = await sseOpen(`${nginx.url}/api/rooms/${room}/events`, { headers: bearer(watcher.token) });
       assert.equal(sse.status, 200, sse.text);
       const presences = () => sse.events.filter((e) => e.event === 'presence');
