@@ -524,6 +524,7 @@ enum {
     SCAN_CLOSE = 32,  /* closed after its answer: "close" among the options
                          of a Connection header, or a target not in origin
                          form */
+    SCAN_HOST = 64,   /* a Host header seen */
 };
 
 /* The characters of a header name (RFC 9110 token). */
@@ -533,6 +534,50 @@ static bool is_tchar(unsigned char ch)
 
     return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
            (ch >= 'A' && ch <= 'Z') || (ch != '\0' && strchr(tchar, ch));
+}
+
+#define BAD_REQUEST_LINE                                                       \
+    "a request line that is not a method, a target and HTTP/1.0 or 1.1, "      \
+    "one space apart"
+
+/* The request line: method SP target SP version, as RFC 9112 has it (evhttp
+ * takes extra spaces, a trailing one, or none and no version). NULL if it
+ * is sound; else what is wrong with it. */
+static const char *request_line(struct conn *c, const char *s, size_t n)
+{
+    const char *end = s + n, *target, *version, *p;
+
+    if (n == 0)
+        return "an empty line where the request line belongs";
+    for (p = s; p < end && *p != ' '; p++)
+        if (!is_tchar((unsigned char)*p))
+            return BAD_REQUEST_LINE;
+    if (p == s || p == end)
+        return BAD_REQUEST_LINE;
+    target = ++p;
+    for (; p < end && *p != ' '; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return BAD_REQUEST_LINE;
+    if (p == target || p == end)
+        return BAD_REQUEST_LINE;
+    version = p + 1;
+    if (memchr(version, ' ', (size_t)(end - version)) != NULL)
+        return BAD_REQUEST_LINE;
+    /* evhttp reads "HTTP/1.00", "HTTP/01.0" or "HTTP/0.5" as before 1.1,
+     * and so closes after the answer, where we would not know it, and
+     * answers "HTTP/1.2" in kind: HTTP/1.0 and 1.1 only */
+    if (end - version != 8 || memcmp(version, "HTTP/1.", 7) != 0 ||
+        (version[7] != '0' && version[7] != '1'))
+        return end - version >= 5 && memcmp(version, "HTTP/", 5) == 0
+                   ? "an HTTP version other than HTTP/1.0 or 1.1"
+                   : BAD_REQUEST_LINE;
+    if (version[7] == '0')
+        c->scan |= SCAN_OLD;
+    /* a target not in origin form (http://host/path, *, host:port):
+     * evhttp takes it as a proxy's request and closes after it */
+    if (target[0] != '/')
+        c->scan |= SCAN_CLOSE;
+    return NULL;
 }
 
 static bool names(const char *name, const char *s, size_t n)
@@ -553,33 +598,15 @@ static const char *head_line(struct conn *c, const char *s, size_t n)
     if (memchr(s, '\r', n) != NULL)
         return "a CR not followed by LF";
     if (!(c->scan & SCAN_HEADERS)) {
-        const char *target = memchr(s, ' ', n), *version = s + n;
-
         c->scan |= SCAN_HEADERS;
-        if (n == 0)
-            return "an empty line where the request line belongs";
-        while (version > s && version[-1] != ' ')
-            version--;
-        /* evhttp reads "HTTP/1.00", "HTTP/01.0" or "HTTP/0.5" as before
-         * 1.1, and so closes after the answer, where we would not know
-         * it, and answers "HTTP/1.2" in kind: HTTP/1.0 and 1.1 only */
-        if (s + n - version >= 5 && memcmp(version, "HTTP/", 5) == 0) {
-            if (s + n - version != 8 || memcmp(version + 5, "1.", 2) != 0 ||
-                (version[7] != '0' && version[7] != '1'))
-                return "an HTTP version other than HTTP/1.0 or 1.1";
-            if (version[7] == '0')
-                c->scan |= SCAN_OLD;
-        }
-        /* a target not in origin form (http://host/path, *, host:port):
-         * evhttp takes it as a proxy's request and closes after it */
-        if (target != NULL && target + 1 < s + n && target[1] != '/')
-            c->scan |= SCAN_CLOSE;
-        return NULL;
+        return request_line(c, s, n);
     }
     if (n == 0) {
         c->scan |= SCAN_DONE;
         if ((c->scan & SCAN_CL) && (c->scan & SCAN_TE))
             return "both Content-Length and Transfer-Encoding";
+        if (!(c->scan & (SCAN_HOST | SCAN_OLD)))
+            return "no Host header (HTTP/1.1 requires one)";
         return NULL;
     }
     if (s[0] == ' ' || s[0] == '\t')
@@ -614,6 +641,10 @@ static const char *head_line(struct conn *c, const char *s, size_t n)
         c->scan |= SCAN_TE;
         if (!names("chunked", v, (size_t)(end - v)))
             return "a Transfer-Encoding other than chunked";
+    } else if (names("Host", s, (size_t)(colon - s))) {
+        if (c->scan & SCAN_HOST)
+            return "more than one Host";
+        c->scan |= SCAN_HOST;
     } else if (names("Connection", s, (size_t)(colon - s))) {
         /* comma-separated options (RFC 9110 7.6.1) */
         while (v < end) {

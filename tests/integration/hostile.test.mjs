@@ -576,7 +576,7 @@ describe('request smuggling shapes', () => {
     const json = JSON.stringify({ name });
     const sound = head(['POST /api/register HTTP/1.1', 'Host: x', 'Content-Type: application/json', `Content-Length: ${json.length}`], json);
     const broken = head(['GET /healthz HTTP/1.1', 'Host: x', 'X-A: a\0b']);
-    for (const [what, first, status] of [
+    for (const [what, first, status, says] of [
       ['HTTP/1.0', head(['GET /healthz HTTP/1.0']), 200],
       ['Connection: close', head(['GET /healthz HTTP/1.1', 'Host: x', 'Connection: close']), 200],
       ['an unknown method (501, closing)', head(['FOO /healthz HTTP/1.1', 'Host: x']), 501],
@@ -592,10 +592,20 @@ describe('request smuggling shapes', () => {
       ['HTTP/01.0', head(['GET /healthz HTTP/01.0', 'Host: x']), 400],
       ['HTTP/0.5', head(['GET /healthz HTTP/0.5', 'Host: x']), 400],
       ['HTTP/1.2', head(['GET /healthz HTTP/1.2', 'Host: x']), 400],
+      // a request line other than method SP target SP version (RFC 9112),
+      // which evhttp took; HTTP/1.1 without one Host (RFC 9112 3.2)
+      ['a space after the version', head(['GET /healthz HTTP/1.1 ', 'Host: x']), 400, /not a method, a target and HTTP\/1\.0 or 1\.1, one space apart/],
+      ['two spaces after the method', head(['GET  /healthz HTTP/1.1', 'Host: x']), 400, /one space apart/],
+      ['two spaces before the version', head(['GET /healthz  HTTP/1.1', 'Host: x']), 400, /one space apart/],
+      ['a tab for a space', head(['GET\t/healthz HTTP/1.1', 'Host: x']), 400, /one space apart/],
+      ['no version', head(['GET /healthz']), 400, /one space apart/],
+      ['HTTP/1.1 without Host', head(['GET /healthz HTTP/1.1']), 400, /no Host header/],
+      ['two Host headers', head(['GET /healthz HTTP/1.1', 'Host: x', 'Host: y']), 400, /more than one Host/],
     ]) {
       for (const next of [broken, sound]) {
         const res = await rawUntilClose(d.port, first + next, { timeout: 3000 });
         assert.equal(res.status, status, `${what}: ${res.raw}`);
+        if (says) assert.match(res.raw, says, what);
         assert.ok(res.closed, `${what}: the connection stayed open`);
         assert.equal((res.raw.match(/HTTP\/1\.[01] \d{3}/g) ?? []).length, 1, `${what}: more than one answer:\n${res.raw}`);
       }
