@@ -596,7 +596,11 @@ static bool handshake_ok(struct request *r, const char **key)
     const char *version = evhttp_find_header(in, "Sec-WebSocket-Version");
     const char *origin = evhttp_find_header(in, "Origin");
 
-    *key = evhttp_find_header(in, "Sec-WebSocket-Key");
+    if (http_header_once(r->req, "Sec-WebSocket-Key", key) != 0) {
+        http_reply_error(r->req, r->kind, 400, API_BAD_REQUEST,
+                         "Sec-WebSocket-Key is given more than once");
+        return false;
+    }
     if (!has_token(evhttp_find_header(in, "Upgrade"), "websocket")) {
         evhttp_add_header(h, "Upgrade", "websocket");
         evhttp_add_header(h, "Connection", "Upgrade");

@@ -249,7 +249,7 @@ test('handshake: 101 with the RFC 6455 accept value, no extension or subprotocol
   }, { key: 'dGhlIHNhbXBsZSBub25jZQ==', headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate', 'Sec-WebSocket-Protocol': 'chat' } });
 });
 
-test('handshake refusals: plain GET 426, version 8 426, bad key 400, no Connection: Upgrade 400, no token 401', async () => {
+test('handshake refusals: plain GET 426, version 8 426, bad key or two keys 400, no Connection: Upgrade 400, no token 401', async () => {
   const room = uniqueRoom();
   const req = (headers, q = `?token=${alice.token}`) => rawHttp(d.port,
     `GET /api/rooms/${room}/ws${q} HTTP/1.1\r\nHost: 127.0.0.1:${d.port}\r\n${headers}\r\n`);
@@ -263,6 +263,8 @@ test('handshake refusals: plain GET 426, version 8 426, bad key 400, no Connecti
     [`${up}${v13}Sec-WebSocket-Key: c2hvcnQ=\r\n`, 400, 'a key of 5 bytes'],
     [`${up}${v13}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=!\r\n`, 400, 'a key that is not base64'],
     [`${up}${v13}`, 400, 'no key'],
+    // which one would the accept answer? (found in a trial: it upgraded)
+    [`${up}${v13}${key}Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n`, 400, 'two keys'],
   ];
   for (const [headers, status, what] of cases) {
     const r = await req(headers);
