@@ -30,18 +30,32 @@ const char *const statrec_field_names[STATREC_FIELDS] = {
     "open", "requests", "delivered", "bytes_out", "empty", "dropped",
 };
 
+static void self_host(char *buf, size_t size)
+{
+    memset(buf, 0, size);
+    if (gethostname(buf, size - 1) != 0 || buf[0] == '\0')
+        snprintf(buf, size, "localhost");
+}
+
+void statrec_self_id(char *buf, size_t size)
+{
+    char host[sizeof(((struct statrec *)0)->host)];
+
+    self_host(host, sizeof(host));
+    snprintf(buf, size, "%s:%ld", host, (long)getpid());
+}
+
 void statrec_init(struct statrec *r, const char *program, int port,
                   int interval_ms)
 {
     memset(r, 0, sizeof(*r));
-    if (gethostname(r->host, sizeof(r->host) - 1) != 0 || r->host[0] == '\0')
-        strcpy(r->host, "localhost");
+    self_host(r->host, sizeof(r->host));
     snprintf(r->program, sizeof(r->program), "%s", program);
     r->pid = (long)getpid();
     r->port = port;
     r->interval_ms = interval_ms;
     r->started_ms = event_now_ms();
-    snprintf(r->id, sizeof(r->id), "%s:%ld", r->host, r->pid);
+    statrec_self_id(r->id, sizeof(r->id));
 }
 
 int statrec_ttl_ms(int interval_ms)

@@ -48,6 +48,9 @@ struct statrec {
     uint64_t c[STATREC_TRANSPORTS][STATREC_FIELDS];
 };
 
+/* This process as its counters and its presence entries name it:
+ * "host:pid" (at most STATREC_ID_MAX bytes). */
+void statrec_self_id(char *buf, size_t size);
 /* Fills in this process's identity (host, pid, start time now) and zero
  * counters. */
 void statrec_init(struct statrec *r, const char *program, int port,

@@ -121,7 +121,7 @@ int store_online(struct store *st, const char *room, store_online_cb cb,
 /* The process that writes a presence: crosstalkd's "host:pid", or
  * "pool" for the FastCGI pool (its processes hold nothing between
  * requests). At most STORE_HOLDER_MAX - 1 bytes. */
-#define STORE_HOLDER_MAX 80
+#define STORE_HOLDER_MAX 200 /* STATREC_ID_MAX */
 #define STORE_MEMBER_MAX (NAME_USER_MAX + 1 + STORE_HOLDER_MAX)
 /* `changed`: the room's presence is not what it was (worth announcing). */
 typedef void (*store_added_cb)(int status, bool changed, void *arg);

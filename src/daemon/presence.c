@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -16,6 +15,7 @@
 #include "config.h"
 #include "event.h"
 #include "names.h"
+#include "statrec.h"
 #include "store.h"
 #include "xmalloc.h"
 
@@ -43,7 +43,7 @@ static size_t n_entries;
 static void *pendings; /* tsearch of struct pending, by room */
 static struct event *refresher;
 /* this process in the room's presence set ("host:pid") */
-static char holder[STORE_HOLDER_MAX];
+static char holder[STATREC_ID_MAX];
 
 static int seen_cmp(const void *a, const void *b)
 {
@@ -270,11 +270,8 @@ void presence_start(void)
 {
     int64_t every = refresh_ms();
     struct timeval tv = {every / 1000, (every % 1000) * 1000};
-    char host[64] = "";
 
-    if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
-        strcpy(host, "localhost");
-    snprintf(holder, sizeof(holder), "%s:%ld", host, (long)getpid());
+    statrec_self_id(holder, sizeof(holder));
 
     refresher = event_new(app.base, -1, EV_PERSIST, refresh, NULL);
     event_add(refresher, &tv);

@@ -535,7 +535,8 @@ static void resumed(struct subscriber *sub, int status)
         api_fail(&err, 503, API_UNAVAILABLE,
                  API_READ_FAILED "; reconnect with since");
         send_error(c, &err);
-        begin_close(c, WSCORE_INTERNAL_ERROR, "the message store did not answer");
+        begin_close(c, WSCORE_INTERNAL_ERROR,
+                    "the message store did not answer");
         return;
     }
     if (c->core.dead || !wscore_open(&c->core))
