@@ -7,7 +7,6 @@
 #include "rest.h"
 
 struct event_base;
-struct evhttp;
 struct config;
 struct bus;
 struct store;
@@ -16,7 +15,6 @@ struct tally;
 
 struct app {
     struct event_base *base;
-    struct evhttp *http;
     const struct config *cfg;
     struct bus *bus;
     struct store *store;

@@ -1,24 +1,34 @@
-/* http.c - crosstalkd's HTTP layer: connections, request heads, replies,
- * and watching a held request */
+/* http.c - crosstalkd's HTTP/1.1 server: connections, request heads and
+ * bodies, answers, and handing a connection over to a stream
+ *
+ * A connection is read with recv() into an evbuffer and answered with one
+ * writev() per answer, written in the loop turn the answer is made; its
+ * read event stays armed from accept to close, and its write event is
+ * armed only while the socket will not take an answer whole. A request
+ * therefore costs two system calls, where evhttp's bufferevent made four
+ * (it asks the socket how much there is to read before each read, and
+ * disarms and re-arms reading around every request). A stream (SSE, an
+ * upgraded WebSocket) takes its connection over as a bufferevent, which
+ * paces what the socket does not take at once. */
 #include "http.h"
 
+#include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
 #include <arpa/inet.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
 #include "app.h"
@@ -29,15 +39,90 @@
 #include "strlist.h"
 #include "xmalloc.h"
 
-static struct evhttp_bound_socket *listener;
+/* Bytes asked of the socket per read. */
+#define READ_CHUNK 8192
+/* Bytes a connection may send ahead while its request is served (pipelined
+ * requests); past them it is not read until the answer is out. */
+#define READ_AHEAD 65536
 
 struct http_watch {
-    struct evhttp_request *req;
-    struct evhttp_connection *evcon;
-    struct event *peek;
     void (*gone)(void *arg);
     void *arg;
 };
+
+struct header {
+    const char *name, *value;
+};
+
+struct http_req {
+    struct http_conn *conn; /* NULL once its client left */
+    const char *method, *path, *query;
+    int minor;              /* HTTP/1.minor */
+    unsigned scan;          /* SCAN_* of its head */
+    bool is_head;
+    size_t head_len;
+    struct header *hdrs;
+    size_t n_hdrs;
+    /* the body */
+    char *body;
+    size_t body_len, body_cap;
+    /* the answer */
+    char *out_hdrs; /* "Name: value\r\n" lines */
+    size_t out_len, out_cap;
+    struct evbuffer *out;
+    struct http_watch watch;
+};
+
+enum body_state {
+    BODY_NONE,       /* no body, or all of it read */
+    BODY_LENGTH,     /* Content-Length bytes */
+    BODY_CHUNK_SIZE, /* a chunk's size line */
+    BODY_CHUNK_DATA, /* a chunk's bytes, then its line end */
+    BODY_TRAILER,    /* trailer lines until an empty one */
+};
+
+struct http_conn {
+    evutil_socket_t fd;
+    struct event *rev, *wev;   /* ours: NULL once handed over */
+    struct evbuffer *in, *out; /* ours: NULL once handed over */
+    struct bufferevent *bev;   /* once handed over */
+    struct http_req *req;      /* being read or served */
+    bool serving;              /* req is with the handler */
+    bool closing;              /* closed once `out` is written */
+    bool dropping;             /* closed at the end of the turn */
+    bool eof;                  /* the client sent its last byte */
+    bool paused;               /* not read until the answer is out */
+    bool sending;              /* in `sending` */
+    bool chunked;              /* a stream framed in chunks */
+    bool continued;            /* "100 Continue" sent for req */
+    enum body_state body;
+    size_t body_left;           /* of the length or the chunk */
+    int64_t head_since_ms;      /* awaiting a head since; -1: not */
+    size_t scan_at;             /* input bytes the head scan has read */
+    unsigned scan;              /* SCAN_* of the head being read */
+    void (*gone)(void *arg);    /* handed over: closed by us */
+    void *cb_arg;
+    TAILQ_ENTRY(http_conn) all;  /* in `conns` */
+    TAILQ_ENTRY(http_conn) wait; /* in `awaiting` */
+    TAILQ_ENTRY(http_conn) send; /* in `sending` */
+    char peer[INET6_ADDRSTRLEN];
+};
+
+TAILQ_HEAD(conn_list, http_conn);
+
+static struct evconnlistener *listener;
+static void (*serve)(struct http_req *req);
+static struct conn_list conns;    /* every open connection */
+static struct conn_list awaiting; /* awaiting a head, oldest first */
+static struct conn_list sending;  /* to write or close this loop turn */
+static size_t n_conns;            /* counted against max_connections */
+static struct event *head_sweep, *send_ev;
+static int64_t refused_logged_ms, n_refused;
+
+static char refusal[512]; /* the fixed answer past max_connections */
+static size_t refusal_len;
+
+static void conn_process(struct http_conn *c);
 
 void http_request_free(struct request *r)
 {
@@ -47,60 +132,191 @@ void http_request_free(struct request *r)
     free(r);
 }
 
-void http_api_headers(struct evhttp_request *req, const char *content_type)
-{
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    const char *origin =
-        evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
+/* --- the request --- */
 
-    evhttp_add_header(h, "Content-Type", content_type);
-    evhttp_add_header(h, "Cache-Control", "no-store");
+static void req_free(struct http_req *req)
+{
+    if (req == NULL)
+        return;
+    free(req->body);
+    free(req->out_hdrs);
+    if (req->out != NULL)
+        evbuffer_free(req->out);
+    free(req);
+}
+
+const char *http_method(const struct http_req *req)
+{
+    return req->method;
+}
+
+bool http_is_head(const struct http_req *req)
+{
+    return req->is_head;
+}
+
+const char *http_path(const struct http_req *req)
+{
+    return req->path;
+}
+
+const char *http_query(const struct http_req *req)
+{
+    return req->query;
+}
+
+const char *http_header(const struct http_req *req, const char *name)
+{
+    for (size_t i = 0; i < req->n_hdrs; i++)
+        if (evutil_ascii_strcasecmp(req->hdrs[i].name, name) == 0)
+            return req->hdrs[i].value;
+    return NULL;
+}
+
+int http_header_once(const struct http_req *req, const char *name,
+                     const char **value)
+{
+    *value = NULL;
+    for (size_t i = 0; i < req->n_hdrs; i++) {
+        if (evutil_ascii_strcasecmp(req->hdrs[i].name, name) != 0)
+            continue;
+        if (*value != NULL)
+            return -1;
+        *value = req->hdrs[i].value;
+    }
+    return 0;
+}
+
+const char *http_body(const struct http_req *req, size_t *len)
+{
+    *len = req->body_len;
+    return req->body != NULL ? req->body : "";
+}
+
+size_t http_head_bytes(const struct http_req *req)
+{
+    return req->head_len;
+}
+
+bool http_origin_allowed(const struct http_req *req, const char *origin)
+{
+    return rest_origin_allowed(app.cfg, origin, http_header(req, "Host"));
+}
+
+/* --- the answer --- */
+
+void http_add_header(struct http_req *req, const char *name, const char *value)
+{
+    size_t n = strlen(name), v = strlen(value), need = n + v + 4;
+
+    if (req->out_len + need > req->out_cap) {
+        req->out_cap = (req->out_len + need) * 2 < 256
+                           ? 256
+                           : (req->out_len + need) * 2;
+        req->out_hdrs = xrealloc(req->out_hdrs, req->out_cap);
+    }
+    memcpy(req->out_hdrs + req->out_len, name, n);
+    memcpy(req->out_hdrs + req->out_len + n, ": ", 2);
+    memcpy(req->out_hdrs + req->out_len + n + 2, value, v);
+    memcpy(req->out_hdrs + req->out_len + n + 2 + v, "\r\n", 2);
+    req->out_len += need;
+}
+
+/* The value of the answer's header `name`, and its length in *len. */
+static const char *answer_header(const struct http_req *req, const char *name,
+                                 size_t *len)
+{
+    size_t n = strlen(name);
+    const char *p = req->out_hdrs, *end = p + req->out_len;
+
+    while (p < end) {
+        const char *eol = memchr(p, '\r', (size_t)(end - p));
+
+        if (eol - p > (ptrdiff_t)n + 1 && p[n] == ':' &&
+            evutil_ascii_strncasecmp(p, name, n) == 0) {
+            *len = (size_t)(eol - p) - n - 2;
+            return p + n + 2;
+        }
+        p = eol + 2;
+    }
+    return NULL;
+}
+
+const char *http_answer_header(const struct http_req *req, const char *name)
+{
+    size_t len;
+
+    return answer_header(req, name, &len);
+}
+
+static bool answer_says(const struct http_req *req, const char *name,
+                        const char *value)
+{
+    size_t len;
+    const char *v = answer_header(req, name, &len);
+
+    return v != NULL && len == strlen(value) &&
+           evutil_ascii_strncasecmp(v, value, len) == 0;
+}
+
+struct evbuffer *http_output(struct http_req *req)
+{
+    if (req->out == NULL)
+        req->out = evbuffer_new();
+    return req->out;
+}
+
+void http_api_headers(struct http_req *req, const char *content_type)
+{
+    const char *origin = http_header(req, "Origin");
+
+    http_add_header(req, "Content-Type", content_type);
+    http_add_header(req, "Cache-Control", "no-store");
     if (origin != NULL && http_origin_allowed(req, origin) &&
         app.cfg->allowed_origins[0] != '\0') {
-        evhttp_add_header(h, "Access-Control-Allow-Origin", origin);
-        evhttp_add_header(h, "Vary", "Origin");
+        http_add_header(req, "Access-Control-Allow-Origin", origin);
+        http_add_header(req, "Vary", "Origin");
     }
 }
 
-void http_add_json(struct evhttp_request *req, enum transport kind,
-                   const char *body, size_t len)
+void http_add_json(struct http_req *req, enum transport kind, const char *body,
+                   size_t len)
 {
-    struct evbuffer *out = evhttp_request_get_output_buffer(req);
+    struct evbuffer *out = http_output(req);
 
     if (len == 0)
         return;
     evbuffer_add(out, body, len);
     evbuffer_add(out, "\n", 1);
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
+    if (!req->is_head)
         stats[kind].bytes_out += len + 1;
 }
 
-void http_reply_json(struct evhttp_request *req, enum transport kind,
-                     int status, const char *body, size_t len)
+void http_reply_json(struct http_req *req, enum transport kind, int status,
+                     const char *body, size_t len)
 {
     http_api_headers(req, "application/json");
     http_add_json(req, kind, body, len);
     http_send_reply(req, status, NULL);
 }
 
-void http_reply_api_error(struct evhttp_request *req, enum transport kind,
+void http_reply_api_error(struct http_req *req, enum transport kind,
                           const struct api_error *err)
 {
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
     size_t len;
     char *json = api_error_json(err, &len);
 
     if (err->status == 401)
-        evhttp_add_header(out, "WWW-Authenticate", "Bearer");
+        http_add_header(req, "WWW-Authenticate", "Bearer");
     /* every 503 says when to come back (docs/api.md) */
-    if (err->status == 503 && evhttp_find_header(out, "Retry-After") == NULL)
-        evhttp_add_header(out, "Retry-After", "1");
+    if (err->status == 503 && http_answer_header(req, "Retry-After") == NULL)
+        http_add_header(req, "Retry-After", "1");
     http_reply_json(req, kind, err->status, json, len);
     free(json);
 }
 
-void http_reply_error(struct evhttp_request *req, enum transport kind,
-                      int status, const char *code, const char *fmt, ...)
+void http_reply_error(struct http_req *req, enum transport kind, int status,
+                      const char *code, const char *fmt, ...)
 {
     struct api_error err;
     va_list ap;
@@ -111,89 +327,6 @@ void http_reply_error(struct evhttp_request *req, enum transport kind,
     vsnprintf(err.message, sizeof(err.message), fmt, ap);
     va_end(ap);
     http_reply_api_error(req, kind, &err);
-}
-
-const char *http_body(struct evhttp_request *req, size_t *len)
-{
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    unsigned char *p;
-
-    /* a NUL after the body, so parsers may treat it as a string */
-    evbuffer_add(in, "", 1);
-    *len = evbuffer_get_length(in) - 1;
-    p = evbuffer_pullup(in, -1);
-    return (const char *)p;
-}
-
-bool http_origin_allowed(struct evhttp_request *req, const char *origin)
-{
-    return rest_origin_allowed(
-        app.cfg, origin,
-        evhttp_find_header(evhttp_request_get_input_headers(req), "Host"));
-}
-
-/* --- watching for a client that goes away --- */
-
-static void watch_closed(struct evhttp_connection *evcon, void *arg)
-{
-    struct http_watch *w = arg;
-    struct evhttp_request *req = w->req;
-    bool detached = evhttp_request_get_connection(req) == NULL;
-    void (*gone)(void *) = w->gone;
-    void *garg = w->arg;
-
-    event_free(w->peek);
-    free(w);
-    gone(garg);
-    /* evhttp frees a request still on its connection; one it detached on
-     * EOF or timeout waits for an answer that will never come */
-    if (detached)
-        evhttp_request_free(req);
-}
-
-static void watch_peek(evutil_socket_t fd, short what, void *arg)
-{
-    struct http_watch *w = arg;
-    struct evhttp_connection *evcon = w->evcon;
-    char c;
-    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-
-    if (n > 0) {
-        /* a pipelined request: evhttp reads it after our answer */
-        event_del(w->peek);
-        return;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return;
-    /* EOF or reset: drop the connection, which ends in watch_closed */
-    evhttp_connection_free(evcon);
-}
-
-struct http_watch *http_watch_new(struct evhttp_request *req,
-                                  void (*gone)(void *arg), void *arg)
-{
-    struct http_watch *w = xcalloc(1, sizeof(*w));
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-
-    w->req = req;
-    w->evcon = evcon;
-    w->gone = gone;
-    w->arg = arg;
-    w->peek = event_new(app.base, bufferevent_getfd(bev), EV_READ | EV_PERSIST,
-                        watch_peek, w);
-    event_add(w->peek, NULL);
-    http_on_close(evcon, watch_closed, w);
-    return w;
-}
-
-void http_watch_free(struct http_watch *w)
-{
-    if (w == NULL)
-        return;
-    http_on_close(w->evcon, NULL, NULL);
-    event_free(w->peek);
-    free(w);
 }
 
 /* --- trusted proxies --- */
@@ -270,36 +403,18 @@ static bool proxy_trusted(const char *peer)
     return false;
 }
 
-const char *http_client_address(struct evhttp_request *req)
+const char *http_client_address(const struct http_req *req)
 {
-    char *addr = NULL;
-    ev_uint16_t port;
     const char *real;
 
-    evhttp_connection_get_peer(evhttp_request_get_connection(req), &addr,
-                               &port);
-    if (addr == NULL)
+    if (req->conn == NULL || req->conn->peer[0] == '\0')
         return "?";
-    if (proxy_trusted(addr)) {
-        real = evhttp_find_header(evhttp_request_get_input_headers(req),
-                                  "X-Real-IP");
+    if (proxy_trusted(req->conn->peer)) {
+        real = http_header(req, "X-Real-IP");
         if (real != NULL && real[0] != '\0')
             return real;
     }
-    return addr;
-}
-
-/* The request line and headers as they came, in bytes (near enough: the
- * separators are counted as ": " and CRLF). */
-size_t http_head_bytes(struct evhttp_request *req)
-{
-    const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-    const struct evkeyval *kv;
-    size_t n = strlen(evhttp_request_get_uri(req)) + 16;
-
-    TAILQ_FOREACH(kv, h, next)
-        n += strlen(kv->key) + strlen(kv->value) + 4;
-    return n;
+    return req->conn->peer;
 }
 
 struct deferred {
@@ -328,192 +443,14 @@ void http_defer(void (*fn)(void *arg), void *arg)
     }
 }
 
-/* --- accepting --- */
-
-#define ACCEPT_BACKOFF_MS 250
-
-static struct event *accept_resume;
-static bool accept_paused;
-static int64_t accept_logged_ms;
-static uint64_t accept_failures; /* since last logged */
-
-static void resume_accepting(evutil_socket_t fd, short what, void *arg)
-{
-    if (listener != NULL)
-        evconnlistener_enable(evhttp_bound_socket_get_listener(listener));
-}
-
-/* accept() failed for another reason than a retriable one: out of
- * descriptors (EMFILE, ENFILE) or of kernel memory. The connection stays
- * in the backlog and the socket readable, so trying again at once spins:
- * stop accepting for a moment instead. */
-static void accept_error(struct evconnlistener *lev, void *arg)
-{
-    int err = EVUTIL_SOCKET_ERROR();
-    struct timeval tv = {0, ACCEPT_BACKOFF_MS * 1000};
-    int64_t now = event_now_ms();
-
-    evconnlistener_disable(lev);
-    event_add(accept_resume, &tv);
-    accept_paused = true;
-    accept_failures++;
-    if (now - accept_logged_ms >= 10000) {
-        log_error("accept: %s (%llu time%s): pausing accepts for %d ms at "
-                  "a time",
-                  evutil_socket_error_to_string(err),
-                  (unsigned long long)accept_failures,
-                  accept_failures == 1 ? "" : "s", ACCEPT_BACKOFF_MS);
-        accept_logged_ms = now;
-        accept_failures = 0;
-    }
-}
-
-/* Called on each accepted connection. */
-static void accepted(void)
-{
-    if (!accept_paused)
-        return;
-    accept_paused = false;
-    log_info("accepting connections again");
-    accept_failures = 0;
-    accept_logged_ms = 0;
-}
-
-/* --- connections ---
+/* --- the head as it comes ---
  *
- * Every accepted connection has a record here. It is counted against
- * max_connections from its accept to evhttp's close callback (shared with
- * the transports through http_on_close); one past the limit is refused at
- * once with a fixed 503.
- *
- * evhttp's timeout bounds each pause in a request head, so a client that
- * sends a header line every few seconds (slowloris) holds its connection
- * for ever. So each connection is also timed from its accept, and again
- * from the end of each answer, until its next request is routed, and is
- * cut once header_timeout has passed. A request being answered (a long
- * poll, a stream, an upgraded WebSocket) is not timed here. */
-
-struct conn {
-    struct bufferevent *bev;
-    struct evhttp_connection *evcon; /* NULL until adopted */
-    evutil_socket_t fd;              /* its socket, once adopted */
-    int64_t head_since_ms;           /* awaiting a head since; -1: not */
-    size_t scan_at;                  /* input bytes the head scan has read */
-    unsigned scan;                   /* SCAN_* of the head being read */
-    bool refused;                    /* one past max_connections */
-    bool sending;                    /* in `sending` */
-    bool dropping;                   /* closed unanswered when sent */
-    bool quiet;                      /* after a closing answer: refuse the
-                                        next head by closing, unanswered */
-    TAILQ_ENTRY(conn) link;          /* in `fresh`, `awaiting` or `sending` */
-    void (*on_close)(struct evhttp_connection *evcon, void *arg);
-    void *on_close_arg;
-};
-
-TAILQ_HEAD(conn_list, conn);
-
-static struct conn **by_fd; /* adopted conns, by socket */
-static size_t n_by_fd;
-static struct conn_list fresh;    /* accepted, evhttp's evcon not known yet */
-static struct conn_list awaiting; /* awaiting a head, oldest first */
-static struct conn_list sending;  /* answered in this loop turn */
-static size_t n_conns;            /* counted against max_connections */
-static struct event *adopt_ev, *head_sweep, *send_ev;
-static int64_t refused_logged_ms, n_refused;
-
-static char refusal[512]; /* the fixed answer past max_connections */
-static size_t refusal_len;
-
-/* A connection's record is found by its socket, which it keeps from its
- * accept to its close: every answer looks it up (a tree of 10,000 cost
- * about 5 % of a long poll's CPU). */
-static void conn_index(struct conn *c)
-{
-    size_t fd = (size_t)c->fd;
-
-    if (fd >= n_by_fd) {
-        size_t n = n_by_fd ? n_by_fd : 1024;
-        while (n <= fd)
-            n *= 2;
-        by_fd = xrealloc(by_fd, n * sizeof(*by_fd));
-        memset(by_fd + n_by_fd, 0, (n - n_by_fd) * sizeof(*by_fd));
-        n_by_fd = n;
-    }
-    by_fd[fd] = c;
-}
-
-static struct conn *conn_find(struct evhttp_connection *evcon)
-{
-    evutil_socket_t fd;
-    struct conn *c;
-
-    if (evcon == NULL)
-        return NULL;
-    fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
-    if (fd < 0 || (size_t)fd >= n_by_fd)
-        return NULL;
-    c = by_fd[fd];
-    return c != NULL && c->evcon == evcon ? c : NULL;
-}
-
-static void head_scan(struct conn *c);
-
-/* The connection's next request head is awaited: it is timed, and scanned
- * as it comes (what is in already is the start of a pipelined one). */
-static void head_wait(struct conn *c, bool quiet)
-{
-    c->quiet = quiet;
-    if (c->head_since_ms >= 0)
-        TAILQ_REMOVE(&awaiting, c, link);
-    c->head_since_ms = event_now_ms();
-    TAILQ_INSERT_TAIL(&awaiting, c, link);
-    c->scan = 0;
-    c->scan_at = 0;
-    head_scan(c);
-}
-
-static void head_stop(struct conn *c)
-{
-    if (c->head_since_ms < 0)
-        return;
-    TAILQ_REMOVE(&awaiting, c, link);
-    c->head_since_ms = -1;
-}
-
-/* The connection is closed with this loop turn's answers, after whatever
- * callback of evhttp's or bufferevent's is on the stack. */
-static void conn_drop(struct conn *c)
-{
-    head_stop(c);
-    c->dropping = true;
-    if (!c->sending) {
-        c->sending = true;
-        TAILQ_INSERT_TAIL(&sending, c, link);
-    }
-    event_active(send_ev, EV_TIMEOUT, 0);
-}
-
-/* A fixed answer written straight to the socket, for a connection evhttp
- * has no request on; a short one, which the socket takes whole. */
-static void send_raw(evutil_socket_t fd, const char *buf, size_t len)
-{
-    if (send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-        log_debug("a fixed answer: send: %s", strerror(errno));
-}
-
-/* --- the head as it came ---
- *
- * evhttp 2.1 parses a head into C strings and is lenient about framing, so
- * evhttp and a proxy in front of it could disagree about what a head says
- * or where the request ends (request smuggling): a NUL ends a value early
- * ("Content-Length: 1\0" "99" is 1 to evhttp; a token followed by NUL and
- * junk is the token), several Content-Lengths are the first, "Content-
- * Length :" is no Content-Length and "+2" is 2, "0x0e" or "1, 1" get its
- * HTML 400. So each head is scanned line by line before evhttp reads it
- * (an input buffer callback, which runs as bytes arrive and before the
- * bufferevent's read callback), and one that is any of these is answered
- * 400 in JSON and closed; evhttp never sees it. A line is scanned once it
- * is whole; scan_at follows what evhttp drains. */
+ * Each head is scanned line by line as its bytes arrive, and one that is
+ * not sound is answered 400 in JSON and closed at its first bad line: a
+ * proxy in front of us and we must never disagree about what a head says
+ * or where the request ends (request smuggling). So a NUL or a bare CR,
+ * several Content-Lengths, one that is not plain digits, "Content-Length :"
+ * or a Transfer-Encoding other than chunked are refused, not guessed at. */
 
 enum {
     SCAN_HEADERS = 1, /* past the request line */
@@ -525,6 +462,8 @@ enum {
                          of a Connection header, or a target not in origin
                          form */
     SCAN_HOST = 64,   /* a Host header seen */
+    SCAN_KEEP = 128,  /* HTTP/1.0 asking to be kept: "keep-alive" among the
+                         options of a Connection header */
 };
 
 /* The characters of a header name (RFC 9110 token). */
@@ -540,10 +479,9 @@ static bool is_tchar(unsigned char ch)
     "a request line that is not a method, a target and HTTP/1.0 or 1.1, "      \
     "one space apart"
 
-/* The request line: method SP target SP version, as RFC 9112 has it (evhttp
- * takes extra spaces, a trailing one, or none and no version). NULL if it
- * is sound; else what is wrong with it. */
-static const char *request_line(struct conn *c, const char *s, size_t n)
+/* The request line: method SP target SP version, as RFC 9112 has it. NULL
+ * if it is sound; else what is wrong with it. */
+static const char *request_line(struct http_conn *c, const char *s, size_t n)
 {
     const char *end = s + n, *target, *version, *p;
 
@@ -563,9 +501,8 @@ static const char *request_line(struct conn *c, const char *s, size_t n)
     version = p + 1;
     if (memchr(version, ' ', (size_t)(end - version)) != NULL)
         return BAD_REQUEST_LINE;
-    /* evhttp reads "HTTP/1.00", "HTTP/01.0" or "HTTP/0.5" as before 1.1,
-     * and so closes after the answer, where we would not know it, and
-     * answers "HTTP/1.2" in kind: HTTP/1.0 and 1.1 only */
+    /* HTTP/1.0 and 1.1 only: "HTTP/1.2" is not answered in kind, nor
+     * "HTTP/1.00" taken for 1.0 */
     if (end - version != 8 || memcmp(version, "HTTP/1.", 7) != 0 ||
         (version[7] != '0' && version[7] != '1'))
         return end - version >= 5 && memcmp(version, "HTTP/", 5) == 0
@@ -573,8 +510,8 @@ static const char *request_line(struct conn *c, const char *s, size_t n)
                    : BAD_REQUEST_LINE;
     if (version[7] == '0')
         c->scan |= SCAN_OLD;
-    /* a target not in origin form (http://host/path, *, host:port):
-     * evhttp takes it as a proxy's request and closes after it */
+    /* a target not in origin form (http://host/path, *, host:port) is a
+     * proxy's request: answered, then closed */
     if (target[0] != '/')
         c->scan |= SCAN_CLOSE;
     return NULL;
@@ -587,7 +524,7 @@ static bool names(const char *name, const char *s, size_t n)
 
 /* One line of a head, without its LF; NULL if it is sound, else what is
  * wrong with it. */
-static const char *head_line(struct conn *c, const char *s, size_t n)
+static const char *head_line(struct http_conn *c, const char *s, size_t n)
 {
     const char *colon, *v, *end;
 
@@ -654,6 +591,8 @@ static const char *head_line(struct conn *c, const char *s, size_t n)
                 v++;
             if (names("close", o, (size_t)(v - o)))
                 c->scan |= SCAN_CLOSE;
+            else if (names("keep-alive", o, (size_t)(v - o)))
+                c->scan |= SCAN_KEEP;
             while (v < end && (*v == ',' || *v == ' ' || *v == '\t'))
                 v++;
         }
@@ -661,43 +600,169 @@ static const char *head_line(struct conn *c, const char *s, size_t n)
     return NULL;
 }
 
-/* A head that is not sound: its 400, and the connection closed. What came
- * of it is dropped, so that evhttp reads none of it. */
-static void head_refuse(struct conn *c, struct evbuffer *in, const char *why)
+/* --- connections ---
+ *
+ * Every accepted connection is counted against max_connections until it
+ * closes; one past the limit is refused at once with a fixed 503.
+ *
+ * A connection is timed from its accept, and again from the end of each
+ * answer, until its next request (head and body) is in, and is cut once
+ * header_timeout has passed: a client sending a header line every few
+ * seconds (slowloris) cannot hold it. A request being answered (a long
+ * poll, a stream, an upgraded WebSocket) is not timed here; an answer the
+ * client does not take for header_timeout ends its connection. */
+
+static void head_stop(struct http_conn *c)
 {
-    struct api_error err = {.status = 400, .code = "bad_request"};
+    if (c->head_since_ms < 0)
+        return;
+    TAILQ_REMOVE(&awaiting, c, wait);
+    c->head_since_ms = -1;
+}
+
+/* The connection's next request head is awaited, and timed. */
+static void head_wait(struct http_conn *c)
+{
+    head_stop(c);
+    c->head_since_ms = event_now_ms();
+    TAILQ_INSERT_TAIL(&awaiting, c, wait);
+    c->scan = 0;
+    c->scan_at = 0;
+    c->body = BODY_NONE;
+    c->continued = false;
+}
+
+static void queue_send(struct http_conn *c)
+{
+    if (!c->sending) {
+        c->sending = true;
+        TAILQ_INSERT_TAIL(&sending, c, send);
+    }
+    event_active(send_ev, EV_TIMEOUT, 0);
+}
+
+/* The connection is closed at the end of this loop turn, after whatever
+ * callback is on the stack, without writing what it has not written. */
+static void conn_drop(struct http_conn *c)
+{
+    head_stop(c);
+    c->dropping = true;
+    if (c->rev != NULL)
+        event_del(c->rev);
+    queue_send(c);
+}
+
+/* A fixed answer written straight to the socket; a short one, which the
+ * socket takes whole. */
+static void send_raw(evutil_socket_t fd, const char *buf, size_t len)
+{
+    if (send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+        log_debug("a fixed answer: send: %s", strerror(errno));
+}
+
+/* Closes the socket: our side first, then what the client sent that was
+ * not read is dropped, so that a close with unread bytes (which resets the
+ * connection) rarely takes the last answer with it. */
+static void close_socket(evutil_socket_t fd)
+{
+    char sink[4096];
+
+    shutdown(fd, SHUT_WR);
+    (void)recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+    evutil_closesocket(fd);
+}
+
+/* Frees the connection now. A request on it being served stays, for its
+ * answer to go nowhere; one a watch waits on ends with it. */
+static void conn_free(struct http_conn *c)
+{
+    struct http_req *req = c->req;
+
+    c->req = NULL;
+    if (req != NULL && c->serving && req->watch.gone != NULL) {
+        void (*gone)(void *) = req->watch.gone;
+
+        req->watch.gone = NULL;
+        req->conn = NULL;
+        gone(req->watch.arg);
+        req_free(req);
+    } else if (req != NULL && c->serving) {
+        req->conn = NULL;
+    } else {
+        req_free(req);
+    }
+    if (c->gone != NULL) {
+        void (*gone)(void *) = c->gone;
+
+        c->gone = NULL;
+        gone(c->cb_arg);
+    }
+    head_stop(c);
+    if (c->sending)
+        TAILQ_REMOVE(&sending, c, send);
+    TAILQ_REMOVE(&conns, c, all);
+    if (c->rev != NULL)
+        event_free(c->rev);
+    if (c->wev != NULL)
+        event_free(c->wev);
+    if (c->in != NULL)
+        evbuffer_free(c->in);
+    if (c->out != NULL)
+        evbuffer_free(c->out);
+    if (c->bev != NULL)
+        bufferevent_free(c->bev); /* closes the socket */
+    else
+        close_socket(c->fd);
+    n_conns--;
+    free(c);
+}
+
+/* A head or body that will not be served: its answer, and the connection
+ * closed. What came of it is dropped unread. */
+static void conn_refuse(struct http_conn *c, int status, const char *code,
+                        const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void conn_refuse(struct http_conn *c, int status, const char *code,
+                        const char *fmt, ...)
+{
+    struct api_error err = {.status = status, .code = code};
     char answer[1024];
     size_t len;
     char *json;
+    va_list ap;
     int n;
 
-    snprintf(err.message, sizeof(err.message), "malformed request head: %s",
-             why);
+    va_start(ap, fmt);
+    vsnprintf(err.message, sizeof(err.message), fmt, ap);
+    va_end(ap);
     json = api_error_json(&err, &len);
     n = snprintf(answer, sizeof(answer),
-                 "HTTP/1.1 400 Bad Request\r\n"
+                 "HTTP/1.1 %d %s\r\n"
                  "Content-Type: application/json\r\n"
                  "Cache-Control: no-store\r\n"
                  "Connection: close\r\n"
                  "Content-Length: %zu\r\n\r\n%s\n",
-                 len + 1, json);
+                 status, rest_reason(status), len + 1, json);
     free(json);
-    log_debug("refusing a request head: %s", why);
-    evbuffer_drain(in, evbuffer_get_length(in));
-    c->scan |= SCAN_DONE;
-    if (n > 0 && (size_t)n < sizeof(answer) && !c->quiet)
-        send_raw(bufferevent_getfd(c->bev), answer, (size_t)n);
-    conn_drop(c);
+    log_debug("refusing a request: %s", err.message);
+    evbuffer_drain(c->in, evbuffer_get_length(c->in));
+    if (n > 0 && (size_t)n < sizeof(answer))
+        evbuffer_add(c->out, answer, (size_t)n);
+    c->closing = true;
+    head_stop(c);
+    if (c->rev != NULL)
+        event_del(c->rev);
+    queue_send(c);
 }
 
-/* The whole lines of the awaited head that came in since the last scan. */
-static void head_scan(struct conn *c)
+/* The whole lines of the awaited head that came in since the last scan.
+ * False when the head was refused. */
+static bool head_scan(struct http_conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = c->in;
     size_t len = evbuffer_get_length(in);
 
-    /* bounded by evhttp, which closes a connection whose unparsed head
-     * outgrows 4 x max_header_bytes */
     while (!(c->scan & SCAN_DONE) && c->scan_at < len) {
         struct evbuffer_ptr at, eol;
         const char *line, *why;
@@ -705,313 +770,736 @@ static void head_scan(struct conn *c)
         evbuffer_ptr_set(in, &at, c->scan_at, EVBUFFER_PTR_SET);
         eol = evbuffer_search_eol(in, &at, NULL, EVBUFFER_EOL_LF);
         if (eol.pos < 0)
-            return; /* the rest when it is whole */
+            break; /* the rest when it is whole */
         line = (const char *)evbuffer_pullup(in, eol.pos + 1);
         why = head_line(c, line + c->scan_at, (size_t)eol.pos - c->scan_at);
         c->scan_at = (size_t)eol.pos + 1;
         if (why != NULL) {
-            head_refuse(c, in, why);
-            return;
+            conn_refuse(c, 400, "bad_request", "malformed request head: %s",
+                        why);
+            return false;
         }
+    }
+    /* a head is read up to 4 x max_header_bytes, so that one over the
+     * limit is answered 431 by the REST core with the route it was for */
+    if (!(c->scan & SCAN_DONE) &&
+        len > (size_t)app.cfg->max_header_bytes * 4) {
+        conn_refuse(c, 431, API_TOO_LARGE,
+                    "the request head is over %d bytes",
+                    app.cfg->max_header_bytes);
+        return false;
+    }
+    return true;
+}
+
+/* The target's path and query, in place. */
+static void split_target(struct http_req *req, char *target)
+{
+    char *q;
+
+    if (target[0] != '/') {
+        /* absolute form: http://host[:port]/path?query */
+        char *scheme = strstr(target, "://");
+
+        if (scheme != NULL) {
+            char *slash = strchr(scheme + 3, '/');
+            char *query = strchr(scheme + 3, '?');
+
+            if (slash == NULL || (query != NULL && query < slash)) {
+                req->path = "/";
+                if (query != NULL) {
+                    *query = '\0';
+                    req->query = query + 1;
+                }
+                return;
+            }
+            target = slash;
+        }
+    }
+    q = strchr(target, '?');
+    if (q != NULL) {
+        *q = '\0';
+        req->query = q + 1;
+    }
+    req->path = target;
+}
+
+/* The scanned head, taken out of the input into a request of its own. */
+static struct http_req *head_parse(struct http_conn *c)
+{
+    size_t len = c->scan_at, lines = 0;
+    struct http_req *req;
+    char *p, *end, *eol, *sp;
+
+    {
+        const char *s = (const char *)evbuffer_pullup(c->in, (ev_ssize_t)len);
+
+        for (size_t i = 0; i < len; i++)
+            lines += s[i] == '\n';
+    }
+    /* the request, its header table and its text, in one block */
+    req = xcalloc(1, sizeof(*req) + lines * sizeof(struct header) + len + 1);
+    req->hdrs = (struct header *)(req + 1);
+    p = (char *)(req->hdrs + lines);
+    evbuffer_remove(c->in, p, len);
+    p[len] = '\0';
+    end = p + len;
+    req->head_len = len;
+    req->scan = c->scan;
+    req->minor = (c->scan & SCAN_OLD) ? 0 : 1;
+    req->watch.gone = NULL;
+
+    /* the request line: method SP target SP version */
+    eol = memchr(p, '\n', (size_t)(end - p));
+    *eol = '\0';
+    if (eol > p && eol[-1] == '\r')
+        eol[-1] = '\0';
+    sp = strchr(p, ' ');
+    *sp = '\0';
+    req->method = p;
+    req->is_head = strcmp(p, "HEAD") == 0;
+    p = sp + 1;
+    sp = strchr(p, ' ');
+    *sp = '\0';
+    split_target(req, p);
+    p = eol + 1;
+
+    while (p < end) {
+        char *colon, *v, *ve;
+
+        eol = memchr(p, '\n', (size_t)(end - p));
+        *eol = '\0';
+        if (eol > p && eol[-1] == '\r')
+            eol[-1] = '\0';
+        if (*p == '\0')
+            break; /* the empty line */
+        colon = strchr(p, ':');
+        *colon = '\0';
+        for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
+            ;
+        ve = v + strlen(v);
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            *--ve = '\0';
+        req->hdrs[req->n_hdrs].name = p;
+        req->hdrs[req->n_hdrs].value = v;
+        req->n_hdrs++;
+        p = eol + 1;
+    }
+    return req;
+}
+
+static void body_add(struct http_req *req, struct evbuffer *in, size_t n)
+{
+    if (req->body_len + n + 1 > req->body_cap) {
+        req->body_cap = (req->body_len + n + 1) * 2;
+        req->body = xrealloc(req->body, req->body_cap);
+    }
+    evbuffer_remove(in, req->body + req->body_len, n);
+    req->body_len += n;
+    req->body[req->body_len] = '\0';
+}
+
+/* A line of the input, without its line end, in line[]; false when it is
+ * not whole yet (or longer than the buffer: then *too_long). */
+static bool take_line(struct evbuffer *in, char *line, size_t size,
+                      bool *too_long)
+{
+    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL,
+                                                  EVBUFFER_EOL_LF);
+    size_t n;
+
+    *too_long = false;
+    if (eol.pos < 0) {
+        *too_long = evbuffer_get_length(in) >= size;
+        return false;
+    }
+    n = (size_t)eol.pos;
+    if (n >= size) {
+        *too_long = true;
+        return false;
+    }
+    evbuffer_remove(in, line, n);
+    evbuffer_drain(in, 1);
+    if (n > 0 && line[n - 1] == '\r')
+        n--;
+    line[n] = '\0';
+    return true;
+}
+
+/* Reads what there is of the request's body. 1: all of it is in; 0: more
+ * is to come; -1: refused (answered, and the connection closing). */
+static int body_read(struct http_conn *c)
+{
+    struct http_req *req = c->req;
+    size_t limit = (size_t)app.cfg->max_body_bytes * 4;
+    char line[128];
+    bool too_long;
+
+    for (;;) {
+        size_t have = evbuffer_get_length(c->in), n;
+
+        switch (c->body) {
+        case BODY_NONE:
+            return 1;
+        case BODY_LENGTH:
+            n = have < c->body_left ? have : c->body_left;
+            if (n > 0)
+                body_add(req, c->in, n);
+            c->body_left -= n;
+            if (c->body_left > 0)
+                return 0;
+            c->body = BODY_NONE;
+            break;
+        case BODY_CHUNK_SIZE: {
+            char *e;
+            unsigned long long size;
+
+            if (!take_line(c->in, line, sizeof(line), &too_long)) {
+                if (too_long)
+                    goto bad_chunk;
+                return 0;
+            }
+            /* the size in hex, then chunk extensions, which we ignore */
+            if (!isxdigit((unsigned char)line[0]))
+                goto bad_chunk;
+            errno = 0;
+            size = strtoull(line, &e, 16);
+            if (errno != 0 || (*e != '\0' && *e != ';' && *e != ' ' &&
+                               *e != '\t'))
+                goto bad_chunk;
+            if (size > limit || req->body_len + size > limit)
+                goto too_large;
+            c->body_left = (size_t)size;
+            c->body = size == 0 ? BODY_TRAILER : BODY_CHUNK_DATA;
+            break;
+        }
+        case BODY_CHUNK_DATA:
+            if (c->body_left > 0) {
+                n = have < c->body_left ? have : c->body_left;
+                if (n > 0)
+                    body_add(req, c->in, n);
+                c->body_left -= n;
+                if (c->body_left > 0)
+                    return 0;
+            }
+            /* the chunk's line end */
+            if (!take_line(c->in, line, sizeof(line), &too_long)) {
+                if (too_long)
+                    goto bad_chunk;
+                return 0;
+            }
+            if (line[0] != '\0')
+                goto bad_chunk;
+            c->body = BODY_CHUNK_SIZE;
+            break;
+        case BODY_TRAILER:
+            if (!take_line(c->in, line, sizeof(line), &too_long)) {
+                if (too_long)
+                    goto bad_chunk;
+                return 0;
+            }
+            if (line[0] == '\0')
+                c->body = BODY_NONE;
+            break;
+        }
+    }
+bad_chunk:
+    conn_refuse(c, 400, "bad_request",
+                "malformed chunked body: a chunk size is not hexadecimal "
+                "or a chunk does not end where its size says");
+    return -1;
+too_large:
+    conn_refuse(c, 413, API_TOO_LARGE, "the request body is over %d bytes",
+                app.cfg->max_body_bytes);
+    return -1;
+}
+
+/* After its head: how its body comes, and whether it is wanted at all. 0,
+ * or -1 when refused. */
+static int body_start(struct http_conn *c)
+{
+    struct http_req *req = c->req;
+    size_t limit = (size_t)app.cfg->max_body_bytes * 4;
+    const char *expect = http_header(req, "Expect");
+
+    if (req->scan & SCAN_TE) {
+        c->body = BODY_CHUNK_SIZE;
+    } else if (req->scan & SCAN_CL) {
+        const char *cl = http_header(req, "Content-Length");
+        unsigned long long n;
+
+        errno = 0;
+        n = strtoull(cl, NULL, 10);
+        /* a larger declared length is refused without reading the body */
+        if (errno != 0 || n > limit) {
+            conn_refuse(c, 413, API_TOO_LARGE,
+                        "the request body is over %d bytes",
+                        app.cfg->max_body_bytes);
+            return -1;
+        }
+        c->body_left = (size_t)n;
+        c->body = n > 0 ? BODY_LENGTH : BODY_NONE;
+    } else {
+        c->body = BODY_NONE;
+    }
+    if (expect != NULL && req->minor == 1) {
+        if (evutil_ascii_strcasecmp(expect, "100-continue") != 0) {
+            conn_refuse(c, 417, "bad_request",
+                        "Expect: only 100-continue is understood");
+            return -1;
+        }
+        /* the client waits for this before it sends its body */
+        if (c->body != BODY_NONE &&
+            evbuffer_get_length(c->in) == 0 && !c->continued) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+            send_raw(c->fd, cont, sizeof(cont) - 1);
+            c->continued = true;
+        }
+    }
+    return 0;
+}
+
+/* Reads and serves the requests in the input, one at a time: the next is
+ * read once the last is answered and its answer written. */
+static void conn_process(struct http_conn *c)
+{
+    while (!c->serving && !c->closing && !c->dropping && c->bev == NULL &&
+           evbuffer_get_length(c->out) == 0) {
+        if (c->req == NULL) {
+            if (evbuffer_get_length(c->in) == 0 || !head_scan(c) ||
+                !(c->scan & SCAN_DONE))
+                return;
+            c->req = head_parse(c);
+            c->req->conn = c;
+            if (body_start(c) != 0)
+                return;
+        }
+        if (body_read(c) <= 0)
+            return;
+        head_stop(c);
+        c->serving = true;
+        /* evhttp's 2.1 equivalent closed after answering CONNECT, whose
+         * answer a client could take for the start of a tunnel */
+        if (strcmp(c->req->method, "CONNECT") == 0)
+            c->req->scan |= SCAN_CLOSE;
+        if (evbuffer_get_length(c->in) > READ_AHEAD && c->rev != NULL) {
+            event_del(c->rev);
+            c->paused = true;
+        }
+        serve(c->req);
     }
 }
 
-/* The input buffer's callback: bytes came (before evhttp reads them) or
- * were drained (by evhttp, as it parses). */
-static void head_bytes(struct evbuffer *in, const struct evbuffer_cb_info *info,
-                       void *arg)
+/* The client is gone (or has said its last): what it waits on ends. A
+ * request being served without a watch is answered first (to a client
+ * that only half-closed); anything else closes now. */
+static void conn_eof(struct http_conn *c)
 {
-    struct conn *c = arg;
-
-    (void)in;
-    c->scan_at =
-        c->scan_at > info->n_deleted ? c->scan_at - info->n_deleted : 0;
-    if (info->n_added > 0 && c->head_since_ms >= 0 && !c->dropping)
-        head_scan(c);
-}
-
-static void conn_closed(struct evhttp_connection *evcon, void *arg)
-{
-    struct conn *c = arg;
-
-    if (c->on_close != NULL)
-        c->on_close(evcon, c->on_close_arg);
-    head_stop(c);
-    if (c->sending)
-        TAILQ_REMOVE(&sending, c, link);
-    if (c->fd >= 0 && by_fd[c->fd] == c)
-        by_fd[c->fd] = NULL;
-    n_conns--;
-    free(c);
-}
-
-void http_on_close(struct evhttp_connection *evcon,
-                   void (*cb)(struct evhttp_connection *evcon, void *arg),
-                   void *arg)
-{
-    struct conn *c = conn_find(evcon);
-
-    if (c == NULL) {
-        evhttp_connection_set_closecb(evcon, cb, arg);
+    c->eof = true;
+    if (c->rev != NULL)
+        event_del(c->rev);
+    if ((c->serving && c->req != NULL && c->req->watch.gone == NULL) ||
+        (!c->serving && evbuffer_get_length(c->out) > 0)) {
+        c->closing = true;
         return;
     }
-    c->on_close = cb;
-    c->on_close_arg = arg;
+    conn_free(c);
 }
 
-/* The connection is one too many: the fixed answer, then closed. A request
- * the client already sent is read first, so that closing does not reset
- * the connection under the answer. */
-static void refuse(struct conn *c)
+static void conn_readable(evutil_socket_t fd, short what, void *arg)
 {
-    evutil_socket_t fd = bufferevent_getfd(c->bev);
-    char sink[4096];
-    int64_t now = event_now_ms();
+    struct http_conn *c = arg;
+    struct evbuffer_iovec v;
+    ssize_t n;
 
-    n_refused++;
-    if (now - refused_logged_ms >= 10000) {
-        log_warn("max_connections (%d) reached: refused %lld connection%s",
-                 app.cfg->max_connections, (long long)n_refused,
-                 n_refused == 1 ? "" : "s");
-        refused_logged_ms = now;
-        n_refused = 0;
-    }
-    if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) < 0 && errno != EAGAIN &&
-        errno != EWOULDBLOCK)
-        log_debug("refusing a connection: recv: %s", strerror(errno));
-    send_raw(fd, refusal, refusal_len);
-    evhttp_connection_free(c->evcon); /* shuts down our side */
-}
-
-/* Runs in the loop turn of the accept, before the new connection is read:
- * evhttp's callback argument on the bufferevent is its connection now. */
-static void adopt(evutil_socket_t fd, short what, void *arg)
-{
-    struct conn *c;
-
-    while ((c = TAILQ_FIRST(&fresh)) != NULL) {
-        bufferevent_data_cb rcb, wcb;
-        bufferevent_event_cb ecb;
-        void *cbarg;
-
-        TAILQ_REMOVE(&fresh, c, link);
-        bufferevent_getcb(c->bev, &rcb, &wcb, &ecb, &cbarg);
-        if (rcb == NULL && wcb == NULL && ecb == NULL) {
-            /* evhttp gave it up already (bufferevent_free cleared them) */
-            bufferevent_decref(c->bev);
-            if (!c->refused)
-                n_conns--;
-            free(c);
-            continue;
-        }
-        c->evcon = cbarg;
-        if (c->refused) {
-            refuse(c);
-            bufferevent_decref(c->bev); /* the last reference: closes it */
-            free(c);
-            continue;
-        }
-        c->fd = bufferevent_getfd(c->bev);
-        if (c->fd >= 0)
-            conn_index(c);
-        evhttp_connection_set_closecb(c->evcon, conn_closed, c);
-        bufferevent_decref(c->bev); /* conn_closed tells us its end now */
-        head_wait(c, false);
-    }
-}
-
-static struct bufferevent *new_connection(struct event_base *base, void *arg)
-{
-    struct bufferevent *bev =
-        bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    struct conn *c = xcalloc(1, sizeof(*c));
-
-    if (bev == NULL) {
-        log_error("bufferevent_socket_new failed");
+    (void)what;
+    if (evbuffer_reserve_space(c->in, READ_CHUNK, &v, 1) < 1) {
+        log_error("evbuffer_reserve_space failed");
         abort();
     }
-    c->bev = bev;
-    c->fd = -1;
-    c->head_since_ms = -1;
-    evbuffer_add_cb(bufferevent_get_input(bev), head_bytes, c);
-    accepted();
-    c->refused = n_conns >= (size_t)app.cfg->max_connections;
-    if (!c->refused)
-        n_conns++;
-    /* held until adopted, so that we may look at it whatever evhttp did */
-    bufferevent_incref(bev);
-    TAILQ_INSERT_TAIL(&fresh, c, link);
-    event_active(adopt_ev, EV_TIMEOUT, 0);
-    return bev;
-}
-
-/* Whether evhttp will close the connection once `req` is answered, as
- * its evhttp_send_done decides: what the head scan found closes ("close"
- * among a Connection header's options, a proxy's target), our answer's
- * "Connection: close", or an HTTP/1.0 request whose Connection value does
- * not start "keep-alive". A guess only; what rides on it is that the
- * answer to a broken next head is the close alone, which is right either
- * way. */
-static bool closes_after(const struct conn *c, struct evhttp_request *req)
-{
-    const char *out, *in;
-
-    if (c->scan & SCAN_CLOSE)
-        return true;
-    out = evhttp_find_header(evhttp_request_get_output_headers(req),
-                             "Connection");
-    if (out != NULL && evutil_ascii_strcasecmp(out, "close") == 0)
-        return true;
-    if (!(c->scan & SCAN_OLD))
-        return false;
-    in =
-        evhttp_find_header(evhttp_request_get_input_headers(req), "Connection");
-    return !(in != NULL && evutil_ascii_strncasecmp(in, "keep-alive", 10) == 0);
-}
-
-static void answered(struct evhttp_request *req, void *arg)
-{
-    struct conn *c = arg;
-
-    /* an answer to CONNECT has no length (see route): the close ends it,
-     * which evhttp, keeping the connection for a tunnel, would not do */
-    if (evhttp_request_get_command(req) == EVHTTP_REQ_CONNECT) {
-        struct evbuffer *in = bufferevent_get_input(c->bev);
-
-        evbuffer_drain(in, evbuffer_get_length(in));
-        conn_drop(c);
+    n = recv(fd, v.iov_base, v.iov_len, 0);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return;
+        conn_eof(c);
         return;
     }
-    /* evhttp reads the connection's next request head now, or closes it
-     * (and conn_closed forgets it). The head is scanned and timed either
-     * way, in case evhttp keeps the connection; but after an answer that
-     * closes it, a broken head is not answered, only closed on. */
-    head_wait(c, closes_after(c, req));
+    if (n == 0) {
+        conn_eof(c);
+        return;
+    }
+    v.iov_len = (size_t)n;
+    evbuffer_commit_space(c->in, &v, 1);
+    if (c->serving || evbuffer_get_length(c->out) > 0) {
+        /* a pipelined request: read once this one is answered */
+        if (evbuffer_get_length(c->in) > READ_AHEAD) {
+            event_del(c->rev);
+            c->paused = true;
+        }
+        return;
+    }
+    conn_process(c);
 }
 
-/* Answers written in the loop turn they were made, after the callback
- * that made them, rather than on the next turn's write event: evhttp then
- * arms and disarms the socket's write event within one turn, which the
- * epoll changelist cancels, so a request costs no epoll_ctl and no loop
- * turn of its own for its answer. What the socket does not take at once is
- * left to the bufferevent's write event, as before. */
+/* Writes what the connection has to write. Returns false when it was
+ * freed. */
+static bool conn_flush(struct http_conn *c)
+{
+    while (evbuffer_get_length(c->out) > 0) {
+        int n = evbuffer_write(c->out, c->fd);
+
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct timeval tv = {app.cfg->header_timeout, 0};
+
+            event_add(c->wev, &tv);
+            return true;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            log_debug("an answer: write: %s", strerror(errno));
+            conn_free(c);
+            return false;
+        }
+    }
+    event_del(c->wev);
+    if (c->closing) {
+        conn_free(c);
+        return false;
+    }
+    return true;
+}
+
+/* The answer is out: the next request, from what came meanwhile. */
+static void conn_next(struct http_conn *c)
+{
+    head_wait(c);
+    if (c->paused) {
+        c->paused = false;
+        event_add(c->rev, NULL);
+    }
+    conn_process(c);
+}
+
+static void conn_writable(evutil_socket_t fd, short what, void *arg)
+{
+    struct http_conn *c = arg;
+
+    (void)fd;
+    if (what & EV_TIMEOUT) {
+        log_debug("cutting a connection that took no bytes of its answer "
+                  "for %d s",
+                  app.cfg->header_timeout);
+        conn_free(c);
+        return;
+    }
+    if (conn_flush(c) && evbuffer_get_length(c->out) == 0 && !c->serving &&
+        c->req == NULL)
+        conn_next(c);
+}
+
+/* Answers made in this loop turn, written after the callbacks that made
+ * them; and connections to close. */
 static void send_answers(evutil_socket_t fd, short what, void *arg)
 {
-    struct conn *c;
+    struct http_conn *c;
 
+    (void)fd;
+    (void)what;
+    (void)arg;
     while ((c = TAILQ_FIRST(&sending)) != NULL) {
-        struct evbuffer *out = bufferevent_get_output(c->bev);
-        evutil_socket_t sfd = bufferevent_getfd(c->bev);
-        int n;
-
-        TAILQ_REMOVE(&sending, c, link);
+        TAILQ_REMOVE(&sending, c, send);
         c->sending = false;
         if (c->dropping) {
-            evhttp_connection_free(c->evcon); /* conn_closed frees c */
+            conn_free(c);
             continue;
         }
-        if (sfd < 0 || evbuffer_get_length(out) == 0)
-            continue; /* the write event came first */
-        evbuffer_unfreeze(out, 1);
-        n = evbuffer_write(out, sfd);
-        evbuffer_freeze(out, 1);
-        /* evhttp's write callback: the answer is out, the request done
-         * (and c may be freed) */
-        if (n > 0 && evbuffer_get_length(out) == 0)
-            bufferevent_trigger(c->bev, EV_WRITE, 0);
+        if (c->bev != NULL)
+            continue;
+        if (!conn_flush(c))
+            continue;
+        if (evbuffer_get_length(c->out) == 0 && !c->serving && c->req == NULL)
+            conn_next(c);
     }
-}
-
-/* An answer's Connection: close, where it is the connection's last. */
-static void close_if_last(struct conn *c, struct evkeyvalq *out)
-{
-    if (evhttp_find_header(out, "Connection") != NULL)
-        return;
-    /* Shutting down: each connection ends with its answer, so that its
-     * client comes back on a new one (another daemon, behind nginx)
-     * rather than asking this one again until it exits. "Connection:
-     * keep-alive, close" and the like, as the head scan found: closed as
-     * asked, which evhttp would not do (it honours only a first Connection
-     * header that is "close" whole). */
-    if (app.draining || (c != NULL && (c->scan & SCAN_CLOSE)))
-        evhttp_add_header(out, "Connection", "close");
-}
-
-void http_reply_start(struct evhttp_request *req, int status,
-                      const char *reason)
-{
-    close_if_last(conn_find(evhttp_request_get_connection(req)),
-                  evhttp_request_get_output_headers(req));
-    evhttp_send_reply_start(req, status, reason);
-}
-
-void http_send_reply(struct evhttp_request *req, int status, const char *reason)
-{
-    struct conn *c = conn_find(evhttp_request_get_connection(req));
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-
-    close_if_last(c, out);
-    /* HEAD: the length of what GET would answer, and no body (evhttp
-     * writes whatever is in the buffer) */
-    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
-        struct evbuffer *body = evhttp_request_get_output_buffer(req);
-
-        if (evhttp_find_header(out, "Content-Length") == NULL) {
-            char n[24];
-
-            snprintf(n, sizeof(n), "%zu", evbuffer_get_length(body));
-            evhttp_add_header(out, "Content-Length", n);
-        }
-        evbuffer_drain(body, evbuffer_get_length(body));
-    }
-    /* evhttp's own table lacks some (429, 426: "Client Error") */
-    evhttp_send_reply(req, status,
-                      reason != NULL ? reason : rest_reason(status), NULL);
-    if (c == NULL || c->sending || c->head_since_ms >= 0)
-        return;
-    c->sending = true;
-    TAILQ_INSERT_TAIL(&sending, c, link);
-    event_active(send_ev, EV_TIMEOUT, 0);
-}
-
-void http_drop(struct evhttp_request *req, enum transport kind)
-{
-    struct conn *c = conn_find(evhttp_request_get_connection(req));
-
-    if (c == NULL) { /* not adopted: cannot be, but say no rather than hang */
-        http_reply_error(req, kind, 503, "unavailable", "shutting down");
-        return;
-    }
-    /* evhttp's request callback (or a Redis reply's, when the token was
-     * asked after) may be on the stack */
-    conn_drop(c);
-}
-
-/* A request came in whole: it is not timed while it is answered. False
- * if its head was not scanned whole. */
-static bool head_done(struct evhttp_request *req)
-{
-    struct conn *c = conn_find(evhttp_request_get_connection(req));
-
-    if (c == NULL)
-        return true; /* not adopted: cannot be */
-    head_stop(c);
-    evhttp_request_set_on_complete_cb(req, answered, c);
-    return (c->scan & SCAN_DONE) != 0;
 }
 
 static void sweep_heads(evutil_socket_t fd, short what, void *arg)
 {
     int64_t deadline = event_now_ms() - app.cfg->header_timeout * 1000LL;
-    struct conn *c;
+    struct http_conn *c;
 
     while ((c = TAILQ_FIRST(&awaiting)) != NULL &&
            c->head_since_ms < deadline) {
-        head_stop(c);
-        log_debug("cutting a connection whose request head took over %d s",
+        log_debug("cutting a connection whose request took over %d s",
                   app.cfg->header_timeout);
-        evhttp_connection_free(c->evcon); /* conn_closed frees c */
+        conn_free(c);
     }
+}
+
+/* --- answering --- */
+
+static const char *http_date(void)
+{
+    static char date[64];
+    static time_t at = -1;
+    struct timeval now;
+    struct tm tm;
+
+    event_base_gettimeofday_cached(app.base, &now);
+    if (now.tv_sec != at) {
+        at = now.tv_sec;
+        gmtime_r(&at, &tm);
+        strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    }
+    return date;
+}
+
+/* Whether the connection ends with this answer, and the answer's
+ * Connection header where it says so. */
+static bool answer_closes(struct http_req *req)
+{
+    bool has = http_answer_header(req, "Connection") != NULL;
+
+    /* Shutting down: each connection ends with its answer, so that its
+     * client comes back on a new one (another daemon, behind nginx)
+     * rather than asking this one again until it exits. */
+    if (!has && (app.draining || (req->scan & SCAN_CLOSE))) {
+        http_add_header(req, "Connection", "close");
+        return true;
+    }
+    if (answer_says(req, "Connection", "close") || (req->scan & SCAN_CLOSE))
+        return true;
+    if (req->minor == 0) {
+        if (!(req->scan & SCAN_KEEP))
+            return true;
+        if (!has)
+            http_add_header(req, "Connection", "keep-alive");
+    }
+    return false;
+}
+
+/* The status line and headers of the answer, into `out`. `length`: the
+ * Content-Length to add, or -1 for none. */
+static void write_head(struct evbuffer *out, struct http_req *req, int status,
+                       const char *reason, long long length, bool chunked)
+{
+    struct evbuffer_iovec v;
+    size_t need = req->out_len + strlen(reason) + 160;
+    char *p;
+    int n;
+
+    if (evbuffer_reserve_space(out, (ev_ssize_t)need, &v, 1) < 1) {
+        log_error("evbuffer_reserve_space failed");
+        abort();
+    }
+    p = v.iov_base;
+    n = snprintf(p, need, "HTTP/1.%d %d %s\r\n", req->minor, status, reason);
+    p += n;
+    memcpy(p, req->out_hdrs, req->out_len);
+    p += req->out_len;
+    if (req->minor == 1 && http_answer_header(req, "Date") == NULL)
+        p += sprintf(p, "Date: %s\r\n", http_date());
+    if (length >= 0 && http_answer_header(req, "Content-Length") == NULL)
+        p += sprintf(p, "Content-Length: %lld\r\n", length);
+    if (chunked)
+        p += sprintf(p, "Transfer-Encoding: chunked\r\n");
+    memcpy(p, "\r\n", 2);
+    p += 2;
+    v.iov_len = (size_t)(p - (char *)v.iov_base);
+    evbuffer_commit_space(out, &v, 1);
+}
+
+void http_send_reply(struct http_req *req, int status, const char *reason)
+{
+    struct http_conn *c = req->conn;
+    /* 1xx, 204 and 304 have no body, nor a length (RFC 9110 8.6) */
+    bool bodiless = status < 200 || status == 204 || status == 304;
+    size_t len = req->out != NULL ? evbuffer_get_length(req->out) : 0;
+
+    if (c == NULL) { /* its client left while it was served */
+        req_free(req);
+        return;
+    }
+    if (answer_closes(req))
+        c->closing = true;
+    write_head(c->out, req, status, reason != NULL ? reason : rest_reason(status),
+               bodiless ? -1 : (long long)len, false);
+    /* HEAD: the length of what GET would answer, and no body */
+    if (!bodiless && !req->is_head && len > 0)
+        evbuffer_add_buffer(c->out, req->out);
+    c->req = NULL;
+    c->serving = false;
+    req_free(req);
+    queue_send(c);
+}
+
+void http_drop(struct http_req *req)
+{
+    struct http_conn *c = req->conn;
+
+    if (c != NULL) {
+        c->req = NULL;
+        c->serving = false;
+        conn_drop(c);
+    }
+    req_free(req);
+}
+
+struct http_watch *http_watch_new(struct http_req *req,
+                                  void (*gone)(void *arg), void *arg)
+{
+    req->watch.gone = gone;
+    req->watch.arg = arg;
+    /* a client that half-closed before the watch began is gone now */
+    if (req->conn != NULL && req->conn->eof)
+        conn_drop(req->conn);
+    return &req->watch;
+}
+
+void http_watch_free(struct http_watch *w)
+{
+    if (w != NULL)
+        w->gone = NULL;
+}
+
+/* --- connections handed over --- */
+
+/* The connection becomes a bufferevent with what is unread in its input
+ * and unwritten in its output; the request is freed. */
+static struct http_conn *hand_over(struct http_req *req)
+{
+    struct http_conn *c = req->conn;
+
+    if (c != NULL) {
+        c->req = NULL;
+        c->serving = false;
+    }
+    req_free(req);
+    if (c == NULL)
+        return NULL;
+    /* a connection dropping (its client left) is handed over all the
+     * same: it closes at the end of the turn, and its new owner hears of
+     * it then (http_conn_on_close) */
+    event_free(c->rev);
+    event_free(c->wev);
+    c->rev = c->wev = NULL;
+    c->bev = bufferevent_socket_new(app.base, c->fd, BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev == NULL) {
+        log_error("bufferevent_socket_new failed");
+        abort();
+    }
+    /* the end of a bufferevent's input is frozen for all but its reads */
+    evbuffer_unfreeze(bufferevent_get_input(c->bev), 0);
+    evbuffer_add_buffer(bufferevent_get_input(c->bev), c->in);
+    evbuffer_freeze(bufferevent_get_input(c->bev), 0);
+    evbuffer_add_buffer(bufferevent_get_output(c->bev), c->out);
+    evbuffer_free(c->in);
+    evbuffer_free(c->out);
+    c->in = c->out = NULL;
+    return c;
+}
+
+struct http_conn *http_upgrade(struct http_req *req)
+{
+    return hand_over(req);
+}
+
+struct bufferevent *http_conn_bev(const struct http_conn *conn)
+{
+    return conn->bev;
+}
+
+void http_conn_close(struct http_conn *conn)
+{
+    if (conn->bev != NULL) {
+        bufferevent_setcb(conn->bev, NULL, NULL, NULL, NULL);
+        bufferevent_disable(conn->bev, EV_READ | EV_WRITE);
+    }
+    conn->gone = NULL;
+    conn_drop(conn);
+}
+
+void http_conn_on_close(struct http_conn *conn, void (*cb)(void *arg),
+                        void *arg)
+{
+    conn->gone = cb;
+    conn->cb_arg = arg;
+}
+
+static void stream_read(struct bufferevent *bev, void *arg)
+{
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    (void)arg;
+    /* a stream's client has nothing to say; read only to see it go */
+    evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void stream_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct http_conn *c = arg;
+    void (*gone)(void *) = c->gone;
+
+    (void)bev;
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)))
+        return;
+    http_conn_close(c);
+    if (gone != NULL)
+        gone(c->cb_arg);
+}
+
+/* An ended stream: closed once its last bytes are written. */
+static void stream_written(struct bufferevent *bev, void *arg)
+{
+    struct http_conn *c = arg;
+
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        http_conn_close(c);
+}
+
+struct http_conn *http_stream_start(struct http_req *req, int status,
+                                    int write_timeout, bool *chunked,
+                                    void (*gone)(void *arg), void *arg)
+{
+    struct http_conn *c = req->conn;
+    struct timeval wtv = {write_timeout, 0};
+
+    *chunked = false;
+    if (c != NULL) {
+        /* an HTTP/1.0 stream ends with its connection */
+        *chunked = req->minor == 1;
+        if (!*chunked)
+            req->scan |= SCAN_CLOSE;
+        (void)answer_closes(req);
+        write_head(c->out, req, status, rest_reason(status), -1, *chunked);
+    }
+    c = hand_over(req);
+    if (c == NULL)
+        return NULL;
+    c->chunked = *chunked;
+    c->gone = gone;
+    c->cb_arg = arg;
+    bufferevent_setcb(c->bev, stream_read, NULL, stream_event, c);
+    bufferevent_set_timeouts(c->bev, NULL, &wtv);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    return c;
+}
+
+void http_stream_end(struct http_conn *conn)
+{
+    struct evbuffer *out = bufferevent_get_output(conn->bev);
+
+    conn->gone = NULL;
+    if (conn->chunked)
+        evbuffer_add(out, "0\r\n\r\n", 5);
+    if (evbuffer_get_length(out) == 0) {
+        http_conn_close(conn);
+        return;
+    }
+    bufferevent_setwatermark(conn->bev, EV_WRITE, 0, 0);
+    bufferevent_setcb(conn->bev, stream_read, stream_written, stream_event,
+                      conn);
 }
 
 void http_clear_timeouts(struct bufferevent *bev)
@@ -1027,63 +1515,118 @@ void http_clear_timeouts(struct bufferevent *bev)
     bufferevent_set_timeouts(bev, NULL, NULL);
 }
 
-int http_header_once(struct evhttp_request *req, const char *name,
-                     const char **value)
-{
-    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-    const struct evkeyval *h;
+/* --- accepting --- */
 
-    *value = NULL;
-    TAILQ_FOREACH(h, in, next) {
-        if (evutil_ascii_strcasecmp(h->key, name) != 0)
-            continue;
-        if (*value != NULL)
-            return -1;
-        *value = h->value;
-    }
-    return 0;
+#define ACCEPT_BACKOFF_MS 250
+
+static struct event *accept_resume;
+static bool accept_paused;
+static int64_t accept_logged_ms;
+static uint64_t accept_failures; /* since last logged */
+
+static void resume_accepting(evutil_socket_t fd, short what, void *arg)
+{
+    if (listener != NULL)
+        evconnlistener_enable(listener);
 }
 
-/* --- routing --- */
-
-static void (*serve)(struct evhttp_request *req);
-
-/* Every request: what evhttp lets through that is unsafe or too large to
- * hand on is answered here, the rest is served. */
-static void route(struct evhttp_request *req, void *arg)
+/* accept() failed for another reason than a retriable one: out of
+ * descriptors (EMFILE, ENFILE) or of kernel memory. The connection stays
+ * in the backlog and the socket readable, so trying again at once spins:
+ * stop accepting for a moment instead. */
+static void accept_error(struct evconnlistener *lev, void *arg)
 {
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    int err = EVUTIL_SOCKET_ERROR();
+    struct timeval tv = {0, ACCEPT_BACKOFF_MS * 1000};
+    int64_t now = event_now_ms();
 
+    evconnlistener_disable(lev);
+    event_add(accept_resume, &tv);
+    accept_paused = true;
+    accept_failures++;
+    if (now - accept_logged_ms >= 10000) {
+        log_error("accept: %s (%llu time%s): pausing accepts for %d ms at "
+                  "a time",
+                  evutil_socket_error_to_string(err),
+                  (unsigned long long)accept_failures,
+                  accept_failures == 1 ? "" : "s", ACCEPT_BACKOFF_MS);
+        accept_logged_ms = now;
+        accept_failures = 0;
+    }
+}
+
+/* The connection is one too many: the fixed answer, then closed. A request
+ * the client already sent is read first, so that closing does not reset
+ * the connection under the answer. */
+static void refuse(evutil_socket_t fd)
+{
+    char sink[4096];
+    int64_t now = event_now_ms();
+
+    n_refused++;
+    if (now - refused_logged_ms >= 10000) {
+        log_warn("max_connections (%d) reached: refused %lld connection%s",
+                 app.cfg->max_connections, (long long)n_refused,
+                 n_refused == 1 ? "" : "s");
+        refused_logged_ms = now;
+        n_refused = 0;
+    }
+    if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) < 0 && errno != EAGAIN &&
+        errno != EWOULDBLOCK)
+        log_debug("refusing a connection: recv: %s", strerror(errno));
+    send_raw(fd, refusal, refusal_len);
+    close_socket(fd);
+}
+
+static void accepted(struct evconnlistener *lev, evutil_socket_t fd,
+                     struct sockaddr *sa, int salen, void *arg)
+{
+    struct http_conn *c;
+
+    (void)lev;
     (void)arg;
-    if (!head_done(req)) {
-        /* cannot be: every head is scanned before evhttp reads it */
-        log_error("a request head came in unscanned; refusing it");
-        evhttp_add_header(out, "Connection", "close");
-        http_reply_error(req, TRANSPORT_REST, 400, "bad_request",
-                         "malformed request head");
+    if (accept_paused) {
+        accept_paused = false;
+        log_info("accepting connections again");
+        accept_failures = 0;
+        accept_logged_ms = 0;
+    }
+    if (n_conns >= (size_t)app.cfg->max_connections) {
+        refuse(fd);
         return;
     }
-    /* evhttp frames no answer to CONNECT with a Content-Length (a 2xx one
-     * would start a tunnel): closing the connection frames ours, which
-     * answered() does */
-    if (evhttp_request_get_command(req) == EVHTTP_REQ_CONNECT)
-        evhttp_add_header(out, "Connection", "close");
-    serve(req);
+    c = xcalloc(1, sizeof(*c));
+    c->fd = fd;
+    c->head_since_ms = -1;
+    if (getnameinfo(sa, (socklen_t)salen, c->peer, sizeof(c->peer), NULL, 0,
+                    NI_NUMERICHOST) != 0)
+        c->peer[0] = '\0';
+    c->in = evbuffer_new();
+    c->out = evbuffer_new();
+    c->rev = event_new(app.base, fd, EV_READ | EV_PERSIST, conn_readable, c);
+    c->wev = event_new(app.base, fd, EV_WRITE, conn_writable, c);
+    if (c->in == NULL || c->out == NULL || c->rev == NULL || c->wev == NULL) {
+        log_error("out of memory for a connection");
+        abort();
+    }
+    TAILQ_INSERT_TAIL(&conns, c, all);
+    n_conns++;
+    event_add(c->rev, NULL);
+    head_wait(c);
 }
 
 /* The listening socket, with a backlog as long as the kernel allows
- * (net.core.somaxconn caps it; 4096 by default since Linux 5.4).
- * evhttp_bind_socket listens with 128: a burst of connections beyond that
- * (clients coming back after a restart, nginx opening upstream connections
- * for a wave of re-polls) had its SYNs dropped while crosstalkd was busy,
- * and each waited for the client's retry, 1 s and then 3 s later. */
+ * (net.core.somaxconn caps it; 4096 by default since Linux 5.4): a burst
+ * of connections beyond a short one (clients coming back after a restart,
+ * nginx opening upstream connections for a wave of re-polls) had its SYNs
+ * dropped while crosstalkd was busy, and each waited for the client's
+ * retry, 1 s and then 3 s later. */
 #define LISTEN_BACKLOG 65535
 
-static struct evhttp_bound_socket *bind_listener(const char *host, int port)
+static struct evconnlistener *bind_listener(const char *host, int port)
 {
     struct evutil_addrinfo hints, *ai = NULL;
     struct evconnlistener *lev;
-    struct evhttp_bound_socket *bound;
     char service[16];
     int rc, err;
 
@@ -1098,31 +1641,22 @@ static struct evhttp_bound_socket *bind_listener(const char *host, int port)
                   evutil_gai_strerror(rc));
         return NULL;
     }
-    /* as evhttp_bind_socket does (SO_REUSEADDR, SO_KEEPALIVE, close on
-     * exec), but with our backlog; evhttp takes the listener over */
     lev = evconnlistener_new_bind(
-        app.base, NULL, NULL,
+        app.base, accepted, NULL,
         LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
         LISTEN_BACKLOG, ai->ai_addr, (int)ai->ai_addrlen);
     err = errno;
     evutil_freeaddrinfo(ai);
-    if (lev == NULL) {
+    if (lev == NULL)
         log_error("cannot listen on %s:%d: %s", host, port, strerror(err));
-        return NULL;
-    }
-    bound = evhttp_bind_listener(app.http, lev);
-    if (bound == NULL) {
-        log_error("cannot listen on %s:%d: out of memory", host, port);
-        evconnlistener_free(lev);
-    }
-    return bound;
+    return lev;
 }
 
-int http_start(void (*handler)(struct evhttp_request *req))
+int http_start(void (*handler)(struct http_req *req))
 {
     const struct config *cfg = app.cfg;
     char body[256];
-    struct evconnlistener *lev;
+    struct timeval tv = {1, 0};
 
     if (proxies_load(cfg->trusted_proxies) != 0)
         return -1;
@@ -1139,69 +1673,38 @@ int http_start(void (*handler)(struct evhttp_request *req))
                                    "Content-Length: %zu\r\n\r\n%s",
                                    strlen(body), body);
     serve = handler;
-    TAILQ_INIT(&fresh);
+    TAILQ_INIT(&conns);
     TAILQ_INIT(&awaiting);
     TAILQ_INIT(&sending);
-    adopt_ev = event_new(app.base, -1, 0, adopt, NULL);
     send_ev = event_new(app.base, -1, 0, send_answers, NULL);
     accept_resume = event_new(app.base, -1, 0, resume_accepting, NULL);
-
-    app.http = evhttp_new(app.base);
-    /* Every method reaches route(), so that one we do not serve is
-     * answered in JSON rather than with evhttp's HTML 501. */
-    evhttp_set_allowed_methods(app.http, (ev_uint16_t)~0);
-    /* Heads up to 4x the limit are read so that we answer 431 in JSON; a
-     * larger one gets evhttp's own 400. */
-    evhttp_set_max_headers_size(app.http,
-                                (ev_ssize_t)cfg->max_header_bytes * 4);
-    /* Bodies up to 4x the limit are read so that we answer 413 in JSON;
-     * a larger declared length gets evhttp's own 413 without reading. */
-    evhttp_set_max_body_size(app.http, (ev_ssize_t)cfg->max_body_bytes * 4);
-    evhttp_set_timeout(app.http, cfg->header_timeout);
-    evhttp_set_gencb(app.http, route, NULL);
-    evhttp_set_bevcb(app.http, new_connection, NULL);
-    {
-        struct timeval tv = {1, 0};
-        head_sweep = event_new(app.base, -1, EV_PERSIST, sweep_heads, NULL);
-        event_add(head_sweep, &tv);
-    }
+    head_sweep = event_new(app.base, -1, EV_PERSIST, sweep_heads, NULL);
+    event_add(head_sweep, &tv);
     listener = bind_listener(cfg->bind, cfg->port);
     if (listener == NULL)
         return -1;
-    lev = evhttp_bound_socket_get_listener(listener);
-    evconnlistener_set_error_cb(lev, accept_error);
+    evconnlistener_set_error_cb(listener, accept_error);
     log_info("listening on http://%s:%d/", cfg->bind, cfg->port);
     return 0;
 }
 
 void http_free(void)
 {
-    struct conn *c;
+    struct http_conn *c;
 
     http_stop_accepting();
-    if (app.http != NULL)
-        evhttp_free(app.http); /* conn_closed forgets every adopted one */
-    app.http = NULL;
-    while ((c = TAILQ_FIRST(&fresh)) != NULL) {
-        TAILQ_REMOVE(&fresh, c, link);
-        bufferevent_decref(c->bev);
-        free(c);
-    }
+    /* a watched request's or a stream's owner hears of it */
+    while ((c = TAILQ_FIRST(&conns)) != NULL)
+        conn_free(c);
     if (head_sweep != NULL)
         event_free(head_sweep);
     head_sweep = NULL;
-    if (adopt_ev != NULL)
-        event_free(adopt_ev);
-    adopt_ev = NULL;
     if (send_ev != NULL)
         event_free(send_ev);
     send_ev = NULL;
     if (accept_resume != NULL)
         event_free(accept_resume);
     accept_resume = NULL;
-    free(by_fd);
-    by_fd = NULL;
-    n_by_fd = 0;
     free(proxies);
     proxies = NULL;
     n_proxies = 0;
@@ -1210,7 +1713,7 @@ void http_free(void)
 void http_stop_accepting(void)
 {
     if (listener != NULL) {
-        evhttp_del_accept_socket(app.http, listener);
+        evconnlistener_free(listener);
         listener = NULL;
     }
 }

@@ -7,7 +7,6 @@
 #include <sys/resource.h>
 
 #include <event2/event.h>
-#include <event2/http.h>
 
 #include "app.h"
 #include "bus.h"

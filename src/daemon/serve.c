@@ -10,7 +10,6 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "app.h"
 #include "bus.h"
@@ -28,7 +27,7 @@
 
 /* A request on its way through the core. */
 struct served {
-    struct evhttp_request *req;
+    struct http_req *req;
     struct rest_request rq;
     bool write; /* counted in app.inflight until answered */
 };
@@ -116,12 +115,11 @@ static const char *content_type(const char *path)
     return "application/octet-stream";
 }
 
-static void serve_static(struct evhttp_request *req, const char *raw_path)
+static void serve_static(struct http_req *req, const char *raw_path)
 {
     size_t len = 0;
     char *path = evhttp_uridecode(raw_path, 0, &len);
     char *full = NULL, *real = NULL, *root = NULL;
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
     struct stat sb;
     int fd = -1;
 
@@ -143,12 +141,12 @@ static void serve_static(struct evhttp_request *req, const char *raw_path)
         http_reply_error(req, TRANSPORT_REST, 404, "not_found", "no such file");
         goto done;
     }
-    evhttp_add_header(out, "Content-Type", content_type(real));
-    evhttp_add_header(out, "Cache-Control", "no-cache");
+    http_add_header(req, "Content-Type", content_type(real));
+    http_add_header(req, "Cache-Control", "no-cache");
     /* a HEAD's Content-Length comes from the file's segment, which
      * http_send_reply then drops unread */
     if (sb.st_size > 0) {
-        evbuffer_add_file(evhttp_request_get_output_buffer(req), fd, 0,
+        evbuffer_add_file(http_output(req), fd, 0,
                           sb.st_size);
         fd = -1; /* the buffer owns it now */
     }
@@ -165,7 +163,7 @@ done:
 static void stats_done(int status, const char *const *recs, const size_t *lens,
                        size_t n, void *arg)
 {
-    struct evhttp_request *req = arg;
+    struct http_req *req = arg;
     size_t len;
     char *json = stats_cluster_json(status == 0, recs, lens, n, &len);
 
@@ -175,7 +173,7 @@ static void stats_done(int status, const char *const *recs, const size_t *lens,
 
 /* The sum over every process that wrote its counters to Redis lately, or
  * with ?scope=process (or Redis unreadable) this process alone. */
-static void serve_stats(struct evhttp_request *req, const char *qs)
+static void serve_stats(struct http_req *req, const char *qs)
 {
     char *scope = query_get(qs, "scope");
     bool cluster = scope == NULL || strcmp(scope, "cluster") == 0;
@@ -189,21 +187,21 @@ static void serve_stats(struct evhttp_request *req, const char *qs)
     free(scope);
 }
 
-static void serve_metrics(struct evhttp_request *req)
+static void serve_metrics(struct http_req *req)
 {
     size_t len;
     char *text = stats_prometheus(&len);
 
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "text/plain; version=0.0.4; charset=utf-8");
-    evbuffer_add(evhttp_request_get_output_buffer(req), text, len);
+    http_add_header(req, "Content-Type",
+                    "text/plain; version=0.0.4; charset=utf-8");
+    evbuffer_add(http_output(req), text, len);
     http_send_reply(req, 200, "OK");
     free(text);
 }
 
 /* A long poll, an event stream or a WebSocket: refused while this server
  * holds max_connections of them, else handed to its transport. */
-static void serve_stream(struct evhttp_request *req,
+static void serve_stream(struct http_req *req,
                          const struct rest_request *rq,
                          const struct rest_response *rs)
 {
@@ -216,7 +214,7 @@ static void serve_stream(struct evhttp_request *req,
      * the next daemon (proxy_next_upstream error), and a browser reconnects.
      * A long poll is answered at once (long_poll.c). */
     if (app.draining && route->id != ROUTE_POLL) {
-        http_drop(req, route->kind);
+        http_drop(req);
         return;
     }
     if (stats_streams() >= (uint64_t)app.cfg->max_connections) {
@@ -240,7 +238,7 @@ static void serve_stream(struct evhttp_request *req,
         ws_handle(r);
 }
 
-static void pass_on(struct evhttp_request *req, const struct rest_request *rq,
+static void pass_on(struct http_req *req, const struct rest_request *rq,
                     const struct rest_response *rs)
 {
     switch (rs->pass.route->id) {
@@ -265,8 +263,7 @@ static void answered(const struct rest_request *rq, struct rest_response *rs,
                      void *arg)
 {
     struct served *s = arg;
-    struct evhttp_request *req = s->req;
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    struct http_req *req = s->req;
     const struct route *route = rs->pass.route;
 
     if (s->write)
@@ -280,10 +277,10 @@ static void answered(const struct rest_request *rq, struct rest_response *rs,
         return;
     }
     for (int i = 0; i < rs->n_headers; i++)
-        evhttp_add_header(out, rs->headers[i].name, rs->headers[i].value);
+        http_add_header(req, rs->headers[i].name, rs->headers[i].value);
     if ((rs->status == 501 || rs->status == 431) &&
-        evhttp_find_header(out, "Connection") == NULL)
-        evhttp_add_header(out, "Connection", "close");
+        http_answer_header(req, "Connection") == NULL)
+        http_add_header(req, "Connection", "close");
     http_add_json(req, rs->kind, rs->body, rs->len);
     if (rs->delivered > 0)
         stats[rs->kind].delivered += (uint64_t)rs->delivered;
@@ -293,61 +290,31 @@ static void answered(const struct rest_request *rq, struct rest_response *rs,
     free(s);
 }
 
-static const char *method_name(enum evhttp_cmd_type m)
+void serve_request(struct http_req *req)
 {
-    switch (m) {
-    case EVHTTP_REQ_GET:
-        return "GET";
-    case EVHTTP_REQ_POST:
-        return "POST";
-    case EVHTTP_REQ_HEAD:
-        return "HEAD";
-    case EVHTTP_REQ_PUT:
-        return "PUT";
-    case EVHTTP_REQ_DELETE:
-        return "DELETE";
-    case EVHTTP_REQ_OPTIONS:
-        return "OPTIONS";
-    case EVHTTP_REQ_TRACE:
-        return "TRACE";
-    case EVHTTP_REQ_CONNECT:
-        return "CONNECT";
-    case EVHTTP_REQ_PATCH:
-        return "PATCH";
-    default:
-        return "?";
-    }
-}
-
-void serve_request(struct evhttp_request *req)
-{
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     struct served *s = xcalloc(1, sizeof(*s));
     struct rest_request *rq = &s->rq;
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    const char *path = http_path(req);
     size_t body_len;
 
     s->req = req;
-    rq->method = method_name(evhttp_request_get_command(req));
-    rq->path = path != NULL && path[0] != '\0' ? path : "/";
-    rq->query = uri ? evhttp_uri_get_query(uri) : NULL;
+    rq->method = http_method(req);
+    rq->path = path[0] != '\0' ? path : "/";
+    rq->query = http_query(req);
     rq->authorization_twice =
         http_header_once(req, "Authorization", &rq->authorization) != 0;
     rq->idempotency_key_twice =
         http_header_once(req, "Idempotency-Key", &rq->idempotency_key) != 0;
-    rq->origin = evhttp_find_header(in, "Origin");
-    rq->host = evhttp_find_header(in, "Host");
-    rq->preflight =
-        evhttp_find_header(in, "Access-Control-Request-Method") != NULL;
+    rq->origin = http_header(req, "Origin");
+    rq->host = http_header(req, "Host");
+    rq->preflight = http_header(req, "Access-Control-Request-Method") != NULL;
     rq->remote_addr = http_client_address(req);
     rq->head_bytes = http_head_bytes(req);
-    body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+    rq->body = http_body(req, &body_len);
     rq->body_too_large = body_len > (size_t)app.cfg->max_body_bytes;
-    /* only a body there is: the NUL http_body adds would give every held
-     * request (a stream, a waiting poll) a buffer chain of its own */
-    if (body_len > 0 && !rq->body_too_large)
-        rq->body = http_body(req, &rq->body_len);
+    rq->body_len = rq->body_too_large ? 0 : body_len;
+    if (rq->body_too_large || body_len == 0)
+        rq->body = NULL;
     s->write = strcmp(rq->method, "POST") == 0;
     if (s->write)
         app.inflight++;

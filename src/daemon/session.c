@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/http.h>
-
 #include "app.h"
 #include "config.h"
 #include "http.h"
@@ -55,8 +53,7 @@ void session_open(struct session *s, const struct request *r,
                   const struct subscriber_ops *ops)
 {
     char *token = auth_from_request(
-        evhttp_find_header(evhttp_request_get_input_headers(r->req),
-                           "Authorization"),
+        http_header(r->req, "Authorization"),
         r->query);
 
     s->sub.ops = ops;

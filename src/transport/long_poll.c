@@ -56,8 +56,8 @@ static void detach(struct long_poll *p)
  * next loop turn (we may be inside its deliver callback). */
 static void answer(struct long_poll *p)
 {
-    struct evhttp_request *req = p->r->req;
-    struct evbuffer *out = evhttp_request_get_output_buffer(req);
+    struct http_req *req = p->r->req;
+    struct evbuffer *out = http_output(req);
     char last[STREAMID_STRLEN];
     size_t bytes = 0;
 
@@ -181,8 +181,7 @@ void long_poll_handle(struct request *r)
         return;
     }
     if (session_take(&p->sess, &err) != 0) {
-        evhttp_add_header(evhttp_request_get_output_headers(r->req),
-                          "Retry-After", "1");
+        http_add_header(r->req, "Retry-After", "1");
         http_reply_api_error(r->req, r->kind, &err);
         free_poll(p);
         return;

@@ -10,7 +10,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/keyvalq_struct.h>
 
 #include "config.h"
 #include "flush.h"
@@ -25,7 +24,8 @@
 
 struct sse {
     struct session sess; /* first: the bus sees its subscriber */
-    struct evhttp_request *req;
+    struct http_req *req;   /* until the stream starts */
+    struct http_conn *conn; /* once it has */
     struct http_watch *watch;
     bool chunked;          /* HTTP/1.1: the body goes in chunks */
     bool started;          /* the head is written */
@@ -74,9 +74,7 @@ struct bus_blob *sse_encode_chunked(const struct bus_event *e)
 
 static struct bufferevent *bev_of(const struct sse *s)
 {
-    struct evhttp_connection *evcon = evhttp_request_get_connection(s->req);
-
-    return evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    return s->conn != NULL ? http_conn_bev(s->conn) : NULL;
 }
 
 static void send_bytes(struct sse *s, const char *data, size_t len,
@@ -86,10 +84,20 @@ static void send_bytes(struct sse *s, const char *data, size_t len,
         bus_blob_add(blob, scratch);
     else
         evbuffer_add(scratch, data, len);
+    size_t n = evbuffer_get_length(scratch);
+    struct bufferevent *bev = bev_of(s);
+
+    if (bev == NULL) {
+        evbuffer_drain(scratch, n);
+        return;
+    }
     flush_settle(&s->flush); /* the events before it go first */
-    stats[TRANSPORT_SSE].bytes_out += evbuffer_get_length(scratch);
-    evhttp_send_reply_chunk(s->req, scratch);
-    evbuffer_drain(scratch, evbuffer_get_length(scratch));
+    stats[TRANSPORT_SSE].bytes_out += n;
+    if (s->chunked)
+        evbuffer_add_printf(bufferevent_get_output(bev), "%zx\r\n", n);
+    evbuffer_add_buffer(bufferevent_get_output(bev), scratch);
+    if (s->chunked)
+        evbuffer_add(bufferevent_get_output(bev), "\r\n", 2);
 }
 
 static void free_stream(void *arg)
@@ -114,7 +122,10 @@ static void end_stream(struct sse *s)
 {
     flush_settle(&s->flush);
     detach(s);
-    evhttp_send_reply_end(s->req);
+    if (s->conn != NULL)
+        http_stream_end(s->conn);
+    else
+        http_drop(s->req); /* not started: the client comes back */
     http_defer(free_stream, s);
 }
 
@@ -122,16 +133,14 @@ static void end_stream(struct sse *s)
  * it, and it resumes by id. */
 static void drop_stream(struct sse *s)
 {
-    struct evhttp_connection *evcon = evhttp_request_get_connection(s->req);
-
     detach(s);
     stats[TRANSPORT_SSE].dropped++;
     log_info("sse: dropped a slow consumer of %s (%s)", s->sess.sub.room,
              s->sess.sub.user);
-    if (evcon != NULL)
-        evhttp_connection_free(evcon); /* frees the request */
+    if (s->conn != NULL)
+        http_conn_close(s->conn);
     else
-        evhttp_request_free(s->req);
+        http_drop(s->req);
     http_defer(free_stream, s);
 }
 
@@ -203,14 +212,6 @@ static const struct subscriber_ops ops = {.deliver = deliver,
                                           .drop = drop_sub,
                                           .signal = signal_stream};
 
-static void gone(void *arg)
-{
-    struct sse *s = arg;
-
-    s->watch = NULL; /* freed by http.c */
-    detach(s);
-    free_stream(s);
-}
 
 static void beat(evutil_socket_t fd, short what, void *arg)
 {
@@ -223,54 +224,35 @@ static void beat(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* Leaves only the Connection headers, which evhttp reads when the stream
- * ends (to keep the connection or close it): the head is written, and an
- * idle stream should not hold the request's other headers for its life. */
-static void shed_headers(struct evhttp_request *req)
+static void gone(void *arg)
 {
-    struct evkeyvalq *lists[] = {evhttp_request_get_input_headers(req),
-                                 evhttp_request_get_output_headers(req)};
+    struct sse *s = arg;
 
-    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
-        struct evkeyval *kv, *next;
-        for (kv = TAILQ_FIRST(lists[i]); kv != NULL; kv = next) {
-            next = TAILQ_NEXT(kv, next);
-            if (strcasecmp(kv->key, "Connection") == 0 ||
-                strcasecmp(kv->key, "Proxy-Connection") == 0)
-                continue;
-            TAILQ_REMOVE(lists[i], kv, next);
-            free(kv->key);
-            free(kv->value);
-            free(kv);
-        }
-    }
+    s->watch = NULL; /* freed by http.c */
+    s->conn = NULL;  /* closed by http.c */
+    detach(s);
+    free_stream(s);
 }
 
-/* Writes the head and the retry: line; from now on the stream is open. */
+/* Writes the head and the retry: line; from now on the stream is open, on
+ * a connection of its own: the request is gone. */
 static void start_stream(struct sse *s)
 {
-    struct evhttp_request *req = s->req;
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    struct http_req *req = s->req;
     char retry[32];
 
-    evhttp_add_header(h, "Content-Type", "text/event-stream; charset=utf-8");
-    evhttp_add_header(h, "Cache-Control", "no-cache");
-    evhttp_add_header(h, "X-Accel-Buffering", "no");
-    http_reply_start(req, 200, "OK");
-    s->chunked = evhttp_find_header(h, "Transfer-Encoding") != NULL;
-    {
-        /* evhttp reads the stream's socket only to notice a close, under
-         * the head timeout: a quiet stream must outlive that. A peer that
-         * stops taking bytes still times out on writing. */
-        struct timeval wtv = {SSE_WRITE_TIMEOUT, 0};
-        bufferevent_set_timeouts(evhttp_connection_get_bufferevent(
-                                     evhttp_request_get_connection(req)),
-                                 NULL, &wtv);
-    }
+    http_add_header(req, "Content-Type", "text/event-stream; charset=utf-8");
+    http_add_header(req, "Cache-Control", "no-cache");
+    http_add_header(req, "X-Accel-Buffering", "no");
+    http_watch_free(s->watch);
+    s->watch = NULL;
+    s->req = NULL;
+    /* a quiet stream is read only to notice a close, and outlives the head
+     * timeout; a peer that stops taking bytes still times out on writing */
+    s->conn = http_stream_start(req, 200, SSE_WRITE_TIMEOUT, &s->chunked, gone,
+                                s);
     snprintf(retry, sizeof(retry), "retry: %d\n\n", s->sess.cfg->sse_retry_ms);
     send_bytes(s, retry, strlen(retry), NULL);
-
-    shed_headers(req);
     s->started = true;
 }
 
@@ -300,8 +282,7 @@ void sse_handle(struct request *r)
 {
     struct sse *s = xcalloc(1, sizeof(*s));
     const struct config *cfg;
-    const char *last_event_id = evhttp_find_header(
-        evhttp_request_get_input_headers(r->req), "Last-Event-ID");
+    const char *last_event_id = http_header(r->req, "Last-Event-ID");
     struct query_history q;
     struct streamid since;
     bool has_since = false;

@@ -1,5 +1,5 @@
 /* websocket.c - GET /api/rooms/{room}/ws: RFC 6455 on the same port. The
- * handshake is answered here on evhttp's connection, which we then take
+ * handshake is answered here on the HTTP layer's connection, which we then take
  * over; wscore.c speaks the protocol, driven from its bufferevent. */
 #include "websocket.h"
 #include "wscore.h"
@@ -35,8 +35,8 @@
 
 struct ws {
     struct session sess;             /* first: the bus sees a subscriber */
-    struct evhttp_connection *evcon; /* NULL once freed */
-    struct bufferevent *bev;         /* evcon's; NULL with it */
+    struct http_conn *conn;  /* NULL once closed */
+    struct bufferevent *bev; /* conn's; NULL with it */
     struct event *timer;             /* next ping, pong or close deadline */
     struct wscore core; /* the protocol; core.dead: torn down, freed on
                          * the next turn */
@@ -188,26 +188,25 @@ static void teardown(struct ws *c)
     if (c->core.dead)
         return;
     detach(c);
-    if (c->evcon != NULL) {
-        http_on_close(c->evcon, NULL, NULL);
-        /* frees the bufferevent and the pending request, closes the fd */
-        evhttp_connection_free(c->evcon);
-    }
-    c->evcon = NULL;
+    if (c->conn != NULL)
+        http_conn_close(c->conn); /* the bufferevent and the socket */
+    c->conn = NULL;
     c->bev = NULL;
     http_defer(ws_free, c);
 }
 
-/* evhttp frees its connections itself only in evhttp_free, at exit, when
- * the loop has stopped: a socket still closing then goes with it. */
-static void evcon_gone(struct evhttp_connection *evcon, void *arg)
+/* The HTTP layer closes a handed-over connection itself only at exit,
+ * when the loop has stopped (a socket still closing then goes with it),
+ * or when its client left before the hand-over was done. */
+static void conn_gone(void *arg)
 {
     struct ws *c = arg;
 
-    log_info("ws: %s in %s still closing at exit", c->sess.sub.user,
-             c->sess.sub.room);
+    log_info("ws: %s in %s %s", c->sess.sub.user, c->sess.sub.room,
+             session_draining(&c->sess) ? "still closing at exit"
+                                        : "left during its upgrade");
     detach(c);
-    c->evcon = NULL;
+    c->conn = NULL;
     c->bev = NULL;
     if (c->busy > 0)
         http_defer(ws_free, c);
@@ -592,31 +591,30 @@ static void accept_key(const char *key, char out[WS_ACCEPT_LEN + 1])
 /* Checks the upgrade request; on failure answers it and returns false. */
 static bool handshake_ok(struct request *r, const char **key)
 {
-    struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
-    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
-    const char *version = evhttp_find_header(in, "Sec-WebSocket-Version");
-    const char *origin = evhttp_find_header(in, "Origin");
+    struct http_req *req = r->req;
+    const char *version = http_header(req, "Sec-WebSocket-Version");
+    const char *origin = http_header(req, "Origin");
 
     if (http_header_once(r->req, "Sec-WebSocket-Key", key) != 0) {
         http_reply_error(r->req, r->kind, 400, API_BAD_REQUEST,
                          "Sec-WebSocket-Key is given more than once");
         return false;
     }
-    if (!has_token(evhttp_find_header(in, "Upgrade"), "websocket")) {
-        evhttp_add_header(h, "Upgrade", "websocket");
-        evhttp_add_header(h, "Connection", "Upgrade");
+    if (!has_token(http_header(req, "Upgrade"), "websocket")) {
+        http_add_header(req, "Upgrade", "websocket");
+        http_add_header(req, "Connection", "Upgrade");
         http_reply_error(r->req, r->kind, 426, API_BAD_REQUEST,
                          "this is a WebSocket endpoint: send Upgrade: "
                          "websocket");
         return false;
     }
-    if (!has_token(evhttp_find_header(in, "Connection"), "upgrade")) {
+    if (!has_token(http_header(req, "Connection"), "upgrade")) {
         http_reply_error(r->req, r->kind, 400, API_BAD_REQUEST,
                          "Connection: Upgrade is missing");
         return false;
     }
     if (version == NULL || strcmp(version, "13") != 0) {
-        evhttp_add_header(h, "Sec-WebSocket-Version", "13");
+        http_add_header(req, "Sec-WebSocket-Version", "13");
         http_reply_error(r->req, r->kind, 426, API_BAD_REQUEST,
                          "only WebSocket version 13 is spoken here");
         return false;
@@ -654,7 +652,7 @@ static void timers_init(const struct session *s)
 
 void ws_handle(struct request *r)
 {
-    struct evhttp_connection *evcon;
+    struct http_conn *conn;
     struct api_error err;
     struct query_history q;
     const char *key;
@@ -678,12 +676,6 @@ void ws_handle(struct request *r)
         http_reply_api_error(r->req, r->kind, &err);
         goto done;
     }
-    evcon = evhttp_request_get_connection(r->req);
-    if (evcon == NULL) {
-        /* the client left while we authenticated it */
-        evhttp_request_free(r->req);
-        goto done;
-    }
     /* refused with a plain answer (429 too_many_streams), before any
      * upgrade */
     if (session_take(&c->sess, &err) != 0) {
@@ -693,17 +685,20 @@ void ws_handle(struct request *r)
     accept_key(key, accept);
     timers_init(&c->sess);
 
-    /* Take the connection over. evhttp's callbacks must never run on it
-     * again: its read callback aborts the process on input in the state
-     * the connection is in (answer pending). It keeps owning the request
-     * and the bufferevent, both freed by evhttp_connection_free. */
-    c->evcon = evcon;
-    c->bev = evhttp_connection_get_bufferevent(evcon);
+    /* Take the connection over: the request goes, the socket is ours */
+    conn = http_upgrade(r->req);
+    if (conn == NULL) {
+        /* the client left while we authenticated it */
+        session_leave(&c->sess);
+        goto done;
+    }
+    c->conn = conn;
+    c->bev = http_conn_bev(conn);
     limits.max_message = ws_max_message(cfg);
     wscore_setup(&core_ops);
     wscore_init(&c->core, &limits);
     c->timer = event_new(c->sess.base, -1, 0, tick, c);
-    http_on_close(evcon, evcon_gone, c);
+    http_conn_on_close(conn, conn_gone, c);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
     /* the write callback runs at half the limit too, to pace history */
