@@ -598,7 +598,9 @@ static int room_cmp(const void *a, const void *b)
 
 size_t store_rooms_merge(struct store_room *rooms, size_t n, size_t want)
 {
-    qsort(rooms, n, sizeof(*rooms), room_cmp);
+    /* no rooms yet: `rooms` is NULL, which qsort may not be given */
+    if (n > 1)
+        qsort(rooms, n, sizeof(*rooms), room_cmp);
     return n < want ? n : want;
 }
 

@@ -80,12 +80,14 @@ const char *rest_reason(int status)
         {405, "Method Not Allowed"},
         {409, "Conflict"},
         {413, "Payload Too Large"},
+        {417, "Expectation Failed"},
         {426, "Upgrade Required"},
         {429, "Too Many Requests"},
         {431, "Request Header Fields Too Large"},
         {500, "Internal Server Error"},
         {501, "Not Implemented"},
         {503, "Service Unavailable"},
+        {505, "HTTP Version Not Supported"},
     };
 
     for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)

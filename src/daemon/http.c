@@ -57,8 +57,8 @@ struct header {
 struct http_req {
     struct http_conn *conn; /* NULL once its client left */
     const char *method, *path, *query;
-    int minor;              /* HTTP/1.minor */
-    unsigned scan;          /* SCAN_* of its head */
+    int minor;     /* HTTP/1.minor */
+    unsigned scan; /* SCAN_* of its head */
     bool is_head;
     size_t head_len;
     struct header *hdrs;
@@ -95,12 +95,15 @@ struct http_conn {
     bool sending;              /* in `sending` */
     bool chunked;              /* a stream framed in chunks */
     bool continued;            /* "100 Continue" sent for req */
+    bool version_refused;      /* HTTP/2 or later: 505 */
+    bool linger;               /* read and drop what comes before closing */
+    bool lingering;            /* doing so: in `lingering` */
     enum body_state body;
-    size_t body_left;           /* of the length or the chunk */
-    int64_t head_since_ms;      /* awaiting a head since; -1: not */
-    size_t scan_at;             /* input bytes the head scan has read */
-    unsigned scan;              /* SCAN_* of the head being read */
-    void (*gone)(void *arg);    /* handed over: closed by us */
+    size_t body_left;        /* of the length or the chunk */
+    int64_t head_since_ms;   /* awaiting a head since; -1: not */
+    size_t scan_at;          /* input bytes the head scan has read */
+    unsigned scan;           /* SCAN_* of the head being read */
+    void (*gone)(void *arg); /* handed over: closed by us */
     void *cb_arg;
     TAILQ_ENTRY(http_conn) all;  /* in `conns` */
     TAILQ_ENTRY(http_conn) wait; /* in `awaiting` */
@@ -112,17 +115,18 @@ TAILQ_HEAD(conn_list, http_conn);
 
 static struct evconnlistener *listener;
 static void (*serve)(struct http_req *req);
-static struct conn_list conns;    /* every open connection */
-static struct conn_list awaiting; /* awaiting a head, oldest first */
-static struct conn_list sending;  /* to write or close this loop turn */
-static size_t n_conns;            /* counted against max_connections */
+static struct conn_list conns;     /* every open connection */
+static struct conn_list awaiting;  /* awaiting a head, oldest first */
+static struct conn_list sending;   /* to write or close this loop turn */
+static struct conn_list lingering; /* closing, reading what still comes */
+static size_t n_conns;             /* counted against max_connections */
 static struct event *head_sweep, *send_ev;
 static int64_t refused_logged_ms, n_refused;
 
-static char refusal[512]; /* the fixed answer past max_connections */
-static size_t refusal_len;
+static char refusal[256]; /* the body of the answer past max_connections */
 
 static void conn_process(struct http_conn *c);
+static const char *http_date(void);
 
 void http_request_free(struct request *r)
 {
@@ -153,6 +157,11 @@ const char *http_method(const struct http_req *req)
 bool http_is_head(const struct http_req *req)
 {
     return req->is_head;
+}
+
+int http_minor(const struct http_req *req)
+{
+    return req->minor;
 }
 
 const char *http_path(const struct http_req *req)
@@ -210,9 +219,8 @@ void http_add_header(struct http_req *req, const char *name, const char *value)
     size_t n = strlen(name), v = strlen(value), need = n + v + 4;
 
     if (req->out_len + need > req->out_cap) {
-        req->out_cap = (req->out_len + need) * 2 < 256
-                           ? 256
-                           : (req->out_len + need) * 2;
+        req->out_cap =
+            (req->out_len + need) * 2 < 256 ? 256 : (req->out_len + need) * 2;
         req->out_hdrs = xrealloc(req->out_hdrs, req->out_cap);
     }
     memcpy(req->out_hdrs + req->out_len, name, n);
@@ -464,6 +472,7 @@ enum {
     SCAN_HOST = 64,   /* a Host header seen */
     SCAN_KEEP = 128,  /* HTTP/1.0 asking to be kept: "keep-alive" among the
                          options of a Connection header */
+    SCAN_HEAD = 256,  /* a HEAD request: refusals carry no body either */
 };
 
 /* The characters of a header name (RFC 9110 token). */
@@ -501,15 +510,22 @@ static const char *request_line(struct http_conn *c, const char *s, size_t n)
     version = p + 1;
     if (memchr(version, ' ', (size_t)(end - version)) != NULL)
         return BAD_REQUEST_LINE;
-    /* HTTP/1.0 and 1.1 only: "HTTP/1.2" is not answered in kind, nor
-     * "HTTP/1.00" taken for 1.0 */
-    if (end - version != 8 || memcmp(version, "HTTP/1.", 7) != 0 ||
-        (version[7] != '0' && version[7] != '1'))
+    /* HTTP/d.d (RFC 9112 2.3): a later 1.x is read as 1.1, which it must
+     * be compatible with; "HTTP/1.00" or "HTTP/01.0" is no version */
+    if (end - version != 8 || memcmp(version, "HTTP/", 5) != 0 ||
+        !isdigit((unsigned char)version[5]) || version[6] != '.' ||
+        !isdigit((unsigned char)version[7]))
         return end - version >= 5 && memcmp(version, "HTTP/", 5) == 0
                    ? "an HTTP version other than HTTP/1.0 or 1.1"
                    : BAD_REQUEST_LINE;
+    if (version[5] != '1') {
+        c->version_refused = version[5] > '1';
+        return "an HTTP version other than HTTP/1.0 or 1.1";
+    }
     if (version[7] == '0')
         c->scan |= SCAN_OLD;
+    if (target - s == 5 && memcmp(s, "HEAD ", 5) == 0)
+        c->scan |= SCAN_HEAD;
     /* a target not in origin form (http://host/path, *, host:port) is a
      * proxy's request: answered, then closed */
     if (target[0] != '/')
@@ -520,6 +536,35 @@ static const char *request_line(struct http_conn *c, const char *s, size_t n)
 static bool names(const char *name, const char *s, size_t n)
 {
     return strlen(name) == n && evutil_ascii_strncasecmp(name, s, n) == 0;
+}
+
+/* A Host value (RFC 9112 3.2, RFC 3986 3.2.2): empty, a registered name
+ * or an IPv4 address, or an IPv6 one in brackets; then maybe ":port". */
+static bool host_valid(const char *s, size_t n)
+{
+    static const char name[] = "-._~%!$&'()*+,;=";
+    const char *end = s + n, *p = s;
+
+    if (p < end && *p == '[') {
+        for (p++;
+             p < end && (isxdigit((unsigned char)*p) || *p == ':' || *p == '.');
+             p++)
+            ;
+        if (p == end || *p != ']')
+            return false;
+        p++;
+    } else {
+        for (; p < end && (isalnum((unsigned char)*p) || strchr(name, *p)); p++)
+            ;
+    }
+    if (p == end)
+        return true;
+    if (*p++ != ':' || end - p > 5)
+        return false;
+    for (const char *d = p; d < end; d++)
+        if (!isdigit((unsigned char)*d))
+            return false;
+    return end == p || atoi(p) <= 65535;
 }
 
 /* One line of a head, without its LF; NULL if it is sound, else what is
@@ -542,6 +587,9 @@ static const char *head_line(struct http_conn *c, const char *s, size_t n)
         c->scan |= SCAN_DONE;
         if ((c->scan & SCAN_CL) && (c->scan & SCAN_TE))
             return "both Content-Length and Transfer-Encoding";
+        /* RFC 9112 6.1: HTTP/1.0 has no chunked framing to trust */
+        if ((c->scan & SCAN_TE) && (c->scan & SCAN_OLD))
+            return "a Transfer-Encoding in an HTTP/1.0 request";
         if (!(c->scan & (SCAN_HOST | SCAN_OLD)))
             return "no Host header (HTTP/1.1 requires one)";
         return NULL;
@@ -582,6 +630,9 @@ static const char *head_line(struct http_conn *c, const char *s, size_t n)
         if (c->scan & SCAN_HOST)
             return "more than one Host";
         c->scan |= SCAN_HOST;
+        if (!host_valid(v, (size_t)(end - v)))
+            return "a Host that is not a host name or address, with an "
+                   "optional port";
     } else if (names("Connection", s, (size_t)(colon - s))) {
         /* comma-separated options (RFC 9110 7.6.1) */
         while (v < end) {
@@ -630,6 +681,7 @@ static void head_wait(struct http_conn *c)
     c->scan_at = 0;
     c->body = BODY_NONE;
     c->continued = false;
+    c->version_refused = false;
 }
 
 static void queue_send(struct http_conn *c)
@@ -697,6 +749,11 @@ static void conn_free(struct http_conn *c)
         c->gone = NULL;
         gone(c->cb_arg);
     }
+    if (c->lingering) {
+        TAILQ_REMOVE(&lingering, c, wait);
+        c->lingering = false;
+        c->head_since_ms = -1;
+    }
     head_stop(c);
     if (c->sending)
         TAILQ_REMOVE(&sending, c, send);
@@ -741,15 +798,20 @@ static void conn_refuse(struct http_conn *c, int status, const char *code,
                  "HTTP/1.1 %d %s\r\n"
                  "Content-Type: application/json\r\n"
                  "Cache-Control: no-store\r\n"
+                 "Date: %s\r\n"
                  "Connection: close\r\n"
                  "Content-Length: %zu\r\n\r\n%s\n",
-                 status, rest_reason(status), len + 1, json);
+                 status, rest_reason(status), http_date(), len + 1,
+                 (c->scan & SCAN_HEAD) ? "" : json);
+    if (n > 0 && (c->scan & SCAN_HEAD))
+        n--; /* nor the line end */
     free(json);
     log_debug("refusing a request: %s", err.message);
     evbuffer_drain(c->in, evbuffer_get_length(c->in));
     if (n > 0 && (size_t)n < sizeof(answer))
         evbuffer_add(c->out, answer, (size_t)n);
     c->closing = true;
+    c->linger = true; /* the client may be sending still */
     head_stop(c);
     if (c->rev != NULL)
         event_del(c->rev);
@@ -772,8 +834,21 @@ static bool head_scan(struct http_conn *c)
         if (eol.pos < 0)
             break; /* the rest when it is whole */
         line = (const char *)evbuffer_pullup(in, eol.pos + 1);
+        /* an empty line before the request line (a CRLF sent after the
+         * last body, RFC 9112 2.2) is ignored */
+        if (!(c->scan & SCAN_HEADERS) &&
+            (eol.pos == 0 || (eol.pos == 1 && line[0] == '\r'))) {
+            evbuffer_drain(in, (size_t)eol.pos + 1);
+            len = evbuffer_get_length(in);
+            continue;
+        }
         why = head_line(c, line + c->scan_at, (size_t)eol.pos - c->scan_at);
         c->scan_at = (size_t)eol.pos + 1;
+        if (why != NULL && c->version_refused) {
+            conn_refuse(c, 505, "bad_request",
+                        "HTTP/1.0 and 1.1 are spoken here, no later one");
+            return false;
+        }
         if (why != NULL) {
             conn_refuse(c, 400, "bad_request", "malformed request head: %s",
                         why);
@@ -782,10 +857,8 @@ static bool head_scan(struct http_conn *c)
     }
     /* a head is read up to 4 x max_header_bytes, so that one over the
      * limit is answered 431 by the REST core with the route it was for */
-    if (!(c->scan & SCAN_DONE) &&
-        len > (size_t)app.cfg->max_header_bytes * 4) {
-        conn_refuse(c, 431, API_TOO_LARGE,
-                    "the request head is over %d bytes",
+    if (!(c->scan & SCAN_DONE) && len > (size_t)app.cfg->max_header_bytes * 4) {
+        conn_refuse(c, 431, API_TOO_LARGE, "the request head is over %d bytes",
                     app.cfg->max_header_bytes);
         return false;
     }
@@ -900,22 +973,22 @@ static void body_add(struct http_req *req, struct evbuffer *in, size_t n)
 }
 
 /* A line of the input, without its line end, in line[]; false when it is
- * not whole yet (or longer than the buffer: then *too_long). */
-static bool take_line(struct evbuffer *in, char *line, size_t size,
-                      bool *too_long)
+ * not whole yet, or (*bad) when it is longer than the buffer or holds a
+ * NUL or a CR but at its end. */
+static bool take_line(struct evbuffer *in, char *line, size_t size, bool *bad)
 {
-    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL,
-                                                  EVBUFFER_EOL_LF);
+    struct evbuffer_ptr eol =
+        evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
     size_t n;
 
-    *too_long = false;
+    *bad = false;
     if (eol.pos < 0) {
-        *too_long = evbuffer_get_length(in) >= size;
+        *bad = evbuffer_get_length(in) >= size;
         return false;
     }
     n = (size_t)eol.pos;
     if (n >= size) {
-        *too_long = true;
+        *bad = true;
         return false;
     }
     evbuffer_remove(in, line, n);
@@ -923,7 +996,34 @@ static bool take_line(struct evbuffer *in, char *line, size_t size,
     if (n > 0 && line[n - 1] == '\r')
         n--;
     line[n] = '\0';
+    if (memchr(line, '\r', n) != NULL || strlen(line) != n) {
+        *bad = true;
+        return false;
+    }
     return true;
+}
+
+/* A chunk-size line (RFC 9112 7.1): hex digits, then nothing or chunk
+ * extensions, which are ignored. 0 with the size in *size; 1 when it is
+ * over `limit`; -1 when it is not a chunk size ("+5", "0x5", " 5" are
+ * not, though strtoul takes them). */
+static int chunk_size(const char *line, size_t limit, size_t *size)
+{
+    const char *p = line;
+
+    *size = 0;
+    for (; isxdigit((unsigned char)*p); p++) {
+        unsigned d = (unsigned)(*p <= '9' ? *p - '0' : (*p | 0x20) - 'a' + 10);
+
+        if (*size > (limit - d) / 16)
+            return 1;
+        *size = *size * 16 + d;
+    }
+    if (p == line)
+        return -1;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return *p == '\0' || *p == ';' ? 0 : -1;
 }
 
 /* Reads what there is of the request's body. 1: all of it is in; 0: more
@@ -933,7 +1033,7 @@ static int body_read(struct http_conn *c)
     struct http_req *req = c->req;
     size_t limit = (size_t)app.cfg->max_body_bytes * 4;
     char line[128];
-    bool too_long;
+    bool bad;
 
     for (;;) {
         size_t have = evbuffer_get_length(c->in), n;
@@ -951,23 +1051,20 @@ static int body_read(struct http_conn *c)
             c->body = BODY_NONE;
             break;
         case BODY_CHUNK_SIZE: {
-            char *e;
-            unsigned long long size;
+            size_t size;
 
-            if (!take_line(c->in, line, sizeof(line), &too_long)) {
-                if (too_long)
+            if (!take_line(c->in, line, sizeof(line), &bad)) {
+                if (bad)
                     goto bad_chunk;
                 return 0;
             }
-            /* the size in hex, then chunk extensions, which we ignore */
-            if (!isxdigit((unsigned char)line[0]))
+            switch (chunk_size(line, limit, &size)) {
+            case -1:
                 goto bad_chunk;
-            errno = 0;
-            size = strtoull(line, &e, 16);
-            if (errno != 0 || (*e != '\0' && *e != ';' && *e != ' ' &&
-                               *e != '\t'))
-                goto bad_chunk;
-            if (size > limit || req->body_len + size > limit)
+            case 1:
+                goto too_large;
+            }
+            if (req->body_len + size > limit)
                 goto too_large;
             c->body_left = (size_t)size;
             c->body = size == 0 ? BODY_TRAILER : BODY_CHUNK_DATA;
@@ -983,8 +1080,8 @@ static int body_read(struct http_conn *c)
                     return 0;
             }
             /* the chunk's line end */
-            if (!take_line(c->in, line, sizeof(line), &too_long)) {
-                if (too_long)
+            if (!take_line(c->in, line, sizeof(line), &bad)) {
+                if (bad)
                     goto bad_chunk;
                 return 0;
             }
@@ -993,8 +1090,8 @@ static int body_read(struct http_conn *c)
             c->body = BODY_CHUNK_SIZE;
             break;
         case BODY_TRAILER:
-            if (!take_line(c->in, line, sizeof(line), &too_long)) {
-                if (too_long)
+            if (!take_line(c->in, line, sizeof(line), &bad)) {
+                if (bad)
                     goto bad_chunk;
                 return 0;
             }
@@ -1048,12 +1145,22 @@ static int body_start(struct http_conn *c)
                         "Expect: only 100-continue is understood");
             return -1;
         }
-        /* the client waits for this before it sends its body */
-        if (c->body != BODY_NONE &&
-            evbuffer_get_length(c->in) == 0 && !c->continued) {
+        /* a body the REST core would refuse is refused unsent */
+        if (c->body == BODY_LENGTH &&
+            c->body_left > (size_t)app.cfg->max_body_bytes) {
+            conn_refuse(c, 413, API_TOO_LARGE,
+                        "the request body is over %d bytes",
+                        app.cfg->max_body_bytes);
+            return -1;
+        }
+        /* the client waits for this before it sends its body; it goes
+         * out at the end of the loop turn, before any answer */
+        if (c->body != BODY_NONE && evbuffer_get_length(c->in) == 0 &&
+            !c->continued) {
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
-            send_raw(c->fd, cont, sizeof(cont) - 1);
+            evbuffer_add(c->out, cont, sizeof(cont) - 1);
+            queue_send(c);
             c->continued = true;
         }
     }
@@ -1064,10 +1171,11 @@ static int body_start(struct http_conn *c)
  * read once the last is answered and its answer written. */
 static void conn_process(struct http_conn *c)
 {
-    while (!c->serving && !c->closing && !c->dropping && c->bev == NULL &&
-           evbuffer_get_length(c->out) == 0) {
+    while (!c->serving && !c->closing && !c->dropping && c->bev == NULL) {
         if (c->req == NULL) {
-            if (evbuffer_get_length(c->in) == 0 || !head_scan(c) ||
+            /* the last answer goes out first */
+            if (evbuffer_get_length(c->out) > 0 ||
+                evbuffer_get_length(c->in) == 0 || !head_scan(c) ||
                 !(c->scan & SCAN_DONE))
                 return;
             c->req = head_parse(c);
@@ -1091,20 +1199,58 @@ static void conn_process(struct http_conn *c)
     }
 }
 
-/* The client is gone (or has said its last): what it waits on ends. A
- * request being served without a watch is answered first (to a client
- * that only half-closed); anything else closes now. */
+/* Whether a connection whose client said its last has nothing left to
+ * do: no request served or to be read whole, no answer to write. */
+static bool eof_done(const struct http_conn *c)
+{
+    return c->eof && !c->serving && !c->sending && c->bev == NULL &&
+           !c->dropping && !c->lingering && evbuffer_get_length(c->out) == 0;
+}
+
+/* The client is gone, or has said its last (a half-close): a request a
+ * watch waits on ends now; one being served otherwise is answered, and so
+ * are the whole requests it sent before its last byte. */
 static void conn_eof(struct http_conn *c)
 {
     c->eof = true;
+    c->paused = false;
     if (c->rev != NULL)
         event_del(c->rev);
-    if ((c->serving && c->req != NULL && c->req->watch.gone == NULL) ||
-        (!c->serving && evbuffer_get_length(c->out) > 0)) {
-        c->closing = true;
+    if (c->serving && c->req != NULL && c->req->watch.gone != NULL) {
+        conn_free(c);
         return;
     }
-    conn_free(c);
+    if (!c->serving)
+        conn_process(c);
+    if (eof_done(c))
+        conn_free(c);
+}
+
+/* An answer that closes the connection went out while the client may
+ * still be sending (a body refused unread): what it sends is read and
+ * dropped for a moment, so that the close does not reset the connection
+ * and take the answer with it before the client reads it. */
+#define LINGER_MS 2000
+
+static void conn_linger(struct http_conn *c)
+{
+    shutdown(c->fd, SHUT_WR);
+    c->lingering = true;
+    c->head_since_ms = event_now_ms(); /* for the sweep only */
+    TAILQ_INSERT_TAIL(&lingering, c, wait);
+    if (c->rev != NULL)
+        event_add(c->rev, NULL);
+}
+
+static void linger_read(struct http_conn *c)
+{
+    char sink[16384];
+    ssize_t n;
+
+    while ((n = recv(c->fd, sink, sizeof(sink), 0)) > 0)
+        ;
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        conn_free(c);
 }
 
 static void conn_readable(evutil_socket_t fd, short what, void *arg)
@@ -1114,6 +1260,10 @@ static void conn_readable(evutil_socket_t fd, short what, void *arg)
     ssize_t n;
 
     (void)what;
+    if (c->lingering) {
+        linger_read(c);
+        return;
+    }
     if (evbuffer_reserve_space(c->in, READ_CHUNK, &v, 1) < 1) {
         log_error("evbuffer_reserve_space failed");
         abort();
@@ -1131,7 +1281,7 @@ static void conn_readable(evutil_socket_t fd, short what, void *arg)
     }
     v.iov_len = (size_t)n;
     evbuffer_commit_space(c->in, &v, 1);
-    if (c->serving || evbuffer_get_length(c->out) > 0) {
+    if (c->serving || (c->req == NULL && evbuffer_get_length(c->out) > 0)) {
         /* a pipelined request: read once this one is answered */
         if (evbuffer_get_length(c->in) > READ_AHEAD) {
             event_del(c->rev);
@@ -1164,6 +1314,10 @@ static bool conn_flush(struct http_conn *c)
         }
     }
     event_del(c->wev);
+    if (c->closing && c->linger && !c->eof) {
+        conn_linger(c);
+        return false;
+    }
     if (c->closing) {
         conn_free(c);
         return false;
@@ -1180,6 +1334,8 @@ static void conn_next(struct http_conn *c)
         event_add(c->rev, NULL);
     }
     conn_process(c);
+    if (eof_done(c))
+        conn_free(c);
 }
 
 static void conn_writable(evutil_socket_t fd, short what, void *arg)
@@ -1235,6 +1391,9 @@ static void sweep_heads(evutil_socket_t fd, short what, void *arg)
                   app.cfg->header_timeout);
         conn_free(c);
     }
+    deadline = event_now_ms() - LINGER_MS;
+    while ((c = TAILQ_FIRST(&lingering)) != NULL && c->head_since_ms < deadline)
+        conn_free(c);
 }
 
 /* --- answering --- */
@@ -1294,11 +1453,13 @@ static void write_head(struct evbuffer *out, struct http_req *req, int status,
         abort();
     }
     p = v.iov_base;
-    n = snprintf(p, need, "HTTP/1.%d %d %s\r\n", req->minor, status, reason);
+    /* HTTP/1.1 to a 1.0 client too, as RFC 9110 2.5 asks (with no
+     * chunks and no other 1.1 feature it could not read) */
+    n = snprintf(p, need, "HTTP/1.1 %d %s\r\n", status, reason);
     p += n;
     memcpy(p, req->out_hdrs, req->out_len);
     p += req->out_len;
-    if (req->minor == 1 && http_answer_header(req, "Date") == NULL)
+    if (http_answer_header(req, "Date") == NULL)
         p += sprintf(p, "Date: %s\r\n", http_date());
     if (length >= 0 && http_answer_header(req, "Content-Length") == NULL)
         p += sprintf(p, "Content-Length: %lld\r\n", length);
@@ -1323,7 +1484,8 @@ void http_send_reply(struct http_req *req, int status, const char *reason)
     }
     if (answer_closes(req))
         c->closing = true;
-    write_head(c->out, req, status, reason != NULL ? reason : rest_reason(status),
+    write_head(c->out, req, status,
+               reason != NULL ? reason : rest_reason(status),
                bodiless ? -1 : (long long)len, false);
     /* HEAD: the length of what GET would answer, and no body */
     if (!bodiless && !req->is_head && len > 0)
@@ -1346,8 +1508,8 @@ void http_drop(struct http_req *req)
     req_free(req);
 }
 
-struct http_watch *http_watch_new(struct http_req *req,
-                                  void (*gone)(void *arg), void *arg)
+struct http_watch *http_watch_new(struct http_req *req, void (*gone)(void *arg),
+                                  void *arg)
 {
     req->watch.gone = gone;
     req->watch.arg = arg;
@@ -1560,7 +1722,8 @@ static void accept_error(struct evconnlistener *lev, void *arg)
  * the connection under the answer. */
 static void refuse(evutil_socket_t fd)
 {
-    char sink[4096];
+    char sink[4096], answer[512];
+    int n;
     int64_t now = event_now_ms();
 
     n_refused++;
@@ -1574,7 +1737,17 @@ static void refuse(evutil_socket_t fd)
     if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) < 0 && errno != EAGAIN &&
         errno != EWOULDBLOCK)
         log_debug("refusing a connection: recv: %s", strerror(errno));
-    send_raw(fd, refusal, refusal_len);
+    n = snprintf(answer, sizeof(answer),
+                 "HTTP/1.1 503 Service Unavailable\r\n"
+                 "Content-Type: application/json\r\n"
+                 "Cache-Control: no-store\r\n"
+                 "Date: %s\r\n"
+                 "Retry-After: 1\r\n"
+                 "Connection: close\r\n"
+                 "Content-Length: %zu\r\n\r\n%s",
+                 http_date(), strlen(refusal), refusal);
+    if (n > 0 && (size_t)n < sizeof(answer))
+        send_raw(fd, answer, (size_t)n);
     close_socket(fd);
 }
 
@@ -1655,27 +1828,19 @@ static struct evconnlistener *bind_listener(const char *host, int port)
 int http_start(void (*handler)(struct http_req *req))
 {
     const struct config *cfg = app.cfg;
-    char body[256];
     struct timeval tv = {1, 0};
 
     if (proxies_load(cfg->trusted_proxies) != 0)
         return -1;
-    snprintf(body, sizeof(body),
+    snprintf(refusal, sizeof(refusal),
              "{\"error\":\"unavailable\",\"message\":\"this server holds "
              "max_connections (%d) connections; try another or later\"}\n",
              cfg->max_connections);
-    refusal_len = (size_t)snprintf(refusal, sizeof(refusal),
-                                   "HTTP/1.1 503 Service Unavailable\r\n"
-                                   "Content-Type: application/json\r\n"
-                                   "Cache-Control: no-store\r\n"
-                                   "Retry-After: 1\r\n"
-                                   "Connection: close\r\n"
-                                   "Content-Length: %zu\r\n\r\n%s",
-                                   strlen(body), body);
     serve = handler;
     TAILQ_INIT(&conns);
     TAILQ_INIT(&awaiting);
     TAILQ_INIT(&sending);
+    TAILQ_INIT(&lingering);
     send_ev = event_new(app.base, -1, 0, send_answers, NULL);
     accept_resume = event_new(app.base, -1, 0, resume_accepting, NULL);
     head_sweep = event_new(app.base, -1, EV_PERSIST, sweep_heads, NULL);

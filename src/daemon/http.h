@@ -48,6 +48,8 @@ void http_free(void);
 /* The method as sent ("GET", "POST", ...). */
 const char *http_method(const struct http_req *req);
 bool http_is_head(const struct http_req *req);
+/* 0 for an HTTP/1.0 request, 1 for HTTP/1.1 (or a later 1.x). */
+int http_minor(const struct http_req *req);
 /* The target's path (as sent, still percent-encoded; "/" for none) and its
  * query (NULL when it has none). */
 const char *http_path(const struct http_req *req);
@@ -75,8 +77,7 @@ const char *http_client_address(const struct http_req *req);
 /* --- the answer --- */
 
 /* Adds a header (both copied) to the answer. */
-void http_add_header(struct http_req *req, const char *name,
-                     const char *value);
+void http_add_header(struct http_req *req, const char *name, const char *value);
 /* The answer's header `name` as added so far, or NULL. */
 const char *http_answer_header(const struct http_req *req, const char *name);
 /* The answer's body, to add to. */
@@ -116,8 +117,8 @@ void http_drop(struct http_req *req);
  * when it returns: free your state, do not touch the request, do not free
  * the watch. */
 struct http_watch;
-struct http_watch *http_watch_new(struct http_req *req,
-                                  void (*gone)(void *arg), void *arg);
+struct http_watch *http_watch_new(struct http_req *req, void (*gone)(void *arg),
+                                  void *arg);
 /* Stops watching before you answer the request yourself. Accepts NULL. */
 void http_watch_free(struct http_watch *w);
 

@@ -146,8 +146,7 @@ static void serve_static(struct http_req *req, const char *raw_path)
     /* a HEAD's Content-Length comes from the file's segment, which
      * http_send_reply then drops unread */
     if (sb.st_size > 0) {
-        evbuffer_add_file(http_output(req), fd, 0,
-                          sb.st_size);
+        evbuffer_add_file(http_output(req), fd, 0, sb.st_size);
         fd = -1; /* the buffer owns it now */
     }
     http_send_reply(req, 200, "OK");
@@ -201,8 +200,7 @@ static void serve_metrics(struct http_req *req)
 
 /* A long poll, an event stream or a WebSocket: refused while this server
  * holds max_connections of them, else handed to its transport. */
-static void serve_stream(struct http_req *req,
-                         const struct rest_request *rq,
+static void serve_stream(struct http_req *req, const struct rest_request *rq,
                          const struct rest_response *rs)
 {
     const struct route *route = rs->pass.route;

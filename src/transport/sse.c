@@ -23,7 +23,7 @@
 #define SSE_WRITE_TIMEOUT 60
 
 struct sse {
-    struct session sess; /* first: the bus sees its subscriber */
+    struct session sess;    /* first: the bus sees its subscriber */
     struct http_req *req;   /* until the stream starts */
     struct http_conn *conn; /* once it has */
     struct http_watch *watch;
@@ -212,7 +212,6 @@ static const struct subscriber_ops ops = {.deliver = deliver,
                                           .drop = drop_sub,
                                           .signal = signal_stream};
 
-
 static void beat(evutil_socket_t fd, short what, void *arg)
 {
     struct sse *s, *next;
@@ -249,8 +248,8 @@ static void start_stream(struct sse *s)
     s->req = NULL;
     /* a quiet stream is read only to notice a close, and outlives the head
      * timeout; a peer that stops taking bytes still times out on writing */
-    s->conn = http_stream_start(req, 200, SSE_WRITE_TIMEOUT, &s->chunked, gone,
-                                s);
+    s->conn =
+        http_stream_start(req, 200, SSE_WRITE_TIMEOUT, &s->chunked, gone, s);
     snprintf(retry, sizeof(retry), "retry: %d\n\n", s->sess.cfg->sse_retry_ms);
     send_bytes(s, retry, strlen(retry), NULL);
     s->started = true;

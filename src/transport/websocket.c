@@ -34,14 +34,14 @@
  * without passing client_buffer_limit on history alone. */
 
 struct ws {
-    struct session sess;             /* first: the bus sees a subscriber */
+    struct session sess;     /* first: the bus sees a subscriber */
     struct http_conn *conn;  /* NULL once closed */
     struct bufferevent *bev; /* conn's; NULL with it */
-    struct event *timer;             /* next ping, pong or close deadline */
-    struct wscore core; /* the protocol; core.dead: torn down, freed on
-                         * the next turn */
-    unsigned busy;      /* depth of calls into wslay */
-    struct flush flush; /* events not yet handed to the socket */
+    struct event *timer;     /* next ping, pong or close deadline */
+    struct wscore core;      /* the protocol; core.dead: torn down, freed on
+                              * the next turn */
+    unsigned busy;           /* depth of calls into wslay */
+    struct flush flush;      /* events not yet handed to the socket */
 };
 
 /* Common timeouts: every connection's timer sits in one of these queues,
@@ -595,6 +595,12 @@ static bool handshake_ok(struct request *r, const char **key)
     const char *version = http_header(req, "Sec-WebSocket-Version");
     const char *origin = http_header(req, "Origin");
 
+    /* RFC 6455 4.1; and HTTP/1.0 has no Upgrade (RFC 9110 7.8) */
+    if (http_minor(req) == 0) {
+        http_reply_error(req, r->kind, 400, API_BAD_REQUEST,
+                         "a WebSocket upgrade needs HTTP/1.1");
+        return false;
+    }
     if (http_header_once(r->req, "Sec-WebSocket-Key", key) != 0) {
         http_reply_error(r->req, r->kind, 400, API_BAD_REQUEST,
                          "Sec-WebSocket-Key is given more than once");

@@ -1,6 +1,6 @@
 // answers.test.mjs - crosstalkd writes a complete answer in the loop turn it
 // is made (http_send_reply), and leaves what the socket does not take to
-// evhttp's write event. On the shipped defaults: pipelined requests on one
+// the connection's write event. On the shipped defaults: pipelined requests on one
 // keep-alive connection, to a client that does not read for a while, all
 // come back whole and in order (static files, history, polls answered from
 // memory and through Redis, errors), the connection stays usable, and a
