@@ -544,6 +544,7 @@ static bool host_valid(const char *s, size_t n)
 {
     static const char name[] = "-._~%!$&'()*+,;=";
     const char *end = s + n, *p = s;
+    long port;
 
     if (p < end && *p == '[') {
         for (p++;
@@ -554,17 +555,21 @@ static bool host_valid(const char *s, size_t n)
             return false;
         p++;
     } else {
-        for (; p < end && (isalnum((unsigned char)*p) || strchr(name, *p)); p++)
+        for (; p < end &&
+               (isalnum((unsigned char)*p) || (*p != '\0' && strchr(name, *p)));
+             p++)
             ;
     }
     if (p == end)
         return true;
     if (*p++ != ':' || end - p > 5)
         return false;
-    for (const char *d = p; d < end; d++)
-        if (!isdigit((unsigned char)*d))
+    for (port = 0; p < end; p++) {
+        if (!isdigit((unsigned char)*p))
             return false;
-    return end == p || atoi(p) <= 65535;
+        port = port * 10 + (*p - '0');
+    }
+    return port <= 65535;
 }
 
 /* One line of a head, without its LF; NULL if it is sound, else what is
