@@ -79,19 +79,30 @@ bool auth_hash_equal(const char *a, const char *b)
     return CRYPTO_memcmp(a, b, AUTH_HASH_LEN) == 0;
 }
 
+/* The value of a base64url character, or -1 (every request checks its
+ * token: a look-up in b64url per character was 1.5 % of a short poll). */
+static int b64url_value(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '-' ? 62 : c == '_' ? 63 : -1;
+}
+
 bool auth_token_wellformed(const char *token, size_t len)
 {
-    const char *p;
-    size_t i;
+    int v = -1;
 
     if (token == NULL || len != AUTH_TOKEN_LEN)
         return false;
-    for (i = 0; i < len; i++) {
-        if (token[i] == '\0' || (p = strchr(b64url, token[i])) == NULL)
+    for (size_t i = 0; i < len; i++)
+        if ((v = b64url_value(token[i])) < 0)
             return false;
-    }
     /* 32 bytes leave the last character 4 bits: its low 2 are zero. */
-    return ((p - b64url) & 3) == 0;
+    return (v & 3) == 0;
 }
 
 char *auth_from_request(const char *authorization, const char *qs)

@@ -55,12 +55,21 @@ void rest_init(struct rest_ctx *ctx, const struct config *cfg,
                                       2.0 * cfg->rate_typing_per_sec);
 }
 
+/* Finished calls kept for the next ones: a call is larger than malloc's
+ * per-thread cache takes, and allocating one per request made malloc merge
+ * the small chunks the last answers freed, every time. */
+#define SPARE_CALLS 64
+static struct call *spare_calls[SPARE_CALLS];
+static size_t n_spare_calls;
+
 void rest_shutdown(struct rest_ctx *ctx)
 {
     ratelimit_free(ctx->register_limit);
     ratelimit_free(ctx->send_limit);
     ratelimit_free(ctx->typing_limit);
     ctx->register_limit = ctx->send_limit = ctx->typing_limit = NULL;
+    while (n_spare_calls > 0)
+        free(spare_calls[--n_spare_calls]);
 }
 
 const char *rest_reason(int status)
@@ -151,12 +160,31 @@ void rest_api_headers(const struct rest_ctx *ctx, const struct rest_request *rq,
 
 /* --- answering --- */
 
+static struct call *call_new(void)
+{
+    struct call *c;
+
+    if (n_spare_calls == 0)
+        return xcalloc(1, sizeof(*c));
+    c = spare_calls[--n_spare_calls];
+    memset(c, 0, sizeof(*c));
+    return c;
+}
+
+static void call_free(struct call *c)
+{
+    if (n_spare_calls < SPARE_CALLS)
+        spare_calls[n_spare_calls++] = c;
+    else
+        free(c);
+}
+
 static void finish(struct call *c)
 {
     c->done(c->rq, &c->rs, c->arg);
     free(c->rs.body);
     free(c->text);
-    free(c);
+    call_free(c);
 }
 
 /* Answers `status` with the JSON body (taken over) and finishes. */
@@ -696,7 +724,7 @@ static void preflight(struct call *c)
 void rest_handle(struct rest_ctx *ctx, const struct rest_request *rq,
                  rest_done_cb done, void *arg)
 {
-    struct call *c = xcalloc(1, sizeof(*c));
+    struct call *c = call_new();
     const struct route *r;
     struct api_error err;
     const char *allow;
