@@ -684,7 +684,7 @@ static const char *head_line(struct http_conn *c, const char *s, size_t n)
 
 static void head_stop(struct http_conn *c)
 {
-    if (c->head_since_ms < 0)
+    if (c->head_since_ms < 0 || c->lingering)
         return;
     TAILQ_REMOVE(&awaiting, c, wait);
     c->head_since_ms = -1;
@@ -1264,10 +1264,13 @@ static void conn_linger(struct http_conn *c)
 static void linger_read(struct http_conn *c)
 {
     char sink[16384];
-    ssize_t n;
+    ssize_t n = 1;
 
-    while ((n = recv(c->fd, sink, sizeof(sink), 0)) > 0)
+    /* a few reads a turn: a client sending fast must not hold the loop */
+    for (int i = 0; i < 16 && (n = recv(c->fd, sink, sizeof(sink), 0)) > 0; i++)
         ;
+    if (n > 0)
+        return;
     if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
         conn_free(c);
 }
