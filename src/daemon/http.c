@@ -1206,8 +1206,8 @@ static void conn_process(struct http_conn *c)
             return;
         head_stop(c);
         c->serving = true;
-        /* evhttp's 2.1 equivalent closed after answering CONNECT, whose
-         * answer a client could take for the start of a tunnel */
+        /* an answer to CONNECT could be taken for the start of a
+         * tunnel: the connection closes after it */
         if (strcmp(c->req->method, "CONNECT") == 0)
             c->req->scan |= SCAN_CLOSE;
         if (evbuffer_get_length(c->in) > READ_AHEAD && c->rev != NULL) {

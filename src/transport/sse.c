@@ -124,7 +124,7 @@ static void end_stream(struct sse *s)
     detach(s);
     if (s->conn != NULL)
         http_stream_end(s->conn);
-    else
+    else if (s->req != NULL)
         http_drop(s->req); /* not started: the client comes back */
     http_defer(free_stream, s);
 }
@@ -139,7 +139,7 @@ static void drop_stream(struct sse *s)
              s->sess.sub.user);
     if (s->conn != NULL)
         http_conn_close(s->conn);
-    else
+    else if (s->req != NULL)
         http_drop(s->req);
     http_defer(free_stream, s);
 }
@@ -160,8 +160,8 @@ static void deliver(struct subscriber *sub, struct bus_event *e)
     }
     /* the event's bytes, framed once for every stream, written with the
      * stream's other new events at the end of the loop turn, or queued
-     * behind what the socket has not taken (evhttp wrote the head, and the
-     * bufferevent's write event keeps a blocked socket going) */
+     * behind what the socket has not taken (the stream's bufferevent
+     * keeps a blocked socket going) */
     blob = s->chunked
                ? bus_event_encoded(e, BUS_SLOT_SSE_CHUNKED, sse_encode_chunked)
                : bus_event_encoded(e, BUS_SLOT_SSE, sse_encode);

@@ -1,5 +1,5 @@
 /* websocket.c - GET /api/rooms/{room}/ws: RFC 6455 on the same port. The
- * handshake is answered here on the HTTP layer's connection, which we then take
+ * handshake is answered here, and the HTTP layer then hands the connection
  * over; wscore.c speaks the protocol, driven from its bufferevent. */
 #include "websocket.h"
 #include "wscore.h"
