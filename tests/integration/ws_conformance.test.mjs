@@ -249,10 +249,10 @@ test('handshake: 101 with the RFC 6455 accept value, no extension or subprotocol
   }, { key: 'dGhlIHNhbXBsZSBub25jZQ==', headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate', 'Sec-WebSocket-Protocol': 'chat' } });
 });
 
-test('handshake refusals: plain GET 426, version 8 426, bad key or two keys 400, no Connection: Upgrade 400, no token 401', async () => {
+test('handshake refusals: plain GET 426, version 8 426, bad key or two keys 400, no Connection: Upgrade 400, HTTP/1.0 400, no token 401', async () => {
   const room = uniqueRoom();
-  const req = (headers, q = `?token=${alice.token}`) => rawHttp(d.port,
-    `GET /api/rooms/${room}/ws${q} HTTP/1.1\r\nHost: 127.0.0.1:${d.port}\r\n${headers}\r\n`);
+  const req = (headers, q = `?token=${alice.token}`, version = '1.1') => rawHttp(d.port,
+    `GET /api/rooms/${room}/ws${q} HTTP/${version}\r\nHost: 127.0.0.1:${d.port}\r\n${headers}\r\n`);
   const key = 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
   const up = 'Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n';
   const v13 = 'Sec-WebSocket-Version: 13\r\n';
@@ -265,15 +265,17 @@ test('handshake refusals: plain GET 426, version 8 426, bad key or two keys 400,
     [`${up}${v13}`, 400, 'no key'],
     // which one would the accept answer? (found in a trial: it upgraded)
     [`${up}${v13}${key}Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n`, 400, 'two keys'],
+    // RFC 6455 4.1 asks HTTP/1.1, and HTTP/1.0 has no Upgrade (RFC 9110 7.8)
+    [`${up}${v13}${key}`, 400, 'HTTP/1.0', '1.0'],
   ];
-  for (const [headers, status, what] of cases) {
-    const r = await req(headers);
+  for (const [headers, status, what, version] of cases) {
+    const r = await req(headers, undefined, version);
     assert.equal(r.status, status, `${what}: ${r.raw.slice(0, 300)}`);
     assert.equal(r.json?.error, 'bad_request', `${what}: ${r.text}`);
     assert.ok(!/sec-websocket-accept/i.test(r.raw), `${what}: an accept header in ${r.raw.slice(0, 300)}`);
     if (what === 'version 8') assert.equal(r.headers['sec-websocket-version'], '13');
     if (what === 'no Upgrade header') assert.match(r.headers.upgrade ?? '', /websocket/i);
-    // the status line's reason: evhttp's own table says "Client Error" for a 426
+    // the status line's reason (libevent's evhttp said "Client Error" for a 426)
     const line = r.raw.split('\r\n')[0];
     assert.equal(line, status === 426 ? 'HTTP/1.1 426 Upgrade Required' : 'HTTP/1.1 400 Bad Request', what);
   }
