@@ -1045,6 +1045,18 @@ static int chunk_size(const char *line, size_t limit, size_t *size)
     return *p == '\0' || *p == ';' ? 0 : -1;
 }
 
+/* Takes up to body_left bytes of the `have` in the input into the body.
+ * True once body_left is taken whole. */
+static bool body_take(struct http_conn *c, size_t have)
+{
+    size_t n = have < c->body_left ? have : c->body_left;
+
+    if (n > 0)
+        body_add(c->req, c->in, n);
+    c->body_left -= n;
+    return c->body_left == 0;
+}
+
 /* Reads what there is of the request's body. 1: all of it is in; 0: more
  * is to come; -1: refused (answered, and the connection closing). */
 static int body_read(struct http_conn *c)
@@ -1055,17 +1067,13 @@ static int body_read(struct http_conn *c)
     bool bad;
 
     for (;;) {
-        size_t have = evbuffer_get_length(c->in), n;
+        size_t have = evbuffer_get_length(c->in);
 
         switch (c->body) {
         case BODY_NONE:
             return 1;
         case BODY_LENGTH:
-            n = have < c->body_left ? have : c->body_left;
-            if (n > 0)
-                body_add(req, c->in, n);
-            c->body_left -= n;
-            if (c->body_left > 0)
+            if (!body_take(c, have))
                 return 0;
             c->body = BODY_NONE;
             break;
@@ -1090,14 +1098,8 @@ static int body_read(struct http_conn *c)
             break;
         }
         case BODY_CHUNK_DATA:
-            if (c->body_left > 0) {
-                n = have < c->body_left ? have : c->body_left;
-                if (n > 0)
-                    body_add(req, c->in, n);
-                c->body_left -= n;
-                if (c->body_left > 0)
-                    return 0;
-            }
+            if (!body_take(c, have))
+                return 0;
             /* the chunk's line end */
             if (!take_line(c->in, line, sizeof(line), &bad)) {
                 if (bad)

@@ -52,9 +52,8 @@ static struct tally *tally_of(const struct session *s)
 void session_open(struct session *s, const struct request *r,
                   const struct subscriber_ops *ops)
 {
-    char *token = auth_from_request(
-        http_header(r->req, "Authorization"),
-        r->query);
+    char *token =
+        auth_from_request(http_header(r->req, "Authorization"), r->query);
 
     s->sub.ops = ops;
     s->sub.kind = r->kind;
