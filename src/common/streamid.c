@@ -54,9 +54,24 @@ int streamid_cmp(const struct streamid *a, const struct streamid *b)
     return 0;
 }
 
+char *decimal_put(char *p, uint64_t v)
+{
+    char digits[20];
+    size_t i = sizeof(digits);
+
+    do
+        digits[--i] = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
+    memcpy(p, digits + i, sizeof(digits) - i);
+    return p + sizeof(digits) - i;
+}
+
 char *streamid_format(const struct streamid *id, char *buf)
 {
-    snprintf(buf, STREAMID_STRLEN, "%" PRIu64 "-%" PRIu64, id->ms, id->seq);
+    char *p = decimal_put(buf, id->ms);
+
+    *p++ = '-';
+    *decimal_put(p, id->seq) = '\0';
     return buf;
 }
 

@@ -21,6 +21,9 @@ int streamid_parse(const char *s, size_t len, struct streamid *out);
 int streamid_cmp(const struct streamid *a, const struct streamid *b);
 /* Writes "MS-SEQ" into buf (at least STREAMID_STRLEN bytes); returns buf. */
 char *streamid_format(const struct streamid *id, char *buf);
+/* Writes v in decimal at p, without a NUL (at most 20 bytes); returns the
+ * end. For the hot paths that printf would cost more than their work. */
+char *decimal_put(char *p, uint64_t v);
 bool streamid_is_zero(const struct streamid *id);
 /* The smallest id after `id` (the largest id has none: it is returned). */
 struct streamid streamid_next(const struct streamid *id);

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "rest.h"
 #include "stats.h"
+#include "streamid.h"
 #include "strlist.h"
 #include "xmalloc.h"
 
@@ -432,30 +433,40 @@ const char *http_client_address(const struct http_req *req)
     return req->conn->peer;
 }
 
+/* What http_defer() keeps: run, in order, by one event after the callback
+ * that deferred them has returned. A poll answered by a publish defers its
+ * own free, so this is on every answer's path: a queue and one event, not
+ * an allocation and a timer for each. */
 struct deferred {
     void (*fn)(void *);
     void *arg;
 };
 
+static struct deferred *deferred;
+static size_t n_deferred, cap_deferred;
+static struct event *defer_ev;
+
 static void run_deferred(evutil_socket_t fd, short what, void *arg)
 {
-    struct deferred d = *(struct deferred *)arg;
-
-    free(arg);
-    d.fn(d.arg);
+    (void)fd;
+    (void)what;
+    (void)arg;
+    /* what these defer in turn runs in this same pass, after them */
+    for (size_t i = 0; i < n_deferred; i++)
+        deferred[i].fn(deferred[i].arg);
+    n_deferred = 0;
 }
 
 void http_defer(void (*fn)(void *arg), void *arg)
 {
-    struct deferred *d = xmalloc(sizeof(*d));
-    struct timeval now = {0, 0};
-
-    d->fn = fn;
-    d->arg = arg;
-    if (event_base_once(app.base, -1, EV_TIMEOUT, run_deferred, d, &now) != 0) {
-        log_error("event_base_once failed");
-        abort();
+    if (n_deferred == cap_deferred) {
+        cap_deferred = cap_deferred ? cap_deferred * 2 : 64;
+        deferred = xrealloc(deferred, cap_deferred * sizeof(*deferred));
     }
+    deferred[n_deferred].fn = fn;
+    deferred[n_deferred].arg = arg;
+    if (n_deferred++ == 0)
+        event_active(defer_ev, EV_TIMEOUT, 0);
 }
 
 /* --- the head as it comes ---
@@ -1467,18 +1478,6 @@ static char *put(char *p, const char *s)
     return p + n;
 }
 
-static char *put_num(char *p, long long n)
-{
-    char digits[24];
-    size_t i = sizeof(digits);
-
-    do
-        digits[--i] = (char)('0' + n % 10);
-    while ((n /= 10) > 0);
-    memcpy(p, digits + i, sizeof(digits) - i);
-    return p + sizeof(digits) - i;
-}
-
 /* The status line and headers of the answer, into `out`. `length`: the
  * Content-Length to add, or -1 for none. */
 static void write_head(struct evbuffer *out, struct http_req *req, int status,
@@ -1497,7 +1496,7 @@ static void write_head(struct evbuffer *out, struct http_req *req, int status,
      * chunks and no other 1.1 feature it could not read); written by
      * hand, as printf cost a poll's answer more than its JSON */
     p = put(p, "HTTP/1.1 ");
-    p = put_num(p, status);
+    p = decimal_put(p, (uint64_t)status);
     *p++ = ' ';
     p = put(p, reason);
     p = put(p, "\r\n");
@@ -1510,7 +1509,7 @@ static void write_head(struct evbuffer *out, struct http_req *req, int status,
     }
     if (length >= 0 && http_answer_header(req, "Content-Length") == NULL) {
         p = put(p, "Content-Length: ");
-        p = put_num(p, length);
+        p = decimal_put(p, (uint64_t)length);
         p = put(p, "\r\n");
     }
     if (chunked)
@@ -1892,6 +1891,7 @@ int http_start(void (*handler)(struct http_req *req))
     TAILQ_INIT(&sending);
     TAILQ_INIT(&lingering);
     send_ev = event_new(app.base, -1, 0, send_answers, NULL);
+    defer_ev = event_new(app.base, -1, 0, run_deferred, NULL);
     accept_resume = event_new(app.base, -1, 0, resume_accepting, NULL);
     head_sweep = event_new(app.base, -1, EV_PERSIST, sweep_heads, NULL);
     event_add(head_sweep, &tv);
@@ -1908,9 +1908,18 @@ void http_free(void)
     struct http_conn *c;
 
     http_stop_accepting();
+    /* what waits to be freed goes first, while the bus is still there */
+    run_deferred(-1, 0, NULL);
     /* a watched request's or a stream's owner hears of it */
     while ((c = TAILQ_FIRST(&conns)) != NULL)
         conn_free(c);
+    run_deferred(-1, 0, NULL);
+    free(deferred);
+    deferred = NULL;
+    cap_deferred = 0;
+    if (defer_ev != NULL)
+        event_free(defer_ev);
+    defer_ev = NULL;
     if (head_sweep != NULL)
         event_free(head_sweep);
     head_sweep = NULL;
