@@ -513,6 +513,48 @@ static void tchars_init(void)
     "a request line that is not a method, a target and HTTP/1.0 or 1.1, "      \
     "one space apart"
 
+static bool host_valid(const char *s, size_t n);
+
+/* Where an absolute-form target's authority lies: the host and port
+ * after "scheme://", up to the path or query. NULL when there is no
+ * "://" (the asterisk and authority forms). */
+static const char *authority_of(const char *target, size_t n, size_t *len)
+{
+    const char *end = target + n, *sep = NULL, *p;
+
+    for (p = target; p + 3 <= end; p++)
+        if (memcmp(p, "://", 3) == 0) {
+            sep = p;
+            break;
+        }
+    if (sep == NULL)
+        return NULL;
+    for (p = sep + 3; p < end && *p != '/' && *p != '?'; p++)
+        ;
+    *len = (size_t)(p - (sep + 3));
+    return sep + 3;
+}
+
+/* An absolute-form target (http://host[:port]/path): its authority is the
+ * request's host (RFC 9112 3.2.2), so it must be one, as a Host must. */
+static const char *absolute_target(const char *target, size_t n)
+{
+    size_t len;
+    const char *authority = authority_of(target, n, &len);
+    size_t scheme = authority != NULL ? (size_t)(authority - 3 - target) : 0;
+
+    if (authority == NULL)
+        return NULL;
+    if (!((scheme == 4 && evutil_ascii_strncasecmp(target, "http", 4) == 0) ||
+          (scheme == 5 && evutil_ascii_strncasecmp(target, "https", 5) == 0)))
+        return "an absolute-form target whose scheme is not http or https";
+    if (len == 0 || memchr(authority, '@', len) != NULL ||
+        !host_valid(authority, len))
+        return "an absolute-form target whose authority is not a host name "
+               "or address, with an optional port";
+    return NULL;
+}
+
 /* The request line: method SP target SP version, as RFC 9112 has it. NULL
  * if it is sound; else what is wrong with it. */
 static const char *request_line(struct http_conn *c, const char *s, size_t n)
@@ -553,8 +595,10 @@ static const char *request_line(struct http_conn *c, const char *s, size_t n)
         c->scan |= SCAN_HEAD;
     /* a target not in origin form (http://host/path, *, host:port) is a
      * proxy's request: answered, then closed */
-    if (target[0] != '/')
+    if (target[0] != '/') {
         c->scan |= SCAN_CLOSE;
+        return absolute_target(target, (size_t)(version - 1 - target));
+    }
     return NULL;
 }
 
@@ -895,36 +939,30 @@ static bool head_scan(struct http_conn *c)
     return true;
 }
 
-/* The target's path and query, in place. */
-static void split_target(struct http_req *req, char *target)
+/* The target's path and query, in place; for the absolute form
+ * (http://host[:port]/path?query) its authority too, moved to the start of
+ * the target and ended there, else NULL. */
+static char *split_target(struct http_req *req, char *target)
 {
-    char *q;
+    size_t len = 0;
+    const char *a =
+        target[0] != '/' ? authority_of(target, strlen(target), &len) : NULL;
+    char *authority = NULL, *rest = target, *q;
 
-    if (target[0] != '/') {
-        /* absolute form: http://host[:port]/path?query */
-        char *scheme = strstr(target, "://");
-
-        if (scheme != NULL) {
-            char *slash = strchr(scheme + 3, '/');
-            char *query = strchr(scheme + 3, '?');
-
-            if (slash == NULL || (query != NULL && query < slash)) {
-                req->path = "/";
-                if (query != NULL) {
-                    *query = '\0';
-                    req->query = query + 1;
-                }
-                return;
-            }
-            target = slash;
-        }
+    if (a != NULL) {
+        rest = target + (a - target) + len;
+        /* "http://" is longer than the NUL this needs after it */
+        memmove(target, a, len);
+        target[len] = '\0';
+        authority = target;
     }
-    q = strchr(target, '?');
+    q = strchr(rest, '?');
     if (q != NULL) {
         *q = '\0';
         req->query = q + 1;
     }
-    req->path = target;
+    req->path = rest[0] == '/' || authority == NULL ? rest : "/";
+    return authority;
 }
 
 /* The scanned head, taken out of the input into a request of its own. */
@@ -932,7 +970,7 @@ static struct http_req *head_parse(struct http_conn *c)
 {
     size_t len = c->scan_at, lines = 0;
     struct http_req *req;
-    char *p, *end, *eol, *sp;
+    char *p, *end, *eol, *sp, *authority;
 
     {
         const char *s = (const char *)evbuffer_pullup(c->in, (ev_ssize_t)len);
@@ -964,7 +1002,7 @@ static struct http_req *head_parse(struct http_conn *c)
     p = sp + 1;
     sp = strchr(p, ' ');
     *sp = '\0';
-    split_target(req, p);
+    authority = split_target(req, p);
     p = eol + 1;
 
     while (p < end) {
@@ -987,6 +1025,21 @@ static struct http_req *head_parse(struct http_conn *c)
         req->hdrs[req->n_hdrs].value = v;
         req->n_hdrs++;
         p = eol + 1;
+    }
+    /* an absolute-form target's host is the request's, whatever Host says
+     * (RFC 9112 3.2.2); the table has room, as the request line and the
+     * empty line took none */
+    if (authority != NULL) {
+        size_t i = 0;
+
+        while (i < req->n_hdrs &&
+               evutil_ascii_strcasecmp(req->hdrs[i].name, "Host") != 0)
+            i++;
+        if (i == req->n_hdrs) {
+            req->hdrs[i].name = "Host";
+            req->n_hdrs++;
+        }
+        req->hdrs[i].value = authority;
     }
     return req;
 }

@@ -596,6 +596,13 @@ describe('request smuggling shapes', () => {
       ['Connection: keep-alive, then Connection: close', head(['GET /healthz HTTP/1.1', 'Host: x', 'Connection: keep-alive', 'Connection: close']), 200],
       // a target not in origin form: a proxy's request, answered and closed
       ['an absolute-form target', head(['GET http://x/healthz HTTP/1.1', 'Host: x']), 200],
+      ['an absolute-form target of HTTPS, with a port and a query', head(['GET HTTPS://x:8443/healthz?a=b HTTP/1.1', 'Host: y']), 200],
+      // its authority is the request's host (RFC 9112 3.2.2), so it is
+      // checked as a Host is
+      ['an absolute-form target with a user', head(['GET http://u@x/healthz HTTP/1.1', 'Host: x']), 400, /absolute-form target whose authority/],
+      ['an absolute-form target with no host', head(['GET http:///healthz HTTP/1.1', 'Host: x']), 400, /absolute-form target whose authority/],
+      ['an absolute-form target with a port past 65535', head(['GET http://x:99999/healthz HTTP/1.1', 'Host: x']), 400, /absolute-form target whose authority/],
+      ['an absolute-form target of another scheme', head(['GET ftp://x/healthz HTTP/1.1', 'Host: x']), 400, /scheme is not http or https/],
       // no HTTP version (a parser could read them as 1.0, and close after):
       // refused, with nothing after them run; a later major version: 505
       ['HTTP/1.00', head(['GET /healthz HTTP/1.00', 'Host: x']), 400],

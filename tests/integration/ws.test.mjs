@@ -315,6 +315,21 @@ test('Origin: same host accepted, a cross-site page refused 403 before the upgra
   await listed.stop();
 });
 
+test('Origin, absolute-form target: its authority is the host the Origin must match, not the Host header (RFC 9112 3.2.2)', async () => {
+  const room = uniqueRoom();
+  const self = `127.0.0.1:${d.port}`;
+  const upgrade = (target, host) => rawHttp(d.port, `GET ${target}/api/rooms/${room}/ws?token=${alice.token} HTTP/1.1\r\n` +
+    `Host: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n` +
+    `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nOrigin: http://${self}\r\n\r\n`);
+  // a Host that matches the Origin no longer lets in a target of another host
+  const foreign = await upgrade('http://evil.example', self);
+  assert.equal(foreign.status, 403, foreign.raw.slice(0, 300));
+  assert.match(foreign.json?.error ?? '', /forbidden/);
+  // and the target's own host is the origin, whatever Host says
+  const own = await upgrade(`http://${self}`, 'evil.example');
+  assert.equal(own.status, 101, own.raw.slice(0, 300));
+});
+
 // ------------------------------------------------------------- keepalive
 
 test('keepalive: pings every ws_ping_interval; a client that pongs stays, one that does not is dropped', async () => {
