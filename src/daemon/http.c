@@ -607,8 +607,9 @@ static bool names(const char *name, const char *s, size_t n)
     return strlen(name) == n && evutil_ascii_strncasecmp(name, s, n) == 0;
 }
 
-/* A Host value (RFC 9112 3.2, RFC 3986 3.2.2): empty, a registered name
- * or an IPv4 address, or an IPv6 one in brackets; then maybe ":port". */
+/* A Host value (RFC 9112 3.2, RFC 3986 3.2.2): empty, or a registered
+ * name or an IPv4 address, or an IPv6 one in brackets, then maybe ":port";
+ * a port with no host before it (":80", "[]:80") is no host. */
 static bool host_valid(const char *s, size_t n)
 {
     static const char name[] = "-._~%!$&'()*+,;=";
@@ -620,7 +621,7 @@ static bool host_valid(const char *s, size_t n)
              p < end && (isxdigit((unsigned char)*p) || *p == ':' || *p == '.');
              p++)
             ;
-        if (p == end || *p != ']')
+        if (p == end || *p != ']' || p == s + 1)
             return false;
         p++;
     } else {
@@ -631,6 +632,8 @@ static bool host_valid(const char *s, size_t n)
     }
     if (p == end)
         return true;
+    if (p == s)
+        return false;
     if (*p++ != ':' || end - p > 5)
         return false;
     for (port = 0; p < end; p++) {

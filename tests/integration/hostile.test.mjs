@@ -601,6 +601,8 @@ describe('request smuggling shapes', () => {
       // checked as a Host is
       ['an absolute-form target with a user', head(['GET http://u@x/healthz HTTP/1.1', 'Host: x']), 400, /absolute-form target whose authority/],
       ['an absolute-form target with no host', head(['GET http:///healthz HTTP/1.1', 'Host: x']), 400, /absolute-form target whose authority/],
+      ['an absolute-form target with a port and no host', head(['GET http://:80/healthz HTTP/1.1', 'Host: x']), 400, /absolute-form target whose authority/],
+      ['an absolute-form target with empty brackets', head(['GET http://[]/healthz HTTP/1.1', 'Host: x']), 400, /absolute-form target whose authority/],
       ['an absolute-form target with a port past 65535', head(['GET http://x:99999/healthz HTTP/1.1', 'Host: x']), 400, /absolute-form target whose authority/],
       ['an absolute-form target of another scheme', head(['GET ftp://x/healthz HTTP/1.1', 'Host: x']), 400, /scheme is not http or https/],
       // no HTTP version (a parser could read them as 1.0, and close after):
@@ -623,6 +625,9 @@ describe('request smuggling shapes', () => {
       ['a Host with a slash', head(['GET /healthz HTTP/1.1', 'Host: x/y']), 400, /a Host that is not/],
       ['a Host with an open bracket', head(['GET /healthz HTTP/1.1', 'Host: [::1']), 400, /a Host that is not/],
       ['a Host with a port past 65535', head(['GET /healthz HTTP/1.1', 'Host: x:99999999']), 400, /a Host that is not/],
+      ['a Host with a port and no host', head(['GET /healthz HTTP/1.1', 'Host: :80']), 400, /a Host that is not/],
+      ['a Host of a colon', head(['GET /healthz HTTP/1.1', 'Host: :']), 400, /a Host that is not/],
+      ['a Host of empty brackets', head(['GET /healthz HTTP/1.1', 'Host: []']), 400, /a Host that is not/],
       ['Transfer-Encoding in HTTP/1.0', head(['POST /api/register HTTP/1.0', 'Connection: keep-alive', 'Transfer-Encoding: chunked'], '0\r\n\r\n'), 400, /Transfer-Encoding in an HTTP\/1\.0/],
     ]) {
       for (const next of [broken, sound]) {
