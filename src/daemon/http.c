@@ -535,16 +535,15 @@ static const char *authority_of(const char *target, size_t n, size_t *len)
     return sep + 3;
 }
 
-/* An absolute-form target (http://host[:port]/path): its authority is the
- * request's host (RFC 9112 3.2.2), so it must be one, as a Host must. */
+/* An absolute-form target (http://host[:port]/path), which authority_of()
+ * found: its authority is the request's host (RFC 9112 3.2.2), so it must
+ * be one, as a Host must. */
 static const char *absolute_target(const char *target, size_t n)
 {
     size_t len;
     const char *authority = authority_of(target, n, &len);
-    size_t scheme = authority != NULL ? (size_t)(authority - 3 - target) : 0;
+    size_t scheme = (size_t)(authority - 3 - target);
 
-    if (authority == NULL)
-        return NULL;
     if (!((scheme == 4 && evutil_ascii_strncasecmp(target, "http", 4) == 0) ||
           (scheme == 5 && evutil_ascii_strncasecmp(target, "https", 5) == 0)))
         return "an absolute-form target whose scheme is not http or https";
@@ -596,8 +595,18 @@ static const char *request_line(struct http_conn *c, const char *s, size_t n)
     /* a target not in origin form (http://host/path, *, host:port) is a
      * proxy's request: answered, then closed */
     if (target[0] != '/') {
+        size_t tlen = (size_t)(version - 1 - target), len;
+
         c->scan |= SCAN_CLOSE;
-        return absolute_target(target, (size_t)(version - 1 - target));
+        if (authority_of(target, tlen, &len) != NULL)
+            return absolute_target(target, tlen);
+        /* the authority form is CONNECT's (refused after), the asterisk
+         * form OPTIONS's (RFC 9112 3.2.3, 3.2.4) */
+        if (!(target - s == 8 && memcmp(s, "CONNECT ", 8) == 0) &&
+            !(tlen == 1 && target[0] == '*' && target - s == 8 &&
+              memcmp(s, "OPTIONS ", 8) == 0))
+            return "a request target that is not a path, an absolute URL, "
+                   "or * for OPTIONS";
     }
     return NULL;
 }

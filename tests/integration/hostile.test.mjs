@@ -605,6 +605,11 @@ describe('request smuggling shapes', () => {
       ['an absolute-form target with empty brackets', head(['GET http://[]/healthz HTTP/1.1', 'Host: x']), 400, /absolute-form target whose authority/],
       ['an absolute-form target with a port past 65535', head(['GET http://x:99999/healthz HTTP/1.1', 'Host: x']), 400, /absolute-form target whose authority/],
       ['an absolute-form target of another scheme', head(['GET ftp://x/healthz HTTP/1.1', 'Host: x']), 400, /scheme is not http or https/],
+      // the other forms belong to CONNECT and OPTIONS (RFC 9112 3.2.3-4)
+      ['a GET of *', head(['GET * HTTP/1.1', 'Host: x']), 400, /not a path, an absolute URL, or \* for OPTIONS/],
+      ['a GET of a host and port', head(['GET 127.0.0.1:80 HTTP/1.1', 'Host: x']), 400, /not a path, an absolute URL/],
+      ['a GET of a path without its slash', head(['GET healthz HTTP/1.1', 'Host: x']), 400, /not a path, an absolute URL/],
+      ['a GET of http:/ with one slash', head(['GET http:/x/healthz HTTP/1.1', 'Host: x']), 400, /not a path, an absolute URL/],
       // no HTTP version (a parser could read them as 1.0, and close after):
       // refused, with nothing after them run; a later major version: 505
       ['HTTP/1.00', head(['GET /healthz HTTP/1.00', 'Host: x']), 400],
