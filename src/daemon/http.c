@@ -535,13 +535,12 @@ static const char *authority_of(const char *target, size_t n, size_t *len)
     return sep + 3;
 }
 
-/* An absolute-form target (http://host[:port]/path), which authority_of()
- * found: its authority is the request's host (RFC 9112 3.2.2), so it must
- * be one, as a Host must. */
-static const char *absolute_target(const char *target, size_t n)
+/* An absolute-form target (http://host[:port]/path), whose authority
+ * authority_of() found: it is the request's host (RFC 9112 3.2.2), so it
+ * must be one, as a Host must. */
+static const char *absolute_target(const char *target, const char *authority,
+                                   size_t len)
 {
-    size_t len;
-    const char *authority = authority_of(target, n, &len);
     size_t scheme = (size_t)(authority - 3 - target);
 
     if (!((scheme == 4 && evutil_ascii_strncasecmp(target, "http", 4) == 0) ||
@@ -596,10 +595,11 @@ static const char *request_line(struct http_conn *c, const char *s, size_t n)
      * proxy's request: answered, then closed */
     if (target[0] != '/') {
         size_t tlen = (size_t)(version - 1 - target), len;
+        const char *authority = authority_of(target, tlen, &len);
 
         c->scan |= SCAN_CLOSE;
-        if (authority_of(target, tlen, &len) != NULL)
-            return absolute_target(target, tlen);
+        if (authority != NULL)
+            return absolute_target(target, authority, len);
         /* the authority form is CONNECT's (refused after), the asterisk
          * form OPTIONS's (RFC 9112 3.2.3, 3.2.4) */
         if (!(target - s == 8 && memcmp(s, "CONNECT ", 8) == 0) &&
