@@ -46,6 +46,9 @@ struct config_key {
 static const struct config_key config_keys[] = {
     STR(bind, "127.0.0.1", NULL, "address crosstalkd listens on"),
     INT(port, 8081, 1, 65535, "crosstalkd's port"),
+    STR(unix_socket, "", NULL,
+        "also listen on this Unix socket path (for an nginx on the same "
+        "host); empty for none"),
     STR(redis_url, "redis://127.0.0.1:6379/0", NULL,
         "redis://host:port/db or unix:///path/to/redis.sock; "
         "or a comma-separated list of them (shards)"),
@@ -87,7 +90,8 @@ static const struct config_key config_keys[] = {
     INT(streams_per_token, 16, 1, 100000,
         "concurrent SSE and WebSocket streams of one token"),
     STR(trusted_proxies, "", NULL,
-        "peers (comma separated addresses) whose X-Real-IP is believed"),
+        "peers (comma separated addresses, and \"unix\" for unix_socket) "
+        "whose X-Real-IP is believed"),
     INT(rate_typing_per_sec, 2, 1, 1000000,
         "typing notices per token, burst 2x"),
     INT(stats_interval_ms, 1000, 100, 3600000,

@@ -11,6 +11,7 @@
 struct config {
     char *bind;                /* address crosstalkd listens on */
     int port;                  /* crosstalkd's port */
+    char *unix_socket;         /* also listened on; "" = none */
     char *redis_url;           /* redis://host:port/db or unix:///path */
     char *mongo_uri;           /* backup and archive */
     char *mongo_write_concern; /* "majority" or a number of nodes */
@@ -38,7 +39,7 @@ struct config {
     int backup_batch;          /* messages per MongoDB bulk write */
     int token_cache_ttl;       /* seconds a cached token is believed */
     int streams_per_token;     /* concurrent SSE + WebSocket of one token */
-    char *trusted_proxies;     /* peers whose X-Real-IP is believed */
+    char *trusted_proxies;     /* peers (or "unix") whose X-Real-IP is believed */
     int rate_typing_per_sec;   /* typing calls per token, burst 2x */
     int stats_interval_ms;     /* how often counters go to Redis */
 };

@@ -23,6 +23,8 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -109,12 +111,14 @@ struct http_conn {
     TAILQ_ENTRY(http_conn) all;  /* in `conns` */
     TAILQ_ENTRY(http_conn) wait; /* in `awaiting` */
     TAILQ_ENTRY(http_conn) send; /* in `sending` */
-    char peer[INET6_ADDRSTRLEN];
+    char peer[INET6_ADDRSTRLEN]; /* "unix" on unix_socket */
+    bool on_unix;                /* accepted on unix_socket */
 };
 
 TAILQ_HEAD(conn_list, http_conn);
 
-static struct evconnlistener *listener;
+static struct evconnlistener *listener;      /* bind:port */
+static struct evconnlistener *unix_listener; /* unix_socket, if set */
 static void (*serve)(struct http_req *req);
 static struct conn_list conns;     /* every open connection */
 static struct conn_list awaiting;  /* awaiting a head, oldest first */
@@ -354,6 +358,7 @@ struct addr {
 
 static struct addr *proxies; /* trusted_proxies, parsed */
 static size_t n_proxies;
+static bool trust_unix; /* "unix" among them: unix_socket's peers */
 
 /* Parses a numeric IPv4 or IPv6 address; an IPv4-mapped IPv6 address is
  * taken as the IPv4 one. Returns false when `s` is neither. */
@@ -378,8 +383,9 @@ static bool addr_parse(const char *s, struct addr *a)
     return true;
 }
 
-/* Fills `proxies` from the comma-separated trusted_proxies. Returns 0, or
- * -1 with a message logged when an item is not a numeric address. */
+/* Fills `proxies` from the comma-separated trusted_proxies, where the word
+ * "unix" stands for every peer on unix_socket. Returns 0, or -1 with a
+ * message logged when an item is neither that nor a numeric address. */
 static int proxies_load(const char *list)
 {
     const char *p;
@@ -394,10 +400,14 @@ static int proxies_load(const char *list)
             len = sizeof(item) - 1;
         memcpy(item, p, len);
         item[len] = '\0';
+        if (strcmp(item, "unix") == 0) {
+            trust_unix = true;
+            continue;
+        }
         proxies = xrealloc(proxies, (n_proxies + 1) * sizeof(*proxies));
         if (!addr_parse(item, &proxies[n_proxies])) {
             log_error("trusted_proxies: \"%s\" is not an IPv4 or IPv6 "
-                      "address",
+                      "address, nor \"unix\"",
                       item);
             return -1;
         }
@@ -406,11 +416,13 @@ static int proxies_load(const char *list)
     return 0;
 }
 
-static bool proxy_trusted(const char *peer)
+static bool proxy_trusted(const struct http_conn *c)
 {
     struct addr a;
 
-    if (n_proxies == 0 || !addr_parse(peer, &a))
+    if (c->on_unix)
+        return trust_unix;
+    if (n_proxies == 0 || !addr_parse(c->peer, &a))
         return false;
     for (size_t i = 0; i < n_proxies; i++)
         if (proxies[i].family == a.family &&
@@ -425,7 +437,7 @@ const char *http_client_address(const struct http_req *req)
 
     if (req->conn == NULL || req->conn->peer[0] == '\0')
         return "?";
-    if (proxy_trusted(req->conn->peer)) {
+    if (proxy_trusted(req->conn)) {
         real = http_header(req, "X-Real-IP");
         if (real != NULL && real[0] != '\0')
             return real;
@@ -1803,6 +1815,8 @@ static void resume_accepting(evutil_socket_t fd, short what, void *arg)
 {
     if (listener != NULL)
         evconnlistener_enable(listener);
+    if (unix_listener != NULL)
+        evconnlistener_enable(unix_listener);
 }
 
 /* accept() failed for another reason than a retriable one: out of
@@ -1884,9 +1898,13 @@ static void accepted(struct evconnlistener *lev, evutil_socket_t fd,
     c = xcalloc(1, sizeof(*c));
     c->fd = fd;
     c->head_since_ms = -1;
-    if (getnameinfo(sa, (socklen_t)salen, c->peer, sizeof(c->peer), NULL, 0,
-                    NI_NUMERICHOST) != 0)
+    if (sa->sa_family == AF_UNIX) {
+        c->on_unix = true;
+        strcpy(c->peer, "unix");
+    } else if (getnameinfo(sa, (socklen_t)salen, c->peer, sizeof(c->peer), NULL,
+                           0, NI_NUMERICHOST) != 0) {
         c->peer[0] = '\0';
+    }
     c->in = evbuffer_new();
     c->out = evbuffer_new();
     c->rev = event_new(app.base, fd, EV_READ | EV_PERSIST, conn_readable, c);
@@ -1938,6 +1956,96 @@ static struct evconnlistener *bind_listener(const char *host, int port)
     return lev;
 }
 
+/* unix_socket's file, while it is ours: removed when we stop accepting,
+ * unless another process has put its own there since. */
+static char *unix_path;
+static dev_t unix_dev;
+static ino_t unix_ino;
+
+/* A socket file left at `path` by a process that is gone (killed, or
+ * crashed) refuses connections: remove it. Returns 0 when the path is
+ * free, -1 with the reason logged when it is not a socket or something
+ * listens on it. */
+static int unix_clear(const char *path, const struct sockaddr_un *su)
+{
+    struct stat st;
+    int fd, rc, err;
+
+    if (lstat(path, &st) != 0)
+        return 0;
+    if (!S_ISSOCK(st.st_mode)) {
+        log_error("cannot listen on unix:%s: the file exists and is not a "
+                  "socket",
+                  path);
+        return -1;
+    }
+    /* non-blocking: a listener whose backlog is full makes connect()
+     * wait for room, and EAGAIN says as well that something listens */
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        log_error("cannot listen on unix:%s: socket: %s", path,
+                  strerror(errno));
+        return -1;
+    }
+    rc = connect(fd, (const struct sockaddr *)su, sizeof(*su));
+    err = errno;
+    close(fd);
+    if (rc == 0 || err == EAGAIN) {
+        log_error("cannot listen on unix:%s: another process listens on it",
+                  path);
+        return -1;
+    }
+    if (err == ECONNREFUSED && unlink(path) == 0) {
+        log_info("unix:%s was left by a process that is gone: removed", path);
+        return 0;
+    }
+    log_error("cannot listen on unix:%s: %s", path, strerror(err));
+    return -1;
+}
+
+/* Listens on unix_socket too, a socket file any local user may connect to,
+ * like the TCP port on loopback beside it (mode 0666; a directory's mode
+ * narrows who reaches it). An nginx on the same host proxies to it without
+ * TCP's cost on each side (docs/operations.md). */
+static struct evconnlistener *bind_unix(const char *path)
+{
+    struct sockaddr_un su;
+    struct evconnlistener *lev;
+    struct stat st;
+    size_t len = strlen(path);
+    int err;
+
+    memset(&su, 0, sizeof(su));
+    su.sun_family = AF_UNIX;
+    if (len >= sizeof(su.sun_path)) {
+        log_error("cannot listen on unix:%s: the path is %zu bytes, longer "
+                  "than a socket's may be (%zu)",
+                  path, len, sizeof(su.sun_path) - 1);
+        return NULL;
+    }
+    memcpy(su.sun_path, path, len + 1);
+    if (unix_clear(path, &su) != 0)
+        return NULL;
+    lev = evconnlistener_new_bind(
+        app.base, accepted, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+        LISTEN_BACKLOG, (struct sockaddr *)&su, (int)sizeof(su));
+    if (lev == NULL) {
+        log_error("cannot listen on unix:%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (chmod(path, 0666) != 0 || lstat(path, &st) != 0) {
+        err = errno;
+        log_error("cannot listen on unix:%s: %s", path, strerror(err));
+        evconnlistener_free(lev);
+        unlink(path);
+        return NULL;
+    }
+    unix_path = xstrdup(path);
+    unix_dev = st.st_dev;
+    unix_ino = st.st_ino;
+    return lev;
+}
+
 int http_start(void (*handler)(struct http_req *req))
 {
     const struct config *cfg = app.cfg;
@@ -1965,6 +2073,13 @@ int http_start(void (*handler)(struct http_req *req))
         return -1;
     evconnlistener_set_error_cb(listener, accept_error);
     log_info("listening on http://%s:%d/", cfg->bind, cfg->port);
+    if (cfg->unix_socket[0] != '\0') {
+        unix_listener = bind_unix(cfg->unix_socket);
+        if (unix_listener == NULL)
+            return -1;
+        evconnlistener_set_error_cb(unix_listener, accept_error);
+        log_info("listening on unix:%s", cfg->unix_socket);
+    }
     return 0;
 }
 
@@ -1997,12 +2112,26 @@ void http_free(void)
     free(proxies);
     proxies = NULL;
     n_proxies = 0;
+    trust_unix = false;
 }
 
 void http_stop_accepting(void)
 {
+    struct stat st;
+
     if (listener != NULL) {
         evconnlistener_free(listener);
         listener = NULL;
+    }
+    if (unix_listener != NULL) {
+        evconnlistener_free(unix_listener);
+        unix_listener = NULL;
+    }
+    if (unix_path != NULL) {
+        if (lstat(unix_path, &st) == 0 && st.st_dev == unix_dev &&
+            st.st_ino == unix_ino)
+            unlink(unix_path);
+        free(unix_path);
+        unix_path = NULL;
     }
 }

@@ -36,7 +36,7 @@ export async function startStack() {
   }
   const redis = await startRedis();
   const ferret = await startFerret();
-  const daemon = await startDaemon({ redisUrl: redis.url, config: { ...RELAXED, trusted_proxies: '127.0.0.1' } });
+  const daemon = await startDaemon({ redisUrl: redis.url, config: { ...RELAXED, trusted_proxies: '127.0.0.1,unix' } });
   const fcgi = await startFcgi({ redisUrl: redis.url, mongoUri: ferret.uri, config: RELAXED });
   const nginx = await startNginx({ daemons: [daemon.port], fcgiSocket: fcgi.socket, wwwRoot: path.join(REPO, 'www') });
   seen.daemon = daemon;

@@ -26,7 +26,7 @@ before(async () => {
   redis = await startRedis();
   // the shipped defaults but for the registration and send rates, which the
   // tests trip on purpose elsewhere
-  d = await startDaemon({ redisUrl: redis.url, config: { ...RELAXED, trusted_proxies: '127.0.0.1' } });
+  d = await startDaemon({ redisUrl: redis.url, config: { ...RELAXED, trusted_proxies: '127.0.0.1,unix' } });
 });
 
 const wsUrl = (room, user, q = {}) =>

@@ -40,8 +40,8 @@ const spawned = new Set();
 
 before(async () => {
   redis = await startRedis();
-  d1 = await startDaemon({ redisUrl: redis.url, config: { ...CONFIG, trusted_proxies: '127.0.0.1' } });
-  d2 = await startDaemon({ redisUrl: redis.url, config: { ...CONFIG, trusted_proxies: '127.0.0.1' } });
+  d1 = await startDaemon({ redisUrl: redis.url, config: { ...CONFIG, trusted_proxies: '127.0.0.1,unix' } });
+  d2 = await startDaemon({ redisUrl: redis.url, config: { ...CONFIG, trusted_proxies: '127.0.0.1,unix' } });
   fcgi = await startFcgi({ redisUrl: redis.url, children: 4, config: CONFIG });
   nginx = await startNginx({ daemons: [d1, d2], fcgiSocket: fcgi.socket });
   users = [];

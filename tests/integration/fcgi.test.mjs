@@ -23,7 +23,7 @@ let redis, daemon, fcgi, nginx;
 
 before(async () => {
   redis = await startRedis();
-  daemon = await startDaemon({ redisUrl: redis.url, config: { ...CONFIG, trusted_proxies: '127.0.0.1' } });
+  daemon = await startDaemon({ redisUrl: redis.url, config: { ...CONFIG, trusted_proxies: '127.0.0.1,unix' } });
   fcgi = await startFcgi({ redisUrl: redis.url, children: 2, config: CONFIG });
   nginx = await startNginx({ daemons: [daemon.port], fcgiSocket: fcgi.socket });
 });

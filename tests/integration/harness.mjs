@@ -570,22 +570,33 @@ function configArgs(config = {}) {
 
 /**
  * Starts bin('crosstalkd') on 127.0.0.1 (a free port unless `port` is given)
- * with --redis-url, --www-root <repo>/www and each `config` key as
- * --key-with-dashes=value, then `args`; waits until GET /healthz answers
- * with any status. Returns {port, url, pid, proc, stop(), kill(), restart(), logs()}.
+ * and on a Unix socket in a temp dir (--unix-socket, as the shipped nginx
+ * config reaches it; `unix: false` for none), with --redis-url, --www-root
+ * <repo>/www and each `config` key as --key-with-dashes=value, then `args`;
+ * waits until GET /healthz answers with any status.
+ * Returns {port, url, socket, pid, proc, stop(), kill(), restart(), logs()};
+ * startNginx proxies to `socket` when given the object, to the port when
+ * given the number.
  * stop() sends SIGTERM, waits for the exit and resolves with the exit code
  * (128+signal if killed, 'timeout' if it had to be SIGKILLed).
  */
-export async function startDaemon({ redisUrl, port, config = {}, env = {}, args = [], startTimeout = 15000 * SLOW } = {}) {
+export async function startDaemon({ redisUrl, port, config = {}, env = {}, args = [], unix = true, startTimeout = 15000 * SLOW } = {}) {
   if (!redisUrl) throw new Error('startDaemon: redisUrl is required');
   const exe = requireBin('crosstalkd');
   const p0 = port ?? (await freePort());
+  let socket = '';
+  if (unix) {
+    const sd = tmpDir('sock');
+    fs.chmodSync(sd, 0o755); // nginx workers run as nobody when the tests run as root
+    socket = path.join(sd, 'http.sock');
+  }
   const argv = [`--port=${p0}`, '--bind=127.0.0.1', `--redis-url=${redisUrl}`, `--www-root=${path.join(REPO, 'www')}`,
-    ...configArgs(config), ...args];
+    ...(socket ? [`--unix-socket=${socket}`] : []), ...configArgs(config), ...args];
   let p = null;
   const d = {
     port: p0,
     url: `http://127.0.0.1:${p0}`,
+    socket,
     argv,
     get pid() { return p?.pid; },
     get proc() { return p?.proc; },
@@ -673,7 +684,8 @@ export async function startFcgi({ redisUrl, mongoUri, children = 2, config = {},
 
 /**
  * Renders nginx/crosstalk.standalone.conf.in (placeholders @PORT@, @PREFIX@,
- * @UPSTREAMS@ = `server 127.0.0.1:P;` lines, @FCGI_SOCKET@, @WWW_ROOT@) into a
+ * @UPSTREAMS@ = a `server unix:S;` line for each daemon object with a socket,
+ * `server 127.0.0.1:P;` for each port number, @FCGI_SOCKET@, @WWW_ROOT@) into a
  * temp dir D and runs `nginx -p D/ -c D/nginx.conf -e D/error.log` in the
  * foreground. Waits until its port accepts connections.
  * Returns {port, url, dir, pid, stop(), reload(), logs()}.
@@ -686,7 +698,9 @@ export async function startNginx({ daemons = [], fcgiSocket = '', wwwRoot, port 
   const d = tmpDir('nginx');
   fs.chmodSync(d, 0o755); // workers run as nobody when the tests run as root
   const p0 = port ?? (await freePort());
-  const upstreams = daemons.map((x) => `server 127.0.0.1:${typeof x === 'object' ? x.port : x};`).join('\n    ');
+  const upstreams = daemons
+    .map((x) => (typeof x === 'object' && x.socket ? `server unix:${x.socket};` : `server 127.0.0.1:${typeof x === 'object' ? x.port : x};`))
+    .join('\n    ');
   const conf = fs.readFileSync(tpl, 'utf8')
     .replaceAll('@PORT@', String(p0))
     .replaceAll('@PREFIX@', d)
@@ -791,12 +805,13 @@ export async function startFerret() {
 
 /**
  * One HTTP request over a fresh connection (no pooling, so a restarted
- * server never meets a stale socket). `body`: an object/array is sent as
+ * server never meets a stale socket), to the URL's host and port or to
+ * `socketPath` (a Unix socket; the URL gives the path). `body`: an object/array is sent as
  * JSON, a string or Buffer as is. Resolves with
  * {status, headers, body (Buffer), text, json (undefined if not JSON)};
  * a connection error or timeout rejects, naming the request.
  */
-export function http(method, url, { headers = {}, body, timeout = 10000 * SLOW } = {}) {
+export function http(method, url, { headers = {}, body, timeout = 10000 * SLOW, socketPath } = {}) {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     let payload = null;
@@ -813,7 +828,7 @@ export function http(method, url, { headers = {}, body, timeout = 10000 * SLOW }
     }
     const t0 = Date.now();
     const req = nodeHttp.request({
-      host: u.hostname, port: u.port, path: u.pathname + u.search, method, headers: h, agent: false,
+      ...(socketPath ? { socketPath } : { host: u.hostname, port: u.port }), path: u.pathname + u.search, method, headers: h, agent: false,
     }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));

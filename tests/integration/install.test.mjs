@@ -150,8 +150,14 @@ describe('make install DESTDIR=...', () => {
 
   test('crosstalkd@.service runs one daemon per port on the installed paths', () => {
     const unit = read(path.join(unitDir(), 'crosstalkd@.service'));
-    assert.deepEqual(unitValues(unit, 'ExecStart'), ['/usr/bin/crosstalkd --config /etc/crosstalk.conf --port=%i']);
+    assert.deepEqual(unitValues(unit, 'ExecStart'),
+      ['/usr/bin/crosstalkd --config /etc/crosstalk.conf --port=%i --unix-socket=/run/crosstalkd-%i/http.sock']);
+    assert.deepEqual(unitValues(unit, 'RuntimeDirectory'), ['crosstalkd-%i']);
     assert.deepEqual(unitValues(unit, 'WantedBy'), ['multi-user.target']);
+    // the installed nginx conf proxies to the sockets of crosstalkd@8081 and @8082
+    const nginx = read(path.join(dest, 'usr/share/crosstalk/nginx/crosstalk.conf'));
+    const servers = nginx.slice(nginx.search(/^upstream crosstalkd \{/m)).split('}')[0].match(/^\s*server \S+;/gm)?.map((l) => l.trim());
+    assert.deepEqual(servers, ['server unix:/run/crosstalkd-8081/http.sock;', 'server unix:/run/crosstalkd-8082/http.sock;']);
   });
 
   test('crosstalk-fcgi.service runs the pool on the socket the installed nginx conf names', () => {

@@ -29,8 +29,8 @@ let redis, d1, d2, fcgi, nginx, www;
 
 before(async () => {
   redis = await startRedis();
-  d1 = await startDaemon({ redisUrl: redis.url, config: { ...CONFIG, trusted_proxies: '127.0.0.1' } });
-  d2 = await startDaemon({ redisUrl: redis.url, config: { ...CONFIG, trusted_proxies: '127.0.0.1' } });
+  d1 = await startDaemon({ redisUrl: redis.url, config: { ...CONFIG, trusted_proxies: '127.0.0.1,unix' } });
+  d2 = await startDaemon({ redisUrl: redis.url, config: { ...CONFIG, trusted_proxies: '127.0.0.1,unix' } });
   fcgi = await startFcgi({ redisUrl: redis.url, children: 3, config: CONFIG });
   // a www/ of our own, so what nginx serves can only have come from nginx
   www = tmpDir('www');
@@ -321,7 +321,7 @@ http {
 
   // the include-able file is the template's server block with its paths
   const asInstalled = render(tpl, {
-    PORT: '8080', PREFIX: '/unused', UPSTREAMS: 'server 127.0.0.1:8081;\nserver 127.0.0.1:8082;',
+    PORT: '8080', PREFIX: '/unused', UPSTREAMS: 'server unix:/run/crosstalkd-8081/http.sock;\nserver unix:/run/crosstalkd-8082/http.sock;',
     FCGI_SOCKET: '/run/crosstalk/fcgi.sock', WWW_ROOT: '/usr/share/crosstalk/www',
   });
   assert.equal(serverBlock(inc), serverBlock(asInstalled),

@@ -44,7 +44,7 @@ before(async () => {
   fs.writeFileSync(path.join(www, 'sub', 'a.txt'), 'in www/sub\n', { mode: 0o644 });
   fs.writeFileSync(path.join(top, 'secret.txt'), `${SECRET}\n`, { mode: 0o644 });
   fs.symlinkSync('../secret.txt', path.join(www, 'link.txt'));
-  d = await startDaemon({ redisUrl: redis.url, config: { ...CONFIG, trusted_proxies: '127.0.0.1' }, args: [`--www-root=${www}`] });
+  d = await startDaemon({ redisUrl: redis.url, config: { ...CONFIG, trusted_proxies: '127.0.0.1,unix' }, args: [`--www-root=${www}`] });
   fcgi = await startFcgi({ redisUrl: redis.url, config: CONFIG });
   nginx = await startNginx({ daemons: [d], fcgiSocket: fcgi.socket, wwwRoot: www });
 });

@@ -175,7 +175,7 @@ before(async () => {
   redis = await startRedis();
   proxy = await startProxy(redis.port);
   [a, p] = await Promise.all([
-    startDaemon({ redisUrl: redis.url, config: { trusted_proxies: '127.0.0.1' } }),
+    startDaemon({ redisUrl: redis.url, config: { trusted_proxies: '127.0.0.1,unix' } }),
     startDaemon({ redisUrl: proxy.url }),
   ]);
   fcgi = await startFcgi({ redisUrl: proxy.url, children: 2 });
@@ -461,7 +461,7 @@ test('a WebSocket opened before its user was deleted cannot send after token_cac
 test('/healthz and sends name out of memory and a read-only replica, on crosstalkd and the pool; 200 again when undone', async () => {
   const r2 = await startRedis();
   const other = await startRedis();
-  const d2 = await startDaemon({ redisUrl: r2.url, config: { trusted_proxies: '127.0.0.1' } });
+  const d2 = await startDaemon({ redisUrl: r2.url, config: { trusted_proxies: '127.0.0.1,unix' } });
   const pool2 = await startFcgi({ redisUrl: r2.url, children: 2 });
   const ng2 = await startNginx({ daemons: [d2.port], fcgiSocket: pool2.socket });
   try {

@@ -94,6 +94,7 @@ int main(void)
     is_int(c.token_cache_ttl, 5, "default token_cache_ttl");
     is_int(c.streams_per_token, 16, "default streams_per_token");
     is_str(c.trusted_proxies, "", "default trusted_proxies");
+    is_str(c.unix_socket, "", "default unix_socket");
     is_int(c.rate_typing_per_sec, 2, "default rate_typing_per_sec");
     is_int(c.stats_interval_ms, 1000, "default stats_interval_ms");
 
