@@ -346,7 +346,8 @@ if (fronts.length) {
   frontMd.push('A standard cell of every transport: nginx + nchan is itself an nginx, so behind');
   frontMd.push('nginx is how users compare. `nginx/crosstalk.standalone.conf.in` (the template the');
   frontMd.push('tests and `scripts/demo` render) with one worker, on the same core as crosstalkd and');
-  frontMd.push('Redis, the whole API under its `/d/` prefix (the streams and the long poll take the');
+  frontMd.push('Redis, proxying to crosstalkd\'s Unix socket as shipped (to its port with `--front-tcp`;');
+  frontMd.push('the machine line says which), the whole API under its `/d/` prefix (the streams and the long poll take the');
   frontMd.push('same locations as without it; publishes and short polls reach crosstalkd rather');
   frontMd.push('than the FastCGI pool). Same daemon settings and ramp as the direct cell. The');
   frontMd.push(`target of issue 14: via nginx ≥ ${FRONT_TARGET}× of the direct rate, every transport.`);
