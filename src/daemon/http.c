@@ -14,6 +14,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <arpa/inet.h>
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -1957,15 +1959,53 @@ static struct evconnlistener *bind_listener(const char *host, int port)
 }
 
 /* unix_socket's file, while it is ours: removed when we stop accepting,
- * unless another process has put its own there since. */
+ * unless another process has put its own there since. `unix_lock` is the
+ * descriptor of PATH.lock, locked for as long as we accept. */
 static char *unix_path;
 static dev_t unix_dev;
 static ino_t unix_ino;
+static int unix_lock = -1;
+
+/* Takes PATH.lock with flock(), held until we stop accepting (the drain
+ * frees the path for a new daemon): two crosstalkd started on
+ * one path at the same instant could otherwise each take the other's
+ * socket, bound and not yet listening, for one left by a dead process,
+ * and remove it. The file is left in place (removing a lock file races
+ * with the next one to open it). Returns 0, or -1 with the reason logged. */
+static int unix_take_lock(const char *path)
+{
+    char lock[PATH_MAX];
+    int fd;
+
+    if (snprintf(lock, sizeof(lock), "%s.lock", path) >= (int)sizeof(lock)) {
+        log_error("cannot listen on unix:%s: the path is too long", path);
+        return -1;
+    }
+    fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        log_error("cannot listen on unix:%s: %s: %s", path, lock,
+                  strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            log_error("cannot listen on unix:%s: another crosstalkd holds "
+                      "%s",
+                      path, lock);
+        else
+            log_error("cannot listen on unix:%s: %s: %s", path, lock,
+                      strerror(errno));
+        close(fd);
+        return -1;
+    }
+    unix_lock = fd;
+    return 0;
+}
 
 /* A socket file left at `path` by a process that is gone (killed, or
  * crashed) refuses connections: remove it. Returns 0 when the path is
- * free, -1 with the reason logged when it is not a socket or something
- * listens on it. */
+ * free, -1 with the reason logged when it is not a socket, something
+ * listens on it, or it cannot be removed. */
 static int unix_clear(const char *path, const struct sockaddr_un *su)
 {
     struct stat st;
@@ -1975,8 +2015,8 @@ static int unix_clear(const char *path, const struct sockaddr_un *su)
         return 0;
     if (!S_ISSOCK(st.st_mode)) {
         log_error("cannot listen on unix:%s: the file exists and is not a "
-                  "socket",
-                  path);
+                  "socket%s",
+                  path, S_ISLNK(st.st_mode) ? " (a symbolic link)" : "");
         return -1;
     }
     /* non-blocking: a listener whose backlog is full makes connect()
@@ -1995,12 +2035,18 @@ static int unix_clear(const char *path, const struct sockaddr_un *su)
                   path);
         return -1;
     }
-    if (err == ECONNREFUSED && unlink(path) == 0) {
-        log_info("unix:%s was left by a process that is gone: removed", path);
-        return 0;
+    if (err != ECONNREFUSED) {
+        log_error("cannot listen on unix:%s: %s", path, strerror(err));
+        return -1;
     }
-    log_error("cannot listen on unix:%s: %s", path, strerror(err));
-    return -1;
+    if (unlink(path) != 0) {
+        log_error("cannot listen on unix:%s: it was left by a process that "
+                  "is gone, and removing it failed: %s",
+                  path, strerror(errno));
+        return -1;
+    }
+    log_info("unix:%s was left by a process that is gone: removed", path);
+    return 0;
 }
 
 /* Listens on unix_socket too, a socket file any local user may connect to,
@@ -2013,6 +2059,7 @@ static struct evconnlistener *bind_unix(const char *path)
     struct evconnlistener *lev;
     struct stat st;
     size_t len = strlen(path);
+    mode_t mask;
     int err;
 
     memset(&su, 0, sizeof(su));
@@ -2024,20 +2071,26 @@ static struct evconnlistener *bind_unix(const char *path)
         return NULL;
     }
     memcpy(su.sun_path, path, len + 1);
-    if (unix_clear(path, &su) != 0)
+    if (unix_take_lock(path) != 0 || unix_clear(path, &su) != 0)
         return NULL;
+    /* bind() makes the file with the mode the umask leaves of 0777: the
+     * mode is set as it is made, not by chmod() on a path another process
+     * may have replaced by then */
+    mask = umask(0111);
     lev = evconnlistener_new_bind(
         app.base, accepted, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
         LISTEN_BACKLOG, (struct sockaddr *)&su, (int)sizeof(su));
+    err = errno;
+    umask(mask);
     if (lev == NULL) {
-        log_error("cannot listen on unix:%s: %s", path, strerror(errno));
+        log_error("cannot listen on unix:%s: %s", path, strerror(err));
         return NULL;
     }
-    if (chmod(path, 0666) != 0 || lstat(path, &st) != 0) {
-        err = errno;
-        log_error("cannot listen on unix:%s: %s", path, strerror(err));
+    if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+        log_error("cannot listen on unix:%s: the socket file was replaced "
+                  "as it was made",
+                  path);
         evconnlistener_free(lev);
-        unlink(path);
         return NULL;
     }
     unix_path = xstrdup(path);
@@ -2133,5 +2186,10 @@ void http_stop_accepting(void)
             unlink(unix_path);
         free(unix_path);
         unix_path = NULL;
+    }
+    /* the path is free for a new daemon while this one drains */
+    if (unix_lock >= 0) {
+        close(unix_lock);
+        unix_lock = -1;
     }
 }

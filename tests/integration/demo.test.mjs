@@ -246,3 +246,14 @@ test('--stop on a directory with no demo says so; a missing --dir is refused, no
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /no demo runs from .*; nothing to stop/, r.stdout);
 });
+
+// nginx reaches the daemons on DIR/crosstalkd-PORT.sock: a DIR too long for
+// a socket's 107 bytes is refused before anything starts or is written.
+test('a --dir too long for the daemons\' sockets is refused at once, naming the limit', () => {
+  const long = path.join(tmpDir('demo-long'), 'd'.repeat(100));
+  fs.mkdirSync(long);
+  const r = runSync(DEMO, ['--no-bootstrap', '--dir', long, '--port', '9380', '--no-tls'], { timeout: 30000 });
+  assert.equal(r.status, 1, `${r.stdout}${r.stderr}`);
+  assert.match(r.stderr, /is too long: the daemons' sockets in it \(.*crosstalkd-9381\.sock, \d+ bytes\) would be over the 107 bytes/, r.stderr);
+  assert.deepEqual(fs.readdirSync(long), [], 'the demo wrote into the directory it refused');
+});

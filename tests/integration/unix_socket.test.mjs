@@ -4,20 +4,23 @@
 //   - the socket file is mode 0666 and serves what the port serves;
 //   - X-Real-IP over it is believed only with "unix" in trusted_proxies,
 //     and "unix" trusts no TCP peer;
-//   - SIGTERM removes the file; a file left by a killed daemon is replaced,
-//     one another daemon listens on is not, nor a file that is no socket;
+//   - SIGTERM removes the file and frees the path; a file left by a killed
+//     daemon is replaced, one another daemon listens on is not, nor one
+//     whose PATH.lock another holds, a symbolic link or a file that is no
+//     socket; a stale one that cannot be removed is named with the reason;
 //     a path too long for a socket stops start-up, naming the limit;
 //   - behind the shipped nginx config over it, with the shipped defaults,
 //     an SSE stream, a WebSocket and a long poll get the same message.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import WebSocket from 'ws';
 import {
   assertError, bearer, bin, cleanup, freePort, http, register, sendOk, sseOpen, startDaemon, startNginx,
-  startRedis, tmpDir, uniqueName, uniqueRoom, waitFor,
+  startRedis, tmpDir, uniqueName, uniqueRoom, waitFor, which,
 } from './harness.mjs';
 
 const SLOW = process.env.CT_BUILDDIR ? 3 : 1;
@@ -99,13 +102,84 @@ describe('unix_socket', () => {
     assert.equal((await http('GET', 'http://localhost/healthz', { socketPath: d.socket })).status, 200);
   });
 
-  test('a socket another daemon listens on stops start-up, and the first keeps it', async () => {
+  test('a socket another process listens on stops start-up, and that process keeps it', async () => {
+    const sock = path.join(tmpDir('ux'), 'other.sock');
+    const other = net.createServer((c) => c.once('data', () => c.end('HTTP/1.1 204 No Content\r\n\r\n')));
+    await new Promise((resolve) => other.listen(sock, resolve));
+    try {
+      const res = await startFails([`--unix-socket=${sock}`]);
+      assert.notEqual(res.status, 0, `crosstalkd started on ${sock}: ${res.stderr}`);
+      assert.match(res.stderr, /cannot listen on unix:.*: another process listens on it/, res.stderr);
+      assert.equal((await http('GET', 'http://localhost/', { socketPath: sock })).status, 204, 'the other still answers on it');
+    } finally {
+      other.close();
+    }
+  });
+
+  test('a daemon starting on a path another holds the lock of is refused, so two at once cannot take each other\'s socket', async () => {
+    // bound and not yet listening, a socket refuses connections as a stale
+    // one does: PATH.lock, held while a daemon accepts, tells them apart
     const r = await redis();
     const d = await startDaemon({ redisUrl: r.url });
-    const res = await startFails([`--unix-socket=${d.socket}`]);
-    assert.notEqual(res.status, 0, `a second crosstalkd started on ${d.socket}: ${res.stderr}`);
-    assert.match(res.stderr, /cannot listen on unix:.*: another process listens on it/, res.stderr);
+    assert.ok(fs.existsSync(`${d.socket}.lock`), 'the lock file beside the socket');
+    let res = await startFails([`--unix-socket=${d.socket}`]);
+    assert.notEqual(res.status, 0, res.stderr);
+    assert.match(res.stderr, /cannot listen on unix:.*: another crosstalkd holds .*http\.sock\.lock/, res.stderr);
     assert.equal((await http('GET', 'http://localhost/healthz', { socketPath: d.socket })).status, 200, 'the first still answers on it');
+    // a lock held (here by flock(1)) with a stale socket file beside it: the file is not touched
+    const dir = tmpDir('ux');
+    fs.chmodSync(dir, 0o755);
+    const sock = path.join(dir, 'http.sock');
+    const holder = await startDaemon({ redisUrl: r.url, args: [`--unix-socket=${sock}`], unix: false });
+    await holder.kill();
+    const ino = fs.lstatSync(sock).ino;
+    // flock(1) and the sleep it runs both hold the lock: a group of their own, killed together
+    const flock = spawn('flock', [`${sock}.lock`, 'sleep', '60'], { stdio: 'ignore', detached: true });
+    try {
+      await waitFor(() => spawnSync('flock', ['-n', `${sock}.lock`, 'true']).status !== 0, { timeout: 5000 * SLOW, what: 'flock(1) to hold the lock' });
+      res = await startFails([`--unix-socket=${sock}`]);
+      assert.notEqual(res.status, 0, res.stderr);
+      assert.match(res.stderr, /another crosstalkd holds/, res.stderr);
+      assert.equal(fs.lstatSync(sock).ino, ino, 'the socket file under a held lock was removed');
+    } finally {
+      process.kill(-flock.pid, 'SIGKILL');
+    }
+    await waitFor(() => spawnSync('flock', ['-n', `${sock}.lock`, 'true']).status === 0, { timeout: 5000 * SLOW, what: 'the lock to be free' });
+    // SIGTERM frees the path at once: the next daemon takes it
+    await holder.restart();
+    assert.match(holder.logs(), /was left by a process that is gone: removed/);
+    assert.equal(await holder.stop(), 0);
+    await holder.restart();
+    assert.equal((await http('GET', 'http://localhost/healthz', { socketPath: sock })).status, 200);
+  });
+
+  test('a symbolic link at the path stops start-up and its target is left as it was', async () => {
+    const dir = tmpDir('ux');
+    const target = path.join(dir, 'target');
+    fs.writeFileSync(target, 'keep me\n', { mode: 0o600 });
+    const link = path.join(dir, 'http.sock');
+    fs.symlinkSync(target, link);
+    const res = await startFails([`--unix-socket=${link}`]);
+    assert.notEqual(res.status, 0, res.stderr);
+    assert.match(res.stderr, /the file exists and is not a socket \(a symbolic link\)/, res.stderr);
+    assert.equal(fs.readFileSync(target, 'utf8'), 'keep me\n');
+    assert.equal(fs.statSync(target).mode & 0o777, 0o600, 'the target\'s mode');
+  });
+
+  test('a stale socket that cannot be removed stops start-up with the reason of the removal', async (t) => {
+    if (process.getuid?.() !== 0 || !which('setpriv')) return t.skip('needs root and setpriv(1) to run crosstalkd as nobody');
+    const r = await redis();
+    const dir = tmpDir('ux');
+    fs.chmodSync(dir, 0o1777); // sticky, like /tmp: nobody may not remove root's file
+    const sock = path.join(dir, 'http.sock');
+    // root's socket, bound and closed: left behind as a killed process leaves it
+    const py = spawnSync('python3', ['-c', 'import os,socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o666)', sock]);
+    assert.equal(py.status, 0, String(py.stderr));
+    const res = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', bin('crosstalkd'),
+      `--port=${await freePort()}`, '--bind=127.0.0.1', `--redis-url=${r.url}`, `--unix-socket=${sock}`],
+    { encoding: 'utf8', timeout: 10000 * SLOW });
+    assert.notEqual(res.status, 0, res.stderr);
+    assert.match(res.stderr, /it was left by a process that is gone, and removing it failed: Operation not permitted/, res.stderr);
   });
 
   test('a file that is not a socket stops start-up and is left as it was', async () => {
