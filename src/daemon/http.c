@@ -2132,6 +2132,15 @@ int http_start(void (*handler)(struct http_req *req))
             return -1;
         evconnlistener_set_error_cb(unix_listener, accept_error);
         log_info("listening on unix:%s", cfg->unix_socket);
+        /* a proxy trusted on loopback and now coming in on the socket (an
+         * upgrade to the shipped nginx config) would put every client
+         * behind it under one address, "unix", in the per-IP limits */
+        if (n_proxies > 0 && !trust_unix)
+            log_warn("trusted_proxies names addresses but not unix: "
+                     "X-Real-IP on unix:%s is ignored, and every client of "
+                     "a proxy there shares the address \"unix\" (add unix "
+                     "to trusted_proxies if nginx comes in on it)",
+                     cfg->unix_socket);
     }
     return 0;
 }

@@ -72,6 +72,8 @@ describe('unix_socket', () => {
     assert.equal((await registerAs(d, '203.0.113.2', 'unix')).status, 201);
     assertError(await registerAs(d, '203.0.113.3', 'unix'), 429, 'rate_limited',
       'a third registration over the socket, another X-Real-IP each time, unix not trusted');
+    assert.match(d.logs(), /warn: trusted_proxies names addresses but not unix: X-Real-IP on unix:.* is ignored/,
+      'no warning that a proxy on the socket would put every client under one address');
     // the TCP peer 127.0.0.1 is trusted: its X-Real-IP counts
     assert.equal((await registerAs(d, '203.0.113.3', 'tcp')).status, 201);
   });
@@ -87,6 +89,7 @@ describe('unix_socket', () => {
     assert.equal((await registerAs(d, '192.0.2.2', 'tcp')).status, 201);
     assertError(await registerAs(d, '192.0.2.3', 'tcp'), 429, 'rate_limited',
       'a third registration from 127.0.0.1 over TCP, another X-Real-IP each time');
+    assert.doesNotMatch(d.logs(), /trusted_proxies names addresses but not unix/);
   });
 
   test('SIGTERM removes the socket file; one left by a killed daemon is replaced at the next start', async () => {
