@@ -39,7 +39,7 @@ struct config {
     int backup_batch;          /* messages per MongoDB bulk write */
     int token_cache_ttl;       /* seconds a cached token is believed */
     int streams_per_token;     /* concurrent SSE + WebSocket of one token */
-    char *trusted_proxies;     /* peers (or "unix") whose X-Real-IP is believed */
+    char *trusted_proxies;     /* X-Real-IP believed from; "unix" too */
     int rate_typing_per_sec;   /* typing calls per token, burst 2x */
     int stats_interval_ms;     /* how often counters go to Redis */
 };

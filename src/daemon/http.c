@@ -1974,20 +1974,13 @@ static int unix_lock = -1;
  * with the next one to open it). Returns 0, or -1 with the reason logged. */
 static int unix_take_lock(const char *path)
 {
-    char lock[PATH_MAX];
-    int fd;
+    char *lock = xasprintf("%s.lock", path);
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 
-    if (snprintf(lock, sizeof(lock), "%s.lock", path) >= (int)sizeof(lock)) {
-        log_error("cannot listen on unix:%s: the path is too long", path);
-        return -1;
-    }
-    fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         log_error("cannot listen on unix:%s: %s: %s", path, lock,
                   strerror(errno));
-        return -1;
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    } else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EWOULDBLOCK)
             log_error("cannot listen on unix:%s: another crosstalkd holds "
                       "%s",
@@ -1996,10 +1989,11 @@ static int unix_take_lock(const char *path)
             log_error("cannot listen on unix:%s: %s: %s", path, lock,
                       strerror(errno));
         close(fd);
-        return -1;
+        fd = -1;
     }
+    free(lock);
     unix_lock = fd;
-    return 0;
+    return fd < 0 ? -1 : 0;
 }
 
 /* A socket file left at `path` by a process that is gone (killed, or
