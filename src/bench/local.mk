@@ -10,3 +10,11 @@ crosstalk_bench_SOURCES = \
 	src/bench/hist.c src/bench/hist.h \
 	src/bench/report.c src/bench/report.h
 crosstalk_bench_LDADD = $(COMMON_LIBS) $(LIBEVENT_LIBS) -lm
+
+# The floor crosstalkd and nchan are measured against (scripts/bench/run):
+# built with everything, installed nowhere.
+noinst_PROGRAMS += crosstalk-floor
+crosstalk_floor_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/transport
+crosstalk_floor_CFLAGS = $(AM_CFLAGS) $(CRYPTO_CFLAGS)
+crosstalk_floor_SOURCES = src/bench/floor.c
+crosstalk_floor_LDADD = libwscore.a $(COMMON_LIBS) $(WSLAY_LIBS)

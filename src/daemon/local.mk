@@ -24,7 +24,7 @@ crosstalkd_LDADD = libcore.a libwscore.a $(COMMON_LIBS) $(LIBEVENT_LIBS) $(WSLAY
 # The WebSocket protocol without its socket: crosstalkd, its unit test and
 # the fuzzer (tests/fuzz/build.sh) link the same code.
 noinst_LIBRARIES += libwscore.a
-libwscore_a_CFLAGS = $(AM_CFLAGS) $(WSLAY_CFLAGS)
+libwscore_a_CFLAGS = $(AM_CFLAGS) $(WSLAY_CFLAGS) $(CRYPTO_CFLAGS)
 libwscore_a_SOURCES = \
 	src/transport/wscore.c src/transport/wscore.h \
 	src/transport/wsframe.c src/transport/wsframe.h

@@ -14,7 +14,6 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <openssl/evp.h>
 
 #include "config.h"
 #include "flush.h"
@@ -24,10 +23,6 @@
 #include "strlist.h"
 #include "transport.h"
 #include "xmalloc.h"
-
-#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#define WS_KEY_LEN 24    /* base64 of the 16 random bytes */
-#define WS_ACCEPT_LEN 28 /* base64 of a SHA-1 */
 
 /* History is read in chunks of this many messages, each once the socket has
  * written most of the last: a client far behind catches up at its own pace
@@ -564,28 +559,13 @@ static bool key_valid(const char *key)
     static const char b64[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-    if (key == NULL || strlen(key) != WS_KEY_LEN || strcmp(key + 22, "==") != 0)
+    if (key == NULL || strlen(key) != WSCORE_KEY_LEN ||
+        strcmp(key + 22, "==") != 0)
         return false;
     for (int i = 0; i < 22; i++)
         if (key[i] == '\0' || strchr(b64, key[i]) == NULL)
             return false;
     return true;
-}
-
-/* Sec-WebSocket-Accept: base64(SHA-1(key GUID)). */
-static void accept_key(const char *key, char out[WS_ACCEPT_LEN + 1])
-{
-    char buf[WS_KEY_LEN + sizeof(WS_GUID)];
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-
-    snprintf(buf, sizeof(buf), "%s%s", key, WS_GUID);
-    if (EVP_Digest(buf, strlen(buf), md, &mdlen, EVP_sha1(), NULL) != 1 ||
-        mdlen != 20) {
-        log_error("ws: SHA-1 failed");
-        abort();
-    }
-    EVP_EncodeBlock((unsigned char *)out, md, (int)mdlen);
 }
 
 /* Checks the upgrade request; on failure answers it and returns false. */
@@ -662,7 +642,7 @@ void ws_handle(struct request *r)
     struct api_error err;
     struct query_history q;
     const char *key;
-    char accept[WS_ACCEPT_LEN + 1];
+    char accept[WSCORE_ACCEPT_LEN + 1];
     struct ws *c = NULL;
     const struct config *cfg;
     struct wscore_limits limits;
@@ -688,7 +668,7 @@ void ws_handle(struct request *r)
         http_reply_api_error(r->req, r->kind, &err);
         goto done;
     }
-    accept_key(key, accept);
+    wscore_accept_key(key, accept);
     timers_init(&c->sess);
 
     /* Take the connection over: the request goes, the socket is ours */

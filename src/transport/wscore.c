@@ -2,9 +2,11 @@
 #include "wscore.h"
 #include "wsframe.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <wslay/wslay.h>
 
 #include "log.h"
@@ -417,6 +419,23 @@ size_t wscore_frame_header(uint8_t h[WSCORE_HEAD_MAX], uint8_t opcode,
     for (int i = 0; i < 8; i++)
         h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
     return 10;
+}
+
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+void wscore_accept_key(const char *key, char out[WSCORE_ACCEPT_LEN + 1])
+{
+    char buf[WSCORE_KEY_LEN + sizeof(WS_GUID)];
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+
+    snprintf(buf, sizeof(buf), "%.*s%s", WSCORE_KEY_LEN, key, WS_GUID);
+    if (EVP_Digest(buf, strlen(buf), md, &mdlen, EVP_sha1(), NULL) != 1 ||
+        mdlen != 20) {
+        log_error("ws: SHA-1 failed");
+        abort();
+    }
+    EVP_EncodeBlock((unsigned char *)out, md, (int)mdlen);
 }
 
 size_t wscore_max_message(size_t max_message_bytes)

@@ -19,6 +19,11 @@
 /* The longest header of a server frame. */
 #define WSCORE_HEAD_MAX 10
 
+/* Sec-WebSocket-Key is base64 of 16 bytes; Sec-WebSocket-Accept is base64
+ * of a SHA-1. */
+#define WSCORE_KEY_LEN 24
+#define WSCORE_ACCEPT_LEN 28
+
 /* Close codes of RFC 6455 section 7.4.1 that we send. */
 #define WSCORE_GOING_AWAY 1001
 #define WSCORE_PROTOCOL_ERROR 1002
@@ -155,6 +160,10 @@ enum wscore_tick wscore_tick(struct wscore *w);
  * bytes into h; returns its length. */
 size_t wscore_frame_header(uint8_t h[WSCORE_HEAD_MAX], uint8_t opcode,
                            size_t len);
+
+/* Writes the Sec-WebSocket-Accept answer to a Sec-WebSocket-Key of
+ * WSCORE_KEY_LEN characters: base64(SHA-1(key GUID)), NUL-terminated. */
+void wscore_accept_key(const char *key, char out[WSCORE_ACCEPT_LEN + 1]);
 
 /* The longest client message for max_message_bytes of text: room for a
  * JSON frame whose text has every byte escaped as \u00XX. */

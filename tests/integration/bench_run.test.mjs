@@ -32,7 +32,7 @@ function run(args, limitMs = 120000) {
 test('run --at: every server at the same rate, one row with each one\'s CPU per delivery', async () => {
   const r = await run(['--at', 400, '--transports', 'sse', '--ns', 20, '--step', 2]);
   assert.equal(r.status, 0, r.ctx);
-  for (const label of ['crosstalk (at 400/s)', 'nchan (at 400/s)', 'crosstalk+nginx (at 400/s)']) {
+  for (const label of ['crosstalk (at 400/s)', 'nchan (at 400/s)', 'crosstalk+nginx (at 400/s)', 'floor (at 400/s)']) {
     assert.ok(r.out.includes(`--- ${label}: `), `a run labelled "${label}"\n${r.ctx}`);
   }
   // 400 deliveries/s over 20 subscribers: 20 msgs/s for 2 s
@@ -41,11 +41,13 @@ test('run --at: every server at the same rate, one row with each one\'s CPU per 
   const row = r.out.split('\n').find((l) => l.startsWith('| SSE | 20 |'));
   assert.ok(row, `a table row for SSE, N = 20\n${r.ctx}`);
   const cells = row.split('|').map((c) => c.trim());
-  // | transport | N | msgs/s | µs/d crosstalk | µs/d nchan | ratio | µs/d behind nginx | p99s | lost / dup |
+  // | transport | N | msgs/s | µs/d crosstalk | µs/d nchan | ratio | µs/d floor | ratio |
+  //   µs/d behind nginx | p99s | lost / dup |
   assert.equal(cells[3], '20', row);
-  for (const i of [4, 5, 7]) assert.match(cells[i], /^\d+\.\d$/, `a CPU figure in column ${i}: ${row}`);
-  assert.match(cells[6], /^\d+\.\d\d× (met|\*\*not met\*\*)$/, row);
-  assert.equal(cells[9], '0/0, 0/0, 0/0', `nothing lost or duplicated: ${row}`);
+  for (const i of [4, 5, 7, 9]) assert.match(cells[i], /^\d+\.\d$/, `a CPU figure in column ${i}: ${row}`);
+  for (const i of [6, 8]) assert.match(cells[i], /^\d+\.\d\d× (met|\*\*not met\*\*)$/, `a ratio in column ${i}: ${row}`);
+  assert.match(cells[10], /^[\d.]+ \/ [\d.]+ \/ [\d.]+ \/ [\d.]+$/, `four p99s: ${row}`);
+  assert.equal(cells[11], '0/0, 0/0, 0/0, 0/0', `nothing lost or duplicated: ${row}`);
 });
 
 test('run --at refuses what it cannot measure, before starting anything', async () => {

@@ -621,6 +621,22 @@ export async function startDaemon({ redisUrl, port, config = {}, env = {}, args 
   return d;
 }
 
+/**
+ * Starts bin('crosstalk-floor') (src/bench/floor.c, the benchmark's floor)
+ * on a free loopback port and waits for GET /healthz. Returns {port, url,
+ * pid, logs(), stop()}.
+ */
+export async function startFloor() {
+  const exe = requireBin('crosstalk-floor');
+  const port = await freePort();
+  const p = spawnTracked(`crosstalk-floor:${port}`, exe, [`--port=${port}`]);
+  const f = { port, url: `http://127.0.0.1:${port}`, pid: p.pid, logs: () => p.logs(), stop: () => stopProc(p, 'SIGTERM') };
+  await waitFor(async () => (await http('GET', `${f.url}/healthz`, { timeout: 2000 })).status > 0, {
+    timeout: 10000 * SLOW, interval: 50, what: `crosstalk-floor on port ${port} to answer GET /healthz`, proc: p,
+  });
+  return f;
+}
+
 // ---------------------------------------------------------------- FastCGI pool
 
 /**

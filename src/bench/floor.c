@@ -1,0 +1,645 @@
+/* floor.c - crosstalk-floor: the least a server can do to deliver a
+ * published message over SSE or WebSocket, for scripts/bench/run to measure
+ * crosstalkd and nginx+nchan against.
+ *
+ * One epoll loop; a publish is framed once and handed to each subscriber's
+ * socket with one send(). No store, no history, no JSON, no limits but the
+ * buffer of a subscriber that stops reading. It speaks the part of nchan's
+ * API crosstalk-bench --target nchan uses for the streams (POST /pub?id=R,
+ * GET /sub/sse?id=R, GET /sub/ws?id=R), so the same client measures all
+ * three. A measuring stick, not a server to deploy: it is not installed. */
+#include <errno.h>
+#include <getopt.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "wscore.h"
+#include "xmalloc.h"
+
+#define HEAD_MAX 8192       /* a request head longer than this: 431 */
+#define BODY_MAX 65536      /* a published body longer than this: 413 */
+#define PENDING_MAX 8388608 /* a subscriber this far behind is closed */
+#define ROOM_MAX 64
+#define EVENTS 512
+#define ACCEPT_PAUSE_MS 100 /* out of descriptors: accept again after this */
+
+enum kind { K_REQUEST, K_SSE, K_WS };
+
+struct room;
+
+struct client {
+    int fd;
+    enum kind kind;
+    char *in; /* a request's bytes not yet handled (K_REQUEST only) */
+    size_t inlen;
+    char *out; /* bytes the kernel did not take yet */
+    size_t outlen;
+    bool closing; /* close once `out` is written */
+    bool dead;    /* closed; freed after the loop turn (events may name it) */
+    struct room *room;
+    struct client *prev, *next; /* in the room's list */
+    struct client *next_dead;
+};
+
+struct room {
+    char id[ROOM_MAX + 1];
+    struct client *subs;
+    struct room *next;
+};
+
+static int ep;
+static int lfd = -1;
+static struct room *rooms;
+static int64_t accept_paused_until; /* ms; 0: accepting */
+static struct client *dead;         /* closed this loop turn */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- rooms --- */
+
+static struct room *room_get(const char *id)
+{
+    struct room *r;
+
+    for (r = rooms; r != NULL; r = r->next)
+        if (strcmp(r->id, id) == 0)
+            return r;
+    r = xcalloc(1, sizeof(*r));
+    strcpy(r->id, id);
+    r->next = rooms;
+    rooms = r;
+    return r;
+}
+
+static void room_join(struct room *r, struct client *c)
+{
+    c->room = r;
+    c->next = r->subs;
+    if (r->subs != NULL)
+        r->subs->prev = c;
+    r->subs = c;
+}
+
+static void room_leave(struct client *c)
+{
+    if (c->room == NULL)
+        return;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        c->room->subs = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    c->room = NULL;
+}
+
+/* --- connections --- */
+
+/* Closes c at once; its memory goes at the end of the loop turn, as a
+ * publish may close a subscriber whose event is still to be handled. */
+static void client_close(struct client *c)
+{
+    room_leave(c);
+    close(c->fd); /* leaves the epoll set with it */
+    c->dead = true;
+    c->next_dead = dead;
+    dead = c;
+}
+
+static void free_dead(void)
+{
+    while (dead != NULL) {
+        struct client *c = dead;
+        dead = c->next_dead;
+        free(c->in);
+        free(c->out);
+        free(c);
+    }
+}
+
+static void want_write(struct client *c, bool on)
+{
+    struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0),
+                             .data.ptr = c};
+
+    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* Sends what is pending, then `len` more bytes. Returns false when the
+ * client was closed (a send error, or too far behind). */
+static bool client_write(struct client *c, const char *data, size_t len)
+{
+    ssize_t n;
+
+    if (c->outlen == 0 && len > 0) {
+        n = send(c->fd, data, len, MSG_NOSIGNAL);
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            client_close(c);
+            return false;
+        }
+        if (n > 0) {
+            data += n;
+            len -= (size_t)n;
+        }
+        if (len == 0)
+            return true;
+        want_write(c, true);
+    }
+    if (c->outlen + len > PENDING_MAX) {
+        client_close(c);
+        return false;
+    }
+    c->out = xrealloc(c->out, c->outlen + len);
+    memcpy(c->out + c->outlen, data, len);
+    c->outlen += len;
+    return true;
+}
+
+static void client_writable(struct client *c)
+{
+    ssize_t n = send(c->fd, c->out, c->outlen, MSG_NOSIGNAL);
+
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            client_close(c);
+        return;
+    }
+    memmove(c->out, c->out + n, c->outlen - (size_t)n);
+    c->outlen -= (size_t)n;
+    if (c->outlen > 0)
+        return;
+    if (c->closing) {
+        client_close(c);
+        return;
+    }
+    want_write(c, false);
+}
+
+/* Answers and closes the connection (a bad request). */
+static void refuse(struct client *c, const char *status)
+{
+    char head[256];
+    size_t len = strlen(status) + 2;
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %s\r\nContent-Type: text/plain\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\r\n",
+                     status, len, status);
+
+    c->closing = true;
+    if (client_write(c, head, (size_t)n) && c->outlen == 0)
+        client_close(c);
+}
+
+/* --- requests --- */
+
+/* The value of header `name` in head[0..len), trimmed, or NULL; *vlen gets
+ * its length. */
+static const char *header(const char *head, size_t len, const char *name,
+                          size_t *vlen)
+{
+    size_t nl = strlen(name);
+    const char *p = memchr(head, '\n', len), *end = head + len;
+
+    while (p != NULL && ++p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *v = p + nl + 1;
+
+        if (eol == NULL)
+            eol = end;
+        if ((size_t)(eol - p) > nl && p[nl] == ':' &&
+            strncasecmp(p, name, nl) == 0) {
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
+            *vlen = (size_t)(eol - v);
+            while (*vlen > 0 && (v[*vlen - 1] == '\r' || v[*vlen - 1] == ' '))
+                (*vlen)--;
+            return v;
+        }
+        p = eol;
+    }
+    return NULL;
+}
+
+/* The id=R query parameter of target[0..len) into id; false when there is
+ * none, or it is empty, too long or has a character outside [A-Za-z0-9._-]. */
+static bool room_id(const char *target, size_t len, char id[ROOM_MAX + 1])
+{
+    const char *q = memchr(target, '?', len), *end = target + len;
+    size_t n = 0;
+
+    while (q != NULL && q < end) {
+        q++;
+        if (end - q > 3 && memcmp(q, "id=", 3) == 0) {
+            for (q += 3; q < end && *q != '&'; q++) {
+                bool ok = (*q >= 'a' && *q <= 'z') ||
+                          (*q >= 'A' && *q <= 'Z') ||
+                          (*q >= '0' && *q <= '9') || *q == '.' || *q == '_' ||
+                          *q == '-';
+                if (!ok || n == ROOM_MAX)
+                    return false;
+                id[n++] = *q;
+            }
+            id[n] = '\0';
+            return n > 0;
+        }
+        q = memchr(q, '&', (size_t)(end - q));
+    }
+    return false;
+}
+
+static bool path_is(const char *target, size_t len, const char *path)
+{
+    size_t pl = strlen(path);
+
+    return len >= pl && memcmp(target, path, pl) == 0 &&
+           (len == pl || target[pl] == '?');
+}
+
+/* Frames `body` once and sends it to every subscriber of room `id`. */
+static void publish(const char *id, const char *body, size_t len)
+{
+    struct room *r = room_get(id);
+    uint8_t wh[WSCORE_HEAD_MAX];
+    size_t whl = wscore_frame_header(wh, WSCORE_TEXT, len);
+    char *sse = xmalloc(len * 7 + 16), *ws = xmalloc(whl + len);
+    size_t sl = 0;
+    struct client *c, *next;
+
+    /* SSE: every line of the body is a data: line */
+    memcpy(sse, "data: ", 6);
+    sl = 6;
+    for (size_t i = 0; i < len; i++) {
+        if (body[i] == '\n') {
+            memcpy(sse + sl, "\ndata: ", 7);
+            sl += 7;
+        } else if (body[i] != '\r') {
+            sse[sl++] = body[i];
+        }
+    }
+    memcpy(sse + sl, "\n\n", 2);
+    sl += 2;
+    memcpy(ws, wh, whl);
+    memcpy(ws + whl, body, len);
+
+    for (c = r->subs; c != NULL; c = next) {
+        next = c->next;
+        if (c->kind == K_SSE)
+            client_write(c, sse, sl);
+        else
+            client_write(c, ws, whl + len);
+    }
+    free(sse);
+    free(ws);
+}
+
+static bool subscribe_sse(struct client *c, const char *id)
+{
+    static const char head[] = "HTTP/1.1 200 OK\r\n"
+                               "Content-Type: text/event-stream\r\n"
+                               "Cache-Control: no-cache\r\n"
+                               "Connection: close\r\n\r\n";
+
+    if (!client_write(c, head, sizeof(head) - 1))
+        return false;
+    c->kind = K_SSE;
+    room_join(room_get(id), c);
+    return true;
+}
+
+static bool subscribe_ws(struct client *c, const char *id, const char *head,
+                         size_t hlen)
+{
+    char key[WSCORE_KEY_LEN + 1], accept[WSCORE_ACCEPT_LEN + 1], answer[256];
+    size_t kl = 0, ul = 0;
+    const char *k = header(head, hlen, "Sec-WebSocket-Key", &kl);
+    const char *u = header(head, hlen, "Upgrade", &ul);
+    int n;
+
+    if (u == NULL || ul != 9 || strncasecmp(u, "websocket", 9) != 0 ||
+        k == NULL || kl != WSCORE_KEY_LEN) {
+        refuse(c, "400 Bad Request");
+        return false;
+    }
+    memcpy(key, k, kl);
+    key[kl] = '\0';
+    wscore_accept_key(key, accept);
+    n = snprintf(answer, sizeof(answer),
+                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                 accept);
+    if (!client_write(c, answer, (size_t)n))
+        return false;
+    c->kind = K_WS;
+    room_join(room_get(id), c);
+    return true;
+}
+
+/* Handles the requests whole in c->in. Returns false when c was closed. */
+static bool handle_requests(struct client *c)
+{
+    static const char created[] = "HTTP/1.1 201 Created\r\n"
+                                  "Content-Length: 0\r\n\r\n";
+    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                             "Content-Length: 3\r\n\r\nok\n";
+
+    while (c->kind == K_REQUEST && c->inlen > 0) {
+        const char *end = memmem(c->in, c->inlen, "\r\n\r\n", 4);
+        const char *sp1, *sp2, *target, *v;
+        size_t hlen, tlen, vlen, body = 0, used;
+        char id[ROOM_MAX + 1];
+
+        hlen = end != NULL ? (size_t)(end - c->in) + 4 : c->inlen;
+        if (hlen > HEAD_MAX) {
+            refuse(c, "431 Request Header Fields Too Large");
+            return false;
+        }
+        if (end == NULL)
+            return true;
+        sp1 = memchr(c->in, ' ', hlen);
+        sp2 =
+            sp1 ? memchr(sp1 + 1, ' ', hlen - (size_t)(sp1 + 1 - c->in)) : NULL;
+        if (sp2 == NULL || memcmp(sp2 + 1, "HTTP/1.", 7) != 0) {
+            refuse(c, "400 Bad Request");
+            return false;
+        }
+        target = sp1 + 1;
+        tlen = (size_t)(sp2 - target);
+        if ((v = header(c->in, hlen, "Content-Length", &vlen)) != NULL) {
+            char num[16];
+            char *e;
+            if (vlen == 0 || vlen >= sizeof(num)) {
+                refuse(c, "400 Bad Request");
+                return false;
+            }
+            memcpy(num, v, vlen);
+            num[vlen] = '\0';
+            body = strtoul(num, &e, 10);
+            if (*e != '\0') {
+                refuse(c, "400 Bad Request");
+                return false;
+            }
+            if (body > BODY_MAX) {
+                refuse(c, "413 Content Too Large");
+                return false;
+            }
+        }
+        if (c->inlen < hlen + body)
+            return true; /* the body is still coming */
+        used = hlen + body;
+
+        if (sp1 - c->in == 4 && memcmp(c->in, "POST", 4) == 0 &&
+            path_is(target, tlen, "/pub")) {
+            if (!room_id(target, tlen, id)) {
+                refuse(c, "400 Bad Request");
+                return false;
+            }
+            publish(id, c->in + hlen, body);
+            if (!client_write(c, created, sizeof(created) - 1))
+                return false;
+        } else if (sp1 - c->in != 3 || memcmp(c->in, "GET", 3) != 0) {
+            refuse(c, "405 Method Not Allowed");
+            return false;
+        } else if (path_is(target, tlen, "/healthz")) {
+            if (!client_write(c, ok, sizeof(ok) - 1))
+                return false;
+        } else if (path_is(target, tlen, "/sub/sse") ||
+                   path_is(target, tlen, "/sub/ws")) {
+            bool sse = path_is(target, tlen, "/sub/sse");
+            if (!room_id(target, tlen, id)) {
+                refuse(c, "400 Bad Request");
+                return false;
+            }
+            if (sse ? !subscribe_sse(c, id) : !subscribe_ws(c, id, c->in, hlen))
+                return false;
+        } else {
+            refuse(c, "404 Not Found");
+            return false;
+        }
+        memmove(c->in, c->in + used, c->inlen - used);
+        c->inlen -= used;
+    }
+    if (c->kind != K_REQUEST) {
+        /* a subscriber's input is read and dropped from now on */
+        free(c->in);
+        c->in = NULL;
+        c->inlen = 0;
+    }
+    return true;
+}
+
+static void client_readable(struct client *c)
+{
+    char buf[16384];
+    ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        client_close(c);
+        return;
+    }
+    if (n < 0 || c->kind != K_REQUEST || c->closing)
+        return; /* a subscriber's frames (pongs, its close) are dropped */
+    c->in = xrealloc(c->in, c->inlen + (size_t)n);
+    memcpy(c->in + c->inlen, buf, (size_t)n);
+    c->inlen += (size_t)n;
+    handle_requests(c);
+}
+
+/* --- the listener --- */
+
+static void listener_arm(bool on)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+
+    epoll_ctl(ep, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, lfd, &ev);
+}
+
+static void accept_all(void)
+{
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct client *c;
+        struct epoll_event ev;
+
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                errno == ENOMEM) {
+                /* the pending connection stays queued; a level-triggered
+                 * listener would report it again at once */
+                fprintf(stderr, "crosstalk-floor: accept: %s; pausing %d ms\n",
+                        strerror(errno), ACCEPT_PAUSE_MS);
+                listener_arm(false);
+                accept_paused_until = now_ms() + ACCEPT_PAUSE_MS;
+            }
+            return;
+        }
+        c = xcalloc(1, sizeof(*c));
+        c->fd = fd;
+        c->kind = K_REQUEST;
+        ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = c};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0)
+            client_close(c);
+    }
+}
+
+static int listen_on(const char *host, int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    int one = 1, fd;
+
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        fprintf(stderr, "crosstalk-floor: --bind %s is not an IPv4 address\n",
+                host);
+        return -1;
+    }
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        listen(fd, 65535) != 0) {
+        fprintf(stderr, "crosstalk-floor: cannot listen on %s:%d: %s\n", host,
+                port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: crosstalk-floor --port PORT [--bind ADDRESS]\n"
+            "\n"
+            "The least a server can do to deliver a published message over "
+            "SSE or\n"
+            "WebSocket: one epoll loop, each publish framed once and sent to "
+            "each\n"
+            "subscriber with one send(). scripts/bench/run measures crosstalkd "
+            "and\n"
+            "nginx+nchan against it (crosstalk-bench --target nchan speaks "
+            "to it).\n"
+            "Not a server to deploy: no limits, no history, no "
+            "authentication.\n"
+            "\n"
+            "  POST /pub?id=ROOM      the body goes to ROOM's subscribers "
+            "(201)\n"
+            "  GET /sub/sse?id=ROOM   an SSE stream: data: lines\n"
+            "  GET /sub/ws?id=ROOM    a WebSocket: one text frame per "
+            "publish\n"
+            "  GET /healthz           200 ok\n"
+            "\n"
+            "  --port PORT      TCP port to listen on (required)\n"
+            "  --bind ADDRESS   IPv4 address to listen on (default "
+            "127.0.0.1)\n"
+            "  -h, --help       this text\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"port", required_argument, NULL, 'p'},
+        {"bind", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *host = "127.0.0.1";
+    int port = 0, opt;
+    struct epoll_event evs[EVENTS];
+
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        char *end;
+        long v;
+        switch (opt) {
+        case 'p':
+            v = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || v < 1 || v > 65535) {
+                fprintf(stderr,
+                        "crosstalk-floor: --port '%s' is not a port "
+                        "(1-65535)\n",
+                        optarg);
+                return 2;
+            }
+            port = (int)v;
+            break;
+        case 'b':
+            host = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "crosstalk-floor: unexpected argument '%s'\n",
+                argv[optind]);
+        return 2;
+    }
+    if (port == 0) {
+        fprintf(stderr, "crosstalk-floor: --port is required (try --help)\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if ((lfd = listen_on(host, port)) < 0)
+        return 1;
+    if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+        fprintf(stderr, "crosstalk-floor: epoll_create1: %s\n",
+                strerror(errno));
+        return 1;
+    }
+    listener_arm(true);
+    fprintf(stderr, "crosstalk-floor: listening on %s:%d\n", host, port);
+
+    for (;;) {
+        int timeout = -1, n;
+
+        if (accept_paused_until != 0) {
+            int64_t left = accept_paused_until - now_ms();
+            if (left <= 0) {
+                accept_paused_until = 0;
+                listener_arm(true);
+            } else {
+                timeout = (int)left;
+            }
+        }
+        n = epoll_wait(ep, evs, EVENTS, timeout);
+        if (n < 0 && errno != EINTR) {
+            fprintf(stderr, "crosstalk-floor: epoll_wait: %s\n",
+                    strerror(errno));
+            return 1;
+        }
+        for (int i = 0; i < n; i++) {
+            struct client *c = evs[i].data.ptr;
+            if (c != NULL && c->dead)
+                continue;
+            if (c == NULL) {
+                accept_all();
+            } else if (evs[i].events & EPOLLOUT) {
+                /* a write first: it may close c */
+                client_writable(c);
+            } else {
+                client_readable(c);
+            }
+        }
+        free_dead();
+    }
+}
