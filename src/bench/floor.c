@@ -74,22 +74,28 @@ static int64_t now_ms(void)
 
 /* --- rooms --- */
 
-static struct room *room_get(const char *id)
+/* A room exists while it has subscribers: a publish to any other finds
+ * nobody, and ids that come and go leave nothing behind. */
+static struct room *room_find(const char *id)
 {
     struct room *r;
 
     for (r = rooms; r != NULL; r = r->next)
         if (strcmp(r->id, id) == 0)
             return r;
-    r = xcalloc(1, sizeof(*r));
-    strcpy(r->id, id);
-    r->next = rooms;
-    rooms = r;
-    return r;
+    return NULL;
 }
 
-static void room_join(struct room *r, struct client *c)
+static void room_join(const char *id, struct client *c)
 {
+    struct room *r = room_find(id);
+
+    if (r == NULL) {
+        r = xcalloc(1, sizeof(*r));
+        strcpy(r->id, id);
+        r->next = rooms;
+        rooms = r;
+    }
     c->room = r;
     c->next = r->subs;
     if (r->subs != NULL)
@@ -99,15 +105,23 @@ static void room_join(struct room *r, struct client *c)
 
 static void room_leave(struct client *c)
 {
-    if (c->room == NULL)
+    struct room *r = c->room, **pp;
+
+    if (r == NULL)
         return;
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
-        c->room->subs = c->next;
+        r->subs = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
     c->room = NULL;
+    if (r->subs != NULL)
+        return;
+    for (pp = &rooms; *pp != r; pp = &(*pp)->next)
+        ;
+    *pp = r->next;
+    free(r);
 }
 
 /* --- connections --- */
@@ -275,13 +289,17 @@ static bool path_is(const char *target, size_t len, const char *path)
 /* Frames `body` once and sends it to every subscriber of room `id`. */
 static void publish(const char *id, const char *body, size_t len)
 {
-    struct room *r = room_get(id);
+    struct room *r = room_find(id);
     uint8_t wh[WSCORE_HEAD_MAX];
-    size_t whl = wscore_frame_header(wh, WSCORE_TEXT, len);
-    char *sse = xmalloc(len * 7 + 16), *ws = xmalloc(whl + len);
-    size_t sl = 0;
+    size_t whl, sl;
+    char *sse, *ws;
     struct client *c, *next;
 
+    if (r == NULL)
+        return; /* nobody listens */
+    whl = wscore_frame_header(wh, WSCORE_TEXT, len);
+    sse = xmalloc(len * 7 + 16);
+    ws = xmalloc(whl + len);
     /* SSE: every line of the body is a data: line */
     memcpy(sse, "data: ", 6);
     sl = 6;
@@ -298,6 +316,8 @@ static void publish(const char *id, const char *body, size_t len)
     memcpy(ws, wh, whl);
     memcpy(ws + whl, body, len);
 
+    /* a write that fails closes its subscriber: client_close() unlinks it
+     * (`next` stays valid) and frees the room only with its last one */
     for (c = r->subs; c != NULL; c = next) {
         next = c->next;
         if (c->kind == K_SSE)
@@ -319,7 +339,7 @@ static bool subscribe_sse(struct client *c, const char *id)
     if (!client_write(c, head, sizeof(head) - 1))
         return false;
     c->kind = K_SSE;
-    room_join(room_get(id), c);
+    room_join(id, c);
     return true;
 }
 
@@ -347,7 +367,7 @@ static bool subscribe_ws(struct client *c, const char *id, const char *head,
     if (!client_write(c, answer, (size_t)n))
         return false;
     c->kind = K_WS;
-    room_join(room_get(id), c);
+    room_join(id, c);
     return true;
 }
 

@@ -42,6 +42,7 @@ test('a publish reaches every SSE and WebSocket subscriber of its room, in order
   await waitFor(() => a.got.length >= 3, { what: 'three WebSocket messages' });
   assert.deepEqual(a.got, bodies.map((text) => ({ text, isBinary: false })), 'WebSocket: one text frame each');
   assert.equal(other.got.length, 0, 'nothing for another room');
+  assert.equal((await publish(f, `${room}-nobody`, 'lost in space')).status, 201, 'a room nobody listens to');
   es.close();
   a.ws.close();
   other.ws.close();
