@@ -415,7 +415,7 @@ if (fixedRuns.length) {
   frontMd.push('The targets are crosstalk ≤ 0.8× nchan\'s µs/d and ≤ 1.5× the floor\'s. "fell behind":');
   frontMd.push('not every message reached every subscriber within the grace period.');
   frontMd.push('');
-  frontMd.push('| transport | N | msgs/s | µs/d crosstalk | µs/d nchan | crosstalk / nchan (≤ 0.8×) | µs/d floor | crosstalk / floor (≤ 1.5×) | µs/d behind nginx | p99 ms: crosstalk / nchan / floor / behind nginx | lost / dup |');
+  frontMd.push('| transport | N | msgs/s | µs/d crosstalk | µs/d nchan | crosstalk / nchan (≤ 0.8×) | µs/d floor | crosstalk / floor (≤ 1.5×) | µs/d behind nginx | p99 ms: crosstalk / nchan / floor / behind nginx | lost / dup: crosstalk, nchan, floor, behind nginx |');
   frontMd.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const keys = [...new Map(fixedRuns.map((r) => [`${r.transport} ${r.n}`, r])).values()]
     .sort((a, b) => TRANSPORTS.indexOf(a.transport) - TRANSPORTS.indexOf(b.transport) || a.n - b.n);
@@ -428,7 +428,7 @@ if (fixedRuns.length) {
       const ratio = us(a) !== null && us(b) !== null ? us(a) / us(b) : null;
       return ratio === null ? '–' : `${fmtRatio(ratio)} ${ratio <= target ? 'met' : '**not met**'}`;
     };
-    const losses = [c, x, fl, f].filter(Boolean).map((r) => `${r.lost}/${r.dups}`).join(', ');
+    const losses = [c, x, fl, f].map((r) => (r ? `${r.lost}/${r.dups}` : '–')).join(', ');
     const rate = (c ?? x)?.stepLines[0]?.rate;
     frontMd.push(`| ${TNAME[k.transport]} | ${fmtInt(k.n)} | ${rate ?? '–'} | ${usCell(c)} | ${usCell(x)} | ${verdict(c, x, 0.8)} | ` +
       `${usCell(fl)} | ${verdict(c, fl, 1.5)} | ` +
@@ -538,7 +538,7 @@ if (mdFile) {
 if (sectionsFile) {
   const head = [`Machine: ${machine.nproc ?? '?'} cores, ${machine.cpu ?? '?'}, ${machine.mem ?? '?'}, kernel ${machine.kernel ?? '?'}; ` +
     `${machine.placement ?? '?'}. Date ${machine.date ?? '?'}, commit ${machine.commit ?? '?'}${machine.dirty ? ` (with uncommitted changes to ${machine.dirty})` : ''}; ` +
-    `mode ${machine.mode ?? '?'}, ${machine.step_s ?? '?'} s per ramp step; load average ${machine.loadavg_start ?? '?'} at the start, ` +
+    `mode ${machine.mode ?? '?'}, ${machine.step_s ?? '?'} s ${/^fixed/.test(machine.mode ?? '') ? 'per run' : 'per ramp step'}; load average ${machine.loadavg_start ?? '?'} at the start, ` +
     `${end.loadavg_end ?? '?'} at the end (the benchmark itself accounts for about 2).`, ''];
   fs.writeFileSync(sectionsFile, [...head, ...frontMd.map((l) => l.replace(/^## /, '#### '))].join('\n'));
   console.error(`report.mjs: wrote ${sectionsFile}`);

@@ -24,7 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "strlist.h"
 #include "wscore.h"
+#include "wsframe.h"
 #include "xmalloc.h"
 
 #define HEAD_MAX 8192       /* a request head longer than this: 431 */
@@ -45,8 +47,11 @@ struct client {
     size_t inlen;
     char *out; /* bytes the kernel did not take yet */
     size_t outlen;
-    bool closing; /* close once `out` is written */
-    bool dead;    /* closed; freed after the loop turn (events may name it) */
+    bool closing;                 /* close once `out` is written */
+    uint8_t fh[WSFRAME_HEAD_MAX]; /* K_WS: a client frame's header so far */
+    size_t fhlen;
+    uint64_t frame_left; /* K_WS: payload bytes of the client's frame to skip */
+    bool dead; /* closed; freed after the loop turn (events may name it) */
     struct room *room;
     struct client *prev, *next; /* in the room's list */
     struct client *next_dead;
@@ -62,6 +67,7 @@ static int ep;
 static int lfd = -1;
 static struct room *rooms;
 static int64_t accept_paused_until; /* ms; 0: accepting */
+static bool accept_starved;         /* out of descriptors, said once */
 static struct client *dead;         /* closed this loop turn */
 
 static int64_t now_ms(void)
@@ -206,31 +212,40 @@ static void client_writable(struct client *c)
     want_write(c, false);
 }
 
-/* Answers and closes the connection (a bad request). */
-static void refuse(struct client *c, const char *status)
+/* Answers with `status` (and `extra` header lines, each ending in CRLF)
+ * and closes the connection: a request it does not serve. */
+static void refuse_with(struct client *c, const char *status, const char *extra)
 {
-    char head[256];
+    char head[512];
     size_t len = strlen(status) + 2;
     int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %s\r\nContent-Type: text/plain\r\n"
+                     "HTTP/1.1 %s\r\nContent-Type: text/plain\r\n%s"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\r\n",
-                     status, len, status);
+                     status, extra, len, status);
 
+    room_leave(c);
     c->closing = true;
     if (client_write(c, head, (size_t)n) && c->outlen == 0)
         client_close(c);
 }
 
+static void refuse(struct client *c, const char *status)
+{
+    refuse_with(c, status, "");
+}
+
 /* --- requests --- */
 
 /* The value of header `name` in head[0..len), trimmed, or NULL; *vlen gets
- * its length. */
+ * its length. *twice is set when the header comes more than once (the
+ * request is then refused: which one counts is the smuggler's question). */
 static const char *header(const char *head, size_t len, const char *name,
-                          size_t *vlen)
+                          size_t *vlen, bool *twice)
 {
     size_t nl = strlen(name);
-    const char *p = memchr(head, '\n', len), *end = head + len;
+    const char *p = memchr(head, '\n', len), *end = head + len, *found = NULL;
 
+    *twice = false;
     while (p != NULL && ++p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         const char *v = p + nl + 1;
@@ -239,16 +254,37 @@ static const char *header(const char *head, size_t len, const char *name,
             eol = end;
         if ((size_t)(eol - p) > nl && p[nl] == ':' &&
             strncasecmp(p, name, nl) == 0) {
+            if (found != NULL) {
+                *twice = true;
+                return found;
+            }
             while (v < eol && (*v == ' ' || *v == '\t'))
                 v++;
             *vlen = (size_t)(eol - v);
             while (*vlen > 0 && (v[*vlen - 1] == '\r' || v[*vlen - 1] == ' '))
                 (*vlen)--;
-            return v;
+            found = v;
         }
         p = eol;
     }
-    return NULL;
+    return found;
+}
+
+/* True when the comma-separated value[0..len) lists `token` (any case). */
+static bool has_token(const char *value, size_t len, const char *token)
+{
+    char list[256];
+    const char *l = list, *item;
+    size_t tlen = strlen(token), n;
+
+    if (len >= sizeof(list))
+        return false;
+    memcpy(list, value, len);
+    list[len] = '\0';
+    while ((item = strlist_next(&l, &n)) != NULL)
+        if (n == tlen && strncasecmp(item, token, tlen) == 0)
+            return true;
+    return false;
 }
 
 /* The id=R query parameter of target[0..len) into id; false when there is
@@ -304,10 +340,13 @@ static void publish(const char *id, const char *body, size_t len)
     memcpy(sse, "data: ", 6);
     sl = 6;
     for (size_t i = 0; i < len; i++) {
-        if (body[i] == '\n') {
+        if (body[i] == '\r' || body[i] == '\n') {
+            /* CRLF, CR and LF each end a line, as they do for the client */
+            if (body[i] == '\r' && i + 1 < len && body[i + 1] == '\n')
+                i++;
             memcpy(sse + sl, "\ndata: ", 7);
             sl += 7;
-        } else if (body[i] != '\r') {
+        } else {
             sse[sl++] = body[i];
         }
     }
@@ -346,19 +385,31 @@ static bool subscribe_sse(struct client *c, const char *id)
 static bool subscribe_ws(struct client *c, const char *id, const char *head,
                          size_t hlen)
 {
-    char key[WSCORE_KEY_LEN + 1], accept[WSCORE_ACCEPT_LEN + 1], answer[256];
-    size_t kl = 0, ul = 0;
-    const char *k = header(head, hlen, "Sec-WebSocket-Key", &kl);
-    const char *u = header(head, hlen, "Upgrade", &ul);
+    char key[WSCORE_KEY_LEN + 1] = "", accept[WSCORE_ACCEPT_LEN + 1];
+    char answer[256];
+    size_t kl = 0, ul = 0, cl = 0, vl = 0;
+    bool twice[4];
+    const char *k = header(head, hlen, "Sec-WebSocket-Key", &kl, &twice[0]);
+    const char *u = header(head, hlen, "Upgrade", &ul, &twice[1]);
+    const char *conn = header(head, hlen, "Connection", &cl, &twice[2]);
+    const char *v = header(head, hlen, "Sec-WebSocket-Version", &vl, &twice[3]);
     int n;
 
+    if (k != NULL && kl == WSCORE_KEY_LEN) {
+        memcpy(key, k, kl);
+        key[kl] = '\0';
+    }
     if (u == NULL || ul != 9 || strncasecmp(u, "websocket", 9) != 0 ||
-        k == NULL || kl != WSCORE_KEY_LEN) {
+        conn == NULL || !has_token(conn, cl, "upgrade") ||
+        !wscore_key_valid(key) || twice[0] || twice[1] || twice[2] ||
+        twice[3]) {
         refuse(c, "400 Bad Request");
         return false;
     }
-    memcpy(key, k, kl);
-    key[kl] = '\0';
+    if (v == NULL || vl != 2 || memcmp(v, "13", 2) != 0) {
+        refuse_with(c, "426 Upgrade Required", "Sec-WebSocket-Version: 13\r\n");
+        return false;
+    }
     wscore_accept_key(key, accept);
     n = snprintf(answer, sizeof(answer),
                  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
@@ -371,6 +422,44 @@ static bool subscribe_ws(struct client *c, const char *id, const char *head,
     return true;
 }
 
+/* The body length a request declares: 0 without Content-Length, -1 (and
+ * an answer sent, c closed) when it is not one number of digits, comes
+ * twice, exceeds BODY_MAX or comes with a Transfer-Encoding, which the
+ * floor does not read. */
+static long body_length(struct client *c, const char *head, size_t hlen,
+                        bool *declared)
+{
+    size_t vl = 0, tl = 0;
+    bool twice, te_twice;
+    const char *v = header(head, hlen, "Content-Length", &vl, &twice);
+    long n = 0;
+
+    *declared = v != NULL;
+    if (header(head, hlen, "Transfer-Encoding", &tl, &te_twice) != NULL) {
+        refuse(c, "501 Not Implemented");
+        return -1;
+    }
+    if (v == NULL)
+        return 0;
+    if (twice || vl == 0) {
+        refuse(c, "400 Bad Request");
+        return -1;
+    }
+    for (size_t i = 0; i < vl; i++) {
+        if (v[i] < '0' || v[i] > '9') {
+            refuse(c, "400 Bad Request");
+            return -1;
+        }
+        if (n <= BODY_MAX)
+            n = n * 10 + (v[i] - '0');
+    }
+    if (n > BODY_MAX) {
+        refuse(c, "413 Content Too Large");
+        return -1;
+    }
+    return n;
+}
+
 /* Handles the requests whole in c->in. Returns false when c was closed. */
 static bool handle_requests(struct client *c)
 {
@@ -381,8 +470,10 @@ static bool handle_requests(struct client *c)
 
     while (c->kind == K_REQUEST && c->inlen > 0) {
         const char *end = memmem(c->in, c->inlen, "\r\n\r\n", 4);
-        const char *sp1, *sp2, *target, *v;
-        size_t hlen, tlen, vlen, body = 0, used;
+        const char *sp1, *sp2, *target;
+        size_t hlen, tlen, used;
+        long body;
+        bool get, post, declared;
         char id[ROOM_MAX + 1];
 
         hlen = end != NULL ? (size_t)(end - c->in) + 4 : c->inlen;
@@ -392,62 +483,59 @@ static bool handle_requests(struct client *c)
         }
         if (end == NULL)
             return true;
+        /* METHOD SP TARGET SP HTTP/1.x CRLF */
         sp1 = memchr(c->in, ' ', hlen);
         sp2 =
             sp1 ? memchr(sp1 + 1, ' ', hlen - (size_t)(sp1 + 1 - c->in)) : NULL;
-        if (sp2 == NULL || memcmp(sp2 + 1, "HTTP/1.", 7) != 0) {
+        if (sp2 == NULL || hlen - (size_t)(sp2 + 1 - c->in) < 8 ||
+            memcmp(sp2 + 1, "HTTP/1.", 7) != 0) {
             refuse(c, "400 Bad Request");
             return false;
         }
         target = sp1 + 1;
         tlen = (size_t)(sp2 - target);
-        if ((v = header(c->in, hlen, "Content-Length", &vlen)) != NULL) {
-            char num[16];
-            char *e;
-            if (vlen == 0 || vlen >= sizeof(num)) {
-                refuse(c, "400 Bad Request");
-                return false;
-            }
-            memcpy(num, v, vlen);
-            num[vlen] = '\0';
-            body = strtoul(num, &e, 10);
-            if (*e != '\0') {
-                refuse(c, "400 Bad Request");
-                return false;
-            }
-            if (body > BODY_MAX) {
-                refuse(c, "413 Content Too Large");
-                return false;
-            }
-        }
-        if (c->inlen < hlen + body)
+        if ((body = body_length(c, c->in, hlen, &declared)) < 0)
+            return false;
+        if (c->inlen < hlen + (size_t)body)
             return true; /* the body is still coming */
-        used = hlen + body;
+        used = hlen + (size_t)body;
+        get = sp1 - c->in == 3 && memcmp(c->in, "GET", 3) == 0;
+        post = sp1 - c->in == 4 && memcmp(c->in, "POST", 4) == 0;
 
-        if (sp1 - c->in == 4 && memcmp(c->in, "POST", 4) == 0 &&
-            path_is(target, tlen, "/pub")) {
+        if (path_is(target, tlen, "/pub")) {
+            if (!post) {
+                refuse(c, "405 Method Not Allowed");
+                return false;
+            }
+            if (!declared) {
+                refuse(c, "411 Length Required");
+                return false;
+            }
             if (!room_id(target, tlen, id)) {
                 refuse(c, "400 Bad Request");
                 return false;
             }
-            publish(id, c->in + hlen, body);
+            publish(id, c->in + hlen, (size_t)body);
             if (!client_write(c, created, sizeof(created) - 1))
                 return false;
-        } else if (sp1 - c->in != 3 || memcmp(c->in, "GET", 3) != 0) {
-            refuse(c, "405 Method Not Allowed");
-            return false;
-        } else if (path_is(target, tlen, "/healthz")) {
-            if (!client_write(c, ok, sizeof(ok) - 1))
-                return false;
-        } else if (path_is(target, tlen, "/sub/sse") ||
+        } else if (path_is(target, tlen, "/healthz") ||
+                   path_is(target, tlen, "/sub/sse") ||
                    path_is(target, tlen, "/sub/ws")) {
             bool sse = path_is(target, tlen, "/sub/sse");
-            if (!room_id(target, tlen, id)) {
-                refuse(c, "400 Bad Request");
+            if (!get) {
+                refuse(c, "405 Method Not Allowed");
                 return false;
             }
-            if (sse ? !subscribe_sse(c, id) : !subscribe_ws(c, id, c->in, hlen))
+            if (path_is(target, tlen, "/healthz")) {
+                if (!client_write(c, ok, sizeof(ok) - 1))
+                    return false;
+            } else if (!room_id(target, tlen, id)) {
+                refuse(c, "400 Bad Request");
                 return false;
+            } else if (sse ? !subscribe_sse(c, id)
+                           : !subscribe_ws(c, id, c->in, hlen)) {
+                return false;
+            }
         } else {
             refuse(c, "404 Not Found");
             return false;
@@ -464,6 +552,46 @@ static bool handle_requests(struct client *c)
     return true;
 }
 
+/* Skips a WebSocket client's frames (pongs, its messages) but for a close,
+ * which is answered with a close frame before the connection is closed. */
+static void ws_input(struct client *c, const uint8_t *p, size_t n)
+{
+    static const uint8_t close_frame[] = {0x80 | WSCORE_CLOSE, 0};
+
+    while (n > 0) {
+        size_t take, hl, had = c->fhlen;
+        uint64_t plen;
+
+        if (c->frame_left > 0) {
+            take = c->frame_left < n ? (size_t)c->frame_left : n;
+            c->frame_left -= take;
+            p += take;
+            n -= take;
+            continue;
+        }
+        take = n < sizeof(c->fh) - had ? n : sizeof(c->fh) - had;
+        memcpy(c->fh + had, p, take);
+        hl = wsframe_head(c->fh, had + take, &plen);
+        if (hl == 0) {
+            c->fhlen += take; /* the header is still coming */
+            return;
+        }
+        p += hl - had;
+        n -= hl - had;
+        c->fhlen = 0;
+        if ((c->fh[0] & 0x0f) == WSCORE_CLOSE) {
+            room_leave(c);
+            c->closing = true;
+            if (client_write(c, (const char *)close_frame,
+                             sizeof(close_frame)) &&
+                c->outlen == 0)
+                client_close(c);
+            return;
+        }
+        c->frame_left = plen;
+    }
+}
+
 static void client_readable(struct client *c)
 {
     char buf[16384];
@@ -473,8 +601,14 @@ static void client_readable(struct client *c)
         client_close(c);
         return;
     }
-    if (n < 0 || c->kind != K_REQUEST || c->closing)
-        return; /* a subscriber's frames (pongs, its close) are dropped */
+    if (n < 0 || c->closing)
+        return;
+    if (c->kind == K_WS) {
+        ws_input(c, (const uint8_t *)buf, (size_t)n);
+        return;
+    }
+    if (c->kind == K_SSE)
+        return; /* nothing an SSE client sends means anything */
     c->in = xrealloc(c->in, c->inlen + (size_t)n);
     memcpy(c->in + c->inlen, buf, (size_t)n);
     c->inlen += (size_t)n;
@@ -502,12 +636,20 @@ static void accept_all(void)
                 errno == ENOMEM) {
                 /* the pending connection stays queued; a level-triggered
                  * listener would report it again at once */
-                fprintf(stderr, "crosstalk-floor: accept: %s; pausing %d ms\n",
-                        strerror(errno), ACCEPT_PAUSE_MS);
+                if (!accept_starved)
+                    fprintf(stderr,
+                            "crosstalk-floor: accept: %s; trying again "
+                            "every %d ms\n",
+                            strerror(errno), ACCEPT_PAUSE_MS);
+                accept_starved = true;
                 listener_arm(false);
                 accept_paused_until = now_ms() + ACCEPT_PAUSE_MS;
             }
             return;
+        }
+        if (accept_starved) {
+            fprintf(stderr, "crosstalk-floor: accepting connections again\n");
+            accept_starved = false;
         }
         c = xcalloc(1, sizeof(*c));
         c->fd = fd;
@@ -555,15 +697,21 @@ static void usage(FILE *out)
             "and\n"
             "nginx+nchan against it (crosstalk-bench --target nchan speaks "
             "to it).\n"
-            "Not a server to deploy: no limits, no history, no "
-            "authentication.\n"
+            "Not a server to deploy: no history, no authentication, no "
+            "timeouts.\n"
             "\n"
-            "  POST /pub?id=ROOM      the body goes to ROOM's subscribers "
-            "(201)\n"
+            "  POST /pub?id=ROOM      the body (Content-Length) goes to "
+            "ROOM's\n"
+            "                         subscribers (201)\n"
             "  GET /sub/sse?id=ROOM   an SSE stream: data: lines\n"
             "  GET /sub/ws?id=ROOM    a WebSocket: one text frame per "
             "publish\n"
             "  GET /healthz           200 ok\n"
+            "\n"
+            "Limits: a head of 8 KiB (431), a body of 64 KiB (413), a room "
+            "id of 1-64\n"
+            "of [A-Za-z0-9._-] (400); a subscriber 8 MiB behind is "
+            "closed.\n"
             "\n"
             "  --port PORT      TCP port to listen on (required)\n"
             "  --bind ADDRESS   IPv4 address to listen on (default "
@@ -627,6 +775,13 @@ int main(int argc, char **argv)
         return 1;
     }
     listener_arm(true);
+    /* OpenSSL sets up its digests on first use: done now, they count to
+     * the process before any subscriber rather than to the first
+     * WebSocket's share of the benchmark's RSS per connection */
+    {
+        char warm[WSCORE_ACCEPT_LEN + 1];
+        wscore_accept_key("dGhlIHNhbXBsZSBub25jZQ==", warm);
+    }
     fprintf(stderr, "crosstalk-floor: listening on %s:%d\n", host, port);
 
     for (;;) {

@@ -553,21 +553,6 @@ static bool has_token(const char *value, const char *token)
     return false;
 }
 
-/* A Sec-WebSocket-Key is 16 bytes in base64: 22 characters and "==". */
-static bool key_valid(const char *key)
-{
-    static const char b64[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-    if (key == NULL || strlen(key) != WSCORE_KEY_LEN ||
-        strcmp(key + 22, "==") != 0)
-        return false;
-    for (int i = 0; i < 22; i++)
-        if (key[i] == '\0' || strchr(b64, key[i]) == NULL)
-            return false;
-    return true;
-}
-
 /* Checks the upgrade request; on failure answers it and returns false. */
 static bool handshake_ok(struct request *r, const char **key)
 {
@@ -605,7 +590,7 @@ static bool handshake_ok(struct request *r, const char **key)
                          "only WebSocket version 13 is spoken here");
         return false;
     }
-    if (!key_valid(*key)) {
+    if (!wscore_key_valid(*key)) {
         http_reply_error(r->req, r->kind, 400, API_BAD_REQUEST,
                          "Sec-WebSocket-Key must be 16 bytes in base64");
         return false;

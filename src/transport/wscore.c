@@ -423,6 +423,20 @@ size_t wscore_frame_header(uint8_t h[WSCORE_HEAD_MAX], uint8_t opcode,
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
+bool wscore_key_valid(const char *key)
+{
+    static const char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    if (key == NULL || strlen(key) != WSCORE_KEY_LEN ||
+        strcmp(key + 22, "==") != 0)
+        return false;
+    for (int i = 0; i < 22; i++)
+        if (key[i] == '\0' || strchr(b64, key[i]) == NULL)
+            return false;
+    return true;
+}
+
 void wscore_accept_key(const char *key, char out[WSCORE_ACCEPT_LEN + 1])
 {
     char buf[WSCORE_KEY_LEN + sizeof(WS_GUID)];

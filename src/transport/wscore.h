@@ -161,6 +161,10 @@ enum wscore_tick wscore_tick(struct wscore *w);
 size_t wscore_frame_header(uint8_t h[WSCORE_HEAD_MAX], uint8_t opcode,
                            size_t len);
 
+/* True when `key` (NUL-terminated; NULL is false) is a Sec-WebSocket-Key:
+ * 16 bytes in base64, 22 characters and "==". */
+bool wscore_key_valid(const char *key);
+
 /* Writes the Sec-WebSocket-Accept answer to a Sec-WebSocket-Key of
  * WSCORE_KEY_LEN characters: base64(SHA-1(key GUID)), NUL-terminated. */
 void wscore_accept_key(const char *key, char out[WSCORE_ACCEPT_LEN + 1]);
