@@ -3,11 +3,11 @@
  * crosstalkd and nginx+nchan against.
  *
  * One epoll loop; a publish is framed once and handed to each subscriber's
- * socket with one send(). No store, no history, no JSON, no limits but the
- * buffer of a subscriber that stops reading. It speaks the part of nchan's
- * API crosstalk-bench --target nchan uses for the streams (POST /pub?id=R,
- * GET /sub/sse?id=R, GET /sub/ws?id=R), so the same client measures all
- * three. A measuring stick, not a server to deploy: it is not installed. */
+ * socket with one send(). No store, no history, no JSON, no timeouts; its
+ * limits (--help) only keep bad input from growing it. It speaks the part of
+ * nchan's API crosstalk-bench --target nchan uses for the streams (POST
+ * /pub?id=R, GET /sub/sse?id=R, GET /sub/ws?id=R), so the same client measures
+ * all three. A measuring stick, not a server to deploy: it is not installed. */
 #include <errno.h>
 #include <getopt.h>
 #include <arpa/inet.h>
@@ -223,7 +223,6 @@ static void refuse_with(struct client *c, const char *status, const char *extra)
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\r\n",
                      status, extra, len, status);
 
-    room_leave(c);
     c->closing = true;
     if (client_write(c, head, (size_t)n) && c->outlen == 0)
         client_close(c);
