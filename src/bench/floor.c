@@ -273,17 +273,12 @@ static const char *header(const char *head, size_t len, const char *name,
 static bool has_token(const char *value, size_t len, const char *token)
 {
     char list[256];
-    const char *l = list, *item;
-    size_t tlen = strlen(token), n;
 
     if (len >= sizeof(list))
         return false;
     memcpy(list, value, len);
     list[len] = '\0';
-    while ((item = strlist_next(&l, &n)) != NULL)
-        if (n == tlen && strncasecmp(item, token, tlen) == 0)
-            return true;
-    return false;
+    return strlist_has(list, token);
 }
 
 /* The id=R query parameter of target[0..len) into id; false when there is

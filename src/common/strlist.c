@@ -2,6 +2,7 @@
 #include "strlist.h"
 
 #include <string.h>
+#include <strings.h>
 
 const char *strlist_next(const char **list, size_t *len)
 {
@@ -20,4 +21,15 @@ const char *strlist_next(const char **list, size_t *len)
         n--;
     *len = n;
     return item;
+}
+
+bool strlist_has(const char *list, const char *token)
+{
+    size_t tlen = strlen(token), len;
+    const char *item;
+
+    while ((item = strlist_next(&list, &len)) != NULL)
+        if (len == tlen && strncasecmp(item, token, tlen) == 0)
+            return true;
+    return false;
 }

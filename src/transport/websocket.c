@@ -7,7 +7,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -541,18 +540,6 @@ static void resumed(struct subscriber *sub, int status)
 
 /* --- the handshake --- */
 
-/* True when the comma separated header value lists `token` (any case). */
-static bool has_token(const char *value, const char *token)
-{
-    size_t tlen = strlen(token), len;
-    const char *p;
-
-    while ((p = strlist_next(&value, &len)) != NULL)
-        if (len == tlen && strncasecmp(p, token, tlen) == 0)
-            return true;
-    return false;
-}
-
 /* Checks the upgrade request; on failure answers it and returns false. */
 static bool handshake_ok(struct request *r, const char **key)
 {
@@ -571,7 +558,7 @@ static bool handshake_ok(struct request *r, const char **key)
                          "Sec-WebSocket-Key is given more than once");
         return false;
     }
-    if (!has_token(http_header(req, "Upgrade"), "websocket")) {
+    if (!strlist_has(http_header(req, "Upgrade"), "websocket")) {
         http_add_header(req, "Upgrade", "websocket");
         http_add_header(req, "Connection", "Upgrade");
         http_reply_error(r->req, r->kind, 426, API_BAD_REQUEST,
@@ -579,7 +566,7 @@ static bool handshake_ok(struct request *r, const char **key)
                          "websocket");
         return false;
     }
-    if (!has_token(http_header(req, "Connection"), "upgrade")) {
+    if (!strlist_has(http_header(req, "Connection"), "upgrade")) {
         http_reply_error(r->req, r->kind, 400, API_BAD_REQUEST,
                          "Connection: Upgrade is missing");
         return false;

@@ -25,5 +25,10 @@ int main(void)
     ok(strlist_next(&list, &len) == NULL, "then the end");
     list = NULL;
     ok(strlist_next(&list, &len) == NULL, "NULL is an empty list");
+    ok(strlist_has("keep-alive, Upgrade", "upgrade"),
+       "has: any case, blanks trimmed");
+    ok(!strlist_has("keep-alive, upgrades", "upgrade"),
+       "has: whole items only");
+    ok(!strlist_has(NULL, "upgrade"), "has: NULL has nothing");
     return tap_done();
 }
